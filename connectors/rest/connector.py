@@ -1,0 +1,220 @@
+"""A WMS (or any inventory service) behind a JSON REST API, driven by configuration."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from connectors.clock import Clock
+from connectors.errors import ResponseError, WriteRejected
+from connectors.health import Health
+from connectors.http import RetryPolicy, send
+from connectors.levels import Level, LevelWrite, WriteOutcome
+from connectors.normalize import Mapping, from_units, to_units
+from connectors.rest.spec import FieldSpec, ListSpec, WriteSpec, dig
+
+
+class RestConnector:
+    """Reads pages of inventory items; writes one level per idempotent request."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        name: str,
+        base_url: str,
+        headers: dict[str, str],
+        listing: ListSpec,
+        fields: FieldSpec,
+        mapping: Mapping,
+        clock: Clock,
+        write: WriteSpec | None = None,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self._client = client
+        self._base = base_url.rstrip("/")
+        self._headers = headers
+        self._list = listing
+        self._fields = fields
+        self._write = write
+        self._mapping = mapping
+        self._clock = clock
+        self._policy = policy or RetryPolicy()
+        self._rng = rng or random.Random()
+        self._health = Health(system=name)
+
+    @property
+    def writable(self) -> bool:
+        return self._write is not None
+
+    def health(self) -> Health:
+        return self._health
+
+    async def _get(self, url: str, params: dict[str, Any]) -> httpx.Response:
+        response = await send(
+            lambda: self._client.get(url, params=params, headers=self._headers),
+            system=self.name,
+            health=self._health,
+            clock=self._clock,
+            policy=self._policy,
+            rng=self._rng,
+        )
+        if response.status_code >= 400:
+            raise ResponseError(
+                f"{self.name}: GET {url} answered HTTP {response.status_code}", system=self.name
+            )
+        return response
+
+    async def read_levels(self, skus: Sequence[str] | None = None) -> list[Level]:
+        try:
+            levels = [lv async for lv in self._read(skus)]
+        except Exception as exc:
+            self._health.failed(str(exc), self._clock.now())
+            raise
+        if skus is not None:
+            wanted = set(skus)
+            levels = [lv for lv in levels if lv.sku in wanted]
+        self._health.succeeded(self._clock.now())
+        return levels
+
+    async def _read(self, skus: Sequence[str] | None) -> Any:
+        spec = self._list
+        url: str | None = self._base + spec.path
+        params: dict[str, Any] = {spec.size_param: spec.page_size}
+        if skus is not None and spec.sku_filter_param:
+            params[spec.sku_filter_param] = ",".join(sorted(set(skus)))
+        if spec.pagination == "page":
+            params[spec.page_param] = spec.first_page
+        elif spec.pagination == "offset":
+            params[spec.offset_param] = 0
+        while url is not None:
+            response = await self._get(url, params)
+            body = _body(response, self.name)
+            items = dig(body, spec.items_path) if spec.items_path else body
+            if not isinstance(items, list):
+                raise ResponseError(
+                    f"{self.name}: no list at `{spec.items_path}` in the response", system=self.name
+                )
+            observed = self._clock.now()
+            for item in items:
+                level = self._level(item, observed)
+                if level is not None:
+                    yield level
+            url, params = self._next(url, params, response, body, len(items))
+
+    def _next(
+        self, url: str, params: dict[str, Any], response: httpx.Response, body: Any, count: int
+    ) -> tuple[str | None, dict[str, Any]]:
+        spec = self._list
+        if spec.pagination == "link":
+            nxt = response.links.get("next", {}).get("url")
+            return (str(nxt), {}) if nxt else (None, {})
+        if spec.pagination == "cursor":
+            cursor = dig(body, spec.next_cursor_path)
+            return (url, {**params, spec.cursor_param: cursor}) if cursor else (None, {})
+        if count < spec.page_size or count == 0:
+            return None, {}
+        if spec.pagination == "offset":
+            return url, {**params, spec.offset_param: int(params[spec.offset_param]) + count}
+        return url, {**params, spec.page_param: int(params[spec.page_param]) + 1}
+
+    def _level(self, item: Any, observed: datetime) -> Level | None:
+        f = self._fields
+        raw_sku, raw_location = dig(item, f.sku), dig(item, f.location)
+        if raw_sku in (None, "") or raw_location in (None, ""):
+            return None
+        sku = self._mapping.normalize_sku(str(raw_sku))
+        pack = self._mapping.pack_size(self.name, sku)
+        quantities: dict[str, int] = {}
+        for state, path in f.quantities.items():
+            value = dig(item, path)
+            if isinstance(value, bool) or value is None:
+                continue
+            try:
+                quantities[state] = to_units(int(value), pack)
+            except (TypeError, ValueError):
+                continue
+        location = str(raw_location)
+        changed = _time(dig(item, f.updated_at)) if f.updated_at else None
+        return Level(
+            system=self.name,
+            sku=sku,
+            location=self._mapping.location_key(self.name, location) or location,
+            quantities=quantities,
+            observed_at=observed,
+            changed_at=changed,
+            refs={"location_id": location, "sku": str(raw_sku)},
+        )
+
+    async def write_levels(self, writes: Sequence[LevelWrite]) -> list[WriteOutcome]:
+        if self._write is None:
+            raise WriteRejected(f"{self.name} has no write endpoint configured", system=self.name)
+        return [await self._write_one(self._write, w) for w in writes]
+
+    async def _write_one(self, spec: WriteSpec, write: LevelWrite) -> WriteOutcome:
+        field = spec.quantity_fields.get(write.state)
+        location = self._mapping.system_location_id(self.name, write.location) or write.location
+        if field is None:
+            return WriteOutcome(write, "failed", error=f"{self.name} cannot set {write.state}")
+        pack = self._mapping.pack_size(self.name, write.sku)
+        try:
+            body: dict[str, Any] = {field: from_units(write.quantity, pack)}
+            if spec.expected_field and write.expected is not None:
+                body[spec.expected_field] = from_units(write.expected, pack)
+        except ValueError as exc:
+            return WriteOutcome(write, "failed", error=str(exc))
+        url = self._base + spec.path.format(
+            sku=quote(write.sku, safe=""), location=quote(location, safe="")
+        )
+        headers = {**self._headers, spec.idempotency_header: write.key}
+        response = await send(
+            lambda: self._client.request(spec.method, url, json=body, headers=headers),
+            system=self.name,
+            health=self._health,
+            clock=self._clock,
+            policy=self._policy,
+            rng=self._rng,
+        )
+        if response.status_code == 409:
+            detail = _maybe_json(response)
+            if isinstance(detail, dict) and detail.get("error") == "stale":
+                return WriteOutcome(
+                    write, "stale", before=write.expected, error="changed since read"
+                )
+            return WriteOutcome(write, "failed", error=f"conflict: {detail}")
+        if response.status_code >= 400:
+            return WriteOutcome(
+                write, "failed", error=f"HTTP {response.status_code}: {_maybe_json(response)}"
+            )
+        return WriteOutcome(write, "applied", before=write.expected, after=write.quantity)
+
+
+def _body(response: httpx.Response, system: str) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResponseError(f"{system}: the response is not JSON", system=system) from exc
+
+
+def _maybe_json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text[:200]
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -1,0 +1,347 @@
+"""Shopify as an inventory system: levels read over Admin GraphQL, resyncs written back.
+
+Reads page through ``inventoryItems`` (with each item's levels and quantities by name,
+``tracked`` and the variant's ``inventoryPolicy``). Writes use ``inventorySetQuantities``
+with ``@idempotent(key:)``, a reason from Shopify's list, a ``referenceDocumentUri``
+naming the Driftwatch resync, and ``changeFromQuantity`` set to the quantity last read,
+so a value that changed since is never overwritten (the write comes back ``stale``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from connectors.clock import Clock
+from connectors.errors import GraphQLError, IdempotencyError, WriteRejected
+from connectors.health import Health
+from connectors.http import RetryPolicy
+from connectors.levels import Level, LevelWrite, WriteOutcome
+from connectors.normalize import Mapping, from_units, to_units
+from connectors.shopify.documents import document
+from connectors.shopify.transport import GraphQLTransport
+
+#: Shopify's accepted reasons for inventorySetQuantities.
+REASONS = frozenset(
+    {
+        "correction",
+        "cycle_count_available",
+        "damaged",
+        "movement_created",
+        "movement_updated",
+        "movement_received",
+        "movement_canceled",
+        "other",
+        "promotion",
+        "quality_control",
+        "received",
+        "reservation_created",
+        "reservation_deleted",
+        "reservation_updated",
+        "restock",
+        "safety_stock",
+        "shrinkage",
+    }
+)
+MAX_QUANTITIES_PER_CALL = 250
+SKU_QUERY_BATCH = 50
+
+
+class ShopifyConnector:
+    """One Shopify store."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        name: str,
+        shop_url: str,
+        token: str,
+        mapping: Mapping,
+        clock: Clock,
+        api_version: str = "2026-07",
+        page_size: int = 250,
+        writable: bool = True,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self._writable = writable
+        self._mapping = mapping
+        self._clock = clock
+        self._page_size = max(1, min(page_size, 250))
+        self._health = Health(system=name)
+        self._gql = GraphQLTransport(
+            client,
+            system=name,
+            shop_url=shop_url,
+            api_version=api_version,
+            token=token,
+            clock=clock,
+            health=self._health,
+            policy=policy,
+            rng=rng,
+        )
+        self._locations: dict[str, str] | None = None  # gid -> name
+        self._item_ids: dict[str, str] = {}  # normalized sku -> inventory item gid
+
+    @property
+    def writable(self) -> bool:
+        return self._writable
+
+    def health(self) -> Health:
+        return self._health
+
+    async def read_levels(self, skus: Sequence[str] | None = None) -> list[Level]:
+        try:
+            locations = await self._load_locations()
+            levels: list[Level] = []
+            queries: list[str | None] = [None] if skus is None else list(_sku_queries(skus))
+            for query in queries:
+                async for node in self._items(query, levels_per_item=max(1, len(locations))):
+                    levels.extend(self._levels_of(node))
+            if skus is not None:
+                wanted = set(skus)
+                levels = [lv for lv in levels if lv.sku in wanted]
+        except Exception as exc:
+            self._health.failed(str(exc), self._clock.now())
+            raise
+        self._health.succeeded(self._clock.now())
+        return levels
+
+    async def _load_locations(self) -> dict[str, str]:
+        if self._locations is None:
+            found: dict[str, str] = {}
+            after: str | None = None
+            while True:
+                data = await self._gql.execute(
+                    "locations", document("locations"), {"first": 250, "after": after}
+                )
+                conn = data["locations"]
+                for node in conn["nodes"]:
+                    found[node["id"]] = node["name"]
+                if not conn["pageInfo"]["hasNextPage"]:
+                    break
+                after = conn["pageInfo"]["endCursor"]
+            self._locations = found
+        return self._locations
+
+    async def _items(self, query: str | None, *, levels_per_item: int) -> Any:
+        after: str | None = None
+        first = self._page_size
+        while True:
+            variables = {"first": first, "after": after, "query": query, "levels": levels_per_item}
+            try:
+                data = await self._gql.execute(
+                    "inventory_items", document("inventory_items"), variables
+                )
+            except GraphQLError as exc:
+                if exc.code == "MAX_COST_EXCEEDED" and first > 1:
+                    first = max(1, first // 2)
+                    continue
+                raise
+            conn = data["inventoryItems"]
+            for node in conn["nodes"]:
+                yield node
+            if not conn["pageInfo"]["hasNextPage"]:
+                return
+            after = conn["pageInfo"]["endCursor"]
+
+    def _levels_of(self, node: dict[str, Any]) -> Iterator[Level]:
+        raw_sku = node.get("sku")
+        if not raw_sku:
+            return
+        sku = self._mapping.normalize_sku(raw_sku)
+        self._item_ids[sku] = node["id"]
+        pack = self._mapping.pack_size(self.name, sku)
+        variant = node.get("variant") or {}
+        flags: dict[str, str | bool] = {"tracked": bool(node.get("tracked"))}
+        if variant.get("inventoryPolicy"):
+            flags["inventory_policy"] = str(variant["inventoryPolicy"])
+        now = self._clock.now()
+        for lvl in (node.get("inventoryLevels") or {}).get("nodes", []):
+            location_gid = lvl["location"]["id"]
+            location = self._mapping.location_key(self.name, location_gid) or location_gid
+            quantities = {
+                q["name"]: to_units(int(q["quantity"]), pack)
+                for q in lvl.get("quantities", [])
+                if q.get("quantity") is not None
+            }
+            yield Level(
+                system=self.name,
+                sku=sku,
+                location=location,
+                quantities=quantities,
+                observed_at=now,
+                changed_at=_parse_time(lvl.get("updatedAt")),
+                refs={"inventory_item_id": node["id"], "location_id": location_gid},
+                flags=flags,
+            )
+
+    async def write_levels(self, writes: Sequence[LevelWrite]) -> list[WriteOutcome]:
+        if not self._writable:
+            raise WriteRejected(f"{self.name} is configured read-only", system=self.name)
+        missing = sorted({w.sku for w in writes if w.sku not in self._item_ids})
+        if missing:
+            await self.read_levels(missing)
+        outcomes: dict[int, WriteOutcome] = {}
+        pending: list[tuple[int, LevelWrite, dict[str, Any]]] = []
+        for index, write in enumerate(writes):
+            try:
+                pending.append((index, write, self._quantity_input(write)))
+            except (KeyError, ValueError) as exc:
+                outcomes[index] = WriteOutcome(write, "failed", error=str(exc))
+        groups: dict[tuple[str, str], list[tuple[int, LevelWrite, dict[str, Any]]]] = {}
+        for entry in pending:
+            groups.setdefault((entry[1].state, entry[1].reason), []).append(entry)
+        for (state, reason), entries in groups.items():
+            for start in range(0, len(entries), MAX_QUANTITIES_PER_CALL):
+                await self._write_batch(
+                    state, reason, entries[start : start + MAX_QUANTITIES_PER_CALL], outcomes
+                )
+        return [outcomes[i] for i in range(len(writes))]
+
+    def _quantity_input(self, write: LevelWrite) -> dict[str, Any]:
+        if write.state not in ("available", "on_hand"):
+            raise ValueError(f"Shopify can only set available or on_hand, not {write.state}")
+        if write.reason not in REASONS:
+            raise ValueError(f"{write.reason!r} is not one of Shopify's inventory reasons")
+        item_id = self._item_ids.get(write.sku)
+        if item_id is None:
+            raise KeyError(f"SKU {write.sku} is not in {self.name}")
+        location_id = self._mapping.system_location_id(self.name, write.location) or (
+            write.location if write.location.startswith("gid://") else None
+        )
+        if location_id is None:
+            raise KeyError(f"location {write.location} is not mapped to {self.name}")
+        pack = self._mapping.pack_size(self.name, write.sku)
+        return {
+            "inventoryItemId": item_id,
+            "locationId": location_id,
+            "quantity": from_units(write.quantity, pack),
+            "changeFromQuantity": None
+            if write.expected is None
+            else from_units(write.expected, pack),
+        }
+
+    async def _write_batch(
+        self,
+        state: str,
+        reason: str,
+        entries: list[tuple[int, LevelWrite, dict[str, Any]]],
+        outcomes: dict[int, WriteOutcome],
+    ) -> None:
+        while entries:
+            keys = [w.key for _, w, _ in entries]
+            key = keys[0] if len(keys) == 1 else "batch-" + _digest(keys)
+            reference = entries[0][1].reference if len(entries) == 1 else None
+            variables = {
+                "key": key,
+                "input": {
+                    "name": state,
+                    "reason": reason,
+                    "referenceDocumentUri": reference or f"gid://driftwatch/Resync/{key}",
+                    "quantities": [q for _, _, q in entries],
+                },
+            }
+            data = await self._gql.execute("set_quantities", document("set_quantities"), variables)
+            payload = data["inventorySetQuantities"]
+            errors = payload.get("userErrors") or []
+            if not errors:
+                self._record_applied(state, entries, payload, outcomes)
+                return
+            stale = _indexes_with(errors, "CHANGE_FROM_QUANTITY_STALE")
+            if stale:
+                for i in stale:
+                    if 0 <= i < len(entries):
+                        idx, write, _ = entries[i]
+                        outcomes[idx] = WriteOutcome(
+                            write, "stale", before=write.expected, error="changed since read"
+                        )
+                entries = [e for i, e in enumerate(entries) if i not in stale]
+                continue  # the rest again, as a new call with its own key
+            code = str(errors[0].get("code") or "")
+            if code.startswith("IDEMPOTENCY"):
+                raise IdempotencyError(
+                    f"{self.name}: {errors[0].get('message')}", system=self.name, code=code
+                )
+            by_index = _errors_by_index(errors)
+            for i, (idx, write, _) in enumerate(entries):
+                message = by_index.get(i) or "; ".join(str(e.get("message")) for e in errors)
+                outcomes[idx] = WriteOutcome(write, "failed", before=write.expected, error=message)
+            return
+
+    def _record_applied(
+        self,
+        state: str,
+        entries: list[tuple[int, LevelWrite, dict[str, Any]]],
+        payload: dict[str, Any],
+        outcomes: dict[int, WriteOutcome],
+    ) -> None:
+        after: dict[tuple[str, str], int] = {}
+        group = payload.get("inventoryAdjustmentGroup") or {}
+        for change in group.get("changes") or []:
+            if change.get("name") == state and change.get("quantityAfterChange") is not None:
+                after[(change["item"]["id"], change["location"]["id"])] = int(
+                    change["quantityAfterChange"]
+                )
+        for idx, write, q in entries:
+            pack = self._mapping.pack_size(self.name, write.sku)
+            raw_after = after.get((q["inventoryItemId"], q["locationId"]), q["quantity"])
+            outcomes[idx] = WriteOutcome(
+                write, "applied", before=write.expected, after=to_units(raw_after, pack)
+            )
+
+
+def _sku_queries(skus: Sequence[str]) -> Iterator[str]:
+    unique = sorted(set(skus))
+    for start in range(0, len(unique), SKU_QUERY_BATCH):
+        chunk = unique[start : start + SKU_QUERY_BATCH]
+        yield " OR ".join(f"sku:{_quote(s)}" for s in chunk)
+
+
+def _quote(sku: str) -> str:
+    if all(c.isalnum() or c in "-_." for c in sku):
+        return sku
+    return '"' + sku.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _digest(keys: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:32]
+
+
+def _index_of(error: dict[str, Any]) -> int | None:
+    field = error.get("field") or []
+    for part in field:
+        if isinstance(part, str) and part.isdigit():
+            return int(part)
+        if isinstance(part, int):
+            return part
+    return None
+
+
+def _indexes_with(errors: list[dict[str, Any]], code: str) -> set[int]:
+    return {i for e in errors if e.get("code") == code and (i := _index_of(e)) is not None}
+
+
+def _errors_by_index(errors: list[dict[str, Any]]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for e in errors:
+        i = _index_of(e)
+        if i is not None:
+            out[i] = f"{e.get('code')}: {e.get('message')}"
+    return out
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -1,0 +1,183 @@
+"""The whole configuration, and the questions the rest of Driftwatch asks it."""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, ValidationError, model_validator
+
+from monitors.config.checks import cross_reference_findings, plain_data
+from monitors.config.errors import ConfigError
+from monitors.config.messages import Finding, findings_from_error, to_problems
+from monitors.config.sections import (
+    Bundle,
+    Database,
+    PackSize,
+    Policy,
+    SafetyStock,
+    Schedules,
+    Server,
+    SkuRules,
+    SlackSettings,
+    Threshold,
+    Thresholds,
+)
+from monitors.config.systems import Role, StrictModel, System
+from monitors.config.types import Name, NonEmptyStr, Timezone
+
+
+@dataclass
+class _Index:
+    """Lookups by normalized SKU, built once per configuration."""
+
+    systems: dict[str, System] = field(default_factory=dict)
+    tags: dict[str, set[str]] = field(default_factory=dict)
+    pack_sizes: dict[str, dict[str, int]] = field(default_factory=dict)
+    safety_skus: dict[str, int] = field(default_factory=dict)
+    safety_locations: dict[tuple[str, str], int] = field(default_factory=dict)
+    location_keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    bundles: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class Config(StrictModel):
+    """A validated Driftwatch configuration.
+
+    Build one with :func:`load_config` or :func:`config_from_dict`; constructing it
+    directly validates the same way and raises :class:`ConfigError` with every
+    problem found, structural and cross-reference alike.
+    """
+
+    timezone: Timezone = "UTC"
+    systems: Annotated[tuple[System, ...], Field(min_length=1)]
+    source_of_truth: Annotated[tuple[Name, ...], Field(min_length=1)]
+    locations: Annotated[Mapping[Name, Mapping[Name, NonEmptyStr]], Field(min_length=1)]
+    skus: SkuRules = SkuRules()
+    pack_sizes: Mapping[Name, PackSize] = Field(default_factory=dict)
+    bundles: tuple[Bundle, ...] = ()
+    safety_stock: SafetyStock = SafetyStock()
+    thresholds: Thresholds = Thresholds()
+    slack: SlackSettings
+    schedules: Schedules = Schedules()
+    policy: Policy = Policy()
+    server: Server = Server()
+    database: Database = Database()
+    _index: _Index = PrivateAttr(default_factory=_Index)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _validate_everything(cls, data: Any, handler: ModelWrapValidatorHandler[Config]) -> Config:
+        if isinstance(data, Config):
+            return data
+        findings: list[Finding] = []
+        config: Config | None = None
+        try:
+            config = handler(data)
+        except ValidationError as error:
+            findings.extend(findings_from_error(error, cls))
+        plain = plain_data(data)
+        if isinstance(plain, Mapping):
+            findings.extend(cross_reference_findings(plain))
+        if findings or config is None:
+            raise ConfigError(to_problems(findings, plain))
+        return config
+
+    def model_post_init(self, context: Any, /) -> None:
+        index = _Index(systems={s.name: s for s in self.systems})
+        norm = self.normalize_sku
+        for tag, skus in self.skus.tags.items():
+            for sku in skus:
+                index.tags.setdefault(norm(sku), set()).add(tag)
+        for system, pack in self.pack_sizes.items():
+            index.pack_sizes[system] = {norm(sku): size for sku, size in pack.skus.items()}
+        index.safety_skus = {norm(sku): units for sku, units in self.safety_stock.skus.items()}
+        for location, table in self.safety_stock.locations.items():
+            for sku, units in table.skus.items():
+                index.safety_locations[(location, norm(sku))] = units
+        for key, ids in self.locations.items():
+            for system, location_id in ids.items():
+                index.location_keys.setdefault((system, location_id), key)
+        for bundle in self.bundles:
+            components = {norm(c): qty for c, qty in bundle.components.items()}
+            index.bundles[norm(bundle.sku)] = components
+        self._index = index
+
+    # --- questions ------------------------------------------------------------------
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        """The time zone schedules are read in."""
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def system(self, name: str) -> System:
+        """The system called ``name``; KeyError if there is none."""
+        try:
+            return self._index.systems[name]
+        except KeyError:
+            known = ", ".join(self._index.systems)
+            raise KeyError(f"no system named {name!r} (known: {known})") from None
+
+    def systems_by_role(self, role: Role) -> tuple[System, ...]:
+        """The systems with ``role``, in file order."""
+        return tuple(s for s in self.systems if s.role == role)
+
+    def source_systems(self) -> tuple[System, ...]:
+        """``source_of_truth`` as systems, the first one winning."""
+        return tuple(self.system(name) for name in self.source_of_truth)
+
+    def normalize_sku(self, raw: str) -> str:
+        """The SKU Driftwatch compares: stripped, upper-cased, ``remove_chars`` removed,
+        then mapped through ``skus.aliases`` (whose keys are normalized the same way)."""
+        return self.skus.normalize(raw)
+
+    def sku_tags(self, sku: str) -> set[str]:
+        """The tags of ``sku`` (any spelling that normalizes to it)."""
+        return set(self._index.tags.get(self.normalize_sku(sku), ()))
+
+    def threshold_for(self, sku: str) -> Threshold:
+        """The drift threshold for ``sku``: the default, or its tags' overrides; with
+        several tagged overrides, the strictest value of each field."""
+        default = self.thresholds.default
+        overrides = [
+            self.thresholds.tags[t] for t in sorted(self.sku_tags(sku)) if t in self.thresholds.tags
+        ]
+        if not overrides:
+            return default
+        absolute = min(default.absolute if o.absolute is None else o.absolute for o in overrides)
+        percent = min(default.percent if o.percent is None else o.percent for o in overrides)
+        return Threshold(absolute=absolute, percent=percent)
+
+    def pack_size(self, system: str, sku: str) -> int:
+        """Units per item counted by ``system`` for ``sku`` (1 unless configured)."""
+        pack = self.pack_sizes.get(system)
+        if pack is None:
+            return 1
+        return self._index.pack_sizes[system].get(self.normalize_sku(sku), pack.default)
+
+    def safety_stock_for(self, sku: str, location: str) -> int:
+        """Units of ``sku`` held back at ``location`` (a location key). The most specific
+        setting wins: this SKU at this location, this SKU, this location, the default."""
+        sku = self.normalize_sku(sku)
+        specific = self._index.safety_locations.get((location, sku))
+        if specific is not None:
+            return specific
+        if sku in self._index.safety_skus:
+            return self._index.safety_skus[sku]
+        at_location = self.safety_stock.locations.get(location)
+        if at_location is not None and at_location.default is not None:
+            return at_location.default
+        return self.safety_stock.default
+
+    def location_key(self, system: str, system_location_id: str) -> str | None:
+        """The Driftwatch location key for a system's own location id, if mapped."""
+        return self._index.location_keys.get((system, system_location_id))
+
+    def location_id(self, system: str, location_key: str) -> str | None:
+        """A system's own id for a Driftwatch location key, if mapped."""
+        return self.locations.get(location_key, {}).get(system)
+
+    def bundle_components(self, sku: str) -> Mapping[str, int] | None:
+        """Normalized component SKU → quantity if ``sku`` is a bundle, else None."""
+        return self._index.bundles.get(self.normalize_sku(sku))

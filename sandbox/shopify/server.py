@@ -1,0 +1,340 @@
+"""The fake Shopify Admin GraphQL server and its Python control API.
+
+``POST /admin/api/{version}/graphql.json`` with ``X-Shopify-Access-Token`` answers the
+supported subset of the real 2026-07 schema from an in-memory shop. Tests and the demo
+build the world with the control methods (``add_location``, ``add_item``,
+``set_quantities`` ...), read what happened from ``writes`` and ``requests``, and inject
+faults with ``force_http_429``, ``force_5xx``, ``force_throttled``,
+``force_lost_response``, ``latency``, ``down`` and ``fail_ratio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.shopify.adjustments import Write
+from sandbox.shopify.clock import Clock, WallClock
+from sandbox.shopify.cost import LeakyBucket
+from sandbox.shopify.executor import Executor, Outcome
+from sandbox.shopify.faults import Fault, Faults
+from sandbox.shopify.mutations import Mutations
+from sandbox.shopify.schema import load_schema
+from sandbox.shopify.state import Store
+
+DEFAULT_TOKEN = "shpat_driftwatch_sandbox"
+BAD_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the fake received, and how it was answered."""
+
+    at: datetime
+    api_version: str
+    operation_name: str | None
+    operation_type: str | None
+    variables: dict[str, Any]
+    status: int
+    throttled: bool = False
+    fault: str | None = None
+    requested_cost: int | None = None
+    actual_cost: int | None = None
+    error_codes: list[str] = field(default_factory=list)
+
+
+class FakeShopify:
+    """A loopback Shopify Admin GraphQL API.
+
+    :param clock: anything with ``now() -> aware datetime`` (default: the wall clock).
+    :param seed: seeds the random fault mix (``fail_ratio``).
+    :param restore_rate: cost points the bucket regains per second.
+    :param bucket_size: the bucket's capacity (``maximumAvailable``).
+    :param api_versions: versions served; others answer 404.
+    :param access_token: the token ``X-Shopify-Access-Token`` must carry.
+    :param max_query_cost: single-query cost limit (``MAX_COST_EXCEEDED`` above it).
+    """
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        seed: int = 0,
+        restore_rate: int = 100,
+        bucket_size: int = 2000,
+        api_versions: Iterable[str] = frozenset({"2026-07", "2026-04"}),
+        *,
+        access_token: str = DEFAULT_TOKEN,
+        max_query_cost: int = 1000,
+    ) -> None:
+        self.clock: Clock = clock or WallClock()
+        self.access_token = access_token
+        self.api_versions = frozenset(api_versions)
+        self.schema = load_schema()
+        self.store = Store(self.clock)
+        self.mutations = Mutations(self.store, self.schema.idempotency_required)
+        self.bucket = LeakyBucket(bucket_size, restore_rate, self.clock)
+        self.executor = Executor(
+            self.schema, self.store, self.mutations, self.bucket, self.clock, max_query_cost
+        )
+        self.faults = Faults(seed)
+        self.latency = 0.0
+        self.down = False
+        self.requests: list[RequestRecord] = []
+        self.url: str | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on ``host:port`` (0 = any free port); return the base URL."""
+        app = web.Application()
+        app.router.add_post("/admin/api/{version}/graphql.json", self._handle)
+        self._stopping = asyncio.Event()
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = self._runner.addresses[0][1] if self._runner.addresses else port
+        self.url = f"http://{host}:{bound}"
+        return self.url
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeShopify:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def graphql_url(self, version: str = "2026-07") -> str:
+        if self.url is None:
+            raise RuntimeError("FakeShopify is not started")
+        return f"{self.url}/admin/api/{version}/graphql.json"
+
+    # -- the world (control API) --------------------------------------------------------
+    def add_location(self, name: str, *, active: bool = True) -> str:
+        """Create a location; return its gid."""
+        return self.store.add_location(name, active=active).gid
+
+    def add_item(
+        self,
+        sku: str | None,
+        tracked: bool = True,
+        inventory_policy: str = "DENY",
+        title: str | None = None,
+        *,
+        locations: Iterable[str] | None = None,
+    ) -> str:
+        """Create a product with one variant and its inventory item, stocked at
+        ``locations`` (gids or names; default: every active location). Returns the
+        inventory item gid."""
+        locs = None if locations is None else [self.store.location(ref) for ref in locations]
+        return self.store.add_item(
+            sku, tracked=tracked, inventory_policy=inventory_policy, title=title, locations=locs
+        ).gid
+
+    def stock(self, item: str, location: str) -> str:
+        """Activate an item (gid or SKU) at a location; return the inventory level gid."""
+        return self.store.stock(self.store.item(item), self.store.location(location)).gid
+
+    def set_quantities(self, item: str, location: str, **states: int) -> None:
+        """Set absolute quantities by state name (``available=5, committed=2``...).
+        ``on_hand`` is applied last and moves ``available``. Not recorded in ``writes``."""
+        level = self.store.level(item, location)
+        self.store.set_quantities(level, states)
+
+    def quantities(self, item: str, location: str) -> dict[str, int]:
+        """Every quantity name's value for an item (gid or SKU) at a location."""
+        return self.store.level(item, location).snapshot()
+
+    def simulate_order(self, item: str, location: str, qty: int) -> None:
+        """A storefront order: ``qty`` moves from available to committed."""
+        self.store.simulate_order(self.store.level(item, location), qty)
+
+    def simulate_fulfillment(self, item: str, location: str, qty: int) -> None:
+        """Committed units ship: committed (and so on_hand) drop by ``qty``."""
+        self.store.simulate_fulfillment(self.store.level(item, location), qty)
+
+    @property
+    def writes(self) -> list[Write]:
+        """Every quantity change applied by a mutation, in order."""
+        return self.mutations.writes
+
+    # -- faults -------------------------------------------------------------------------
+    def force_http_429(self, n: int = 1, retry_after: float = 2.0) -> None:
+        self.faults.http_429(n, retry_after)
+
+    def force_5xx(self, n: int = 1, status: int = 503) -> None:
+        self.faults.http_5xx(n, status)
+
+    def force_throttled(self, n: int = 1) -> None:
+        self.faults.throttled(n)
+
+    def force_lost_response(self, n: int = 1) -> None:
+        """The next ``n`` requests are executed, then the connection drops unanswered."""
+        self.faults.lost_responses += n
+
+    @property
+    def fail_ratio(self) -> float:
+        return self.faults.fail_ratio
+
+    @fail_ratio.setter
+    def fail_ratio(self, value: float) -> None:
+        self.faults.fail_ratio = value
+
+    def drain_bucket(self, to: float = 0.0) -> None:
+        """Leave ``to`` points in the cost bucket, as if another app had spent the rest."""
+        self.bucket.set_available(to)
+
+    # -- HTTP ---------------------------------------------------------------------------
+    async def _pause(self, seconds: float) -> None:
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        version = request.match_info["version"]
+        if self.down:
+            return self._drop(request, version, "down")
+        try:
+            raw = await request.read()
+        except ConnectionResetError:  # the client gave up before sending the body
+            return web.Response(status=499)
+        await self._pause(self.latency)
+        fault = self.faults.next()
+        if fault is not None and fault.kind != "throttled":
+            return await self._fault_response(version, fault)
+        if version not in self.api_versions:
+            return self._reply(version, 404, {"errors": "Not Found"})
+        if request.headers.get("X-Shopify-Access-Token") != self.access_token:
+            return self._reply(version, 401, {"errors": BAD_TOKEN})
+        parsed = self._parse_body(raw, request.content_type)
+        if not isinstance(parsed, tuple):
+            return self._reply(version, 400, parsed)
+        query, variables, operation_name = parsed
+        outcome = self.executor.run(
+            query, variables, operation_name, version, force_throttle=fault is not None
+        )
+        if self.faults.take_lost_response():
+            return self._drop(request, version, "lost_response", outcome, variables)
+        self._log(version, 200, outcome, variables, "throttled" if fault else None)
+        return web.json_response(outcome.body, headers=self._headers(version))
+
+    @staticmethod
+    def _parse_body(
+        raw: bytes, content_type: str
+    ) -> tuple[str, dict[str, Any], str | None] | dict[str, Any]:
+        text = raw.decode("utf-8", errors="replace")
+        if content_type == "application/graphql":
+            return text, {}, None
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return {"errors": "Invalid JSON in request body"}
+        query = body.get("query") if isinstance(body, dict) else None
+        if not isinstance(query, str) or not query.strip():
+            return {"errors": {"query": "Required parameter missing or invalid"}}
+        variables = body.get("variables") or {}
+        if isinstance(variables, str):
+            try:
+                variables = json.loads(variables) or {}
+            except ValueError:
+                variables = None
+        if not isinstance(variables, dict):
+            return {"errors": {"variables": "Invalid variables"}}
+        name = body.get("operationName")
+        return query, variables, name if isinstance(name, str) else None
+
+    async def _fault_response(self, version: str, fault: Fault) -> web.Response:
+        self._log(version, fault.status, None, fault=fault.kind)
+        if fault.kind == "timeout":
+            await self._pause(self.faults.timeout_seconds)
+            return web.Response(
+                status=504,
+                text="<html><body>504 Gateway Timeout</body></html>",
+                content_type="text/html",
+            )
+        if fault.kind == "http_429":
+            headers = {**self._headers(version), "Retry-After": f"{fault.retry_after:.1f}"}
+            return web.json_response(
+                {
+                    "errors": "Exceeded 2 calls per second for api client. "
+                    "Reduce request rates to resume uninterrupted service."
+                },
+                status=429,
+                headers=headers,
+            )
+        if fault.status == 500:
+            return web.json_response(
+                {"errors": "Internal Server Error"}, status=500, headers=self._headers(version)
+            )
+        return web.Response(
+            status=fault.status,
+            content_type="text/html",
+            text=f"<html><body>{fault.status} Service Unavailable</body></html>",
+        )
+
+    def _drop(
+        self,
+        request: web.Request,
+        version: str,
+        why: str,
+        outcome: Outcome | None = None,
+        variables: dict[str, Any] | None = None,
+    ) -> web.Response:
+        self._log(version, 0, outcome, variables, fault=why)
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=499)  # never written: the connection is gone
+
+    def _headers(self, version: str) -> dict[str, str]:
+        return {
+            "X-Shopify-API-Version": version,
+            "X-Request-Id": f"fake-{len(self.requests) + 1:08d}",
+        }
+
+    def _reply(self, version: str, status: int, body: dict[str, Any]) -> web.Response:
+        self._log(version, status, None)
+        return web.json_response(body, status=status, headers=self._headers(version))
+
+    def _log(
+        self,
+        version: str,
+        status: int,
+        outcome: Outcome | None,
+        variables: dict[str, Any] | None = None,
+        fault: str | None = None,
+    ) -> None:
+        self.requests.append(
+            RequestRecord(
+                at=self.clock.now(),
+                api_version=version,
+                operation_name=outcome.operation_name if outcome else None,
+                operation_type=outcome.operation_type if outcome else None,
+                variables=variables or {},
+                status=status,
+                throttled=bool(outcome and outcome.throttled),
+                fault=fault,
+                requested_cost=outcome.requested_cost if outcome else None,
+                actual_cost=outcome.actual_cost if outcome else None,
+                error_codes=list(outcome.error_codes) if outcome else [],
+            )
+        )

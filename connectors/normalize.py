@@ -20,7 +20,7 @@ class Mapping(Protocol):
         """The Driftwatch location key for a system's location id, if mapped."""
         ...
 
-    def system_location_id(self, system: str, location_key: str) -> str | None:
+    def location_id(self, system: str, location_key: str) -> str | None:
         """The system's location id for a Driftwatch location key, if mapped."""
         ...
 

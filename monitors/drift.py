@@ -44,18 +44,17 @@ class SystemRules:
 
 @dataclass(frozen=True)
 class Threshold:
-    """A gap counts when it reaches ``absolute`` units OR ``percent`` of the expected."""
+    """A gap is a drift when it exceeds ``absolute`` units AND ``percent`` % of the
+    expected count (any gap exceeds the percentage of an expected 0)."""
 
-    absolute: int = 1
+    absolute: int = 0
     percent: float = 0.0
 
     def exceeded_by(self, gap: int, expected: int) -> bool:
         size = abs(gap)
-        if size == 0:
+        if size <= self.absolute:
             return False
-        if size >= max(1, self.absolute):
-            return True
-        return expected > 0 and self.percent > 0 and 100.0 * size / expected >= self.percent
+        return expected <= 0 or 100.0 * size / expected > self.percent
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ class RestConnector:
         self._policy = policy or RetryPolicy()
         self._rng = rng or random.Random()
         self._health = Health(system=name)
+        #: normalized SKU -> the spellings the system uses for it (seen in reads), so
+        #: filters and write URLs use the system's own SKU, not Driftwatch's.
+        self._raw_skus: dict[str, set[str]] = {}
 
     @property
     def writable(self) -> bool:
@@ -60,7 +63,9 @@ class RestConnector:
 
     async def _get(self, url: str, params: dict[str, Any]) -> httpx.Response:
         response = await send(
-            lambda: self._client.get(url, params=params, headers=self._headers),
+            # params=None, not {}: httpx drops a URL's own query when given empty params,
+            # which lost a `next` link's page number and read page 1 forever.
+            lambda: self._client.get(url, params=params or None, headers=self._headers),
             system=self.name,
             health=self._health,
             clock=self._clock,
@@ -90,11 +95,13 @@ class RestConnector:
         url: str | None = self._base + spec.path
         params: dict[str, Any] = {spec.size_param: spec.page_size}
         if skus is not None and spec.sku_filter_param:
-            params[spec.sku_filter_param] = ",".join(sorted(set(skus)))
+            spellings = {s for sku in skus for s in (sku, *self._raw_skus.get(sku, ()))}
+            params[spec.sku_filter_param] = ",".join(sorted(spellings))
         if spec.pagination == "page":
             params[spec.page_param] = spec.first_page
         elif spec.pagination == "offset":
             params[spec.offset_param] = 0
+        largest = 0
         while url is not None:
             response = await self._get(url, params)
             body = _body(response, self.name)
@@ -103,15 +110,22 @@ class RestConnector:
                 raise ResponseError(
                     f"{self.name}: no list at `{spec.items_path}` in the response", system=self.name
                 )
+            largest = max(largest, len(items))
             observed = self._clock.now()
             for item in items:
                 level = self._level(item, observed)
                 if level is not None:
                     yield level
-            url, params = self._next(url, params, response, body, len(items))
+            url, params = self._next(url, params, response, body, len(items), largest)
 
     def _next(
-        self, url: str, params: dict[str, Any], response: httpx.Response, body: Any, count: int
+        self,
+        url: str,
+        params: dict[str, Any],
+        response: httpx.Response,
+        body: Any,
+        count: int,
+        largest: int,
     ) -> tuple[str | None, dict[str, Any]]:
         spec = self._list
         if spec.pagination == "link":
@@ -120,7 +134,11 @@ class RestConnector:
         if spec.pagination == "cursor":
             cursor = dig(body, spec.next_cursor_path)
             return (url, {**params, spec.cursor_param: cursor}) if cursor else (None, {})
-        if count < spec.page_size or count == 0:
+        # A short page is the last only if it is shorter than the pages the server really
+        # sends: one that caps page size (per_page clamped to its maximum) answers full
+        # pages shorter than page_size. A first page shorter than page_size therefore
+        # costs one more request, which comes back empty.
+        if count == 0 or count < min(spec.page_size, largest):
             return None, {}
         if spec.pagination == "offset":
             return url, {**params, spec.offset_param: int(params[spec.offset_param]) + count}
@@ -132,6 +150,7 @@ class RestConnector:
         if raw_sku in (None, "") or raw_location in (None, ""):
             return None
         sku = self._mapping.normalize_sku(str(raw_sku))
+        self._raw_skus.setdefault(sku, set()).add(str(raw_sku))
         pack = self._mapping.pack_size(self.name, sku)
         quantities: dict[str, int] = {}
         for state, path in f.quantities.items():
@@ -161,7 +180,7 @@ class RestConnector:
 
     async def _write_one(self, spec: WriteSpec, write: LevelWrite) -> WriteOutcome:
         field = spec.quantity_fields.get(write.state)
-        location = self._mapping.system_location_id(self.name, write.location) or write.location
+        location = self._mapping.location_id(self.name, write.location) or write.location
         if field is None:
             return WriteOutcome(write, "failed", error=f"{self.name} cannot set {write.state}")
         pack = self._mapping.pack_size(self.name, write.sku)
@@ -171,8 +190,10 @@ class RestConnector:
                 body[spec.expected_field] = from_units(write.expected, pack)
         except ValueError as exc:
             return WriteOutcome(write, "failed", error=str(exc))
+        spellings = self._raw_skus.get(write.sku, set())
+        system_sku = next(iter(spellings)) if len(spellings) == 1 else write.sku
         url = self._base + spec.path.format(
-            sku=quote(write.sku, safe=""), location=quote(location, safe="")
+            sku=quote(system_sku, safe=""), location=quote(location, safe="")
         )
         headers = {**self._headers, spec.idempotency_header: write.key}
         response = await send(
@@ -186,9 +207,13 @@ class RestConnector:
         if response.status_code == 409:
             detail = _maybe_json(response)
             if isinstance(detail, dict) and detail.get("error") == "stale":
-                return WriteOutcome(
-                    write, "stale", before=write.expected, error="changed since read"
+                current = detail.get("current")
+                now_at = (
+                    to_units(current, pack)
+                    if isinstance(current, int) and not isinstance(current, bool)
+                    else None
                 )
+                return WriteOutcome(write, "stale", before=now_at, error="changed since read")
             return WriteOutcome(write, "failed", error=f"conflict: {detail}")
         if response.status_code >= 400:
             return WriteOutcome(

@@ -214,7 +214,7 @@ class ShopifyConnector:
         item_id = self._item_ids.get(write.sku)
         if item_id is None:
             raise KeyError(f"SKU {write.sku} is not in {self.name}")
-        location_id = self._mapping.system_location_id(self.name, write.location) or (
+        location_id = self._mapping.location_id(self.name, write.location) or (
             write.location if write.location.startswith("gid://") else None
         )
         if location_id is None:

@@ -1,0 +1,85 @@
+"""One drift diff: read every system, record what changed, compute the drifts.
+
+Systems are read concurrently; one that fails is reported in ``failures`` and the diff
+goes on with the others (its SKUs are then compared without it, so they are not
+reported as missing from it — a broken connector is a health problem, not a drift).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from connectors.base import InventorySystem
+from connectors.errors import ConnectorError
+from connectors.levels import Level
+from ledger import Ledger, LevelObservation, RecordResult
+from monitors.drift import DiffRules, Drift, diff
+
+
+@dataclass
+class DiffRun:
+    """What one diff saw and found."""
+
+    levels: list[Level]
+    drifts: list[Drift]
+    failures: dict[str, str] = field(default_factory=dict)
+    recorded: RecordResult | None = None
+
+
+async def read_all(
+    systems: Sequence[InventorySystem], skus: Sequence[str] | None = None
+) -> tuple[list[Level], dict[str, str]]:
+    """Every system's levels; failures by system name instead of an exception."""
+    results = await asyncio.gather(*(s.read_levels(skus) for s in systems), return_exceptions=True)
+    levels: list[Level] = []
+    failures: dict[str, str] = {}
+    for system, result in zip(systems, results, strict=True):
+        if isinstance(result, ConnectorError):
+            failures[system.name] = str(result)
+        elif isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result
+            failures[system.name] = f"{type(result).__name__}: {result}"
+        else:
+            levels.extend(result)
+    return levels, failures
+
+
+def observations(levels: Iterable[Level]) -> Iterable[LevelObservation]:
+    """One ledger observation per level and state."""
+    for level in levels:
+        for state, quantity in level.quantities.items():
+            yield LevelObservation(
+                system=level.system,
+                sku=level.sku,
+                location=level.location,
+                state=state,
+                quantity=quantity,
+                observed_at=level.observed_at,
+                source=level.source,
+                changed_at=level.changed_at,
+            )
+
+
+async def run_diff(
+    systems: Sequence[InventorySystem],
+    rules: DiffRules,
+    ledger: Ledger | None,
+    *,
+    skus: Sequence[str] | None = None,
+) -> DiffRun:
+    """Read, record (when given a ledger) and diff."""
+    levels, failures = await read_all(systems, skus)
+    healthy = {s.name for s in systems} - set(failures)
+    compared = DiffRules(
+        systems={n: r for n, r in rules.systems.items() if n in healthy},
+        source_of_truth=tuple(s for s in rules.source_of_truth if s in healthy),
+        threshold=rules.threshold,
+        safety_stock=rules.safety_stock,
+    )
+    recorded = await ledger.record_levels(observations(levels)) if ledger is not None else None
+    return DiffRun(
+        levels=levels, drifts=diff(levels, compared), failures=failures, recorded=recorded
+    )

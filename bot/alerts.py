@@ -1,0 +1,138 @@
+"""Block Kit for incident alerts, built with slack_sdk's model classes (they validate)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    Option,
+    SectionBlock,
+    StaticSelectElement,
+)
+
+from ledger import Incident
+
+ICON = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
+SNOOZE_CHOICES = (("1 hour", "1h"), ("4 hours", "4h"), ("24 hours", "24h"))
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "unknown"
+    epoch = int(value.timestamp())
+    fallback = value.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def _signed(n: int | None) -> str:
+    return "n/a" if n is None else f"{n:+d}"
+
+
+def alert_text(incident: Incident) -> str:
+    """The notification text (shown in push notifications and where blocks cannot be)."""
+    d = incident.details or {}
+    gap = d.get("gap")
+    return f"{incident.title} — {d.get('system', '?')} is off by {_signed(gap)} units"
+
+
+def alert_blocks(incident: Incident) -> list[Block]:
+    """The alert message for an incident in its current state."""
+    d: dict[str, Any] = dict(incident.details or {})
+    status = incident.status
+    header = f"{'✅ Resolved: ' if status == 'resolved' else ''}{incident.title}"
+    values = d.get("values") or {}
+    truth = d.get("truth_system")
+    lines = []
+    for system, value in values.items():
+        mark = " _(source of truth)_" if system == truth else ""
+        shown = "not reported" if value is None else f"{value}"
+        lines.append(f"• *{system}*: {shown}{mark}")
+    gap_pct = d.get("gap_percent")
+    gap_text = f"{_signed(d.get('gap'))} units" + (
+        f" ({gap_pct:+.1f}%)" if isinstance(gap_pct, int | float) else ""
+    )
+    blocks: list[Block] = [
+        HeaderBlock(text=header[:150]),
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*SKU*\n`{incident.sku}`"),
+                MarkdownTextObject(text=f"*Location*\n{incident.location}"),
+                MarkdownTextObject(text=f"*Drifting system*\n{d.get('system')}"),
+                MarkdownTextObject(text=f"*Gap*\n{gap_text} vs expected {d.get('expected')}"),
+                MarkdownTextObject(
+                    text=f"*Severity*\n{ICON.get(incident.severity, '')} {incident.severity}"
+                ),
+                MarkdownTextObject(text=f"*Since*\n{_when(incident.opened_at)}"),
+            ]
+        ),
+        SectionBlock(text=MarkdownTextObject(text="*What each system says*\n" + "\n".join(lines))),
+    ]
+    if incident.root_cause_hint:
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(text=f"*Likely cause*\n{incident.root_cause_hint}")
+            )
+        )
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_status_line(incident))]))
+    if status != "resolved":
+        blocks += [DividerBlock(), _actions(incident)]
+    return blocks
+
+
+def _status_line(incident: Incident) -> str:
+    parts = [f"Incident #{incident.id} · {incident.kind} · opened {_when(incident.opened_at)}"]
+    if incident.acknowledged_by:
+        parts.append(f"acknowledged by <@{incident.acknowledged_by}>")
+    if incident.resolved_by:
+        parts.append(f"resolved by <@{incident.resolved_by}> {_when(incident.resolved_at)}")
+    if incident.root_cause:
+        parts.append(f"root cause: {incident.root_cause}")
+    return " · ".join(parts)
+
+
+def _actions(incident: Incident) -> ActionsBlock:
+    value = str(incident.id)
+    d = incident.details or {}
+    confirm = ConfirmObject(
+        title="Resync from the source of truth?",
+        text=MarkdownTextObject(
+            text=(
+                f"Set *{d.get('system')}* to *{d.get('expected')}* for `{incident.sku}` at "
+                f"{incident.location}, the value {d.get('truth_system')} holds. "
+                "The write is compare-and-set: if the count changed since, nothing is overwritten."
+            )
+        ),
+        confirm="Resync",
+        deny="Cancel",
+    )
+    return ActionsBlock(
+        block_id=f"incident:{incident.id}",
+        elements=[
+            ButtonElement(
+                text="Resync", action_id="resync", value=value, style="primary", confirm=confirm
+            ),
+            ButtonElement(text="Acknowledge", action_id="acknowledge", value=value),
+            StaticSelectElement(
+                placeholder="Snooze",
+                action_id="snooze",
+                options=[
+                    Option(text=label, value=f"{value}:{code}") for label, code in SNOOZE_CHOICES
+                ],
+            ),
+            ButtonElement(text="Log root cause", action_id="root_cause", value=value),
+            ButtonElement(text="Resolve", action_id="resolve", value=value, style="danger"),
+        ],
+    )
+
+
+def blocks_json(blocks: list[Block]) -> list[dict[str, Any]]:
+    return [b.to_dict() for b in blocks]

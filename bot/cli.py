@@ -1,0 +1,179 @@
+"""The ``driftwatch`` command.
+
+Every subcommand explains itself with ``--help``. Errors are one clear line (a config
+problem is one line per problem) and a non-zero exit, never a traceback; ``--debug``
+shows the traceback for a bug report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from connectors.errors import ConnectorError
+from ledger import LedgerError
+from monitors.config import ConfigError, format_problems
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A failure to report to the user as one line."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftwatch",
+        description=(
+            "Watch Shopify, WMS and ERP inventory for drift; alert and resync in Slack. "
+            "Start with `driftwatch demo`: it needs no accounts."
+        ),
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config",
+            default="driftwatch.toml",
+            metavar="FILE",
+            help="the configuration file (default: ./driftwatch.toml)",
+        )
+
+    p = sub.add_parser(
+        "demo",
+        help="run the sandbox world and the bot on loopback (no accounts needed)",
+        description=(
+            "Start a fake Shopify, WMS and Slack on 127.0.0.1, seed a drift, and run the "
+            "real bot against them: the drift is found, an incident is written to the "
+            "ledger (SQLite), and the alert is posted to the fake Slack and shown here."
+        ),
+    )
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help="SQLite file for the ledger (default: a temporary file, removed afterwards)",
+    )
+
+    p = sub.add_parser(
+        "check",
+        help="validate the configuration and the environment it names",
+        description=(
+            "Validate the configuration file: print every problem with its path in the "
+            "file (e.g. `systems[1].base_url: not a URL`) and exit 1 if there are any. "
+            "Also reports secrets the file names that are not set in the environment."
+        ),
+    )
+    with_config(p)
+    p.add_argument(
+        "--no-env", action="store_true", help="do not check that the named variables are set"
+    )
+
+    p = sub.add_parser(
+        "db",
+        help="database maintenance",
+        description="Database maintenance. DATABASE_URL selects the database (default: SQLite).",
+    )
+    db_sub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = db_sub.add_parser(
+        "upgrade",
+        help="migrate the ledger to the latest schema",
+        description=(
+            "Run the Alembic migrations to the latest revision on DATABASE_URL, or on the "
+            "SQLite file named by --db (default: ./driftwatch.db)."
+        ),
+    )
+    up.add_argument("--db", metavar="PATH", default="driftwatch.db", help="SQLite file")
+
+    p = sub.add_parser(
+        "diff",
+        help="run one drift diff now and print it",
+        description=(
+            "Read every configured system once, compare them, and print the drifts as a "
+            "table (or JSON). Records nothing and alerts nobody. With --demo, runs against "
+            "a freshly started sandbox world instead of a configuration."
+        ),
+    )
+    with_config(p)
+    p.add_argument("--sku", action="append", metavar="SKU", help="only this SKU (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--demo", action="store_true", help="diff the sandbox demo world")
+
+    p = sub.add_parser(
+        "serve",
+        help="run Driftwatch: the web server and the scheduled monitors",
+        description=(
+            "Migrate the ledger, then run the scheduled drift diff and the Slack outbox "
+            "worker, and serve /healthz on the configured host and port."
+        ),
+    )
+    with_config(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(_dispatch(args))
+    except ConfigError as exc:
+        print(format_problems(exc.problems), file=sys.stderr)
+        return EXIT_PROBLEMS
+    except (CliError, ConnectorError, LedgerError) as exc:
+        if args.debug:
+            raise
+        print(f"driftwatch: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except KeyboardInterrupt:
+        print("driftwatch: stopped", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"driftwatch: unexpected error: {type(exc).__name__}: {exc} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return await run_demo(db_path=Path(args.db) if args.db else None)
+    if args.command == "check":
+        from bot.check import run_check
+
+        return run_check(Path(args.config), environ=None if args.no_env else dict(os.environ))
+    if args.command == "db":
+        from bot.database import run_upgrade
+
+        return await run_upgrade(Path(args.db))
+    if args.command == "diff":
+        from bot.diffcmd import run_diff_command
+
+        return await run_diff_command(
+            Path(args.config), skus=args.sku, as_json=args.json, demo=args.demo
+        )
+    if args.command == "serve":
+        from bot.serve import run_serve
+
+        return await run_serve(Path(args.config))
+    raise CliError(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

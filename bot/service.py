@@ -1,0 +1,188 @@
+"""The long-running Driftwatch process: the scheduled jobs and the web server.
+
+``Service`` is assembled from a configuration and started and stopped as one unit, so
+tests run the same process in-process that ``driftwatch serve`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.outbox import OutboxWorker
+from connectors.base import InventorySystem
+from connectors.clock import Clock, SystemClock
+from ledger import Ledger
+from monitors.config import Config, resolve_secret
+from monitors.jobs import DriftDiffJob
+from monitors.wiring import build_systems, rules_from_config
+
+log = logging.getLogger("driftwatch.service")
+
+OUTBOX_INTERVAL_SECONDS = 2.0
+
+
+def ledger_url(config: Config, environ: Mapping[str, str]) -> str:
+    """``DATABASE_URL`` if set, else the config's ``database.url_env`` variable, else
+    ``database.url`` (a SQLite file by default)."""
+    if environ.get("DATABASE_URL"):
+        return environ["DATABASE_URL"]
+    if config.database.url_env:
+        return resolve_secret(
+            config.database.url_env, environ, path="database.url_env"
+        ).get_secret_value()
+    return config.database.url
+
+
+class Service:
+    """Scheduler + web server + outbox worker around one ledger."""
+
+    def __init__(
+        self,
+        config: Config,
+        environ: Mapping[str, str],
+        ledger: Ledger,
+        *,
+        clock: Clock | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.clock = clock or SystemClock()
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient(timeout=30.0)
+        self.systems: list[InventorySystem] = build_systems(
+            config, client=self.http, clock=self.clock, environ=environ
+        )
+        token = resolve_secret(config.slack.bot_token_env, environ, path="slack.bot_token_env")
+        slack_kwargs: dict[str, Any] = {"token": token.get_secret_value()}
+        if config.slack.api_url:
+            slack_kwargs["base_url"] = str(config.slack.api_url)
+        self.slack = AsyncWebClient(**slack_kwargs)
+        self.outbox = OutboxWorker(ledger, self.slack, self.clock)
+        self.diff_job = DriftDiffJob(
+            self.systems,
+            rules_from_config(config),
+            ledger,
+            self.clock,
+            channel=config.slack.alerts_channel,
+        )
+        self.registry = CollectorRegistry()
+        self.job_runs = Counter(
+            "driftwatch_job_runs", "Scheduled job runs", ["job", "outcome"], registry=self.registry
+        )
+        self.scheduler = AsyncIOScheduler(timezone=config.tz)
+        self._runner: web.AppRunner | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+        #: set after every completed diff run (tests and the demo wait on it)
+        self.diff_done = asyncio.Event()
+        self.url: str | None = None
+
+    async def _tracked(self, name: str, work: Callable[[], Awaitable[object]]) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            await work()
+        except Exception:
+            self.job_runs.labels(name, "error").inc()
+            log.exception("%s job failed", name)
+        else:
+            self.job_runs.labels(name, "ok").inc()
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    async def _diff(self) -> None:
+        async def work() -> None:
+            await self.diff_job.run()
+            await self.outbox.deliver_due()
+
+        await self._tracked("diff", work)
+        self.diff_done.set()
+
+    async def _deliver(self) -> None:
+        await self._tracked("outbox", self.outbox.deliver_due)
+
+    def web_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def start(self, *, host: str | None = None, port: int | None = None) -> str:
+        """Start the jobs (the first diff runs at once) and the web server; return its URL."""
+        now = datetime.now(self.config.tz)
+        self.scheduler.add_job(
+            self._diff,
+            "interval",
+            seconds=self.config.schedules.full_diff_seconds,
+            id="drift-diff",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now,
+        )
+        self.scheduler.add_job(
+            self._deliver,
+            "interval",
+            seconds=OUTBOX_INTERVAL_SECONDS,
+            id="outbox",
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.start()
+        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        await self._runner.setup()
+        bind_host = host or self.config.server.host
+        site = web.TCPSite(
+            self._runner, bind_host, self.config.server.port if port is None else port
+        )
+        await site.start()
+        bound = self._runner.addresses[0][1]
+        self.url = f"http://{bind_host}:{bound}"
+        return self.url
+
+    async def stop(self, grace_seconds: float = 30.0) -> None:
+        """Stop scheduling, let running jobs finish (a resync is not cut in half), close."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._own_http:
+            await self.http.aclose()
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        systems = {}
+        for system in self.systems:
+            h = system.health()
+            systems[system.name] = {
+                "last_success": h.last_success.isoformat() if h.last_success else None,
+                "error_streak": h.error_streak,
+                "last_error": h.last_error,
+            }
+        ok = all(s["error_streak"] == 0 for s in systems.values())
+        body = {"status": "ok" if ok else "degraded", "systems": systems}
+        if self.outbox.last_error:
+            body["slack_last_error"] = self.outbox.last_error
+        return web.json_response(body, status=200)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )

@@ -1,0 +1,144 @@
+"""The ``driftwatch`` command as a user runs it: a real process, its output and exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "driftwatch.example.toml"
+SECRETS = {
+    "SHOPIFY_ACCESS_TOKEN": "shpat_cli_test_value_1",
+    "SHOPIFY_WEBHOOK_SECRET": "whsec_cli_test_value_2",
+    "WMS_API_TOKEN": "wms_cli_test_value_3",
+    "SLACK_BOT_TOKEN": "xoxb-cli-test-value-4",
+    "SLACK_SIGNING_SECRET": "signing_cli_test_value_5",
+}
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in SECRETS and k != "DATABASE_URL"}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        cwd=cwd or ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), "demo"),
+        (("demo",), "fake Shopify"),
+        (("check",), "every problem"),
+        (("db", "upgrade"), "Alembic"),
+        (("diff",), "table"),
+        (("serve",), "healthz"),
+    ],
+)
+def test_every_command_explains_itself(args: tuple[str, ...], expected: str) -> None:
+    result = run(*args, "--help")
+    assert result.returncode == 0
+    assert expected in result.stdout
+
+
+def test_check_passes_on_the_example_config() -> None:
+    result = run("check", "--config", str(EXAMPLE), env=SECRETS)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_check_names_unset_secrets_without_printing_any_value() -> None:
+    env = {k: v for k, v in SECRETS.items() if k != "WMS_API_TOKEN"}
+    result = run("check", "--config", str(EXAMPLE), env=env)
+    assert result.returncode == 1
+    assert "environment variable WMS_API_TOKEN is not set" in result.stderr
+    for value in SECRETS.values():
+        assert value not in result.stdout + result.stderr
+
+
+def test_check_lists_every_problem_with_its_path(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text("utf-8")
+    broken = text.replace('base_url = "https://', 'base_url = "ftp://', 1).replace(
+        'source_of_truth = ["', 'source_of_truth = ["wmz", "', 1
+    )
+    assert broken != text
+    path = tmp_path / "driftwatch.toml"
+    path.write_text("unknown_key = 1\n" + broken, "utf-8")
+    result = run("check", "--config", str(path), "--no-env")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith("systems[1].base_url:") for line in lines), lines
+    assert any(line.startswith("source_of_truth") and "wmz" in line for line in lines), lines
+    assert any(line.startswith("unknown_key:") for line in lines), lines
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_config_is_one_clear_line(tmp_path: Path) -> None:
+    result = run("check", "--config", str(tmp_path / "nope.toml"))
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not found" in result.stderr
+
+
+def test_db_upgrade_migrates_a_sqlite_file(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    result = run("db", "upgrade", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    assert "ledger at revision" in result.stdout
+    assert db.exists()
+
+
+def test_a_bad_database_url_is_one_line() -> None:
+    result = run("db", "upgrade", env={"DATABASE_URL": "mysql://nobody@nowhere/db"})
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_diff_of_the_demo_world_as_json() -> None:
+    result = run("diff", "--demo", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    [drift] = report["drifts"]
+    assert (drift["kind"], drift["sku"], drift["location"], drift["gap"]) == (
+        "oversell_risk",
+        "TEE-BLK-M",
+        "east",
+        12,
+    )
+
+
+def test_diff_of_the_demo_world_as_a_table_for_one_sku() -> None:
+    result = run("diff", "--demo", "--sku", "tee-blk-m")
+    assert result.returncode == 0, result.stderr
+    assert "TEE-BLK-M" in result.stdout
+    assert "oversell_risk" in result.stdout
+    assert result.stdout.strip().endswith("1 drift")
+
+
+def test_diff_without_secrets_says_which_is_missing() -> None:
+    result = run("diff", "--config", str(EXAMPLE))
+    assert result.returncode == 1
+    assert "SHOPIFY_ACCESS_TOKEN is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_demo_shows_the_alert_arriving_in_slack(tmp_path: Path) -> None:
+    result = run("demo", "--db", str(tmp_path / "demo.db"))
+    assert result.returncode == 0, result.stderr
+    assert "Oversell risk: TEE-BLK-M at east" in result.stdout
+    assert "[ Resync ]" in result.stdout
+    assert "1 alert(s) delivered" in result.stdout
+    assert (tmp_path / "demo.db").exists()

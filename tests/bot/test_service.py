@@ -1,0 +1,47 @@
+"""``driftwatch serve``'s process, in-process: the scheduled diff posts the alert, and the
+web server answers /healthz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from bot.demo import demo_world
+from bot.service import Service, ledger_url
+from ledger import Ledger
+
+
+async def test_the_scheduled_diff_alerts_and_the_server_reports_health(tmp_path: Path) -> None:
+    async with (
+        demo_world() as demo,
+        Ledger.from_url(f"sqlite:///{tmp_path / 'serve.db'}") as ledger,
+    ):
+        await ledger.upgrade()
+        service = Service(demo.config, demo.environ, ledger)
+        url = await service.start(host="127.0.0.1", port=0)
+        try:
+            await asyncio.wait_for(service.diff_done.wait(), 30)
+            call = await asyncio.wait_for(
+                demo.world.slack.wait_for_call(lambda c: c.method == "chat.postMessage"), 30
+            )
+            assert call.ok
+            async with httpx.AsyncClient() as client:
+                health = (await client.get(f"{url}/healthz")).json()
+                metrics = (await client.get(f"{url}/metrics")).text
+        finally:
+            await service.stop()
+    assert health["status"] == "ok"
+    assert set(health["systems"]) == {"shopify", "wms"}
+    assert 'driftwatch_job_runs_total{job="diff",outcome="ok"} 1.0' in metrics
+    [message] = demo.world.slack.messages(demo.world.alerts_channel)
+    assert message.text.startswith("Oversell risk: TEE-BLK-M at east")
+
+
+async def test_database_url_prefers_the_environment() -> None:
+    async with demo_world() as demo:
+        assert ledger_url(demo.config, {}) == "sqlite+aiosqlite:///driftwatch.db"
+        assert ledger_url(demo.config, {"DATABASE_URL": "postgresql://x@h/db"}) == (
+            "postgresql://x@h/db"
+        )

@@ -1,1 +1,106 @@
+"""The ledger: Driftwatch's database, and the only code that touches it.
 
+SQLite (default; WAL, foreign keys on, busy timeout, writes under ``BEGIN IMMEDIATE``) or
+PostgreSQL (several replicas), both through SQLAlchemy's asyncio layer; the schema is
+made by the Alembic migrations in ``ledger/migrations`` (``await ledger.upgrade()``).
+Every method takes its times as timezone-aware datetimes (the clock lives elsewhere) and
+every stored time comes back as aware UTC on both backends.
+
+Tables
+    items, item_system_ids
+        Known SKUs (title, tags) and what each system calls them, one id per
+        (sku, system) and per (system, external id).
+    level_current
+        Per (system, sku, location, state): the latest quantity, when it was observed,
+        when it last changed, and from which source.
+    level_history
+        Changes only: a row is written when a quantity differs from the one before it.
+        An observation older than the stored one is ignored (counted ``stale``), so a
+        late poll never moves a level back in time.
+    incidents
+        Drift and other trouble, ``open`` → ``acknowledged`` → ``resolved`` (and
+        ``reopen``). At most one non-resolved incident per fingerprint, enforced by a
+        partial unique index, so concurrent openers get one incident.
+    resyncs, adjustments
+        Resync requests and manual adjustments, each unique per idempotency key: the
+        second call with a key returns the first call's row.
+    audit_log
+        Who did what to what, when (subjects like ``incident:42``). Append-only: the API
+        has no update or delete, and database triggers refuse UPDATE and DELETE.
+    outbox
+        Slack messages to deliver, claimed by workers under a lease, at most one entry
+        in flight per incident so an incident's messages arrive in order; deduplicated by
+        an optional key.
+
+Guarantees
+    - A state change and its audit entry are one transaction: both land or neither does.
+    - Results are frozen dataclasses (:mod:`ledger.records`), detached from any session.
+    - Lookups by id raise :class:`NotFound`; lookups by a natural key (fingerprint,
+      idempotency key, SKU) return None.
+    - Idempotency keys and dedupe keys hold across processes (unique constraints).
+    - Secrets are never stored; the ledger stores only what it is given.
+"""
+
+from __future__ import annotations
+
+from ledger.engine import database_url_from_env, normalize_url
+from ledger.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidArgument,
+    InvalidTransition,
+    LedgerConfigError,
+    LedgerError,
+    NotFound,
+)
+from ledger.ledger import Ledger
+from ledger.migrate import head_revision, upgrade_sync
+from ledger.records import (
+    Adjustment,
+    AuditEntry,
+    Incident,
+    Item,
+    LevelObservation,
+    LevelRow,
+    OutboxEntry,
+    OutboxStats,
+    RecordResult,
+    Resync,
+)
+from ledger.types import (
+    INCIDENT_STATUSES,
+    OUTBOX_STATUSES,
+    RESYNC_STATUSES,
+    SEVERITIES,
+    SYSTEM_ACTOR,
+)
+
+__all__ = [
+    "INCIDENT_STATUSES",
+    "OUTBOX_STATUSES",
+    "RESYNC_STATUSES",
+    "SEVERITIES",
+    "SYSTEM_ACTOR",
+    "Adjustment",
+    "AuditEntry",
+    "Conflict",
+    "DatabaseUnavailable",
+    "Incident",
+    "InvalidArgument",
+    "InvalidTransition",
+    "Item",
+    "Ledger",
+    "LedgerConfigError",
+    "LedgerError",
+    "LevelObservation",
+    "LevelRow",
+    "NotFound",
+    "OutboxEntry",
+    "OutboxStats",
+    "RecordResult",
+    "Resync",
+    "database_url_from_env",
+    "head_revision",
+    "normalize_url",
+    "upgrade_sync",
+]

@@ -1,0 +1,147 @@
+"""Bulk statements for levels, one flavour per backend.
+
+A poll can bring hundreds of thousands of observations, so :mod:`ledger.levels` reads
+and writes them here in large chunks: each chunk of keys or rows travels as ONE JSON
+array parameter and is expanded server-side (``json_array_elements`` on PostgreSQL,
+``json_each`` on SQLite), so a chunk costs one statement, and the encoding is a single
+C-speed ``json.dumps`` rather than per-row parameter processing.
+
+Rows are tuples in column order: history ``(system, sku, location, state, quantity,
+observed_at, source)``, current ``(system, sku, location, state, quantity, observed_at,
+changed_at, source)``. Datetimes travel as text: ISO 8601 with offset to PostgreSQL,
+and to SQLite in exactly the form :class:`ledger.types.UTCDateTime` stores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+Key = tuple[str, str, str, str]  # system, sku, location, state
+CurrentRow = tuple[str, str, str, str, int, datetime, datetime | None, str]
+HistoryRow = tuple[str, str, str, str, int, datetime, str]
+
+_KEY = ("system", "sku", "location", "state")
+_HISTORY = (*_KEY, "quantity", "observed_at", "source")
+_CURRENT = (*_KEY, "quantity", "observed_at", "changed_at", "source")
+
+
+@lru_cache(maxsize=4096)  # a poll's observations share a handful of timestamps
+def sqlite_text(value: datetime) -> str:
+    """``value`` as SQLite stores a :class:`~ledger.types.UTCDateTime`: UTC, fixed width."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+@lru_cache(maxsize=4096)
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+class LevelBulk:
+    """Reads and writes levels in bulk on one backend (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        rows_from: str,
+        field: Callable[[int, str], str],
+        time_to_text: Callable[[datetime], str],
+        time_from_db: Callable[[str | datetime], datetime],
+    ) -> None:
+        self._time_to_text = time_to_text
+        self._time_from_db = time_from_db
+
+        def select(names: Sequence[str], types: Sequence[str]) -> str:
+            fields = ", ".join(
+                f"{field(i, t)} AS {name}"
+                for i, (name, t) in enumerate(zip(names, types, strict=True))
+            )
+            return f"SELECT {fields} FROM {rows_from}"
+
+        text4 = ("text",) * 4
+        self._load = (
+            f"SELECT {', '.join(f'c.{c}' for c in _CURRENT)} "
+            f"FROM ({select(_KEY, text4)}) AS k "
+            "JOIN level_current AS c ON c.system = k.system AND c.sku = k.sku "
+            "AND c.location = k.location AND c.state = k.state"
+        )
+        history_types = (*text4, "integer", "timestamptz", "text")
+        self._history = (
+            f"INSERT INTO level_history ({', '.join(_HISTORY)}) {select(_HISTORY, history_types)}"
+        )
+        current_types = (*text4, "integer", "timestamptz", "timestamptz", "text")
+        # "WHERE true" lets SQLite parse ON CONFLICT after INSERT ... SELECT.
+        self._upsert = (
+            f"INSERT INTO level_current ({', '.join(_CURRENT)}) "
+            f"{select(_CURRENT, current_types)} WHERE true "
+            "ON CONFLICT (system, sku, location, state) DO UPDATE SET "
+            "quantity = excluded.quantity, observed_at = excluded.observed_at, "
+            "changed_at = excluded.changed_at, source = excluded.source "
+            "WHERE level_current.observed_at <= excluded.observed_at"
+        )
+
+    async def load_current(self, conn: AsyncConnection, keys: Sequence[Key]) -> list[CurrentRow]:
+        """The stored current rows of ``keys`` (keys without one are left out)."""
+        if not keys:
+            return []
+        result = await conn.exec_driver_sql(self._load, (json.dumps(keys),))
+        parse = self._time_from_db
+        return [
+            (r[0], r[1], r[2], r[3], r[4], parse(r[5]), parse(r[6]) if r[6] else None, r[7])
+            for r in result
+        ]
+
+    async def insert_history(self, conn: AsyncConnection, rows: Sequence[HistoryRow]) -> None:
+        """Append history rows."""
+        if rows:
+            text = self._time_to_text
+            data = [(*r[:5], text(r[5]), r[6]) for r in rows]
+            await conn.exec_driver_sql(self._history, (json.dumps(data),))
+
+    async def upsert_current(self, conn: AsyncConnection, rows: Sequence[CurrentRow]) -> None:
+        """Insert or update current rows, never replacing a newer ``observed_at``."""
+        if rows:
+            text = self._time_to_text
+            data = [(*r[:5], text(r[5]), text(r[6]) if r[6] else None, r[7]) for r in rows]
+            await conn.exec_driver_sql(self._upsert, (json.dumps(data),))
+
+
+def _pg_field(index: int, sql_type: str) -> str:
+    return f"CAST(e ->> {index} AS {sql_type})"
+
+
+def _sqlite_field(index: int, sql_type: str) -> str:
+    return f"json_extract(value, '$[{index}]')"
+
+
+def _pg_time(value: str | datetime) -> datetime:
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
+
+
+def _sqlite_time(value: str | datetime) -> datetime:
+    assert isinstance(value, str)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+_POSTGRES = LevelBulk(
+    rows_from="json_array_elements(CAST(%s AS json)) AS e",
+    field=_pg_field,
+    time_to_text=_iso,
+    time_from_db=_pg_time,
+)
+_SQLITE = LevelBulk(
+    rows_from="json_each(?)",
+    field=_sqlite_field,
+    time_to_text=sqlite_text,
+    time_from_db=_sqlite_time,
+)
+
+
+def bulk_for(dialect: str) -> LevelBulk:
+    """The bulk statements for ``dialect``."""
+    return _POSTGRES if dialect == "postgresql" else _SQLITE

@@ -1,0 +1,193 @@
+"""What goes into the ledger and what comes out: frozen dataclasses, detached from any
+session, safe to keep and pass around."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Self
+
+from ledger.types import JSONDict
+
+
+class _FromRow:
+    """Builds a record from a result row whose column names match the fields."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Self:
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        return cls(**{name: row[name] for name in names})
+
+
+@dataclass(frozen=True, slots=True)
+class LevelObservation:
+    """One system's quantity of one state of one SKU at one location, at ``observed_at``.
+
+    ``changed_at`` is when the system says the quantity last changed, where it says so.
+    """
+
+    system: str
+    sku: str
+    location: str
+    state: str
+    quantity: int
+    observed_at: datetime
+    source: str
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """What :meth:`Ledger.record_levels` did with a batch.
+
+    ``observed``: observations received; ``changed``: history rows written (values that
+    differ from the one before); ``stale``: observations older than the stored value,
+    ignored.
+    """
+
+    observed: int
+    changed: int
+    stale: int
+
+
+@dataclass(frozen=True, slots=True)
+class LevelRow(_FromRow):
+    """A stored level: the current one (with ``changed_at``) or a history row (without)."""
+
+    system: str
+    sku: str
+    location: str
+    state: str
+    quantity: int
+    observed_at: datetime
+    source: str
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A SKU with its title, tags and the ids other systems give it (system → id)."""
+
+    sku: str
+    title: str | None
+    tags: tuple[str, ...]
+    created_at: datetime | None
+    ids: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Incident(_FromRow):
+    """An incident as stored. ``details`` holds the drift facts and evidence."""
+
+    id: int
+    fingerprint: str
+    kind: str
+    severity: str
+    status: str
+    title: str
+    sku: str | None
+    location: str | None
+    system: str | None
+    details: JSONDict
+    root_cause_hint: str | None
+    opened_at: datetime
+    last_seen_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    slack_channel: str | None
+    slack_ts: str | None
+    root_cause: str | None
+    remediation: str | None
+    follow_up: str | None
+    reopened_count: int
+    snoozed_until: datetime | None
+
+    def is_snoozed(self, now: datetime) -> bool:
+        """Whether notifications for this incident are snoozed at ``now``."""
+        return self.snoozed_until is not None and self.snoozed_until > now
+
+
+@dataclass(frozen=True, slots=True)
+class Resync(_FromRow):
+    """A request to write ``target`` into ``system``; ``before``/``after`` as read there."""
+
+    id: int
+    idempotency_key: str
+    incident_id: int | None
+    system: str
+    sku: str
+    location: str
+    state: str
+    before: int | None
+    target: int
+    after: int | None
+    status: str
+    attempts: int
+    error: str | None
+    requested_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment(_FromRow):
+    """A manual adjustment: a ``delta``, a ``new_quantity``, or both."""
+
+    id: int
+    idempotency_key: str
+    sku: str
+    location: str
+    system: str
+    delta: int | None
+    new_quantity: int | None
+    reason_code: str
+    operator: str
+    note: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry(_FromRow):
+    """One line of the audit log. ``subject`` names what changed, e.g. ``incident:42``."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: JSONDict
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry(_FromRow):
+    """A message for Slack and its delivery state."""
+
+    id: int
+    incident_id: int | None
+    kind: str
+    channel: str
+    payload: JSONDict
+    dedupe_key: str | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    lease_until: datetime | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    response: JSONDict | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """Outbox counts by status, and the age of the oldest pending message."""
+
+    pending: int
+    delivered: int
+    dead: int
+    oldest_pending_at: datetime | None

@@ -1,0 +1,277 @@
+"""The tables, as sqlmodel classes; the Alembic migrations create them.
+
+Queries use the Core ``Table`` handles at the bottom (``ITEMS``, ``INCIDENTS``, ...):
+rows leave the ledger as the frozen dataclasses of :mod:`ledger.records`, never as
+these classes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Table, UniqueConstraint, text
+from sqlalchemy import Column as SAColumn
+from sqlmodel import Field, SQLModel
+
+from ledger.types import (
+    INCIDENT_STATUSES,
+    OUTBOX_STATUSES,
+    RESYNC_STATUSES,
+    SEVERITIES,
+    BigId,
+    JSONDict,
+    UTCDateTime,
+    json_type,
+)
+
+metadata = SQLModel.metadata
+
+#: Rows of ``incidents`` that count as live for the one-per-fingerprint rule.
+OPEN_INCIDENT_WHERE = text("status != 'resolved'")
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=name)
+
+
+class ItemRow(SQLModel, table=True):
+    """A SKU Driftwatch knows, with its title and tags."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("sku", name="uq_items_sku"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sku: str
+    title: str | None = None
+    tags: list[str] = Field(default_factory=list, sa_type=json_type())
+    created_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ItemSystemIdRow(SQLModel, table=True):
+    """What one system calls a SKU (e.g. a Shopify InventoryItem gid)."""
+
+    __tablename__ = "item_system_ids"
+    __table_args__ = (
+        UniqueConstraint("system", "external_id", name="uq_item_system_ids_external"),
+    )
+
+    sku: str = Field(
+        sa_column=SAColumn(
+            ForeignKey("items.sku", ondelete="CASCADE", name="fk_item_system_ids_sku"),
+            primary_key=True,
+        )
+    )
+    system: str = Field(primary_key=True)
+    external_id: str
+
+
+class LevelCurrentRow(SQLModel, table=True):
+    """The latest known quantity of one state of one SKU at one location in one system."""
+
+    __tablename__ = "level_current"
+
+    system: str = Field(primary_key=True)
+    sku: str = Field(primary_key=True)
+    location: str = Field(primary_key=True)
+    state: str = Field(primary_key=True)
+    quantity: int
+    observed_at: datetime = Field(sa_type=UTCDateTime)
+    changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    source: str
+
+
+class LevelHistoryRow(SQLModel, table=True):
+    """A change of a level: written only when the quantity differs from the current one."""
+
+    __tablename__ = "level_history"
+    __table_args__ = (
+        Index("ix_level_history_key_time", "sku", "system", "location", "state", "observed_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    system: str
+    sku: str
+    location: str
+    state: str
+    quantity: int
+    observed_at: datetime = Field(sa_type=UTCDateTime)
+    source: str
+
+
+class IncidentRow(SQLModel, table=True):
+    """A drift (or other trouble) the team is told about, from open to resolved."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index(
+            "uq_incidents_open_fingerprint",
+            "fingerprint",
+            unique=True,
+            sqlite_where=OPEN_INCIDENT_WHERE,
+            postgresql_where=OPEN_INCIDENT_WHERE,
+        ),
+        Index("ix_incidents_status_opened", "status", "opened_at"),
+        _one_of("severity", SEVERITIES, "ck_incidents_severity"),
+        _one_of("status", INCIDENT_STATUSES, "ck_incidents_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(index=True)
+    kind: str
+    severity: str
+    status: str = "open"
+    title: str
+    sku: str | None = None
+    location: str | None = None
+    system: str | None = None
+    details: JSONDict = Field(default_factory=dict, sa_type=json_type())
+    root_cause_hint: str | None = None
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by: str | None = None
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    root_cause: str | None = None
+    remediation: str | None = None
+    follow_up: str | None = None
+    reopened_count: int = 0
+    snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ResyncRow(SQLModel, table=True):
+    """One request to write the source-of-truth count into a drifting system."""
+
+    __tablename__ = "resyncs"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_resyncs_idempotency_key"),
+        Index("ix_resyncs_incident_id", "incident_id"),
+        Index("ix_resyncs_created_at", "created_at"),
+        _one_of("status", RESYNC_STATUSES, "ck_resyncs_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str
+    incident_id: int | None = Field(
+        default=None,
+        sa_column=SAColumn(ForeignKey("incidents.id", name="fk_resyncs_incident_id")),
+    )
+    system: str
+    sku: str
+    location: str
+    state: str
+    before: int | None = None
+    target: int
+    after: int | None = None
+    status: str = "pending"
+    attempts: int = 0
+    error: str | None = None
+    requested_by: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AdjustmentRow(SQLModel, table=True):
+    """A manual adjustment, with its reason code and operator."""
+
+    __tablename__ = "adjustments"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_adjustments_idempotency_key"),
+        Index("ix_adjustments_sku_created", "sku", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str
+    sku: str
+    location: str
+    system: str
+    delta: int | None = None
+    new_quantity: int | None = None
+    reason_code: str
+    operator: str
+    note: str = ""
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AuditRow(SQLModel, table=True):
+    """Who did what to what, when. Append-only: triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_subject", "subject", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str
+    action: str
+    subject: str
+    detail: JSONDict = Field(default_factory=dict, sa_type=json_type())
+
+
+class OutboxRow(SQLModel, table=True):
+    """A message waiting to be delivered to Slack (transactional outbox)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_outbox_dedupe_key"),
+        Index("ix_outbox_status_due", "status", "next_attempt_at"),
+        Index("ix_outbox_incident_status", "incident_id", "status"),
+        _one_of("status", OUTBOX_STATUSES, "ck_outbox_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    incident_id: int | None = Field(
+        default=None,
+        sa_column=SAColumn(ForeignKey("incidents.id", name="fk_outbox_incident_id")),
+    )
+    kind: str
+    channel: str
+    payload: JSONDict = Field(default_factory=dict, sa_type=json_type())
+    dedupe_key: str | None = None
+    status: str = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    response: JSONDict | None = Field(default=None, sa_type=json_type(nullable=True))
+
+
+def _table(name: str) -> Table:
+    return metadata.tables[name]
+
+
+ITEMS = _table("items")
+ITEM_SYSTEM_IDS = _table("item_system_ids")
+LEVEL_CURRENT = _table("level_current")
+LEVEL_HISTORY = _table("level_history")
+INCIDENTS = _table("incidents")
+RESYNCS = _table("resyncs")
+ADJUSTMENTS = _table("adjustments")
+AUDIT_LOG = _table("audit_log")
+OUTBOX = _table("outbox")
+
+__all__ = [
+    "ADJUSTMENTS",
+    "AUDIT_LOG",
+    "INCIDENTS",
+    "ITEMS",
+    "ITEM_SYSTEM_IDS",
+    "LEVEL_CURRENT",
+    "LEVEL_HISTORY",
+    "OUTBOX",
+    "RESYNCS",
+    "AdjustmentRow",
+    "AuditRow",
+    "IncidentRow",
+    "ItemRow",
+    "ItemSystemIdRow",
+    "LevelCurrentRow",
+    "LevelHistoryRow",
+    "OutboxRow",
+    "ResyncRow",
+    "metadata",
+]

@@ -1,0 +1,62 @@
+"""The audit log: append and read through the API; the database refuses changes."""
+
+from __future__ import annotations
+
+import pytest
+from ledger_testing import T0, at, scalar
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger import InvalidArgument, Ledger
+
+
+async def test_append_and_list(ledger: Ledger) -> None:
+    first = await ledger.append_audit("U_ALICE", "config.reloaded", "config", {"n": 1}, T0)
+    await ledger.append_audit("driftwatch", "report.posted", "report:2026-W45", None, at(1))
+    third = await ledger.append_audit("U_BOB", "config.reloaded", "config", {"n": 2}, at(2))
+    assert (first.actor, first.action, first.subject, first.detail, first.at) == (
+        "U_ALICE",
+        "config.reloaded",
+        "config",
+        {"n": 1},
+        T0,
+    )
+    assert [e.id for e in await ledger.list_audit(subject="config")] == [third.id, first.id]
+    assert [e.detail for e in await ledger.list_audit(limit=2)] == [{"n": 2}, {}]
+    assert [e.id for e in await ledger.list_audit(since=at(2))] == [third.id]
+
+
+async def test_bad_entries_are_refused(ledger: Ledger, raw: AsyncEngine) -> None:
+    with pytest.raises(InvalidArgument):
+        await ledger.append_audit("U_ALICE", "x", "y", {"when": T0}, T0)  # not JSON
+    with pytest.raises(InvalidArgument):
+        await ledger.append_audit("", "x", "y", {}, T0)
+    assert await scalar(raw, "SELECT count(*) FROM audit_log") == 0
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_log SET actor = 'mallory'",
+        "DELETE FROM audit_log",
+    ],
+)
+async def test_the_database_refuses_to_change_the_audit_log(
+    ledger: Ledger, raw: AsyncEngine, statement: str
+) -> None:
+    entry = await ledger.append_audit("U_ALICE", "incident.resolved", "incident:1", {}, T0)
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with raw.begin() as conn:
+            await conn.execute(text(statement))
+    assert await ledger.list_audit() == [entry]
+
+
+async def test_postgresql_also_refuses_truncate(ledger: Ledger, raw: AsyncEngine) -> None:
+    if ledger.dialect != "postgresql":
+        pytest.skip("SQLite has no TRUNCATE")
+    await ledger.append_audit("U_ALICE", "incident.resolved", "incident:1", {}, T0)
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with raw.begin() as conn:
+            await conn.execute(text("TRUNCATE audit_log"))
+    assert await scalar(raw, "SELECT count(*) FROM audit_log") == 1

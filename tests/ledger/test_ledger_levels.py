@@ -1,0 +1,170 @@
+"""Levels: changes-only history, no travel back in time, bulk batches, series for charts."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta, timezone
+
+import pytest
+from ledger_testing import T0, at, obs, scalar
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger import InvalidArgument, Ledger, LevelObservation, RecordResult
+
+
+async def history_count(raw: AsyncEngine, sku: str = "TEE-BLK-M") -> int:
+    return int(await scalar(raw, "SELECT count(*) FROM level_history WHERE sku = :s", s=sku))
+
+
+async def test_the_same_value_twice_writes_one_history_row(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    assert await ledger.record_levels([obs(10, 0)]) == RecordResult(1, 1, 0)
+    assert await ledger.record_levels([obs(10, 5)]) == RecordResult(1, 0, 0)
+    assert await history_count(raw) == 1
+    [current] = await ledger.current_levels("TEE-BLK-M")
+    assert (current.quantity, current.observed_at, current.changed_at) == (10, at(5), at(0))
+
+
+async def test_a_change_writes_a_second_history_row(ledger: Ledger, raw: AsyncEngine) -> None:
+    await ledger.record_levels([obs(10, 0)])
+    await ledger.record_levels([obs(10, 5)])
+    assert await ledger.record_levels([obs(7, 10, source="webhook")]) == RecordResult(1, 1, 0)
+    assert await history_count(raw) == 2
+    [current] = await ledger.current_levels("TEE-BLK-M")
+    assert (current.quantity, current.observed_at, current.changed_at, current.source) == (
+        7,
+        at(10),
+        at(10),
+        "webhook",
+    )
+
+
+async def test_an_older_observation_is_stale_and_changes_nothing(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    await ledger.record_levels([obs(10, 10)])
+    assert await ledger.record_levels([obs(3, 5)]) == RecordResult(1, 0, 1)
+    assert await history_count(raw) == 1
+    [current] = await ledger.current_levels("TEE-BLK-M")
+    assert (current.quantity, current.observed_at) == (10, at(10))
+
+
+async def test_a_batch_is_applied_in_time_order_per_key(ledger: Ledger, raw: AsyncEngine) -> None:
+    # Out of order within one batch: 5 @ t2, 4 @ t0, 4 @ t1 → history 4 (t0), 5 (t2).
+    result = await ledger.record_levels([obs(5, 2), obs(4, 0), obs(4, 1)])
+    assert result == RecordResult(observed=3, changed=2, stale=0)
+    series = await ledger.level_series("TEE-BLK-M", since=at(-60))
+    assert [(r.quantity, r.observed_at) for r in series] == [(4, at(0)), (5, at(2))]
+    [current] = await ledger.current_levels("TEE-BLK-M")
+    assert (current.quantity, current.observed_at) == (5, at(2))
+    assert await history_count(raw) == 2
+
+
+async def test_the_systems_changed_at_is_kept(ledger: Ledger) -> None:
+    await ledger.record_levels([obs(10, 5, changed_at=at(-30))])
+    [current] = await ledger.current_levels("TEE-BLK-M")
+    assert current.changed_at == at(-30)
+
+
+async def test_keys_are_separate(ledger: Ledger, raw: AsyncEngine) -> None:
+    batch = [
+        obs(10, 0),
+        obs(10, 0, system="wms"),
+        obs(10, 0, location="west"),
+        obs(12, 0, state="on_hand"),
+    ]
+    assert await ledger.record_levels(batch) == RecordResult(4, 4, 0)
+    rows = await ledger.current_levels("TEE-BLK-M")
+    assert [(r.location, r.system, r.state) for r in rows] == [
+        ("east", "shopify", "available"),
+        ("east", "shopify", "on_hand"),
+        ("east", "wms", "available"),
+        ("west", "shopify", "available"),
+    ]
+
+
+async def test_times_round_trip_as_aware_utc(ledger: Ledger) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    local = T0.astimezone(plus_two)
+    observation = LevelObservation("erp", "SKU-1", "east", "on_hand", 3, local, "csv")
+    await ledger.record_levels([observation])
+    [row] = await ledger.current_levels("SKU-1")
+    assert row.observed_at == T0
+    assert row.observed_at.utcoffset() == timedelta(0)
+    [change] = await ledger.level_series("SKU-1", since=at(-1))
+    assert change.observed_at.tzinfo is not None
+    assert change.observed_at.utcoffset() == timedelta(0)
+
+
+async def test_naive_times_are_refused(ledger: Ledger) -> None:
+    naive = LevelObservation("erp", "SKU-1", "east", "on_hand", 3, T0.replace(tzinfo=None), "csv")
+    with pytest.raises(InvalidArgument, match="naive"):
+        await ledger.record_levels([naive])
+    assert await ledger.current_levels("SKU-1") == []
+
+
+async def test_a_realistic_bulk_batch_is_fast_and_changes_only(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    def poll(minutes: int, bump_every: int) -> list[LevelObservation]:
+        return [
+            LevelObservation(
+                system="shopify",
+                sku=f"SKU-{i // 10:05d}",
+                location=f"loc-{i % 5}",
+                state="available" if i % 10 < 5 else "on_hand",
+                quantity=i + (1 if bump_every and i % bump_every == 0 else 0),
+                observed_at=at(minutes),
+                source="poll",
+            )
+            for i in range(20_000)
+        ]
+
+    started = time.perf_counter()
+    assert await ledger.record_levels(poll(0, 0)) == RecordResult(20_000, 20_000, 0)
+    assert await ledger.record_levels(poll(5, 0)) == RecordResult(20_000, 0, 0)
+    assert await ledger.record_levels(poll(10, 4)) == RecordResult(20_000, 5_000, 0)
+    assert await ledger.record_levels(poll(1, 0)) == RecordResult(20_000, 0, 20_000)
+    elapsed = time.perf_counter() - started
+    total = await scalar(raw, "SELECT count(*) FROM level_history")
+    assert total == 25_000
+    assert await scalar(raw, "SELECT count(*) FROM level_current") == 20_000
+    assert (
+        await scalar(raw, "SELECT sum(quantity) FROM level_current") == sum(range(20_000)) + 5_000
+    )
+    assert elapsed < 30, f"80,000 observations took {elapsed:.1f}s"
+
+
+async def test_level_series_starts_with_the_value_before_since(ledger: Ledger) -> None:
+    await ledger.record_levels([obs(10, 0), obs(10, 0, location="west")])
+    await ledger.record_levels([obs(8, 10), obs(9, 10, location="west")])
+    await ledger.record_levels([obs(6, 30), obs(9, 30, location="west")])
+    await ledger.record_levels([obs(4, 50)])
+    await ledger.record_levels([obs(99, 0, sku="OTHER")])
+    series = await ledger.level_series("TEE-BLK-M", since=at(20))
+    assert [(r.location, r.quantity, r.observed_at) for r in series] == [
+        ("east", 8, at(10)),  # the last change before `since`, per key
+        ("west", 9, at(10)),
+        ("east", 6, at(30)),
+        ("east", 4, at(50)),
+    ]
+    later = await ledger.level_series("TEE-BLK-M", since=at(60))
+    assert [(r.location, r.quantity, r.observed_at) for r in later] == [
+        ("west", 9, at(10)),
+        ("east", 4, at(50)),
+    ]
+
+
+async def test_current_levels_filters_by_sku(ledger: Ledger) -> None:
+    await ledger.record_levels([obs(1, sku="A"), obs(2, sku="B"), obs(3, sku="C")])
+    assert [r.sku for r in await ledger.current_levels(sku="B")] == ["B"]
+    assert [r.sku for r in await ledger.current_levels(skus=["C", "A"])] == ["A", "C"]
+    assert [r.sku for r in await ledger.current_levels()] == ["A", "B", "C"]
+    assert await ledger.current_levels(skus=[]) == []
+
+
+async def test_known_skus_come_from_levels_and_items(ledger: Ledger) -> None:
+    await ledger.record_levels([obs(1, sku="B"), obs(2, sku="A")])
+    await ledger.upsert_item("C", "shopify", "gid://shopify/InventoryItem/3")
+    assert await ledger.known_skus() == ["A", "B", "C"]

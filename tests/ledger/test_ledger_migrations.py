@@ -1,0 +1,73 @@
+"""Migrations: to head on both backends, matching the models, runnable from a CLI."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger import Ledger, head_revision, upgrade_sync
+from ledger.tables import metadata
+
+TABLES = {
+    "items",
+    "item_system_ids",
+    "level_current",
+    "level_history",
+    "incidents",
+    "resyncs",
+    "adjustments",
+    "audit_log",
+    "outbox",
+}
+
+
+async def test_upgrade_to_head_creates_the_tables(db_url: str, raw: AsyncEngine) -> None:
+    async with Ledger.from_url(db_url) as ledger:
+        assert await ledger.current_revision() is None
+        await ledger.upgrade()
+        assert await ledger.current_revision() == head_revision()
+        await ledger.upgrade()  # a second run is a no-op
+        assert await ledger.current_revision() == head_revision()
+    async with raw.connect() as conn:
+        names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert names >= TABLES | {"alembic_version"}
+
+
+async def test_the_migrations_match_the_models(ledger: Ledger, raw: AsyncEngine) -> None:
+    def diff(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    async with raw.connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+async def test_upgrade_sync_works_from_synchronous_code(db_url: str) -> None:
+    # upgrade_sync runs its own event loop, as a CLI would; give it a thread without one.
+    await asyncio.to_thread(upgrade_sync, db_url)
+    async with Ledger.from_url(db_url) as ledger:
+        assert await ledger.current_revision() == head_revision()
+
+
+async def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    async with Ledger.from_url(f"sqlite:///{tmp_path / 'dw.db'}") as ledger:
+        await ledger.upgrade()
+        async with ledger._read() as conn:
+            journal = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
+            foreign_keys = (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one()
+            busy = (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one()
+    assert (journal, foreign_keys) == ("wal", 1)
+    assert busy >= 1000
+
+
+def test_the_migration_scripts_ship_inside_the_package() -> None:
+    versions = Path(__file__).resolve().parents[2] / "ledger" / "migrations" / "versions"
+    assert (versions / "__init__.py").exists()
+    assert (versions.parent / "script.py.mako").exists()
+    assert any(p.name.startswith(head_revision()) for p in versions.glob("*.py"))

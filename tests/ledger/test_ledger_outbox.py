@@ -1,0 +1,171 @@
+"""The outbox: dedupe, per-incident order, leases, retries, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import pytest
+from ledger_testing import T0, at, scalar
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger import Incident, InvalidArgument, Ledger, NotFound, OutboxEntry, OutboxStats
+
+CHANNEL = "C_OPS"
+
+
+async def put(
+    ledger: Ledger,
+    when: datetime = T0,
+    *,
+    kind: str = "thread.reply",
+    payload: Mapping[str, Any] | None = None,
+    incident_id: int | None = None,
+) -> OutboxEntry:
+    entry = await ledger.enqueue(kind, CHANNEL, payload or {}, when, incident_id=incident_id)
+    assert entry is not None
+    return entry
+
+
+async def incident(ledger: Ledger, fingerprint: str) -> Incident:
+    opened, _ = await ledger.open_incident(fingerprint, "drift", "warning", fingerprint, T0)
+    return opened
+
+
+async def test_enqueue_and_dedupe(ledger: Ledger, raw: AsyncEngine) -> None:
+    entry = await ledger.enqueue("report.weekly", CHANNEL, {"week": 45}, T0, dedupe_key="w45")
+    assert entry is not None
+    assert (entry.status, entry.attempts, entry.next_attempt_at, entry.payload) == (
+        "pending",
+        0,
+        T0,
+        {"week": 45},
+    )
+    assert (
+        await ledger.enqueue("report.weekly", CHANNEL, {"week": 45}, at(1), dedupe_key="w45")
+        is None
+    )
+    assert await ledger.enqueue("report.weekly", CHANNEL, {}, at(1)) is not None  # no key
+    assert await scalar(raw, "SELECT count(*) FROM outbox WHERE dedupe_key = 'w45'") == 1
+    assert await scalar(raw, "SELECT count(*) FROM outbox") == 2
+
+
+async def test_only_due_entries_are_claimed(ledger: Ledger) -> None:
+    now = await put(ledger, T0)
+    later = await put(ledger, at(10))
+    assert [e.id for e in await ledger.claim_outbox(at(1))] == [now.id]
+    assert await ledger.claim_outbox(at(1.5)) == []  # `later` is not due, `now` is leased
+    claimed = await ledger.claim_outbox(at(10))  # `now`'s one-minute lease has run out
+    assert [(e.id, e.attempts) for e in claimed] == [(now.id, 2), (later.id, 1)]
+
+
+async def test_one_incident_delivers_in_order(ledger: Ledger) -> None:
+    a = await incident(ledger, "a")
+    b = await incident(ledger, "b")
+    a1 = await put(ledger, kind="incident.opened", incident_id=a.id)
+    a2 = await put(ledger, kind="incident.updated", incident_id=a.id)
+    b1 = await put(ledger, kind="incident.opened", incident_id=b.id)
+    free = await put(ledger, kind="report.weekly")
+    claimed = await ledger.claim_outbox(at(1), lease_seconds=60)
+    assert [e.id for e in claimed] == [a1.id, b1.id, free.id]
+    # a2 waits while a1 is leased, and after the lease runs out a1 (not a2) comes back.
+    assert await ledger.claim_outbox(at(1.5)) == []
+    assert [e.id for e in await ledger.claim_outbox(at(3))] == [a1.id, b1.id, free.id]
+    await ledger.mark_delivered(a1.id, at(3.1), {"ts": "1.1"})
+    assert [e.id for e in await ledger.claim_outbox(at(3.2))] == [a2.id]
+
+
+async def test_a_lease_holds_until_it_runs_out(ledger: Ledger) -> None:
+    entry = await put(ledger)
+    [claimed] = await ledger.claim_outbox(T0, lease_seconds=30)
+    assert (claimed.attempts, claimed.lease_until) == (1, at(0.5))
+    assert await ledger.claim_outbox(at(0.49)) == []
+    [again] = await ledger.claim_outbox(at(0.5), lease_seconds=30)  # the worker died
+    assert (again.id, again.attempts, again.lease_until) == (entry.id, 2, at(1))
+
+
+async def test_retry_waits_for_its_time(ledger: Ledger) -> None:
+    entry = await put(ledger)
+    await ledger.claim_outbox(T0)
+    retried = await ledger.mark_retry(entry.id, "ratelimited", at(5))
+    assert (retried.status, retried.next_attempt_at, retried.lease_until) == (
+        "pending",
+        at(5),
+        None,
+    )
+    assert retried.last_error == "ratelimited"
+    assert await ledger.claim_outbox(at(4.9)) == []
+    [claimed] = await ledger.claim_outbox(at(5))
+    assert claimed.attempts == 2
+
+
+async def test_delivered_keeps_the_response(ledger: Ledger) -> None:
+    entry = await put(ledger, kind="incident.opened")
+    await ledger.claim_outbox(T0)
+    done = await ledger.mark_delivered(entry.id, at(1), {"channel": CHANNEL, "ts": "17.5"})
+    assert (done.status, done.delivered_at, done.response, done.lease_until) == (
+        "delivered",
+        at(1),
+        {"channel": CHANNEL, "ts": "17.5"},
+        None,
+    )
+    assert await ledger.claim_outbox(at(60)) == []
+    assert await ledger.get_outbox_entry(entry.id) == done
+
+
+async def test_dead_entries_are_audited_and_unblock_the_incident(ledger: Ledger) -> None:
+    a = await incident(ledger, "a")
+    first = await put(ledger, kind="incident.opened", incident_id=a.id)
+    second = await put(ledger, kind="incident.updated", incident_id=a.id)
+    await ledger.claim_outbox(T0)
+    dead = await ledger.mark_dead(first.id, "channel_not_found", at(1))
+    assert (dead.status, dead.last_error) == ("dead", "channel_not_found")
+    [entry] = await ledger.list_audit(subject=f"outbox:{first.id}")
+    assert (entry.action, entry.at, entry.detail["error"]) == (
+        "outbox.dead",
+        at(1),
+        "channel_not_found",
+    )
+    assert [e.id for e in await ledger.claim_outbox(at(2))] == [second.id]
+    assert [e.id for e in await ledger.list_outbox(incident_id=a.id, status="dead")] == [first.id]
+
+
+async def test_stats(ledger: Ledger) -> None:
+    assert await ledger.outbox_stats() == OutboxStats(0, 0, 0, None)
+    one = await put(ledger, at(1))
+    two = await put(ledger, at(2))
+    await put(ledger, at(3))
+    await ledger.mark_delivered(one.id, at(4))
+    await ledger.mark_dead(two.id, "gone", at(4))
+    assert await ledger.outbox_stats() == OutboxStats(
+        pending=1, delivered=1, dead=1, oldest_pending_at=at(3)
+    )
+
+
+async def test_two_workers_never_claim_the_same_entry(ledger: Ledger, db_url: str) -> None:
+    for i in range(40):
+        await put(ledger, payload={"n": i})
+    async with Ledger.from_url(db_url) as other:
+        batches = await asyncio.gather(
+            *(
+                (ledger if i % 2 else other).claim_outbox(at(1), limit=7, lease_seconds=60)
+                for i in range(8)
+            )
+        )
+    ids = [e.id for batch in batches for e in batch]
+    assert len(ids) == len(set(ids)) == 40
+
+
+async def test_outbox_errors(ledger: Ledger) -> None:
+    with pytest.raises(NotFound):
+        await ledger.mark_delivered(404, T0)
+    with pytest.raises(NotFound):
+        await ledger.get_outbox_entry(404)
+    with pytest.raises(NotFound, match="incident"):
+        await ledger.enqueue("incident.opened", CHANNEL, {}, T0, incident_id=404)
+    with pytest.raises(InvalidArgument):
+        await ledger.enqueue("thread.reply", CHANNEL, {"at": T0}, T0)
+    with pytest.raises(InvalidArgument):
+        await ledger.claim_outbox(T0, lease_seconds=0)

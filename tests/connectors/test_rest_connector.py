@@ -1,0 +1,262 @@
+"""The config-driven REST connector against the fake WMS over real HTTP on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import httpx
+import pytest
+from connector_testing import WMS_FIELDS, WMS_LISTING, WMS_TOKEN, TableMapping, rest_connector
+
+from connectors.clock import ManualClock
+from connectors.errors import AuthError, TransportError, WriteRejected
+from connectors.levels import LevelWrite
+from connectors.rest import RestConnector
+from sandbox.wms import FakeWMS
+
+
+@pytest.fixture
+async def wms(clock: ManualClock) -> AsyncIterator[FakeWMS]:
+    async with FakeWMS(token=WMS_TOKEN, clock=clock) as fake:
+        yield fake
+
+
+@pytest.fixture
+def connector(
+    http: httpx.AsyncClient, wms: FakeWMS, mapping: TableMapping, clock: ManualClock
+) -> RestConnector:
+    return rest_connector(http, wms.base_url, mapping, clock)
+
+
+def _seed(wms: FakeWMS, count: int) -> None:
+    for i in range(count):
+        wms.set_level(f"SKU-{i:04d}", "WH-EAST", on_hand=i)
+
+
+def _list_requests(wms: FakeWMS) -> list[dict[str, str]]:
+    return [r.query for r in wms.requests if r.method == "GET"]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+async def test_page_pagination_reads_1234_items_in_three_pages(
+    connector: RestConnector, wms: FakeWMS
+) -> None:
+    _seed(wms, 1234)
+    levels = await connector.read_levels()
+    assert len(levels) == 1234
+    assert {lv.sku for lv in levels} == {f"SKU-{i:04d}" for i in range(1234)}
+    assert [q["page"] for q in _list_requests(wms)] == ["1", "2", "3"]
+    assert {q["per_page"] for q in _list_requests(wms)} == {"500"}
+    assert connector.health().requests == 3
+    by_sku = {lv.sku: lv for lv in levels}
+    assert by_sku["SKU-1233"].quantities == {
+        "on_hand": 1233,
+        "available": 1233,
+        "committed": 0,
+        "damaged": 0,
+    }
+    assert by_sku["SKU-1233"].location == "east"
+    assert by_sku["SKU-1233"].changed_at == wms.level("SKU-1233", "WH-EAST").updated_at
+
+
+async def test_a_page_size_above_the_servers_limit_still_reads_every_item(
+    http: httpx.AsyncClient, wms: FakeWMS, mapping: TableMapping, clock: ManualClock
+) -> None:
+    # The fake clamps per_page to 500: a full page of 500 is not the last page.
+    _seed(wms, 1234)
+    connector = rest_connector(
+        http, wms.base_url, mapping, clock, listing=replace(WMS_LISTING, page_size=1000)
+    )
+    levels = await connector.read_levels()
+    assert len(levels) == 1234
+    assert [q["page"] for q in _list_requests(wms)] == ["1", "2", "3"]
+
+
+async def test_link_pagination_follows_the_next_links(
+    http: httpx.AsyncClient, wms: FakeWMS, mapping: TableMapping, clock: ManualClock
+) -> None:
+    _seed(wms, 1234)
+    connector = rest_connector(
+        http, wms.base_url, mapping, clock, listing=replace(WMS_LISTING, pagination="link")
+    )
+    levels = await connector.read_levels()
+    assert sorted(lv.sku for lv in levels) == [f"SKU-{i:04d}" for i in range(1234)]
+    assert [q.get("page", "1") for q in _list_requests(wms)] == ["1", "2", "3"]
+
+
+async def test_sku_filter_is_sent_to_the_server(connector: RestConnector, wms: FakeWMS) -> None:
+    _seed(wms, 50)
+    wms.set_level("SKU-0007", "WH-WEST", on_hand=3)
+    levels = await connector.read_levels(["SKU-0007", "SKU-0042"])
+    assert sorted((lv.sku, lv.location) for lv in levels) == [
+        ("SKU-0007", "east"),
+        ("SKU-0007", "west"),
+        ("SKU-0042", "east"),
+    ]
+    # A short first page may be a capped one, so an empty second page confirms the end.
+    assert [(q["sku"], q["page"]) for q in _list_requests(wms)] == [
+        ("SKU-0007,SKU-0042", "1"),
+        ("SKU-0007,SKU-0042", "2"),
+    ]
+
+
+async def test_a_filtered_read_finds_skus_the_wms_spells_differently_once_seen(
+    connector: RestConnector, wms: FakeWMS
+) -> None:
+    wms.set_level("old-sku-9", "WH-EAST", on_hand=4)  # normalizes (case, alias) to SKU-9
+    wms.set_level("SKU-1", "WH-EAST", on_hand=1)
+    assert {lv.sku for lv in await connector.read_levels()} == {"SKU-9", "SKU-1"}
+    levels = await connector.read_levels(["SKU-9"])
+    assert [(lv.sku, lv.refs["sku"], lv.quantities["on_hand"]) for lv in levels] == [
+        ("SKU-9", "old-sku-9", 4)
+    ]
+
+
+async def test_429_with_retry_after_is_waited_out_then_succeeds(
+    connector: RestConnector, wms: FakeWMS, clock: ManualClock
+) -> None:
+    _seed(wms, 3)
+    wms.force_429(2, retry_after=5)
+    levels = await connector.read_levels()
+    assert len(levels) == 3
+    assert len(clock.slept) == 2
+    assert all(5.0 <= s <= 5.25 for s in clock.slept), clock.slept
+    health = connector.health()
+    # two 429s, then page 1 (short) and the empty page 2 that confirms the end
+    assert (health.requests, health.throttles, health.retries) == (4, 2, 2)
+    assert health.throttle.retry_after == 5.0
+    assert health.last_success == clock.now()
+    assert health.error_streak == 0
+
+
+async def test_5xx_is_retried_within_the_bound_then_fails(
+    connector: RestConnector, wms: FakeWMS, clock: ManualClock
+) -> None:
+    _seed(wms, 3)
+    wms.force_5xx(2, status=503)
+    assert len(await connector.read_levels()) == 3
+    assert connector.health().retries == 2
+
+    wms.force_5xx(10, status=502)
+    with pytest.raises(TransportError, match="HTTP 502 after 4 tries"):
+        await connector.read_levels()
+    health = connector.health()
+    assert health.requests == 2 + 2 + 4
+    assert health.retries == 2 + 3
+    assert health.failures == 1
+    assert health.last_error is not None
+    assert health.last_error_at == clock.now()
+    assert len(clock.slept) == 2 + 3
+    assert all(0 < s <= 8.0 for s in clock.slept)
+
+
+async def test_a_refused_token_is_an_auth_error_without_retries(
+    http: httpx.AsyncClient, wms: FakeWMS, mapping: TableMapping, clock: ManualClock
+) -> None:
+    connector = rest_connector(http, wms.base_url, mapping, clock, token="wrong")
+    with pytest.raises(AuthError, match="401"):
+        await connector.read_levels()
+    assert connector.health().requests == 1
+    assert connector.health().retries == 0
+    assert clock.slept == []
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _write(key: str, *, quantity: int, expected: int | None, sku: str = "SKU-1") -> LevelWrite:
+    return LevelWrite(
+        sku=sku, location="east", state="on_hand", quantity=quantity, expected=expected, key=key
+    )
+
+
+async def test_a_write_sent_twice_with_the_same_key_is_applied_once(
+    connector: RestConnector, wms: FakeWMS
+) -> None:
+    wms.set_level("SKU-1", "WH-EAST", on_hand=10, allocated=2)
+    write = _write("resync-1", quantity=14, expected=10)
+    first = await connector.write_levels([write])
+    second = await connector.write_levels([write])
+    assert [o.status for o in first + second] == ["applied", "applied"]
+    assert (first[0].before, first[0].after) == (10, 14)
+    assert len(wms.writes) == 1
+    assert wms.writes[0].key == "resync-1"
+    assert wms.writes[0].warehouse == "WH-EAST"  # location key mapped back
+    assert wms.level("SKU-1", "WH-EAST").on_hand == 14
+    assert wms.level("SKU-1", "WH-EAST").pickable == 12
+
+
+async def test_a_stale_write_is_reported_and_changes_nothing(
+    connector: RestConnector, wms: FakeWMS
+) -> None:
+    wms.set_level("SKU-1", "WH-EAST", on_hand=11)
+    before = wms.level("SKU-1", "WH-EAST")
+    [outcome] = await connector.write_levels([_write("resync-2", quantity=14, expected=10)])
+    assert outcome.status == "stale"
+    assert outcome.before == 11  # what the WMS holds now, not what we expected
+    assert wms.level("SKU-1", "WH-EAST") == before
+    assert wms.writes == []
+
+
+async def test_writes_go_to_the_sku_as_the_wms_spells_it(
+    connector: RestConnector, wms: FakeWMS
+) -> None:
+    wms.set_level("sku-1", "WH-EAST", on_hand=10)
+    await connector.read_levels()
+    [outcome] = await connector.write_levels([_write("resync-3", quantity=12, expected=10)])
+    assert outcome.status == "applied", outcome.error
+    assert wms.level("sku-1", "WH-EAST").on_hand == 12
+
+
+async def test_failed_writes_say_why(connector: RestConnector, wms: FakeWMS) -> None:
+    wms.set_level("SKU-1", "WH-EAST", on_hand=10, allocated=8)
+    outcomes = await connector.write_levels(
+        [
+            _write("w-1", quantity=5, expected=10),  # below allocated
+            _write("w-2", quantity=5, expected=None, sku="SKU-NOPE"),
+            LevelWrite("SKU-1", "east", "damaged", 1, 0, "w-3"),  # no such field
+        ]
+    )
+    assert [o.status for o in outcomes] == ["failed", "failed", "failed"]
+    assert "below_committed" in (outcomes[0].error or "")
+    assert "404" in (outcomes[1].error or "")
+    assert "cannot set damaged" in (outcomes[2].error or "")
+    assert wms.writes == []
+
+
+async def test_pack_sizes_apply_on_read_and_write(connector: RestConnector, wms: FakeWMS) -> None:
+    wms.set_level("SKU-PACK", "WH-EAST", on_hand=3, allocated=1)  # packs of 6
+    [level] = await connector.read_levels(["SKU-PACK"])
+    assert level.quantities == {"on_hand": 18, "available": 12, "committed": 6, "damaged": 0}
+
+    write = LevelWrite("SKU-PACK", "east", "on_hand", 30, 18, "pack-1")
+    [outcome] = await connector.write_levels([write])
+    assert outcome.status == "applied"
+    assert wms.level("SKU-PACK", "WH-EAST").on_hand == 5
+    assert wms.writes[0].before.on_hand == 3
+
+    [odd] = await connector.write_levels([LevelWrite("SKU-PACK", "east", "on_hand", 31, 30, "p2")])
+    assert odd.status == "failed"
+    assert "not a whole number of packs of 6" in (odd.error or "")
+    assert len(wms.writes) == 1
+
+
+async def test_without_a_write_endpoint_writes_are_rejected(
+    http: httpx.AsyncClient, wms: FakeWMS, mapping: TableMapping, clock: ManualClock
+) -> None:
+    connector = RestConnector(
+        http,
+        name="wms",
+        base_url=wms.base_url,
+        headers={"Authorization": f"Bearer {WMS_TOKEN}"},
+        listing=WMS_LISTING,
+        fields=WMS_FIELDS,
+        mapping=mapping,
+        clock=clock,
+    )
+    assert connector.writable is False
+    with pytest.raises(WriteRejected):
+        await connector.write_levels([_write("k", quantity=1, expected=0)])

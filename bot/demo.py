@@ -24,8 +24,7 @@ from bot.terminal import render_blocks
 from connectors.clock import SystemClock
 from ledger import Ledger
 from monitors.config import Config, config_from_dict
-from monitors.incidents import raise_incidents
-from monitors.reconcile import run_diff
+from monitors.jobs import DriftDiffJob
 from monitors.wiring import build_systems, rules_from_config
 from sandbox.world import SandboxWorld, World
 
@@ -123,17 +122,22 @@ async def run_demo(db_path: Path | None = None, *, out: Any = None) -> int:
             say("")
             async with httpx.AsyncClient(timeout=30.0) as client:
                 systems = build_systems(config, client=client, clock=clock, environ=demo.environ)
-                run = await run_diff(systems, rules_from_config(config), ledger)
+                job = DriftDiffJob(
+                    systems,
+                    rules_from_config(config),
+                    ledger,
+                    clock,
+                    channel=config.slack.alerts_channel,
+                )
+                result = await job.run()
+            run = result.run
             recorded = run.recorded
             say(
                 f"Read {len(run.levels)} levels from {len(systems)} systems"
                 + (f"; {recorded.changed} level values recorded." if recorded else ".")
             )
             say(render_table(run.drifts))
-            raised = await raise_incidents(
-                run.drifts, ledger, channel=config.slack.alerts_channel, at=clock.now()
-            )
-            say(f"\nOpened {sum(r.new for r in raised)} incident(s); delivering alerts to Slack…")
+            say(f"\nOpened {len(result.incidents.opened)} incident(s); delivering alerts to Slack…")
             slack = AsyncWebClient(token=world.slack_token, base_url=world.slack_api_url)
             report = await OutboxWorker(ledger, slack, clock).drain()
             for message in world.slack.messages(world.alerts_channel):

@@ -1,18 +1,13 @@
-"""From drifts to incidents in the ledger, and notifications in its outbox.
+"""How a drift is described as an incident: its severity, its title, its stored facts.
 
-The outbox entry names the incident and the event; the bot renders the message from
-the incident's current state when it delivers, so a message never shows stale facts
-and nothing is lost while Slack is down.
+The incident pipeline (monitors/pipeline) decides when an incident opens; these are
+the words and facts it uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from ledger import Incident, Ledger
 from monitors.drift import Drift
 
 SEVERITY = {
@@ -21,6 +16,9 @@ SEVERITY = {
     "missing": "warning",
     "undersell": "warning",
     "count_mismatch": "warning",
+    "untracked": "warning",
+    "oversell_policy": "warning",
+    "stale": "warning",
 }
 
 TITLES = {
@@ -29,13 +27,20 @@ TITLES = {
     "missing": "SKU missing in a system",
     "undersell": "Undersell: stock not shown",
     "count_mismatch": "Counts disagree",
+    "untracked": "Inventory not tracked",
+    "oversell_policy": "Sells when out of stock",
+    "stale": "Stale count",
 }
 
 
-@dataclass(frozen=True)
-class Raised:
-    incident: Incident
-    new: bool
+def drift_title(drift: Drift) -> str:
+    """The incident title: the class, the SKU and the location (and, for a SKU
+    mismatch, which system lacks it)."""
+    what = TITLES.get(drift.kind, drift.kind)
+    if drift.kind == "missing" and drift.missing_from:
+        side = "the source of truth " if drift.missing_side == "truth" else ""
+        what = f"SKU missing in {side}{drift.missing_from}"
+    return f"{what}: {drift.sku} at {drift.location}"
 
 
 def drift_details(drift: Drift) -> dict[str, Any]:
@@ -53,34 +58,11 @@ def drift_details(drift: Drift) -> dict[str, Any]:
         "values": dict(drift.values),
         "observed_at": {k: v.isoformat() for k, v in drift.observed_at.items()},
         "changed_at": drift.changed_at.isoformat() if drift.changed_at else None,
+        "since": drift.since.isoformat() if drift.since else None,
+        "age_seconds": drift.age.total_seconds(),
+        "large": drift.large,
+        "missing_from": drift.missing_from,
+        "missing_side": drift.missing_side,
+        "evidence": list(drift.evidence),
+        "components": None if drift.components is None else dict(drift.components),
     }
-
-
-async def raise_incidents(
-    drifts: Sequence[Drift], ledger: Ledger, *, channel: str, at: datetime
-) -> list[Raised]:
-    """Open (or touch) one incident per drift; queue an alert for each new one."""
-    raised: list[Raised] = []
-    for drift in drifts:
-        incident, new = await ledger.open_incident(
-            fingerprint=drift.fingerprint,
-            kind=drift.kind,
-            severity=SEVERITY.get(drift.kind, "warning"),
-            title=f"{TITLES.get(drift.kind, drift.kind)}: {drift.sku} at {drift.location}",
-            at=at,
-            sku=drift.sku,
-            location=drift.location,
-            system=drift.system,
-            details=drift_details(drift),
-        )
-        if new:
-            await ledger.enqueue(
-                "incident.opened",
-                channel,
-                {"incident_id": incident.id},
-                at=at,
-                incident_id=incident.id,
-                dedupe_key=f"incident:{incident.id}:opened:{incident.reopened_count}",
-            )
-        raised.append(Raised(incident, new))
-    return raised

@@ -11,7 +11,7 @@ from connectors.base import InventorySystem
 from connectors.clock import Clock
 from ledger import Ledger
 from monitors.drift import DiffRules
-from monitors.incidents import Raised, raise_incidents
+from monitors.pipeline import Context, Pipeline, Scope, build_pipeline
 from monitors.reconcile import DiffRun, run_diff
 
 log = logging.getLogger("driftwatch.jobs")
@@ -20,11 +20,11 @@ log = logging.getLogger("driftwatch.jobs")
 @dataclass
 class DiffResult:
     run: DiffRun
-    raised: list[Raised]
+    incidents: Context
 
 
 class DriftDiffJob:
-    """A full (or targeted) drift diff that records levels and raises incidents."""
+    """A full (or targeted) drift diff: read, record, diff, then the incident pipeline."""
 
     def __init__(
         self,
@@ -34,7 +34,9 @@ class DriftDiffJob:
         clock: Clock,
         *,
         channel: str,
+        pipeline: Pipeline | None = None,
     ) -> None:
+        self._pipeline = pipeline or build_pipeline()
         self._systems = systems
         self._rules = rules
         self._ledger = ledger
@@ -47,8 +49,12 @@ class DriftDiffJob:
         diff_run = await run_diff(self._systems, self._rules, self._ledger, skus=skus)
         for system, error in diff_run.failures.items():
             log.warning("could not read %s: %s", system, error)
-        raised = await raise_incidents(
-            diff_run.drifts, self._ledger, channel=self._channel, at=started
+        scope = Scope(
+            systems=frozenset(s.name for s in self._systems if s.name not in diff_run.failures),
+            skus=frozenset(skus) if skus is not None else None,
         )
-        self.last = DiffResult(diff_run, raised)
+        ctx = await self._pipeline.run(
+            self._ledger, diff_run.drifts, scope=scope, now=started, channel=self._channel
+        )
+        self.last = DiffResult(diff_run, ctx)
         return self.last

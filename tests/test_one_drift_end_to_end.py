@@ -15,7 +15,7 @@ from bot.demo import DemoWorld, demo_world
 from bot.outbox import OutboxWorker
 from connectors import ManualClock
 from ledger import Ledger
-from monitors.incidents import raise_incidents
+from monitors.jobs import DriftDiffJob
 from monitors.reconcile import run_diff
 from monitors.wiring import build_systems, rules_from_config
 
@@ -36,11 +36,15 @@ async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
 async def _diff_and_alert(demo: DemoWorld, ledger: Ledger, clock: ManualClock) -> None:
     async with httpx.AsyncClient() as client:
         systems = build_systems(demo.config, client=client, clock=clock, environ=demo.environ)
-        run = await run_diff(systems, rules_from_config(demo.config), ledger)
-    assert run.failures == {}
-    await raise_incidents(
-        run.drifts, ledger, channel=demo.config.slack.alerts_channel, at=clock.now()
-    )
+        job = DriftDiffJob(
+            systems,
+            rules_from_config(demo.config),
+            ledger,
+            clock,
+            channel=demo.config.slack.alerts_channel,
+        )
+        result = await job.run()
+    assert result.run.failures == {}
     slack = AsyncWebClient(token=demo.world.slack_token, base_url=demo.world.slack_api_url)
     await OutboxWorker(ledger, slack, clock).drain()
 

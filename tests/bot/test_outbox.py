@@ -14,7 +14,7 @@ from bot.outbox import ATTENTION_RETRY_SECONDS, OutboxWorker
 from connectors import ManualClock
 from ledger import Ledger
 from monitors.drift import Drift
-from monitors.incidents import raise_incidents
+from monitors.pipeline import Context, Scope, build_pipeline
 from sandbox.slack import FakeSlack
 
 CHANNEL = "C0DRIFT01"
@@ -31,6 +31,14 @@ def _drift(sku: str) -> Drift:
         actual=14,
         values={"shopify": 14, "wms": 10},
         observed_at={"shopify": datetime(2026, 11, 2, 9, tzinfo=UTC)},
+    )
+
+
+async def raise_incidents(
+    found: list[Drift], ledger: Ledger, *, channel: str, at: datetime
+) -> Context:
+    return await build_pipeline().run(
+        ledger, found, scope=Scope(systems=frozenset({"shopify", "wms"})), now=at, channel=channel
     )
 
 
@@ -108,8 +116,8 @@ async def test_a_message_slack_cannot_accept_is_given_up_and_audited(
 async def test_an_update_never_overtakes_the_alert_it_updates(
     ledger: Ledger, slack: FakeSlack, clock: ManualClock
 ) -> None:
-    [raised] = await raise_incidents([_drift("SKU-1")], ledger, channel=CHANNEL, at=clock.now())
-    incident = raised.incident
+    ctx = await raise_incidents([_drift("SKU-1")], ledger, channel=CHANNEL, at=clock.now())
+    [incident] = ctx.opened
     await ledger.acknowledge(incident.id, "U0OPS001", clock.now())
     await ledger.enqueue(
         "incident.updated",

@@ -1,0 +1,94 @@
+"""The incident pipeline: evaluate → group → mute → dedupe → notify.
+
+Every stage has one signature, ``async (ctx, candidates) -> candidates``, and
+:func:`build_pipeline` assembles them in order — the whole flow from drifts to queued
+Slack notifications reads here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ledger import Ledger
+from monitors.drift import Drift
+from monitors.pipeline.dedupe import dedupe, live_incidents
+from monitors.pipeline.evaluate import Hint, candidates_from_drifts, evaluating
+from monitors.pipeline.group import group
+from monitors.pipeline.model import Candidate, Context, Mute, MuteSource, Scope, Stage, Timers
+from monitors.pipeline.mute import mute
+from monitors.pipeline.notify import notify
+
+__all__ = [
+    "Candidate",
+    "Context",
+    "Mute",
+    "MuteSource",
+    "Pipeline",
+    "Scope",
+    "Stage",
+    "Timers",
+    "build_pipeline",
+    "candidates_from_drifts",
+]
+
+
+@dataclass
+class Pipeline:
+    stages: Sequence[Stage]
+    timers: Timers = field(default_factory=Timers)
+    mute_source: MuteSource | None = None
+
+    async def run(
+        self,
+        ledger: Ledger,
+        drifts: Sequence[Drift],
+        *,
+        scope: Scope,
+        now: datetime,
+        channel: str,
+        confirmed: set[str] | None = None,
+    ) -> Context:
+        """Push one evaluation's drifts through every stage; return what happened."""
+        mutes: list[Mute] = list(await self.mute_source(now)) if self.mute_source else []
+        ctx = Context(
+            ledger=ledger,
+            now=now,
+            channel=channel,
+            scope=scope,
+            timers=self.timers,
+            drifts=drifts,
+            confirmed=confirmed,
+        )
+        for incident in await live_incidents(ctx):
+            if incident.is_snoozed(now):
+                mutes.append(
+                    Mute(
+                        id=f"snooze:{incident.id}",
+                        starts_at=now,
+                        ends_at=incident.snoozed_until,
+                        reason="snoozed",
+                        fingerprint=incident.fingerprint,
+                    )
+                )
+        ctx.mutes = mutes
+        candidates: list[Candidate] = []
+        for stage in self.stages:
+            candidates = await stage(ctx, candidates)
+        return ctx
+
+
+def build_pipeline(
+    *,
+    timers: Timers | None = None,
+    hint: Hint | None = None,
+    mute_source: MuteSource | None = None,
+) -> Pipeline:
+    """evaluate → group → mute → dedupe → notify."""
+    evaluate = evaluating(hint)
+    return Pipeline(
+        stages=(evaluate, group, mute, dedupe, notify),
+        timers=timers or Timers(),
+        mute_source=mute_source,
+    )

@@ -1,0 +1,47 @@
+"""Stage 1: drifts become candidates, with severity, title and their facts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from monitors.drift import Drift
+from monitors.incidents import SEVERITY, TITLES, drift_details
+from monitors.pipeline.model import Candidate, Context, Stage
+
+Hint = Callable[[Drift], str | None]
+
+
+def candidates_from_drifts(
+    drifts: Sequence[Drift],
+    *,
+    confirmed: set[str] | None = None,
+    hint: Hint | None = None,
+) -> list[Candidate]:
+    """One candidate per drift. ``confirmed`` (fingerprints) marks the drifts that have
+    persisted long enough to open an incident; None confirms all."""
+    out = []
+    for d in drifts:
+        out.append(
+            Candidate(
+                fingerprint=d.fingerprint,
+                kind=d.kind,
+                severity=SEVERITY.get(d.kind, "warning"),
+                title=f"{TITLES.get(d.kind, d.kind)}: {d.sku} at {d.location}",
+                details=drift_details(d),
+                sku=d.sku,
+                location=d.location,
+                system=d.system,
+                root_cause_hint=hint(d) if hint else None,
+                confirmed=confirmed is None or d.fingerprint in confirmed,
+            )
+        )
+    return out
+
+
+def evaluating(hint: Hint | None = None) -> Stage:
+    """The evaluate stage: the context's drifts become the candidates."""
+
+    async def evaluate(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
+        return candidates + candidates_from_drifts(ctx.drifts, confirmed=ctx.confirmed, hint=hint)
+
+    return evaluate

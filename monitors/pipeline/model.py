@@ -1,0 +1,129 @@
+"""What flows through the incident pipeline, and the one signature every stage has.
+
+A :class:`Candidate` is a would-be incident: one drift, or a group of drifts of one
+kind at one location. Each stage takes the context and the candidates and returns the
+candidates for the next stage (``async (ctx, candidates) -> candidates``), so the whole
+pipeline reads in one place (:func:`monitors.pipeline.build_pipeline`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from ledger import Incident, Ledger
+from monitors.drift import Drift
+
+
+@dataclass
+class Candidate:
+    fingerprint: str
+    kind: str
+    severity: str
+    title: str
+    details: dict[str, Any]
+    sku: str | None = None
+    location: str | None = None
+    system: str | None = None
+    root_cause_hint: str | None = None
+    #: fingerprints of the drifts a group stands for (empty for a single drift)
+    members: list[str] = field(default_factory=list)
+    #: whether this drift has persisted long enough to open an incident
+    confirmed: bool = True
+    #: set by the mute stage: the mute that silences notifications
+    muted_by: str | None = None
+    #: set by the dedupe stage: the incident, and what to tell Slack about it
+    incident: Incident | None = None
+    notify: str | None = None  # "opened" | "reopened" | "reminder" | None
+
+
+@dataclass(frozen=True)
+class Mute:
+    """Snoozes, silences and maintenance windows are one concept: a time range and
+    matchers; an unset matcher matches anything."""
+
+    id: str
+    starts_at: datetime
+    ends_at: datetime | None
+    reason: str
+    fingerprint: str | None = None
+    kind: str | None = None
+    sku: str | None = None
+    location: str | None = None
+    system: str | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
+
+    def matches(self, c: Candidate) -> bool:
+        pairs = (
+            (self.fingerprint, c.fingerprint),
+            (self.kind, c.kind),
+            (self.sku, c.sku),
+            (self.location, c.location),
+            (self.system, c.system),
+        )
+        return all(want is None or want == have for want, have in pairs)
+
+
+class MuteSource(Protocol):
+    async def __call__(self, now: datetime) -> Sequence[Mute]: ...
+
+
+@dataclass(frozen=True)
+class Timers:
+    """Named, documented timers (after Alertmanager's).
+
+    :param repeat_interval: remind about a still-open incident this often.
+    :param reopen_window: a drift that recurs within this time of its incident's
+        resolution reopens that incident instead of opening a new one.
+    :param group_threshold: more drifts than this of one kind at one location become
+        one grouped incident.
+    :param group_list: how many of the worst drifts a grouped incident lists.
+    """
+
+    repeat_interval: timedelta = timedelta(hours=1)
+    reopen_window: timedelta = timedelta(hours=24)
+    group_threshold: int = 10
+    group_list: int = 10
+
+
+@dataclass
+class Scope:
+    """What the evaluation looked at, so recovery is judged only there.
+
+    ``skus`` None means every SKU (a full diff). ``systems`` are the systems that were
+    read successfully: an incident about a system that could not be read is not
+    resolved just because its drift was not seen.
+    """
+
+    systems: frozenset[str]
+    skus: frozenset[str] | None = None
+
+
+@dataclass
+class Context:
+    ledger: Ledger
+    now: datetime
+    channel: str
+    scope: Scope
+    timers: Timers = field(default_factory=Timers)
+    mutes: Sequence[Mute] = ()
+    #: the evaluation's input: the drifts seen, and which of them are confirmed
+    #: (persisted long enough to open an incident; None confirms all)
+    drifts: Sequence[Drift] = ()
+    confirmed: set[str] | None = None
+    #: what happened, for callers and tests
+    opened: list[Incident] = field(default_factory=list)
+    reopened: list[Incident] = field(default_factory=list)
+    reminded: list[Incident] = field(default_factory=list)
+    resolved: list[Incident] = field(default_factory=list)
+    muted: list[Candidate] = field(default_factory=list)
+    pending: list[Candidate] = field(default_factory=list)
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    async def __call__(self, ctx: Context, candidates: list[Candidate]) -> list[Candidate]: ...

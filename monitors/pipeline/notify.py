@@ -1,0 +1,67 @@
+"""Stage 5: queue what Slack must hear in the ledger's outbox (nothing is lost while
+Slack is down; the bot renders and delivers). Dedupe keys make a repeated evaluation
+queue nothing twice."""
+
+from __future__ import annotations
+
+from monitors.pipeline.model import Candidate, Context
+
+
+def _reminder_bucket(ctx: Context, c: Candidate) -> int:
+    assert c.incident is not None
+    age = ctx.now - c.incident.opened_at
+    return int(age / ctx.timers.repeat_interval)
+
+
+async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
+    for c in candidates:
+        incident = c.incident
+        if incident is None or c.notify is None or c.muted_by is not None:
+            continue
+        n = incident.reopened_count
+        if c.notify == "opened":
+            await ctx.ledger.enqueue(
+                "incident.opened",
+                ctx.channel,
+                {"incident_id": incident.id},
+                at=ctx.now,
+                incident_id=incident.id,
+                dedupe_key=f"incident:{incident.id}:opened:{n}",
+            )
+        elif c.notify == "reopened":
+            await ctx.ledger.enqueue(
+                "incident.updated",
+                ctx.channel,
+                {"incident_id": incident.id, "reply": f"Drifting again: {incident.title}"},
+                at=ctx.now,
+                incident_id=incident.id,
+                dedupe_key=f"incident:{incident.id}:reopened:{n}",
+            )
+        elif c.notify == "reminder":
+            bucket = _reminder_bucket(ctx, c)
+            entry = await ctx.ledger.enqueue(
+                "incident.updated",
+                ctx.channel,
+                {
+                    "incident_id": incident.id,
+                    "reply": f"Still drifting: {incident.title} (gap {c.details.get('gap')})",
+                },
+                at=ctx.now,
+                incident_id=incident.id,
+                dedupe_key=f"incident:{incident.id}:reminder:{n}:{bucket}",
+            )
+            if entry is not None:
+                ctx.reminded.append(incident)
+    for incident in ctx.resolved:
+        await ctx.ledger.enqueue(
+            "incident.resolved",
+            ctx.channel,
+            {
+                "incident_id": incident.id,
+                "reply": "Recovered: every system agrees with the source of truth again.",
+            },
+            at=ctx.now,
+            incident_id=incident.id,
+            dedupe_key=f"incident:{incident.id}:resolved:{incident.reopened_count}",
+        )
+    return candidates

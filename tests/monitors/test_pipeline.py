@@ -1,0 +1,171 @@
+"""The incident pipeline on a real ledger: grouping, muting, dedupe, reminders,
+auto-resolve and reopening — asserted on the incidents and outbox entries it leaves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.levels import Level
+from ledger import Ledger
+from monitors.drift import DiffRules, Drift, SystemRules, diff
+from monitors.pipeline import Mute, Scope, Timers, build_pipeline
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+RULES = DiffRules(
+    systems={
+        "shopify": SystemRules("shopify", "storefront", ("available", "committed")),
+        "wms": SystemRules("wms", "warehouse", ("available", "committed")),
+    },
+    source_of_truth=("wms", "shopify"),
+)
+FULL = Scope(systems=frozenset({"shopify", "wms"}))
+CHANNEL = "C0DRIFT01"
+
+
+def drifts(pairs: dict[str, tuple[int, int]], location: str = "east") -> list[Drift]:
+    """Drifts from the engine itself: SKU -> (shopify available, wms available)."""
+    levels = []
+    for sku, (shop, wms) in pairs.items():
+        levels.append(Level("shopify", sku, location, {"available": shop}, T0))
+        levels.append(Level("wms", sku, location, {"available": wms}, T0))
+    return diff(levels, RULES)
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
+    async with Ledger.from_url(f"sqlite:///{tmp_path / 'pipeline.db'}") as led:
+        await led.upgrade()
+        yield led
+
+
+async def outbox(ledger: Ledger) -> list[tuple[str, str | None]]:
+    return [(e.kind, (e.payload or {}).get("reply")) for e in await ledger.list_outbox()]
+
+
+async def test_a_single_drift_opens_one_incident_and_queues_one_alert(ledger: Ledger) -> None:
+    ctx = await build_pipeline().run(
+        ledger, drifts({"SKU-1": (14, 10)}), scope=FULL, now=T0, channel=CHANNEL
+    )
+    [incident] = ctx.opened
+    assert incident.title == "Oversell risk: SKU-1 at east"
+    assert await outbox(ledger) == [("incident.opened", None)]
+
+
+async def test_a_storm_is_one_incident_listing_the_worst(ledger: Ledger) -> None:
+    storm = drifts({f"SKU-{i:03d}": (10 + i + 1, 10) for i in range(25)})
+    ctx = await build_pipeline(timers=Timers(group_threshold=10, group_list=5)).run(
+        ledger, storm, scope=FULL, now=T0, channel=CHANNEL
+    )
+    [incident] = ctx.opened
+    assert incident.title == "Oversell risk: 25 SKUs at east"
+    assert incident.details["count"] == 25
+    assert [w["sku"] for w in incident.details["worst"]] == [
+        "SKU-024",
+        "SKU-023",
+        "SKU-022",
+        "SKU-021",
+        "SKU-020",
+    ]
+    assert len(await ledger.list_outbox()) == 1
+
+
+async def test_a_mute_holds_the_alert_back_but_keeps_the_incident(ledger: Ledger) -> None:
+    window = Mute(
+        id="maintenance-east",
+        starts_at=T0 - timedelta(hours=1),
+        ends_at=T0 + timedelta(hours=1),
+        reason="cycle count at east",
+        location="east",
+    )
+
+    async def mutes(now: datetime) -> list[Mute]:
+        return [window]
+
+    ctx = await build_pipeline(mute_source=mutes).run(
+        ledger, drifts({"SKU-1": (14, 10)}), scope=FULL, now=T0, channel=CHANNEL
+    )
+    assert [c.muted_by for c in ctx.muted] == ["maintenance-east"]
+    assert len(ctx.opened) == 1
+    assert await outbox(ledger) == []
+
+
+async def test_the_same_drift_again_touches_and_reminds_once_per_interval(ledger: Ledger) -> None:
+    pipeline = build_pipeline(timers=Timers(repeat_interval=timedelta(hours=1)))
+    seen = drifts({"SKU-1": (14, 10)})
+    await pipeline.run(ledger, seen, scope=FULL, now=T0, channel=CHANNEL)
+    await pipeline.run(ledger, seen, scope=FULL, now=T0 + timedelta(minutes=15), channel=CHANNEL)
+    assert await outbox(ledger) == [("incident.opened", None)]
+
+    later = T0 + timedelta(minutes=70)
+    first = await pipeline.run(ledger, seen, scope=FULL, now=later, channel=CHANNEL)
+    again = await pipeline.run(ledger, seen, scope=FULL, now=later, channel=CHANNEL)
+    assert len(first.reminded) == 1
+    assert again.reminded == []
+    assert await outbox(ledger) == [
+        ("incident.opened", None),
+        ("incident.updated", "Still drifting: Oversell risk: SKU-1 at east (gap 4)"),
+    ]
+    assert len(await ledger.list_incidents()) == 1
+
+
+async def test_a_snoozed_incident_is_not_reminded(ledger: Ledger) -> None:
+    pipeline = build_pipeline(timers=Timers(repeat_interval=timedelta(hours=1)))
+    seen = drifts({"SKU-1": (14, 10)})
+    [incident] = (await pipeline.run(ledger, seen, scope=FULL, now=T0, channel=CHANNEL)).opened
+    await ledger.snooze(incident.id, T0 + timedelta(hours=4), "U0OPS001", T0)
+    ctx = await pipeline.run(ledger, seen, scope=FULL, now=T0 + timedelta(hours=2), channel=CHANNEL)
+    assert [c.muted_by for c in ctx.muted] == [f"snooze:{incident.id}"]
+    assert await outbox(ledger) == [("incident.opened", None)]
+
+
+async def test_recovery_resolves_and_says_so(ledger: Ledger) -> None:
+    pipeline = build_pipeline()
+    await pipeline.run(ledger, drifts({"SKU-1": (14, 10)}), scope=FULL, now=T0, channel=CHANNEL)
+    ctx = await pipeline.run(
+        ledger, [], scope=FULL, now=T0 + timedelta(minutes=15), channel=CHANNEL
+    )
+    [resolved] = ctx.resolved
+    assert (resolved.status, resolved.resolved_by) == ("resolved", "driftwatch")
+    assert (await outbox(ledger))[-1] == (
+        "incident.resolved",
+        "Recovered: every system agrees with the source of truth again.",
+    )
+
+
+async def test_no_resolution_where_the_evaluation_did_not_look(ledger: Ledger) -> None:
+    pipeline = build_pipeline()
+    await pipeline.run(ledger, drifts({"SKU-1": (14, 10)}), scope=FULL, now=T0, channel=CHANNEL)
+    shopify_down = Scope(systems=frozenset({"wms"}))
+    other_sku = Scope(systems=frozenset({"shopify", "wms"}), skus=frozenset({"SKU-2"}))
+    for scope in (shopify_down, other_sku):
+        ctx = await pipeline.run(ledger, [], scope=scope, now=T0, channel=CHANNEL)
+        assert ctx.resolved == []
+    assert [i.status for i in await ledger.list_incidents()] == ["open"]
+
+
+async def test_a_recurrence_within_the_window_reopens_the_incident(ledger: Ledger) -> None:
+    pipeline = build_pipeline(timers=Timers(reopen_window=timedelta(hours=24)))
+    seen = drifts({"SKU-1": (14, 10)})
+    [first] = (await pipeline.run(ledger, seen, scope=FULL, now=T0, channel=CHANNEL)).opened
+    await pipeline.run(ledger, [], scope=FULL, now=T0 + timedelta(hours=1), channel=CHANNEL)
+    ctx = await pipeline.run(ledger, seen, scope=FULL, now=T0 + timedelta(hours=3), channel=CHANNEL)
+    [reopened] = ctx.reopened
+    assert reopened.id == first.id
+    assert reopened.reopened_count == 1
+    assert (await outbox(ledger))[-1] == (
+        "incident.updated",
+        "Drifting again: Oversell risk: SKU-1 at east",
+    )
+    assert len(await ledger.list_incidents()) == 1
+
+
+async def test_an_unconfirmed_drift_waits(ledger: Ledger) -> None:
+    ctx = await build_pipeline().run(
+        ledger, drifts({"SKU-1": (14, 10)}), scope=FULL, now=T0, channel=CHANNEL, confirmed=set()
+    )
+    assert [c.sku for c in ctx.pending] == ["SKU-1"]
+    assert await ledger.list_incidents() == []

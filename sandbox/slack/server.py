@@ -17,6 +17,11 @@ latency; ``force_5xx(n)`` fails the next n API calls with an HTML 5xx;
 ``force_error(method, error, n)`` makes the next n calls of one method answer
 ``{"ok": false, "error": error}``. A browser page can be added later by registering
 more routes on :attr:`FakeSlack.app` before :meth:`FakeSlack.start`.
+
+The channel page (``GET /``, ``/channel/{id}``, ``/_ui/*``; see :mod:`.page`) renders
+the state in a browser and sends a person's clicks, commands and modal submissions to
+:attr:`FakeSlack.interactivity_url` (commands: :attr:`FakeSlack.command_url`), signed
+with :attr:`FakeSlack.signing_secret` like Slack does.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from sandbox.slack.model import (
     WallClock,
     Workspace,
 )
+from sandbox.slack.page import ChannelPage
 from sandbox.slack.rules import ApiError, TokenBucket, blocks_arg, check_message
 
 __all__ = ["DEFAULT_CHANNELS", "DEFAULT_GROUPS", "DEFAULT_USERS", "FakeSlack"]
@@ -54,10 +60,14 @@ DEFAULT_CHANNELS: Mapping[str, str] = {"C0DRIFT01": "ops-inventory"}
 DEFAULT_USERS: Sequence[User] = (
     User("U0OPS001", "olivia", "Olivia Ops (ops lead)"),
     User("U0ONCALL1", "omar", "Omar Oncall"),
+    User("U0VIEWER1", "vera", "Vera Viewer"),
 )
 DEFAULT_GROUPS: Mapping[str, Sequence[str]] = {"S0ONCALL": ("U0ONCALL1", "U0OPS001")}
 RESPONSE_URL_TTL = timedelta(minutes=30)
 RESPONSE_URL_USES = 5
+
+# API methods whose success changes what the page shows.
+_CHANGING = ("chat.", "reactions.", "files.completeUploadExternal", "views.")
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,6 +90,10 @@ class FakeSlack:
         *,
         post_burst: float = 3,
         post_rate: float = 1.0,
+        interactivity_url: str | None = None,
+        command_url: str | None = None,
+        signing_secret: str = "sandbox-signing-secret",
+        verification_token: str = "sandbox-verification-token",
     ) -> None:
         self.bot_token = bot_token
         self.clock: Clock = clock or WallClock()
@@ -98,6 +112,11 @@ class FakeSlack:
         self._5xx: list[int] = []
         self._errors: dict[str, list[str]] = {}
         self._waiters: list[tuple[Callable[[Call], bool], asyncio.Future[Call]]] = []
+        self.interactivity_url = interactivity_url
+        self._command_url = command_url
+        self.signing_secret = signing_secret
+        self.verification_token = verification_token
+        self._change_listeners: list[Callable[[], None]] = []
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self.app = web.Application(middlewares=[self._faults])
@@ -105,6 +124,7 @@ class FakeSlack:
         self.app.router.add_post("/upload/v1/{file_id}", self._upload)
         self.app.router.add_get("/files/{file_id}/{name}", self._download)
         self.app.router.add_post("/response/{url_id}", self._response_url)
+        self.page = ChannelPage(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -113,6 +133,20 @@ class FakeSlack:
         if self._base_url is None:
             raise RuntimeError("FakeSlack is not started")
         return self._base_url
+
+    @property
+    def command_url(self) -> str | None:
+        """Where slash commands go (the interactivity URL unless set apart)."""
+        return self._command_url or self.interactivity_url
+
+    @command_url.setter
+    def command_url(self, url: str | None) -> None:
+        self._command_url = url
+
+    @property
+    def page_url(self) -> str:
+        """The channel page for a browser."""
+        return f"{self.base_url}/"
 
     @property
     def api_url(self) -> str:
@@ -192,6 +226,14 @@ class FakeSlack:
         finally:
             self._waiters = [w for w in self._waiters if w[1] is not future]
 
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every change to the state (the page's live updates)."""
+        self._change_listeners.append(listener)
+
+    def changed(self) -> None:
+        for listener in self._change_listeners:
+            listener()
+
     def _record(self, call: Call) -> None:
         self.requests.append(call)
         for predicate, future in self._waiters:
@@ -212,6 +254,7 @@ class FakeSlack:
         """A human posts in the channel (not through the API, so no pacing)."""
         message = Message(channel, self.ws.next_ts(), user, text, [], thread_ts)
         self.ws.channels[channel].messages.append(message)
+        self.changed()
         return message
 
     def new_trigger_id(self, user: str = "U0OPS001") -> str:
@@ -263,6 +306,8 @@ class FakeSlack:
         ok = body is not None and body.get("ok") is True
         error = None if body is None else body.get("error")
         self._record(Call(method, args, token, status, ok, error, self.clock.now()))
+        if ok and method.startswith(_CHANGING):
+            self.changed()
         if body is None:
             return _html(status)
         headers = {"Retry-After": str(body.pop("retry_after"))} if status == 429 else {}
@@ -305,6 +350,7 @@ class FakeSlack:
         else:
             content = await request.read()
         file.content = content
+        self.changed()
         return web.Response(text=f"OK - {len(content)}", content_type="text/plain")
 
     async def _download(self, request: web.Request) -> web.Response:
@@ -341,6 +387,7 @@ class FakeSlack:
         )
         if error is not None:
             return web.json_response({"ok": False, "error": error}, status=status)
+        self.changed()
         return web.json_response({"ok": True})
 
     def _apply_response(self, url: ResponseUrl, body: dict[str, Any]) -> None:

@@ -4,13 +4,14 @@ scheduler (bot/serve) decides when, and guarantees a job never overlaps itself."
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from connectors.base import InventorySystem
 from connectors.clock import Clock
 from ledger import Ledger
 from monitors.drift import DiffRules
+from monitors.health import FAMILY, HealthWindow, evaluate_health
 from monitors.pipeline import Context, Pipeline, Scope, build_pipeline
 from monitors.reconcile import DiffRun, run_diff
 
@@ -58,3 +59,46 @@ class DriftDiffJob:
         )
         self.last = DiffResult(diff_run, ctx)
         return self.last
+
+
+class HealthJob:
+    """Sync health and rate limits of every connector, through the incident pipeline."""
+
+    def __init__(
+        self,
+        systems: Sequence[InventorySystem],
+        ledger: Ledger,
+        clock: Clock,
+        *,
+        channel: str,
+        sla_seconds: Mapping[str, int],
+        window: HealthWindow | None = None,
+        pipeline: Pipeline | None = None,
+    ) -> None:
+        self._systems = systems
+        self._ledger = ledger
+        self._clock = clock
+        self._channel = channel
+        self._sla = dict(sla_seconds)
+        self._window = window or HealthWindow()
+        self._pipeline = pipeline or build_pipeline()
+        self._started = clock.now()
+
+    async def run(self) -> Context:
+        now = self._clock.now()
+        candidates = evaluate_health(
+            [s.health() for s in self._systems],
+            sla_seconds=self._sla,
+            window=self._window,
+            now=now,
+            started_at=self._started,
+        )
+        return await self._pipeline.run(
+            self._ledger,
+            (),
+            scope=Scope(systems=frozenset(s.name for s in self._systems)),
+            now=now,
+            channel=self._channel,
+            given=candidates,
+            families=(FAMILY,),
+        )

@@ -49,8 +49,11 @@ class Pipeline:
         now: datetime,
         channel: str,
         confirmed: set[str] | None = None,
+        given: Sequence[Candidate] = (),
+        families: tuple[str, ...] = ("drift:", "group:"),
     ) -> Context:
-        """Push one evaluation's drifts through every stage; return what happened."""
+        """Push one evaluation's drifts (or ``given`` candidates of other ``families``)
+        through every stage; return what happened."""
         mutes: list[Mute] = list(await self.mute_source(now)) if self.mute_source else []
         ctx = Context(
             ledger=ledger,
@@ -60,6 +63,8 @@ class Pipeline:
             timers=self.timers,
             drifts=drifts,
             confirmed=confirmed,
+            given=given,
+            families=families,
         )
         for incident in await live_incidents(ctx):
             if incident.is_snoozed(now):

@@ -13,7 +13,6 @@ from __future__ import annotations
 from ledger import Incident
 from monitors.pipeline.model import Candidate, Context
 
-DRIFT_PREFIXES = ("drift:", "group:")
 LIVE = ("open", "acknowledged")
 
 
@@ -21,7 +20,7 @@ async def live_incidents(ctx: Context) -> list[Incident]:
     found: list[Incident] = []
     for status in LIVE:
         found += await ctx.ledger.list_incidents(status=status, limit=100_000)
-    return [i for i in found if i.fingerprint.startswith(DRIFT_PREFIXES)]
+    return [i for i in found if i.fingerprint.startswith(ctx.families)]
 
 
 async def _recently_resolved(ctx: Context, c: Candidate) -> Incident | None:

@@ -115,6 +115,11 @@ class Context:
     #: (persisted long enough to open an incident; None confirms all)
     drifts: Sequence[Drift] = ()
     confirmed: set[str] | None = None
+    #: fingerprint prefixes this evaluation owns: only their incidents are touched and
+    #: auto-resolved (a drift diff does not resolve a sync-health incident)
+    families: tuple[str, ...] = ("drift:", "group:")
+    #: candidates given directly (health findings) rather than derived from drifts
+    given: Sequence[Candidate] = ()
     #: what happened, for callers and tests
     opened: list[Incident] = field(default_factory=list)
     reopened: list[Incident] = field(default_factory=list)

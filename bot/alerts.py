@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 
+from bot.health_alerts import health_blocks
 from ledger import Incident
 
 ICON = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
@@ -39,6 +40,8 @@ def _signed(n: int | None) -> str:
 
 def alert_text(incident: Incident) -> str:
     """The notification text (shown in push notifications and where blocks cannot be)."""
+    if incident.fingerprint.startswith("health:"):
+        return incident.title
     d = incident.details or {}
     gap = d.get("gap")
     return f"{incident.title} — {d.get('system', '?')} is off by {_signed(gap)} units"
@@ -46,6 +49,8 @@ def alert_text(incident: Incident) -> str:
 
 def alert_blocks(incident: Incident) -> list[Block]:
     """The alert message for an incident in its current state."""
+    if incident.fingerprint.startswith("health:"):
+        return health_blocks(incident)
     d: dict[str, Any] = dict(incident.details or {})
     status = incident.status
     header = f"{'✅ Resolved: ' if status == 'resolved' else ''}{incident.title}"

@@ -11,6 +11,7 @@ message per second per channel, so a burst is paced, not sprayed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -20,12 +21,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts import alert_blocks, alert_text, blocks_json
 from bot.slack_errors import SlackDeliveryError, classify
 from connectors.clock import Clock
-from ledger import Ledger, OutboxEntry
+from ledger import Incident, Ledger, OutboxEntry
 
 log = logging.getLogger("driftwatch.outbox")
 
 ATTENTION_RETRY_SECONDS = 600.0
 MAX_BACKOFF_SECONDS = 300.0
+
+#: called after an alert is posted, with the incident and the message's channel and ts
+AlertPosted = Callable[[Incident, str, str], Awaitable[None]]
 
 
 @dataclass
@@ -43,6 +47,9 @@ class OutboxWorker:
         self._client = client
         self._clock = clock
         self.last_error: str | None = None
+        #: run after each alert is posted (e.g. the chart into its thread); their
+        #: failures are logged, never undo or repeat the post
+        self.on_alert_posted: list[AlertPosted] = []
 
     async def deliver_due(self, limit: int = 20) -> DeliveryReport:
         """Deliver what is due now; returns what happened to each entry."""
@@ -102,6 +109,11 @@ class OutboxWorker:
             )
             channel, ts = str(result["channel"]), str(result["ts"])
             await self._ledger.set_incident_message(incident.id, channel, ts)
+            for hook in self.on_alert_posted:
+                try:
+                    await hook(incident, channel, ts)
+                except Exception:
+                    log.exception("after posting incident %s's alert", incident.id)
             return {"channel": channel, "ts": ts}
         if entry.kind in ("incident.updated", "incident.resolved"):
             incident = await self._ledger.get_incident(int(payload["incident_id"]))

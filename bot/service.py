@@ -16,14 +16,19 @@ import httpx
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.charts import AlertChart
 from bot.outbox import OutboxWorker
+from bot.slack_app import EVENTS_PATH, build_slack_app, events_handler
+from bot.slack_deps import BotDeps, Work
 from connectors.base import InventorySystem
 from connectors.clock import Clock, SystemClock
 from ledger import Ledger
 from monitors.config import Config, resolve_secret
 from monitors.jobs import DriftDiffJob
+from monitors.resync import ResyncService
 from monitors.wiring import build_systems, rules_from_config
 
 log = logging.getLogger("driftwatch.service")
@@ -69,9 +74,12 @@ class Service:
             slack_kwargs["base_url"] = str(config.slack.api_url)
         self.slack = AsyncWebClient(**slack_kwargs)
         self.outbox = OutboxWorker(ledger, self.slack, self.clock)
+        self.rules = rules_from_config(config)
+        self.outbox.on_alert_posted.append(AlertChart(ledger, self.slack, self.rules, self.clock))
+        self.resync = ResyncService(self.systems, self.rules, ledger, self.clock)
         self.diff_job = DriftDiffJob(
             self.systems,
-            rules_from_config(config),
+            self.rules,
             ledger,
             self.clock,
             channel=config.slack.alerts_channel,
@@ -86,6 +94,40 @@ class Service:
         #: set after every completed diff run (tests and the demo wait on it)
         self.diff_done = asyncio.Event()
         self.url: str | None = None
+        self.slack_app = self._build_slack_app(environ)
+
+    def _build_slack_app(self, environ: Mapping[str, str]) -> AsyncApp | None:
+        """The bolt app at /slack/events; None (and a warning) without a signing secret."""
+        secret = environ.get(self.config.slack.signing_secret_env)
+        if not secret:
+            log.warning(
+                "%s is not set: Slack commands and buttons are off",
+                self.config.slack.signing_secret_env,
+            )
+            return None
+        deps = BotDeps(
+            config=self.config,
+            ledger=self.ledger,
+            clock=self.clock,
+            client=self.slack,
+            outbox=self.outbox,
+            resync=self.resync,
+            systems=self.systems,
+            rules=self.rules,
+            spawn=self.spawn,
+        )
+        return build_slack_app(deps, secret)
+
+    def spawn(self, name: str, work: Work) -> None:
+        """Run ``work`` now, in the background, tracked: :meth:`stop` waits for it."""
+        task = asyncio.create_task(self._tracked(name, work), name=f"driftwatch:{name}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def idle(self) -> None:
+        """Wait until no job and no work spawned after a Slack ack is running."""
+        while self._running:
+            await asyncio.wait(set(self._running))
 
     async def _tracked(self, name: str, work: Callable[[], Awaitable[object]]) -> None:
         task = asyncio.current_task()
@@ -117,6 +159,8 @@ class Service:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
+        if self.slack_app is not None:
+            app.router.add_post(EVENTS_PATH, events_handler(self.slack_app))
         return app
 
     async def start(self, *, host: str | None = None, port: int | None = None) -> str:

@@ -1,0 +1,128 @@
+"""The slash commands. Each acks at once; the answer follows through the response_url."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.listeners.drift_report import answer_drift, resolve_sku, unknown_sku_text
+from bot.middleware.authorize import Writers, writers_only
+from bot.render.lists import help_blocks, incident_list, sync_health
+from bot.render.report import location_views, worst_drifts
+from bot.slack_deps import BotDeps, Who, run_for, tell
+
+
+def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
+    @app.command("/drift")
+    async def drift(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        who = Who.of(body)
+        raw = str(body.get("text") or "").strip()
+
+        async def work() -> None:
+            if raw:
+                await answer_drift(deps, who, raw.split()[0])
+                return
+            incidents = await deps.ledger.list_incidents(limit=200)
+            open_ = [i for i in incidents if i.status != "resolved" and i.sku is not None]
+            await tell(deps, who, "The worst drifts now", worst_drifts(open_))
+
+        run_for(deps, who, "/drift", work)
+
+    @app.command("/incidents")
+    async def incidents(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        who = Who.of(body)
+        words = str(body.get("text") or "").split()
+        scope = "open"
+        if words and words[0] in ("open", "all"):
+            scope = words.pop(0)
+        kind = words[0] if words else None
+
+        async def work() -> None:
+            found = await deps.ledger.list_incidents(kind=kind, limit=100)
+            if scope == "open":
+                found = [i for i in found if i.status != "resolved"]
+            await tell(deps, who, f"{len(found)} incident(s)", incident_list(found, scope, kind))
+
+        run_for(deps, who, "/incidents", work)
+
+    @app.command("/synchealth")
+    async def synchealth(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        who = Who.of(body)
+        healths = [s.health() for s in deps.systems]
+        blocks = sync_health(healths, deps.clock.now())
+        run_for(deps, who, "/synchealth", lambda: tell(deps, who, "Sync health", blocks))
+
+    @app.command("/resync", middleware=[writers_only(deps, writers, "resync")])
+    async def resync(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        who = Who.of(body)
+        words = str(body.get("text") or "").split()
+
+        async def work() -> None:
+            if not words:
+                await tell(deps, who, "Usage: `/resync SKU [LOCATION]`")
+                return
+            sku, suggestions = await resolve_sku(deps, words[0])
+            if sku is None:
+                await tell(deps, who, unknown_sku_text(words[0], suggestions))
+                return
+            location = words[1] if len(words) > 1 else None
+            views = location_views(await deps.ledger.current_levels(sku), deps.rules)
+            drifts = [d for v in views for d in v.drifts if location in (None, d.location)]
+            if not drifts:
+                where = f" at {location}" if location else ""
+                await tell(deps, who, f"`{sku}` is in sync{where}; nothing to resync.")
+                return
+            await tell(deps, who, f"Resync {sku}?", confirm_blocks(sku, drifts))
+
+        run_for(deps, who, "/resync", work)
+
+    @app.command("/adjust")
+    async def adjust(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack(
+            text="`/adjust` is not available yet. Record the adjustment in the WMS for now; "
+            "Driftwatch will see the change on its next read."
+        )
+
+    @app.command("/driftwatch")
+    async def driftwatch(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack(text="Driftwatch help", blocks=help_blocks())
+
+
+def confirm_blocks(sku: str, drifts: list[Any]) -> list[Block]:
+    blocks: list[Block] = []
+    for d in drifts[:10]:
+        text = (
+            f"*{d.system}* at *{d.location}* says {d.actual}; the source of truth "
+            f"({d.truth_system}) implies {d.expected} ({d.gap:+d})."
+        )
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
+        blocks.append(
+            ActionsBlock(
+                elements=[
+                    ButtonElement(
+                        text=f"Resync {d.system} at {d.location}",
+                        action_id="resync_sku",
+                        value=f"{sku}|{d.location}|{d.system}",
+                        style="primary",
+                    ),
+                    ButtonElement(text="Cancel", action_id="resync_cancel", value=sku),
+                ]
+            )
+        )
+    return blocks
+
+
+__all__ = ["register_commands"]

@@ -1,0 +1,85 @@
+"""``/incidents``, ``/synchealth`` and ``/driftwatch help``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from connectors.health import Health
+from ledger import Incident
+
+HELP = """*Driftwatch* watches what Shopify, the WMS and the ERP each believe in.
+• `/drift SKU` — what each system says about a SKU at every location, the gap, incidents
+• `/drift` — the worst drifts now
+• `/incidents [open|all] [kind]` — incidents, newest first
+• `/synchealth` — how each connected system is doing
+• `/resync SKU [LOCATION]` — resync from the source of truth (asks to confirm; writers only)
+• `/adjust` — record a manual adjustment (not available yet)
+On an alert: *Resync* and *Resolve* are for writers; anyone can *Acknowledge*, *Snooze* \
+and *Log root cause*."""
+
+
+def help_blocks() -> list[Block]:
+    return [SectionBlock(text=MarkdownTextObject(text=HELP))]
+
+
+def incident_list(incidents: Sequence[Incident], scope: str, kind: str | None) -> list[Block]:
+    title = f"{'Open' if scope == 'open' else 'All'} incidents" + (f" ({kind})" if kind else "")
+    if not incidents:
+        return [SectionBlock(text=MarkdownTextObject(text=f"*{title}*: none."))]
+    lines = []
+    for i in incidents[:25]:
+        who = f", acknowledged by <@{i.acknowledged_by}>" if i.acknowledged_by else ""
+        if i.resolved_by:
+            who = f", resolved by <@{i.resolved_by}>"
+        lines.append(
+            f"• #{i.id} [{i.severity}] {i.title} — *{i.status}*{who} · "
+            f"opened {i.opened_at:%b %d %H:%M} UTC"
+        )
+    blocks: list[Block] = [
+        HeaderBlock(text=title[:150]),
+        SectionBlock(text=MarkdownTextObject(text="\n".join(lines)[:3000])),
+    ]
+    if len(incidents) > 25:
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=f"…and {len(incidents) - 25} more.")])
+        )
+    return blocks
+
+
+def _ago(then: datetime | None, now: datetime) -> str:
+    if then is None:
+        return "never"
+    seconds = int((now - then).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+def sync_health(healths: Sequence[Health], now: datetime) -> list[Block]:
+    lines = []
+    for h in healths:
+        icon = ":large_green_circle:" if h.error_streak == 0 else ":red_circle:"
+        if h.last_success is None and h.error_streak == 0:
+            icon = ":white_circle:"
+        line = (
+            f"{icon} *{h.system}* — last good read {_ago(h.last_success, now)}; "
+            f"{h.requests} requests, {h.throttles} throttled, {h.failures} failed"
+        )
+        if h.error_streak:
+            line += f"\n      {h.error_streak} errors in a row; last: {h.last_error}"
+        lines.append(line)
+    return [
+        HeaderBlock(text="Sync health"),
+        SectionBlock(text=MarkdownTextObject(text="\n".join(lines) or "No systems configured.")),
+    ]

@@ -1,0 +1,52 @@
+"""The bolt ``AsyncApp``: Driftwatch's Slack commands, buttons and modals, served at
+``POST /slack/events`` by the Service's aiohttp server.
+
+Requests are verified with the signing secret (v0 HMAC, 5-minute window) by bolt's
+own middleware. ``process_before_response`` is on: each listener acks at once and hands
+the slow work to the Service's tracked tasks, so the HTTP answer leaves within Slack's
+3 seconds and shutdown still waits for a resync in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+
+from bot.listeners import register
+from bot.middleware.audit import audit_interactions
+from bot.middleware.authorize import Writers
+from bot.slack_deps import BotDeps
+
+log = logging.getLogger("driftwatch.slack")
+
+EVENTS_PATH = "/slack/events"
+
+
+def build_slack_app(deps: BotDeps, signing_secret: str) -> AsyncApp:
+    """The app, talking to Slack through ``deps.client`` (the fake Slack in tests)."""
+    app = AsyncApp(
+        name="driftwatch",
+        client=deps.client,
+        signing_secret=signing_secret,
+        request_verification_enabled=True,
+        process_before_response=True,
+        logger=logging.getLogger("driftwatch.slack.bolt"),
+    )
+    app.use(audit_interactions(deps))
+    register(app, deps, Writers(deps.config.slack.writers, deps.client, deps.clock))
+    return app
+
+
+def events_handler(app: AsyncApp) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for ``POST /slack/events``."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    return handle

@@ -27,7 +27,7 @@ from connectors.base import InventorySystem
 from connectors.clock import Clock, SystemClock
 from ledger import Ledger
 from monitors.config import Config, resolve_secret
-from monitors.jobs import DriftDiffJob
+from monitors.jobs import DriftDiffJob, HealthJob
 from monitors.resync import ResyncService
 from monitors.wiring import build_systems, rules_from_config
 
@@ -83,6 +83,13 @@ class Service:
             ledger,
             self.clock,
             channel=config.slack.alerts_channel,
+        )
+        self.health_job = HealthJob(
+            self.systems,
+            ledger,
+            self.clock,
+            channel=config.slack.alerts_channel,
+            sla_seconds={s.name: s.sla_seconds for s in config.systems},
         )
         self.registry = CollectorRegistry()
         self.job_runs = Counter(
@@ -155,6 +162,13 @@ class Service:
     async def _deliver(self) -> None:
         await self._tracked("outbox", self.outbox.deliver_due)
 
+    async def _health(self) -> None:
+        async def work() -> None:
+            await self.health_job.run()
+            await self.outbox.deliver_due()
+
+        await self._tracked("health", work)
+
     def web_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
@@ -174,6 +188,14 @@ class Service:
             max_instances=1,
             coalesce=True,
             next_run_time=now,
+        )
+        self.scheduler.add_job(
+            self._health,
+            "interval",
+            seconds=self.config.schedules.health_seconds,
+            id="health",
+            max_instances=1,
+            coalesce=True,
         )
         self.scheduler.add_job(
             self._deliver,

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,13 +54,26 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Start a fake Shopify, WMS and Slack on 127.0.0.1, seed a drift, and run the "
             "real bot against them: the drift is found, an incident is written to the "
-            "ledger (SQLite), and the alert is posted to the fake Slack and shown here."
+            "ledger (SQLite), and the alert is posted to the fake Slack and shown here. "
+            "Then open the printed channel page in a browser: click Resync, type /drift. "
+            "Ctrl-C stops."
         ),
     )
     p.add_argument(
         "--db",
         metavar="PATH",
         help="SQLite file for the ledger (default: a temporary file, removed afterwards)",
+    )
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="play the demo without the browser page and exit (for scripts and CI)",
+    )
+    p.add_argument(
+        "--report",
+        metavar="FILE.json",
+        help="with --headless: write what happened (incidents, messages, resyncs, "
+        "final quantities) as JSON",
     )
 
     p = sub.add_parser(
@@ -153,7 +167,19 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from bot.demo import run_demo
 
-        return await run_demo(db_path=Path(args.db) if args.db else None)
+        if args.report and not args.headless:
+            raise CliError("--report needs --headless")
+        stop = asyncio.Event()
+        if not args.headless:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        return await run_demo(
+            db_path=Path(args.db) if args.db else None,
+            headless=args.headless,
+            report=Path(args.report) if args.report else None,
+            stop=stop,
+        )
     if args.command == "check":
         from bot.check import run_check
 

@@ -135,10 +135,21 @@ def test_diff_without_secrets_says_which_is_missing() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_the_demo_shows_the_alert_arriving_in_slack(tmp_path: Path) -> None:
-    result = run("demo", "--db", str(tmp_path / "demo.db"))
+def test_the_headless_demo_shows_the_alert_and_writes_a_report(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = run("demo", "--headless", "--db", str(tmp_path / "demo.db"), "--report", str(report))
     assert result.returncode == 0, result.stderr
     assert "Oversell risk: TEE-BLK-M at east" in result.stdout
     assert "[ Resync ]" in result.stdout
-    assert "1 alert(s) delivered" in result.stdout
     assert (tmp_path / "demo.db").exists()
+    data = json.loads(report.read_text("utf-8"))
+    assert [(i["kind"], i["sku"], i["location"]) for i in data["incidents"]] == [
+        ("oversell_risk", "TEE-BLK-M", "east")
+    ]
+    assert data["final_quantities"]["shopify"]["TEE-BLK-M@east"]["available"] == 40
+
+
+def test_a_report_without_headless_is_refused_plainly() -> None:
+    result = run("demo", "--report", "x.json")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "driftwatch: --report needs --headless"

@@ -8,8 +8,10 @@ fail half-way on a lock upgrade; reading transactions start with a plain ``BEGIN
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -72,6 +74,19 @@ def create_engine(url: str | URL) -> AsyncEngine:
 
 
 def _setup_sqlite(engine: AsyncEngine) -> None:
+    database = engine.url.database
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _check_directory(*_args: Any) -> None:
+        # Fail before aiosqlite starts its connection thread: when sqlite cannot open
+        # the file, that thread outlives the failure and later touches a closed loop.
+        if database and database != ":memory:" and not database.startswith("file:"):
+            folder = Path(database).expanduser().resolve().parent
+            if not folder.is_dir():
+                raise sqlite3.OperationalError(
+                    f"unable to open database file: folder {folder} does not exist"
+                )
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below, not the driver, start transactions.

@@ -133,7 +133,7 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
         httpx.AsyncClient(timeout=30) as http,
     ):
         await ledger.upgrade()
-        environ = {**demo.environ, "SLACK_SIGNING_SECRET": SECRET}
+        environ = {**demo.environ, "DEMO_SLACK_SIGNING_SECRET": SECRET}
         service = Service(demo.config, environ, ledger, clock=clock)
         await service.start(host="127.0.0.1", port=0)
         try:

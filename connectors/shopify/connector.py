@@ -5,6 +5,12 @@ Reads page through ``inventoryItems`` (with each item's levels and quantities by
 with ``@idempotent(key:)``, a reason from Shopify's list, a ``referenceDocumentUri``
 naming the Driftwatch resync, and ``changeFromQuantity`` set to the quantity last read,
 so a value that changed since is never overwritten (the write comes back ``stale``).
+
+A full read of a shop with more than ``bulk_threshold`` variants (counted with a cheap
+``productVariantsCount``) runs as a bulk operation instead of paging (see
+:mod:`connectors.shopify.bulk`); ``use_bulk`` forces the choice either way. Reads of
+named SKUs always page. If the shop is already running its allowed bulk queries, an
+automatic choice falls back to paging.
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -23,7 +28,9 @@ from connectors.health import Health
 from connectors.http import RetryPolicy
 from connectors.levels import Level, LevelWrite, WriteOutcome
 from connectors.normalize import Mapping, from_units, to_units
+from connectors.shopify.bulk import BulkOperationRejected, BulkReader
 from connectors.shopify.documents import document
+from connectors.shopify.items import item_facts, levels_of
 from connectors.shopify.transport import GraphQLTransport
 
 #: Shopify's accepted reasons for inventorySetQuantities.
@@ -69,6 +76,8 @@ class ShopifyConnector:
         writable: bool = True,
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        bulk_threshold: int = 5000,
+        use_bulk: bool | None = None,
     ) -> None:
         self.name = name
         self._writable = writable
@@ -87,6 +96,18 @@ class ShopifyConnector:
             policy=policy,
             rng=rng,
         )
+        self._bulk_threshold = bulk_threshold
+        self._use_bulk = use_bulk
+        self._bulk = BulkReader(
+            self._gql,
+            client,
+            system=name,
+            mapping=mapping,
+            clock=clock,
+            health=self._health,
+            policy=policy,
+            rng=rng,
+        )
         self._locations: dict[str, str] | None = None  # gid -> name
         self._item_ids: dict[str, str] = {}  # normalized sku -> inventory item gid
 
@@ -97,21 +118,50 @@ class ShopifyConnector:
     def health(self) -> Health:
         return self._health
 
+    @property
+    def bulk(self) -> BulkReader:
+        """The bulk reader (``async for level in connector.bulk.levels()`` streams)."""
+        return self._bulk
+
     async def read_levels(self, skus: Sequence[str] | None = None) -> list[Level]:
         try:
-            locations = await self._load_locations()
-            levels: list[Level] = []
-            queries: list[str | None] = [None] if skus is None else list(_sku_queries(skus))
-            for query in queries:
-                async for node in self._items(query, levels_per_item=max(1, len(locations))):
-                    levels.extend(self._levels_of(node))
-            if skus is not None:
-                wanted = set(skus)
-                levels = [lv for lv in levels if lv.sku in wanted]
+            if skus is None and await self._bulk_wanted():
+                levels = await self._read_in_bulk()
+            else:
+                levels = await self._read_paged(skus)
         except Exception as exc:
             self._health.failed(str(exc), self._clock.now())
             raise
         self._health.succeeded(self._clock.now())
+        return levels
+
+    async def _bulk_wanted(self) -> bool:
+        if self._use_bulk is not None:
+            return self._use_bulk
+        return await self._bulk.count_items(self._bulk_threshold + 1) > self._bulk_threshold
+
+    async def _read_in_bulk(self) -> list[Level]:
+        levels: list[Level] = []
+        try:
+            async for level in self._bulk.levels():
+                self._item_ids[level.sku] = level.refs["inventory_item_id"]
+                levels.append(level)
+        except BulkOperationRejected as exc:
+            if self._use_bulk is None and exc.retryable:  # the shop's bulk slots are busy
+                return await self._read_paged(None)
+            raise
+        return levels
+
+    async def _read_paged(self, skus: Sequence[str] | None) -> list[Level]:
+        locations = await self._load_locations()
+        levels: list[Level] = []
+        queries: list[str | None] = [None] if skus is None else list(_sku_queries(skus))
+        for query in queries:
+            async for node in self._items(query, levels_per_item=max(1, len(locations))):
+                levels.extend(self._levels_of(node))
+        if skus is not None:
+            wanted = set(skus)
+            levels = [lv for lv in levels if lv.sku in wanted]
         return levels
 
     async def _load_locations(self) -> dict[str, str]:
@@ -153,35 +203,17 @@ class ShopifyConnector:
             after = conn["pageInfo"]["endCursor"]
 
     def _levels_of(self, node: dict[str, Any]) -> Iterator[Level]:
-        raw_sku = node.get("sku")
-        if not raw_sku:
+        facts = item_facts(node, system=self.name, mapping=self._mapping)
+        if facts is None:
             return
-        sku = self._mapping.normalize_sku(raw_sku)
-        self._item_ids[sku] = node["id"]
-        pack = self._mapping.pack_size(self.name, sku)
-        variant = node.get("variant") or {}
-        flags: dict[str, str | bool] = {"tracked": bool(node.get("tracked"))}
-        if variant.get("inventoryPolicy"):
-            flags["inventory_policy"] = str(variant["inventoryPolicy"])
-        now = self._clock.now()
-        for lvl in (node.get("inventoryLevels") or {}).get("nodes", []):
-            location_gid = lvl["location"]["id"]
-            location = self._mapping.location_key(self.name, location_gid) or location_gid
-            quantities = {
-                q["name"]: to_units(int(q["quantity"]), pack)
-                for q in lvl.get("quantities", [])
-                if q.get("quantity") is not None
-            }
-            yield Level(
-                system=self.name,
-                sku=sku,
-                location=location,
-                quantities=quantities,
-                observed_at=now,
-                changed_at=_parse_time(lvl.get("updatedAt")),
-                refs={"inventory_item_id": node["id"], "location_id": location_gid},
-                flags=flags,
-            )
+        self._item_ids[facts.sku] = facts.item_id
+        yield from levels_of(
+            facts,
+            (node.get("inventoryLevels") or {}).get("nodes", []),
+            system=self.name,
+            mapping=self._mapping,
+            observed_at=self._clock.now(),
+        )
 
     async def write_levels(self, writes: Sequence[LevelWrite]) -> list[WriteOutcome]:
         if not self._writable:
@@ -336,12 +368,3 @@ def _errors_by_index(errors: list[dict[str, Any]]) -> dict[int, str]:
         if i is not None:
             out[i] = f"{e.get('code')}: {e.get('message')}"
     return out
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -5,7 +5,17 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-DOCUMENT_NAMES = ("locations", "inventory_items", "set_quantities")
+DOCUMENT_NAMES = (
+    "locations",
+    "inventory_items",
+    "set_quantities",
+    "webhook_subscriptions",
+    "webhook_subscription_create",
+    "bulk_inventory_items",
+    "bulk_run_query",
+    "bulk_operation",
+    "bulk_variant_count",
+)
 
 
 @cache

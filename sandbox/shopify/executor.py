@@ -99,6 +99,7 @@ class Executor:
         self.bucket = bucket
         self.clock = clock
         self.max_query_cost = max_query_cost
+        self.bulk: Any = None  # sandbox.shopify.bulk.BulkOperations, set by the server
 
     def run(
         self,
@@ -152,7 +153,7 @@ class Executor:
                     "extensions": {"code": "THROTTLED", "documentation": RATE_LIMIT_DOCS},
                 },
             )
-        ctx = Context(self.store, self.clock.now(), api_version, self.mutations)
+        ctx = Context(self.store, self.clock.now(), api_version, self.mutations, bulk=self.bulk)
         result = _execute(self.schema, document, ctx, variables, operation_name)
         actual = cost.actual(result.data)
         self.bucket.give(requested - actual)

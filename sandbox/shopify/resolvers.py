@@ -40,6 +40,7 @@ class Context:
     api_version: str
     services: Any = None  # the mutation service (sandbox.shopify.mutations.Mutations)
     search_warnings: list[dict[str, Any]] = field(default_factory=list)
+    bulk: Any = None  # the bulk operations service (sandbox.shopify.bulk.BulkOperations)
 
 
 Info = GraphQLResolveInfo[Context]
@@ -122,6 +123,31 @@ def _product_variants(o: Any, ctx: Context, args: dict[str, Any], info: Info) ->
         ctx.search_warnings,
     )
     return paginate(variants, _by_num, args)
+
+
+@resolver("QueryRoot", "products")
+def _products(o: Any, ctx: Context, args: dict[str, Any], info: Info) -> Any:
+    matchers: dict[str | None, search.Matcher] = {
+        "title": lambda p, t: search.text_match(p.title, t),
+        None: lambda p, t: search.text_match(p.title, t),
+        "id": lambda p, t: search.id_match(p.num, t),
+    }
+    products = search.filter_objects(
+        list(ctx.store.products.values()),
+        args.get("query"),
+        matchers,
+        _path(info),
+        ctx.search_warnings,
+    )
+    return paginate(products, _by_num, args)
+
+
+@resolver("QueryRoot", "productVariantsCount")
+def _product_variants_count(o: Any, ctx: Context, args: dict[str, Any], info: Info) -> Any:
+    total, limit = len(ctx.store.variants), args.get("limit")
+    if limit is not None and total > limit:
+        return {"count": limit, "precision": "AT_LEAST"}
+    return {"count": total, "precision": "EXACT"}
 
 
 @resolver("QueryRoot", "locations")

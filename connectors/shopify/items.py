@@ -1,0 +1,89 @@
+"""Turning Shopify inventory items and their levels into :class:`Level`s.
+
+One normalization for every way the connector reads: the paged ``inventoryItems`` query
+(levels nested under their item) and the bulk operation's JSONL (levels on their own
+lines, joined to their item by ``__parentId``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from connectors.levels import Level
+from connectors.normalize import Mapping as SkuMapping
+from connectors.normalize import to_units
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    """What every level of one inventory item shares."""
+
+    item_id: str
+    sku: str
+    pack: int
+    flags: Mapping[str, str | bool]
+
+
+def item_facts(node: Mapping[str, Any], *, system: str, mapping: SkuMapping) -> ItemFacts | None:
+    """The item's normalized SKU, pack size and flags; None for an item without a SKU."""
+    raw_sku = node.get("sku")
+    if not raw_sku:
+        return None
+    sku = mapping.normalize_sku(raw_sku)
+    variant = node.get("variant") or {}
+    flags: dict[str, str | bool] = {"tracked": bool(node.get("tracked"))}
+    if variant.get("inventoryPolicy"):
+        flags["inventory_policy"] = str(variant["inventoryPolicy"])
+    return ItemFacts(node["id"], sku, mapping.pack_size(system, sku), flags)
+
+
+def level_of(
+    facts: ItemFacts,
+    level: Mapping[str, Any],
+    *,
+    system: str,
+    mapping: SkuMapping,
+    observed_at: datetime,
+) -> Level:
+    """One ``InventoryLevel`` (with ``location { id }`` and ``quantities``) as a Level."""
+    location_gid = level["location"]["id"]
+    location = mapping.location_key(system, location_gid) or location_gid
+    quantities = {
+        q["name"]: to_units(int(q["quantity"]), facts.pack)
+        for q in level.get("quantities") or []
+        if q.get("quantity") is not None
+    }
+    return Level(
+        system=system,
+        sku=facts.sku,
+        location=location,
+        quantities=quantities,
+        observed_at=observed_at,
+        changed_at=parse_time(level.get("updatedAt")),
+        refs={"inventory_item_id": facts.item_id, "location_id": location_gid},
+        flags=facts.flags,
+    )
+
+
+def levels_of(
+    facts: ItemFacts,
+    levels: Iterable[Mapping[str, Any]],
+    *,
+    system: str,
+    mapping: SkuMapping,
+    observed_at: datetime,
+) -> Iterator[Level]:
+    for level in levels:
+        yield level_of(facts, level, system=system, mapping=mapping, observed_at=observed_at)
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -1,0 +1,197 @@
+"""Full reads of a large shop as a bulk operation, against the fake Shopify over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors import ManualClock
+from connectors.errors import ConnectorError
+from connectors.levels import Level
+from connectors.shopify import ShopifyConnector
+from connectors.shopify.bulk import BulkOperationFailed, BulkOperationRejected
+from connectors.shopify.documents import document
+from monitors.config import Config, config_from_dict
+from sandbox.shopify import DEFAULT_TOKEN, FakeShopify
+
+
+@dataclass
+class Shop:
+    fake: FakeShopify
+    clock: ManualClock
+    client: httpx.AsyncClient
+    config: Config
+    east: str
+    west: str
+
+    def connector(self, **options: Any) -> ShopifyConnector:
+        assert self.fake.url is not None
+        return ShopifyConnector(
+            self.client,
+            name="shopify",
+            shop_url=self.fake.url,
+            token=self.fake.access_token,
+            mapping=self.config,
+            clock=self.clock,
+            **options,
+        )
+
+    def stock(self, items: int) -> None:
+        for i in range(items):
+            gid = self.fake.add_item(f"SKU-{i:05d}", tracked=i % 3 != 0)
+            self.fake.set_quantities(gid, self.east, available=i % 50, committed=i % 7)
+            self.fake.set_quantities(gid, self.west, available=(i * 7) % 40, damaged=i % 2)
+
+    def operations(self, name: str) -> int:
+        return sum(1 for r in self.fake.requests if r.operation_name == name)
+
+
+@pytest.fixture
+async def shop() -> AsyncIterator[Shop]:
+    clock = ManualClock()
+    fake = FakeShopify(clock=clock)
+    url = await fake.start()
+    east, west = fake.add_location("Brooklyn DC"), fake.add_location("Reno DC")
+    config = config_from_dict(
+        {
+            "source_of_truth": ["shopify"],
+            "systems": [{"name": "shopify", "kind": "shopify", "shop_url": url}],
+            "locations": {"east": {"shopify": east}, "west": {"shopify": west}},
+            "slack": {"alerts_channel": "C0DRIFT01"},
+        }
+    )
+    async with httpx.AsyncClient(timeout=60.0) as client:
+        yield Shop(fake, clock, client, config, east, west)
+    await fake.stop()
+
+
+def facts(levels: list[Level]) -> set[tuple[Any, ...]]:
+    return {
+        (
+            lv.sku,
+            lv.location,
+            tuple(sorted(lv.quantities.items())),
+            tuple(sorted(lv.flags.items())),
+            tuple(sorted(lv.refs.items())),
+            lv.changed_at,
+        )
+        for lv in levels
+    }
+
+
+async def test_a_large_shop_is_read_in_bulk_and_matches_a_paged_read(shop: Shop) -> None:
+    shop.stock(20_000)
+    bulk = await shop.connector().read_levels()  # 20,000 > the default threshold of 5,000
+    assert shop.operations("BulkRunQuery") == 1
+    assert shop.operations("InventoryItems") == 0
+    paged = await shop.connector(use_bulk=False).read_levels()
+    assert shop.operations("BulkRunQuery") == 1
+    assert len(bulk) == len(paged) == 40_000
+    assert facts(bulk) == facts(paged)
+    assert {lv.location for lv in bulk} == {"east", "west"}
+
+
+async def test_small_shops_page_and_the_threshold_decides(shop: Shop) -> None:
+    shop.stock(3)
+    small = await shop.connector().read_levels()
+    assert shop.operations("BulkRunQuery") == 0
+    count = next(r for r in shop.fake.requests if r.operation_name == "VariantCount")
+    assert count.variables == {"limit": 5001}
+
+    over = shop.connector(bulk_threshold=2)
+    assert facts(await over.read_levels()) == facts(small)
+    assert shop.operations("BulkRunQuery") == 1
+
+
+async def test_reads_by_sku_never_use_bulk(shop: Shop) -> None:
+    shop.stock(5)
+    connector = shop.connector(use_bulk=True)
+    levels = await connector.read_levels(["SKU-00001"])
+    assert {lv.sku for lv in levels} == {"SKU-00001"}
+    assert shop.operations("BulkRunQuery") == shop.operations("VariantCount") == 0
+
+
+async def test_polls_back_off_on_the_clock_and_skip_the_token_on_download(shop: Shop) -> None:
+    shop.stock(2)
+    shop.fake.bulk.run_after, shop.fake.bulk.complete_after = 2.0, 20.0
+    levels = await shop.connector(use_bulk=True).read_levels()
+    assert len(levels) == 4
+    assert shop.clock.slept == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert shop.operations("BulkOperation") == 5
+    assert [d.sent_token for d in shop.fake.bulk.downloads] == [False]
+
+
+async def test_levels_stream_before_the_download_has_finished(shop: Shop) -> None:
+    shop.stock(300)
+    # Ungrouped, a page's levels come before its items: with pages of one item, the first
+    # chunk holds a whole item and its levels.
+    shop.fake.bulk.page_size = 1
+    shop.fake.bulk.chunk_size = 4096
+    shop.fake.bulk.download_gate = gate = asyncio.Event()
+    stream = shop.connector().bulk.levels()
+    first = await anext(stream)
+    assert first.sku.startswith("SKU-")
+    download = shop.fake.bulk.downloads[0]
+    assert download.finished is False, "a level came out while the file was still arriving"
+    gate.set()
+    rest = [lv async for lv in stream]
+    assert download.finished
+    assert len(rest) + 1 == 600
+
+
+async def test_a_failed_operation_is_a_typed_error_in_health(shop: Shop) -> None:
+    shop.stock(3)
+    shop.fake.bulk.fail_next("INTERNAL_SERVER_ERROR")
+    connector = shop.connector(bulk_threshold=1)
+    with pytest.raises(BulkOperationFailed) as raised:
+        await connector.read_levels()
+    assert (raised.value.code, raised.value.status) == ("INTERNAL_SERVER_ERROR", "FAILED")
+    assert raised.value.retryable
+    assert isinstance(raised.value, ConnectorError)
+    health = connector.health()
+    assert health.failures == 1
+    assert health.last_error is not None
+    assert "FAILED (INTERNAL_SERVER_ERROR)" in health.last_error
+    assert health.last_success is None
+
+
+async def test_busy_bulk_slots_fall_back_to_paging_unless_bulk_was_forced(shop: Shop) -> None:
+    shop.stock(3)
+    shop.fake.bulk.max_concurrent = 1
+    other = "{ locations { edges { node { id } } } }"  # another job of the same app
+    r = await shop.client.post(
+        shop.fake.graphql_url(),
+        headers={"X-Shopify-Access-Token": DEFAULT_TOKEN},
+        json={"query": document("bulk_run_query"), "variables": {"query": other}},
+    )
+    assert r.json()["data"]["bulkOperationRunQuery"]["userErrors"] == []
+
+    levels = await shop.connector(bulk_threshold=1).read_levels()
+    assert len(levels) == 6
+    assert shop.operations("InventoryItems") >= 1
+
+    with pytest.raises(BulkOperationRejected) as raised:
+        await shop.connector(use_bulk=True).read_levels()
+    assert raised.value.code == "OPERATION_IN_PROGRESS"
+    assert raised.value.retryable
+
+
+async def test_a_start_whose_answer_was_lost_adopts_its_own_operation(shop: Shop) -> None:
+    shop.stock(2)
+    shop.fake.bulk.max_concurrent = 1
+    shop.fake.force_lost_response(1)  # the first bulkOperationRunQuery runs; its answer is lost
+    levels = await shop.connector(use_bulk=True).read_levels()
+    assert len(levels) == 4
+    assert len(shop.fake.bulk.operations) == 1
+
+
+async def test_an_empty_shop_has_no_file_and_no_levels(shop: Shop) -> None:
+    connector = shop.connector(use_bulk=True)
+    assert await connector.read_levels() == []
+    assert shop.fake.bulk.downloads == []
+    assert connector.health().last_success == shop.clock.now()

@@ -31,6 +31,12 @@ Tables
         Slack messages to deliver, claimed by workers under a lease, at most one entry
         in flight per incident so an incident's messages arrive in order; deduplicated by
         an optional key.
+    webhook_deliveries
+        Every webhook delivery received (accepted, refused, duplicate, stale), with its
+        topic, event and webhook ids, when it was triggered and received, and its
+        outcome. The first delivery of an event claims it under a unique index on
+        (system, dedupe_key), so a duplicate is never processed twice, even across
+        replicas.
 
 Guarantees
     - A state change and its audit entry are one transaction: both land or neither does.
@@ -58,6 +64,7 @@ from ledger.migrate import head_revision, upgrade_sync
 from ledger.records import (
     Adjustment,
     AuditEntry,
+    DeliveryStats,
     Incident,
     Item,
     LevelObservation,
@@ -66,6 +73,7 @@ from ledger.records import (
     OutboxStats,
     RecordResult,
     Resync,
+    WebhookDelivery,
 )
 from ledger.types import (
     INCIDENT_STATUSES,
@@ -73,6 +81,7 @@ from ledger.types import (
     RESYNC_STATUSES,
     SEVERITIES,
     SYSTEM_ACTOR,
+    WEBHOOK_OUTCOMES,
 )
 
 __all__ = [
@@ -81,10 +90,12 @@ __all__ = [
     "RESYNC_STATUSES",
     "SEVERITIES",
     "SYSTEM_ACTOR",
+    "WEBHOOK_OUTCOMES",
     "Adjustment",
     "AuditEntry",
     "Conflict",
     "DatabaseUnavailable",
+    "DeliveryStats",
     "Incident",
     "InvalidArgument",
     "InvalidTransition",
@@ -99,6 +110,7 @@ __all__ = [
     "OutboxStats",
     "RecordResult",
     "Resync",
+    "WebhookDelivery",
     "database_url_from_env",
     "head_revision",
     "normalize_url",

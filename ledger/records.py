@@ -191,3 +191,40 @@ class OutboxStats:
     delivered: int
     dead: int
     oldest_pending_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery(_FromRow):
+    """One webhook delivery as received and what became of it.
+
+    ``dedupe_key`` is set on the delivery that claimed its event (the first accepted);
+    ``delay_seconds`` is ``received_at - triggered_at`` where the sender said when.
+    """
+
+    id: int
+    system: str
+    topic: str | None
+    event_id: str | None
+    webhook_id: str | None
+    dedupe_key: str | None
+    resource_key: str | None
+    triggered_at: datetime | None
+    received_at: datetime
+    delay_seconds: float | None
+    processed_at: datetime | None
+    outcome: str
+    detail: JSONDict
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStats:
+    """Webhook deliveries received since a moment: counts by outcome, and the delays."""
+
+    total: int
+    by_outcome: Mapping[str, int]
+    max_delay_seconds: float | None
+    last_received_at: datetime | None
+
+    def count(self, outcome: str) -> int:
+        """How many deliveries had ``outcome``."""
+        return self.by_outcome.get(outcome, 0)

@@ -18,6 +18,7 @@ from ledger.types import (
     OUTBOX_STATUSES,
     RESYNC_STATUSES,
     SEVERITIES,
+    WEBHOOK_OUTCOMES,
     BigId,
     JSONDict,
     UTCDateTime,
@@ -240,6 +241,37 @@ class OutboxRow(SQLModel, table=True):
     response: JSONDict | None = Field(default=None, sa_type=json_type(nullable=True))
 
 
+class WebhookDeliveryRow(SQLModel, table=True):
+    """One webhook delivery as received: who sent what, when, and what became of it.
+
+    ``dedupe_key`` is set only on the delivery that claimed its event (the first one
+    accepted); the unique index on (system, dedupe_key) makes that claim race-safe. NULLs
+    never collide, so rejected and duplicate deliveries are recorded alongside.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("system", "dedupe_key", name="uq_webhook_deliveries_dedupe"),
+        Index("ix_webhook_deliveries_received_at", "received_at"),
+        Index("ix_webhook_deliveries_resource", "system", "resource_key", "triggered_at"),
+        _one_of("outcome", WEBHOOK_OUTCOMES, "ck_webhook_deliveries_outcome"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    system: str
+    topic: str | None = None
+    event_id: str | None = None
+    webhook_id: str | None = None
+    dedupe_key: str | None = None
+    resource_key: str | None = None
+    triggered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    delay_seconds: float | None = None
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: str
+    detail: JSONDict = Field(default_factory=dict, sa_type=json_type())
+
+
 def _table(name: str) -> Table:
     return metadata.tables[name]
 
@@ -253,6 +285,7 @@ RESYNCS = _table("resyncs")
 ADJUSTMENTS = _table("adjustments")
 AUDIT_LOG = _table("audit_log")
 OUTBOX = _table("outbox")
+WEBHOOK_DELIVERIES = _table("webhook_deliveries")
 
 __all__ = [
     "ADJUSTMENTS",
@@ -264,6 +297,7 @@ __all__ = [
     "LEVEL_HISTORY",
     "OUTBOX",
     "RESYNCS",
+    "WEBHOOK_DELIVERIES",
     "AdjustmentRow",
     "AuditRow",
     "IncidentRow",
@@ -273,5 +307,6 @@ __all__ = [
     "LevelHistoryRow",
     "OutboxRow",
     "ResyncRow",
+    "WebhookDeliveryRow",
     "metadata",
 ]

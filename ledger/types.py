@@ -19,6 +19,22 @@ SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 INCIDENT_STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
 RESYNC_STATUSES: tuple[str, ...] = ("pending", "applied", "stale", "failed", "skipped")
 OUTBOX_STATUSES: tuple[str, ...] = ("pending", "delivered", "dead")
+#: What became of a webhook delivery. ``received``: accepted and waiting to be processed;
+#: ``processed``: applied; ``stale``: older than what is already known for its resource,
+#: not applied; ``duplicate``: its event was received before; ``ignored``: authentic but
+#: not for us (topic, shop); ``error``: processing failed; ``rejected_signature``,
+#: ``malformed``, ``too_large``: refused at the door.
+WEBHOOK_OUTCOMES: tuple[str, ...] = (
+    "received",
+    "processed",
+    "stale",
+    "duplicate",
+    "ignored",
+    "error",
+    "rejected_signature",
+    "malformed",
+    "too_large",
+)
 
 #: The actor recorded for changes Driftwatch makes on its own.
 SYSTEM_ACTOR = "driftwatch"

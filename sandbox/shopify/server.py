@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.shopify.adjustments import Write
+from sandbox.shopify.bulk import BulkOperations
 from sandbox.shopify.clock import Clock, WallClock
 from sandbox.shopify.cost import LeakyBucket
 from sandbox.shopify.executor import Executor, Outcome
@@ -29,6 +30,7 @@ from sandbox.shopify.faults import Fault, Faults
 from sandbox.shopify.mutations import Mutations
 from sandbox.shopify.schema import load_schema
 from sandbox.shopify.state import Store
+from sandbox.shopify.webhooks import WebhookEmitter
 
 DEFAULT_TOKEN = "shpat_driftwatch_sandbox"
 BAD_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
@@ -84,7 +86,11 @@ class FakeShopify:
         self.executor = Executor(
             self.schema, self.store, self.mutations, self.bucket, self.clock, max_query_cost
         )
+        self.bulk = BulkOperations(self.schema, self.store, self.clock, lambda: self.url)
+        self.executor.bulk = self.bulk
         self.faults = Faults(seed)
+        #: Webhook subscriptions and deliveries (see sandbox.shopify.webhooks).
+        self.webhooks = WebhookEmitter(self.store, self.clock, seed=seed)
         self.latency = 0.0
         self.down = False
         self.requests: list[RequestRecord] = []
@@ -97,6 +103,7 @@ class FakeShopify:
         """Listen on ``host:port`` (0 = any free port); return the base URL."""
         app = web.Application()
         app.router.add_post("/admin/api/{version}/graphql.json", self._handle)
+        app.router.add_get("/bulk/{name}", self.bulk.download)
         self._stopping = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -108,9 +115,11 @@ class FakeShopify:
 
     async def stop(self) -> None:
         self._stopping.set()
+        await self.webhooks.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.bulk.close()
 
     async def __aenter__(self) -> FakeShopify:
         await self.start()
@@ -230,6 +239,7 @@ class FakeShopify:
         if not isinstance(parsed, tuple):
             return self._reply(version, 400, parsed)
         query, variables, operation_name = parsed
+        await self.bulk.settle()
         outcome = self.executor.run(
             query, variables, operation_name, version, force_throttle=fault is not None
         )

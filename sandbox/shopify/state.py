@@ -8,6 +8,7 @@ of ``available``, ``committed``, ``reserved``, ``damaged``, ``safety_stock`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -139,6 +140,8 @@ class Store:
         self.products: dict[int, Product] = {}
         self.variants: dict[int, Variant] = {}
         self.items: dict[int, Item] = {}
+        #: Called with a level each time one of its quantities changes (webhooks listen).
+        self.listeners: list[Callable[[Level], None]] = []
         self._next = {
             "Location": 75_310_000_001,
             "Product": 9_100_000_000_001,
@@ -271,6 +274,8 @@ class Store:
         level.changed_at[name] = now
         level.updated_at = now
         level.item.updated_at = now
+        for listener in self.listeners:
+            listener(level)
         if name == "incoming":
             return [(name, delta)]
         return [(name, delta), ("on_hand", delta)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import Ledger, head_revision, upgrade_sync
+from ledger.migrate import alembic_config
 from ledger.tables import metadata
 
 TABLES = {
@@ -24,6 +26,7 @@ TABLES = {
     "adjustments",
     "audit_log",
     "outbox",
+    "webhook_deliveries",
 }
 
 
@@ -46,6 +49,29 @@ async def test_the_migrations_match_the_models(ledger: Ledger, raw: AsyncEngine)
 
     async with raw.connect() as conn:
         assert await conn.run_sync(diff) == []
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+async def test_downgrade_then_upgrade_round_trips(db_url: str, raw: AsyncEngine) -> None:
+    def names(c: Connection) -> set[str]:
+        return set(inspect(c).get_table_names())
+
+    async with Ledger.from_url(db_url) as ledger:
+        await ledger.upgrade()
+        async with raw.begin() as conn:
+            await conn.run_sync(_downgrade, "0001")
+        assert await ledger.current_revision() == "0001"
+        async with raw.connect() as conn:
+            assert "webhook_deliveries" not in await conn.run_sync(names)
+        await ledger.upgrade()
+        assert await ledger.current_revision() == head_revision()
+        async with raw.connect() as conn:
+            assert "webhook_deliveries" in await conn.run_sync(names)
 
 
 async def test_upgrade_sync_works_from_synchronous_code(db_url: str) -> None:

@@ -1,0 +1,680 @@
+"""The Shopify webhook receiver over real HTTP, recording into the real ledger (SQLite),
+fed by hand-made deliveries and by the fake Shopify's emitter; and the subscription
+check against the fake Shopify."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import random
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from connectors.clock import ManualClock
+from connectors.health import Health
+from connectors.http import RetryPolicy
+from connectors.shopify.subscriptions import (
+    check_subscriptions,
+    create_missing,
+    topic_enum,
+    topic_name,
+)
+from connectors.shopify.transport import GraphQLTransport
+from connectors.shopify.webhooks import (
+    TOPICS,
+    DeliveryStore,
+    Touched,
+    WebhookEvent,
+    WebhookReceiver,
+    level_key,
+    make_webhook_handler,
+    parse_time,
+)
+from ledger import Ledger, WebhookDelivery
+from sandbox.shopify import FakeShopify
+
+SECRET = "shpss_current"
+OLD_SECRET = "shpss_previous"
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+ITEM = "gid://shopify/InventoryItem/271878346596884015"
+LOCATION = "gid://shopify/Location/24826418"
+LEVEL = {
+    "inventory_item_id": 271878346596884015,
+    "location_id": 24826418,
+    "available": 6,
+    "updated_at": "2026-11-02T09:00:00-05:00",
+    "admin_graphql_api_id": "gid://shopify/InventoryLevel/24826418?inventory_item_id=271878346596884015",
+}
+
+
+def signature(body: bytes, secret: str = SECRET) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def headers(
+    body: bytes,
+    *,
+    topic: str = "inventory_levels/update",
+    event_id: str | None = "evt-1",
+    webhook_id: str = "wh-1",
+    triggered: datetime = T0,
+    secret: str | None = SECRET,
+) -> dict[str, str]:
+    out = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": "driftwatch-sandbox.myshopify.com",
+        "X-Shopify-API-Version": "2026-07",
+        "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Triggered-At": triggered.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
+    if event_id is not None:
+        out["X-Shopify-Event-Id"] = event_id
+    if secret is not None:
+        out["X-Shopify-Hmac-Sha256"] = signature(body, secret)
+    return out
+
+
+@dataclass
+class Harness:
+    receiver: WebhookReceiver
+    ledger: Ledger
+    url: str
+    http: httpx.AsyncClient
+    clock: ManualClock
+    touched: list[Touched] = field(default_factory=list)
+    events: list[WebhookEvent] = field(default_factory=list)
+
+    async def post(
+        self, payload: Any = LEVEL, *, raw: bytes | None = None, **kw: Any
+    ) -> httpx.Response:
+        body = raw if raw is not None else json.dumps(payload).encode()
+        return await self.http.post(self.url, content=body, headers=headers(body, **kw))
+
+    async def deliveries(self) -> list[WebhookDelivery]:
+        await self.receiver.idle()
+        return await self.ledger.list_deliveries()
+
+    async def outcomes(self) -> list[str]:
+        return [d.outcome for d in await self.deliveries()]
+
+
+@dataclass
+class Server:
+    url: str
+    runner: web.AppRunner
+
+
+async def serve(handler: WebhookReceiver) -> Server:
+    app = web.Application()
+    app.router.add_post("/webhooks/shopify", handler.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return Server(f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/shopify", runner)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0 + timedelta(seconds=2))
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
+    async with Ledger.from_url(f"sqlite:///{tmp_path / 'dw.db'}") as ledger:
+        await ledger.upgrade()
+        yield ledger
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        yield client
+
+
+async def harness(
+    ledger: Ledger,
+    http: httpx.AsyncClient,
+    clock: ManualClock,
+    *,
+    secrets: tuple[str, ...] = (SECRET,),
+    **kw: Any,
+) -> AsyncIterator[Harness]:
+    h = Harness(None, ledger, "", http, clock)  # type: ignore[arg-type]
+
+    async def on_touched(t: Touched) -> None:
+        h.touched.append(t)
+
+    async def on_event(e: WebhookEvent) -> None:
+        h.events.append(e)
+
+    receiver = make_webhook_handler(
+        system="shopify",
+        secrets=secrets,
+        store=ledger,
+        clock=clock,
+        on_touched=on_touched,
+        on_event=on_event,
+        **kw,
+    )
+    server = await serve(receiver)
+    h.receiver, h.url = receiver, server.url
+    try:
+        yield h
+    finally:
+        await receiver.close()
+        await server.runner.cleanup()
+
+
+@pytest.fixture
+async def hub(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> AsyncIterator[Harness]:
+    async for h in harness(ledger, http, clock):
+        yield h
+
+
+#: mypy checks here that the ledger satisfies the receiver's store protocol.
+def _conforms(ledger: Ledger) -> DeliveryStore:
+    return ledger
+
+
+# -- at the door ----------------------------------------------------------------------------
+async def test_a_valid_delivery_is_answered_200_and_hands_on_the_level(hub: Harness) -> None:
+    r = await hub.post()
+    assert r.status_code == 200
+    [delivery] = await hub.deliveries()
+    assert hub.touched == [
+        Touched(
+            inventory_item_id=ITEM,
+            location_id=LOCATION,
+            available=6,
+            triggered_at=T0,
+            updated_at=datetime(2026, 11, 2, 14, 0, tzinfo=UTC),
+            event_id="evt-1",
+        )
+    ]
+    assert delivery.outcome == "processed"
+    assert (delivery.topic, delivery.event_id, delivery.webhook_id) == (
+        "inventory_levels/update",
+        "evt-1",
+        "wh-1",
+    )
+    assert (delivery.triggered_at, delivery.received_at) == (T0, hub.clock.now())
+    assert delivery.delay_seconds == pytest.approx(2.0)
+    assert delivery.resource_key == level_key(ITEM, LOCATION)
+    assert delivery.detail["secret"] == 0
+    assert delivery.detail["available"] == 6
+    assert hub.receiver.outcomes["processed"] == 1
+
+
+@pytest.mark.parametrize("secret", ["shpss_forged", None])
+async def test_a_forged_or_unsigned_delivery_is_401_with_no_effect(
+    hub: Harness, secret: str | None
+) -> None:
+    r = await hub.post(secret=secret)
+    assert r.status_code == 401
+    [delivery] = await hub.deliveries()
+    assert delivery.outcome == "rejected_signature"
+    assert delivery.dedupe_key is None  # the real event can still come
+    assert delivery.detail["signature"] == ("missing" if secret is None else "mismatch")
+    assert hub.touched == []
+    # the genuine delivery of the same event is then accepted
+    assert (await hub.post()).status_code == 200
+    assert await hub.outcomes() == ["rejected_signature", "processed"]
+    assert len(hub.touched) == 1
+
+
+async def test_a_tampered_body_fails_the_signature(hub: Harness) -> None:
+    body = json.dumps(LEVEL).encode()
+    forged = headers(body)
+    tampered = body.replace(b'"available": 6', b'"available": 600')
+    r = await hub.http.post(hub.url, content=tampered, headers=forged)
+    assert r.status_code == 401
+    assert await hub.outcomes() == ["rejected_signature"]
+
+
+async def test_the_previous_secret_is_accepted_during_a_rotation(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    async for h in harness(ledger, http, clock, secrets=(SECRET, OLD_SECRET)):
+        assert (await h.post(event_id="e-old", secret=OLD_SECRET)).status_code == 200
+        assert (await h.post(event_id="e-new", secret=SECRET)).status_code == 200
+        assert (await h.post(event_id="e-bad", secret="shpss_other")).status_code == 401
+        deliveries = await h.deliveries()
+        assert [(d.event_id, d.outcome, d.detail.get("secret")) for d in deliveries] == [
+            ("e-old", "processed", 1),
+            ("e-new", "processed", 0),
+            ("e-bad", "rejected_signature", None),
+        ]
+        assert dict(h.receiver.secrets_used) == {0: 1, 1: 1}
+
+
+async def test_an_oversized_body_is_413(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    async for h in harness(ledger, http, clock, max_body_bytes=1024):
+        big = {**LEVEL, "padding": "x" * 2000}
+        assert (await h.post(big)).status_code == 413
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as read
+            for _ in range(10):
+                yield b" " * 200
+
+        body_headers = headers(b"")
+        r = await h.http.post(h.url, content=chunks(), headers=body_headers)
+        assert r.status_code == 413
+        assert await h.outcomes() == ["too_large", "too_large"]
+        assert h.touched == []
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe"])
+async def test_a_body_that_is_not_a_json_object_is_400(hub: Harness, raw: bytes) -> None:
+    assert (await hub.post(raw=raw)).status_code == 400
+    assert await hub.outcomes() == ["malformed"]
+    assert hub.touched == []
+
+
+# -- duplicates and order -------------------------------------------------------------------
+async def test_a_duplicate_event_is_processed_once(hub: Harness) -> None:
+    assert (await hub.post(webhook_id="wh-1")).status_code == 200
+    assert (await hub.post(webhook_id="wh-1")).status_code == 200
+    # the same event to another subscription has another webhook id, the same event id
+    assert (await hub.post(webhook_id="wh-2")).status_code == 200
+    deliveries = await hub.deliveries()
+    assert [d.outcome for d in deliveries] == ["processed", "duplicate", "duplicate"]
+    assert {d.detail.get("duplicate_of") for d in deliveries[1:]} == {deliveries[0].id}
+    assert len(hub.touched) == 1
+
+
+async def test_without_an_event_id_the_webhook_id_dedupes(hub: Harness) -> None:
+    for _ in range(2):
+        assert (await hub.post(event_id=None, webhook_id="wh-7")).status_code == 200
+    assert await hub.outcomes() == ["processed", "duplicate"]
+    assert len(hub.touched) == 1
+
+
+async def test_an_older_delivery_after_a_newer_one_is_not_applied(hub: Harness) -> None:
+    newer = {**LEVEL, "available": 4}
+    older = {**LEVEL, "available": 9}
+    elsewhere = {**LEVEL, "location_id": 99, "available": 1}
+    await hub.post(newer, event_id="e-2", triggered=T0 + timedelta(minutes=10))
+    await hub.post(older, event_id="e-1", triggered=T0 + timedelta(minutes=5))
+    await hub.post(elsewhere, event_id="e-3", triggered=T0)  # another level: not stale
+    deliveries = await hub.deliveries()
+    assert [(d.event_id, d.outcome) for d in deliveries] == [
+        ("e-2", "processed"),
+        ("e-1", "stale"),
+        ("e-3", "processed"),
+    ]
+    assert deliveries[1].detail["newer_triggered_at"] == (T0 + timedelta(minutes=10)).isoformat()
+    assert [t.available for t in hub.touched] == [4, 1]
+
+
+async def test_in_order_deliveries_are_all_applied(hub: Harness) -> None:
+    for i in range(3):
+        payload = {**LEVEL, "available": 10 - i}
+        await hub.post(payload, event_id=f"e-{i}", triggered=T0 + timedelta(minutes=i))
+    assert await hub.outcomes() == ["processed"] * 3
+    assert [t.available for t in hub.touched] == [10, 9, 8]
+
+
+# -- after the answer -----------------------------------------------------------------------
+async def test_the_answer_does_not_wait_for_processing(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    gate = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow(t: Touched) -> None:
+        started.set()
+        await gate.wait()
+
+    receiver = make_webhook_handler(
+        system="shopify", secrets=[SECRET], store=ledger, clock=clock, on_touched=slow
+    )
+    server = await serve(receiver)
+    try:
+        body = json.dumps(LEVEL).encode()
+        r = await http.post(server.url, content=body, headers=headers(body))
+        assert r.status_code == 200
+        await started.wait()
+        [delivery] = await ledger.list_deliveries()
+        assert delivery.outcome == "received"  # answered, not yet processed
+        gate.set()
+        await receiver.idle()
+        [delivery] = await ledger.list_deliveries()
+        assert delivery.outcome == "processed"
+    finally:
+        await receiver.close()
+        await server.runner.cleanup()
+
+
+async def test_a_failing_callback_is_recorded_and_the_next_delivery_still_runs(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    calls: list[int | None] = []
+
+    async def flaky(t: Touched) -> None:
+        calls.append(t.available)
+        if len(calls) == 1:
+            raise RuntimeError("diff queue full")
+
+    receiver = make_webhook_handler(
+        system="shopify", secrets=[SECRET], store=ledger, clock=clock, on_touched=flaky
+    )
+    server = await serve(receiver)
+    try:
+        for i in range(2):
+            body = json.dumps({**LEVEL, "available": i}).encode()
+            r = await http.post(server.url, content=body, headers=headers(body, event_id=f"e{i}"))
+            assert r.status_code == 200
+        await receiver.idle()
+        deliveries = await ledger.list_deliveries()
+        assert [d.outcome for d in deliveries] == ["error", "processed"]
+        assert deliveries[0].detail["error"] == "RuntimeError: diff queue full"
+        assert calls == [0, 1]
+    finally:
+        await receiver.close()
+        await server.runner.cleanup()
+
+
+async def test_a_bad_level_payload_is_an_error_not_a_crash(hub: Harness) -> None:
+    assert (await hub.post({"location_id": 1, "available": 3})).status_code == 200
+    [delivery] = await hub.deliveries()
+    assert delivery.outcome == "error"
+    assert "InventoryItem id is missing" in delivery.detail["error"]
+    assert hub.touched == []
+
+
+class SlowStore:
+    """The ledger behind a gate: ``record_delivery`` waits until ``gate`` is set."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.gate = asyncio.Event()
+
+    async def record_delivery(self, **kw: Any) -> tuple[WebhookDelivery, bool]:
+        await self.gate.wait()
+        return await self.ledger.record_delivery(**kw)
+
+    async def finish_delivery(
+        self,
+        delivery_id: int,
+        *,
+        outcome: str,
+        processed_at: datetime,
+        detail: Mapping[str, Any] | None = None,
+    ) -> WebhookDelivery:
+        return await self.ledger.finish_delivery(
+            delivery_id, outcome=outcome, processed_at=processed_at, detail=detail
+        )
+
+    async def latest_triggered_at(self, system: str, resource_key: str) -> datetime | None:
+        return await self.ledger.latest_triggered_at(system, resource_key)
+
+
+async def test_a_slow_store_gets_503_and_the_event_is_still_processed_once(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    store = SlowStore(ledger)
+    touched: list[Touched] = []
+
+    async def on_touched(t: Touched) -> None:
+        touched.append(t)
+
+    receiver = make_webhook_handler(
+        system="shopify",
+        secrets=[SECRET],
+        store=store,
+        clock=clock,
+        on_touched=on_touched,
+        ack_budget=0.05,
+    )
+    server = await serve(receiver)
+    try:
+        body = json.dumps(LEVEL).encode()
+        r = await http.post(server.url, content=body, headers=headers(body))
+        assert r.status_code == 503  # Shopify will retry
+        store.gate.set()  # the record lands late, and is processed
+        await receiver.idle()
+        r = await http.post(server.url, content=body, headers=headers(body))  # the retry
+        assert r.status_code == 200
+        await receiver.idle()
+        assert [d.outcome for d in await ledger.list_deliveries()] == ["processed", "duplicate"]
+        assert len(touched) == 1
+    finally:
+        await receiver.close()
+        await server.runner.cleanup()
+
+
+async def test_other_topics_are_kept_as_evidence(hub: Harness) -> None:
+    order = {
+        "id": 820982911946154508,
+        "name": "#1001",
+        "line_items": [{"sku": "TEE-BLK-M", "variant_id": 1, "quantity": 2, "price": "9.00"}],
+    }
+    refund = {
+        "id": 509562969,
+        "order_id": 820982911946154508,
+        "refund_line_items": [
+            {
+                "quantity": 1,
+                "restock_type": "return",
+                "location_id": 24826418,
+                "line_item": {"sku": "TEE-BLK-M"},
+            }
+        ],
+    }
+    item = {"id": 271878346596884015, "sku": "TEE-BLK-M", "tracked": True}
+    await hub.post(order, topic="orders/create", event_id="o1")
+    await hub.post(refund, topic="refunds/create", event_id="r1")
+    await hub.post(item, topic="inventory_items/update", event_id="i1")
+    deliveries = await hub.deliveries()
+    assert [d.outcome for d in deliveries] == ["processed"] * 3
+    assert deliveries[0].resource_key == "gid://shopify/Order/820982911946154508"
+    assert deliveries[0].detail["line_items"] == [
+        {"sku": "TEE-BLK-M", "variant_id": 1, "quantity": 2}
+    ]
+    assert deliveries[1].detail["refund_line_items"][0]["restock_type"] == "return"
+    assert deliveries[2].detail["tracked"] is True
+    assert [e.topic for e in hub.events] == [
+        "orders/create",
+        "refunds/create",
+        "inventory_items/update",
+    ]
+    assert hub.touched == []
+
+
+async def test_unhandled_topics_and_other_shops_are_ignored(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    async for h in harness(ledger, http, clock, shop_domain="driftwatch-sandbox.myshopify.com"):
+        r = await h.post({"id": 1}, topic="products/create", event_id="p1")
+        assert r.status_code == 200
+        body = json.dumps(LEVEL).encode()
+        other_shop = {**headers(body, event_id="x1"), "X-Shopify-Shop-Domain": "evil.myshopify.com"}
+        assert (await h.http.post(h.url, content=body, headers=other_shop)).status_code == 200
+        deliveries = await h.deliveries()
+        assert [d.outcome for d in deliveries] == ["ignored", "ignored"]
+        assert h.touched == []
+
+
+def test_times_are_parsed_from_shopify_forms() -> None:
+    assert parse_time("2026-11-02T14:00:00.123456789Z") == datetime(
+        2026, 11, 2, 14, 0, 0, 123456, tzinfo=UTC
+    )
+    assert parse_time("2026-11-02T09:00:00-05:00") == datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
+    assert parse_time("2026-11-02T09:00:00") is None  # no zone: unknown
+    assert parse_time("yesterday") is None
+
+
+def test_receiver_needs_a_secret(ledger: Ledger) -> None:
+    with pytest.raises(ValueError, match="secret"):
+        WebhookReceiver(system="shopify", secrets=[""], store=ledger, clock=ManualClock())
+
+
+# -- end to end with the fake Shopify -------------------------------------------------------
+@pytest.fixture
+async def fake(clock: ManualClock) -> AsyncIterator[FakeShopify]:
+    async with FakeShopify(clock=clock) as fake:
+        fake.webhooks.secret = SECRET
+        yield fake
+
+
+async def test_fake_shopify_deliveries_reach_the_receiver(fake: FakeShopify, hub: Harness) -> None:
+    east = fake.add_location("Brooklyn DC")
+    item = fake.add_item("TEE-BLK-M")
+    fake.webhooks.subscribe("inventory_levels/update", hub.url)
+
+    fake.set_quantities(item, east, available=40)
+    await fake.webhooks.idle()
+    hub.clock.advance(60)
+    fake.simulate_order(item, east, 3)
+    await fake.webhooks.idle()
+    await hub.receiver.idle()
+
+    assert [(t.inventory_item_id, t.location_id, t.available) for t in hub.touched] == [
+        (item, east, 40),
+        (item, east, 37),
+    ]
+    assert await hub.outcomes() == ["processed", "processed"]
+    assert [a.status for a in fake.webhooks.attempts] == [200, 200]
+
+
+async def test_fake_shopify_duplicates_and_reordering_are_absorbed(
+    fake: FakeShopify, hub: Harness
+) -> None:
+    east = fake.add_location("Brooklyn DC")
+    item = fake.add_item("TEE-BLK-M")
+    fake.webhooks.subscribe("inventory_levels/update", hub.url)
+    fake.webhooks.duplicate = True
+    fake.webhooks.holding = True
+    for qty in (5, 4):
+        fake.set_quantities(item, east, available=qty)
+        await fake.webhooks.idle()
+        hub.clock.advance(60)
+    fake.webhooks.release(reverse=True)  # 4 (newer) arrives before 5 (older), each twice
+    await fake.webhooks.idle()
+
+    assert await hub.outcomes() == ["processed", "duplicate", "stale", "duplicate"]
+    assert [t.available for t in hub.touched] == [4]
+
+
+async def test_a_secret_mismatch_is_retried_by_shopify_until_fixed(
+    fake: FakeShopify, hub: Harness
+) -> None:
+    east = fake.add_location("Brooklyn DC")
+    item = fake.add_item("TEE-BLK-M")
+    fake.webhooks.subscribe("inventory_levels/update", hub.url)
+    fake.webhooks.secret = "shpss_rotated_without_telling_us"
+    fake.set_quantities(item, east, available=8)
+    await fake.webhooks.idle()
+    assert [a.status for a in fake.webhooks.attempts] == [401]
+    assert hub.touched == []
+
+    fake.webhooks.secret = SECRET  # the deployer fixes the configuration
+    hub.clock.advance(60)
+    assert await fake.webhooks.deliver_due() == 1
+    await hub.receiver.idle()
+    assert [a.status for a in fake.webhooks.attempts] == [401, 200]
+    assert await hub.outcomes() == ["rejected_signature", "processed"]
+    assert [t.available for t in hub.touched] == [8]
+
+
+# -- subscriptions --------------------------------------------------------------------------
+def transport(http: httpx.AsyncClient, fake: FakeShopify, clock: ManualClock) -> GraphQLTransport:
+    return GraphQLTransport(
+        http,
+        system="shopify",
+        shop_url=fake.url or "",
+        api_version="2026-07",
+        token=fake.access_token,
+        clock=clock,
+        health=Health(system="shopify"),
+        policy=RetryPolicy(),
+        rng=random.Random(0),
+    )
+
+
+async def test_the_subscription_check_reports_missing_topics_and_wrong_addresses(
+    fake: FakeShopify, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    ours = "https://driftwatch.example.com/webhooks/shopify"
+    stale = fake.webhooks.subscribe("inventory_levels/update", "https://old-tunnel.example/hook")
+    fake.webhooks.subscribe("orders/create", ours)
+    fake.webhooks.subscribe("products/create", "https://someone-else.example/hook")
+    gql = transport(http, fake, clock)
+
+    report = await check_subscriptions(gql, TOPICS, ours)
+
+    assert report.missing == ("inventory_levels/update", "inventory_items/update", "refunds/create")
+    assert [(s.id, s.topic, s.uri) for s in report.wrong_address] == [
+        (stale, "inventory_levels/update", "https://old-tunnel.example/hook")
+    ]
+    assert not report.healthy
+    assert {s.topic for s in report.subscriptions} == {"inventory_levels/update", "orders/create"}
+
+    created = await create_missing(gql, report)
+    assert [(c.topic, c.errors) for c in created] == [
+        ("inventory_levels/update", ()),
+        ("inventory_items/update", ()),
+        ("refunds/create", ()),
+    ]
+    assert all(c.subscription is not None and c.subscription.uri == ours for c in created)
+    on_fake = {(s.topic, s.uri) for s in fake.webhooks.subscriptions.values()}
+    assert ("INVENTORY_LEVELS_UPDATE", ours) in on_fake
+
+    again = await check_subscriptions(gql, TOPICS, ours)
+    assert again.missing == ()
+    assert [s.id for s in again.wrong_address] == [stale]  # reported, never deleted
+
+    fake.webhooks.delete_subscription(stale)
+    assert (await check_subscriptions(gql, TOPICS, ours)).healthy
+
+
+async def test_the_check_pages_through_many_subscriptions(
+    fake: FakeShopify, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    ours = "https://driftwatch.example.com/webhooks/shopify"
+    for i in range(5):
+        fake.webhooks.subscribe("orders/create", f"https://elsewhere-{i}.example/hook")
+    fake.webhooks.subscribe("orders/create", ours)
+    from connectors.shopify.subscriptions import list_subscriptions
+
+    gql = transport(http, fake, clock)
+    listed = await list_subscriptions(gql, ["orders/create"], page_size=2)
+    assert len(listed) == 6
+    pages = [r for r in fake.requests if r.operation_name == "WebhookSubscriptions"]
+    assert len(pages) == 3
+    report = await check_subscriptions(gql, ["orders/create"], ours)
+    assert report.missing == ()
+    assert len(report.wrong_address) == 5
+
+
+async def test_create_missing_reports_user_errors(
+    fake: FakeShopify, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    gql = transport(http, fake, clock)
+    report = await check_subscriptions(gql, ["orders/create"], "http://example.com/not-https")
+    [created] = await create_missing(gql, report)
+    assert created.subscription is None
+    assert created.errors == (
+        "webhookSubscription.callbackUrl: Address protocol http:// is not supported",
+    )
+
+
+def test_topic_names_convert_both_ways() -> None:
+    for topic in TOPICS:
+        assert topic_name(topic_enum(topic)) == topic
+    assert topic_enum("inventory_levels/update") == "INVENTORY_LEVELS_UPDATE"

@@ -1,24 +1,58 @@
-"""The drift engine: pure functions from levels to drifts. No I/O, no clock reads.
+"""The drift engine: pure functions from levels to drifts. No I/O, no clock reads: the
+time of the diff comes in as ``now``.
 
 A drift is a difference between systems for one SKU at one location, net of known
-transformations. The source of truth is the first system in ``source_of_truth`` order
-that reports the SKU at that location; every other system is compared with it:
+transformations. Per SKU × location:
 
-* each system compares the sum of its ``compare_states`` (e.g. Shopify's
-  available + committed against the WMS's pickable on-hand);
-* a storefront is expected to show the truth minus the safety stock held back for it;
-* pack sizes were already applied by the connectors (all quantities are units).
+* **Stale first.** A level observed more than its system's ``sla_seconds`` before
+  ``now`` is reported as ``stale`` and nothing else: its values neither produce other
+  drifts nor serve as the truth (it did report the SKU, so it is not ``missing`` either).
+* **The truth** is the first system in ``source_of_truth`` order with a fresh level
+  that reports one of its ``compare_states`` (the fallback: the WMS for what it carries,
+  then the next system for the rest).
+* **Expected values.** Each system compares the sum of its ``compare_states`` (Shopify's
+  available + committed against the WMS's pickable + allocated). A storefront is
+  expected to show the truth minus its safety stock (floor 0). Pack sizes were applied by
+  the connectors (all quantities are units); a gap that looks like a pack size applied
+  once too often or not at all is named in ``evidence``.
+* **Bundles.** A storefront's bundle is expected to show
+  ``min over components of floor(component ÷ quantity)``, each component taken as the
+  storefront should show it (the component's truth at that location minus the
+  component's safety stock; a component no truth system reports there counts 0). When
+  the storefront's bundle value is what its own component values imply, the gap comes
+  from the components and is reported there, not again at the bundle. Other systems
+  compare the bundle SKU with its own truth, if a truth system stocks it.
 
-Classes, from the seeds' vocabulary:
+Classes and their exact rules (``e`` the expected value, ``v`` the system's value):
 
-========================  =============================================================
-``negative``              a system reports fewer than zero units
-``missing``               the SKU exists in the source of truth but not in the system,
-                          or the other way round (a SKU mismatch)
-``oversell_risk``         a storefront shows more than can be picked
-``undersell``             a storefront shows less than there is
-``count_mismatch``        a non-storefront system (an ERP) disagrees with the truth
-========================  =============================================================
+=====================  ================================================================
+``stale``              ``now − observed_at > sla_seconds`` for this level (replaces all
+                       other classes for this system at this SKU × location)
+``untracked``          a storefront level with flag ``tracked`` False, where the truth (or
+                       the bundle's components) stocks the SKU; replaces the count classes
+                       (an untracked count is meaningless)
+``negative``           ``v < 0`` (any system, the truth included)
+``missing``            ``missing_side == "system"``: the truth has the SKU (``e > 0``)
+                       and a system covering the location reports no level for it.
+                       ``missing_side == "truth"``: a source-of-truth system ranked
+                       above the truth in use has no level while the fallback truth has
+                       ``e > 0``; or no source-of-truth system has a level and another
+                       system shows ``v > 0`` (``system`` is that system, ``expected``
+                       None). ``missing_from`` names the system without the SKU
+``oversell_risk``      storefront, ``v − e`` positive and beyond the threshold
+``undersell``          storefront, ``v − e`` negative and beyond the threshold
+``count_mismatch``     any other role, ``v − e`` beyond the threshold
+``oversell_policy``    storefront with ``inventory_policy`` CONTINUE (sells when out of
+                       stock) and low stock: ``e ≤ low_stock(sku, location)`` (default 0,
+                       i.e. the truth is at or below the safety stock)
+=====================  ================================================================
+
+Thresholds: a gap is a drift when it exceeds the SKU's threshold in units AND percent
+of ``e`` (see :class:`Threshold`). A drift is ``large`` when its gap also exceeds the
+``large`` threshold; the persistence step (``monitors.persistence``) confirms those at
+once. ``since`` is when the compared values last changed (the latest ``changed_at``, or
+``observed_at`` where a system does not say), so ``age = now − since`` is how long they
+have disagreed, at least.
 """
 
 from __future__ import annotations
@@ -26,20 +60,47 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from connectors.levels import Level
 
 ROLE_STOREFRONT = "storefront"
 
+STALE = "stale"
+UNTRACKED = "untracked"
+NEGATIVE = "negative"
+MISSING = "missing"
+OVERSELL_RISK = "oversell_risk"
+UNDERSELL = "undersell"
+COUNT_MISMATCH = "count_mismatch"
+OVERSELL_POLICY = "oversell_policy"
+#: Every class the engine reports.
+KINDS: tuple[str, ...] = (
+    STALE,
+    UNTRACKED,
+    NEGATIVE,
+    MISSING,
+    OVERSELL_RISK,
+    UNDERSELL,
+    COUNT_MISMATCH,
+    OVERSELL_POLICY,
+)
+#: The classes whose size is a count gap (the others are states: stale, untracked, policy).
+_SIZED = frozenset({NEGATIVE, MISSING, OVERSELL_RISK, UNDERSELL, COUNT_MISMATCH})
+#: ``Drift.missing_side``: the SKU is in the truth but not in the system, or the reverse.
+MISSING_IN_SYSTEM = "system"
+MISSING_IN_TRUTH = "truth"
+
 
 @dataclass(frozen=True)
 class SystemRules:
-    """How one system is compared."""
+    """How one system is compared. ``sla_seconds``: an observation older than this at
+    the time of the diff is stale (None: never)."""
 
     name: str
     role: str
     compare_states: tuple[str, ...]
+    sla_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -57,14 +118,39 @@ class Threshold:
         return expected <= 0 or 100.0 * size / expected > self.percent
 
 
+def _no_safety_stock(sku: str, location: str) -> int:
+    return 0
+
+
+def _unit_packs(system: str, sku: str) -> int:
+    return 1
+
+
+def _covers_all(system: str, location: str) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class DiffRules:
-    """Everything the engine needs to know, already resolved from configuration."""
+    """Everything the engine needs to know, already resolved from configuration.
+
+    ``bundles``: bundle SKU → component SKU → quantity per bundle. ``pack_size``:
+    (system, SKU) → units per counted item, only read to name pack-size evidence.
+    ``low_stock``: (SKU, location) → the storefront expectation at or below which a
+    CONTINUE policy is reported. ``covers``: (system, location) → whether the system
+    holds stock at that location at all (a system that does not is never ``missing``
+    there).
+    """
 
     systems: Mapping[str, SystemRules]
     source_of_truth: tuple[str, ...]
     threshold: Callable[[str], Threshold] = field(default=lambda sku: Threshold())
-    safety_stock: Callable[[str, str], int] = field(default=lambda sku, location: 0)
+    safety_stock: Callable[[str, str], int] = field(default=_no_safety_stock)
+    large: Threshold | None = None
+    bundles: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    pack_size: Callable[[str, str], int] = field(default=_unit_packs)
+    low_stock: Callable[[str, str], int] = field(default=_no_safety_stock)
+    covers: Callable[[str, str], bool] = field(default=_covers_all)
 
 
 @dataclass(frozen=True)
@@ -81,7 +167,20 @@ class Drift:
     #: every system's compared value at this SKU×location (None: not reported)
     values: Mapping[str, int | None]
     observed_at: Mapping[str, datetime]
+    #: when the drifting system says its level last changed
     changed_at: datetime | None = None
+    #: since when the values have disagreed (at least), and how long that is at ``now``
+    since: datetime | None = None
+    age: timedelta = timedelta(0)
+    #: the gap also exceeds the ``large`` threshold: confirm at once
+    large: bool = False
+    #: for ``missing``: the system without the SKU, and which side it is on
+    missing_from: str | None = None
+    missing_side: str | None = None
+    #: hints at the likely cause (pack-size pattern, bundle math)
+    evidence: tuple[str, ...] = ()
+    #: for a bundle: component SKU → the units the expectation was computed from
+    components: Mapping[str, int] | None = None
 
     @property
     def gap(self) -> int:
@@ -108,72 +207,297 @@ def compared_value(level: Level, rules: SystemRules) -> int | None:
     return level.total(rules.compare_states)
 
 
-def diff(levels: Iterable[Level], rules: DiffRules) -> list[Drift]:
-    """Every drift among ``levels``, worst first (largest absolute gap)."""
+def is_stale(level: Level, rules: SystemRules, now: datetime) -> bool:
+    """Whether ``level`` is older than its system's SLA at ``now``."""
+    if rules.sla_seconds is None:
+        return False
+    return (now - level.observed_at).total_seconds() > rules.sla_seconds
+
+
+Grid = Mapping[tuple[str, str], Mapping[str, Level]]
+
+
+def diff(levels: Iterable[Level], rules: DiffRules, *, now: datetime | None = None) -> list[Drift]:
+    """Every drift among ``levels`` at ``now``, worst first (largest absolute gap).
+
+    ``now`` is the time of the diff; None means the latest ``observed_at`` among the
+    levels (the time of the read, for systems that stamp their reads).
+    """
+    levels = list(levels)
+    if now is None:
+        if not levels:
+            return []
+        now = max(level.observed_at for level in levels)
     grid: dict[tuple[str, str], dict[str, Level]] = defaultdict(dict)
     for level in levels:
         if level.system in rules.systems:
             grid[(level.sku, level.location)][level.system] = level
+    for bundle, components in rules.bundles.items():
+        for sku, location in list(grid):
+            if sku in components:
+                grid.setdefault((bundle, location), {})  # judged wherever a component is
     drifts: list[Drift] = []
     for (sku, location), by_system in grid.items():
-        drifts.extend(_drifts_at(sku, location, by_system, rules))
-    drifts.sort(key=lambda d: (-abs(d.gap), d.sku, d.location, d.system))
+        drifts.extend(_Cell(sku, location, by_system, grid, rules, now).drifts())
+    drifts.sort(key=lambda d: (-abs(d.gap), d.sku, d.location, d.system, d.kind))
     return drifts
 
 
-def _drifts_at(
-    sku: str, location: str, by_system: Mapping[str, Level], rules: DiffRules
-) -> list[Drift]:
-    values = {
-        name: compared_value(by_system[name], rules.systems[name]) if name in by_system else None
-        for name in rules.systems
-    }
-    observed = {name: lv.observed_at for name, lv in by_system.items()}
-    truth = next((s for s in rules.source_of_truth if values.get(s) is not None), None)
-    truth_value = values[truth] if truth else None
-    out: list[Drift] = []
+@dataclass(frozen=True)
+class _Basis:
+    """What a storefront's bundle should show, and where that comes from."""
 
-    def make(system: str, kind: str, expected: int | None) -> Drift:
-        level = by_system.get(system)
+    available: int
+    components: dict[str, int]
+    truth_system: str | None
+    levels: tuple[Level, ...]
+
+
+def _since(levels: Iterable[Level | None]) -> datetime | None:
+    times = [lv.changed_at or lv.observed_at for lv in levels if lv is not None]
+    return max(times) if times else None
+
+
+class _Cell:
+    """One SKU at one location."""
+
+    def __init__(
+        self,
+        sku: str,
+        location: str,
+        by_system: Mapping[str, Level],
+        grid: Grid,
+        rules: DiffRules,
+        now: datetime,
+    ) -> None:
+        self.sku, self.location, self.rules, self.now = sku, location, rules, now
+        self.grid = grid
+        self.by_system = by_system
+        self.fresh = {
+            n: lv for n, lv in by_system.items() if not is_stale(lv, rules.systems[n], now)
+        }
+        self.values = {
+            name: compared_value(by_system[name], spec) if name in by_system else None
+            for name, spec in rules.systems.items()
+        }
+        self.observed = {name: lv.observed_at for name, lv in by_system.items()}
+        self.truth, self.truth_value = self._truth_of(sku, location)
+        self.truth_level = by_system.get(self.truth) if self.truth else None
+        self.rank = {name: i for i, name in enumerate(rules.source_of_truth)}
+        components = rules.bundles.get(sku)
+        self.basis = self._bundle_basis(components) if components else None
+        self.threshold = rules.threshold(sku)
+
+    # --- the truth -------------------------------------------------------------
+
+    def _truth_of(self, sku: str, location: str) -> tuple[str | None, int | None]:
+        by_system = self.grid.get((sku, location), {})
+        for name in self.rules.source_of_truth:
+            level = by_system.get(name)
+            if level is None or is_stale(level, self.rules.systems[name], self.now):
+                continue
+            value = compared_value(level, self.rules.systems[name])
+            if value is not None:
+                return name, value
+        return None, None
+
+    def _bundle_basis(self, components: Mapping[str, int]) -> _Basis | None:
+        """None when the bundle cannot be judged here: a component's only truth level is
+        stale (or lacks the compared states), or no source-of-truth system covers this
+        location. A component no truth system reports here counts 0."""
+        if not any(self.rules.covers(s, self.location) for s in self.rules.source_of_truth):
+            return None
+        units: dict[str, int] = {}
+        levels: list[Level] = []
+        limiting: tuple[int, str | None] | None = None
+        for component, quantity in components.items():
+            truth, value = self._truth_of(component, self.location)
+            at = self.grid.get((component, self.location), {})
+            if truth is None:
+                if any(name in at for name in self.rules.source_of_truth):
+                    return None  # reported, but stale or not comparable: unknowable
+                net = 0
+            else:
+                levels.append(at[truth])
+                net = max(0, (value or 0) - self.rules.safety_stock(component, self.location))
+            units[component] = net
+            if limiting is None or net // quantity < limiting[0]:
+                limiting = (net // quantity, truth)
+        if limiting is None:
+            return None
+        return _Basis(limiting[0], units, limiting[1], tuple(levels))
+
+    def _expected(self, system: str) -> int | None:
+        if self.rules.systems[system].role == ROLE_STOREFRONT:
+            if self.basis is not None:
+                return self.basis.available
+            if self.truth_value is None:
+                return None
+            return max(0, self.truth_value - self.rules.safety_stock(self.sku, self.location))
+        return self.truth_value
+
+    # --- drifts ----------------------------------------------------------------
+
+    def _make(
+        self,
+        system: str,
+        kind: str,
+        expected: int | None,
+        *,
+        since: datetime | None = None,
+        missing_from: str | None = None,
+        missing_side: str | None = None,
+        evidence: tuple[str, ...] = (),
+    ) -> Drift:
+        level = self.by_system.get(system)
+        bundle = self.basis is not None and self.rules.systems[system].role == ROLE_STOREFRONT
+        if since is None:
+            truth_levels = self.basis.levels if bundle and self.basis else (self.truth_level,)
+            since = _since((level, *truth_levels))
+        actual = self.values.get(system)
+        gap = (actual or 0) - (expected or 0)
+        large = kind in _SIZED and (
+            self.rules.large is not None and self.rules.large.exceeded_by(gap, expected or 0)
+        )
         return Drift(
-            sku=sku,
-            location=location,
+            sku=self.sku,
+            location=self.location,
             system=system,
             kind=kind,
-            truth_system=truth,
+            truth_system=self.basis.truth_system if bundle and self.basis else self.truth,
             expected=expected,
-            actual=values.get(system),
-            values=values,
-            observed_at=observed,
+            actual=actual,
+            values=self.values,
+            observed_at=self.observed,
             changed_at=level.changed_at if level else None,
+            since=since,
+            age=max(timedelta(0), self.now - since) if since else timedelta(0),
+            large=large,
+            missing_from=missing_from,
+            missing_side=missing_side,
+            evidence=evidence,
+            components=dict(self.basis.components) if bundle and self.basis else None,
         )
 
-    for system, value in values.items():
-        if value is not None and value < 0:
-            out.append(make(system, "negative", truth_value))
-    if truth is None or truth_value is None:
+    def drifts(self) -> list[Drift]:
+        out: list[Drift] = []
+        for system, spec in self.rules.systems.items():
+            level = self.by_system.get(system)
+            if level is None:
+                out.extend(self._missing(system))
+            elif system not in self.fresh:
+                stale_since = level.observed_at
+                out.append(self._make(system, STALE, self._expected(system), since=stale_since))
+            else:
+                out.extend(self._judge(system, spec, level))
         return out
-    threshold = rules.threshold(sku)
-    for system, spec in rules.systems.items():
-        if system == truth:
-            continue
-        value = values[system]
-        storefront = spec.role == ROLE_STOREFRONT
-        expected = truth_value
-        if storefront:
-            expected = max(0, truth_value - rules.safety_stock(sku, location))
+
+    def _missing(self, system: str) -> list[Drift]:
+        """``system`` has no level for this SKU here."""
+        if not self.rules.covers(system, self.location):
+            return []
+        expected = self._expected(system)
+        if expected is None or expected <= 0:
+            return []
+        above_truth = (
+            self.truth is not None
+            and system in self.rank
+            and self.rank[system] < self.rank[self.truth]
+        )
+        side = MISSING_IN_TRUTH if above_truth else MISSING_IN_SYSTEM
+        return [self._make(system, MISSING, expected, missing_from=system, missing_side=side)]
+
+    def _judge(self, system: str, spec: SystemRules, level: Level) -> list[Drift]:
+        value = self.values[system]
         if value is None:
-            if expected > 0:
-                out.append(make(system, "missing", expected))
-            continue
+            return []
+        storefront = spec.role == ROLE_STOREFRONT
+        expected = self._expected(system) if system != self.truth else None
+        stocked = expected is not None
+        if storefront and system != self.truth and stocked and level.flags.get("tracked") is False:
+            return [self._make(system, UNTRACKED, expected)]
+        out: list[Drift] = []
         if value < 0:
-            continue  # already reported as negative
+            out.append(self._make(system, NEGATIVE, expected))
+        if system == self.truth:
+            return out
+        if expected is None:
+            return out + self._not_in_truth(system, value)
+        if value >= 0:
+            out.extend(self._count(system, storefront, value, expected))
+        policy = str(level.flags.get("inventory_policy", "")).upper()
+        low = expected <= self.rules.low_stock(self.sku, self.location)
+        if storefront and policy == "CONTINUE" and low:
+            out.append(self._make(system, OVERSELL_POLICY, expected))
+        return out
+
+    def _not_in_truth(self, system: str, value: int) -> list[Drift]:
+        """No truth system has this SKU here, yet ``system`` shows stock of it."""
+        if value <= 0 or self.sku in self.rules.bundles or system in self.rank:
+            return []
+        if any(name in self.by_system for name in self.rules.source_of_truth):
+            return []  # a truth system reported it, stale or without the compared states
+        missing_from = next(
+            (s for s in self.rules.source_of_truth if self.rules.covers(s, self.location)), None
+        )
+        if missing_from is None:
+            return []
+        return [
+            self._make(
+                system, MISSING, None, missing_from=missing_from, missing_side=MISSING_IN_TRUTH
+            )
+        ]
+
+    def _count(self, system: str, storefront: bool, value: int, expected: int) -> list[Drift]:
         gap = value - expected
-        if not threshold.exceeded_by(gap, expected):
-            continue
+        if not self.threshold.exceeded_by(gap, expected):
+            return []
+        evidence = self._pack_evidence(system, value, expected)
+        if storefront and self.basis is not None:
+            implied = self._implied_bundle(system)
+            if implied is not None and implied == value:
+                return []  # the storefront's components drift: reported at the components
+            evidence += (
+                f"bundle: {system} shows {value}, its own components imply "
+                f"{'?' if implied is None else implied}, the truth's components imply "
+                f"{expected}",
+            )
         if storefront:
-            kind = "oversell_risk" if gap > 0 else "undersell"
+            kind = OVERSELL_RISK if gap > 0 else UNDERSELL
         else:
-            kind = "count_mismatch"
-        out.append(make(system, kind, expected))
-    return out
+            kind = COUNT_MISMATCH
+        return [self._make(system, kind, expected, evidence=evidence)]
+
+    def _implied_bundle(self, system: str) -> int | None:
+        """The bundle availability ``system``'s own component values imply."""
+        components = self.rules.bundles[self.sku]
+        spec = self.rules.systems[system]
+        counts: list[int] = []
+        for component, quantity in components.items():
+            level = self.grid.get((component, self.location), {}).get(system)
+            if level is None or is_stale(level, spec, self.now):
+                return None
+            value = compared_value(level, spec)
+            if value is None:
+                return None
+            counts.append(max(0, value) // quantity)
+        return min(counts)
+
+    def _pack_evidence(self, system: str, value: int, expected: int) -> tuple[str, ...]:
+        """A gap that is a configured pack size applied once too often or not at all."""
+        packs = sorted({self.rules.pack_size(s, self.sku) for s in self.rules.systems} - {1})
+        targets = [t for t in dict.fromkeys((expected, self.truth_value)) if t]
+        found: list[str] = []
+        for pack in packs:
+            for target in targets:
+                if value and value * pack == target:
+                    found.append(
+                        f"pack size {pack}: {system} shows {value} and {value} × {pack} = "
+                        f"{target}; it may count packs of {pack} as units"
+                    )
+                elif value == target * pack:
+                    found.append(
+                        f"pack size {pack}: {system} shows {value} = {target} × {pack}; a pack "
+                        f"size of {pack} may be applied to a count already in units"
+                    )
+        return tuple(dict.fromkeys(found))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from connectors.base import InventorySystem
 from connectors.errors import ConnectorError
@@ -69,17 +70,17 @@ async def run_diff(
     ledger: Ledger | None,
     *,
     skus: Sequence[str] | None = None,
+    now: datetime | None = None,
 ) -> DiffRun:
-    """Read, record (when given a ledger) and diff."""
+    """Read, record (when given a ledger) and diff at ``now`` (default: the latest
+    observation read, i.e. the time of the read)."""
     levels, failures = await read_all(systems, skus)
     healthy = {s.name for s in systems} - set(failures)
-    compared = DiffRules(
+    compared = replace(
+        rules,
         systems={n: r for n, r in rules.systems.items() if n in healthy},
         source_of_truth=tuple(s for s in rules.source_of_truth if s in healthy),
-        threshold=rules.threshold,
-        safety_stock=rules.safety_stock,
     )
     recorded = await ledger.record_levels(observations(levels)) if ledger is not None else None
-    return DiffRun(
-        levels=levels, drifts=diff(levels, compared), failures=failures, recorded=recorded
-    )
+    drifts = diff(levels, compared, now=now)
+    return DiffRun(levels=levels, drifts=drifts, failures=failures, recorded=recorded)

@@ -31,21 +31,42 @@ from monitors.drift import DiffRules, SystemRules, Threshold
 
 
 def rules_from_config(config: Config) -> DiffRules:
-    """The drift engine's rules: which states each system compares, the source of
-    truth order, thresholds per SKU and safety stock per SKU and location."""
+    """The drift engine's rules: which states each system compares and when its
+    observations go stale, the source of truth order, thresholds per SKU (and the
+    ``large`` one), safety stock per SKU and location, bundles, pack sizes, and which
+    systems hold stock at which configured locations."""
 
     def threshold(sku: str) -> Threshold:
         t = config.threshold_for(sku)
         return Threshold(absolute=t.absolute, percent=t.percent)
 
+    def covers(system: str, location: str) -> bool:
+        # A configured location is covered by the systems that map it; a location the
+        # configuration does not know (a system's own id) is judged as before.
+        ids = config.locations.get(location)
+        return ids is None or system in ids
+
+    large = config.thresholds.large
     return DiffRules(
         systems={
-            s.name: SystemRules(name=s.name, role=s.role, compare_states=tuple(s.compare_states))
+            s.name: SystemRules(
+                name=s.name,
+                role=s.role,
+                compare_states=tuple(s.compare_states),
+                sla_seconds=float(s.sla_seconds),
+            )
             for s in config.systems
         },
         source_of_truth=tuple(config.source_of_truth),
         threshold=threshold,
         safety_stock=config.safety_stock_for,
+        large=Threshold(absolute=large.absolute, percent=large.percent),
+        bundles={
+            config.normalize_sku(b.sku): dict(config.bundle_components(b.sku) or {})
+            for b in config.bundles
+        },
+        pack_size=config.pack_size,
+        covers=covers,
     )
 
 

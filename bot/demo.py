@@ -83,7 +83,12 @@ def demo_config(world: World) -> dict[str, Any]:
             for key, (gid, warehouse) in world.locations.items()
         },
         "skus": {"tags": {"hero": ["TEE-BLK-M"]}},
-        "thresholds": {"tags": {"hero": {"absolute": 0, "percent": 0.0}}},
+        # The demo pages at the first diff; a deployment waits for two (persistence_diffs)
+        # so that orders in flight do not page anyone.
+        "thresholds": {
+            "persistence_diffs": 1,
+            "tags": {"hero": {"absolute": 0, "percent": 0.0}},
+        },
         "slack": {
             "alerts_channel": world.alerts_channel,
             "api_url": world.slack_api_url,

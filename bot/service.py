@@ -28,6 +28,7 @@ from connectors.clock import Clock, SystemClock
 from ledger import Ledger
 from monitors.config import Config, resolve_secret
 from monitors.jobs import DriftDiffJob, HealthJob
+from monitors.persistence import Persistence
 from monitors.resync import ResyncService
 from monitors.wiring import build_systems, rules_from_config
 
@@ -83,6 +84,7 @@ class Service:
             ledger,
             self.clock,
             channel=config.slack.alerts_channel,
+            persistence=Persistence.from_config(config),
         )
         self.health_job = HealthJob(
             self.systems,

@@ -12,6 +12,8 @@ from connectors.clock import Clock
 from ledger import Ledger
 from monitors.drift import DiffRules
 from monitors.health import FAMILY, HealthWindow, evaluate_health
+from monitors.persistence import Persistence, Seen, debounce
+from monitors.persistence import scope as covered_by
 from monitors.pipeline import Context, Pipeline, Scope, build_pipeline
 from monitors.reconcile import DiffRun, run_diff
 
@@ -36,8 +38,13 @@ class DriftDiffJob:
         *,
         channel: str,
         pipeline: Pipeline | None = None,
+        persistence: Persistence | None = None,
     ) -> None:
         self._pipeline = pipeline or build_pipeline()
+        self._persistence = persistence
+        #: debounce state: fingerprint -> when first seen and how often (in memory; a
+        #: restart starts persistence counting over, which only delays a page)
+        self._seen: dict[str, Seen] = {}
         self._systems = systems
         self._rules = rules
         self._ledger = ledger
@@ -50,12 +57,26 @@ class DriftDiffJob:
         diff_run = await run_diff(self._systems, self._rules, self._ledger, skus=skus)
         for system, error in diff_run.failures.items():
             log.warning("could not read %s: %s", system, error)
-        scope = Scope(
-            systems=frozenset(s.name for s in self._systems if s.name not in diff_run.failures),
-            skus=frozenset(skus) if skus is not None else None,
-        )
+        healthy = frozenset(s.name for s in self._systems if s.name not in diff_run.failures)
+        scope = Scope(systems=healthy, skus=frozenset(skus) if skus is not None else None)
+        confirmed: set[str] | None = None
+        if self._persistence is not None:
+            truth_read = any(name in healthy for name in self._rules.source_of_truth)
+            self._seen, steady = debounce(
+                self._seen,
+                diff_run.drifts,
+                started,
+                self._persistence,
+                covered=covered_by(skus=skus, systems=healthy if truth_read else ()),
+            )
+            confirmed = {d.fingerprint for d in steady}
         ctx = await self._pipeline.run(
-            self._ledger, diff_run.drifts, scope=scope, now=started, channel=self._channel
+            self._ledger,
+            diff_run.drifts,
+            scope=scope,
+            now=started,
+            channel=self._channel,
+            confirmed=confirmed,
         )
         self.last = DiffResult(diff_run, ctx)
         return self.last

@@ -23,6 +23,8 @@ from ledger import Ledger, Resync
 from monitors.drift import DiffRules, diff
 
 MAX_DECISIONS = 3
+#: Drift classes a resync can fix by writing a count (not stale, untracked or a policy).
+WRITABLE_KINDS = frozenset({"oversell_risk", "undersell", "count_mismatch", "negative", "missing"})
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,13 @@ class ResyncService:
             return ResyncResult("failed", f"could not read fresh counts: {exc}")
         here = [lv for lv in levels if lv.location == request.location]
         drift = next(
-            (d for d in diff(here, self._rules) if d.system == request.system),
+            (
+                d
+                for d in diff(here, self._rules)
+                if d.system == request.system
+                and d.kind in WRITABLE_KINDS
+                and not (d.kind == "missing" and d.missing_side == "truth")
+            ),
             None,
         )
         current = next((lv for lv in here if lv.system == request.system), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from monitors.drift import Drift
-from monitors.incidents import SEVERITY, TITLES, drift_details
+from monitors.incidents import SEVERITY, drift_details, drift_title
 from monitors.pipeline.model import Candidate, Context, Stage
 
 Hint = Callable[[Drift], str | None]
@@ -26,12 +26,12 @@ def candidates_from_drifts(
                 fingerprint=d.fingerprint,
                 kind=d.kind,
                 severity=SEVERITY.get(d.kind, "warning"),
-                title=f"{TITLES.get(d.kind, d.kind)}: {d.sku} at {d.location}",
+                title=drift_title(d),
                 details=drift_details(d),
                 sku=d.sku,
                 location=d.location,
                 system=d.system,
-                root_cause_hint=hint(d) if hint else None,
+                root_cause_hint=(hint(d) if hint else None) or ("; ".join(d.evidence) or None),
                 confirmed=confirmed is None or d.fingerprint in confirmed,
             )
         )

@@ -3,6 +3,8 @@ scheduler (bot/serve) decides when, and guarantees a job never overlaps itself."
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from connectors.clock import Clock
 from ledger import Ledger
 from monitors.drift import DiffRules
 from monitors.health import FAMILY, HealthWindow, evaluate_health
+from monitors.hints import Evidence, hint_for
 from monitors.persistence import Persistence, Seen, debounce
 from monitors.persistence import scope as covered_by
 from monitors.pipeline import Context, Pipeline, Scope, build_pipeline
@@ -39,12 +42,15 @@ class DriftDiffJob:
         channel: str,
         pipeline: Pipeline | None = None,
         persistence: Persistence | None = None,
+        kinds: Mapping[str, str] | None = None,
     ) -> None:
         self._pipeline = pipeline or build_pipeline()
+        self._kinds = dict(kinds or {})
         self._persistence = persistence
         #: debounce state: fingerprint -> when first seen and how often (in memory; a
         #: restart starts persistence counting over, which only delays a page)
         self._seen: dict[str, Seen] = {}
+        self._lock = asyncio.Lock()
         self._systems = systems
         self._rules = rules
         self._ledger = ledger
@@ -53,6 +59,11 @@ class DriftDiffJob:
         self.last: DiffResult | None = None
 
     async def run(self, skus: Sequence[str] | None = None) -> DiffResult:
+        """One diff; runs never interleave (the debounce state is read and written)."""
+        async with self._lock:
+            return await self._run(skus)
+
+    async def _run(self, skus: Sequence[str] | None) -> DiffResult:
         started = self._clock.now()
         diff_run = await run_diff(self._systems, self._rules, self._ledger, skus=skus)
         for system, error in diff_run.failures.items():
@@ -70,6 +81,13 @@ class DriftDiffJob:
                 covered=covered_by(skus=skus, systems=healthy if truth_read else ()),
             )
             confirmed = {d.fingerprint for d in steady}
+        evidence = Evidence(
+            now=started,
+            levels={(lv.system, lv.sku, lv.location): lv for lv in diff_run.levels},
+            kinds=self._kinds,
+            roles={name: r.role for name, r in self._rules.systems.items()},
+            health={s.name: copy.deepcopy(s.health()) for s in self._systems},
+        )
         ctx = await self._pipeline.run(
             self._ledger,
             diff_run.drifts,
@@ -77,6 +95,7 @@ class DriftDiffJob:
             now=started,
             channel=self._channel,
             confirmed=confirmed,
+            hint=hint_for(evidence),
         )
         self.last = DiffResult(diff_run, ctx)
         return self.last

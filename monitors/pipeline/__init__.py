@@ -51,6 +51,7 @@ class Pipeline:
         confirmed: set[str] | None = None,
         given: Sequence[Candidate] = (),
         families: tuple[str, ...] = ("drift:", "group:"),
+        hint: Hint | None = None,
     ) -> Context:
         """Push one evaluation's drifts (or ``given`` candidates of other ``families``)
         through every stage; return what happened."""
@@ -65,6 +66,7 @@ class Pipeline:
             confirmed=confirmed,
             given=given,
             families=families,
+            hint=hint,
         )
         for incident in await live_incidents(ctx):
             if incident.is_snoozed(now):

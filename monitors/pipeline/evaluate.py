@@ -42,7 +42,7 @@ def evaluating(hint: Hint | None = None) -> Stage:
     """The evaluate stage: the context's drifts become the candidates."""
 
     async def evaluate(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
-        derived = candidates_from_drifts(ctx.drifts, confirmed=ctx.confirmed, hint=hint)
+        derived = candidates_from_drifts(ctx.drifts, confirmed=ctx.confirmed, hint=ctx.hint or hint)
         return [*candidates, *ctx.given, *derived]
 
     return evaluate

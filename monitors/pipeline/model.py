@@ -8,7 +8,7 @@ pipeline reads in one place (:func:`monitors.pipeline.build_pipeline`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -120,6 +120,8 @@ class Context:
     families: tuple[str, ...] = ("drift:", "group:")
     #: candidates given directly (health findings) rather than derived from drifts
     given: Sequence[Candidate] = ()
+    #: this evaluation's root-cause explainer (it closes over this diff's evidence)
+    hint: Callable[[Drift], str | None] | None = None
     #: what happened, for callers and tests
     opened: list[Incident] = field(default_factory=list)
     reopened: list[Incident] = field(default_factory=list)

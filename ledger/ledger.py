@@ -16,12 +16,23 @@ from ledger.items import Items
 from ledger.levels import Levels
 from ledger.migrate import engine_revision, upgrade_engine
 from ledger.outbox import Outbox
+from ledger.reports import Reports
 from ledger.resyncs import Resyncs
 from ledger.store import translate_errors
 from ledger.webhooks import WebhookDeliveries
 
 
-class Ledger(Levels, Items, Incidents, Resyncs, Adjustments, AuditLog, Outbox, WebhookDeliveries):
+class Ledger(
+    Levels,
+    Items,
+    Incidents,
+    Resyncs,
+    Adjustments,
+    AuditLog,
+    Outbox,
+    WebhookDeliveries,
+    Reports,
+):
     """The database, behind async methods. Build it with :meth:`from_url`.
 
     Use it as ``async with Ledger.from_url(url) as ledger: ...``, or call :meth:`close`.

@@ -1,0 +1,207 @@
+"""The weekly summary and the adjustment report as Block Kit, the chart, and the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.alerts import blocks_json
+from bot.render.summary import (
+    adjustment_blocks,
+    post_daily_adjustments,
+    post_weekly_summary,
+    trend,
+    weekly_blocks,
+    weekly_text,
+)
+from bot.summary_chart import render_weekly_chart
+from ledger import AdjustmentCount, Ledger, LocationMismatch, ResponseTimes, SkuDrift
+from monitors.reports import (
+    AdjustmentReport,
+    Flag,
+    Kpi,
+    WeekFigures,
+    WeeklySummary,
+)
+
+NY = ZoneInfo("America/New_York")
+
+
+def week(start: datetime, **changes: Any) -> WeekFigures:
+    values: dict[str, Any] = {
+        "start": start,
+        "end": start + timedelta(days=7),
+        "mismatch": (LocationMismatch("east", 4, 1), LocationMismatch("west", 2, 1)),
+        "oversell_incidents": 2,
+        "auto_resyncs_applied": 3,
+        "auto_resyncs_failed": 1,
+        "adjustments": 2,
+        "manual_resyncs": 1,
+        "manual_resolutions": 1,
+        "incidents_opened": 5,
+        "incidents_resolved": 4,
+        "response": ResponseTimes(2, timedelta(minutes=12), 4, timedelta(minutes=95)),
+        "by_root_cause": {None: 3, "Bundle math": 2},
+        "by_kind": {"oversell_risk": 2, "undersell": 3},
+        "top_skus": (SkuDrift("TEE", 3, 2), SkuDrift("MUG", 1, 1)),
+        "daily": (
+            {"oversell_risk": 1},
+            {"undersell": 2},
+            {},
+            {"oversell_risk": 1, "undersell": 1},
+            {},
+            {},
+            {},
+        ),
+    }
+    values.update(changes)
+    return WeekFigures(**values)
+
+
+THIS = datetime(2026, 11, 2, tzinfo=NY)
+SUMMARY = WeeklySummary(
+    this_week=week(THIS),
+    last_week=week(
+        THIS - timedelta(days=7),
+        mismatch=(LocationMismatch("east", 4, 2), LocationMismatch("west", 2, 1)),
+        oversell_incidents=2,
+        auto_resyncs_applied=1,
+        adjustments=0,
+        response=ResponseTimes(1, timedelta(minutes=30), 1, timedelta(minutes=80)),
+        by_root_cause={"Bundle math": 1},
+        daily=(
+            {"count_mismatch": 2},
+            {},
+            {"oversell_risk": 3},
+            {},
+            {"undersell": 1},
+            {},
+            {"count_mismatch": 1},
+        ),
+    ),
+    tz=NY,
+)
+
+
+def texts(blocks: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    for block in blocks:
+        if "text" in block:
+            out.append(block["text"]["text"])
+        out += [f["text"] for f in block.get("fields", [])]
+        out += [e["text"] for e in block.get("elements", [])]
+    return out
+
+
+def test_trend_arrows_say_which_way_and_whether_it_is_better() -> None:
+    assert trend(Kpi("x", 0.25, 0.5, "%", True)) == "▼ -25.0 pts (better)"
+    assert trend(Kpi("x", 3, 1, "", True)) == "▲ +2 (worse)"
+    assert trend(Kpi("x", 0.9, 0.8, "%", False)) == "▲ +10.0 pts (better)"
+    assert trend(Kpi("x", 12, 30, "min", True)) == "▼ -18 min (better)"
+    assert trend(Kpi("x", 2, 2, "", True)) == "= unchanged"
+    assert trend(Kpi("x", 0.5, None, "%", True)) == "no comparison"
+
+
+def test_the_weekly_blocks() -> None:
+    blocks = blocks_json(weekly_blocks(SUMMARY))
+    assert blocks[0]["type"] == "header"
+    shown = texts(blocks)
+    assert shown[0] == "Weekly drift summary: Nov 2 – Nov 8, 2026"
+    assert shown[1:5] == [
+        "*Mismatch rate*\n33.3% ▼ -16.7 pts (better)\n_last week: 50.0%_",
+        "*Oversell incidents*\n2 = unchanged\n_last week: 2_",
+        "*Auto-resync success*\n75.0% ▲ +25.0 pts (better)\n_last week: 50.0%_",
+        "*Manual interventions*\n4 ▲ +2 (worse)\n_last week: 2_",
+    ]
+    assert shown[5] == (
+        "*Mismatch rate by location*\n"
+        "• east: 1 of 4 SKUs drifted (25.0%; last week 50.0%)\n"
+        "• west: 1 of 2 SKUs drifted (50.0%; last week 50.0%)"
+    )
+    assert shown[6:8] == [
+        "*MTTA*\n12 min ▼ -18 min (better)\n_last week: 30 min_",
+        "*MTTR*\n95 min ▲ +15 min (worse)\n_last week: 80 min_",
+    ]
+    assert (
+        "*Incidents by root cause*\n• not set: 3 (last week 0)\n• Bundle math: 2 (last week 1)"
+        in shown
+    )
+    assert (
+        "*SKUs that drifted most*\n• `TEE`: 3 incidents at 2 locations\n"
+        "• `MUG`: 1 incident at 1 location" in shown
+    )
+    assert weekly_text(SUMMARY).startswith(
+        "Weekly drift summary, Nov 2 – Nov 8, 2026: Mismatch rate 33.3% (▼ -16.7 pts (better));"
+    )
+
+
+def test_the_adjustment_blocks() -> None:
+    report = AdjustmentReport(
+        start=datetime(2026, 11, 3, tzinfo=NY),
+        end=datetime(2026, 11, 4, tzinfo=NY),
+        counts=(),
+        adjustments=(),
+    )
+    assert texts(blocks_json(adjustment_blocks(report, NY))) == [
+        "Adjustments on Tue Nov 3: 0",
+        "No manual adjustment was recorded.",
+    ]
+    busy = AdjustmentReport(
+        start=report.start,
+        end=report.end,
+        counts=(AdjustmentCount("U1", "damage", 2), AdjustmentCount("U2", "cycle_count", 1)),
+        adjustments=(),
+        flags=(Flag("large", "MUG", "MUG at east: -60", (4,)),),
+    )
+    assert texts(blocks_json(adjustment_blocks(busy, NY))) == [
+        "Adjustments on Tue Nov 3: 3",
+        "*By operator*\n• <@U1>: 2\n• <@U2>: 1",
+        "*By reason code*\n• `damage`: 2\n• `cycle_count`: 1",
+        "*Unusual patterns*\n:warning: MUG at east: -60",
+    ]
+
+
+async def test_the_chart_renders_off_the_loop() -> None:
+    png = await render_weekly_chart(SUMMARY)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    empty = WeeklySummary(
+        week(THIS, daily=({},) * 7), week(THIS - timedelta(days=7), daily=({},) * 7), NY
+    )
+    assert (await render_weekly_chart(empty)).startswith(b"\x89PNG")
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
+    async with Ledger.from_url(f"sqlite:///{tmp_path / 'summary.db'}") as ledger:
+        await ledger.upgrade()
+        yield ledger
+
+
+async def test_posting_queues_one_message_per_period(ledger: Ledger) -> None:
+    now = datetime(2026, 11, 9, 14, tzinfo=UTC)  # Monday 09:00 in New York
+    await ledger.open_incident(
+        "fp", "oversell_risk", "warning", "t", datetime(2026, 11, 3, 15, tzinfo=UTC), sku="TEE"
+    )
+    await ledger.record_adjustment(
+        "k", "TEE", "east", "shopify", "damage", "U1", datetime(2026, 11, 8, 15, tzinfo=UTC),
+        delta=-1,
+    )  # fmt: skip
+    entry = await post_weekly_summary(ledger, "C1", now, NY)
+    assert entry is not None
+    assert (entry.kind, entry.channel, entry.dedupe_key) == (
+        "message",
+        "C1",
+        "weekly-summary:C1:2026-11-02",
+    )
+    assert "Oversell incidents 1 (▲ +1 (worse))" in entry.payload["text"]
+    assert entry.payload["blocks"][0]["text"]["text"] == "Weekly drift summary: Nov 2 – Nov 8, 2026"
+    assert await post_weekly_summary(ledger, "C1", now + timedelta(hours=1), NY) is None
+    daily = await post_daily_adjustments(ledger, "C1", now, NY)
+    assert daily is not None
+    assert daily.payload["text"] == "Adjustments on Sun Nov 8: 1"
+    assert await post_daily_adjustments(ledger, "C1", now, NY) is None

@@ -15,26 +15,32 @@ from typing import Any
 import httpx
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.charts import AlertChart
 from bot.outbox import OutboxWorker
+from bot.render.summary import post_daily_adjustments, post_weekly_summary
 from bot.slack_app import EVENTS_PATH, build_slack_app, events_handler
 from bot.slack_deps import BotDeps, Work
 from connectors.base import InventorySystem
 from connectors.clock import Clock, SystemClock
+from connectors.shopify import ShopifyConnector
+from connectors.shopify.webhooks import Touched, WebhookReceiver, make_webhook_handler
 from ledger import Ledger
-from monitors.config import Config, resolve_secret
+from monitors.config import Config, ShopifySystem, resolve_secret
 from monitors.jobs import DriftDiffJob, HealthJob
 from monitors.persistence import Persistence
+from monitors.reports import AdjustmentRules
 from monitors.resync import ResyncService
 from monitors.wiring import build_systems, rules_from_config
 
 log = logging.getLogger("driftwatch.service")
 
 OUTBOX_INTERVAL_SECONDS = 2.0
+WEBHOOKS_PATH = "/webhooks/shopify"
 
 
 def ledger_url(config: Config, environ: Mapping[str, str]) -> str:
@@ -85,6 +91,7 @@ class Service:
             self.clock,
             channel=config.slack.alerts_channel,
             persistence=Persistence.from_config(config),
+            kinds={s.name: s.kind for s in config.systems},
         )
         self.health_job = HealthJob(
             self.systems,
@@ -104,6 +111,63 @@ class Service:
         self.diff_done = asyncio.Event()
         self.url: str | None = None
         self.slack_app = self._build_slack_app(environ)
+        self._touched_skus: set[str] = set()
+        self._touched_unknown = False
+        self._targeted_pending = False
+        self.targeted_done = asyncio.Event()
+        self._shop_name = ""
+        self.webhooks = self._build_webhooks(environ)
+
+    def _build_webhooks(self, environ: Mapping[str, str]) -> WebhookReceiver | None:
+        """The Shopify webhook receiver at /webhooks/shopify, when a secret is configured."""
+        shop = next(
+            (
+                s
+                for s in self.config.systems
+                if isinstance(s, ShopifySystem) and s.webhook_secret_env
+            ),
+            None,
+        )
+        if shop is None or shop.webhook_secret_env is None:
+            return None
+        secret = environ.get(shop.webhook_secret_env)
+        if not secret:
+            log.warning("%s is not set: Shopify webhooks are off", shop.webhook_secret_env)
+            return None
+        self._shop_name = shop.name
+        return make_webhook_handler(
+            system=shop.name,
+            secrets=[secret],
+            store=self.ledger,
+            clock=self.clock,
+            on_touched=self._touched,
+        )
+
+    async def _touched(self, touched: Touched) -> None:
+        """A webhook says a level changed: diff just that SKU, soon (debounced)."""
+        connector = next((s for s in self.systems if s.name == self._shop_name), None)
+        sku = (
+            connector.sku_for_item(touched.inventory_item_id)
+            if isinstance(connector, ShopifyConnector)
+            else None
+        )
+        if sku is None:
+            self._touched_unknown = True  # an item not seen yet: a full diff finds it
+        else:
+            self._touched_skus.add(sku)
+        if not self._targeted_pending:
+            self._targeted_pending = True
+            self.spawn("targeted-diff", self._targeted_diff)
+
+    async def _targeted_diff(self) -> None:
+        await self.clock.sleep(self.config.schedules.debounce_seconds)
+        skus = None if self._touched_unknown else sorted(self._touched_skus)
+        self._touched_skus.clear()
+        self._touched_unknown = False
+        self._targeted_pending = False
+        await self.diff_job.run(skus=skus)
+        await self.outbox.deliver_due()
+        self.targeted_done.set()
 
     def _build_slack_app(self, environ: Mapping[str, str]) -> AsyncApp | None:
         """The bolt app at /slack/events; None (and a warning) without a signing secret."""
@@ -164,6 +228,57 @@ class Service:
     async def _deliver(self) -> None:
         await self._tracked("outbox", self.outbox.deliver_due)
 
+    async def weekly_summary(self) -> None:
+        """Queue last week's incident-log summary for the reports channel and deliver."""
+
+        async def work() -> None:
+            await post_weekly_summary(
+                self.ledger, self.config.slack.reports_channel, self.clock.now(), self.config.tz
+            )
+            await self.outbox.deliver_due()
+
+        await self._tracked("weekly-summary", work)
+
+    async def daily_adjustments(self) -> None:
+        """Queue yesterday's adjustment report for the reports channel and deliver."""
+
+        async def work() -> None:
+            await post_daily_adjustments(
+                self.ledger,
+                self.config.slack.reports_channel,
+                self.clock.now(),
+                self.config.tz,
+                AdjustmentRules(source_of_truth=self.config.source_of_truth[0]),
+            )
+            await self.outbox.deliver_due()
+
+        await self._tracked("daily-adjustments", work)
+
+    def _schedule_reports(self) -> None:
+        weekly = self.config.schedules.weekly_summary_at()
+        if weekly is not None:
+            day, at = weekly
+            self.scheduler.add_job(
+                self.weekly_summary,
+                CronTrigger(
+                    day_of_week=day, hour=at.hour, minute=at.minute, timezone=self.config.tz
+                ),
+                id="weekly-summary",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
+        daily = self.config.schedules.daily_adjustments_at()
+        if daily is not None:
+            self.scheduler.add_job(
+                self.daily_adjustments,
+                CronTrigger(hour=daily.hour, minute=daily.minute, timezone=self.config.tz),
+                id="daily-adjustments",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
+
     async def _health(self) -> None:
         async def work() -> None:
             await self.health_job.run()
@@ -177,6 +292,8 @@ class Service:
         app.router.add_get("/metrics", self._metrics)
         if self.slack_app is not None:
             app.router.add_post(EVENTS_PATH, events_handler(self.slack_app))
+        if self.webhooks is not None:
+            app.router.add_post(WEBHOOKS_PATH, self.webhooks.handle)
         return app
 
     async def start(self, *, host: str | None = None, port: int | None = None) -> str:
@@ -207,6 +324,7 @@ class Service:
             max_instances=1,
             coalesce=True,
         )
+        self._schedule_reports()
         self.scheduler.start()
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
@@ -231,6 +349,8 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.webhooks is not None:
+            await self.webhooks.close()
         if self._own_http:
             await self.http.aclose()
 

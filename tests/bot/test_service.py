@@ -45,3 +45,29 @@ async def test_database_url_prefers_the_environment() -> None:
         assert ledger_url(demo.config, {"DATABASE_URL": "postgresql://x@h/db"}) == (
             "postgresql://x@h/db"
         )
+
+
+async def test_the_weekly_summary_and_daily_report_reach_the_channel(tmp_path: Path) -> None:
+    async with (
+        demo_world() as demo,
+        Ledger.from_url(f"sqlite:///{tmp_path / 'reports.db'}") as ledger,
+    ):
+        await ledger.upgrade()
+        service = Service(demo.config, demo.environ, ledger)
+        await service.start(host="127.0.0.1", port=0)
+        try:
+            await asyncio.wait_for(service.diff_done.wait(), 30)
+            await service.idle()
+            jobs = {job.id for job in service.scheduler.get_jobs()}
+            assert {"weekly-summary", "daily-adjustments"} <= jobs
+            await service.weekly_summary()
+            await service.daily_adjustments()
+            await service.daily_adjustments()  # a second run for the same day posts nothing
+        finally:
+            await service.stop()
+    headers = [
+        (m.blocks or [{}])[0].get("text", {}).get("text", "")
+        for m in demo.world.slack.messages(demo.world.alerts_channel)
+    ]
+    assert any(h.startswith("Weekly drift summary") for h in headers), headers
+    assert sum(h.startswith("Adjustments") for h in headers) == 1, headers

@@ -110,6 +110,7 @@ class ShopifyConnector:
         )
         self._locations: dict[str, str] | None = None  # gid -> name
         self._item_ids: dict[str, str] = {}  # normalized sku -> inventory item gid
+        self._raw_skus: dict[str, str] = {}  # normalized sku -> Shopify's spelling
 
     @property
     def writable(self) -> bool:
@@ -117,6 +118,13 @@ class ShopifyConnector:
 
     def health(self) -> Health:
         return self._health
+
+    def sku_for_item(self, inventory_item_id: str) -> str | None:
+        """The normalized SKU of an inventory item gid seen in an earlier read."""
+        for sku, gid in self._item_ids.items():
+            if gid == inventory_item_id:
+                return sku
+        return None
 
     @property
     def bulk(self) -> BulkReader:
@@ -145,6 +153,7 @@ class ShopifyConnector:
         try:
             async for level in self._bulk.levels():
                 self._item_ids[level.sku] = level.refs["inventory_item_id"]
+                self._raw_skus[level.sku] = level.refs.get("sku", level.sku)
                 levels.append(level)
         except BulkOperationRejected as exc:
             if self._use_bulk is None and exc.retryable:  # the shop's bulk slots are busy
@@ -155,7 +164,9 @@ class ShopifyConnector:
     async def _read_paged(self, skus: Sequence[str] | None) -> list[Level]:
         locations = await self._load_locations()
         levels: list[Level] = []
-        queries: list[str | None] = [None] if skus is None else list(_sku_queries(skus))
+        queries: list[str | None] = (
+            [None] if skus is None else list(_sku_queries([self._raw_skus.get(s, s) for s in skus]))
+        )
         for query in queries:
             async for node in self._items(query, levels_per_item=max(1, len(locations))):
                 levels.extend(self._levels_of(node))
@@ -207,6 +218,7 @@ class ShopifyConnector:
         if facts is None:
             return
         self._item_ids[facts.sku] = facts.item_id
+        self._raw_skus[facts.sku] = facts.raw_sku or facts.sku
         yield from levels_of(
             facts,
             (node.get("inventoryLevels") or {}).get("nodes", []),

@@ -25,6 +25,8 @@ class ItemFacts:
     sku: str
     pack: int
     flags: Mapping[str, str | bool]
+    #: the SKU as Shopify spells it (searches must use this spelling)
+    raw_sku: str = ""
 
 
 def item_facts(node: Mapping[str, Any], *, system: str, mapping: SkuMapping) -> ItemFacts | None:
@@ -37,7 +39,7 @@ def item_facts(node: Mapping[str, Any], *, system: str, mapping: SkuMapping) -> 
     flags: dict[str, str | bool] = {"tracked": bool(node.get("tracked"))}
     if variant.get("inventoryPolicy"):
         flags["inventory_policy"] = str(variant["inventoryPolicy"])
-    return ItemFacts(node["id"], sku, mapping.pack_size(system, sku), flags)
+    return ItemFacts(node["id"], sku, mapping.pack_size(system, sku), flags, raw_sku=str(raw_sku))
 
 
 def level_of(
@@ -63,7 +65,11 @@ def level_of(
         quantities=quantities,
         observed_at=observed_at,
         changed_at=parse_time(level.get("updatedAt")),
-        refs={"inventory_item_id": facts.item_id, "location_id": location_gid},
+        refs={
+            "inventory_item_id": facts.item_id,
+            "location_id": location_gid,
+            "sku": facts.raw_sku or facts.sku,
+        },
         flags=facts.flags,
     )
 

@@ -4,7 +4,7 @@ Each entry of :data:`CASES` opens one *world*: a sandbox fake seeded with the sa
 inventory (:data:`SEED`, each system counting it its own way) and the product
 connector pointed at it. Every test below runs once per world.
 
-To add a connector (the Shopify pair goes here): write an ``@asynccontextmanager``
+To add a connector, write an ``@asynccontextmanager``
 that takes an :class:`Env`, seeds its fake with :data:`SEED` (map the warehouses to
 the fake's own location ids and add them to ``env.mapping.locations[<system name>]``),
 yields a :class:`World`, and append ``Case("<id>", <factory>)`` to :data:`CASES`.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -26,7 +26,9 @@ from connectors.base import InventorySystem
 from connectors.clock import ManualClock
 from connectors.errors import WriteRejected
 from connectors.levels import Level, LevelWrite
+from connectors.shopify import ShopifyConnector
 from sandbox.erp import FakeERP
+from sandbox.shopify import FakeShopify
 from sandbox.wms import FakeWMS
 
 #: (raw SKU as the system spells it, warehouse, units). Each world stores these in
@@ -65,6 +67,11 @@ class World:
     connector: InventorySystem
     #: The observation time every level of a read made now must carry.
     observed_at: datetime
+    #: How this system names a warehouse Driftwatch does not map (Shopify: a gid).
+    unmapped: dict[str, str] = field(default_factory=dict)
+
+    def expected(self, wanted: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+        return {(sku, self.unmapped.get(loc, loc)): units for (sku, loc), units in wanted.items()}
 
 
 @dataclass(frozen=True)
@@ -99,10 +106,34 @@ async def erp_world(env: Env) -> AsyncIterator[World]:
     yield World(csv_connector(erp.directory, env.mapping, env.clock), observed_at=exported_at)
 
 
-#: Every connector with its fake. The lead adds the Shopify pair here.
+@asynccontextmanager
+async def shopify_world(env: Env) -> AsyncIterator[World]:
+    """The Shopify connector and the fake Admin GraphQL API; observed when read."""
+    async with FakeShopify(clock=env.clock) as fake:
+        gids = {wh: fake.add_location(wh) for wh in ("WH-EAST", "WH-WEST", "WH-NORTH")}
+        env.mapping.locations["shopify"] = {gids["WH-EAST"]: "east", gids["WH-WEST"]: "west"}
+        env.mapping.packs["shopify"] = {"SKU-PACK": PACK}
+        for raw_sku, warehouse, units in SEED:
+            pack = PACK if raw_sku == "SKU-PACK" else 1
+            item = fake.add_item(raw_sku, locations=[gids[warehouse]])
+            fake.set_quantities(item, gids[warehouse], on_hand=units // pack)
+        connector = ShopifyConnector(
+            env.http,
+            name="shopify",
+            shop_url=fake.url or "",
+            token=fake.access_token,
+            mapping=env.mapping,
+            clock=env.clock,
+            use_bulk=False,
+        )
+        yield World(connector, env.clock.now(), unmapped={"WH-NORTH": gids["WH-NORTH"]})
+
+
+#: Every connector with its fake.
 CASES: list[Case] = [
     Case("rest-wms", wms_world),
     Case("csv-erp", erp_world),
+    Case("shopify", shopify_world),
 ]
 
 
@@ -129,7 +160,7 @@ async def test_it_is_an_inventory_system(world: World) -> None:
 
 async def test_levels_are_normalized_mapped_in_units_and_timed(world: World) -> None:
     levels = await world.connector.read_levels()
-    assert _on_hand(levels) == EXPECTED
+    assert _on_hand(levels) == world.expected(EXPECTED)
     assert len(levels) == len(EXPECTED)
     assert {lv.system for lv in levels} == {world.connector.name}
     for level in levels:
@@ -140,10 +171,12 @@ async def test_levels_are_normalized_mapped_in_units_and_timed(world: World) -> 
 async def test_a_filtered_read_returns_only_those_skus(world: World) -> None:
     connector = world.connector
     levels = await connector.read_levels(["SKU-PACK", "SKU-2", "SKU-404"])
-    assert _on_hand(levels) == {
-        ("SKU-PACK", "east"): 18,
-        ("SKU-2", "WH-NORTH"): 5,
-    }
+    assert _on_hand(levels) == world.expected(
+        {
+            ("SKU-PACK", "east"): 18,
+            ("SKU-2", "WH-NORTH"): 5,
+        }
+    )
     assert await connector.read_levels([]) == []
 
 

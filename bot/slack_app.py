@@ -17,6 +17,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.listeners import register
+from bot.listeners.adjust import register_adjust
 from bot.middleware.audit import audit_interactions
 from bot.middleware.authorize import Writers
 from bot.slack_deps import BotDeps
@@ -37,7 +38,9 @@ def build_slack_app(deps: BotDeps, signing_secret: str) -> AsyncApp:
         logger=logging.getLogger("driftwatch.slack.bolt"),
     )
     app.use(audit_interactions(deps))
-    register(app, deps, Writers(deps.config.slack.writers, deps.client, deps.clock))
+    writers = Writers(deps.config.slack.writers, deps.client, deps.clock)
+    register(app, deps, writers)
+    register_adjust(app, deps, writers)
     return app
 
 

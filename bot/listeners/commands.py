@@ -14,6 +14,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.listeners.adjust import WHAT as ADJUST_WHAT
+from bot.listeners.adjust import open_adjust
 from bot.listeners.drift_report import answer_drift, resolve_sku, unknown_sku_text
 from bot.middleware.authorize import Writers, writers_only
 from bot.render.lists import help_blocks, incident_list, sync_health
@@ -89,12 +91,11 @@ def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
 
         run_for(deps, who, "/resync", work)
 
-    @app.command("/adjust")
+    @app.command("/adjust", middleware=[writers_only(deps, writers, ADJUST_WHAT)])
     async def adjust(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack(
-            text="`/adjust` is not available yet. Record the adjustment in the WMS for now; "
-            "Driftwatch will see the change on its next read."
-        )
+        await ack()
+        who = Who.of(body)
+        run_for(deps, who, "/adjust", lambda: open_adjust(deps, body))
 
     @app.command("/driftwatch")
     async def driftwatch(ack: AsyncAck, body: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ HELP = """*Driftwatch* watches what Shopify, the WMS and the ERP each believe in
 • `/incidents [open|all] [kind]` — incidents, newest first
 • `/synchealth` — how each connected system is doing
 • `/resync SKU [LOCATION]` — resync from the source of truth (asks to confirm; writers only)
-• `/adjust` — record a manual adjustment (not available yet)
+• `/adjust [SKU [LOCATION]]` — record a manual adjustment with a reason code (writers only)
 On an alert: *Resync* and *Resolve* are for writers; anyone can *Acknowledge*, *Snooze* \
 and *Log root cause*."""
 

@@ -1,8 +1,10 @@
-"""The root-cause modal: a taxonomy of why inventory drifts, remediation, follow-up."""
+"""The modals: the root cause (a taxonomy of why inventory drifts, remediation,
+follow-up) and ``/adjust`` (a manual adjustment with its reason code)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,3 +115,136 @@ def parse_root_cause(view: Mapping[str, Any]) -> RootCauseSubmission:
     return RootCauseSubmission(
         int(incident), channel or None, str(cause), text("remediation"), text("follow_up")
     )
+
+
+ADJUST_CALLBACK = "adjust"
+
+
+def adjust_modal(
+    locations: Sequence[str],
+    reasons: Sequence[tuple[str, str]],
+    metadata: str,
+    *,
+    sku: str | None = None,
+    location: str | None = None,
+) -> View:
+    """The ``/adjust`` modal: SKU, location, change *or* new count, reason code, note.
+    ``private_metadata`` carries where to answer (see :mod:`bot.listeners.adjust`)."""
+    location_select = StaticSelectElement(
+        action_id="location",
+        placeholder="Pick the location",
+        options=[Option(value=key, text=key) for key in locations],
+    )
+    if location is not None and location in locations:
+        location_select.initial_option = Option(value=location, text=location)
+    return View(
+        type="modal",
+        callback_id=ADJUST_CALLBACK,
+        private_metadata=metadata,
+        title="Adjust inventory",
+        submit="Adjust",
+        close="Cancel",
+        blocks=[
+            InputBlock(
+                block_id="sku",
+                label="SKU",
+                element=PlainTextInputElement(
+                    action_id="sku", initial_value=sku or None, placeholder="e.g. TEE-BLK-M"
+                ),
+            ),
+            InputBlock(block_id="location", label="Location", element=location_select),
+            InputBlock(
+                block_id="delta",
+                label="Change (+/- units)",
+                optional=True,
+                hint="Fill in either the change or the new count, not both.",
+                element=PlainTextInputElement(action_id="delta", placeholder="e.g. -3"),
+            ),
+            InputBlock(
+                block_id="count",
+                label="New count",
+                optional=True,
+                element=PlainTextInputElement(action_id="count", placeholder="e.g. 25"),
+            ),
+            InputBlock(
+                block_id="reason",
+                label="Reason",
+                element=StaticSelectElement(
+                    action_id="reason",
+                    placeholder="Pick the reason",
+                    options=[Option(value=v, text=label) for v, label in reasons],
+                ),
+            ),
+            InputBlock(
+                block_id="note",
+                label="Note",
+                optional=True,
+                element=PlainTextInputElement(action_id="note", multiline=True),
+            ),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class AdjustSubmission:
+    sku: str
+    location: str
+    delta: int | None
+    new_count: int | None
+    reason_code: str
+    note: str
+
+
+def _integer(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    text = raw.strip().replace("\u2212", "-").replace(" ", "")
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValueError(raw)
+    return int(text)
+
+
+def parse_adjust(
+    view: Mapping[str, Any], reasons: Collection[str]
+) -> AdjustSubmission | dict[str, str]:
+    """The submitted values of :func:`adjust_modal`, or the errors per block id."""
+    values = (view.get("state") or {}).get("values") or {}
+
+    def text(block: str) -> str | None:
+        value = ((values.get(block) or {}).get(block) or {}).get("value")
+        return str(value).strip() or None if value is not None else None
+
+    def selected(block: str) -> str | None:
+        option = ((values.get(block) or {}).get(block) or {}).get("selected_option") or {}
+        value = option.get("value")
+        return str(value) if value else None
+
+    errors: dict[str, str] = {}
+    sku = text("sku")
+    if sku is None:
+        errors["sku"] = "Enter a SKU."
+    location = selected("location")
+    if location is None:
+        errors["location"] = "Pick a location."
+    numbers: dict[str, int | None] = {}
+    for block, what in (("delta", "The change"), ("count", "The new count")):
+        try:
+            numbers[block] = _integer(text(block))
+        except ValueError:
+            errors[block] = f"{what} must be a whole number of units, like 5 or -3."
+    delta, count = numbers.get("delta"), numbers.get("count")
+    if "delta" not in errors and "count" not in errors:
+        if delta is None and count is None:
+            errors["delta"] = "Enter a change, or a new count below."
+        elif delta is not None and count is not None:
+            errors["count"] = "Enter either a change or a new count, not both."
+        elif count is not None and count < 0:
+            errors["count"] = "The new count cannot be negative."
+        elif delta == 0:
+            errors["delta"] = "A change of 0 changes nothing."
+    reason = selected("reason")
+    if reason not in reasons:
+        errors["reason"] = "Pick a reason."
+    if errors or sku is None or location is None or reason is None:
+        return errors
+    return AdjustSubmission(sku, location, delta, count, reason, text("note") or "")

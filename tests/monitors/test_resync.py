@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.demo import DemoWorld, demo_world
+from bot.demo import DemoWorld, demo_config, demo_world
 from connectors import ManualClock
 from ledger import Ledger
+from monitors.config import config_from_dict
 from monitors.resync import ResyncRequest, ResyncService
 from monitors.wiring import build_systems, rules_from_config
 
@@ -96,8 +97,17 @@ async def test_shadow_mode_writes_nothing_and_says_what_it_would_do(setup: Setup
 
 
 async def test_a_read_only_system_is_refused_plainly(setup: Setup) -> None:
-    result = await setup.service.resync(
-        ResyncRequest(sku="TEE-BLK-M", location="east", system="wms", requested_by="U0OPS001")
-    )
+    raw = demo_config(setup.demo.world)  # the demo's WMS is writable (for /adjust): undo it
+    wms = next(s for s in raw["systems"] if s["name"] == "wms")
+    wms["writable"] = False
+    del wms["write"]
+    config = config_from_dict(raw)
+    async with httpx.AsyncClient() as client:
+        clock = ManualClock()
+        systems = build_systems(config, client=client, clock=clock, environ=setup.demo.environ)
+        service = ResyncService(systems, rules_from_config(config), setup.ledger, clock)
+        result = await service.resync(
+            ResyncRequest(sku="TEE-BLK-M", location="east", system="wms", requested_by="U0OPS001")
+        )
     assert result.status == "failed"
     assert result.message == "wms is read-only in the configuration"

@@ -49,6 +49,7 @@ def demo_config(world: World) -> dict[str, Any]:
                 "role": "storefront",
                 "shop_url": world.shopify_url,
                 "token_env": "DEMO_SHOPIFY_ACCESS_TOKEN",
+                "webhook_secret_env": "DEMO_SHOPIFY_WEBHOOK_SECRET",
                 "writable": True,
             },
             {
@@ -57,6 +58,14 @@ def demo_config(world: World) -> dict[str, Any]:
                 "role": "warehouse",
                 "base_url": world.wms_url,
                 "auth": {"type": "bearer", "token_env": "DEMO_WMS_TOKEN"},
+                # The WMS holds the truth; /adjust writes counts there first.
+                "writable": True,
+                "write_state": "available",
+                "write": {
+                    "method": "PUT",
+                    "path": "/api/v1/inventory/{sku}/{location}",
+                    "body_quantity_field": "pickable",
+                },
                 "list": {
                     "path": "/api/v1/inventory",
                     "pagination": "page",
@@ -85,6 +94,8 @@ def demo_config(world: World) -> dict[str, Any]:
         "skus": {"tags": {"hero": ["TEE-BLK-M"]}},
         # The demo pages at the first diff; a deployment waits for two (persistence_diffs)
         # so that orders in flight do not page anyone.
+        # A webhook's targeted diff waits 2 s for more changes to the same SKUs.
+        "schedules": {"debounce_seconds": 2},
         "thresholds": {
             "persistence_diffs": 1,
             "tags": {"hero": {"absolute": 0, "percent": 0.0}},
@@ -104,6 +115,7 @@ async def demo_world() -> AsyncIterator[DemoWorld]:
     async with SandboxWorld() as world:
         environ = {
             "DEMO_SHOPIFY_ACCESS_TOKEN": world.shopify_token,
+            "DEMO_SHOPIFY_WEBHOOK_SECRET": world.shopify.webhooks.secret,
             "DEMO_WMS_TOKEN": world.wms_token,
             "DEMO_SLACK_BOT_TOKEN": world.slack_token,
             "DEMO_SLACK_SIGNING_SECRET": world.slack.signing_secret,
@@ -179,6 +191,7 @@ async def run_demo(
             service = Service(demo.config, demo.environ, ledger)
             url = await service.start(host="127.0.0.1", port=0)
             world.slack.interactivity_url = f"{url}/slack/events"
+            world.shopify.webhooks.subscribe("inventory_levels/update", f"{url}/webhooks/shopify")
             try:
                 say("Driftwatch demo — everything below runs on 127.0.0.1")
                 graphql = f"{world.shopify_url}/admin/api/2026-07/graphql.json"

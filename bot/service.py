@@ -7,6 +7,7 @@ tests run the same process in-process that ``driftwatch serve`` runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -107,6 +108,7 @@ class Service:
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
         self._runner: web.AppRunner | None = None
         self._running: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         #: set after every completed diff run (tests and the demo wait on it)
         self.diff_done = asyncio.Event()
         self.url: str | None = None
@@ -203,6 +205,8 @@ class Service:
             await asyncio.wait(set(self._running))
 
     async def _tracked(self, name: str, work: Callable[[], Awaitable[object]]) -> None:
+        if self._stopping:
+            return  # dispatched by the scheduler as we stopped: the ledger may be closing
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
@@ -339,6 +343,7 @@ class Service:
 
     async def stop(self, grace_seconds: float = 30.0) -> None:
         """Stop scheduling, let running jobs finish (a resync is not cut in half), close."""
+        self._stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self._running:
@@ -350,6 +355,10 @@ class Service:
             await self._runner.cleanup()
             self._runner = None
         if self.webhooks is not None:
+            # Let deliveries already acknowledged finish processing (they are recorded
+            # and Shopify will not resend them), then close.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.webhooks.idle(), grace_seconds)
             await self.webhooks.close()
         if self._own_http:
             await self.http.aclose()

@@ -124,8 +124,10 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         help="run Driftwatch: the web server and the scheduled monitors",
         description=(
-            "Migrate the ledger, then run the scheduled drift diff and the Slack outbox "
-            "worker, and serve /healthz on the configured host and port."
+            "Migrate the ledger, then run the scheduled drift diff, the health monitor, "
+            "the weekly and daily reports and the Slack outbox, and serve /slack/events "
+            "(Slack's request URL), /webhooks/shopify, /healthz and /metrics on the "
+            "configured host and port."
         ),
     )
     with_config(p)

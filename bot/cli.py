@@ -121,6 +121,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="diff the sandbox demo world")
 
     p = sub.add_parser(
+        "webhooks",
+        help="check Shopify's webhook subscriptions (and create missing ones)",
+        description=(
+            "List the shop's webhook subscriptions for the topics Driftwatch listens to "
+            "and report any missing or pointing elsewhere than the configured "
+            "webhook_url; --create subscribes the missing ones (nothing is deleted)."
+        ),
+    )
+    with_config(p)
+    p.add_argument("--create", action="store_true", help="subscribe the missing topics")
+
+    p = sub.add_parser(
         "serve",
         help="run Driftwatch: the web server and the scheduled monitors",
         description=(
@@ -196,6 +208,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await run_diff_command(
             Path(args.config), skus=args.sku, as_json=args.json, demo=args.demo
         )
+    if args.command == "webhooks":
+        from bot.webhookscmd import run_webhooks_command
+
+        return await run_webhooks_command(Path(args.config), create=args.create)
     if args.command == "serve":
         from bot.serve import run_serve
 

@@ -82,6 +82,9 @@ class ShopifySystem(_SystemBase):
     api_version: ApiVersion = "2026-07"
     token_env: EnvName = "SHOPIFY_ACCESS_TOKEN"
     webhook_secret_env: EnvName | None = None
+    #: The public address of ``driftwatch serve``'s ``/webhooks/shopify``, which
+    #: ``driftwatch webhooks`` checks (and with --create subscribes) in the shop.
+    webhook_url: Url | None = None
     bulk_threshold: PositiveInt = 5000
     page_size: Annotated[int, Field(strict=True, ge=1, le=250)] = 250
 

@@ -45,6 +45,7 @@ def run(
         (("db", "upgrade"), "Alembic"),
         (("diff",), "table"),
         (("serve",), "healthz"),
+        (("webhooks",), "webhook_url"),
     ],
 )
 def test_every_command_explains_itself(args: tuple[str, ...], expected: str) -> None:

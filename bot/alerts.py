@@ -8,22 +8,19 @@ from typing import Any
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
-    ButtonElement,
     ConfirmObject,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
-    Option,
     SectionBlock,
-    StaticSelectElement,
 )
 
+from bot.alert_actions import incident_actions
 from bot.health_alerts import health_blocks
 from ledger import Incident
 
 ICON = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
-SNOOZE_CHOICES = (("1 hour", "1h"), ("4 hours", "4h"), ("24 hours", "24h"))
 
 
 def _when(value: datetime | None) -> str:
@@ -105,7 +102,6 @@ def _status_line(incident: Incident) -> str:
 
 
 def _actions(incident: Incident) -> ActionsBlock:
-    value = str(incident.id)
     d = incident.details or {}
     confirm = ConfirmObject(
         title="Resync from the source of truth?",
@@ -119,24 +115,7 @@ def _actions(incident: Incident) -> ActionsBlock:
         confirm="Resync",
         deny="Cancel",
     )
-    return ActionsBlock(
-        block_id=f"incident:{incident.id}",
-        elements=[
-            ButtonElement(
-                text="Resync", action_id="resync", value=value, style="primary", confirm=confirm
-            ),
-            ButtonElement(text="Acknowledge", action_id="acknowledge", value=value),
-            StaticSelectElement(
-                placeholder="Snooze",
-                action_id="snooze",
-                options=[
-                    Option(text=label, value=f"{value}:{code}") for label, code in SNOOZE_CHOICES
-                ],
-            ),
-            ButtonElement(text="Log root cause", action_id="root_cause", value=value),
-            ButtonElement(text="Resolve", action_id="resolve", value=value, style="danger"),
-        ],
-    )
+    return incident_actions(incident.id, resync=confirm)
 
 
 def blocks_json(blocks: list[Block]) -> list[dict[str, Any]]:

@@ -5,21 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
-    ButtonElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
-    Option,
     SectionBlock,
-    StaticSelectElement,
 )
 
+from bot.alert_actions import incident_actions
 from ledger import Incident
 
-SNOOZE_CHOICES = (("1 hour", "1h"), ("4 hours", "4h"), ("24 hours", "24h"))
 ADVICE = {
     "sync_stale": "Check the connector's credentials and the system's status; counts from "
     "this system are not being compared until it syncs again.",
@@ -71,24 +67,8 @@ def health_blocks(incident: Incident) -> list[Block]:
         status += f" · resolved by <@{incident.resolved_by}>"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=status)]))
     if not resolved:
-        value = str(incident.id)
         blocks += [
             DividerBlock(),
-            ActionsBlock(
-                block_id=f"incident:{incident.id}",
-                elements=[
-                    ButtonElement(text="Acknowledge", action_id="acknowledge", value=value),
-                    StaticSelectElement(
-                        placeholder="Snooze",
-                        action_id="snooze",
-                        options=[
-                            Option(text=label, value=f"{value}:{code}")
-                            for label, code in SNOOZE_CHOICES
-                        ],
-                    ),
-                    ButtonElement(text="Log root cause", action_id="root_cause", value=value),
-                    ButtonElement(text="Resolve", action_id="resolve", value=value, style="danger"),
-                ],
-            ),
+            incident_actions(incident.id),
         ]
     return blocks

@@ -1,0 +1,38 @@
+"""The row of buttons every incident alert carries (one definition for all kinds)."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ConfirmObject,
+    InteractiveElement,
+    Option,
+    StaticSelectElement,
+)
+
+SNOOZE_CHOICES = (("1 hour", "1h"), ("4 hours", "4h"), ("24 hours", "24h"))
+
+
+def incident_actions(incident_id: int, *, resync: ConfirmObject | None = None) -> ActionsBlock:
+    """Acknowledge, Snooze, Log root cause and Resolve; Resync first (with its confirm
+    dialog) when the incident is something a resync can fix."""
+    value = str(incident_id)
+    elements: list[InteractiveElement] = []
+    if resync is not None:
+        elements.append(
+            ButtonElement(
+                text="Resync", action_id="resync", value=value, style="primary", confirm=resync
+            )
+        )
+    elements += [
+        ButtonElement(text="Acknowledge", action_id="acknowledge", value=value),
+        StaticSelectElement(
+            placeholder="Snooze",
+            action_id="snooze",
+            options=[Option(text=label, value=f"{value}:{code}") for label, code in SNOOZE_CHOICES],
+        ),
+        ButtonElement(text="Log root cause", action_id="root_cause", value=value),
+        ButtonElement(text="Resolve", action_id="resolve", value=value, style="danger"),
+    ]
+    return ActionsBlock(block_id=f"incident:{incident_id}", elements=elements)

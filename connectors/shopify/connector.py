@@ -111,6 +111,7 @@ class ShopifyConnector:
         self._locations: dict[str, str] | None = None  # gid -> name
         self._item_ids: dict[str, str] = {}  # normalized sku -> inventory item gid
         self._raw_skus: dict[str, str] = {}  # normalized sku -> Shopify's spelling
+        self._skus_by_item: dict[str, str] = {}  # inventory item gid -> normalized sku
 
     @property
     def writable(self) -> bool:
@@ -120,11 +121,13 @@ class ShopifyConnector:
         return self._health
 
     def sku_for_item(self, inventory_item_id: str) -> str | None:
-        """The normalized SKU of an inventory item gid seen in an earlier read."""
-        for sku, gid in self._item_ids.items():
-            if gid == inventory_item_id:
-                return sku
-        return None
+        """The normalized SKU of an inventory item gid seen in an earlier read (one
+        lookup per webhook, so a dict, not a scan)."""
+        return self._skus_by_item.get(inventory_item_id)
+
+    def _remember(self, sku: str, item_id: str) -> None:
+        self._item_ids[sku] = item_id
+        self._skus_by_item[item_id] = sku
 
     @property
     def bulk(self) -> BulkReader:
@@ -152,7 +155,7 @@ class ShopifyConnector:
         levels: list[Level] = []
         try:
             async for level in self._bulk.levels():
-                self._item_ids[level.sku] = level.refs["inventory_item_id"]
+                self._remember(level.sku, level.refs["inventory_item_id"])
                 self._raw_skus[level.sku] = level.refs.get("sku", level.sku)
                 levels.append(level)
         except BulkOperationRejected as exc:
@@ -217,7 +220,7 @@ class ShopifyConnector:
         facts = item_facts(node, system=self.name, mapping=self._mapping)
         if facts is None:
             return
-        self._item_ids[facts.sku] = facts.item_id
+        self._remember(facts.sku, facts.item_id)
         self._raw_skus[facts.sku] = facts.raw_sku or facts.sku
         yield from levels_of(
             facts,

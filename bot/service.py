@@ -31,6 +31,7 @@ from connectors.clock import Clock, SystemClock
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.webhooks import Touched, WebhookReceiver, make_webhook_handler
 from ledger import Ledger
+from monitors.assemble import after_diff_hooks, evidence_source
 from monitors.config import Config, ShopifySystem, resolve_secret
 from monitors.jobs import DriftDiffJob, HealthJob
 from monitors.persistence import Persistence
@@ -93,6 +94,8 @@ class Service:
             channel=config.slack.alerts_channel,
             persistence=Persistence.from_config(config),
             kinds={s.name: s.kind for s in config.systems},
+            evidence=evidence_source(config, ledger, self.clock),
+            after=after_diff_hooks(config, ledger, self.resync, self.clock),
         )
         self.health_job = HealthJob(
             self.systems,

@@ -8,6 +8,7 @@ import copy
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from connectors.base import InventorySystem
 from connectors.clock import Clock
@@ -29,6 +30,19 @@ class DiffResult:
     incidents: Context
 
 
+class EvidenceSource(Protocol):
+    """Adds what the ledger and configuration know (webhooks, orders, syncs, movement)
+    to the evidence the job assembled from the diff itself."""
+
+    async def __call__(self, run: DiffRun, base: Evidence) -> Evidence: ...
+
+
+class AfterDiff(Protocol):
+    """Work that follows a diff and its incidents (the auto-resync policy)."""
+
+    async def __call__(self, result: DiffResult) -> None: ...
+
+
 class DriftDiffJob:
     """A full (or targeted) drift diff: read, record, diff, then the incident pipeline."""
 
@@ -43,7 +57,11 @@ class DriftDiffJob:
         pipeline: Pipeline | None = None,
         persistence: Persistence | None = None,
         kinds: Mapping[str, str] | None = None,
+        evidence: EvidenceSource | None = None,
+        after: Sequence[AfterDiff] = (),
     ) -> None:
+        self._evidence = evidence
+        self._after = tuple(after)
         self._pipeline = pipeline or build_pipeline()
         self._kinds = dict(kinds or {})
         self._persistence = persistence
@@ -88,6 +106,8 @@ class DriftDiffJob:
             roles={name: r.role for name, r in self._rules.systems.items()},
             health={s.name: copy.deepcopy(s.health()) for s in self._systems},
         )
+        if self._evidence is not None:
+            evidence = await self._evidence(diff_run, evidence)
         ctx = await self._pipeline.run(
             self._ledger,
             diff_run.drifts,
@@ -98,6 +118,8 @@ class DriftDiffJob:
             hint=hint_for(evidence),
         )
         self.last = DiffResult(diff_run, ctx)
+        for hook in self._after:
+            await hook(self.last)
         return self.last
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger.adjustments import Adjustments
 from ledger.audit import AuditLog
 from ledger.engine import create_engine
+from ledger.evidence import EvidenceQueries
 from ledger.incidents import Incidents
 from ledger.items import Items
 from ledger.levels import Levels
@@ -32,6 +33,7 @@ class Ledger(
     Outbox,
     WebhookDeliveries,
     Reports,
+    EvidenceQueries,
 ):
     """The database, behind async methods. Build it with :meth:`from_url`.
 

@@ -29,19 +29,25 @@ is the hint; the second, if any, is added to its evidence as ``runner-up: …``.
    :data:`RACE_MAX_AGE` (10 minutes: commits land in seconds to a few minutes, and the
    seeds' polling lag is three minutes), and ``g`` is at most the in-flight quantity:
    the larger of ``L.committed − TL.committed`` and the SKU's recent order units.
-   (It comes before 5: a race ages out of this window, a mapping gap does not, so a
-   persisting drift falls through to 5.)
-5. ``partial_state_update`` — ``L`` and ``TL`` report the same ``on_hand`` while the
+   (It comes before 6: a race ages out of this window, a mapping gap does not, so a
+   persisting drift falls through to 6.)
+5. ``returns_damages_not_flowing`` — ``S`` is not the truth and either ``|g|`` is at
+   most the SKU's recent refunded-with-restock units (``g > 0``: restocked at ``S``, e.g.
+   a return processed in the storefront, not at the truth; ``g < 0``: the reverse), or
+   ``L`` and ``TL`` disagree on ``damaged`` and ``|g|`` is at most the larger
+   ``damaged`` of the two. (It comes before 6: moving units to ``damaged`` keeps
+   ``on_hand``, which 6 would otherwise read as a mapping gap.)
+6. ``partial_state_update`` — ``L`` and ``TL`` report the same ``on_hand`` while the
    compared values differ; or exactly one of them reports ``committed`` and the other's
    ``committed`` is not 0 (on-hand synced without the committed allocations).
-6. ``returns_damages_not_flowing`` — ``S`` is not the truth and either ``g < 0`` with
-   ``|g|`` at most the SKU's recent refunded/restocked units, or ``L`` and ``TL``
-   disagree on ``damaged`` and ``|g|`` is at most the larger ``damaged`` of the two.
 7. ``manual_storefront_override`` — ``S`` is a storefront whose ``L.changed_at`` is within
    :data:`OVERRIDE_WINDOW` (24 hours) of ``now`` and after the last sync from the truth
-   (``Evidence.last_sync[S]``, else ``TL.changed_at``), and no order or refund of the
-   SKU is recorded (an unknown count counts as none). Inventory webhooks do not explain
-   it: Shopify sends ``inventory_levels/update`` for edits in its admin too.
+   (the latest known of ``Evidence.item_syncs`` for this SKU × location,
+   ``Evidence.last_sync[S]`` and ``TL.changed_at``), and no order or refund of the SKU is
+   recorded (an unknown count counts as none). Shopify sends ``inventory_levels/update``
+   for edits in its admin too, so a change no webhook announced is not taken for one
+   (the item's facts say ``missed``, or, without item facts, the system's facts count
+   no delivery): that is rule 10's.
 8. ``batch_window`` — ``S`` is of kind ``csv`` or role ``erp``, observed at least
    :data:`BATCH_MIN_LAG` (15 minutes) before ``TL``, and the truth moved since: with
    ``Evidence.movement`` known, ``g = −movement`` exactly (non-zero); without it,
@@ -86,8 +92,8 @@ CAUSES: tuple[str, ...] = (
     BUNDLE_MATH,
     OUT_OF_SEQUENCE_RETRY,
     RACE_IN_FLIGHT_ORDERS,
-    PARTIAL_STATE_UPDATE,
     RETURNS_DAMAGES_NOT_FLOWING,
+    PARTIAL_STATE_UPDATE,
     MANUAL_STOREFRONT_OVERRIDE,
     BATCH_WINDOW,
     RATE_LIMIT_DROPS,
@@ -130,8 +136,10 @@ class Evidence:
     ``pack_sizes``: (system, SKU) → units per counted item (only sizes other than 1).
     ``recent_orders`` / ``recent_refunds``: SKU → units ordered / refunded with restock
     in the window (absent: unknown). ``last_sync``: system → when the truth was last
-    pushed to it. ``movement``: (system, SKU, location) → net change of the truth's
-    compared value since that system's observation.
+    pushed to it (as a whole); ``item_syncs``: (system, SKU, location) → when the truth
+    was last written to that level (an applied resync). ``movement``: (system, SKU,
+    location) → net change of the truth's compared value since that system's
+    observation.
     """
 
     now: datetime
@@ -146,6 +154,7 @@ class Evidence:
     recent_orders: Mapping[str, int] = field(default_factory=dict)
     recent_refunds: Mapping[str, int] = field(default_factory=dict)
     last_sync: Mapping[str, datetime] = field(default_factory=dict)
+    item_syncs: Mapping[tuple[str, str, str], datetime] = field(default_factory=dict)
     movement: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
 
 
@@ -359,9 +368,10 @@ def _returns(c: _Case) -> _Match | None:
     if c.system == c.truth:
         return None
     refunded = c.ev.recent_refunds.get(c.drift.sku, 0)
-    if c.gap < 0 and refunded and -c.gap <= refunded:
+    if c.gap and refunded and abs(c.gap) <= refunded:
+        side = "under" if c.gap < 0 else "over"
         summary = (
-            f"Likely returns not flowing: {c.s} is {-c.gap} under {c.t}, within the "
+            f"Likely returns not flowing: {c.s} is {abs(c.gap)} {side} {c.t}, within the "
             f"{_units(refunded)} refunded and restocked recently"
         )
         return RETURNS_DAMAGES_NOT_FLOWING, summary, [f"{_units(refunded)} of {c.where} refunded"]
@@ -384,9 +394,17 @@ def _manual(c: _Case) -> _Match | None:
     level, truth = c.level, c.truth_level
     if not c.storefront or level is None or level.changed_at is None:
         return None
-    synced = c.ev.last_sync.get(c.system) or (truth.changed_at if truth else None)
+    key = (c.system, c.drift.sku, c.drift.location)
+    syncs = (
+        c.ev.item_syncs.get(key),
+        c.ev.last_sync.get(c.system),
+        truth.changed_at if truth else None,
+    )
+    synced = max((t for t in syncs if t is not None), default=None)
     changed = level.changed_at
     if synced is None or changed <= synced or c.ev.now - changed > OVERRIDE_WINDOW:
+        return None
+    if _unannounced(c) is not None:
         return None
     sku = c.drift.sku
     if c.ev.recent_orders.get(sku, 0) or c.ev.recent_refunds.get(sku, 0):
@@ -452,19 +470,32 @@ def _rate_limit(c: _Case) -> _Match | None:
     return RATE_LIMIT_DROPS, summary, facts
 
 
-def _webhook_gap(c: _Case) -> _Match | None:
+def _unannounced(c: _Case) -> str | None:
+    """How the webhook facts say no webhook announced this level's change: ``missed``
+    (the caller saw it), ``silent`` (no delivery in the window, the level changed within
+    :data:`WEBHOOK_WINDOW`), or None."""
     item, whole = c.item_facts, c.ev.system_webhooks.get(c.system)
     if (item and item.missed) or (whole and whole.missed):
-        summary = (
-            f"Likely a webhook gap: the last poll of {c.s} found a change to {c.where} that "
-            f"no webhook announced"
-        )
-        return WEBHOOK_GAP, summary, [f"poll found an unannounced change ({c.s})"]
+        return "missed"
     facts = item or whole
     level = c.level
     if facts is None or facts.received or level is None or level.changed_at is None:
         return None
     if c.ev.now - level.changed_at > WEBHOOK_WINDOW:
+        return None
+    return "silent"
+
+
+def _webhook_gap(c: _Case) -> _Match | None:
+    how = _unannounced(c)
+    if how == "missed":
+        summary = (
+            f"Likely a webhook gap: the last poll of {c.s} found a change to {c.where} that "
+            f"no webhook announced"
+        )
+        return WEBHOOK_GAP, summary, [f"poll found an unannounced change ({c.s})"]
+    level = c.level
+    if how is None or level is None or level.changed_at is None:
         return None
     changed = _ago(c.ev.now - level.changed_at)
     summary = (
@@ -479,8 +510,8 @@ _RULES: tuple[_Rule, ...] = (
     _bundle,
     _out_of_sequence,
     _race,
-    _partial,
     _returns,
+    _partial,
     _manual,
     _batch,
     _rate_limit,

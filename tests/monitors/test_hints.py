@@ -204,6 +204,45 @@ ROWS = [
     ),
     pytest.param(
         Row(
+            drift("shopify", "oversell_risk", 20, 22),
+            World(
+                [lv("shopify", available=22), lv("wms", available=20)],
+                {"recent_refunds": {"TEE": 2}, "recent_orders": {"TEE": 0}},
+            ),
+            RootCauseHint(
+                "returns_damages_not_flowing",
+                "Likely returns not flowing: Shopify is 2 over the WMS, within the 2 units "
+                "refunded and restocked recently",
+                ["2 units of TEE at east refunded"],
+            ),
+        ),
+        id="returns: restocked in the storefront, not at the truth",
+    ),
+    pytest.param(
+        Row(
+            drift("shopify", "oversell_risk", 17, 20, age=30 * MIN),
+            World(
+                [
+                    lv("shopify", on_hand=20, available=20, damaged=0),
+                    lv("wms", on_hand=20, available=17, damaged=3),
+                ]
+            ),
+            RootCauseHint(
+                "returns_damages_not_flowing",
+                "Likely damages not flowing: the WMS records 3 damaged and Shopify 0, and the "
+                "3-unit gap fits damaged stock not written off or restocked in step",
+                [
+                    "damaged: the WMS 3, Shopify 0",
+                    "gap +3",
+                    "runner-up: partial_state_update: Likely a partial state update: Shopify "
+                    "and the WMS agree on on-hand (20) but not on the compared states (20 vs 17)",
+                ],
+            ),
+        ),
+        id="damages: on-hand agrees, so not taken for a partial update",
+    ),
+    pytest.param(
+        Row(
             drift("erp", "count_mismatch", 20, 23),
             World([lv("erp", available=23), lv("wms", available=20, damaged=3)]),
             RootCauseHint(
@@ -539,6 +578,36 @@ ROWS = [
             ),
         ),
         id="ambiguous: the same drift aged out of the race window",
+    ),
+    pytest.param(
+        Row(
+            drift("shopify", "undersell", 20, 12, age=30 * MIN),
+            World(
+                MANUAL_LEVELS,
+                {
+                    **MANUAL_EXTRA,
+                    "item_webhooks": {("shopify", "TEE", "east"): WebhookFacts(missed=True)},
+                },
+            ),
+            RootCauseHint(
+                "webhook_gap",
+                "Likely a webhook gap: the last poll of Shopify found a change to TEE at east "
+                "that no webhook announced",
+                ["poll found an unannounced change (Shopify)"],
+            ),
+        ),
+        id="ambiguous: an unannounced change is a webhook gap, not a manual edit",
+    ),
+    pytest.param(
+        Row(
+            drift("shopify", "undersell", 20, 12, age=30 * MIN),
+            World(
+                MANUAL_LEVELS,
+                {**MANUAL_EXTRA, "item_syncs": {("shopify", "TEE", "east"): NOW - 20 * MIN}},
+            ),
+            None,
+        ),
+        id="manual-shaped but a resync wrote the level after the change",
     ),
     # --- no hint ----------------------------------------------------------------------
     pytest.param(

@@ -37,16 +37,20 @@ def _signed(n: int | None) -> str:
 
 def alert_text(incident: Incident) -> str:
     """The notification text (shown in push notifications and where blocks cannot be)."""
-    if incident.fingerprint.startswith("health:"):
+    if incident.fingerprint.startswith(("health:", "webhook:")):
         return incident.title
     d = incident.details or {}
     gap = d.get("gap")
-    return f"{incident.title} — {d.get('system', '?')} is off by {_signed(gap)} units"
+    text = f"{incident.title} — {d.get('system', '?')} is off by {_signed(gap)} units"
+    policy = d.get("policy")
+    if isinstance(policy, dict) and policy.get("outcome") == "escalated" and policy.get("oncall"):
+        text += f" — escalated to <!subteam^{policy['oncall']}>"
+    return text
 
 
 def alert_blocks(incident: Incident) -> list[Block]:
     """The alert message for an incident in its current state."""
-    if incident.fingerprint.startswith("health:"):
+    if incident.fingerprint.startswith(("health:", "webhook:")):
         return health_blocks(incident)
     d: dict[str, Any] = dict(incident.details or {})
     status = incident.status
@@ -84,10 +88,39 @@ def alert_blocks(incident: Incident) -> list[Block]:
                 text=MarkdownTextObject(text=f"*Likely cause*\n{incident.root_cause_hint}")
             )
         )
+    policy = policy_line(d.get("policy"))
+    if policy:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=policy)))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_status_line(incident))]))
     if status != "resolved":
         blocks += [DividerBlock(), _actions(incident)]
     return blocks
+
+
+def policy_line(policy: object) -> str | None:
+    """What the auto-resync policy did about this incident (``details["policy"]``, see
+    monitors/policy.py), or None when it did nothing."""
+    if not isinstance(policy, dict):
+        return None
+    what = f"*{policy.get('system')}* {policy.get('state')}"
+    outcome = policy.get("outcome")
+    if outcome == "applied":
+        after = policy.get("after")
+        shown = policy.get("target") if after is None else after
+        return (
+            f":robot_face: *Auto-resynced by Driftwatch*: {what} {policy.get('before')} → {shown}"
+        )
+    if outcome == "shadow":
+        return (
+            f":ghost: *Shadow mode*: would have set {what} {policy.get('before')} → "
+            f"{policy.get('target')} (nothing was written)"
+        )
+    if outcome == "escalated":
+        reasons = "; ".join(str(r) for r in policy.get("reasons") or ()) or "high risk"
+        oncall = policy.get("oncall")
+        who = f"<!subteam^{oncall}>" if oncall else "a person"
+        return f":sos: *Escalated to {who}*: {reasons}"
+    return None
 
 
 def _status_line(incident: Incident) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.audit import insert_audit
-from ledger.errors import Conflict, InvalidTransition, NotFound
+from ledger.errors import Conflict, InvalidArgument, InvalidTransition, NotFound
 from ledger.records import Incident
 from ledger.store import Store
 from ledger.tables import INCIDENTS
@@ -28,6 +28,8 @@ from ledger.types import (
 
 #: How often open_incident retries after losing an insert race to another writer.
 _OPEN_ATTEMPTS = 3
+#: ``details`` key listing the keys written by ``annotate_incident`` (kept on touch)
+NOTES_KEY = "_notes"
 
 _Change = Callable[[Incident, datetime], dict[str, Any] | None]
 
@@ -115,6 +117,43 @@ class Incidents(Store):
                 if attempt == _OPEN_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+    async def annotate_incident(
+        self, incident_id: int, key: str, value: Any, at: datetime
+    ) -> Incident:
+        """Set ``details[key]`` on an incident, and keep it there when later evaluations
+        replace the incident's details (what Driftwatch did about it, not what it saw).
+        Refused (:class:`InvalidTransition`) on a resolved incident."""
+        key = require_text(key, "key")
+        if key == NOTES_KEY:
+            raise InvalidArgument(f"{NOTES_KEY!r} is reserved")
+        at = require_utc(at, "at")
+        async with self._write() as conn:
+            query = select(INCIDENTS).where(INCIDENTS.c.id == incident_id).with_for_update()
+            row = (await conn.execute(query)).mappings().first()
+            if row is None:
+                raise NotFound(f"no incident {incident_id}")
+            incident = Incident.from_row(row)
+            if incident.status == "resolved":
+                raise InvalidTransition(f"incident {incident_id} is resolved")
+            details = dict(incident.details or {})
+            notes = list(details.get(NOTES_KEY) or [])
+            if key not in notes:
+                notes.append(key)
+            details.update({key: value, NOTES_KEY: notes})
+            updated = (
+                (
+                    await conn.execute(
+                        update(INCIDENTS)
+                        .where(INCIDENTS.c.id == incident_id)
+                        .values(details=require_json(details, "details"))
+                        .returning(*INCIDENTS.c)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            return Incident.from_row(updated)
 
     async def get_incident(self, incident_id: int) -> Incident:
         """The incident with this id; :class:`NotFound` if there is none."""
@@ -361,7 +400,7 @@ async def _touch(
     values: dict[str, Any] = {"last_seen_at": max(incident.last_seen_at, at)}
     if at >= incident.last_seen_at:
         if details is not None:
-            values["details"] = require_json(dict(details), "details")
+            values["details"] = require_json(_keep_notes(incident.details, details), "details")
         if root_cause_hint is not None:
             values["root_cause_hint"] = root_cause_hint
         if severity != incident.severity:
@@ -388,6 +427,19 @@ async def _touch(
             at=at,
         )
     return Incident.from_row(row)
+
+
+def _keep_notes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """``new``, plus the keys of ``old`` that :meth:`Incidents.annotate_incident` wrote
+    (listed under :data:`NOTES_KEY`): fresh facts replace facts, never notes."""
+    merged = dict(new)
+    kept = list((old or {}).get(NOTES_KEY) or [])
+    for key in kept:
+        if key in (old or {}) and key not in merged:
+            merged[key] = (old or {})[key]
+    if kept:
+        merged[NOTES_KEY] = kept
+    return merged
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:

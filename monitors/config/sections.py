@@ -163,8 +163,13 @@ class Schedules(StrictModel):
 
 
 class Policy(StrictModel):
+    """What Driftwatch may write without a person (see ``monitors.policy``)."""
+
     auto_resync: StrictBool = False
     auto_resync_max_units: PositiveInt = 5
+    #: also raise a count automatically (a system showing less than the truth); by
+    #: default only lowering is automatic
+    auto_resync_raise: StrictBool = False
     shadow_mode: StrictBool = False
     never_auto_tags: tuple[Name, ...] = ("hero",)
 

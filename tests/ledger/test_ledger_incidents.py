@@ -251,3 +251,21 @@ async def test_listing_and_the_slack_message(ledger: Ledger) -> None:
     posted = await ledger.set_incident_message(b.id, "C_OPS", "1700000000.000100")
     assert (posted.slack_channel, posted.slack_ts) == ("C_OPS", "1700000000.000100")
     assert (await ledger.get_incident(b.id)).slack_ts == "1700000000.000100"
+
+
+async def test_an_annotation_survives_fresh_details(ledger: Ledger) -> None:
+    incident, _ = await open_one(ledger, details={"gap": 4, "runner_up": "race"})
+    await ledger.annotate_incident(incident.id, "policy", {"outcome": "applied"}, at(1))
+    touched, _ = await open_one(ledger, 2, details={"gap": 5})
+    assert touched.details["gap"] == 5
+    assert "runner_up" not in touched.details  # fresh facts replace facts...
+    assert touched.details["policy"] == {"outcome": "applied"}  # ...never notes
+    again = await ledger.annotate_incident(incident.id, "policy", {"outcome": "x"}, at(3))
+    assert again.details["policy"] == {"outcome": "x"}
+    with pytest.raises(InvalidArgument):
+        await ledger.annotate_incident(incident.id, "_notes", [], at(3))
+    with pytest.raises(NotFound):
+        await ledger.annotate_incident(incident.id + 99, "policy", {}, at(3))
+    await ledger.resolve(incident.id, "U1", at(4))
+    with pytest.raises(InvalidTransition):
+        await ledger.annotate_incident(incident.id, "policy", {}, at(5))

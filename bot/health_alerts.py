@@ -1,4 +1,5 @@
-"""Block Kit for sync-health and rate-limit incidents (no SKU, nothing to resync)."""
+"""Block Kit for sync-health, rate-limit and webhook incidents (no SKU, nothing to
+resync)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,29 @@ ADVICE = {
     "rate_limited": "Another app may share the API bucket, or a sync storm is running. "
     "Driftwatch paces itself; updates that other tools drop on 429 cause drift.",
     "retry_storm": "Many retries in a short time: the system is flaky or overloaded.",
+    "webhook_signatures_rejected": "Update the webhook secret: set the environment variable "
+    "named by `systems[].webhook_secret_env` to the app's current client secret (Shopify "
+    "signs with it) and restart `driftwatch serve`. Deliveries with no signature at all "
+    "come from something other than Shopify.",
+    "webhook_processing_errors": "Read the newest error: a payload Driftwatch does not "
+    "understand (a new API version?) or a failing targeted diff. Every delivery is "
+    "recorded, and the scheduled poll keeps comparing counts.",
+    "webhook_delayed": "Shopify is slow or retrying deliveries we did not answer in time: "
+    "check that `/webhooks/shopify` answers within 5 s and the database is healthy. "
+    "Drift is still found by the scheduled poll, later.",
+    "webhook_duplicates": "Shopify resends deliveries it thinks failed: check that "
+    "`/webhooks/shopify` answers 200 within 5 s. Duplicates are recorded and ignored.",
+    "webhook_out_of_order": "Nothing is applied out of order. If this persists, Shopify is "
+    "replaying a backlog of retries: look at delivery delays too.",
+    "webhook_missed": "Check the subscriptions with `driftwatch webhooks`, that "
+    "`systems[].webhook_url` is reachable from the internet, and whether deliveries are "
+    "being refused. Until webhooks flow, drift is found only at the scheduled poll.",
+    "webhook_subscription_missing": "Run `driftwatch webhooks --create` to subscribe the "
+    "missing topics (and check that `systems[].webhook_url` is this server's public "
+    "address).",
+    "webhook_subscription_misaddressed": "Another address also receives these topics — a "
+    "tunnel from a test or an old deployment. Driftwatch never deletes subscriptions: "
+    "remove them in the Shopify admin unless another environment uses them.",
 }
 
 
@@ -35,6 +59,9 @@ def _ago(seconds: Any) -> str:
 
 
 def health_blocks(incident: Incident) -> list[Block]:
+    """The alert for a sync-health, rate-limit or webhook incident in its current state."""
+    if incident.kind.startswith("webhook_"):
+        return webhook_blocks(incident)
     d: dict[str, Any] = dict(incident.details or {})
     resolved = incident.status == "resolved"
     header = ("✅ Resolved: " if resolved else "") + incident.title
@@ -60,15 +87,52 @@ def health_blocks(incident: Incident) -> list[Block]:
     advice = ADVICE.get(incident.kind)
     if advice:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*What to check*\n{advice}")))
+    return blocks + _footer(incident)
+
+
+def webhook_blocks(incident: Incident) -> list[Block]:
+    """A webhook incident: what was seen (the evidence lines) and what to do."""
+    d: dict[str, Any] = dict(incident.details or {})
+    resolved = incident.status == "resolved"
+    header = ("✅ Resolved: " if resolved else "") + incident.title
+    fields = [
+        MarkdownTextObject(text=f"*System*\n{d.get('system')}"),
+        MarkdownTextObject(text=f"*Severity*\n{incident.severity}"),
+    ]
+    if d.get("deliveries") is not None and d.get("window_seconds") is not None:
+        fields.append(
+            MarkdownTextObject(
+                text=f"*Deliveries ({_ago(d['window_seconds'])})*\n{d['deliveries']}"
+            )
+        )
+    if d.get("callback_url"):
+        fields.append(MarkdownTextObject(text=f"*Our address*\n{d['callback_url']}"))
+    blocks: list[Block] = [HeaderBlock(text=header[:150]), SectionBlock(fields=fields)]
+    evidence = [str(line) for line in d.get("evidence") or []]
+    if evidence:
+        text = "*What we saw*\n" + "\n".join(f"• {line}" for line in evidence)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_fit(text))))
+    advice = ADVICE.get(incident.kind)
+    if advice:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*What to do*\n{advice}")))
+    return blocks + _footer(incident)
+
+
+def _fit(text: str, limit: int = 3000) -> str:
+    """A section's text within Slack's limit, cut at a line."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit - 2)
+    return text[: cut if cut > 0 else limit - 2] + "\n…"
+
+
+def _footer(incident: Incident) -> list[Block]:
     status = f"Incident #{incident.id} · {incident.kind}"
     if incident.acknowledged_by:
         status += f" · acknowledged by <@{incident.acknowledged_by}>"
     if incident.resolved_by:
         status += f" · resolved by <@{incident.resolved_by}>"
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=status)]))
-    if not resolved:
-        blocks += [
-            DividerBlock(),
-            incident_actions(incident.id),
-        ]
+    blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text=status)])]
+    if incident.status != "resolved":
+        blocks += [DividerBlock(), incident_actions(incident.id)]
     return blocks

@@ -11,17 +11,77 @@ the same resource (e.g. an inventory item at a location).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.errors import InvalidArgument, NotFound
 from ledger.records import DeliveryStats, WebhookDelivery
 from ledger.store import Store, dialect_insert
+from ledger.tables import LEVEL_HISTORY
 from ledger.tables import WEBHOOK_DELIVERIES as WD
 from ledger.types import WEBHOOK_OUTCOMES, require_choice, require_json, require_text, require_utc
+
+#: Outcomes of deliveries refused at the door (no payload was accepted).
+REFUSED = ("rejected_signature", "malformed", "too_large")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryWindow:
+    """What one system's webhooks did since a moment: the facts webhook health is
+    judged on."""
+
+    system: str
+    since: datetime
+    by_outcome: Mapping[str, int]
+    #: accepted first deliveries (not refused, not duplicates) that said when they were
+    #: triggered, and how many of them arrived later than ``late_after_seconds``
+    timed: int
+    late: int
+    late_after_seconds: float
+    max_delay_seconds: float | None
+    #: refused signatures that were present but did not match (the rest had none)
+    signature_mismatches: int
+    #: the newest processing error's message, if any
+    last_error: str | None
+    last_received_at: datetime | None
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_outcome.values())
+
+    def count(self, *outcomes: str) -> int:
+        """How many deliveries had any of ``outcomes``."""
+        return sum(self.by_outcome.get(o, 0) for o in outcomes)
+
+
+@dataclass(frozen=True, slots=True)
+class LevelChange:
+    """A change of a level as the ledger recorded it: from ``previous`` to ``quantity``,
+    first observed at ``observed_at`` (by whatever read found it)."""
+
+    system: str
+    sku: str
+    location: str
+    state: str
+    previous: int
+    quantity: int
+    observed_at: datetime
+    source: str
+    #: when ``previous`` was first observed: the change happened after it
+    previous_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A delivery that named a resource (e.g. an inventory level), whatever its outcome."""
+
+    resource_key: str
+    triggered_at: datetime | None
+    received_at: datetime
 
 
 class WebhookDeliveries(Store):
@@ -189,6 +249,152 @@ class WebhookDeliveries(Store):
             max_delay_seconds=float(max_delay) if max_delay is not None else None,
             last_received_at=last,
         )
+
+    async def delivery_window(
+        self, system: str, since: datetime, *, late_after_seconds: float = 300.0
+    ) -> DeliveryWindow:
+        """``system``'s deliveries received at or after ``since``: counts by outcome, how
+        many accepted ones arrived late, signature mismatches and the newest error."""
+        system = require_text(system, "system")
+        since = require_utc(since, "since")
+        where = (WD.c.system == system, WD.c.received_at >= since)
+        accepted = (*where, WD.c.outcome.not_in((*REFUSED, "duplicate")))
+        timed = WD.c.delay_seconds.is_not(None)
+        late = WD.c.delay_seconds > late_after_seconds
+        mismatch = WD.c.detail["signature"].as_string() == "mismatch"
+        counts = select(WD.c.outcome, func.count()).where(*where).group_by(WD.c.outcome)
+        delays = select(
+            func.count().filter(timed),
+            func.count().filter(late),
+            func.max(WD.c.delay_seconds),
+        ).where(*accepted)
+        summary = select(
+            func.count().filter(and_(WD.c.outcome == "rejected_signature", mismatch)),
+            func.max(WD.c.received_at),
+        ).where(*where)
+        newest_error = (
+            select(WD.c.detail)
+            .where(*where, WD.c.outcome == "error")
+            .order_by(WD.c.received_at.desc(), WD.c.id.desc())
+            .limit(1)
+        )
+        async with self._read() as conn:
+            by_outcome: dict[str, int] = {
+                outcome: count for outcome, count in await conn.execute(counts)
+            }
+            n_timed, n_late, max_delay = (await conn.execute(delays)).one()
+            mismatches, last = (await conn.execute(summary)).one()
+            error_detail = (await conn.execute(newest_error)).scalar_one_or_none()
+        error = error_detail.get("error") if isinstance(error_detail, dict) else None
+        return DeliveryWindow(
+            system=system,
+            since=since,
+            by_outcome=by_outcome,
+            timed=int(n_timed),
+            late=int(n_late),
+            late_after_seconds=late_after_seconds,
+            max_delay_seconds=float(max_delay) if max_delay is not None else None,
+            signature_mismatches=int(mismatches),
+            last_error=str(error) if error is not None else None,
+            last_received_at=last,
+        )
+
+    async def announcements(
+        self, system: str, topic: str, since: datetime, until: datetime
+    ) -> list[Announcement]:
+        """Deliveries of ``topic`` for ``system`` that named a resource, received in
+        ``[since, until]`` (any outcome, duplicates included), oldest first."""
+        since = require_utc(since, "since")
+        until = require_utc(until, "until")
+        query = (
+            select(WD.c.resource_key, WD.c.triggered_at, WD.c.received_at)
+            .where(
+                WD.c.system == system,
+                WD.c.topic == topic,
+                WD.c.resource_key.is_not(None),
+                WD.c.received_at >= since,
+                WD.c.received_at <= until,
+            )
+            .order_by(WD.c.received_at, WD.c.id)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Announcement(key, triggered, received) for key, triggered, received in rows]
+
+    async def level_changes(
+        self,
+        system: str,
+        since: datetime,
+        until: datetime,
+        *,
+        state: str | None = None,
+        limit: int = 10_000,
+    ) -> list[LevelChange]:
+        """Changes of ``system``'s levels first observed in ``[since, until]``, oldest
+        first: history rows that follow an earlier value of the same key (a level's
+        first observation is not a change)."""
+        if limit <= 0:
+            raise InvalidArgument("limit must be positive")
+        since = require_utc(since, "since")
+        until = require_utc(until, "until")
+        h = LEVEL_HISTORY.alias("h")
+        p = LEVEL_HISTORY.alias("p")
+
+        def before_this(column: Any) -> Any:
+            return (
+                select(column)
+                .where(
+                    p.c.sku == h.c.sku,
+                    p.c.system == h.c.system,
+                    p.c.location == h.c.location,
+                    p.c.state == h.c.state,
+                    or_(
+                        p.c.observed_at < h.c.observed_at,
+                        and_(p.c.observed_at == h.c.observed_at, p.c.id < h.c.id),
+                    ),
+                )
+                .order_by(p.c.observed_at.desc(), p.c.id.desc())
+                .limit(1)
+                .correlate(h)
+                .scalar_subquery()
+            )
+
+        inner = select(
+            h.c.id,
+            h.c.sku,
+            h.c.location,
+            h.c.state,
+            h.c.quantity,
+            h.c.observed_at,
+            h.c.source,
+            before_this(p.c.quantity).label("previous"),
+            before_this(p.c.observed_at).label("previous_at"),
+        ).where(h.c.system == system, h.c.observed_at >= since, h.c.observed_at <= until)
+        if state is not None:
+            inner = inner.where(h.c.state == state)
+        rows_q = inner.subquery()
+        query = (
+            select(rows_q)
+            .where(rows_q.c.previous.is_not(None))
+            .order_by(rows_q.c.observed_at, rows_q.c.id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            LevelChange(
+                system=system,
+                sku=r["sku"],
+                location=r["location"],
+                state=r["state"],
+                previous=int(r["previous"]),
+                quantity=int(r["quantity"]),
+                observed_at=require_utc(r["observed_at"], "observed_at"),
+                previous_at=require_utc(r["previous_at"], "previous_at"),
+                source=r["source"],
+            )
+            for r in rows
+        ]
 
 
 async def _insert(conn: AsyncConnection, values: dict[str, Any]) -> WebhookDelivery:

@@ -19,6 +19,15 @@ SEVERITY = {
     "untracked": "warning",
     "oversell_policy": "warning",
     "stale": "warning",
+    # webhook health (monitors/webhook_health.py)
+    "webhook_signatures_rejected": "critical",
+    "webhook_processing_errors": "warning",
+    "webhook_delayed": "warning",
+    "webhook_duplicates": "info",
+    "webhook_out_of_order": "info",
+    "webhook_missed": "warning",
+    "webhook_subscription_missing": "critical",
+    "webhook_subscription_misaddressed": "warning",
 }
 
 TITLES = {
@@ -30,6 +39,14 @@ TITLES = {
     "untracked": "Inventory not tracked",
     "oversell_policy": "Sells when out of stock",
     "stale": "Stale count",
+    "webhook_signatures_rejected": "Webhooks refused: bad signature",
+    "webhook_processing_errors": "Webhooks failing to process",
+    "webhook_delayed": "Webhooks arriving late",
+    "webhook_duplicates": "Webhooks delivered twice",
+    "webhook_out_of_order": "Webhooks out of order",
+    "webhook_missed": "Changes no webhook announced",
+    "webhook_subscription_missing": "Webhook subscription missing",
+    "webhook_subscription_misaddressed": "Webhook subscription points elsewhere",
 }
 
 

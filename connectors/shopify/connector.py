@@ -134,6 +134,11 @@ class ShopifyConnector:
         """The bulk reader (``async for level in connector.bulk.levels()`` streams)."""
         return self._bulk
 
+    @property
+    def transport(self) -> GraphQLTransport:
+        """The paced Admin GraphQL transport (subscription checks share its bucket)."""
+        return self._gql
+
     async def read_levels(self, skus: Sequence[str] | None = None) -> list[Level]:
         try:
             if skus is None and await self._bulk_wanted():

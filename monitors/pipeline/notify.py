@@ -6,6 +6,36 @@ from __future__ import annotations
 
 from monitors.pipeline.model import Candidate, Context
 
+#: Words for an incident's threaded replies, by fingerprint family: (again, still, recovered).
+_WORDS: dict[str, tuple[str, str, str]] = {
+    "health:": (
+        "Unhealthy again",
+        "Still unhealthy",
+        "Recovered: the system is reading normally again.",
+    ),
+    "webhook:": (
+        "Webhook trouble again",
+        "Still failing",
+        "Recovered: webhooks are arriving and verifying normally again.",
+    ),
+}
+_DRIFT_WORDS = (
+    "Drifting again",
+    "Still drifting",
+    "Recovered: every system agrees with the source of truth again.",
+)
+
+
+def _words(fingerprint: str) -> tuple[str, str, str]:
+    family = fingerprint.split(":", 1)[0] + ":"
+    return _WORDS.get(family, _DRIFT_WORDS)
+
+
+def _still(c: Candidate, title: str) -> str:
+    words = _words(c.fingerprint)[1]
+    gap = c.details.get("gap")
+    return f"{words}: {title}" + (f" (gap {gap})" if gap is not None else "")
+
 
 def _reminder_bucket(ctx: Context, c: Candidate) -> int:
     assert c.incident is not None
@@ -32,7 +62,10 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
             await ctx.ledger.enqueue(
                 "incident.updated",
                 ctx.channel,
-                {"incident_id": incident.id, "reply": f"Drifting again: {incident.title}"},
+                {
+                    "incident_id": incident.id,
+                    "reply": f"{_words(incident.fingerprint)[0]}: {incident.title}",
+                },
                 at=ctx.now,
                 incident_id=incident.id,
                 dedupe_key=f"incident:{incident.id}:reopened:{n}",
@@ -44,7 +77,7 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
                 ctx.channel,
                 {
                     "incident_id": incident.id,
-                    "reply": f"Still drifting: {incident.title} (gap {c.details.get('gap')})",
+                    "reply": _still(c, incident.title),
                 },
                 at=ctx.now,
                 incident_id=incident.id,
@@ -58,7 +91,7 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
             ctx.channel,
             {
                 "incident_id": incident.id,
-                "reply": "Recovered: every system agrees with the source of truth again.",
+                "reply": _words(incident.fingerprint)[2],
             },
             at=ctx.now,
             incident_id=incident.id,

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from ledger_testing import T0, at, scalar
+from ledger_testing import T0, at, obs, scalar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import WEBHOOK_OUTCOMES, InvalidArgument, Ledger, NotFound, WebhookDelivery
@@ -188,3 +188,98 @@ async def test_bad_values_are_refused(ledger: Ledger, bad: dict[str, Any]) -> No
 def test_every_outcome_is_known() -> None:
     assert "processed" in WEBHOOK_OUTCOMES
     assert len(set(WEBHOOK_OUTCOMES)) == len(WEBHOOK_OUTCOMES)
+
+
+async def test_the_delivery_window_counts_what_webhook_health_needs(ledger: Ledger) -> None:
+    on_time, _ = await deliver(ledger, "evt-1", received=1, triggered=0)
+    await ledger.finish_delivery(on_time.id, outcome="processed", processed_at=at(1))
+    late, _ = await deliver(ledger, "evt-2", received=12, triggered=0)  # 12 min late
+    await ledger.finish_delivery(
+        late.id, outcome="error", processed_at=at(12), detail={"error": "ValueError: first"}
+    )
+    newest, _ = await deliver(ledger, "evt-3", received=13, triggered=12)
+    await ledger.finish_delivery(
+        newest.id, outcome="error", processed_at=at(13), detail={"error": "KeyError: newest"}
+    )
+    await deliver(ledger, "evt-2", received=14, triggered=0)  # a late duplicate: not counted late
+    for n, reason in enumerate(("mismatch", "mismatch", "missing")):
+        await deliver(
+            ledger,
+            f"bad-{n}",
+            received=5,
+            triggered=-600,
+            outcome="rejected_signature",
+            dedupe=False,
+            detail={"signature": reason},
+        )
+    await deliver(ledger, "evt-other", received=6, system="shopify-eu", outcome="error")
+
+    window = await ledger.delivery_window("shopify", at(0.5), late_after_seconds=300)
+    assert window.system == "shopify"
+    assert dict(window.by_outcome) == {
+        "processed": 1,
+        "error": 2,
+        "duplicate": 1,
+        "rejected_signature": 3,
+    }
+    assert (window.total, window.count("error", "malformed")) == (7, 2)
+    assert (window.timed, window.late) == (3, 1)
+    assert window.max_delay_seconds == pytest.approx(12 * 60)
+    assert window.signature_mismatches == 2
+    assert window.last_error == "KeyError: newest"
+    assert window.last_received_at == at(14)
+
+    later = await ledger.delivery_window("shopify", at(13.5))
+    assert (later.total, later.timed, later.late, later.last_error) == (1, 0, 0, None)
+    assert later.max_delay_seconds is None
+
+
+async def test_announcements_name_the_resources_webhooks_reported(ledger: Ledger) -> None:
+    await deliver(ledger, "evt-1", received=1, triggered=0)
+    await deliver(ledger, "evt-1", received=2, triggered=0)  # the duplicate announces too
+    await deliver(ledger, "evt-2", received=3, resource_key=None, outcome="rejected_signature")
+    await deliver(ledger, "evt-3", received=20, triggered=19)
+    await deliver(ledger, "evt-4", received=4, system="shopify-eu")
+    await ledger.record_delivery(
+        system="shopify",
+        topic="orders/create",
+        event_id="o-1",
+        webhook_id="w-o-1",
+        triggered_at=at(1),
+        received_at=at(1),
+        outcome="received",
+        resource_key="gid://shopify/Order/1",
+    )
+    found = await ledger.announcements("shopify", "inventory_levels/update", at(0), at(10))
+    assert [(a.resource_key, a.triggered_at, a.received_at) for a in found] == [
+        (ITEM_AT_EAST, T0, at(1)),
+        (ITEM_AT_EAST, T0, at(2)),
+    ]
+
+
+async def test_level_changes_are_history_rows_that_follow_a_value(ledger: Ledger) -> None:
+    await ledger.record_levels([obs(10, 0), obs(4, 0, sku="MUG"), obs(7, 0, state="committed")])
+    await ledger.record_levels([obs(10, 5), obs(8, 6, state="committed")])  # only committed
+    await ledger.record_levels([obs(9, 10), obs(5, 10, sku="MUG"), obs(3, 11, sku="NEW")])
+    await ledger.record_levels([obs(9, 12, system="wms"), obs(1, 20, system="wms")])
+    await ledger.record_levels([obs(2, 30)])
+
+    changes = await ledger.level_changes("shopify", at(1), at(20), state="available")
+    # oldest first; within one batch, in the order the ledger wrote them (by key)
+    assert [(c.sku, c.state, c.previous, c.quantity, c.observed_at) for c in changes] == [
+        ("MUG", "available", 4, 5, at(10)),
+        ("TEE-BLK-M", "available", 10, 9, at(10)),
+    ]
+    every_state = await ledger.level_changes("shopify", at(1), at(20))
+    assert [(c.sku, c.state) for c in every_state] == [
+        ("TEE-BLK-M", "committed"),
+        ("MUG", "available"),
+        ("TEE-BLK-M", "available"),
+    ]
+    assert every_state[0].source == "poll"
+    assert [c.previous_at for c in changes] == [T0, T0]
+    [wms] = await ledger.level_changes("wms", T0, at(60))
+    assert (wms.previous, wms.previous_at, wms.quantity) == (9, at(12), 1)
+    assert len(await ledger.level_changes("shopify", T0, at(60), limit=1)) == 1
+    with pytest.raises(InvalidArgument):
+        await ledger.level_changes("shopify", T0, at(60), limit=0)

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
@@ -60,10 +61,22 @@ def compared_series(
     return out
 
 
+def chart_start(series: Series, start: datetime, now: datetime) -> datetime:
+    """Where the time axis starts: ``start``, or shortly before the first observation
+    when the history is younger than the window (a new install: a week of empty axis
+    would hide the few points there are)."""
+    first = min((xs[0] for xs, _ in series.values() if xs), default=None)
+    if first is None or first <= start + timedelta(hours=1):
+        return start
+    return max(start, first - max((now - first) * 0.15, timedelta(minutes=30)))
+
+
 def render_png(
     title: str, series: Series, start: datetime, now: datetime, truth: str | None = None
 ) -> bytes:
-    """A step chart of ``series`` from ``start`` to ``now``, as PNG bytes."""
+    """A step chart of ``series`` from ``start`` (or just before the first observation)
+    to ``now``, as PNG bytes. Observations are dotted; the legend says each value now."""
+    start = chart_start(series, start, now)
     figure = Figure(figsize=(8, 3.6), dpi=110)
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
@@ -71,7 +84,8 @@ def render_png(
         xs = [max(x, start) for x in xs]
         is_truth = truth is not None and name.split(" @ ")[0] == truth
         label = f"{name} (source of truth)" if is_truth else name
-        ax.step(
+        label += f": {ys[-1]} now" if ys else ""
+        (line,) = ax.step(
             date2num(xs),  # type: ignore[no-untyped-call]
             ys,
             where="post",
@@ -79,10 +93,21 @@ def render_png(
             linewidth=2.6 if is_truth else 1.8,
             linestyle="--" if is_truth else "-",
         )
+        observed = [(x, y) for x, y in zip(xs, ys, strict=True) if x < now] or [(xs[-1], ys[-1])]
+        ax.plot(
+            date2num([x for x, _ in observed]),  # type: ignore[no-untyped-call]
+            [y for _, y in observed],
+            linestyle="none",
+            marker="o",
+            markersize=4,
+            color=line.get_color(),
+        )
     if not series:
         ax.text(0.5, 0.5, "no level history yet", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlim(start, now)  # type: ignore[arg-type]
-    ax.set_ylim(bottom=0)
+    _mark_gaps(ax, series, truth, now)
+    ax.set_xlim(start, now + (now - start) * 0.02)  # type: ignore[arg-type]
+    tallest = max((max(ys) for _, ys in series.values() if ys), default=0)
+    ax.set_ylim(bottom=0, top=max(1, tallest) * 1.3)
     locator = AutoDateLocator()  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
@@ -90,11 +115,40 @@ def render_png(
     ax.set_title(title, fontsize=11, loc="left")
     ax.grid(True, alpha=0.3)
     if series:
-        ax.legend(loc="best", fontsize=8, frameon=False)
+        ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=2 if len(series) > 3 else 1)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _mark_gaps(ax: Axes, series: Series, truth: str | None, now: datetime) -> None:
+    """On a one-location chart, the gap now between each system and the truth: a
+    vertical arrow at the right edge, labelled with the signed difference."""
+    if truth is None or truth not in series:
+        return
+    truth_now = series[truth][1][-1]
+    x = float(date2num(now))  # type: ignore[no-untyped-call]
+    for name, (_, ys) in series.items():
+        gap = ys[-1] - truth_now if ys and name != truth else 0
+        if not gap:
+            continue
+        ax.annotate(
+            "",
+            xy=(x, ys[-1]),
+            xytext=(x, truth_now),
+            arrowprops={"arrowstyle": "<->", "color": "C3", "linewidth": 1.2},
+        )
+        ax.annotate(
+            f"gap {gap:+d}",
+            xy=(x, (ys[-1] + truth_now) / 2),
+            xytext=(-6, 0),
+            textcoords="offset points",
+            ha="right",
+            va="center",
+            fontsize=8,
+            color="C3",
+        )
 
 
 async def render_sku_chart(
@@ -109,8 +163,12 @@ async def render_sku_chart(
     """The last :data:`CHART_DAYS` days of ``sku`` (at ``location``, or everywhere)."""
     series = compared_series(rows, rules, now, location)
     where = f" at {location}" if location else ""
-    title = f"{sku}{where}: last {CHART_DAYS} days, compared units per system"
     start = now - timedelta(days=CHART_DAYS)
+    period = f"last {CHART_DAYS} days"
+    if chart_start(series, start, now) > start:
+        first = min(xs[0] for xs, _ in series.values() if xs)
+        period = f"since first seen {first:%b} {first.day}, {first:%H:%M} UTC"
+    title = f"{sku}{where}: {period}, compared units per system"
     truth = truth or (rules.source_of_truth[0] if rules.source_of_truth else None)
     return await asyncio.to_thread(render_png, title, series, start, now, truth)
 
@@ -162,5 +220,5 @@ class AlertChart:
             ts,
             png,
             f"incident-{incident.id}-{incident.sku}.png",
-            f"{incident.sku} at {incident.location}: the last {CHART_DAYS} days",
+            f"{incident.sku} at {incident.location}: units per system over time",
         )

@@ -11,7 +11,7 @@ message per second per channel, so a burst is paced, not sprayed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -30,6 +30,8 @@ MAX_BACKOFF_SECONDS = 300.0
 
 #: called after an alert is posted, with the incident and the message's channel and ts
 AlertPosted = Callable[[Incident, str, str], Awaitable[None]]
+#: called after a ``message`` entry is posted, with its payload, channel and ts
+MessagePosted = Callable[[Mapping[str, Any], str, str], Awaitable[None]]
 
 
 @dataclass
@@ -50,6 +52,8 @@ class OutboxWorker:
         #: run after each alert is posted (e.g. the chart into its thread); their
         #: failures are logged, never undo or repeat the post
         self.on_alert_posted: list[AlertPosted] = []
+        #: run after each ``message`` entry is posted (e.g. a report's chart), likewise
+        self.on_message_posted: list[MessagePosted] = []
 
     async def deliver_due(self, limit: int = 20) -> DeliveryReport:
         """Deliver what is due now; returns what happened to each entry."""
@@ -139,5 +143,11 @@ class OutboxWorker:
                 blocks=payload.get("blocks"),
                 thread_ts=payload.get("thread_ts"),
             )
-            return {"channel": str(result["channel"]), "ts": str(result["ts"])}
+            channel, ts = str(result["channel"]), str(result["ts"])
+            for message_hook in self.on_message_posted:
+                try:
+                    await message_hook(payload, channel, ts)
+                except Exception:
+                    log.exception("after posting outbox message %s", entry.id)
+            return {"channel": channel, "ts": ts}
         raise SlackDeliveryError(f"unknown outbox kind {entry.kind}")

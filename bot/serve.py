@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 
 from bot.service import Service, ledger_url
+from bot.socket_mode import SocketModeError
 from ledger import Ledger
 from monitors.config import load_config
 
@@ -18,7 +20,12 @@ async def run_serve(config_path: Path) -> int:
     async with Ledger.from_url(ledger_url(config, environ)) as ledger:
         await ledger.upgrade()
         service = Service(config, environ, ledger)
-        url = await service.start()
+        try:
+            url = await service.start()
+        except SocketModeError as exc:
+            print(f"driftwatch: {exc}", file=sys.stderr)
+            await service.stop()
+            return 2
         print(f"driftwatch serving on {url} (healthz: {url}/healthz); Ctrl-C stops")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

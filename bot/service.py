@@ -22,16 +22,19 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.charts import AlertChart
+from bot.health_charts import HealthChart, HealthHistory
 from bot.outbox import OutboxWorker
 from bot.render.summary import post_daily_adjustments, post_weekly_summary
 from bot.slack_app import EVENTS_PATH, build_slack_app, events_handler
 from bot.slack_deps import BotDeps, Work
+from bot.socket_mode import SocketMode
+from bot.summary_chart import WeeklyChart
 from connectors.base import InventorySystem
 from connectors.clock import Clock, SystemClock
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.webhooks import Touched, WebhookReceiver, make_webhook_handler
 from ledger import Ledger
-from monitors.assemble import after_diff_hooks, evidence_source
+from monitors.assemble import after_diff_hooks, evidence_source, webhook_health_job
 from monitors.config import Config, ShopifySystem, resolve_secret
 from monitors.jobs import DriftDiffJob, HealthJob
 from monitors.persistence import Persistence
@@ -85,6 +88,18 @@ class Service:
         self.outbox = OutboxWorker(ledger, self.slack, self.clock)
         self.rules = rules_from_config(config)
         self.outbox.on_alert_posted.append(AlertChart(ledger, self.slack, self.rules, self.clock))
+        #: health snapshots over time, for the charts of health incidents (memory only)
+        self.health_history = HealthHistory(self.clock.now())
+        self.outbox.on_alert_posted.append(
+            HealthChart(
+                ledger,
+                self.slack,
+                self.health_history,
+                self.clock,
+                {s.name: s.sla_seconds for s in config.systems},
+            )
+        )
+        self.outbox.on_message_posted.append(WeeklyChart(ledger, self.slack, config.tz))
         self.resync = ResyncService(self.systems, self.rules, ledger, self.clock)
         self.diff_job = DriftDiffJob(
             self.systems,
@@ -104,6 +119,9 @@ class Service:
             channel=config.slack.alerts_channel,
             sla_seconds={s.name: s.sla_seconds for s in config.systems},
         )
+        #: webhook failures (refused signatures, delays, missed changes, subscriptions);
+        #: None when no Shopify system receives webhooks
+        self.webhook_health_job = webhook_health_job(config, ledger, self.clock, self.systems)
         self.registry = CollectorRegistry()
         self.job_runs = Counter(
             "driftwatch_job_runs", "Scheduled job runs", ["job", "outcome"], registry=self.registry
@@ -115,7 +133,15 @@ class Service:
         #: set after every completed diff run (tests and the demo wait on it)
         self.diff_done = asyncio.Event()
         self.url: str | None = None
+        self._signing_secret = environ.get(config.slack.signing_secret_env) or None
+        app_token = environ.get(config.slack.app_token_env) or None
         self.slack_app = self._build_slack_app(environ)
+        #: Socket Mode, when the app-level token is set (started and stopped with us)
+        self.socket_mode = (
+            SocketMode(self.slack_app, app_token)
+            if self.slack_app is not None and app_token
+            else None
+        )
         self._touched_skus: set[str] = set()
         self._touched_unknown = False
         self._targeted_pending = False
@@ -175,12 +201,14 @@ class Service:
         self.targeted_done.set()
 
     def _build_slack_app(self, environ: Mapping[str, str]) -> AsyncApp | None:
-        """The bolt app at /slack/events; None (and a warning) without a signing secret."""
-        secret = environ.get(self.config.slack.signing_secret_env)
-        if not secret:
+        """The bolt app: at /slack/events with a signing secret, over Socket Mode with an
+        app-level token; None (and a warning) with neither."""
+        secret = self._signing_secret
+        if not secret and not environ.get(self.config.slack.app_token_env):
             log.warning(
-                "%s is not set: Slack commands and buttons are off",
+                "neither %s nor %s is set: Slack commands and buttons are off",
                 self.config.slack.signing_secret_env,
+                self.config.slack.app_token_env,
             )
             return None
         deps = BotDeps(
@@ -194,7 +222,8 @@ class Service:
             rules=self.rules,
             spawn=self.spawn,
         )
-        return build_slack_app(deps, secret)
+        # Without a signing secret (Socket Mode only) /slack/events is not served at all.
+        return build_slack_app(deps, secret or "")
 
     def spawn(self, name: str, work: Work) -> None:
         """Run ``work`` now, in the background, tracked: :meth:`stop` waits for it."""
@@ -224,9 +253,13 @@ class Service:
             if task is not None:
                 self._running.discard(task)
 
+    def _sample_health(self) -> None:
+        self.health_history.record([s.health() for s in self.systems], self.clock.now())
+
     async def _diff(self) -> None:
         async def work() -> None:
             await self.diff_job.run()
+            self._sample_health()
             await self.outbox.deliver_due()
 
         await self._tracked("diff", work)
@@ -288,23 +321,38 @@ class Service:
 
     async def _health(self) -> None:
         async def work() -> None:
+            self._sample_health()
             await self.health_job.run()
             await self.outbox.deliver_due()
 
         await self._tracked("health", work)
 
+    async def _webhook_health(self) -> None:
+        job = self.webhook_health_job
+        if job is None:
+            return
+
+        async def work() -> None:
+            await job.run()
+            await self.outbox.deliver_due()
+
+        await self._tracked("webhook-health", work)
+
     def web_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
-        if self.slack_app is not None:
+        if self.slack_app is not None and self._signing_secret:
             app.router.add_post(EVENTS_PATH, events_handler(self.slack_app))
         if self.webhooks is not None:
             app.router.add_post(WEBHOOKS_PATH, self.webhooks.handle)
         return app
 
     async def start(self, *, host: str | None = None, port: int | None = None) -> str:
-        """Start the jobs (the first diff runs at once) and the web server; return its URL."""
+        """Start the jobs (the first diff runs at once), the web server and Socket Mode;
+        return the server's URL. A refused app token stops the start (SocketModeError)."""
+        if self.socket_mode is not None:
+            await self.socket_mode.start()
         now = datetime.now(self.config.tz)
         self.scheduler.add_job(
             self._diff,
@@ -323,6 +371,16 @@ class Service:
             max_instances=1,
             coalesce=True,
         )
+        if self.webhook_health_job is not None:
+            # as often as sync health; the job spaces its own subscription checks
+            self.scheduler.add_job(
+                self._webhook_health,
+                "interval",
+                seconds=self.config.schedules.health_seconds,
+                id="webhook-health",
+                max_instances=1,
+                coalesce=True,
+            )
         self.scheduler.add_job(
             self._deliver,
             "interval",
@@ -347,6 +405,8 @@ class Service:
     async def stop(self, grace_seconds: float = 30.0) -> None:
         """Stop scheduling, let running jobs finish (a resync is not cut in half), close."""
         self._stopping = True
+        if self.socket_mode is not None:
+            await self.socket_mode.stop()  # no new commands; those acked finish below
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self._running:

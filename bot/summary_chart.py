@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Mapping
+from datetime import date, tzinfo
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -13,7 +16,9 @@ from matplotlib.ticker import MaxNLocator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.charts import upload_chart
-from monitors.reports import WeeklySummary
+from bot.render.summary import WEEKLY_CHART
+from ledger import Ledger
+from monitors.reports import WeeklySummary, weekly_summary
 
 BAR_WIDTH = 0.38
 
@@ -92,3 +97,23 @@ async def upload_weekly_chart(
         f"weekly-summary-{start.isoformat()}.png",
         f"Incidents opened per day, week of {start.isoformat()} vs the week before",
     )
+
+
+class WeeklyChart:
+    """An outbox hook: once a weekly summary is posted, its chart goes into the thread.
+
+    The summary is computed again from the ledger for the week the payload names (a
+    past week: the figures are the ones the message shows)."""
+
+    def __init__(self, ledger: Ledger, client: AsyncWebClient, tz: tzinfo) -> None:
+        self._ledger = ledger
+        self._client = client
+        self._tz = tz
+
+    async def __call__(self, payload: Mapping[str, Any], channel: str, ts: str) -> None:
+        chart = payload.get("chart")
+        if not isinstance(chart, Mapping) or chart.get("kind") != WEEKLY_CHART:
+            return
+        week = date.fromisoformat(str(chart["week_start"]))
+        summary = await weekly_summary(self._ledger, week, self._tz)
+        await upload_weekly_chart(self._client, channel, ts, summary)

@@ -35,6 +35,8 @@ from monitors.reports import (
 )
 
 WEEKLY_KIND = "message"
+#: the ``chart`` marker in a weekly summary's outbox payload
+WEEKLY_CHART = "weekly-summary"
 FLAG_ICONS = {
     "repeated": ":repeat:",
     "large": ":warning:",
@@ -204,7 +206,12 @@ async def post_weekly_summary(
     return await ledger.enqueue(
         WEEKLY_KIND,
         channel,
-        {"text": weekly_text(summary), "blocks": blocks_json(weekly_blocks(summary))},
+        {
+            "text": weekly_text(summary),
+            "blocks": blocks_json(weekly_blocks(summary)),
+            # the chart goes into the message's thread once posted (bot.summary_chart)
+            "chart": {"kind": WEEKLY_CHART, "week_start": week.isoformat()},
+        },
         now,
         dedupe_key=f"weekly-summary:{channel}:{week.isoformat()}",
     )

@@ -24,6 +24,9 @@ Routes (mounted on :attr:`FakeSlack.app` by :class:`FakeSlack` itself):
 * ``POST /_ui/view_closed`` — ``{view_id, user}``: closes the view (and sends
   ``view_closed`` when the view asked for ``notify_on_close``).
 
+While an app is connected in Socket Mode (:mod:`.socket_mode`), every interaction and
+command goes to it as an envelope instead of an HTTP request, and its ack is the answer.
+
 Each ``POST /_ui/*`` answers ``{"ok": bool, "status": int | null, "error": str | null,
 ...}`` where ``status`` is the app's HTTP status. Everything sent to the app is recorded
 in :attr:`ChannelPage.deliveries`. Requests are signed with Slack's v0 scheme
@@ -355,7 +358,8 @@ class ChannelPage:
             ],
             "users": {uid: self._user_json(uid) for uid in self.slack.ws.users},
             "user": user,
-            "interactivity": self.slack.interactivity_url is not None,
+            "interactivity": self.slack.interactivity_url is not None
+            or self.slack.socket.connected,
             "messages": messages,
             "ephemerals": ephemerals,
             "view": self.view_json(view) if view else None,
@@ -383,6 +387,8 @@ class ChannelPage:
     async def _send(
         self, kind: str, url: str | None, form: dict[str, str], record: dict[str, Any]
     ) -> Delivery:
+        if self.slack.socket.connected:
+            return await self._send_socket(kind, record)
         if url is None:
             raise UiError(409, "no_interactivity_url")
         body = urlencode(form).encode()
@@ -410,6 +416,31 @@ class ChannelPage:
         if error is None and status != 200:
             error = f"http_error_{status}"
         delivery = Delivery(kind, url, record, status, text, error, self.slack.clock.now())
+        self.deliveries.append(delivery)
+        return delivery
+
+    async def _send_socket(self, kind: str, payload: dict[str, Any]) -> Delivery:
+        """With an app connected in Socket Mode, Slack sends everything there instead:
+        an envelope, answered by the app's ack (its ``payload`` is the answer)."""
+        type_ = "slash_commands" if kind == "slash_command" else "interactive"
+        accepts = kind in ("slash_command", "view_submission")
+        status: int | None = None
+        text, error = "", None
+        try:
+            async with asyncio.timeout(self.delivery_timeout):
+                ack = await self.slack.socket.request(
+                    type_, payload, accepts_response_payload=accepts
+                )
+        except TimeoutError:
+            error = "operation_timeout"
+        except ConnectionError:
+            error = "dispatch_failed"
+        else:
+            status = 200
+            answer = ack.get("payload")
+            text = json.dumps(answer) if answer else ""
+        url = f"{self.slack.base_url}/link/"
+        delivery = Delivery(kind, url, payload, status, text, error, self.slack.clock.now())
         self.deliveries.append(delivery)
         return delivery
 
@@ -663,7 +694,8 @@ class ChannelPage:
         self.closed_views.add(view_id)
         self.view_errors.pop(view_id, None)
         self.changed()
-        if not stored.view.get("notify_on_close") or self.slack.interactivity_url is None:
+        reachable = self.slack.interactivity_url is not None or self.slack.socket.connected
+        if not stored.view.get("notify_on_close") or not reachable:
             return None
         payload: dict[str, Any] = {
             "type": "view_closed",

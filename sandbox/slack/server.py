@@ -11,6 +11,8 @@ Routes (all on one loopback port):
   takes the raw bytes (or a multipart ``file`` field), answers ``text/plain`` ``OK``.
 * ``GET /files/{file_id}/{name}`` — a shared file's ``url_private`` (bot token needed).
 * ``POST /response/{id}`` — a ``response_url`` from :meth:`FakeSlack.new_response_url`.
+* ``GET /link/?ticket=…`` — Socket Mode's WebSocket, from ``apps.connections.open``
+  called with the app-level token :attr:`FakeSlack.app_token` (see :mod:`.socket_mode`).
 
 Faults: ``down`` answers every route with an HTML 503; ``slow`` adds real seconds of
 latency; ``force_5xx(n)`` fails the next n API calls with an HTML 5xx;
@@ -53,6 +55,7 @@ from sandbox.slack.model import (
 )
 from sandbox.slack.page import ChannelPage
 from sandbox.slack.rules import ApiError, TokenBucket, blocks_arg, check_message
+from sandbox.slack.socket_mode import SocketModeLink
 
 __all__ = ["DEFAULT_CHANNELS", "DEFAULT_GROUPS", "DEFAULT_USERS", "FakeSlack"]
 
@@ -94,8 +97,11 @@ class FakeSlack:
         command_url: str | None = None,
         signing_secret: str = "sandbox-signing-secret",
         verification_token: str = "sandbox-verification-token",
+        app_token: str = "xapp-1-sandbox",
     ) -> None:
         self.bot_token = bot_token
+        #: the app-level token (``connections:write``) that opens Socket Mode
+        self.app_token = app_token
         self.clock: Clock = clock or WallClock()
         self.ws = Workspace(
             self.clock,
@@ -125,6 +131,7 @@ class FakeSlack:
         self.app.router.add_get("/files/{file_id}/{name}", self._download)
         self.app.router.add_post("/response/{url_id}", self._response_url)
         self.page = ChannelPage(self)
+        self.socket = SocketModeLink(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -321,10 +328,18 @@ class FakeSlack:
             return self._5xx.pop(0), None
         impl = METHODS.get(method)
         try:
-            if impl is None:
+            if impl is None and method != "apps.connections.open":
                 raise ApiError("unknown_method")
             if not token:
                 raise ApiError("not_authed")
+            if impl is None:  # apps.connections.open: the app-level token only
+                if token == self.app_token:
+                    return 200, {"ok": True, "url": self.socket.open_url()}
+                if token == self.bot_token:
+                    raise ApiError("not_allowed_token_type")
+                raise ApiError("invalid_auth")
+            if token == self.app_token:
+                raise ApiError("not_allowed_token_type")
             if token != self.bot_token:
                 raise ApiError("invalid_auth")
             forced = self._errors.get(method)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.alerts import blocks_json
+from bot.demo import demo_world
 from bot.render.summary import (
     adjustment_blocks,
     post_daily_adjustments,
@@ -19,7 +21,9 @@ from bot.render.summary import (
     weekly_blocks,
     weekly_text,
 )
+from bot.service import Service
 from bot.summary_chart import render_weekly_chart
+from connectors import ManualClock
 from ledger import AdjustmentCount, Ledger, LocationMismatch, ResponseTimes, SkuDrift
 from monitors.reports import (
     AdjustmentReport,
@@ -205,3 +209,50 @@ async def test_posting_queues_one_message_per_period(ledger: Ledger) -> None:
     assert daily is not None
     assert daily.payload["text"] == "Adjustments on Sun Nov 8: 1"
     assert await post_daily_adjustments(ledger, "C1", now, NY) is None
+
+
+async def test_the_scheduled_weekly_summary_gets_its_chart_in_the_thread(tmp_path: Path) -> None:
+    async with (
+        demo_world() as demo,
+        Ledger.from_url(f"sqlite:///{tmp_path / 'weekly.db'}") as ledger,
+    ):
+        await ledger.upgrade()
+        slack = demo.world.slack
+        service = Service(demo.config, demo.environ, ledger, clock=ManualClock())
+        await service.start(host="127.0.0.1", port=0)
+        try:
+            await asyncio.wait_for(service.diff_done.wait(), 30)
+            await service.idle()
+            job = service.scheduler.get_job("weekly-summary")
+            assert job is not None
+            job.modify(next_run_time=datetime.now(UTC))  # the scheduler runs it, now
+            complete = await asyncio.wait_for(
+                slack.wait_for_call(
+                    lambda c: (
+                        c.method == "files.completeUploadExternal"
+                        and "week of" in str(c.args.get("files"))
+                    )
+                ),
+                30,
+            )
+            await service.idle()
+        finally:
+            await service.stop()
+    channel = demo.world.alerts_channel
+    [summary] = [m for m in slack.messages(channel) if m.text.startswith("Weekly drift summary")]
+    assert complete.ok
+    assert (complete.args["channel_id"], complete.args["thread_ts"]) == (channel, summary.ts)
+    [png] = [f for f in slack.files.values() if f.filename.startswith("weekly-summary-")]
+    assert png.content is not None
+    assert png.content.startswith(b"\x89PNG")
+    assert png.shared_to == [(channel, summary.ts)]
+    methods = [c.method for c in slack.requests if c.ok]
+    posted = max(
+        i
+        for i, c in enumerate(slack.requests)
+        if c.method == "chat.postMessage" and str(c.args.get("text", "")).startswith("Weekly")
+    )
+    asked = methods.index("files.getUploadURLExternal", posted)
+    assert methods.index("files.completeUploadExternal", asked) > asked
+    [reply] = slack.thread(channel, summary.ts)[1:]
+    assert [f["name"] for f in reply.files] == [png.filename]

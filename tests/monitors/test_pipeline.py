@@ -12,7 +12,7 @@ import pytest
 from connectors.levels import Level
 from ledger import Ledger
 from monitors.drift import DiffRules, Drift, SystemRules, diff
-from monitors.pipeline import Mute, Scope, Timers, build_pipeline
+from monitors.pipeline import Candidate, Mute, Scope, Timers, build_pipeline
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 RULES = DiffRules(
@@ -169,3 +169,30 @@ async def test_an_unconfirmed_drift_waits(ledger: Ledger) -> None:
     )
     assert [c.sku for c in ctx.pending] == ["SKU-1"]
     assert await ledger.list_incidents() == []
+
+
+@pytest.mark.parametrize(
+    ("family", "recovered"),
+    [
+        ("health:", "Recovered: the system is reading normally again."),
+        ("webhook:", "Recovered: webhooks are arriving and verifying normally again."),
+    ],
+)
+async def test_health_and_webhook_incidents_recover_in_their_own_words(
+    ledger: Ledger, family: str, recovered: str
+) -> None:
+    pipeline = build_pipeline()
+    given = [
+        Candidate(
+            f"{family}sync_stale:wms", "sync_stale", "warning", "WMS is stale", {}, system="wms"
+        )
+    ]
+    run = {"scope": FULL, "channel": CHANNEL, "families": (family,)}
+    await pipeline.run(ledger, [], now=T0, given=given, **run)  # type: ignore[arg-type]
+    later = T0 + timedelta(hours=2)
+    await pipeline.run(ledger, [], now=later, given=given, **run)  # type: ignore[arg-type]
+    await pipeline.run(ledger, [], now=later + timedelta(minutes=1), given=[], **run)  # type: ignore[arg-type]
+    replies = [reply for _, reply in await outbox(ledger)]
+    assert replies[1].startswith("Still unhealthy" if family == "health:" else "Still failing")
+    assert "gap" not in replies[1]
+    assert replies[-1] == recovered

@@ -52,12 +52,17 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="run the sandbox world and the bot on loopback (no accounts needed)",
         description=(
-            "Start a fake Shopify, WMS and Slack on 127.0.0.1, seed a drift, and run the "
-            "real bot against them: the drift is found, an incident is written to the "
-            "ledger (SQLite), and the alert is posted to the fake Slack and shown here. "
-            "Then open the printed channel page in a browser: click Resync, type /drift. "
-            "Ctrl-C stops."
+            "Start a fake Shopify, WMS, ERP and Slack on 127.0.0.1 and the real bot "
+            "against them (ledger in SQLite), print the channel page's URL, and play the "
+            "scripted drift scenarios in accelerated time (under a minute): incidents "
+            "arrive in the channel with their charts and likely causes. Then, in the "
+            "browser: click Resync, confirm, type /drift SKU. Ctrl-C stops."
         ),
+    )
+    p.add_argument(
+        "--scenario",
+        metavar="NAME",
+        help="play only this scenario (default: all); an unknown name lists the valid ones",
     )
     p.add_argument(
         "--db",
@@ -67,13 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--headless",
         action="store_true",
-        help="play the demo without the browser page and exit (for scripts and CI)",
+        help="play the scenarios without the browser page and exit (for scripts and CI)",
     )
     p.add_argument(
         "--report",
         metavar="FILE.json",
-        help="with --headless: write what happened (incidents, messages, resyncs, "
-        "final quantities) as JSON",
+        help="with --headless: write what happened (incidents with their likely causes, "
+        "messages, resyncs, final quantities, each scenario's expected and observed "
+        "root cause) as JSON",
     )
 
     p = sub.add_parser(
@@ -136,10 +142,12 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         help="run Driftwatch: the web server and the scheduled monitors",
         description=(
-            "Migrate the ledger, then run the scheduled drift diff, the health monitor, "
-            "the weekly and daily reports and the Slack outbox, and serve /slack/events "
-            "(Slack's request URL), /webhooks/shopify, /healthz and /metrics on the "
-            "configured host and port."
+            "Migrate the ledger, then run the scheduled drift diff (with the auto-resync "
+            "policy), the sync-health and webhook-health monitors, the weekly and daily "
+            "reports and the Slack outbox, and serve /slack/events (Slack's request URL, "
+            "when a signing secret is set), /webhooks/shopify, /healthz and /metrics on "
+            "the configured host and port. With SLACK_APP_TOKEN (slack.app_token_env) "
+            "set, Slack is reached over Socket Mode instead of a public request URL."
         ),
     )
     with_config(p)
@@ -179,10 +187,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
-        from bot.demo import run_demo
+        from bot.demo import chosen_scenarios, run_demo
 
         if args.report and not args.headless:
             raise CliError("--report needs --headless")
+        try:
+            chosen_scenarios(args.scenario)
+        except KeyError as exc:
+            print(f"driftwatch: {exc.args[0]}", file=sys.stderr)
+            return EXIT_USAGE
         stop = asyncio.Event()
         if not args.headless:
             loop = asyncio.get_running_loop()
@@ -192,6 +205,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             db_path=Path(args.db) if args.db else None,
             headless=args.headless,
             report=Path(args.report) if args.report else None,
+            scenario=args.scenario,
             stop=stop,
         )
     if args.command == "check":

@@ -2,10 +2,16 @@
 
 The fakes (sandbox/) speak the real wire formats; everything on Driftwatch's side is
 the production process (:class:`bot.service.Service`, as ``driftwatch serve`` runs it):
-the connectors read Shopify over Admin GraphQL and the WMS over REST, the drift engine
-diffs, the incident pipeline records the incident and queues the alert, the outbox
-posts it through slack_sdk's real client to the fake Slack, and the fake Slack's
-channel page sends signed button clicks and slash commands back to the bot.
+the connectors read Shopify over Admin GraphQL, the WMS over REST and the ERP's CSV
+drops, the drift engine diffs, the incident pipeline records incidents and queues the
+alerts, the outbox posts them through slack_sdk's real client to the fake Slack, and
+the fake Slack's channel page sends signed button clicks and slash commands back.
+
+Then the scripted scenarios (``sandbox.scenarios``) play, in accelerated time: the
+world and the bot share one :class:`DemoClock`, which the scripts move (hours in
+milliseconds) while they play; at each checkpoint of a script the bot polls (a full
+diff), checks sync and webhook health and delivers its alerts. Afterwards the clock
+runs with the wall clock for whoever clicks around in the browser.
 """
 
 from __future__ import annotations
@@ -13,19 +19,62 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import tempfile
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.diffcmd import render_table
-from bot.service import Service
+from bot.charts import render_png
+from bot.service import WEBHOOKS_PATH, Service
 from bot.terminal import render_blocks
+from connectors.clock import ManualClock
+from connectors.shopify.webhooks import TOPICS
 from ledger import Incident, Ledger, Resync
 from monitors.config import Config, config_from_dict
+from sandbox.scenarios import ERP_SETTLE_SECONDS, SCENARIOS, Scenario, by_name
 from sandbox.world import ALERTS_CHANNEL as ALERTS
-from sandbox.world import CATALOG, SandboxWorld, World
+from sandbox.world import SandboxWorld, World
+
+#: When the demo's day starts (the accelerated clock's origin).
+DEMO_START = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)
+#: How much faster than the wall clock the bot's own waits pass while scenarios play.
+PLAY_SPEED = 4.0
+#: How often the bot may look at the outbox once the scenarios are played (clock seconds).
+DRAIN_STEP_SECONDS = 2.0
+DRAIN_STEPS = 60
+
+
+#: Root-cause keys (monitors.hints.CAUSES) by the words their alert sentence opens with.
+class DemoClock(ManualClock):
+    """The demo's accelerated clock. While the scenarios play only their scripts move it
+    (:meth:`advance`), and the bot's own waits (a webhook debounce, a Retry-After) take
+    1/:data:`PLAY_SPEED` of their time on the wall clock without moving it, so a script
+    always plays the same instants. :meth:`flow` then sets it running with the wall
+    clock, for whoever clicks around in the browser."""
+
+    def __init__(self, start: datetime = DEMO_START) -> None:
+        super().__init__(start)
+        self._since: float | None = None
+
+    def flow(self) -> None:
+        """From now on, time passes as on the wall clock (and sleeps really wait)."""
+        self._since = time.monotonic()
+
+    def now(self) -> datetime:
+        if self._since is not None:
+            wall = time.monotonic()
+            self.advance(wall - self._since)
+            self._since = wall
+        return super().now()
+
+    async def sleep(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self.slept.append(seconds)
+        await asyncio.sleep(seconds if self._since is not None else seconds / PLAY_SPEED)
 
 
 @dataclass
@@ -37,60 +86,66 @@ class DemoWorld:
     environ: dict[str, str]
 
 
-def demo_config(world: World) -> dict[str, Any]:
-    """The embedded default configuration: what a deployer would write for this world."""
-    return {
-        "timezone": "UTC",
-        "source_of_truth": ["wms", "shopify"],
-        "systems": [
-            {
-                "name": "shopify",
-                "kind": "shopify",
-                "role": "storefront",
-                "shop_url": world.shopify_url,
-                "token_env": "DEMO_SHOPIFY_ACCESS_TOKEN",
-                "webhook_secret_env": "DEMO_SHOPIFY_WEBHOOK_SECRET",
-                "writable": True,
+def demo_config(world: World, *, webhook_url: str | None = None) -> dict[str, Any]:
+    """The embedded default configuration: what a deployer would write for this world
+    (with its ERP, bundles and pack sizes when the world has them)."""
+    shopify: dict[str, Any] = {
+        "name": "shopify",
+        "kind": "shopify",
+        "role": "storefront",
+        "shop_url": world.shopify_url,
+        "token_env": "DEMO_SHOPIFY_ACCESS_TOKEN",
+        "webhook_secret_env": "DEMO_SHOPIFY_WEBHOOK_SECRET",
+        "writable": True,
+    }
+    if webhook_url is not None:
+        shopify["webhook_url"] = webhook_url
+    systems: list[dict[str, Any]] = [
+        shopify,
+        {
+            "name": "wms",
+            "kind": "rest",
+            "role": "warehouse",
+            "base_url": world.wms_url,
+            "auth": {"type": "bearer", "token_env": "DEMO_WMS_TOKEN"},
+            # The WMS holds the truth; /adjust writes counts there first.
+            "writable": True,
+            "write_state": "available",
+            "write": {
+                "method": "PUT",
+                "path": "/api/v1/inventory/{sku}/{location}",
+                "body_quantity_field": "pickable",
             },
-            {
-                "name": "wms",
-                "kind": "rest",
-                "role": "warehouse",
-                "base_url": world.wms_url,
-                "auth": {"type": "bearer", "token_env": "DEMO_WMS_TOKEN"},
-                # The WMS holds the truth; /adjust writes counts there first.
-                "writable": True,
-                "write_state": "available",
-                "write": {
-                    "method": "PUT",
-                    "path": "/api/v1/inventory/{sku}/{location}",
-                    "body_quantity_field": "pickable",
-                },
-                "list": {
-                    "path": "/api/v1/inventory",
-                    "pagination": "page",
-                    "page_param": "page",
-                    "size_param": "per_page",
-                    "items_path": "items",
-                    "page_size": 500,
-                },
-                "fields": {
-                    "sku": "sku",
-                    "location": "warehouse",
-                    "updated_at": "updated_at",
-                    "quantities": {
-                        "on_hand": "on_hand",
-                        "available": "pickable",
-                        "committed": "allocated",
-                        "damaged": "damaged",
-                    },
+            "list": {
+                "path": "/api/v1/inventory",
+                "pagination": "page",
+                "page_param": "page",
+                "size_param": "per_page",
+                "items_path": "items",
+                "page_size": 500,
+            },
+            "fields": {
+                "sku": "sku",
+                "location": "warehouse",
+                "updated_at": "updated_at",
+                "quantities": {
+                    "on_hand": "on_hand",
+                    "available": "pickable",
+                    "committed": "allocated",
+                    "damaged": "damaged",
                 },
             },
-        ],
-        "locations": {
-            key: {"shopify": gid, "wms": warehouse}
-            for key, (gid, warehouse) in world.locations.items()
         },
+    ]
+    locations: dict[str, dict[str, str]] = {
+        key: {"shopify": gid, "wms": warehouse} for key, (gid, warehouse) in world.locations.items()
+    }
+    config: dict[str, Any] = {
+        "timezone": "UTC",
+        # The WMS holds the truth; without an ERP, Shopify stands in for SKUs it lacks.
+        "source_of_truth": ["wms", "shopify"],
+        "systems": systems,
+        "locations": locations,
         "skus": {"tags": {"hero": ["TEE-BLK-M"]}},
         # The demo pages at the first diff; a deployment waits for two (persistence_diffs)
         # so that orders in flight do not page anyone.
@@ -108,11 +163,58 @@ def demo_config(world: World) -> dict[str, Any]:
             "writers": {"users": ["U0OPS001", "U0ONCALL1"]},
         },
     }
+    if world.erp is not None:
+        # The ERP's nightly export: good stock on hand per warehouse, in its own unit.
+        systems.append(
+            {
+                "name": "erp",
+                "kind": "csv",
+                "role": "erp",
+                "directory": str(world.erp.directory),
+                "pattern": "inventory_*.csv",
+                "columns": {
+                    "sku": "ITEM_NO",
+                    "location": "WAREHOUSE",
+                    "quantities": {"on_hand": "QTY_ON_HAND"},
+                    "observed_at": "EXPORTED_AT",
+                },
+                "compare_states": ["on_hand"],
+                "settle_seconds": 60,
+            }
+        )
+        for key, (_gid, warehouse) in world.locations.items():
+            locations[key]["erp"] = warehouse
+        # The ERP is the fallback truth; Shopify never is, so a bundle only Shopify sells
+        # is judged by its components' truth.
+        config["source_of_truth"] = ["wms", "erp"]
+        config["bundles"] = [
+            {"sku": bundle, "components": parts} for bundle, parts in world.bundles.items()
+        ]
+        config["pack_sizes"] = {
+            system: {"skus": packs} for system, packs in world.pack_sizes.items()
+        }
+        # The scenarios squeeze a day into a minute: the bot's own timers run on the
+        # wall clock, so the demo's director polls and checks health at each checkpoint
+        # itself, and reminders wait a day of the accelerated clock.
+        config["schedules"] = {
+            "debounce_seconds": 2,
+            "full_diff_seconds": 3600,
+            "health_seconds": 3600,
+            "reminder_seconds": 86400,
+        }
+    return config
 
 
 @contextlib.asynccontextmanager
-async def demo_world() -> AsyncIterator[DemoWorld]:
-    async with SandboxWorld() as world:
+async def demo_world(
+    *,
+    scenarios: bool = False,
+    clock: DemoClock | None = None,
+    webhook_url: str | None = None,
+) -> AsyncIterator[DemoWorld]:
+    """The sandbox world and its configuration. ``scenarios``: with the ERP and the
+    scenarios' catalog (``driftwatch demo``); otherwise the small world with one drift."""
+    async with SandboxWorld(clock, scenarios=scenarios) as world:
         environ = {
             "DEMO_SHOPIFY_ACCESS_TOKEN": world.shopify_token,
             "DEMO_SHOPIFY_WEBHOOK_SECRET": world.shopify.webhooks.secret,
@@ -120,26 +222,168 @@ async def demo_world() -> AsyncIterator[DemoWorld]:
             "DEMO_SLACK_BOT_TOKEN": world.slack_token,
             "DEMO_SLACK_SIGNING_SECRET": world.slack.signing_secret,
         }
-        yield DemoWorld(world, config_from_dict(demo_config(world)), environ)
+        config = config_from_dict(demo_config(world, webhook_url=webhook_url))
+        yield DemoWorld(world, config, environ)
 
 
-def demo_report(world: World, incidents: list[Incident], resyncs: list[Resync]) -> dict[str, Any]:
-    """What happened, for CI smoke tests of a configuration (``--report``)."""
+def cause_of(incident: Incident) -> str | None:
+    """The root-cause key of an incident's hint (``monitors.hints.CAUSES``; None: no hint)."""
+    cause = (incident.details or {}).get("root_cause")
+    return cause if isinstance(cause, str) else None
+
+
+class DemoStage:
+    """The stage the scenarios play on in the demo: at each checkpoint the bot polls
+    (a full diff), checks sync and webhook health, and delivers what Slack must hear."""
+
+    def __init__(self, demo: DemoWorld, service: Service, clock: DemoClock) -> None:
+        self.demo = demo
+        self.service = service
+        self._clock = clock
+        self.webhook_health = service.webhook_health_job
+        self.checkpoints: list[str] = []
+
+    @property
+    def world(self) -> World:
+        return self.demo.world
+
+    @property
+    def clock(self) -> DemoClock:
+        return self._clock
+
+    async def settle(self) -> None:
+        await self.world.shopify.webhooks.idle()
+        if self.service.webhooks is not None:
+            await self.service.webhooks.idle()
+        await self.service.idle()
+
+    async def checkpoint(self, label: str) -> None:
+        await self.settle()
+        self.checkpoints.append(label)
+        await self.service.diff_job.run()
+        await self.service.health_job.run()
+        if self.webhook_health is not None:
+            await self.webhook_health.run()
+        await self.service.outbox.deliver_due()
+
+
+async def play(
+    stage: DemoStage, scenarios: Sequence[Scenario], say: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Play ``scenarios`` in order, saying what each does and what the bot found;
+    return each one's outcome (:func:`scenario_outcome`)."""
+    ledger = stage.service.ledger
+    outcomes: list[dict[str, Any]] = []
+    for scenario in scenarios:
+        before = {i.id for i in await ledger.list_incidents()}
+        say(f"\n▶ {scenario.name}: {scenario.title}")
+        say(f"  {scenario.story}")
+        started = time.monotonic()
+        await scenario.play(stage)
+        say(f"  played in {time.monotonic() - started:.1f} s")
+        incidents = await ledger.list_incidents()
+        outcomes.append(scenario_outcome(scenario, incidents))
+        for incident in incidents:
+            if incident.id not in before:
+                where = f" {incident.sku} at {incident.location}" if incident.sku else ""
+                cause = cause_of(incident)
+                because = f": {cause}" if cause else ""
+                say(f"  → {incident.kind}{where} ({incident.system}){because}")
+        verdict = "as expected" if outcomes[-1]["match"] else "NOT as expected"
+        say(f"  expected {outcomes[-1]['expected_root_cause']}: {verdict}")
+    await drain(stage)
+    return outcomes
+
+
+async def drain(stage: DemoStage) -> None:
+    """Deliver what is still queued for Slack. Slack paces posts per channel in real
+    time, so a 429's Retry-After is waited on the wall clock as well."""
+    for _ in range(DRAIN_STEPS):
+        await stage.service.idle()
+        await stage.service.outbox.deliver_due()
+        stats = await stage.service.ledger.outbox_stats()
+        if stats.pending == 0:
+            return
+        await asyncio.sleep(DRAIN_STEP_SECONDS / 4)
+        stage.clock.advance(DRAIN_STEP_SECONDS)
+
+
+def _quantities(world: World) -> dict[str, dict[str, dict[str, int]]]:
     quantities: dict[str, dict[str, dict[str, int]]] = {"shopify": {}, "wms": {}}
-    for sku, _title, levels in CATALOG:
-        for key in levels:
-            gid, warehouse = world.locations[key]
-            shop = world.shopify.quantities(sku, gid)
-            wms = world.wms.level(sku, warehouse)
+    for sku, keys in sorted(world.stocked.items()):
+        for key in keys:
+            shop = world.shopify.quantities(sku, world.gid(key))
             quantities["shopify"][f"{sku}@{key}"] = {
                 "available": shop["available"],
                 "committed": shop["committed"],
             }
-            quantities["wms"][f"{sku}@{key}"] = {
-                "pickable": wms.pickable,
-                "allocated": wms.allocated,
+    for level in world.wms.levels():
+        key = next(k for k, (_, code) in world.locations.items() if code == level.warehouse)
+        quantities["wms"][f"{level.sku}@{key}"] = {
+            "pickable": level.pickable,
+            "allocated": level.allocated,
+        }
+    if world.erp is not None:
+        quantities["erp"] = {}
+        for row in world.erp.levels():
+            key = next(k for k, (_, code) in world.locations.items() if code == row.warehouse)
+            quantities["erp"][f"{row.sku}@{key}"] = {"qty": row.qty}
+    return quantities
+
+
+def scenario_outcome(scenario: Scenario, incidents: Sequence[Incident]) -> dict[str, Any]:
+    """Expected against observed for one scenario, from the incidents as they stand
+    right after it played (a later diff may re-hint a drift that has aged)."""
+    checks: list[dict[str, Any]] = []
+    for want in scenario.expected:
+        found = [
+            i
+            for i in incidents
+            if (i.kind, i.system, i.sku, i.location)
+            == (want.kind, want.system, want.sku, want.location)
+        ]
+        observed = [cause_of(i) for i in found]
+        checks.append(
+            {
+                "kind": want.kind,
+                "system": want.system,
+                "sku": want.sku,
+                "location": want.location,
+                "expected_root_cause": want.cause,
+                "incident_found": bool(found),
+                "observed_root_cause": observed[0] if observed else None,
+                "observed_hint": found[0].root_cause_hint if found else None,
+                "match": bool(found) and (want.cause is None or want.cause in observed),
             }
+        )
+    primary, want = checks[0], scenario.expected[0]
+    expected: str = want.cause or want.kind
+    observed_cause: str | None = primary["observed_root_cause"]
+    if want.cause is None:  # a webhook scenario: the incident's kind is the finding
+        observed_cause = want.kind if primary["incident_found"] else None
     return {
+        "name": scenario.name,
+        "title": scenario.title,
+        "seed": scenario.seed,
+        "expected_root_cause": expected,
+        "observed_root_cause": observed_cause,
+        "match": primary["match"],
+        "expectations": checks,
+    }
+
+
+def demo_report(
+    world: World,
+    incidents: list[Incident],
+    resyncs: list[Resync],
+    outcomes: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """What happened, for CI smoke tests of a configuration (``--report``): each played
+    scenario's outcome (:func:`scenario_outcome`), the incidents as they stand at the
+    end with their likely causes, the messages posted, the resyncs applied and every
+    system's final quantities."""
+    return {
+        "scenarios": list(outcomes),
         "incidents": [
             {
                 "id": i.id,
@@ -148,6 +392,7 @@ def demo_report(world: World, incidents: list[Incident], resyncs: list[Resync]) 
                 "sku": i.sku,
                 "location": i.location,
                 "system": i.system,
+                "root_cause": cause_of(i),
                 "root_cause_hint": i.root_cause_hint,
             }
             for i in incidents
@@ -167,8 +412,20 @@ def demo_report(world: World, incidents: list[Incident], resyncs: list[Resync]) 
             for r in resyncs
             if r.status == "applied"
         ],
-        "final_quantities": quantities,
+        "final_quantities": _quantities(world),
     }
+
+
+def chosen_scenarios(name: str | None) -> tuple[Scenario, ...]:
+    """All scenarios, or the one called ``name`` (``KeyError`` listing the valid names)."""
+    return SCENARIOS if name is None else (by_name(name),)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 async def run_demo(
@@ -176,52 +433,71 @@ async def run_demo(
     *,
     headless: bool = False,
     report: Path | None = None,
+    scenario: str | None = None,
     stop: asyncio.Event | None = None,
     ready: Callable[[DemoWorld, str], None] | None = None,
     out: Callable[[str], None] | None = None,
 ) -> int:
-    """Run the sandbox world and the real bot. Headless: play, report, exit. Otherwise
-    serve the channel page until ``stop`` is set (Ctrl-C in the CLI)."""
+    """Run the sandbox world and the real bot and play the scenarios (all, or the one
+    named ``scenario``). Headless: play, report, exit. Otherwise serve the channel page
+    until ``stop`` is set (Ctrl-C in the CLI)."""
     say = out or print
+    scenarios = chosen_scenarios(scenario)
+    clock = DemoClock()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="driftwatch-demo-") as tmp:
         path = db_path or Path(tmp) / "driftwatch.db"
-        async with demo_world() as demo, Ledger.from_url(f"sqlite:///{path}") as ledger:
+        async with (
+            demo_world(scenarios=True, clock=clock, webhook_url=f"{url}{WEBHOOKS_PATH}") as demo,
+            Ledger.from_url(f"sqlite:///{path}") as ledger,
+        ):
             world = demo.world
+            clock.advance(ERP_SETTLE_SECONDS)  # the ERP's first drop has settled
             await ledger.upgrade()
-            service = Service(demo.config, demo.environ, ledger)
-            url = await service.start(host="127.0.0.1", port=0)
+            service = Service(demo.config, demo.environ, ledger, clock=clock)
+            url = await service.start(host="127.0.0.1", port=port)
             world.slack.interactivity_url = f"{url}/slack/events"
-            world.shopify.webhooks.subscribe("inventory_levels/update", f"{url}/webhooks/shopify")
+            for topic in TOPICS:
+                world.shopify.webhooks.subscribe(topic, f"{url}{WEBHOOKS_PATH}")
             try:
+                if not headless:
+                    say(f"Open the channel in your browser:  {world.slack.page_url}")
                 say("Driftwatch demo — everything below runs on 127.0.0.1")
                 graphql = f"{world.shopify_url}/admin/api/2026-07/graphql.json"
                 say(f"  fake Shopify Admin GraphQL  {graphql}")
                 say(f"  fake WMS REST API           {world.wms_url}/api/v1/inventory")
+                if world.erp is not None:
+                    say(f"  fake ERP CSV drops          {world.erp.directory}")
                 say(f"  fake Slack Web API          {world.slack_api_url}")
                 say(f"  Driftwatch (Slack requests) {url}/slack/events")
                 say(f"  ledger (SQLite)             {path}")
+                # The first chart loads matplotlib's fonts: do it before the scenarios
+                # play, so no webhook waits behind it.
+                now = clock.now()
+                await asyncio.to_thread(render_png, "warm-up", {}, now - timedelta(hours=1), now)
                 await service.diff_done.wait()
                 await service.idle()
-                last = service.diff_job.last
-                if last is not None:
-                    say(f"\nRead {len(last.run.levels)} levels; drifts found:")
-                    say(render_table(last.run.drifts))
+                stage = DemoStage(demo, service, clock)
+                say(f"\nPlaying {len(scenarios)} scenario(s) in accelerated time")
+                outcomes = await play(stage, scenarios, say)
                 for message in world.slack.messages(ALERTS):
                     say(f"\n#ops-inventory · Driftwatch · ts {message.ts}")
                     say(render_blocks(message.blocks or []))
+                incidents = await ledger.list_incidents()
+                say(f"\n{len(incidents)} incidents; {len(world.slack.messages(ALERTS))} alerts")
                 if headless:
                     if report is not None:
-                        data = demo_report(
-                            world, await ledger.list_incidents(), await ledger.list_resyncs()
-                        )
+                        data = demo_report(world, incidents, await ledger.list_resyncs(), outcomes)
                         await asyncio.to_thread(
                             report.write_text, json.dumps(data, indent=2), "utf-8"
                         )
-                        say(f"\nReport written to {report}")
+                        say(f"Report written to {report}")
                     return 0
+                clock.flow()
                 say(f"\nOpen the channel in your browser:  {world.slack.page_url}")
-                say("  · click Resync on the alert, confirm, and watch the message update")
-                say("  · type /drift TEE-BLK-M in the message box")
+                say("  · click Resync on an alert, confirm, and watch the message update")
+                say("  · type /drift CAP-NAVY in the message box")
                 say("Ctrl-C stops the demo.")
                 if ready is not None:
                     ready(demo, url)

@@ -28,6 +28,7 @@ from sandbox.shopify.cost import LeakyBucket
 from sandbox.shopify.executor import Executor, Outcome
 from sandbox.shopify.faults import Fault, Faults
 from sandbox.shopify.mutations import Mutations
+from sandbox.shopify.orders import Order, OrderBook, Refund
 from sandbox.shopify.schema import load_schema
 from sandbox.shopify.state import Store
 from sandbox.shopify.webhooks import WebhookEmitter
@@ -91,6 +92,8 @@ class FakeShopify:
         self.faults = Faults(seed)
         #: Webhook subscriptions and deliveries (see sandbox.shopify.webhooks).
         self.webhooks = WebhookEmitter(self.store, self.clock, seed=seed)
+        #: Orders and refunds placed through the control API (sandbox.shopify.orders).
+        self.orders = OrderBook(self.store)
         self.latency = 0.0
         self.down = False
         self.requests: list[RequestRecord] = []
@@ -181,6 +184,32 @@ class FakeShopify:
     def simulate_fulfillment(self, item: str, location: str, qty: int) -> None:
         """Committed units ship: committed (and so on_hand) drop by ``qty``."""
         self.store.simulate_fulfillment(self.store.level(item, location), qty)
+
+    def place_order(self, location: str, lines: dict[str, int]) -> Order:
+        """A checkout at ``location`` for ``{SKU or item gid: quantity}``: each line moves
+        from available to committed and ``orders/create`` is sent (``OutOfStock`` when a
+        DENY item lacks the units: nothing changes)."""
+        order = self.orders.place(location, lines)
+        self.webhooks.emit("orders/create", order.to_wire())
+        return order
+
+    def fulfill_order(self, order: Order) -> None:
+        """Ship ``order``: its committed units leave the location."""
+        self.orders.fulfill(order)
+
+    def refund_order(
+        self,
+        order: Order,
+        lines: dict[str, int],
+        *,
+        restock_type: str = "return",
+        restock: bool | None = None,
+    ) -> Refund:
+        """Refund lines of ``order`` and send ``refunds/create``; a restocking type puts
+        the units back into available unless ``restock=False`` (sandbox.shopify.orders)."""
+        refund = self.orders.refund(order, lines, restock_type, restock)
+        self.webhooks.emit("refunds/create", refund.to_wire())
+        return refund
 
     @property
     def writes(self) -> list[Write]:

@@ -136,18 +136,44 @@ def test_diff_without_secrets_says_which_is_missing() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_the_headless_demo_shows_the_alert_and_writes_a_report(tmp_path: Path) -> None:
+def test_the_headless_demo_plays_a_scenario_and_writes_a_report(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    result = run("demo", "--headless", "--db", str(tmp_path / "demo.db"), "--report", str(report))
+    result = run(
+        "demo",
+        "--headless",
+        "--scenario",
+        "manual-storefront-override",
+        "--db",
+        str(tmp_path / "demo.db"),
+        "--report",
+        str(report),
+    )
     assert result.returncode == 0, result.stderr
     assert "Oversell risk: TEE-BLK-M at east" in result.stdout
+    assert "Oversell risk: CAP-NAVY at east" in result.stdout
     assert "[ Resync ]" in result.stdout
     assert (tmp_path / "demo.db").exists()
     data = json.loads(report.read_text("utf-8"))
-    assert [(i["kind"], i["sku"], i["location"]) for i in data["incidents"]] == [
-        ("oversell_risk", "TEE-BLK-M", "east")
-    ]
+    found = {(i["kind"], i["sku"], i["location"]) for i in data["incidents"]}
+    assert found == {("oversell_risk", "TEE-BLK-M", "east"), ("oversell_risk", "CAP-NAVY", "east")}
+    [played] = data["scenarios"]
+    assert played["name"] == "manual-storefront-override"
+    assert played["expected_root_cause"] == played["observed_root_cause"]
+    assert played["match"] is True
     assert data["final_quantities"]["shopify"]["TEE-BLK-M@east"]["available"] == 40
+    assert data["final_quantities"]["wms"]["CAP-NAVY@east"]["pickable"] == 12
+    assert data["final_quantities"]["erp"]["CAP-NAVY@east"]["qty"] == 12
+    assert len(data["messages_posted"]) == 2
+
+
+def test_an_unknown_scenario_lists_the_valid_names_in_one_line() -> None:
+    result = run("demo", "--headless", "--scenario", "flash-sale")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("driftwatch: no scenario 'flash-sale'; choose one of: ")
+    assert "flash-sale-race" in line
+    assert "webhook-secret-rotated" in line
+    assert result.stdout == ""
 
 
 def test_a_report_without_headless_is_refused_plainly() -> None:

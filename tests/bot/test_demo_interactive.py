@@ -18,6 +18,7 @@ async def test_resync_and_drift_from_the_channel_page(tmp_path: Path) -> None:
     task = asyncio.create_task(
         run_demo(
             tmp_path / "demo.db",
+            scenario="manual-storefront-override",
             stop=stop,
             ready=lambda demo, url: started.set_result((demo, url)),
             out=lines.append,
@@ -27,8 +28,10 @@ async def test_resync_and_drift_from_the_channel_page(tmp_path: Path) -> None:
         async with asyncio.timeout(60):
             demo, _ = await started
         world = demo.world
-        assert any(world.slack.page_url in line for line in lines)
-        [alert] = world.slack.messages(world.alerts_channel)
+        assert world.slack.page_url in lines[0], "the page's address comes first"
+        alert = next(
+            m for m in world.slack.messages(world.alerts_channel) if "TEE-BLK-M" in (m.text or "")
+        )
         actions = next(b for b in alert.blocks or [] if b["type"] == "actions")
         resync = next(e for e in actions["elements"] if e["action_id"] == "resync")
 
@@ -51,7 +54,7 @@ async def test_resync_and_drift_from_the_channel_page(tmp_path: Path) -> None:
                 )
             gid = world.locations["east"][0]
             assert world.shopify.quantities("TEE-BLK-M", gid)["available"] == 28
-            updated = world.slack.messages(world.alerts_channel)[0]
+            [updated] = [m for m in world.slack.messages(world.alerts_channel) if m.ts == alert.ts]
             assert updated.edited
             replies = [m.text for m in world.slack.thread(world.alerts_channel, alert.ts)]
             assert any("40 → 28" in (text or "") for text in replies)

@@ -53,8 +53,8 @@ is the hint; the second, if any, is added to its evidence as ``runner-up: …``.
    ``Evidence.movement`` known, ``g = −movement`` exactly (non-zero); without it,
    ``TL.changed_at`` is after ``S``'s observation.
 9. ``rate_limit_drops`` — ``S``'s :class:`~connectors.health.Health` counts throttles and,
-   at or after the drift's ``since``: its last error names a 429 / rate limit /
-   throttling, or a Retry-After was recorded, or its bucket was at least
+   within :data:`RATE_LIMIT_NEAR` (15 minutes) of the drift's ``since``: its last error
+   names a 429 / rate limit / throttling, or a Retry-After was recorded, or its bucket was at least
    :data:`THROTTLE_PRESSURE` (90 %) drained.
 10. ``webhook_gap`` — the caller set ``missed`` for ``S`` at this SKU × location (or for
     ``S`` as a whole); or ``S`` has webhook facts, received no delivery in the window
@@ -74,7 +74,7 @@ from datetime import datetime, timedelta
 from connectors.health import Health
 from connectors.levels import Level
 from monitors.drift import COUNT_MISMATCH, NEGATIVE, OVERSELL_RISK, UNDERSELL, Drift
-from monitors.pipeline.evaluate import Hint
+from monitors.pipeline.evaluate import Explained, Hint
 
 RACE_IN_FLIGHT_ORDERS = "race_in_flight_orders"
 RETURNS_DAMAGES_NOT_FLOWING = "returns_damages_not_flowing"
@@ -105,6 +105,9 @@ OVERRIDE_WINDOW = timedelta(hours=24)
 BATCH_MIN_LAG = timedelta(minutes=15)
 WEBHOOK_WINDOW = timedelta(hours=1)
 THROTTLE_PRESSURE = 0.9
+#: How close to the drift's start a throttle must be to explain it (a dropped update
+#: shows at the next read; a storm long after the drift began explains nothing).
+RATE_LIMIT_NEAR = timedelta(minutes=15)
 
 _HINTABLE = frozenset({OVERSELL_RISK, UNDERSELL, COUNT_MISMATCH, NEGATIVE})
 _RATE_LIMIT_WORDS = ("429", "rate limit", "throttl")
@@ -451,9 +454,13 @@ def _rate_limit(c: _Case) -> _Match | None:
     at = health.throttle.at
     facts = [f"{c.s}: {health.throttles} throttles, {health.retries} retries"]
     error_at = health.last_error_at
-    if error_at is not None and error_at >= since and any(w in error for w in _RATE_LIMIT_WORDS):
+    if (
+        error_at is not None
+        and abs(error_at - since) <= RATE_LIMIT_NEAR
+        and any(w in error for w in _RATE_LIMIT_WORDS)
+    ):
         facts.append(f"last error {_ago(c.ev.now - error_at)} ago: {health.last_error}")
-    if at is not None and at >= since:
+    if at is not None and abs(at - since) <= RATE_LIMIT_NEAR:
         if health.throttle.retry_after is not None:
             facts.append(
                 f"Retry-After {health.throttle.retry_after:g} s, {_ago(c.ev.now - at)} ago"
@@ -464,7 +471,7 @@ def _rate_limit(c: _Case) -> _Match | None:
     if len(facts) == 1:
         return None
     summary = (
-        f"Likely updates dropped under rate limiting: {c.s} has been throttled since the "
+        f"Likely updates dropped under rate limiting: {c.s} was throttled around when the "
         f"drift began {_ago(c.ev.now - since)} ago"
     )
     return RATE_LIMIT_DROPS, summary, facts
@@ -535,10 +542,11 @@ def explain(drift: Drift, evidence: Evidence) -> RootCauseHint | None:
 
 
 def hint_for(evidence: Evidence) -> Hint:
-    """The pipeline's ``Hint``: the summary of :func:`explain` against ``evidence``."""
+    """The pipeline's ``Hint``: the cause and summary of :func:`explain` against
+    ``evidence``."""
 
-    def hint(drift: Drift) -> str | None:
+    def hint(drift: Drift) -> Explained | None:
         found = explain(drift, evidence)
-        return found.summary if found else None
+        return Explained(found.cause, found.summary) if found else None
 
     return hint

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from monitors.drift import Drift
 from monitors.incidents import SEVERITY, drift_details, drift_title
-from monitors.pipeline.model import Candidate, Context, Stage
+from monitors.pipeline.model import Candidate, Context, Explained, Hint, Stage
 
-Hint = Callable[[Drift], str | None]
+__all__ = ["Explained", "Hint", "candidates_from_drifts", "evaluating"]
 
 
 def candidates_from_drifts(
@@ -21,17 +21,22 @@ def candidates_from_drifts(
     persisted long enough to open an incident; None confirms all."""
     out = []
     for d in drifts:
+        explained = hint(d) if hint else None
+        details = drift_details(d)
+        if explained is not None:
+            details["root_cause"] = explained.cause
         out.append(
             Candidate(
                 fingerprint=d.fingerprint,
                 kind=d.kind,
                 severity=SEVERITY.get(d.kind, "warning"),
                 title=drift_title(d),
-                details=drift_details(d),
+                details=details,
                 sku=d.sku,
                 location=d.location,
                 system=d.system,
-                root_cause_hint=(hint(d) if hint else None) or ("; ".join(d.evidence) or None),
+                root_cause_hint=(explained.summary if explained else None)
+                or ("; ".join(d.evidence) or None),
                 confirmed=confirmed is None or d.fingerprint in confirmed,
             )
         )

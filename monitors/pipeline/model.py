@@ -17,6 +17,18 @@ from ledger import Incident, Ledger
 from monitors.drift import Drift
 
 
+@dataclass(frozen=True)
+class Explained:
+    """A drift's likely root cause: its key (``monitors.hints.CAUSES``) and the sentence
+    the alert shows. The key is kept in the incident's ``details["root_cause"]``."""
+
+    cause: str
+    summary: str
+
+
+Hint = Callable[[Drift], Explained | None]
+
+
 @dataclass
 class Candidate:
     fingerprint: str
@@ -121,7 +133,7 @@ class Context:
     #: candidates given directly (health findings) rather than derived from drifts
     given: Sequence[Candidate] = ()
     #: this evaluation's root-cause explainer (it closes over this diff's evidence)
-    hint: Callable[[Drift], str | None] | None = None
+    hint: Hint | None = None
     #: what happened, for callers and tests
     opened: list[Incident] = field(default_factory=list)
     reopened: list[Incident] = field(default_factory=list)

@@ -382,6 +382,6 @@ async def test_rate_limit_drops(tmp_path: Path) -> None:
         lab.shopify.force_http_429(1, retry_after=2.0)
         await lab.diff()
         assert await lab.hint("TEE") == (
-            "Likely updates dropped under rate limiting: Shopify has been throttled since "
+            "Likely updates dropped under rate limiting: Shopify was throttled around when "
             "the drift began 1 min ago"
         )

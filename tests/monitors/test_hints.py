@@ -12,6 +12,7 @@ from connectors.health import Health, ThrottleState
 from connectors.levels import Level
 from monitors.drift import DiffRules, Drift, SystemRules, diff
 from monitors.hints import CAUSES, Evidence, RootCauseHint, WebhookFacts, explain, hint_for
+from monitors.pipeline.evaluate import Explained
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -460,23 +461,23 @@ ROWS = [
     ),
     pytest.param(
         Row(
-            drift("shopify", "oversell_risk", 10, 14, age=40 * MIN),
+            drift("shopify", "oversell_risk", 10, 14, age=12 * MIN),
             World(extra={"health": {"shopify": THROTTLED}}),
             RootCauseHint(
                 "rate_limit_drops",
-                "Likely updates dropped under rate limiting: Shopify has been throttled since "
-                "the drift began 40 min ago",
+                "Likely updates dropped under rate limiting: Shopify was throttled around "
+                "when the drift began 12 min ago",
                 [
                     "Shopify: 7 throttles, 5 retries",
                     "last error 5 min ago: rate limited (HTTP 429)",
                 ],
             ),
         ),
-        id="rate limit: a 429 since the drift began",
+        id="rate limit: a 429 near when the drift began",
     ),
     pytest.param(
         Row(
-            drift("shopify", "oversell_risk", 10, 14, age=40 * MIN),
+            drift("shopify", "oversell_risk", 10, 14, age=12 * MIN),
             World(
                 extra={
                     "health": {
@@ -490,12 +491,12 @@ ROWS = [
             ),
             RootCauseHint(
                 "rate_limit_drops",
-                "Likely updates dropped under rate limiting: Shopify has been throttled since "
-                "the drift began 40 min ago",
+                "Likely updates dropped under rate limiting: Shopify was throttled around "
+                "when the drift began 12 min ago",
                 ["Shopify: 2 throttles, 0 retries", "bucket 95% drained 3 min ago"],
             ),
         ),
-        id="rate limit: bucket drained since the drift began",
+        id="rate limit: bucket drained near when the drift began",
     ),
     # --- ambiguity: the more specific cause wins, the runner-up is named --------------
     pytest.param(
@@ -521,7 +522,13 @@ ROWS = [
     pytest.param(
         Row(
             drift("shopify", "undersell", 20, 12, age=30 * MIN),
-            World(MANUAL_LEVELS, {**MANUAL_EXTRA, "health": {"shopify": THROTTLED}}),
+            World(
+                MANUAL_LEVELS,
+                {
+                    **MANUAL_EXTRA,
+                    "health": {"shopify": replace(THROTTLED, last_error_at=NOW - 28 * MIN)},
+                },
+            ),
             RootCauseHint(
                 "manual_storefront_override",
                 MANUAL,
@@ -529,7 +536,7 @@ ROWS = [
                     "Shopify changed 30 min ago, last sync 2 h ago",
                     "no orders or refunds of TEE recorded",
                     "runner-up: rate_limit_drops: Likely updates dropped under rate limiting: "
-                    "Shopify has been throttled since the drift began 30 min ago",
+                    "Shopify was throttled around when the drift began 30 min ago",
                 ],
             ),
         ),
@@ -629,10 +636,10 @@ ROWS = [
     pytest.param(
         Row(
             drift("shopify", "oversell_risk", 10, 14, age=3 * MIN),
-            World(extra={"health": {"shopify": THROTTLED}}),
+            World(extra={"health": {"shopify": replace(THROTTLED, last_error_at=NOW - 40 * MIN)}}),
             None,
         ),
-        id="throttled, but before the drift began",
+        id="throttled, but long before the drift began",
     ),
     pytest.param(
         Row(
@@ -685,5 +692,7 @@ def test_the_taxonomy_keys() -> None:
 
 def test_hint_for_gives_the_pipeline_the_summary() -> None:
     hint = hint_for(World(RACE_LEVELS).evidence())
-    assert hint(drift("shopify", "oversell_risk", 15, 20)) == RACE
+    assert hint(drift("shopify", "oversell_risk", 15, 20)) == Explained(
+        "race_in_flight_orders", RACE
+    )
     assert hint(drift("shopify", "oversell_risk", 15, 20, age=30 * MIN)) is None

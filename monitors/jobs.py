@@ -19,7 +19,7 @@ from monitors.hints import Evidence, hint_for
 from monitors.persistence import Persistence, Seen, debounce
 from monitors.persistence import scope as covered_by
 from monitors.pipeline import Context, Pipeline, Scope, build_pipeline
-from monitors.reconcile import DiffRun, run_diff
+from monitors.reconcile import DiffRun, run_diff, with_bundles
 
 log = logging.getLogger("driftwatch.jobs")
 
@@ -83,6 +83,8 @@ class DriftDiffJob:
 
     async def _run(self, skus: Sequence[str] | None) -> DiffResult:
         started = self._clock.now()
+        if skus is not None:
+            skus = with_bundles(skus, self._rules)
         diff_run = await run_diff(self._systems, self._rules, self._ledger, skus=skus)
         for system, error in diff_run.failures.items():
             log.warning("could not read %s: %s", system, error)

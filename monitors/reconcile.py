@@ -64,6 +64,20 @@ def observations(levels: Iterable[Level]) -> Iterable[LevelObservation]:
             )
 
 
+def with_bundles(skus: Iterable[str], rules: DiffRules) -> list[str]:
+    """``skus`` plus what judging them needs: a bundle's components, and the bundles a
+    component belongs to (with their other components). A targeted diff of a bundle
+    alone would judge it against no components; of a component alone, its bundles
+    would look missing."""
+    wanted = dict.fromkeys(skus)
+    for bundle, components in rules.bundles.items():
+        if bundle in wanted or any(c in wanted for c in components):
+            wanted.setdefault(bundle)
+            for component in components:
+                wanted.setdefault(component)
+    return list(wanted)
+
+
 async def run_diff(
     systems: Sequence[InventorySystem],
     rules: DiffRules,
@@ -74,6 +88,8 @@ async def run_diff(
 ) -> DiffRun:
     """Read, record (when given a ledger) and diff at ``now`` (default: the latest
     observation read, i.e. the time of the read)."""
+    if skus is not None:
+        skus = with_bundles(skus, rules)
     levels, failures = await read_all(systems, skus)
     healthy = {s.name for s in systems} - set(failures)
     compared = replace(

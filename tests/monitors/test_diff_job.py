@@ -73,3 +73,22 @@ async def test_a_large_drift_pages_at_once(setup: Setup) -> None:
     setup.demo.world.shopify.set_quantities("MUG-STONE", gid, available=90)  # WMS says 33
     result = await setup.job.run()
     assert [i.sku for i in result.incidents.opened] == ["MUG-STONE"]
+
+
+async def test_a_targeted_diff_of_a_component_reads_its_bundle_too(tmp_path: Path) -> None:
+    clock = ManualClock()
+    async with (
+        demo_world(scenarios=True) as demo,
+        Ledger.from_url(f"sqlite:///{tmp_path / 'bundle.db'}") as ledger,
+        httpx.AsyncClient() as client,
+    ):
+        await ledger.upgrade()
+        systems = build_systems(demo.config, client=client, clock=clock, environ=demo.environ)
+        job = DriftDiffJob(
+            systems, rules_from_config(demo.config), ledger, clock, channel="C0DRIFT01"
+        )
+        for targeted in (["MUG-STONE"], ["MUG-GIFT-2"]):
+            result = await job.run(targeted)
+            read = {lv.sku for lv in result.run.levels}
+            assert {"MUG-STONE", "MUG-GIFT-2"} <= read, targeted
+            assert not [d for d in result.run.drifts if d.sku == "MUG-GIFT-2"], targeted

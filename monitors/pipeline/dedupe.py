@@ -2,8 +2,8 @@
 
 * A confirmed candidate with no live incident opens one, or reopens the incident it
   had if that was resolved within ``reopen_window``.
-* A candidate whose incident is live touches it (fresh facts) and is due a reminder
-  every ``repeat_interval``.
+* A candidate whose incident is live touches it (fresh facts, but the root cause it
+  was opened with) and is due a reminder every ``repeat_interval``.
 * A live incident whose drift was not seen, where the evaluation looked (its system
   read successfully, its SKU in scope), has recovered: it is resolved by Driftwatch.
 """
@@ -52,6 +52,17 @@ async def _record(ctx: Context, c: Candidate) -> tuple[Incident, bool]:
     )
 
 
+def _keep_first_cause(incident: Incident, c: Candidate) -> None:
+    """A live incident keeps the root cause it was opened with: the evidence around a
+    drift's start explains it best (orders in flight age out of their window, and a
+    race that persisted would otherwise be re-explained as something else)."""
+    cause = (incident.details or {}).get("root_cause")
+    if cause is None:
+        return
+    c.details["root_cause"] = cause
+    c.root_cause_hint = incident.root_cause_hint
+
+
 def _in_scope(ctx: Context, incident: Incident) -> bool:
     if incident.system is not None and incident.system not in ctx.scope.systems:
         return False
@@ -65,6 +76,7 @@ async def dedupe(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
     for c in candidates:
         existing = live.get(c.fingerprint)
         if existing is not None:
+            _keep_first_cause(existing, c)
             c.incident, _ = await _record(ctx, c)
             if ctx.now - existing.opened_at >= ctx.timers.repeat_interval:
                 c.notify = "reminder"

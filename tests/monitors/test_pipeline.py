@@ -13,6 +13,7 @@ from connectors.levels import Level
 from ledger import Ledger
 from monitors.drift import DiffRules, Drift, SystemRules, diff
 from monitors.pipeline import Candidate, Mute, Scope, Timers, build_pipeline
+from monitors.pipeline.evaluate import Explained
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 RULES = DiffRules(
@@ -196,3 +197,31 @@ async def test_health_and_webhook_incidents_recover_in_their_own_words(
     assert replies[1].startswith("Still unhealthy" if family == "health:" else "Still failing")
     assert "gap" not in replies[1]
     assert replies[-1] == recovered
+
+
+async def test_a_live_incident_keeps_the_cause_it_was_opened_with(ledger: Ledger) -> None:
+    pipeline = build_pipeline()
+    race = Explained("race_in_flight_orders", "Likely a race with in-flight orders")
+    manual = Explained("manual_storefront_override", "Likely a manual change in Shopify")
+    seen = drifts({"SKU-1": (14, 10)})
+    run = {"scope": FULL, "channel": CHANNEL}
+    await pipeline.run(ledger, seen, now=T0, hint=lambda d: race, **run)  # type: ignore[arg-type]
+    later = T0 + timedelta(minutes=30)
+    await pipeline.run(ledger, seen, now=later, hint=lambda d: manual, **run)  # type: ignore[arg-type]
+    incident = await ledger.find_open_incident(seen[0].fingerprint)
+    assert incident is not None
+    assert incident.root_cause_hint == "Likely a race with in-flight orders"
+    assert incident.details["root_cause"] == "race_in_flight_orders"
+
+
+async def test_an_incident_opened_without_a_cause_takes_a_later_one(ledger: Ledger) -> None:
+    pipeline = build_pipeline()
+    manual = Explained("manual_storefront_override", "Likely a manual change in Shopify")
+    seen = drifts({"SKU-1": (14, 10)})
+    run = {"scope": FULL, "channel": CHANNEL}
+    await pipeline.run(ledger, seen, now=T0, hint=lambda d: None, **run)  # type: ignore[arg-type]
+    later = T0 + timedelta(minutes=30)
+    await pipeline.run(ledger, seen, now=later, hint=lambda d: manual, **run)  # type: ignore[arg-type]
+    incident = await ledger.find_open_incident(seen[0].fingerprint)
+    assert incident is not None
+    assert incident.details["root_cause"] == "manual_storefront_override"

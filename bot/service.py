@@ -343,7 +343,7 @@ class Service:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         if self.slack_app is not None and self._signing_secret:
-            app.router.add_post(EVENTS_PATH, events_handler(self.slack_app))
+            app.router.add_post(EVENTS_PATH, events_handler(self.slack_app, self._signing_secret))
         if self.webhooks is not None:
             app.router.add_post(WEBHOOKS_PATH, self.webhooks.handle)
         return app

@@ -8,7 +8,7 @@ transaction, so a change and its audit entry land together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +67,19 @@ class AuditLog(Store):
             return await insert_audit(
                 conn, actor=actor, action=action, subject=subject, detail=detail, at=at
             )
+
+    async def append_audit_many(
+        self, entries: Sequence[tuple[str, str, str, Mapping[str, Any] | None, datetime]]
+    ) -> list[AuditEntry]:
+        """Append ``(actor, action, subject, detail, at)`` entries in one transaction
+        (all or none), in order."""
+        async with self._write() as conn:
+            return [
+                await insert_audit(
+                    conn, actor=actor, action=action, subject=subject, detail=detail, at=at
+                )
+                for actor, action, subject, detail, at in entries
+            ]
 
     async def list_audit(
         self,

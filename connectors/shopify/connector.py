@@ -15,6 +15,7 @@ automatic choice falls back to paging.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 from collections.abc import Iterator, Sequence
@@ -23,7 +24,7 @@ from typing import Any
 import httpx
 
 from connectors.clock import Clock
-from connectors.errors import GraphQLError, IdempotencyError, WriteRejected
+from connectors.errors import GraphQLError, IdempotencyError, ResponseError, WriteRejected
 from connectors.health import Health
 from connectors.http import RetryPolicy
 from connectors.levels import Level, LevelWrite, WriteOutcome
@@ -57,6 +58,21 @@ REASONS = frozenset(
 )
 MAX_QUANTITIES_PER_CALL = 250
 SKU_QUERY_BATCH = 50
+
+
+@contextlib.contextmanager
+def _answer_shape(system: str, what: str) -> Iterator[None]:
+    """Shopify's answer is outside input: a field missing or of the wrong type where the
+    schema promises one becomes a :class:`ResponseError` (a connector error the monitors
+    and the bot report in words), not a ``KeyError`` from deep in the parsing."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise ResponseError(
+            f"{system}: Shopify's answer to {what} is not shaped as expected "
+            f"({type(exc).__name__}: {exc})",
+            system=system,
+        ) from exc
 
 
 class ShopifyConnector:
@@ -141,10 +157,11 @@ class ShopifyConnector:
 
     async def read_levels(self, skus: Sequence[str] | None = None) -> list[Level]:
         try:
-            if skus is None and await self._bulk_wanted():
-                levels = await self._read_in_bulk()
-            else:
-                levels = await self._read_paged(skus)
+            with _answer_shape(self.name, "an inventory read"):
+                if skus is None and await self._bulk_wanted():
+                    levels = await self._read_in_bulk()
+                else:
+                    levels = await self._read_paged(skus)
         except Exception as exc:
             self._health.failed(str(exc), self._clock.now())
             raise
@@ -302,11 +319,14 @@ class ShopifyConnector:
                 },
             }
             data = await self._gql.execute("set_quantities", document("set_quantities"), variables)
-            payload = data["inventorySetQuantities"]
-            errors = payload.get("userErrors") or []
-            if not errors:
-                self._record_applied(state, entries, payload, outcomes)
-                return
+            with _answer_shape(self.name, "inventorySetQuantities"):
+                payload = data["inventorySetQuantities"]
+                errors = list(payload.get("userErrors") or [])
+                if not all(isinstance(e, dict) for e in errors):
+                    raise TypeError("userErrors is not a list of objects")
+                if not errors:
+                    self._record_applied(state, entries, payload, outcomes)
+                    return
             stale = _indexes_with(errors, "CHANGE_FROM_QUANTITY_STALE")
             if stale:
                 for i in stale:

@@ -46,10 +46,13 @@ def _reminder_bucket(ctx: Context, c: Candidate) -> int:
 async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
     for c in candidates:
         incident = c.incident
-        if incident is None or c.notify is None or c.muted_by is not None:
+        if incident is None or c.muted_by is not None:
             continue
         n = incident.reopened_count
-        if c.notify == "opened":
+        if c.notify == "opened" or (incident.slack_ts is None and incident.status != "resolved"):
+            # A live incident whose alert was never posted (a crash between saving it
+            # and queueing its alert, or it opened muted) has its opening queued again;
+            # the dedupe key makes that a no-op while the first one is still queued.
             await ctx.ledger.enqueue(
                 "incident.opened",
                 ctx.channel,
@@ -58,7 +61,7 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
                 incident_id=incident.id,
                 dedupe_key=f"incident:{incident.id}:opened:{n}",
             )
-        elif c.notify == "reopened":
+        if c.notify == "reopened":
             await ctx.ledger.enqueue(
                 "incident.updated",
                 ctx.channel,

@@ -27,6 +27,24 @@ async def test_append_and_list(ledger: Ledger) -> None:
     assert [e.id for e in await ledger.list_audit(since=at(2))] == [third.id]
 
 
+async def test_many_entries_are_appended_together_or_not_at_all(ledger: Ledger) -> None:
+    written = await ledger.append_audit_many(
+        [
+            ("U_ALICE", "slack.command", "sku:TEE", {"command": "/drift"}, T0),
+            ("U_BOB", "slack.action", "incident:1", None, at(1)),
+        ]
+    )
+    assert [(e.actor, e.detail) for e in written] == [
+        ("U_ALICE", {"command": "/drift"}),
+        ("U_BOB", {}),
+    ]
+    with pytest.raises(InvalidArgument):
+        await ledger.append_audit_many(
+            [("U_CAROL", "slack.command", "sku:TEE", None, at(2)), ("", "x", "y", None, at(2))]
+        )
+    assert [e.actor for e in await ledger.list_audit()] == ["U_BOB", "U_ALICE"]
+
+
 async def test_bad_entries_are_refused(ledger: Ledger, raw: AsyncEngine) -> None:
     with pytest.raises(InvalidArgument):
         await ledger.append_audit("U_ALICE", "x", "y", {"when": T0}, T0)  # not JSON

@@ -28,7 +28,7 @@ from bot.render.summary import post_daily_adjustments, post_weekly_summary
 from bot.slack_app import EVENTS_PATH, build_slack_app, events_handler
 from bot.slack_deps import BotDeps, Work
 from bot.socket_mode import SocketMode
-from bot.summary_chart import WeeklyChart
+from bot.summary_chart import DailyAdjustmentsChart, WeeklyChart
 from connectors.base import InventorySystem
 from connectors.clock import Clock, SystemClock
 from connectors.shopify import ShopifyConnector
@@ -100,6 +100,14 @@ class Service:
             )
         )
         self.outbox.on_message_posted.append(WeeklyChart(ledger, self.slack, config.tz))
+        self.outbox.on_message_posted.append(
+            DailyAdjustmentsChart(
+                ledger,
+                self.slack,
+                config.tz,
+                AdjustmentRules(source_of_truth=config.source_of_truth[0]),
+            )
+        )
         self.resync = ResyncService(self.systems, self.rules, ledger, self.clock)
         self.diff_job = DriftDiffJob(
             self.systems,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
+from typing import Any
 
 from slack_sdk.models.blocks import (
     Block,
@@ -37,6 +38,8 @@ from monitors.reports import (
 WEEKLY_KIND = "message"
 #: the ``chart`` marker in a weekly summary's outbox payload
 WEEKLY_CHART = "weekly-summary"
+#: the ``chart`` marker in a daily adjustment report's outbox payload
+DAILY_CHART = "daily_adjustments"
 FLAG_ICONS = {
     "repeated": ":repeat:",
     "large": ":warning:",
@@ -229,10 +232,18 @@ async def post_daily_adjustments(
     ``message``; None if that day's report was queued before."""
     start = day_start or previous_day_start(now, tz)
     report = await daily_adjustments(ledger, start, rules)
+    payload: dict[str, Any] = {
+        "text": adjustment_text(report, tz),
+        "blocks": blocks_json(adjustment_blocks(report, tz)),
+    }
+    if report.total:
+        # the chart goes into the message's thread once posted (bot.summary_chart); a
+        # day without adjustments gets none: the message says so
+        payload["chart"] = {"kind": DAILY_CHART, "day_start": start.isoformat()}
     return await ledger.enqueue(
         WEEKLY_KIND,
         channel,
-        {"text": adjustment_text(report, tz), "blocks": blocks_json(adjustment_blocks(report, tz))},
+        payload,
         now,
         dedupe_key=f"daily-adjustments:{channel}:{start.isoformat()}",
     )

@@ -22,15 +22,17 @@ from bot.render.summary import (
     weekly_text,
 )
 from bot.service import Service
-from bot.summary_chart import render_weekly_chart
+from bot.summary_chart import ReasonTally, reason_tallies, render_daily_chart, render_weekly_chart
 from connectors import ManualClock
 from ledger import AdjustmentCount, Ledger, LocationMismatch, ResponseTimes, SkuDrift
 from monitors.reports import (
     AdjustmentReport,
+    AdjustmentRules,
     Flag,
     Kpi,
     WeekFigures,
     WeeklySummary,
+    daily_adjustments,
 )
 
 NY = ZoneInfo("America/New_York")
@@ -208,7 +210,116 @@ async def test_posting_queues_one_message_per_period(ledger: Ledger) -> None:
     daily = await post_daily_adjustments(ledger, "C1", now, NY)
     assert daily is not None
     assert daily.payload["text"] == "Adjustments on Sun Nov 8: 1"
+    assert daily.payload["chart"] == {
+        "kind": "daily_adjustments",
+        "day_start": "2026-11-08T00:00:00-05:00",
+    }
     assert await post_daily_adjustments(ledger, "C1", now, NY) is None
+    # a day without adjustments: the message says so, and no chart follows it
+    quiet = await post_daily_adjustments(ledger, "C1", now + timedelta(days=1), NY)
+    assert quiet is not None
+    assert quiet.payload["text"] == "Adjustments on Mon Nov 9: 0"
+    assert "chart" not in quiet.payload
+
+
+async def record_adjustments(ledger: Ledger, day: datetime) -> None:
+    """A busy day (repeats, a large change outside the WMS, a count without a change) and
+    a quieter same weekday the week before."""
+    at = day + timedelta(hours=15)
+    for i, (sku, system, reason, delta, new) in enumerate(
+        [
+            ("MUG", "wms", "damaged", -1, None),
+            ("MUG", "wms", "damaged", -2, None),
+            ("MUG", "wms", "damaged", -1, None),
+            ("TEE", "shopify", "shrinkage", -60, 10),
+            ("CAP", "wms", "cycle_count", None, 12),
+            ("CAP", "wms", "received", 24, None),
+        ]
+    ):
+        await ledger.record_adjustment(
+            f"now-{i}", sku, "east", system, reason, "U0OPS001", at + timedelta(minutes=i),
+            delta=delta, new_quantity=new,
+        )  # fmt: skip
+    before = at - timedelta(days=7)
+    for i, (reason, delta) in enumerate([("received", 48), ("correction", 2), ("damaged", -1)]):
+        await ledger.record_adjustment(
+            f"before-{i}", "CAP", "east", "wms", reason, "U0OPS001", before, delta=delta
+        )
+
+
+async def test_the_daily_chart_compares_reasons_with_the_same_day_last_week(
+    ledger: Ledger,
+) -> None:
+    day = datetime(2026, 11, 3, tzinfo=NY)
+    await record_adjustments(ledger, day)
+    rules = AdjustmentRules(source_of_truth="wms")
+    report = await daily_adjustments(ledger, day, rules)
+    last = await daily_adjustments(ledger, day - timedelta(days=7), rules)
+    assert reason_tallies(report, last) == [
+        ReasonTally("damaged", 3, 1, -4, -1, ("MUG",)),
+        ReasonTally("received", 1, 1, 24, 48, ()),
+        ReasonTally("cycle_count", 1, 0, 0, 0, ()),  # a new count without a change: 0 net
+        ReasonTally("shrinkage", 1, 0, -60, 0, ("TEE",)),
+        ReasonTally("correction", 0, 1, 0, 2, ()),
+    ]
+    assert [t.label for t in reason_tallies(report, last)][:2] == ["Damaged", "Received"]
+    png = await render_daily_chart(report, last, NY)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    quiet = await daily_adjustments(ledger, day.replace(day=4), rules)  # nothing that day
+    assert (await render_daily_chart(quiet, last, NY)).startswith(b"\x89PNG")
+
+
+async def test_the_scheduled_daily_adjustment_report_gets_its_chart_in_the_thread(
+    tmp_path: Path,
+) -> None:
+    async with (
+        demo_world() as demo,
+        Ledger.from_url(f"sqlite:///{tmp_path / 'daily.db'}") as ledger,
+    ):
+        await ledger.upgrade()
+        slack = demo.world.slack
+        clock = ManualClock()  # Monday Nov 2 09:00 UTC: the report is of Sunday Nov 1
+        await record_adjustments(ledger, datetime(2026, 11, 1, tzinfo=UTC))
+        service = Service(demo.config, demo.environ, ledger, clock=clock)
+        await service.start(host="127.0.0.1", port=0)
+        try:
+            await asyncio.wait_for(service.diff_done.wait(), 30)
+            await service.idle()
+            job = service.scheduler.get_job("daily-adjustments")
+            assert job is not None
+            job.modify(next_run_time=datetime.now(UTC))  # the scheduler runs it, now
+            complete = await asyncio.wait_for(
+                slack.wait_for_call(
+                    lambda c: (
+                        c.method == "files.completeUploadExternal"
+                        and "Adjustments by reason code" in str(c.args.get("files"))
+                    )
+                ),
+                30,
+            )
+            await service.idle()
+        finally:
+            await service.stop()
+    channel = demo.world.alerts_channel
+    [report] = [m for m in slack.messages(channel) if m.text.startswith("Adjustments on")]
+    assert report.text == "Adjustments on Sun Nov 1: 6, 3 unusual"
+    assert complete.ok
+    assert (complete.args["channel_id"], complete.args["thread_ts"]) == (channel, report.ts)
+    [png] = [f for f in slack.files.values() if f.filename.startswith("daily-adjustments-")]
+    assert png.filename == "daily-adjustments-2026-11-01.png"
+    assert png.content is not None
+    assert png.content.startswith(b"\x89PNG")
+    assert png.shared_to == [(channel, report.ts)]
+    methods = [c.method for c in slack.requests if c.ok]
+    posted = max(
+        i
+        for i, c in enumerate(slack.requests)
+        if c.method == "chat.postMessage" and str(c.args.get("text", "")).startswith("Adjust")
+    )
+    asked = methods.index("files.getUploadURLExternal", posted)
+    assert methods.index("files.completeUploadExternal", asked) > asked
+    [reply] = slack.thread(channel, report.ts)[1:]
+    assert [f["name"] for f in reply.files] == [png.filename]
 
 
 async def test_the_scheduled_weekly_summary_gets_its_chart_in_the_thread(tmp_path: Path) -> None:

@@ -4,18 +4,20 @@ The receiver (``connectors.shopify.webhooks``) records each delivery as it arriv
 accepted, refused at the door, or a duplicate — and settles accepted ones once
 processed. Dedupe is a claim on (system, dedupe_key) under a unique index, so two
 deliveries of one event racing on two replicas still produce one ``received`` row and
-one ``duplicate`` row. Staleness is judged against the newest ``processed`` delivery for
-the same resource (e.g. an inventory item at a location).
+one ``duplicate`` row. Deliveries can be recorded (and settled) in batches, one
+transaction each, so a burst costs a few transactions rather than one per delivery.
+Staleness is judged against the newest ``processed`` delivery for the same resource
+(e.g. an inventory item at a location).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.errors import InvalidArgument, NotFound
@@ -27,6 +29,22 @@ from ledger.types import WEBHOOK_OUTCOMES, require_choice, require_json, require
 
 #: Outcomes of deliveries refused at the door (no payload was accepted).
 REFUSED = ("rejected_signature", "malformed", "too_large")
+#: Keys per ``IN (...)`` list: well under SQLite's limit on bound parameters.
+_IN_CHUNK = 500
+_DELIVERY_FIELDS = frozenset(
+    (
+        "system",
+        "topic",
+        "event_id",
+        "webhook_id",
+        "triggered_at",
+        "received_at",
+        "outcome",
+        "resource_key",
+        "detail",
+        "dedupe_key",
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,51 +124,89 @@ class WebhookDeliveries(Store):
         With a ``dedupe_key`` (the event id), the delivery claims that key for ``system``.
         If the key was claimed before, the delivery is recorded anyway, with outcome
         ``duplicate``, no key, and ``detail["duplicate_of"]`` naming the first delivery;
-        the result is then ``(that row, False)``. Without a key every delivery is new.
-        ``delay_seconds`` is computed from ``received_at - triggered_at``.
+        the result is then ``(the duplicate's row, False)``. Without a key every delivery
+        is new. ``delay_seconds`` is computed from ``received_at - triggered_at``.
         """
-        system = require_text(system, "system")
-        require_choice(outcome, WEBHOOK_OUTCOMES, "outcome")
-        received_at = require_utc(received_at, "received_at")
-        triggered = require_utc(triggered_at, "triggered_at") if triggered_at else None
-        values: dict[str, Any] = {
-            "system": system,
-            "topic": topic,
-            "event_id": event_id,
-            "webhook_id": webhook_id,
-            "dedupe_key": dedupe_key,
-            "resource_key": resource_key,
-            "triggered_at": triggered,
-            "received_at": received_at,
-            "delay_seconds": (received_at - triggered).total_seconds() if triggered else None,
-            "processed_at": None,
-            "outcome": outcome,
-            "detail": require_json(dict(detail or {}), "detail"),
-        }
+        [result] = await self.record_deliveries(
+            [
+                {
+                    "system": system,
+                    "topic": topic,
+                    "event_id": event_id,
+                    "webhook_id": webhook_id,
+                    "triggered_at": triggered_at,
+                    "received_at": received_at,
+                    "outcome": outcome,
+                    "resource_key": resource_key,
+                    "detail": detail,
+                    "dedupe_key": dedupe_key,
+                }
+            ]
+        )
+        return result
+
+    async def record_deliveries(
+        self, deliveries: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[WebhookDelivery, bool]]:
+        """Record several deliveries in one transaction (a group commit); each mapping
+        holds :meth:`record_delivery`'s keyword arguments. Returns ``(row, is_new)`` per
+        delivery, in the order given.
+
+        Claims are decided as if the deliveries were recorded one after another in that
+        order: the first of a ``(system, dedupe_key)`` in the batch claims it unless a
+        delivery outside the batch (an earlier transaction, another replica) holds it;
+        every later one is a ``duplicate`` of whichever holds it. A value that cannot be
+        stored refuses the whole batch (:class:`InvalidArgument`), nothing is written.
+        """
+        values = [_delivery_values(d) for d in deliveries]
+        results: list[tuple[WebhookDelivery, bool] | None] = [None] * len(values)
+        firsts: dict[tuple[str, str], int] = {}  # (system, key) -> index of its first
+        for index, value in enumerate(values):
+            if value["dedupe_key"] is not None:
+                firsts.setdefault((value["system"], value["dedupe_key"]), index)
         async with self._write() as conn:
-            if dedupe_key is None:
-                return await _insert(conn, values), True
-            stmt = (
-                dialect_insert(self.dialect, WD)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["system", "dedupe_key"])
-                .returning(*WD.c)
-            )
-            row = (await conn.execute(stmt)).mappings().first()
-            if row is not None:
-                return WebhookDelivery.from_row(row), True
-            first = (
-                await conn.execute(
-                    select(WD.c.id).where(WD.c.system == system, WD.c.dedupe_key == dedupe_key)
-                )
-            ).scalar_one()
-            duplicate = {
-                **values,
-                "dedupe_key": None,
-                "outcome": "duplicate",
-                "detail": {**values["detail"], "duplicate_of": first},
-            }
-            return await _insert(conn, duplicate), False
+            claimed = await self._claim(conn, [values[i] for _, i in sorted(firsts.items())])
+            holders = {key: row.id for key, row in claimed.items()}
+            holders |= await _holders(conn, [key for key in firsts if key not in claimed])
+            plain: list[int] = []
+            duplicates: set[int] = set()
+            for index, value in enumerate(values):
+                key = (value["system"], value["dedupe_key"])
+                if value["dedupe_key"] is None:
+                    plain.append(index)
+                elif firsts[key] == index and key in claimed:
+                    results[index] = (claimed[key], True)
+                else:
+                    values[index] = {
+                        **value,
+                        "dedupe_key": None,
+                        "outcome": "duplicate",
+                        "detail": {**value["detail"], "duplicate_of": holders[key]},
+                    }
+                    duplicates.add(index)
+                    plain.append(index)
+            if plain:
+                stmt = WD.insert().returning(*WD.c, sort_by_parameter_order=True)
+                rows = (await conn.execute(stmt, [values[i] for i in plain])).mappings().all()
+                for index, row in zip(plain, rows, strict=True):
+                    results[index] = (WebhookDelivery.from_row(row), index not in duplicates)
+        return [r for r in results if r is not None]
+
+    async def _claim(
+        self, conn: AsyncConnection, values: list[dict[str, Any]]
+    ) -> dict[tuple[str, str], WebhookDelivery]:
+        """Insert the first delivery of each key unless the key is held; the rows that
+        claimed, by ``(system, dedupe_key)``. ``values`` come sorted by key, so two
+        replicas claiming overlapping keys lock them in one order (no deadlock)."""
+        if not values:
+            return {}
+        stmt = (
+            dialect_insert(self.dialect, WD)
+            .on_conflict_do_nothing(index_elements=["system", "dedupe_key"])
+            .returning(*WD.c)
+        )
+        rows = (await conn.execute(stmt, values)).mappings().all()
+        return {(r["system"], r["dedupe_key"]): WebhookDelivery.from_row(r) for r in rows}
 
     async def finish_delivery(
         self,
@@ -197,6 +253,77 @@ class WebhookDeliveries(Store):
         )
         async with self._read() as conn:
             latest: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+        return latest
+
+    async def finish_deliveries(self, finished: Sequence[Mapping[str, Any]]) -> None:
+        """Settle several deliveries in one transaction; each mapping holds
+        :meth:`finish_delivery`'s arguments (``delivery_id``, ``outcome``,
+        ``processed_at``, optional ``detail``). :class:`NotFound` (and nothing settled)
+        if one of them does not exist."""
+        settled: dict[int, dict[str, Any]] = {}
+        for item in finished:
+            outcome = require_choice(item["outcome"], WEBHOOK_OUTCOMES, "outcome")
+            settled[int(item["delivery_id"])] = {
+                "outcome": outcome,
+                "processed_at": require_utc(item["processed_at"], "processed_at"),
+                "extra": require_json(dict(item.get("detail") or {}), "detail"),
+            }
+        if not settled:
+            return
+        async with self._write() as conn:
+            current: dict[int, Any] = {}
+            ids = list(settled)
+            for chunk in range(0, len(ids), _IN_CHUNK):
+                query = select(WD.c.id, WD.c.detail).where(
+                    WD.c.id.in_(ids[chunk : chunk + _IN_CHUNK])
+                )
+                current.update({i: d for i, d in await conn.execute(query)})
+            missing = [i for i in ids if i not in current]
+            if missing:
+                raise NotFound(f"no webhook delivery {missing[0]}")
+            stmt = (
+                update(WD)
+                .where(WD.c.id == bindparam("b_id"))
+                .values(
+                    outcome=bindparam("b_outcome"),
+                    processed_at=bindparam("b_processed_at"),
+                    detail=bindparam("b_detail", type_=WD.c.detail.type),
+                )
+            )
+            await conn.execute(
+                stmt,
+                [
+                    {
+                        "b_id": i,
+                        "b_outcome": s["outcome"],
+                        "b_processed_at": s["processed_at"],
+                        "b_detail": {**current[i], **s["extra"]},
+                    }
+                    for i, s in settled.items()
+                ],
+            )
+
+    async def latest_triggered_many(
+        self, system: str, resource_keys: Iterable[str]
+    ) -> dict[str, datetime]:
+        """:meth:`latest_triggered_at` for several resources in one read; resources with
+        no ``processed`` delivery are left out."""
+        keys = sorted(set(resource_keys))
+        latest: dict[str, datetime] = {}
+        async with self._read() as conn:
+            for chunk in range(0, len(keys), _IN_CHUNK):
+                query = (
+                    select(WD.c.resource_key, func.max(WD.c.triggered_at))
+                    .where(
+                        WD.c.system == system,
+                        WD.c.resource_key.in_(keys[chunk : chunk + _IN_CHUNK]),
+                        WD.c.outcome == "processed",
+                    )
+                    .group_by(WD.c.resource_key)
+                )
+                for key, moment in await conn.execute(query):
+                    if moment is not None:
+                        latest[key] = moment
         return latest
 
     async def get_delivery(self, delivery_id: int) -> WebhookDelivery:
@@ -397,6 +524,45 @@ class WebhookDeliveries(Store):
         ]
 
 
-async def _insert(conn: AsyncConnection, values: dict[str, Any]) -> WebhookDelivery:
-    row = (await conn.execute(WD.insert().values(**values).returning(*WD.c))).mappings().one()
-    return WebhookDelivery.from_row(row)
+def _delivery_values(delivery: Mapping[str, Any]) -> dict[str, Any]:
+    """The row of one delivery given as :meth:`WebhookDeliveries.record_delivery`'s
+    keyword arguments, checked."""
+    unknown = set(delivery) - _DELIVERY_FIELDS
+    if unknown:
+        raise InvalidArgument(f"unknown delivery fields: {sorted(unknown)}")
+    system = require_text(delivery.get("system", ""), "system")
+    outcome = require_choice(delivery.get("outcome", ""), WEBHOOK_OUTCOMES, "outcome")
+    received_at = require_utc(delivery.get("received_at", ""), "received_at")
+    triggered_at = delivery.get("triggered_at")
+    triggered = require_utc(triggered_at, "triggered_at") if triggered_at else None
+    return {
+        "system": system,
+        "topic": delivery.get("topic"),
+        "event_id": delivery.get("event_id"),
+        "webhook_id": delivery.get("webhook_id"),
+        "dedupe_key": delivery.get("dedupe_key"),
+        "resource_key": delivery.get("resource_key"),
+        "triggered_at": triggered,
+        "received_at": received_at,
+        "delay_seconds": (received_at - triggered).total_seconds() if triggered else None,
+        "processed_at": None,
+        "outcome": outcome,
+        "detail": require_json(dict(delivery.get("detail") or {}), "detail"),
+    }
+
+
+async def _holders(
+    conn: AsyncConnection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Who holds each of ``keys``: the id of the delivery that claimed it."""
+    held: dict[tuple[str, str], int] = {}
+    by_system: dict[str, list[str]] = {}
+    for system, key in keys:
+        by_system.setdefault(system, []).append(key)
+    for system, names in by_system.items():
+        for chunk in range(0, len(names), _IN_CHUNK):
+            query = select(WD.c.id, WD.c.dedupe_key).where(
+                WD.c.system == system, WD.c.dedupe_key.in_(names[chunk : chunk + _IN_CHUNK])
+            )
+            held.update({(system, key): row_id for row_id, key in await conn.execute(query)})
+    return held

@@ -11,15 +11,21 @@ hours). :meth:`WebhookReceiver.handle` is the aiohttp handler for that:
 2. The delivery is recorded through the :class:`DeliveryStore` *before* the answer, so
    a 200 means it is durably known; the record claims the event id
    (``X-Shopify-Event-Id``, else ``X-Shopify-Webhook-Id``), and a second delivery of
-   the same event is recorded as ``duplicate`` and never processed again. If the store
-   is down or slower than the ack budget, the answer is 503 and Shopify retries (a
-   record that lands late is still processed once; the retry is then a duplicate).
-3. After the answer, one worker task processes accepted deliveries in arrival order. A
-   delivery whose ``X-Shopify-Triggered-At`` is older than the newest already processed
-   for the same resource (an inventory item at a location) is recorded ``stale`` and not
-   applied. An ``inventory_levels/update`` becomes a :class:`Touched` handed to the
-   injected ``on_touched`` callback; other topics (orders, refunds, item changes) are
-   kept as evidence (a summary in the record) and handed to ``on_event`` if given.
+   the same event is recorded as ``duplicate`` and never processed again. Records are
+   group-committed: one write is in flight at a time, and the deliveries that arrive
+   meanwhile are recorded together in the next transaction (claims decided in arrival
+   order, so a duplicate within one batch is still a duplicate); each is answered once
+   its own batch is committed. If the store is down or slower than the ack budget, the
+   answer is 503 and Shopify retries (a record that lands late is still processed
+   once; the retry is then a duplicate); a failed write answers 503 to its whole batch.
+3. After the answer, one worker task processes accepted deliveries in arrival order, a
+   batch at a time (one read of the newest processed times, one write of the
+   outcomes). A delivery whose ``X-Shopify-Triggered-At`` is older than the newest
+   already processed for the same resource (an inventory item at a location), in the
+   ledger or earlier in the same batch, is recorded ``stale`` and not applied. An
+   ``inventory_levels/update`` becomes a :class:`Touched` handed to the injected
+   ``on_touched`` callback; other topics (orders, refunds, item changes) are kept as
+   evidence (a summary in the record) and handed to ``on_event`` if given.
 
 Refusals (413, 401, 400) are recorded too, with no payload and no effect. Connectors
 never import the ledger: the store is a Protocol the ledger satisfies structurally.
@@ -60,6 +66,8 @@ TOPICS: tuple[str, ...] = (
 MAX_BODY_BYTES = 1 << 20
 #: Seconds the handler may spend recording a delivery before it answers 503.
 ACK_BUDGET_SECONDS = 0.8
+#: Deliveries recorded (or settled) per transaction at most.
+MAX_BATCH = 500
 #: Header values from unauthenticated senders are cut to this length before recording.
 MAX_HEADER_CHARS = 200
 #: Line items kept per order or refund in the evidence summary.
@@ -110,37 +118,26 @@ class RecordedDelivery(Protocol):
 class DeliveryStore(Protocol):
     """Where deliveries are recorded (``ledger.Ledger`` implements it).
 
-    ``record_delivery`` with a ``dedupe_key`` claims it atomically: when the key was
-    claimed before it records the delivery as ``duplicate`` and returns ``(row, False)``.
-    ``latest_triggered_at`` is the newest ``triggered_at`` among ``processed``
-    deliveries of a resource.
+    ``record_deliveries`` records a batch in one transaction; each mapping holds a
+    delivery's fields (``system``, ``topic``, ``event_id``, ``webhook_id``,
+    ``triggered_at``, ``received_at``, ``outcome``, ``resource_key``, ``detail``,
+    ``dedupe_key``). A ``dedupe_key`` is claimed atomically, in batch order: when it was
+    claimed before (in an earlier transaction or earlier in the batch) the delivery is
+    recorded as ``duplicate`` and its result is ``(row, False)``. ``finish_deliveries``
+    settles a batch (``delivery_id``, ``outcome``, ``processed_at``, ``detail``).
+    ``latest_triggered_many`` is the newest ``triggered_at`` among ``processed``
+    deliveries of each resource (resources with none left out).
     """
 
-    async def record_delivery(
-        self,
-        *,
-        system: str,
-        topic: str | None,
-        event_id: str | None,
-        webhook_id: str | None,
-        triggered_at: datetime | None,
-        received_at: datetime,
-        outcome: str,
-        resource_key: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-        dedupe_key: str | None = None,
-    ) -> tuple[RecordedDelivery, bool]: ...
+    async def record_deliveries(
+        self, deliveries: Sequence[Mapping[str, Any]]
+    ) -> Sequence[tuple[RecordedDelivery, bool]]: ...
 
-    async def finish_delivery(
-        self,
-        delivery_id: int,
-        *,
-        outcome: str,
-        processed_at: datetime,
-        detail: Mapping[str, Any] | None = None,
-    ) -> object: ...
+    async def finish_deliveries(self, finished: Sequence[Mapping[str, Any]]) -> object: ...
 
-    async def latest_triggered_at(self, system: str, resource_key: str) -> datetime | None: ...
+    async def latest_triggered_many(
+        self, system: str, resource_keys: Iterable[str]
+    ) -> Mapping[str, datetime]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +149,7 @@ class _Headers:
     webhook_id: str | None
     event_id: str | None
     triggered_raw: str | None
+    triggered_at: datetime | None
 
     @classmethod
     def of(cls, request: web.Request) -> _Headers:
@@ -159,6 +157,7 @@ class _Headers:
             value = request.headers.get(name)
             return value.strip()[:MAX_HEADER_CHARS] if value and value.strip() else None
 
+        triggered = get("X-Shopify-Triggered-At")
         return cls(
             topic=get("X-Shopify-Topic"),
             hmac=get("X-Shopify-Hmac-Sha256"),
@@ -166,12 +165,9 @@ class _Headers:
             api_version=get("X-Shopify-API-Version"),
             webhook_id=get("X-Shopify-Webhook-Id"),
             event_id=get("X-Shopify-Event-Id"),
-            triggered_raw=get("X-Shopify-Triggered-At"),
+            triggered_raw=triggered,
+            triggered_at=parse_time(triggered),
         )
-
-    @property
-    def triggered_at(self) -> datetime | None:
-        return parse_time(self.triggered_raw)
 
     @property
     def dedupe_key(self) -> str | None:
@@ -201,6 +197,16 @@ class _Job:
     problem: str | None
     delivery_id: int = 0
     detail: dict[str, Any] = field(default_factory=dict)
+    ignored: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A delivery waiting for the next group commit; ``recorded`` resolves once it is."""
+
+    fields: dict[str, Any]
+    job: _Job | None  # None for a refusal: recorded, never processed
+    recorded: asyncio.Future[None]
 
 
 class WebhookReceiver:
@@ -249,6 +255,8 @@ class WebhookReceiver:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[Any]] = set()
+        self._pending: list[_Pending] = []
+        self._writer: asyncio.Future[Any] | None = None
         #: Deliveries by outcome, as decided by this process (for /metrics).
         self.outcomes: Counter[str] = Counter()
         #: Verified deliveries by the index of the secret that matched.
@@ -279,15 +287,20 @@ class WebhookReceiver:
             return web.Response(status=400, text=why)
         job = _job(headers, headers.topic, payload, received_at)
         job.detail = {**headers.detail(), "secret": secret, **job.detail}
-        admit = self._track(asyncio.ensure_future(self._admit(job)))
+        job.ignored = self._ignore_reason(job)
+        recorded = self._record(self._fields(job), job)
         try:
             async with asyncio.timeout(self._ack_budget):
-                await asyncio.shield(admit)
+                await asyncio.shield(recorded)
         except TimeoutError:
             log.warning("%s: recording webhook %s took too long; 503", self.system, job.topic)
             return web.Response(status=503, text="try again")
-        except Exception:
-            log.exception("%s: could not record webhook %s; 503", self.system, job.topic)
+        except asyncio.CancelledError:
+            if not recorded.cancelled():  # this handler was cancelled, not the record
+                raise
+            return web.Response(status=503, text="try again")
+        except Exception as exc:
+            log.warning("%s: could not record webhook %s; 503: %s", self.system, job.topic, exc)
             return web.Response(status=503, text="try again")
         return web.Response(status=200, text="ok")
 
@@ -308,6 +321,9 @@ class WebhookReceiver:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for pending in self._pending:  # never written: their senders were answered 503
+            pending.recorded.cancel()
+        self._pending.clear()
         self._worker = None
 
     # -- at the door --------------------------------------------------------------------
@@ -338,40 +354,79 @@ class WebhookReceiver:
         self, headers: _Headers, received_at: datetime, outcome: str, detail: dict[str, Any]
     ) -> None:
         self.outcomes[outcome] += 1
-        record = self._store.record_delivery(
-            system=self.system,
-            topic=headers.topic,
-            event_id=headers.event_id,
-            webhook_id=headers.webhook_id,
-            triggered_at=headers.triggered_at,
-            received_at=received_at,
-            outcome=outcome,
-            detail={**headers.detail(), **detail},
-        )
-        self._track(asyncio.ensure_future(record))
+        fields = {
+            "system": self.system,
+            "topic": headers.topic,
+            "event_id": headers.event_id,
+            "webhook_id": headers.webhook_id,
+            "triggered_at": headers.triggered_at,
+            "received_at": received_at,
+            "outcome": outcome,
+            "detail": {**headers.detail(), **detail},
+        }
+        self._record(fields, None)
 
-    async def _admit(self, job: _Job) -> None:
-        headers = job.headers
-        ignored = self._ignore_reason(job)
-        delivery, is_new = await self._store.record_delivery(
-            system=self.system,
-            topic=job.topic,
-            event_id=headers.event_id,
-            webhook_id=headers.webhook_id,
-            triggered_at=headers.triggered_at,
-            received_at=job.received_at,
-            outcome="ignored" if ignored else "received",
-            resource_key=job.resource_key,
-            detail={**job.detail, "ignored": ignored} if ignored else job.detail,
-            dedupe_key=None if ignored else headers.dedupe_key,
-        )
-        if ignored:
+    def _fields(self, job: _Job) -> dict[str, Any]:
+        headers, ignored = job.headers, job.ignored
+        return {
+            "system": self.system,
+            "topic": job.topic,
+            "event_id": headers.event_id,
+            "webhook_id": headers.webhook_id,
+            "triggered_at": headers.triggered_at,
+            "received_at": job.received_at,
+            "outcome": "ignored" if ignored else "received",
+            "resource_key": job.resource_key,
+            "detail": {**job.detail, "ignored": ignored} if ignored else job.detail,
+            "dedupe_key": None if ignored else headers.dedupe_key,
+        }
+
+    # -- group commit -------------------------------------------------------------------
+    def _record(self, fields: dict[str, Any], job: _Job | None) -> asyncio.Future[None]:
+        """Queue a delivery for the next group commit; the future resolves once it is
+        recorded (and, if accepted, queued for processing), or fails as the write did.
+
+        One writer at a time: deliveries arriving while a transaction is in flight are
+        written together in the next one, so a burst costs a few transactions instead
+        of one each queued behind the other for the database's write lock.
+        """
+        recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        recorded.add_done_callback(_retrieve)  # the writer logs a failure; no handler may wait
+        self._pending.append(_Pending(fields, job, recorded))
+        if self._writer is None or self._writer.done():
+            self._writer = self._track(asyncio.ensure_future(self._write_batches()))
+        return recorded
+
+    async def _write_batches(self) -> None:
+        while self._pending:
+            batch = self._pending[:MAX_BATCH]
+            del self._pending[:MAX_BATCH]
+            try:
+                results = await self._store.record_deliveries([p.fields for p in batch])
+            except asyncio.CancelledError:
+                for pending in batch:
+                    pending.recorded.cancel()
+                raise
+            except Exception as exc:
+                log.error("%s: could not record %d webhooks: %s", self.system, len(batch), exc)
+                for pending in batch:
+                    if not pending.recorded.done():
+                        pending.recorded.set_exception(exc)
+                continue
+            for pending, (delivery, is_new) in zip(batch, results, strict=True):
+                if pending.job is not None:
+                    self._admitted(pending.job, delivery.id, is_new)
+                if not pending.recorded.done():
+                    pending.recorded.set_result(None)
+
+    def _admitted(self, job: _Job, delivery_id: int, is_new: bool) -> None:
+        if job.ignored:
             self.outcomes["ignored"] += 1
             return
         if not is_new:
             self.outcomes["duplicate"] += 1
             return
-        job.delivery_id = delivery.id
+        job.delivery_id = delivery_id
         self._queue.put_nowait(job)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name=f"{self.system}-webhooks")
@@ -396,25 +451,49 @@ class WebhookReceiver:
     # -- after the answer ---------------------------------------------------------------
     async def _work(self) -> None:
         while True:
-            job = await self._queue.get()
+            jobs = [await self._queue.get()]
+            while len(jobs) < MAX_BATCH and not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
             try:
-                await self._process(job)
+                await self._process(jobs)
             except Exception:
-                log.exception("%s: webhook %s could not be settled", self.system, job.topic)
+                log.exception("%s: %d webhooks could not be settled", self.system, len(jobs))
             finally:
-                self._queue.task_done()
+                for _ in jobs:
+                    self._queue.task_done()
 
-    async def _process(self, job: _Job) -> None:
+    async def _process(self, jobs: list[_Job]) -> None:
+        """Settle a batch of accepted deliveries, in arrival order, with one read of the
+        newest processed times and one write of the outcomes."""
+        timed = {j.resource_key for j in jobs if j.resource_key and j.headers.triggered_at}
+        unread: Exception | None = None
+        latest: dict[str, datetime] = {}
+        try:
+            if timed:
+                latest = dict(await self._store.latest_triggered_many(self.system, timed))
+        except Exception as exc:
+            unread = exc
+        finished = [await self._settle(job, latest, unread) for job in jobs]
+        await self._store.finish_deliveries(finished)
+
+    async def _settle(
+        self, job: _Job, latest: dict[str, datetime], unread: Exception | None
+    ) -> dict[str, Any]:
+        """Decide one delivery (stale, processed or error) and hand it on; ``latest``
+        holds the newest processed ``triggered_at`` per resource, kept up to date with
+        this batch's decisions so far."""
         outcome, detail = "processed", dict(job.summary)
-        triggered = job.headers.triggered_at
+        triggered, key = job.headers.triggered_at, job.resource_key
         try:
             if job.problem is not None:
                 raise ValueError(job.problem)
-            if job.resource_key is not None and triggered is not None:
-                latest = await self._store.latest_triggered_at(self.system, job.resource_key)
-                if latest is not None and triggered < latest:
+            if key is not None and triggered is not None:
+                if unread is not None:
+                    raise unread
+                newest = latest.get(key)
+                if newest is not None and triggered < newest:
                     outcome = "stale"
-                    detail["newer_triggered_at"] = latest.isoformat()
+                    detail["newer_triggered_at"] = newest.isoformat()
             if outcome == "processed":
                 if job.touched is not None:
                     if self._on_touched is not None:
@@ -434,10 +513,20 @@ class WebhookReceiver:
             log.warning("%s: webhook %s failed: %s", self.system, job.topic, exc)
             outcome = "error"
             detail["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        if outcome == "processed" and key is not None and triggered is not None:
+            latest[key] = max(latest.get(key, triggered), triggered)
         self.outcomes[outcome] += 1
-        await self._store.finish_delivery(
-            job.delivery_id, outcome=outcome, processed_at=self._clock.now(), detail=detail
-        )
+        return {
+            "delivery_id": job.delivery_id,
+            "outcome": outcome,
+            "processed_at": self._clock.now(),
+            "detail": detail,
+        }
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def make_webhook_handler(
@@ -530,7 +619,11 @@ def level_key(inventory_item_id: str, location_id: str) -> str:
 
 
 def _gid(kind: str, value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or not (str(value).isascii() and str(value).isdigit())
+    ):
         raise ValueError(f"{kind} id is missing or not numeric: {value!r}")
     return f"{GID}{kind}/{value}"
 

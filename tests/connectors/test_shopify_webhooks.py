@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -398,30 +398,33 @@ async def test_a_bad_level_payload_is_an_error_not_a_crash(hub: Harness) -> None
 
 
 class SlowStore:
-    """The ledger behind a gate: ``record_delivery`` waits until ``gate`` is set."""
+    """The ledger behind a gate: recording waits until ``gate`` is set, and fails with
+    ``failure`` while that is set. ``batches`` holds the size of each recording."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.failure: Exception | None = None
+        self.batches: list[int] = []
 
-    async def record_delivery(self, **kw: Any) -> tuple[WebhookDelivery, bool]:
+    async def record_deliveries(
+        self, deliveries: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[WebhookDelivery, bool]]:
+        self.entered.set()
         await self.gate.wait()
-        return await self.ledger.record_delivery(**kw)
+        if self.failure is not None:
+            raise self.failure
+        self.batches.append(len(deliveries))
+        return await self.ledger.record_deliveries(deliveries)
 
-    async def finish_delivery(
-        self,
-        delivery_id: int,
-        *,
-        outcome: str,
-        processed_at: datetime,
-        detail: Mapping[str, Any] | None = None,
-    ) -> WebhookDelivery:
-        return await self.ledger.finish_delivery(
-            delivery_id, outcome=outcome, processed_at=processed_at, detail=detail
-        )
+    async def finish_deliveries(self, finished: Sequence[Mapping[str, Any]]) -> None:
+        await self.ledger.finish_deliveries(finished)
 
-    async def latest_triggered_at(self, system: str, resource_key: str) -> datetime | None:
-        return await self.ledger.latest_triggered_at(system, resource_key)
+    async def latest_triggered_many(
+        self, system: str, resource_keys: Iterable[str]
+    ) -> dict[str, datetime]:
+        return await self.ledger.latest_triggered_many(system, resource_keys)
 
 
 async def test_a_slow_store_gets_503_and_the_event_is_still_processed_once(
@@ -456,6 +459,129 @@ async def test_a_slow_store_gets_503_and_the_event_is_still_processed_once(
     finally:
         await receiver.close()
         await server.runner.cleanup()
+
+
+async def slow_harness(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock, **kw: Any
+) -> AsyncIterator[tuple[Harness, SlowStore]]:
+    store = SlowStore(ledger)
+    h = Harness(None, ledger, "", http, clock)  # type: ignore[arg-type]
+
+    async def on_touched(t: Touched) -> None:
+        h.touched.append(t)
+
+    receiver = make_webhook_handler(
+        system="shopify", secrets=[SECRET], store=store, clock=clock, on_touched=on_touched, **kw
+    )
+    server = await serve(receiver)
+    h.receiver, h.url = receiver, server.url
+    try:
+        yield h, store
+    finally:
+        await receiver.close()
+        await server.runner.cleanup()
+
+
+@pytest.fixture
+async def gated(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> AsyncIterator[tuple[Harness, SlowStore]]:
+    async for pair in slow_harness(ledger, http, clock):
+        yield pair
+
+
+async def test_an_older_delivery_settled_in_the_same_batch_as_a_newer_is_stale(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    gate = asyncio.Event()
+    started = asyncio.Event()
+    touched: list[int | None] = []
+
+    async def on_touched(t: Touched) -> None:
+        touched.append(t.available)
+        if len(touched) == 1:  # hold the worker on the first delivery
+            started.set()
+            await gate.wait()
+
+    receiver = make_webhook_handler(
+        system="shopify", secrets=[SECRET], store=ledger, clock=clock, on_touched=on_touched
+    )
+    server = await serve(receiver)
+    try:
+
+        async def post(payload: Any, event_id: str, minutes: int) -> int:
+            body = json.dumps(payload).encode()
+            sent = headers(body, event_id=event_id, triggered=T0 + timedelta(minutes=minutes))
+            return (await http.post(server.url, content=body, headers=sent)).status_code
+
+        assert await post({**LEVEL, "location_id": 1}, "e-0", 0) == 200
+        await started.wait()
+        # recorded while the worker is busy: settled together in its next batch, where
+        # neither is in the ledger as processed yet
+        assert await post({**LEVEL, "available": 4}, "e-2", 10) == 200
+        assert await post({**LEVEL, "available": 9}, "e-1", 5) == 200
+        assert await post({**LEVEL, "available": 4}, "e-2", 10) == 200
+        gate.set()
+        await receiver.idle()
+        deliveries = await ledger.list_deliveries()
+        assert [(d.event_id, d.outcome) for d in deliveries] == [
+            ("e-0", "processed"),
+            ("e-2", "processed"),
+            ("e-1", "stale"),
+            ("e-2", "duplicate"),
+        ]
+        newer = (T0 + timedelta(minutes=10)).isoformat()
+        assert deliveries[2].detail["newer_triggered_at"] == newer
+        assert deliveries[3].detail["duplicate_of"] == deliveries[1].id
+        assert touched == [6, 4]
+    finally:
+        await receiver.close()
+        await server.runner.cleanup()
+
+
+async def test_a_failed_write_answers_503_to_its_whole_batch_and_the_retries_land(
+    gated: tuple[Harness, SlowStore],
+) -> None:
+    hub, store = gated
+    store.failure = RuntimeError("database is locked")
+    store.gate.set()
+    answers = await asyncio.gather(*(hub.post(event_id=f"e-{i}") for i in range(3)))
+    assert [a.status_code for a in answers] == [503] * 3
+    assert await hub.deliveries() == []
+    store.failure = None  # the database is back; Shopify retries
+    answers = await asyncio.gather(*(hub.post(event_id=f"e-{i}") for i in range(3)))
+    assert [a.status_code for a in answers] == [200] * 3
+    assert sorted(d.event_id or "" for d in await hub.deliveries()) == ["e-0", "e-1", "e-2"]
+    assert len(hub.touched) == 3
+
+
+async def test_a_burst_costs_few_transactions_and_loses_nothing(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    async for hub, store in slow_harness(ledger, http, clock):
+        store.gate.set()
+        order = list(range(60)) * 2
+        random.Random(7).shuffle(order)
+        answers = await asyncio.gather(
+            *(
+                hub.post(
+                    {**LEVEL, "location_id": n},
+                    event_id=f"e-{n}",
+                    triggered=T0 + timedelta(seconds=n),
+                )
+                for n in order
+            )
+        )
+        assert {a.status_code for a in answers} == {200}
+        await hub.receiver.idle()
+        deliveries = await ledger.list_deliveries(limit=1000)
+        assert sum(store.batches) == len(deliveries) == 120
+        assert len(store.batches) < 60, store.batches  # group-committed, not one by one
+        outcomes = [d.outcome for d in deliveries]
+        assert (outcomes.count("processed"), outcomes.count("duplicate")) == (60, 60)
+        assert sorted(t.location_id for t in hub.touched) == sorted(
+            f"gid://shopify/Location/{n}" for n in range(60)
+        )
 
 
 async def test_other_topics_are_kept_as_evidence(hub: Harness) -> None:

@@ -123,6 +123,139 @@ async def test_latest_triggered_at_counts_only_processed_deliveries(ledger: Ledg
     assert await ledger.latest_triggered_at("shopify-eu", ITEM_AT_EAST) is None
 
 
+def fields(
+    event_id: str | None,
+    *,
+    received: float = 1,
+    triggered: float = 0,
+    outcome: str = "received",
+    system: str = "shopify",
+    resource_key: str | None = ITEM_AT_EAST,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One delivery as ``record_deliveries`` takes it."""
+    return {
+        "system": system,
+        "topic": "inventory_levels/update",
+        "event_id": event_id,
+        "webhook_id": f"wh-{event_id}",
+        "triggered_at": at(triggered),
+        "received_at": at(received),
+        "outcome": outcome,
+        "resource_key": resource_key,
+        "detail": detail,
+        "dedupe_key": event_id,
+    }
+
+
+async def test_a_batch_claims_each_event_once_in_the_order_given(ledger: Ledger) -> None:
+    held, _ = await deliver(ledger, "evt-0")  # claimed by an earlier transaction
+    batch = [
+        fields("evt-1", detail={"n": 0}),
+        fields("evt-0", detail={"n": 1}),
+        fields("evt-1", detail={"n": 2}),  # a duplicate of the first in this batch
+        fields(None, outcome="rejected_signature", resource_key=None),
+        fields("evt-2", detail={"n": 4}),
+        fields("evt-1", system="shopify-eu", detail={"n": 5}),  # another system's event
+    ]
+    results = await ledger.record_deliveries(batch)
+    assert [is_new for _, is_new in results] == [True, False, False, True, True, True]
+    rows = [row for row, _ in results]
+    assert [r.outcome for r in rows] == [
+        "received",
+        "duplicate",
+        "duplicate",
+        "rejected_signature",
+        "received",
+        "received",
+    ]
+    assert [r.dedupe_key for r in rows] == ["evt-1", None, None, None, "evt-2", "evt-1"]
+    assert rows[1].detail == {"n": 1, "duplicate_of": held.id}
+    assert rows[2].detail == {"n": 2, "duplicate_of": rows[0].id}
+    assert [r.event_id for r in rows] == [b["event_id"] for b in batch]
+    assert [await ledger.get_delivery(r.id) for r in rows] == rows
+    assert await ledger.record_deliveries([]) == []
+
+
+async def test_a_bad_value_refuses_the_whole_batch(ledger: Ledger) -> None:
+    with pytest.raises(InvalidArgument):
+        await ledger.record_deliveries([fields("evt-1"), fields("evt-2", outcome="fine")])
+    with pytest.raises(InvalidArgument):
+        await ledger.record_deliveries([{**fields("evt-3"), "colour": "red"}])
+    assert await ledger.list_deliveries() == []
+
+
+async def test_concurrent_batches_with_crossed_events_claim_each_once(ledger: Ledger) -> None:
+    # Two replicas recording the same burst in opposite orders: no deadlock, one claim
+    # per event, every other delivery a duplicate of it.
+    keys = [f"evt-{n}" for n in range(40)]
+    forward = [fields(k, received=1) for k in keys]
+    backward = [fields(k, received=2) for k in reversed(keys)]
+    results = await asyncio.gather(
+        *(ledger.record_deliveries(batch) for batch in (forward, backward, forward))
+    )
+    rows = [pair for batch in results for pair in batch]
+    claimed = {row.event_id: row.id for row, is_new in rows if is_new}
+    assert sorted(claimed) == sorted(keys)
+    assert sum(not is_new for _, is_new in rows) == 2 * len(keys)
+    for row, is_new in rows:
+        if not is_new:
+            assert row.detail["duplicate_of"] == claimed[row.event_id]
+
+
+async def test_batches_of_finishes_and_latest_times(ledger: Ledger) -> None:
+    other = "gid://shopify/InventoryItem/1@gid://shopify/Location/8"
+    recorded = await ledger.record_deliveries(
+        [
+            fields("evt-1", triggered=1, detail={"secret": 0}),
+            fields("evt-2", triggered=5),
+            fields("evt-3", triggered=3, resource_key=other),
+            fields("evt-4", triggered=9, resource_key=other),
+        ]
+    )
+    a, b, c, d = (row for row, _ in recorded)
+    assert await ledger.latest_triggered_many("shopify", [ITEM_AT_EAST, other]) == {}
+    await ledger.finish_deliveries(
+        [
+            {"delivery_id": a.id, "outcome": "processed", "processed_at": at(6)},
+            {"delivery_id": b.id, "outcome": "processed", "processed_at": at(6)},
+            {"delivery_id": c.id, "outcome": "processed", "processed_at": at(6)},
+            {
+                "delivery_id": d.id,
+                "outcome": "error",
+                "processed_at": at(7),
+                "detail": {"error": "boom"},
+            },
+        ]
+    )
+    assert await ledger.latest_triggered_many("shopify", [ITEM_AT_EAST, other, "none"]) == {
+        ITEM_AT_EAST: at(5),
+        other: at(3),
+    }
+    assert await ledger.latest_triggered_many("shopify-eu", [ITEM_AT_EAST]) == {}
+    settled = await ledger.get_delivery(a.id)
+    assert (settled.outcome, settled.processed_at, settled.detail) == (
+        "processed",
+        at(6),
+        {"secret": 0},
+    )
+    failed = await ledger.get_delivery(d.id)
+    assert (failed.outcome, failed.detail) == ("error", {"error": "boom"})
+    with pytest.raises(NotFound):  # and nothing of the batch is settled
+        await ledger.finish_deliveries(
+            [
+                {"delivery_id": a.id, "outcome": "stale", "processed_at": at(8)},
+                {"delivery_id": 999_999, "outcome": "processed", "processed_at": at(8)},
+            ]
+        )
+    assert (await ledger.get_delivery(a.id)).outcome == "processed"
+    with pytest.raises(InvalidArgument):
+        await ledger.finish_deliveries(
+            [{"delivery_id": a.id, "outcome": "great", "processed_at": at(8)}]
+        )
+    await ledger.finish_deliveries([])
+
+
 async def test_list_and_stats(ledger: Ledger) -> None:
     a, _ = await deliver(ledger, "evt-1", received=1, triggered=0)
     await ledger.finish_delivery(a.id, outcome="processed", processed_at=at(1))

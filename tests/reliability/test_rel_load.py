@@ -10,14 +10,21 @@ import json
 import statistics
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import httpx
 from reliability_testing import WRITER, Bot
 
+from connectors.shopify.webhooks import sign
+
 COMMANDS = 200
 SLACK_ACK_SECONDS = 3.0
-EVENTS = 300  # each delivered twice: 600 webhooks
-SENDERS = 20
+EVENTS = 5_000  # each delivered twice: 10,000 webhooks
+SENDERS = 50
+#: The rate this 2-core machine reaches reliably even when shared (see RELIABILITY.md).
+MIN_WEBHOOK_RATE = 300
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def _percentiles(samples: list[float]) -> str:
@@ -57,9 +64,10 @@ async def test_200_concurrent_slash_commands_are_acknowledged_and_answered(
 
 async def test_a_burst_of_webhooks_loses_none_and_collapses_duplicates(bot: Bot) -> None:
     shopify = bot.demo.world.shopify
+    secret = shopify.webhooks.secret
     item = shopify.store.item("TEE-BLK-M").gid.rsplit("/", 1)[1]
     locations = [gid.rsplit("/", 1)[1] for gid, _ in bot.demo.world.locations.values()]
-    deliveries = []
+    deliveries: list[tuple[bytes, dict[str, str]]] = []
     for n in range(EVENTS):
         body = json.dumps(
             {
@@ -70,8 +78,11 @@ async def test_a_burst_of_webhooks_loses_none_and_collapses_duplicates(bot: Bot)
             }
         ).encode()
         headers = {
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": "inventory_levels/update",
+            "X-Shopify-Hmac-Sha256": sign(body, secret),
             "X-Shopify-Event-Id": f"evt-{n:05d}",
-            "X-Shopify-Triggered-At": f"2026-11-02T09:{n // 60 % 60:02d}:{n % 60:02d}Z",
+            "X-Shopify-Triggered-At": (T0 + timedelta(milliseconds=n)).isoformat(),
         }
         deliveries += [(body, headers), (body, headers)]  # Shopify delivers at least once
     queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
@@ -79,39 +90,45 @@ async def test_a_burst_of_webhooks_loses_none_and_collapses_duplicates(bot: Bot)
         queue.put_nowait(delivery)
     latencies: list[float] = []
     retried = 0
+    url = f"{bot.url}/webhooks/shopify"
 
-    async def sender(client: httpx.AsyncClient) -> None:
+    # aiohttp's client, lighter than httpx: the senders share the bot's one event loop
+    # (and its two cores with everything else), so their cost counts against the rate.
+    async def sender(session: aiohttp.ClientSession) -> None:
         nonlocal retried
-        hook = Bot(bot.demo, bot.ledger, bot.service, bot.clock, client)
         while not queue.empty():
             body, headers = queue.get_nowait()
             while True:  # like Shopify: anything but 2xx is delivered again
                 started = time.perf_counter()
-                response = await hook.webhook(body, headers=headers)
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
                 latencies.append(time.perf_counter() - started)
-                if response.status_code == 200:
+                if response.status == 200:
                     break
-                assert response.status_code == 503, response.text
+                assert response.status == 503, response.status
                 retried += 1
 
-    limits = httpx.Limits(max_connections=SENDERS + 10)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=SENDERS)
+    async with aiohttp.ClientSession(connector=connector) as session:
         started = time.perf_counter()
-        await asyncio.gather(*(sender(client) for _ in range(SENDERS)))
+        await asyncio.gather(*(sender(session) for _ in range(SENDERS)))
         wall = time.perf_counter() - started
     await bot.settle()
 
     rate = len(deliveries) / wall
     print(
-        f"\n{len(deliveries)} webhooks ({EVENTS} events, each twice) in {wall:.2f} s = "
-        f"{rate:.0f}/s, {retried} answered 503 and re-sent: {_percentiles(latencies)}"
+        f"\n{len(deliveries)} webhooks ({EVENTS} events, each twice) from {SENDERS} senders "
+        f"in {wall:.2f} s = {rate:.0f}/s, {retried} answered 503 and re-sent: "
+        f"{_percentiles(latencies)}"
     )
     records = await bot.ledger.list_deliveries(limit=100_000)
     by_event = Counter(r.event_id for r in records if r.outcome != "duplicate")
     assert len(by_event) == EVENTS, "an event was lost"
     assert set(by_event.values()) == {1}, "an event was taken twice"
     outcomes = Counter(r.outcome for r in records)
-    assert outcomes["duplicate"] >= EVENTS
+    # every delivery answered 200 is a row; one answered 503 may have landed late
+    assert len(deliveries) <= len(records) <= len(deliveries) + retried
+    assert EVENTS <= outcomes["duplicate"] <= EVENTS + retried, "a duplicate went unrecorded"
     assert set(outcomes) <= {"processed", "stale", "duplicate"}, outcomes
     assert outcomes["processed"] + outcomes["stale"] == EVENTS
     runs = bot.service.registry.get_sample_value(
@@ -119,3 +136,4 @@ async def test_a_burst_of_webhooks_loses_none_and_collapses_duplicates(bot: Bot)
     )
     assert runs is not None
     assert runs >= 1, "the level changes reached a targeted diff"
+    assert rate >= MIN_WEBHOOK_RATE, f"{rate:.0f} webhooks/s"

@@ -65,7 +65,9 @@ def events_handler(
         body = await request.text()
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
-        if not timestamp.isdigit() or not verifier.is_valid(body, timestamp, signature):
+        if not (timestamp.isascii() and timestamp.isdigit()) or not verifier.is_valid(
+            body, timestamp, signature
+        ):
             return web.json_response({"error": "invalid request"}, status=401)
         try:
             bolt_request = await to_bolt_request(request)

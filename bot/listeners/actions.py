@@ -22,7 +22,7 @@ def _value(body: Mapping[str, Any]) -> str:
 
 def _incident_id(body: Mapping[str, Any]) -> int:
     head = _value(body).split(":", 1)[0]
-    if not head.isdigit():
+    if not (head.isascii() and head.isdigit()):
         raise ValueError(f"this button does not name an incident ({_value(body)!r})")
     return int(head)
 

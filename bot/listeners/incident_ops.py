@@ -55,7 +55,7 @@ async def resolve(deps: BotDeps, who: Who, incident_id: int) -> None:
 
 async def snooze(deps: BotDeps, who: Who, value: str) -> None:
     head, _, code = value.partition(":")
-    if not head.isdigit() or code not in SNOOZE_HOURS:
+    if not (head.isascii() and head.isdigit()) or code not in SNOOZE_HOURS:
         await tell(deps, who, f"Sorry, I do not understand the snooze choice `{value}`.")
         return
     hours = SNOOZE_HOURS[code]

@@ -109,13 +109,13 @@ def subject_of(body: Mapping[str, Any]) -> str:
         action = actions[0]
         value = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
         head = str(value).split(":", 1)[0]
-        if head.isdigit():
+        if head.isascii() and head.isdigit():
             return f"incident:{head}"
         return f"action:{action.get('action_id')}"
     if body.get("command"):
         return f"command:{body['command']}"
     view = body.get("view") or {}
     meta = str(view.get("private_metadata") or "")
-    if meta.split(":", 1)[0].isdigit():
+    if meta.split(":", 1)[0].isascii() and meta.split(":", 1)[0].isdigit():
         return f"incident:{meta.split(':', 1)[0]}"
     return f"view:{view.get('callback_id', '')}"

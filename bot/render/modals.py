@@ -110,7 +110,7 @@ def parse_root_cause(view: Mapping[str, Any]) -> RootCauseSubmission:
 
     selected = ((values.get("cause") or {}).get("cause") or {}).get("selected_option") or {}
     cause = selected.get("value")
-    if not incident.isdigit() or cause not in ROOT_CAUSE_LABELS:
+    if not (incident.isascii() and incident.isdigit()) or cause not in ROOT_CAUSE_LABELS:
         raise ValueError("the root-cause form is incomplete")
     return RootCauseSubmission(
         int(incident), channel or None, str(cause), text("remediation"), text("follow_up")

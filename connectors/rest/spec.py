@@ -54,7 +54,11 @@ def dig(item: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(current, Mapping):
             current = current.get(part)
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+        elif (
+            isinstance(current, list)
+            and (part.isascii() and part.isdigit())
+            and int(part) < len(current)
+        ):
             current = current[int(part)]
         else:
             return None

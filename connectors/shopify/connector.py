@@ -390,7 +390,7 @@ def _digest(keys: list[str]) -> str:
 def _index_of(error: dict[str, Any]) -> int | None:
     field = error.get("field") or []
     for part in field:
-        if isinstance(part, str) and part.isdigit():
+        if isinstance(part, str) and (part.isascii() and part.isdigit()):
             return int(part)
         if isinstance(part, int):
             return part

@@ -117,6 +117,7 @@ def test_any_adjust_submission_is_valid_or_says_which_field_is_wrong(
 
 
 @settings(max_examples=200, deadline=None, database=None)
+@example(metadata="¹", cause="webhook_gap", remediation=None)  # str.isdigit, not int()
 @given(
     metadata=st.text(max_size=20),
     cause=st.one_of(st.none(), st.text(max_size=20), st.just("webhook_gap")),

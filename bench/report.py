@@ -1,0 +1,146 @@
+"""Medians over runs, and the Markdown of ``BENCHMARKS.md``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bench._common import Check, median
+
+
+@dataclass
+class Summary:
+    name: str
+    runs: int
+    seconds: float
+    checks: list[Check]
+    facts: dict[str, Any] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+
+
+def summarize(name: str, results: list[dict[str, Any]], seconds: float) -> Summary:
+    """Each check's median value (and baseline) over the runs; the facts of the run
+    whose first check is closest to that median."""
+    checks: list[Check] = []
+    for index, first in enumerate(results[0]["checks"]):
+        values = [r["checks"][index]["value"] for r in results]
+        baselines = [
+            r["checks"][index]["baseline"]
+            for r in results
+            if r["checks"][index]["baseline"] is not None
+        ]
+        checks.append(
+            Check(
+                first["name"],
+                median(values),
+                first["unit"],
+                first["op"],
+                first["target"],
+                median(baselines) if baselines else None,
+            )
+        )
+    middle = min(results, key=lambda r: abs(r["checks"][0]["value"] - checks[0].value))
+    return Summary(
+        name,
+        len(results),
+        seconds,
+        checks,
+        dict(middle["facts"]),
+        max(r["peak_rss_mb"] for r in results),
+    )
+
+
+NOTES = """\
+## How each figure is measured
+
+- **B1** `monitors.reconcile`'s steps (`read_all`, `ledger.record_levels`, `drift.diff`)
+  timed one by one against the fake Shopify (bulk operation JSONL), the fake WMS (paged
+  REST, 500 per page) and the fake ERP (one CSV export), into a SQLite ledger. The fakes run
+  in their own process (`bench/fakes.py`), so peak RSS is the product's process. Two knobs
+  remove costs of the fakes only: the bulk operation completes as soon as it is polled,
+  and the fake WMS keeps its levels sorted between pages (it sorts the whole table per
+  request). The product still waits its first bulk poll interval (1 s).
+- **B2** `monitors.drift.diff` on Level objects built before the clock starts. polars and
+  DuckDB are not installed here, so the baseline is the faster of a Python dict full
+  outer join and SQLite's `FULL OUTER JOIN` (in memory, loading included).
+- **B3** bucket time on a ManualClock shared by the connector and the fake Shopify: only
+  the connector's own waits move it, so waited time ÷ `max(0, cost − 2,000) ÷ 100` is
+  how close it paces to the bucket. The one-call-per-item baseline runs on a sample and
+  is scaled linearly to the full count.
+- **B4** signed requests over HTTP to `Service`'s `/slack/events` (the real bolt app);
+  sender, bot and fakes share one process and one event loop. `/drift SKU` answers
+  through the response_url without a chart; the chart comes with its Share button, so a
+  "full answer" sample is `/drift` → private answer → Share → chart upload completed.
+  Baseline: the same on an empty ledger.
+- **B5** `Service` on a ManualClock (shared with the fake Slack): latency = wall time
+  from the change in the fake Shopify to `chat.postMessage` + the clock seconds the
+  service waited (the 2 s debounce). Baseline: polling every 180 s, a change waiting
+  for the next poll (phases spread evenly) plus one measured full diff and delivery.
+- **B6** drifts → `build_pipeline()` → ledger outbox → `OutboxWorker` every 2 clock
+  seconds → fake Slack (1 post/s/channel, burst 3). Baseline: one message per drift.
+- **B7** `bot.charts.render_sku_chart` (Agg in `asyncio.to_thread`); lag = how late a
+  5 ms ticker on the loop wakes, while all charts render at once. Baseline: the same
+  charts rendered on the loop.
+"""
+
+
+def _num(value: float) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    if value == int(value) and abs(value) >= 1:
+        return f"{int(value):,}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def _ratio(check: Check) -> str:
+    if check.baseline is None or check.baseline == 0:
+        return "—"
+    return f"{check.value / check.baseline:.3g}×"
+
+
+def render(
+    summaries: list[Summary],
+    info: dict[str, str],
+    command: str,
+    started: datetime,
+    *,
+    quick: bool,
+) -> str:
+    lines = [
+        "# Driftwatch benchmarks",
+        "",
+        f"Measured {started:%Y-%m-%d %H:%M} UTC with `{command}`"
+        + (" (quick sizes: not the targets' sizes)." if quick else "."),
+        "",
+        f"Machine: {info['cpus']} CPUs ({info['machine']}), Python {info['python']}, "
+        f"{info['os']}; load average at start {info['load_average_at_start']}.",
+        "",
+        "Each figure is the median over the runs shown; every run is a fresh process. "
+        "Peak memory is `getrusage(RUSAGE_SELF).ru_maxrss` of the benchmark's process. "
+        "Ratio = figure ÷ baseline measured in the same run.",
+        "",
+        "| | figure | median | target | met? | baseline | ratio | runs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        for c in s.checks:
+            unit = f" {c.unit}" if c.unit else ""
+            baseline = "—" if c.baseline is None else f"{_num(c.baseline)}{unit}"
+            lines.append(
+                f"| {s.name} | {c.name} | {_num(c.value)}{unit} | {c.op} {_num(c.target)}{unit} "
+                f"| {'met' if c.met else '**not met**'} | {baseline} | {_ratio(c)} | {s.runs} |"
+            )
+    lines += ["", NOTES, "## Details per benchmark", ""]
+    for s in summaries:
+        lines.append(
+            f"**{s.name}** — {s.runs} run(s), {s.seconds:.0f} s in all, peak RSS "
+            f"{s.peak_rss_mb:.0f} MiB."
+        )
+        lines.append("")
+        for key, value in s.facts.items():
+            lines.append(f"- `{key}`: {value}")
+        lines.append("")
+    return "\n".join(lines) + "\n"

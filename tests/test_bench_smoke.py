@@ -1,0 +1,32 @@
+"""The benchmarks still run: B6 (incident storm → pipeline → outbox → fake Slack) at a
+toy size, in-process, and its outcome summarized and rendered as BENCHMARKS.md is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bench import b6_storm
+from bench._common import machine
+from bench.report import render, summarize
+
+
+async def test_a_toy_storm_is_measured_and_reported() -> None:
+    outcome = await b6_storm.run(b6_storm.Size(skus=300))
+
+    result = outcome.to_json()
+    assert [c["name"] for c in result["checks"]] == [
+        "B6 Slack messages for the storm",
+        "B6 Slack 429 answers",
+    ]
+    messages, limited = result["checks"]
+    assert messages["value"] <= 5, "a storm is grouped into a few messages"
+    assert messages["baseline"] == 300
+    assert limited["value"] == 0
+    assert result["facts"]["outbox_pending"] == 0
+    assert result["peak_rss_mb"] > 0
+
+    summary = summarize("B6", [result, result], seconds=1.0)
+    assert [c.value for c in summary.checks] == [messages["value"], 0]
+    text = render([summary], machine(), "python -m bench --only B6", datetime.now(UTC), quick=True)
+    assert "| B6 | B6 Slack 429 answers | 0 | == 0 | met | — | — | 2 |" in text
+    assert f"{messages['value']} | <= 5 | met | 300 |" in text

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.charts import render_png
+from bot.charts import off_loop, render_png
 from bot.service import WEBHOOKS_PATH, Service
 from bot.terminal import render_blocks
 from connectors.clock import ManualClock
@@ -475,7 +475,7 @@ async def run_demo(
                 # The first chart loads matplotlib's fonts: do it before the scenarios
                 # play, so no webhook waits behind it.
                 now = clock.now()
-                await asyncio.to_thread(render_png, "warm-up", {}, now - timedelta(hours=1), now)
+                await off_loop(render_png, "warm-up", {}, now - timedelta(hours=1), now)
                 await service.diff_done.wait()
                 await service.idle()
                 stage = DemoStage(demo, service, clock)

@@ -18,7 +18,6 @@ Rendering runs in a worker thread with matplotlib's Agg canvas (see :mod:`bot.ch
 
 from __future__ import annotations
 
-import asyncio
 import io
 import itertools
 import logging
@@ -34,7 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.charts import upload_chart
+from bot.charts import off_loop, upload_chart
 from connectors.clock import Clock
 from connectors.health import Health
 from ledger import Incident, Ledger, WebhookDelivery
@@ -378,20 +377,20 @@ class HealthChart:
                 since=start, system=system, limit=100_000
             )
             title = f"{system} webhooks: deliveries and failures, last {_span(6 * 3600)}"
-            png = await asyncio.to_thread(render_webhook_png, title, deliveries, start, now)
+            png = await off_loop(render_webhook_png, title, deliveries, start, now)
             return png, title
         if kind == "rate":
             start = now - RATE_SPAN
             samples = self._history.samples(system, start)
             title = f"{system}: throttles, retries and bucket use, last {_span(7200)}"
-            png = await asyncio.to_thread(render_rate_png, title, samples, start, now)
+            png = await off_loop(render_rate_png, title, samples, start, now)
             return png, title
         sla = self._sla.get(system, 900)
         span = min(MAX_SPAN, max(MIN_LAG_SPAN, timedelta(seconds=4 * sla)))
         start = now - span
         samples = self._history.samples(system, start)
         title = f"{system}: sync lag against its {_span(sla)} SLA"
-        png = await asyncio.to_thread(render_lag_png, title, samples, sla, start, now)
+        png = await off_loop(render_lag_png, title, samples, sla, start, now)
         return png, title
 
     async def __call__(self, incident: Incident, channel: str, ts: str) -> None:

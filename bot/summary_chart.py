@@ -6,7 +6,6 @@ with matplotlib's object-oriented API off the event loop (see :mod:`bot.charts`)
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections import defaultdict
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.charts import upload_chart
+from bot.charts import off_loop, upload_chart
 from bot.render.summary import DAILY_CHART, WEEKLY_CHART
 from ledger import Ledger
 from monitors.adjustments import REASON_CODES
@@ -91,7 +90,7 @@ def _tallest(summary: WeeklySummary) -> int:
 
 async def render_weekly_chart(summary: WeeklySummary) -> bytes:
     """:func:`render_weekly_png` in a worker thread."""
-    return await asyncio.to_thread(render_weekly_png, summary)
+    return await off_loop(render_weekly_png, summary)
 
 
 async def upload_weekly_chart(
@@ -310,7 +309,7 @@ async def render_daily_chart(
     day: AdjustmentReport, last_week: AdjustmentReport, tz: tzinfo
 ) -> bytes:
     """:func:`render_daily_png` in a worker thread."""
-    return await asyncio.to_thread(render_daily_png, day, last_week, tz)
+    return await off_loop(render_daily_png, day, last_week, tz)
 
 
 def same_day_last_week(day_start: datetime, tz: tzinfo) -> datetime:

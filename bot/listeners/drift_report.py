@@ -15,11 +15,12 @@ RECENT_ADJUSTMENTS_DAYS = 14
 
 
 async def resolve_sku(deps: BotDeps, raw: str) -> tuple[str | None, list[str]]:
-    """``(sku, [])`` if known, else ``(None, suggestions)``."""
+    """``(sku, [])`` if known, else ``(None, suggestions)``. A known SKU is one index
+    lookup; only a miss reads every SKU, for the close matches."""
     sku = deps.config.normalize_sku(raw)
-    known = await deps.ledger.known_skus()
-    if sku in known:
+    if await deps.ledger.is_known_sku(sku):
         return sku, []
+    known = await deps.ledger.known_skus()
     return None, difflib.get_close_matches(sku, known, n=3, cutoff=0.5)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ledger_testing import T0, at
+from ledger_testing import T0, at, obs
 
 from ledger import InvalidArgument, Ledger
 
@@ -49,3 +49,12 @@ async def test_skus_are_stripped_and_must_not_be_empty(ledger: Ledger) -> None:
     assert item.sku == "TEE-BLK-M"
     with pytest.raises(InvalidArgument, match="sku"):
         await ledger.upsert_item("  ", "shopify", GID_2)
+
+
+async def test_a_sku_is_known_as_an_item_or_by_a_level(ledger: Ledger) -> None:
+    await ledger.upsert_item("TEE-BLK-M", "shopify", GID_1, at=T0)
+    await ledger.record_levels([obs(4, sku="MUG-STONE", system="wms", state="on_hand")])
+    assert await ledger.is_known_sku("TEE-BLK-M")
+    assert await ledger.is_known_sku("MUG-STONE")
+    assert not await ledger.is_known_sku("MUG-STON")
+    assert await ledger.known_skus() == ["MUG-STONE", "TEE-BLK-M"]

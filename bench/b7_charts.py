@@ -1,6 +1,6 @@
-"""B7, charts: ``bot.charts.render_sku_chart`` (matplotlib's Agg canvas in
-the chart worker process, ``bot.charts.off_loop``) for a SKU with a week of history, while a ticker on the event loop
-measures how late it wakes (event-loop lag).
+"""B7, charts: ``bot.charts.render_sku_chart`` (matplotlib's Agg canvas in the chart
+worker process, ``bot.charts.off_loop``) for a SKU with a week of history, while a
+ticker on the event loop measures how late it wakes (event-loop lag).
 
 Baseline: the same charts rendered on the event loop itself (``render_png`` called
 directly), the lag a bot would show without the thread.

@@ -51,6 +51,7 @@ class LevelBulk:
         field: Callable[[int, str], str],
         time_to_text: Callable[[datetime], str],
         time_from_db: Callable[[str | datetime], datetime],
+        same: str,
     ) -> None:
         self._time_to_text = time_to_text
         self._time_from_db = time_from_db
@@ -83,6 +84,23 @@ class LevelBulk:
             "changed_at = excluded.changed_at, source = excluded.source "
             "WHERE level_current.observed_at <= excluded.observed_at"
         )
+        # An observation that brings nothing new: same quantity and source, and either
+        # no changed_at or the stored one; its row needs at most a later observed_at.
+        incoming = f"({select(_CURRENT, current_types)})"
+        unchanged = (
+            "c.quantity = k.quantity AND c.source = k.source "
+            f"AND (k.changed_at IS NULL OR c.changed_at {same} k.changed_at)"
+        )
+        self._refresh = (
+            f"UPDATE level_current AS c SET observed_at = k.observed_at FROM {incoming} AS k "
+            f"WHERE {_join('c', 'k')} AND {unchanged} AND c.observed_at < k.observed_at"
+        )
+        self._differing = (
+            f"SELECT {', '.join(f'k.{c}' for c in _KEY)}, c.system, "
+            f"{', '.join(f'c.{c}' for c in _CURRENT[4:])} "
+            f"FROM {incoming} AS k LEFT JOIN level_current AS c ON {_join('c', 'k')} "
+            f"WHERE c.system IS NULL OR NOT ({unchanged} AND c.observed_at <= k.observed_at)"
+        )
 
     async def load_current(self, conn: AsyncConnection, keys: Sequence[Key]) -> list[CurrentRow]:
         """The stored current rows of ``keys`` (keys without one are left out)."""
@@ -94,6 +112,46 @@ class LevelBulk:
             (r[0], r[1], r[2], r[3], r[4], parse(r[5]), parse(r[6]) if r[6] else None, r[7])
             for r in result
         ]
+
+    async def refresh_unchanged(
+        self, conn: AsyncConnection, rows: Sequence[CurrentRow]
+    ) -> list[tuple[Key, CurrentRow | None]]:
+        """Record ``rows`` (at most one per key) where they bring nothing new, and return
+        the others with their stored row (None for a new key).
+
+        A row brings nothing new when its key's stored row has the same quantity and
+        source, the same ``changed_at`` (or the row has none) and an ``observed_at`` no
+        later than the row's; such a stored row only gets the later ``observed_at``, in
+        one set-based UPDATE, without leaving the database. The rest (new keys,
+        changes, stale rows) come back to be applied one by one.
+        """
+        if not rows:
+            return []
+        text = self._time_to_text
+        data = json.dumps([(*r[:5], text(r[5]), text(r[6]) if r[6] else None, r[7]) for r in rows])
+        result = await conn.exec_driver_sql(self._differing, (data,))
+        parse = self._time_from_db
+        pending = [
+            (
+                (r[0], r[1], r[2], r[3]),
+                None
+                if r[4] is None
+                else (
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[5],
+                    parse(r[6]),
+                    parse(r[7]) if r[7] else None,
+                    r[8],
+                ),
+            )
+            for r in result
+        ]
+        if len(pending) < len(rows):  # else there is nothing to refresh (a first poll)
+            await conn.exec_driver_sql(self._refresh, (data,))
+        return pending
 
     async def insert_history(self, conn: AsyncConnection, rows: Sequence[HistoryRow]) -> None:
         """Append history rows."""
@@ -108,6 +166,10 @@ class LevelBulk:
             text = self._time_to_text
             data = [(*r[:5], text(r[5]), text(r[6]) if r[6] else None, r[7]) for r in rows]
             await conn.exec_driver_sql(self._upsert, (json.dumps(data),))
+
+
+def _join(left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{c} = {right}.{c}" for c in _KEY)
 
 
 def _pg_field(index: int, sql_type: str) -> str:
@@ -133,12 +195,14 @@ _POSTGRES = LevelBulk(
     field=_pg_field,
     time_to_text=_iso,
     time_from_db=_pg_time,
+    same="IS NOT DISTINCT FROM",
 )
 _SQLITE = LevelBulk(
     rows_from="json_each(?)",
     field=_sqlite_field,
     time_to_text=sqlite_text,
     time_from_db=_sqlite_time,
+    same="IS",
 )
 
 

@@ -7,19 +7,21 @@ so a poll that finds nothing new writes no history at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, union, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.bulk import CurrentRow, HistoryRow, Key, bulk_for
+from ledger.bulk import CurrentRow, HistoryRow, Key, LevelBulk, bulk_for
 from ledger.errors import InvalidArgument
 from ledger.records import LevelObservation, LevelRow, RecordResult
 from ledger.store import Store
 from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_HISTORY
 from ledger.types import require_utc
 
-#: Keys per round of record_levels: one read and two writes per round.
+#: Observations per round of record_levels: one UPDATE, one read and two writes a round.
 CHUNK = 20_000
 #: SKUs per query in current_levels.
 READ_CHUNK = 500
@@ -34,35 +36,29 @@ class Levels(Store):
         Per key, observations are applied in ``observed_at`` order. One older than the
         stored value is ignored and counted ``stale``; one that differs from the value
         before it writes a history row (``changed``); every other one only refreshes the
-        current row's ``observed_at``. ``changed_at`` is the system's own value when
-        given, else the ``observed_at`` of the change.
+        current row's ``observed_at`` (and ``changed_at`` or ``source`` if it brings
+        new ones). ``changed_at`` is the system's own value when given, else the
+        ``observed_at`` of the change.
+
+        ``observations`` is consumed as a stream, ``CHUNK`` at a time, so a full poll
+        is never held in memory twice: the order above holds within a chunk, and across
+        chunks in arrival order (an observation of a key older than one an earlier chunk
+        of the same batch stored is stale). A poll, one observation per key, is
+        unaffected. Observations that bring nothing new cost no Python object beyond a
+        tuple: the database compares them and refreshes their ``observed_at`` itself.
         """
-        by_key: dict[Key, list[LevelObservation]] = {}
-        total = 0
-        for obs in observations:
-            total += 1
-            _check(obs)
-            by_key.setdefault((obs.system, obs.sku, obs.location, obs.state), []).append(obs)
-        if not by_key:
+        chunks = _chunks(observations)
+        first = next(chunks, None)
+        if first is None:
             return RecordResult(observed=0, changed=0, stale=0)
         bulk = bulk_for(self.dialect)
-        keys = sorted(by_key)
-        changed = stale = 0
+        total = changed = stale = 0
         async with self._write() as conn:
-            for start in range(0, len(keys), CHUNK):
-                chunk = keys[start : start + CHUNK]
-                stored = {row[:4]: row for row in await bulk.load_current(conn, chunk)}
-                history: list[HistoryRow] = []
-                upserts: list[CurrentRow] = []
-                for key in chunk:
-                    row, written, ignored = _apply(key, stored.get(key), by_key.pop(key))
-                    history.extend(written)
-                    stale += ignored
-                    if row is not None:
-                        upserts.append(row)
-                await bulk.insert_history(conn, history)
-                await bulk.upsert_current(conn, upserts)
-                changed += len(history)
+            for chunk in itertools.chain((first,), chunks):
+                total += len(chunk)
+                written, ignored = await _record_chunk(conn, bulk, chunk)
+                changed += written
+                stale += ignored
         return RecordResult(observed=total, changed=changed, stale=stale)
 
     async def current_levels(
@@ -128,6 +124,51 @@ class Levels(Store):
         query = union(select(ITEMS.c.sku), select(LEVEL_CURRENT.c.sku.label("sku")))
         async with self._read() as conn:
             return sorted((await conn.execute(query)).scalars().all())
+
+
+def _chunks(observations: Iterable[LevelObservation]) -> Iterator[list[LevelObservation]]:
+    it = iter(observations)
+    while chunk := list(itertools.islice(it, CHUNK)):
+        yield chunk
+
+
+async def _record_chunk(
+    conn: AsyncConnection, bulk: LevelBulk, chunk: list[LevelObservation]
+) -> tuple[int, int]:
+    """One chunk recorded: (history rows written, stale observations)."""
+    single: dict[Key, LevelObservation] = {}
+    repeated: dict[Key, list[LevelObservation]] = {}
+    for obs in chunk:
+        _check(obs)
+        key = (obs.system, obs.sku, obs.location, obs.state)
+        first = single.setdefault(key, obs)
+        if first is not obs:
+            repeated.setdefault(key, [first]).append(obs)
+    for key in repeated:
+        del single[key]
+    rows: list[CurrentRow] = [
+        (*key, o.quantity, o.observed_at, o.changed_at, o.source) for key, o in single.items()
+    ]
+    del chunk
+    # Keys the database could not settle alone (new, changed, stale), with their rows.
+    pending = await bulk.refresh_unchanged(conn, rows)
+    del rows
+    if repeated:
+        pending += [(row[:4], row) for row in await bulk.load_current(conn, sorted(repeated))]
+        pending += [(key, None) for key in repeated.keys() - {key for key, _ in pending}]
+    history: list[HistoryRow] = []
+    upserts: list[CurrentRow] = []
+    stale = 0
+    for key, stored in sorted(pending):
+        batch = repeated[key] if key in repeated else [single[key]]
+        row, written, ignored = _apply(key, stored, batch)
+        history.extend(written)
+        stale += ignored
+        if row is not None:
+            upserts.append(row)
+    await bulk.insert_history(conn, history)
+    await bulk.upsert_current(conn, upserts)
+    return len(history), stale
 
 
 def _check(obs: LevelObservation) -> None:

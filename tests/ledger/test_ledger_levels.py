@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import timedelta, timezone
 
 import pytest
@@ -10,6 +11,7 @@ from ledger_testing import T0, at, obs, scalar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import InvalidArgument, Ledger, LevelObservation, RecordResult
+from ledger.levels import CHUNK
 
 
 async def history_count(raw: AsyncEngine, sku: str = "TEE-BLK-M") -> int:
@@ -65,6 +67,45 @@ async def test_the_systems_changed_at_is_kept(ledger: Ledger) -> None:
     await ledger.record_levels([obs(10, 5, changed_at=at(-30))])
     [current] = await ledger.current_levels("TEE-BLK-M")
     assert current.changed_at == at(-30)
+
+
+async def test_the_same_observation_twice_is_neither_stale_nor_a_change(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    assert await ledger.record_levels([obs(10, 5)]) == RecordResult(1, 1, 0)
+    assert await ledger.record_levels([obs(10, 5)]) == RecordResult(1, 0, 0)
+    assert await history_count(raw) == 1
+
+
+async def test_an_unchanged_quantity_still_brings_a_new_changed_at_and_source(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    await ledger.record_levels([obs(10, 0, changed_at=at(-30))])
+    assert await ledger.record_levels([obs(10, 5, changed_at=at(-2))]) == RecordResult(1, 0, 0)
+    [current] = await ledger.current_levels("TEE-BLK-M")
+    assert (current.observed_at, current.changed_at, current.source) == (at(5), at(-2), "poll")
+    assert await ledger.record_levels([obs(10, 6, source="webhook")]) == RecordResult(1, 0, 0)
+    [current] = await ledger.current_levels("TEE-BLK-M")
+    assert (current.observed_at, current.changed_at, current.source) == (at(6), at(-2), "webhook")
+    assert await history_count(raw) == 1
+
+
+async def test_a_batch_larger_than_a_chunk_is_streamed_in_arrival_order(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    # A generator, consumed once: the key's two changes land in different chunks.
+    def stream() -> Iterator[LevelObservation]:
+        yield obs(1, 0)
+        for i in range(CHUNK + 10):
+            yield obs(i, 0, sku=f"SKU-{i:06d}")
+        yield obs(2, 1)
+        yield obs(0, -1)  # older than what the first chunk stored: stale
+
+    assert await ledger.record_levels(stream()) == RecordResult(CHUNK + 13, CHUNK + 12, 1)
+    series = await ledger.level_series("TEE-BLK-M", since=at(-60))
+    assert [(r.quantity, r.observed_at) for r in series] == [(1, at(0)), (2, at(1))]
+    assert await scalar(raw, "SELECT count(*) FROM level_current") == CHUNK + 11
+    assert await history_count(raw) == 2
 
 
 async def test_keys_are_separate(ledger: Ledger, raw: AsyncEngine) -> None:

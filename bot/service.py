@@ -60,6 +60,10 @@ def ledger_url(config: Config, environ: Mapping[str, str]) -> str:
     return config.database.url
 
 
+#: work handed over by Slack acks that runs at once (the rest waits its turn)
+ANSWER_CONCURRENCY = 8
+
+
 class Service:
     """Scheduler + web server + outbox worker around one ledger."""
 
@@ -137,6 +141,7 @@ class Service:
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
         self._runner: web.AppRunner | None = None
         self._running: set[asyncio.Task[Any]] = set()
+        self._answers = asyncio.Semaphore(ANSWER_CONCURRENCY)
         self._stopping = False
         #: set after every completed diff run (tests and the demo wait on it)
         self.diff_done = asyncio.Event()
@@ -228,7 +233,7 @@ class Service:
             resync=self.resync,
             systems=self.systems,
             rules=self.rules,
-            spawn=self.spawn,
+            spawn=self.spawn_answer,
         )
         # Without a signing secret (Socket Mode only) /slack/events is not served at all.
         return build_slack_app(deps, secret or "")
@@ -238,6 +243,17 @@ class Service:
         task = asyncio.create_task(self._tracked(name, work), name=f"driftwatch:{name}")
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+
+    def spawn_answer(self, name: str, work: Work) -> None:
+        """Like :meth:`spawn`, for the work a Slack ack hands over (answers, resyncs):
+        at most :data:`ANSWER_CONCURRENCY` run at once, so a burst of commands is acked
+        first and answered right after instead of every answer slowing every ack."""
+
+        async def limited() -> None:
+            async with self._answers:
+                await work()
+
+        self.spawn(name, limited)
 
     async def idle(self) -> None:
         """Wait until no job and no work spawned after a Slack ack is running."""

@@ -39,11 +39,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _PROCESS: ProcessPoolExecutor | None = None
+_NO_PROCESS = False
 _THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwatch-chart")
 
 
 def _renderer() -> ProcessPoolExecutor | None:
     global _PROCESS
+    if _NO_PROCESS:
+        return None
     if _PROCESS is None:
         try:
             # forkserver: a clean process, not a fork of one running threads and a loop
@@ -58,7 +61,7 @@ def _renderer() -> ProcessPoolExecutor | None:
 async def off_loop(render: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """``render(*args, **kwargs)`` in the chart worker process (else the chart thread),
     awaited from the event loop."""
-    global _PROCESS
+    global _PROCESS, _NO_PROCESS
     loop = asyncio.get_running_loop()
     call = functools.partial(render, *args, **kwargs)
     pool = _renderer()
@@ -68,6 +71,13 @@ async def off_loop(render: Callable[P, R], *args: P.args, **kwargs: P.kwargs) ->
         except BrokenProcessPool:
             log.warning("the chart worker process died; rendering on a thread")
             _PROCESS = None
+        except (OSError, RuntimeError) as exc:
+            # e.g. a __main__ script without the ``if __name__ == "__main__"`` guard,
+            # which a fresh process cannot import: render on the thread from now on
+            log.warning("charts render on a thread: no worker process (%s)", exc)
+            _NO_PROCESS = True
+            _PROCESS = None
+            pool.shutdown(wait=False, cancel_futures=True)
     return await loop.run_in_executor(_THREAD, call)
 
 

@@ -60,6 +60,8 @@ def ledger_url(config: Config, environ: Mapping[str, str]) -> str:
     return config.database.url
 
 
+#: pending connections the web server queues (aiohttp's default is 128)
+LISTEN_BACKLOG = 1024
 #: work handed over by Slack acks that runs at once (the rest waits its turn)
 ANSWER_CONCURRENCY = 8
 
@@ -418,8 +420,13 @@ class Service:
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
         bind_host = host or self.config.server.host
+        # a backlog above aiohttp's 128: a burst of Slack commands or webhooks opening
+        # new connections would otherwise wait out a 1 s SYN retry past the 128th
         site = web.TCPSite(
-            self._runner, bind_host, self.config.server.port if port is None else port
+            self._runner,
+            bind_host,
+            self.config.server.port if port is None else port,
+            backlog=LISTEN_BACKLOG,
         )
         await site.start()
         bound = self._runner.addresses[0][1]

@@ -61,9 +61,10 @@ NOTES = """\
   remove costs of the fakes only: the bulk operation completes as soon as it is polled,
   and the fake WMS keeps its levels sorted between pages (it sorts the whole table per
   request). The product still waits its first bulk poll interval (1 s).
-- **B2** `monitors.drift.diff` on Level objects built before the clock starts. polars and
-  DuckDB are not installed here, so the baseline is the faster of a Python dict full
-  outer join and SQLite's `FULL OUTER JOIN` (in memory, loading included).
+- **B2** `monitors.drift.diff` on Level objects built before the clock starts. Baseline:
+  a polars full outer join of the three systems' rows on (sku, location) computing each
+  gap to the truth (loading included; polars uses every core, the engine one); a Python
+  dict join is reported beside it.
 - **B3** bucket time on a ManualClock shared by the connector and the fake Shopify: only
   the connector's own waits move it, so waited time ÷ `max(0, cost − 2,000) ÷ 100` is
   how close it paces to the bucket. The one-call-per-item baseline runs on a sample and

@@ -57,10 +57,14 @@ have disagreed, at least.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import Any
 
 from connectors.levels import Level
 
@@ -110,6 +114,10 @@ class Threshold:
 
     absolute: int = 0
     percent: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.absolute < 0:
+            raise ValueError(f"a threshold's absolute units cannot be negative: {self.absolute}")
 
     def exceeded_by(self, gap: int, expected: int) -> bool:
         size = abs(gap)
@@ -216,6 +224,52 @@ def is_stale(level: Level, rules: SystemRules, now: datetime) -> bool:
 
 Grid = Mapping[tuple[str, str], Mapping[str, Level]]
 
+#: How far inside the SLA a level must be observed for the precomputed cutoff to call it
+#: fresh; nearer the edge (and past it), :func:`is_stale` decides.
+_MARGIN = timedelta(milliseconds=1)
+
+
+class _Freshness:
+    """:func:`is_stale` for one system at one ``now``, without arithmetic per level: a
+    level observed at or after ``fresh_from`` is fresh (a cutoff a millisecond inside the
+    SLA, so rounding cannot flip it); any other level is judged by :func:`is_stale`."""
+
+    __slots__ = ("fresh_from", "never", "now", "rules")
+
+    def __init__(self, rules: SystemRules, now: datetime) -> None:
+        self.rules, self.now = rules, now
+        self.never = rules.sla_seconds is None
+        self.fresh_from: datetime | None = None
+        if rules.sla_seconds is not None:
+            # beyond datetime's range, or NaN: no cutoff, every level judged exactly
+            with suppress(OverflowError, ValueError):
+                self.fresh_from = now - timedelta(seconds=rules.sla_seconds) + _MARGIN
+
+    def stale(self, level: Level) -> bool:
+        if self.never:
+            return False
+        if self.fresh_from is not None and level.observed_at >= self.fresh_from:
+            return False
+        return is_stale(level, self.rules, self.now)
+
+
+class _Context:
+    """What every cell of one diff shares, worked out once: the rules, the time, the grid,
+    each system's freshness and rank."""
+
+    def __init__(self, rules: DiffRules, now: datetime, grid: Grid) -> None:
+        self.rules, self.now, self.grid = rules, now, grid
+        self.freshness = {name: _Freshness(spec, now) for name, spec in rules.systems.items()}
+        self.rank = {name: i for i, name in enumerate(rules.source_of_truth)}
+        #: the source-of-truth systems the rules compare, in order
+        self.truths = tuple(name for name in rules.source_of_truth if name in rules.systems)
+        self.storefronts = frozenset(
+            name for name, spec in rules.systems.items() if spec.role == ROLE_STOREFRONT
+        )
+
+    def stale(self, system: str, level: Level) -> bool:
+        return self.freshness[system].stale(level)
+
 
 def diff(levels: Iterable[Level], rules: DiffRules, *, now: datetime | None = None) -> list[Drift]:
     """Every drift among ``levels`` at ``now``, worst first (largest absolute gap).
@@ -223,24 +277,149 @@ def diff(levels: Iterable[Level], rules: DiffRules, *, now: datetime | None = No
     ``now`` is the time of the diff; None means the latest ``observed_at`` among the
     levels (the time of the read, for systems that stamp their reads).
     """
-    levels = list(levels)
+    return _diff(levels, rules, now, fast=True)
+
+
+def _diff(
+    levels: Iterable[Level], rules: DiffRules, now: datetime | None, *, fast: bool
+) -> list[Drift]:
+    """:func:`diff`; ``fast`` False judges every cell the general way (the fast path's
+    reference, in tests)."""
     if now is None:
+        levels = list(levels)
         if not levels:
             return []
         now = max(level.observed_at for level in levels)
-    grid: dict[tuple[str, str], dict[str, Level]] = defaultdict(dict)
-    for level in levels:
-        if level.system in rules.systems:
-            grid[(level.sku, level.location)][level.system] = level
-    for bundle, components in rules.bundles.items():
-        for sku, location in list(grid):
-            if sku in components:
-                grid.setdefault((bundle, location), {})  # judged wherever a component is
-    drifts: list[Drift] = []
-    for (sku, location), by_system in grid.items():
-        drifts.extend(_Cell(sku, location, by_system, grid, rules, now).drifts())
+    with _cyclic_gc_paused():
+        drifts = _judge_cells(_Context(rules, now, _grid(levels, rules)), fast=fast)
     drifts.sort(key=lambda d: (-abs(d.gap), d.sku, d.location, d.system, d.kind))
     return drifts
+
+
+_Plan = list[
+    tuple[str, tuple[str, ...], Callable[[Mapping[str, int]], Any], bool, datetime | None, bool]
+]
+
+
+def _fast_plan(ctx: _Context) -> _Plan:
+    """Per system, what the fast path reads: name, compared states and a getter of them,
+    whether a storefront,
+    the freshness cutoff (None: never stale), whether it is the truth in use (it comes
+    first). Empty when the fast path cannot be sure (no source of truth, or a system
+    whose cutoff is unknown)."""
+    if not ctx.truths:
+        return []
+    order = [ctx.truths[0], *(name for name in ctx.rules.systems if name != ctx.truths[0])]
+    plan: _Plan = []
+    for name in order:
+        freshness = ctx.freshness[name]
+        states = ctx.rules.systems[name].compare_states
+        if not states or (not freshness.never and freshness.fresh_from is None):
+            return []
+        getter = itemgetter(*states)
+        storefront = name in ctx.storefronts
+        plan.append((name, states, getter, storefront, freshness.fresh_from, not plan))
+    return plan
+
+
+def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
+    """Every cell's drifts. The fast path skips a quiet cell without building anything:
+    every system reports a fresh, non-negative value; the truth is the first source of
+    truth; each other system's gap to its expectation is within the threshold; no
+    storefront is untracked or sells on CONTINUE; the SKU is no bundle. Such a cell has no
+    drift (the general path agrees: tests/monitors/test_drift_fast_path.py); any other
+    cell is judged by :class:`_Cell`."""
+    rules = ctx.rules
+    plan = _fast_plan(ctx) if fast else []
+    systems = len(plan)
+    bundles = rules.bundles
+    safety_stock = rules.safety_stock
+    no_safety_stock = safety_stock is _no_safety_stock
+    threshold_of = rules.threshold
+    drifts: list[Drift] = []
+    for (sku, location), by_system in ctx.grid.items():
+        if systems and len(by_system) == systems and sku not in bundles:
+            truth = 0
+            safety: int | None = None
+            threshold: Threshold | None = None
+            for name, states, getter, storefront, fresh_from, is_truth in plan:
+                level = by_system[name]
+                if fresh_from is not None and level.observed_at < fresh_from:
+                    break
+                value: int | None
+                try:
+                    got = getter(level.quantities)
+                except KeyError:  # not every compared state reported: the sum of those that are
+                    value = level.total(states)
+                else:
+                    value = sum(got) if len(states) > 1 else got
+                if value is None or value < 0:
+                    break
+                if is_truth:
+                    truth = value
+                    continue
+                expected = truth
+                if storefront:
+                    flags = level.flags
+                    if flags and (
+                        flags.get("tracked") is False
+                        or str(flags.get("inventory_policy", "")).upper() == "CONTINUE"
+                    ):
+                        break
+                    if safety is None:
+                        safety = 0 if no_safety_stock else safety_stock(sku, location)
+                    expected = max(0, truth - safety)
+                if value != expected:
+                    if threshold is None:
+                        threshold = threshold_of(sku)
+                    if threshold.exceeded_by(value - expected, expected):
+                        break
+            else:
+                continue  # a quiet cell
+        drifts.extend(_Cell(sku, location, by_system, ctx).drifts())
+    return drifts
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a diff builds, judges and frees its grid:
+    a million cells are a million small dicts, none in a cycle, and the collector would
+    walk them and all the caller's live objects (the levels too) over and over for
+    nothing; at 1,000,000 cells that was more than half the time of the diff. Memory is
+    still freed by reference counting; the collector is back on (if it was) after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _grid(levels: Iterable[Level], rules: DiffRules) -> dict[tuple[str, str], dict[str, Level]]:
+    """(SKU, location) → system → level (the last one given wins), plus an empty cell for
+    every bundle wherever one of its components is."""
+    names = frozenset(rules.systems)
+    grid: dict[tuple[str, str], dict[str, Level]] = {}
+    cell_of = grid.get
+    for level in levels:
+        name = level.system
+        if name in names:
+            key = (level.sku, level.location)
+            cell = cell_of(key)
+            if cell is None:
+                grid[key] = {name: level}
+            else:
+                cell[name] = level
+    if rules.bundles:
+        bundles_of: dict[str, list[str]] = defaultdict(list)
+        for bundle, components in rules.bundles.items():
+            for component in components:
+                bundles_of[component].append(bundle)
+        for sku, location in list(grid):
+            for bundle in bundles_of.get(sku, ()):
+                grid.setdefault((bundle, location), {})  # judged wherever a component is
+    return grid
 
 
 @dataclass(frozen=True)
@@ -266,35 +445,40 @@ class _Cell:
         sku: str,
         location: str,
         by_system: Mapping[str, Level],
-        grid: Grid,
-        rules: DiffRules,
-        now: datetime,
+        ctx: _Context,
     ) -> None:
-        self.sku, self.location, self.rules, self.now = sku, location, rules, now
-        self.grid = grid
+        rules = ctx.rules
+        self.sku, self.location, self.rules, self.now = sku, location, rules, ctx.now
+        self.ctx, self.grid = ctx, ctx.grid
         self.by_system = by_system
-        self.fresh = {
-            n: lv for n, lv in by_system.items() if not is_stale(lv, rules.systems[n], now)
-        }
+        self.fresh = {n: lv for n, lv in by_system.items() if not ctx.stale(n, lv)}
         self.values = {
             name: compared_value(by_system[name], spec) if name in by_system else None
             for name, spec in rules.systems.items()
         }
         self.observed = {name: lv.observed_at for name, lv in by_system.items()}
-        self.truth, self.truth_value = self._truth_of(sku, location)
+        self.truth, self.truth_value = self._own_truth()
         self.truth_level = by_system.get(self.truth) if self.truth else None
-        self.rank = {name: i for i, name in enumerate(rules.source_of_truth)}
+        self.rank = ctx.rank
         components = rules.bundles.get(sku)
         self.basis = self._bundle_basis(components) if components else None
         self.threshold = rules.threshold(sku)
 
     # --- the truth -------------------------------------------------------------
 
+    def _own_truth(self) -> tuple[str | None, int | None]:
+        """:meth:`_truth_of` this cell, from the values already computed."""
+        for name in self.ctx.truths:
+            value = self.values[name]
+            if name in self.fresh and value is not None:
+                return name, value
+        return None, None
+
     def _truth_of(self, sku: str, location: str) -> tuple[str | None, int | None]:
         by_system = self.grid.get((sku, location), {})
-        for name in self.rules.source_of_truth:
+        for name in self.ctx.truths:
             level = by_system.get(name)
-            if level is None or is_stale(level, self.rules.systems[name], self.now):
+            if level is None or self.ctx.stale(name, level):
                 continue
             value = compared_value(level, self.rules.systems[name])
             if value is not None:
@@ -475,7 +659,7 @@ class _Cell:
         counts: list[int] = []
         for component, quantity in components.items():
             level = self.grid.get((component, self.location), {}).get(system)
-            if level is None or is_stale(level, spec, self.now):
+            if level is None or self.ctx.stale(system, level):
                 return None
             value = compared_value(level, spec)
             if value is None:

@@ -67,17 +67,21 @@ async def off_loop(render: Callable[P, R], *args: P.args, **kwargs: P.kwargs) ->
     pool = _renderer()
     if pool is not None:
         try:
-            return await loop.run_in_executor(pool, call)
-        except BrokenProcessPool:
-            log.warning("the chart worker process died; rendering on a thread")
-            _PROCESS = None
-        except (OSError, RuntimeError) as exc:
+            future = loop.run_in_executor(pool, call)  # submits (and starts the worker) now
+        except (OSError, RuntimeError, BrokenProcessPool) as exc:
             # e.g. a __main__ script without the ``if __name__ == "__main__"`` guard,
             # which a fresh process cannot import: render on the thread from now on
             log.warning("charts render on a thread: no worker process (%s)", exc)
             _NO_PROCESS = True
             _PROCESS = None
             pool.shutdown(wait=False, cancel_futures=True)
+        else:
+            try:
+                return await future  # an error the render raised comes back as is
+            except BrokenProcessPool:
+                log.warning("the chart worker process died; rendering on a thread")
+                _PROCESS = None
+                pool.shutdown(wait=False, cancel_futures=True)
     return await loop.run_in_executor(_THREAD, call)
 
 

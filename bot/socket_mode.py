@@ -19,6 +19,9 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
+#: how long start() waits for the first WebSocket session before going on without it
+FIRST_CONNECT_SECONDS = 10.0
+
 log = logging.getLogger("driftwatch.socket_mode")
 
 #: errors of ``apps.connections.open`` that no retry fixes
@@ -73,7 +76,11 @@ class SocketMode:
             name="driftwatch:socket-mode",
         )
         if handler.client.wss_uri is not None:
-            await self._connecting
+            # the first session, but never for long: a proxy that blocks wss would keep
+            # the SDK's connect loop going forever and hold up the web server and jobs
+            done, _ = await asyncio.wait({self._connecting}, timeout=FIRST_CONNECT_SECONDS)
+            if not done:
+                log.warning("Socket Mode is still connecting; continuing in the background")
         log.info("Socket Mode: %s", "connected" if self.connected else "connecting")
 
     async def stop(self) -> None:

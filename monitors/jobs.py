@@ -121,7 +121,10 @@ class DriftDiffJob:
         )
         self.last = DiffResult(diff_run, ctx)
         for hook in self._after:
-            await hook(self.last)
+            try:
+                await hook(self.last)
+            except Exception:  # one failing hook must not cost the diff its alerts
+                log.exception("after-diff hook %r failed", hook)
         return self.last
 
 

@@ -37,6 +37,10 @@ def describe(body: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
 Entry = tuple[str, str, str, Mapping[str, Any] | None, datetime]
 
 
+class AuditNotWritten(Exception):
+    """The audit write shared with this entry was cancelled before it committed."""
+
+
 class AuditBatch:
     """Group commit of audit entries: :meth:`append` returns once its entry is written
     (or raises what the write raised), in a transaction shared with the entries that
@@ -59,6 +63,14 @@ class AuditBatch:
                     for _, waiter in batch:
                         if not waiter.done():
                             waiter.set_exception(exc)
+                except BaseException:
+                    # cancelled: the others in this batch must not wait forever
+                    for _, waiter in batch:
+                        if waiter is done:
+                            waiter.cancel()
+                        elif not waiter.done():
+                            waiter.set_exception(AuditNotWritten())
+                    raise
                 else:
                     for _, waiter in batch:
                         if not waiter.done():

@@ -644,4 +644,7 @@ def parse_time(value: Any) -> datetime | None:
         return None
     if moment.tzinfo is None:
         return None
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00, before year 1 in UTC
+        return None

@@ -643,6 +643,7 @@ def test_times_are_parsed_from_shopify_forms() -> None:
     assert parse_time("2026-11-02T09:00:00-05:00") == datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
     assert parse_time("2026-11-02T09:00:00") is None  # no zone: unknown
     assert parse_time("yesterday") is None
+    assert parse_time("0001-01-01T00:00:00+01:00") is None  # before year 1 in UTC
 
 
 def test_receiver_needs_a_secret(ledger: Ledger) -> None:

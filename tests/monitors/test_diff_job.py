@@ -13,7 +13,7 @@ import pytest
 from bot.demo import DemoWorld, demo_world
 from connectors import ManualClock
 from ledger import Ledger
-from monitors.jobs import DriftDiffJob
+from monitors.jobs import DiffResult, DriftDiffJob
 from monitors.persistence import Persistence
 from monitors.wiring import build_systems, rules_from_config
 
@@ -92,3 +92,36 @@ async def test_a_targeted_diff_of_a_component_reads_its_bundle_too(tmp_path: Pat
             read = {lv.sku for lv in result.run.levels}
             assert {"MUG-STONE", "MUG-GIFT-2"} <= read, targeted
             assert not [d for d in result.run.drifts if d.sku == "MUG-GIFT-2"], targeted
+
+
+async def test_a_failing_after_diff_hook_costs_the_diff_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    seen: list[int] = []
+
+    async def broken(result: DiffResult) -> None:
+        raise RuntimeError("policy bug")
+
+    async def counting(result: DiffResult) -> None:
+        seen.append(len(result.run.drifts))
+
+    async with (
+        demo_world() as demo,
+        Ledger.from_url(f"sqlite:///{tmp_path / 'hooks.db'}") as ledger,
+        httpx.AsyncClient() as client,
+    ):
+        await ledger.upgrade()
+        systems = build_systems(demo.config, client=client, clock=clock, environ=demo.environ)
+        job = DriftDiffJob(
+            systems,
+            rules_from_config(demo.config),
+            ledger,
+            clock,
+            channel="C0DRIFT01",
+            after=[broken, counting],
+        )
+        result = await job.run()
+        assert [i.sku for i in result.incidents.opened] == ["TEE-BLK-M"]
+        assert seen == [1]  # the hook after the broken one still ran
+        assert "policy bug" in caplog.text

@@ -373,8 +373,9 @@ class HealthChart:
         now = self._clock.now()
         if kind == "webhooks":
             start = now - WEBHOOK_SPAN
+            # a burst past the limit keeps the recent hours, the incident's own
             deliveries = await self._ledger.list_deliveries(
-                since=start, system=system, limit=100_000
+                since=start, system=system, limit=100_000, newest=True
             )
             title = f"{system} webhooks: deliveries and failures, last {_span(6 * 3600)}"
             png = await off_loop(render_webhook_png, title, deliveries, start, now)

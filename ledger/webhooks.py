@@ -340,11 +340,18 @@ class WebhookDeliveries(Store):
         outcome: str | None = None,
         limit: int = 100,
         system: str | None = None,
+        *,
+        newest: bool = False,
     ) -> list[WebhookDelivery]:
-        """Deliveries received at or after ``since``, oldest first, filtered by outcome."""
+        """Deliveries received at or after ``since``, oldest first, filtered by outcome;
+        with ``newest``, the ``limit`` most recent ones (still oldest first)."""
         if limit <= 0:
             raise InvalidArgument("limit must be positive")
-        query = select(WD).order_by(WD.c.received_at, WD.c.id).limit(limit)
+        if newest:
+            query = select(WD).order_by(WD.c.received_at.desc(), WD.c.id.desc())
+        else:
+            query = select(WD).order_by(WD.c.received_at, WD.c.id)
+        query = query.limit(limit)
         if since is not None:
             query = query.where(WD.c.received_at >= require_utc(since, "since"))
         if outcome is not None:
@@ -354,7 +361,8 @@ class WebhookDeliveries(Store):
             query = query.where(WD.c.system == system)
         async with self._read() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [WebhookDelivery.from_row(row) for row in rows]
+        found = [WebhookDelivery.from_row(row) for row in rows]
+        return found[::-1] if newest else found
 
     async def delivery_stats(self, since: datetime, system: str | None = None) -> DeliveryStats:
         """Deliveries received at or after ``since``: counts by outcome, the largest delay

@@ -276,6 +276,10 @@ async def test_list_and_stats(ledger: Ledger) -> None:
     ]
     assert [d.id for d in await ledger.list_deliveries(outcome="processed")] == [a.id]
     assert len(await ledger.list_deliveries(limit=2)) == 2
+    assert [d.outcome for d in await ledger.list_deliveries(limit=2, newest=True)] == [
+        "malformed",
+        "rejected_signature",
+    ]
 
     stats = await ledger.delivery_stats(since=T0)
     assert stats.total == 4

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.levels import Level
-from monitors.drift import DiffRules, SystemRules, Threshold, _diff
+from monitors.drift import DiffRules, SystemRules, Threshold, _Context, _diff, _fast_plan
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 SKUS = ("TEE", "MUG", "KIT")  # KIT may be a bundle of TEE and MUG
@@ -122,6 +122,7 @@ def test_agreeing_systems_within_the_threshold_are_quiet_on_both_paths(
     ]
     fast, general = _diff(levels, rules, NOW, fast=True), _diff(levels, rules, NOW, fast=False)
     assert fast == general
+    assert _fast_plan(_Context(rules, NOW, {})), "these rules take the fast path"
     assert [d.kind for d in fast] == (
         []
         if abs(shown - truth) <= absolute

@@ -70,6 +70,8 @@ SHADOW = "shadow"
 ESCALATE = "escalate"
 NONE = "none"
 
+#: the incident note naming the opening its ``policy`` note belongs to
+OPENING_NOTE = "policy_opening"
 #: outcomes stored in ``details["policy"]["outcome"]``
 APPLIED = "applied"
 SHADOWED = "shadow"
@@ -144,6 +146,8 @@ class AutoResyncPolicy:
             incident = live.get(drift.fingerprint)
             if incident is None or drift.fingerprint in muted:
                 continue  # pending, grouped into a storm, or muted
+            if _shown(incident):
+                continue  # this opening's decision is settled and on the alert already
             outcome = await self._recorded(incident)
             if outcome is None:
                 outcome = await self._decide_and_act(drift, incident)
@@ -242,7 +246,11 @@ class AutoResyncPolicy:
         if details.get("policy") == outcome:
             return
         try:
-            await self._ledger.annotate_incident(current.id, "policy", outcome, self._clock.now())
+            now = self._clock.now()
+            await self._ledger.annotate_incident(current.id, "policy", outcome, now)
+            await self._ledger.annotate_incident(
+                current.id, OPENING_NOTE, current.reopened_count, now
+            )
         except InvalidTransition:
             return  # resolved in the meantime: nothing left to show
         posted = current.slack_ts is not None
@@ -254,6 +262,18 @@ class AutoResyncPolicy:
             incident_id=current.id,
             dedupe_key=f"incident:{current.id}:policy:{current.reopened_count}",
         )
+
+
+def _shown(incident: Incident) -> bool:
+    """Whether the incident already shows a settled decision of its current opening
+    (then a diff costs it no ledger reads)."""
+    details = incident.details or {}
+    note = details.get("policy")
+    return (
+        details.get(OPENING_NOTE) == incident.reopened_count
+        and isinstance(note, dict)
+        and note.get("outcome") in FINAL
+    )
 
 
 def reply_text(outcome: dict[str, Any], *, posted: bool) -> str:

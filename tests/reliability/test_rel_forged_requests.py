@@ -22,7 +22,7 @@ from reliability_testing import GUEST, SECRET, WRITER, Bot, slack_headers
 from connectors.shopify.webhooks import sign
 from ledger import WEBHOOK_OUTCOMES
 
-EXAMPLES = 400
+EXAMPLES = 1_000  # per test: 2,000 generated requests in all, each checked for effects
 FAST = settings(
     max_examples=EXAMPLES,
     deadline=None,

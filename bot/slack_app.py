@@ -23,6 +23,7 @@ from bot.listeners.adjust import register_adjust
 from bot.middleware.audit import audit_interactions
 from bot.middleware.authorize import Writers
 from bot.slack_deps import BotDeps
+from connectors.normalize import is_whole_number
 
 log = logging.getLogger("driftwatch.slack")
 
@@ -65,9 +66,7 @@ def events_handler(
         body = await request.text()
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
-        if not (timestamp.isascii() and timestamp.isdigit()) or not verifier.is_valid(
-            body, timestamp, signature
-        ):
+        if not is_whole_number(timestamp) or not verifier.is_valid(body, timestamp, signature):
             return web.json_response({"error": "invalid request"}, status=401)
         try:
             bolt_request = await to_bolt_request(request)

@@ -29,6 +29,12 @@ class Mapping(Protocol):
         ...
 
 
+def is_whole_number(text: str) -> bool:
+    """Whether ``text`` is a non-negative whole number in ASCII digits: ``str.isdigit``
+    also accepts ``'¹'`` (which ``int()`` refuses), so outside input is checked here."""
+    return text.isascii() and text.isdigit()
+
+
 def to_units(count: int, pack: int) -> int:
     """A system's count in units."""
     return count * pack

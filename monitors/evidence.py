@@ -254,7 +254,7 @@ class LedgerEvidence:
             for point in changes:
                 series[(point.sku, point.location, point.state)].append(point)
             for d, level, truth_level in cases:
-                now_value = _compared(truth_level.quantities, states)
+                now_value = truth_level.total(tuple(states))
                 then = _value_at(series, d.sku, d.location, states, truth_level, level.observed_at)
                 if now_value is not None and then is not None:
                     out[(d.system, d.sku, d.location)] = now_value - then
@@ -290,11 +290,6 @@ def _lines(value: Any) -> Iterable[tuple[str, int]]:
         sku, quantity = line.get("sku"), line.get("quantity")
         if isinstance(sku, str) and sku.strip() and type(quantity) is int and quantity > 0:
             yield sku, quantity
-
-
-def _compared(quantities: Mapping[str, int], states: Sequence[str]) -> int | None:
-    present = [quantities[s] for s in states if s in quantities]
-    return sum(present) if present else None
 
 
 def _value_at(

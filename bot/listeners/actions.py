@@ -13,6 +13,7 @@ from bot.listeners.drift_report import share_drift
 from bot.middleware.authorize import Writers, writers_only
 from bot.render.modals import ROOT_CAUSE_CALLBACK, parse_root_cause, root_cause_modal
 from bot.slack_deps import BotDeps, Who, run_for, tell
+from connectors.normalize import is_whole_number
 
 
 def _value(body: Mapping[str, Any]) -> str:
@@ -22,7 +23,7 @@ def _value(body: Mapping[str, Any]) -> str:
 
 def _incident_id(body: Mapping[str, Any]) -> int:
     head = _value(body).split(":", 1)[0]
-    if not (head.isascii() and head.isdigit()):
+    if not is_whole_number(head):
         raise ValueError(f"this button does not name an incident ({_value(body)!r})")
     return int(head)
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from bot.render.modals import RootCauseSubmission
 from bot.slack_deps import BotDeps, Who, tell
+from connectors.normalize import is_whole_number
 from ledger import Incident
 from monitors.resync import ResyncRequest, ResyncResult
 
@@ -55,7 +56,7 @@ async def resolve(deps: BotDeps, who: Who, incident_id: int) -> None:
 
 async def snooze(deps: BotDeps, who: Who, value: str) -> None:
     head, _, code = value.partition(":")
-    if not (head.isascii() and head.isdigit()) or code not in SNOOZE_HOURS:
+    if not is_whole_number(head) or code not in SNOOZE_HOURS:
         await tell(deps, who, f"Sorry, I do not understand the snooze choice `{value}`.")
         return
     hours = SNOOZE_HOURS[code]

@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack_deps import BotDeps, Who, tell
 from connectors.clock import Clock
+from connectors.normalize import is_whole_number
 from monitors.config.sections import SlackWriters
 
 log = logging.getLogger("driftwatch.slack.authorize")
@@ -109,13 +110,14 @@ def subject_of(body: Mapping[str, Any]) -> str:
         action = actions[0]
         value = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
         head = str(value).split(":", 1)[0]
-        if head.isascii() and head.isdigit():
+        if is_whole_number(head):
             return f"incident:{head}"
         return f"action:{action.get('action_id')}"
     if body.get("command"):
         return f"command:{body['command']}"
     view = body.get("view") or {}
     meta = str(view.get("private_metadata") or "")
-    if meta.split(":", 1)[0].isascii() and meta.split(":", 1)[0].isdigit():
-        return f"incident:{meta.split(':', 1)[0]}"
+    meta_head = meta.split(":", 1)[0]
+    if is_whole_number(meta_head):
+        return f"incident:{meta_head}"
     return f"view:{view.get('callback_id', '')}"

@@ -18,6 +18,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from connectors.normalize import is_whole_number
 from ledger import Incident
 
 ROOT_CAUSE_CALLBACK = "root_cause"
@@ -110,7 +111,7 @@ def parse_root_cause(view: Mapping[str, Any]) -> RootCauseSubmission:
 
     selected = ((values.get("cause") or {}).get("cause") or {}).get("selected_option") or {}
     cause = selected.get("value")
-    if not (incident.isascii() and incident.isdigit()) or cause not in ROOT_CAUSE_LABELS:
+    if not is_whole_number(incident) or cause not in ROOT_CAUSE_LABELS:
         raise ValueError("the root-cause form is incomplete")
     return RootCauseSubmission(
         int(incident), channel or None, str(cause), text("remediation"), text("follow_up")

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from connectors.normalize import is_whole_number
+
 Pagination = Literal["page", "offset", "cursor", "link"]
 
 
@@ -54,11 +56,7 @@ def dig(item: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(current, Mapping):
             current = current.get(part)
-        elif (
-            isinstance(current, list)
-            and (part.isascii() and part.isdigit())
-            and int(part) < len(current)
-        ):
+        elif isinstance(current, list) and is_whole_number(part) and int(part) < len(current):
             current = current[int(part)]
         else:
             return None

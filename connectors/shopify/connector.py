@@ -28,7 +28,7 @@ from connectors.errors import GraphQLError, IdempotencyError, ResponseError, Wri
 from connectors.health import Health
 from connectors.http import RetryPolicy
 from connectors.levels import Level, LevelWrite, WriteOutcome
-from connectors.normalize import Mapping, from_units, to_units
+from connectors.normalize import Mapping, from_units, is_whole_number, to_units
 from connectors.shopify.bulk import BulkOperationRejected, BulkReader
 from connectors.shopify.documents import document
 from connectors.shopify.items import item_facts, levels_of
@@ -390,7 +390,7 @@ def _digest(keys: list[str]) -> str:
 def _index_of(error: dict[str, Any]) -> int | None:
     field = error.get("field") or []
     for part in field:
-        if isinstance(part, str) and (part.isascii() and part.isdigit()):
+        if isinstance(part, str) and is_whole_number(part):
             return int(part)
         if isinstance(part, int):
             return part

@@ -48,6 +48,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from connectors.clock import Clock
+from connectors.normalize import is_whole_number
 
 log = logging.getLogger(__name__)
 
@@ -622,7 +623,7 @@ def _gid(kind: str, value: Any) -> str:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | str)
-        or not (str(value).isascii() and str(value).isdigit())
+        or not is_whole_number(str(value))
     ):
         raise ValueError(f"{kind} id is missing or not numeric: {value!r}")
     return f"{GID}{kind}/{value}"

@@ -52,3 +52,23 @@ def test_bot_imports_the_sandbox_only_for_the_demo() -> None:
 
 def test_the_config_and_the_connectors_agree_on_the_inventory_states() -> None:
     assert tuple(monitors.config.STATES) == tuple(connectors.levels.STATES)
+
+
+def test_nothing_reads_outside_the_repository() -> None:
+    """A user's clone has nothing beside it: no file of the project may reach for one.
+
+    The references the project needs are vendored (sandbox/shopify/reference,
+    tests/fixtures), each with its source and licence."""
+    needle = "shared/" + "reference"  # split so this file does not match itself
+    parent = "../" + "shared"
+    offenders = []
+    for path in sorted(ROOT.rglob("*")):
+        parts = path.relative_to(ROOT).parts
+        if not path.is_file() or parts[0] in {".git", ".venv", "artifacts"} or "cache" in path.name:
+            continue
+        if path.suffix not in {".py", ".toml", ".cfg", ".ini", ".json", ".yml", ".yaml", ""}:
+            continue
+        text = path.read_text("utf-8", errors="replace")
+        if needle in text or parent in text:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []

@@ -24,7 +24,7 @@ from monitors.config import load_config
 from monitors.config.environment import environment_references
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT.parent / "shared/reference/slack/manifest.schema.1.0.0.json"
+SCHEMA = ROOT / "tests/fixtures/slack/manifest.schema.1.0.0.json"
 
 
 def _manifest() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Responses recorded from a real Shopify store, used as parsing oracles.
 
-The captures (../shared/reference/shopify/captures) were recorded against a real
+The captures (tests/fixtures/shopify/captures) were recorded against a real
 development store. Here they are served to the connector through an httpx transport
 — the connector's one I/O seam — so its parsing is checked against what Shopify really
 sends: the shape of levels and quantities, the cost extension, and userErrors with
@@ -21,7 +21,7 @@ from connectors.errors import GraphQLError
 from connectors.shopify import ShopifyConnector
 from monitors.config import Config, config_from_dict
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared/reference/shopify/captures"
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures/shopify/captures"
 
 
 def capture(name: str) -> dict[str, Any]:

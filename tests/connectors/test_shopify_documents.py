@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import pytest
-from graphql import GraphQLSchema, build_schema, parse, validate
+from graphql import GraphQLSchema, parse, validate
 
 from connectors.shopify import all_documents
-
-SCHEMA = Path(__file__).resolve().parents[2].parent / "shared/reference/shopify"
-SCHEMA_FILE = SCHEMA / "admin-2026-07.schema.graphql"
+from sandbox.shopify import load_schema
 
 
-@cache
 def schema() -> GraphQLSchema:
-    return build_schema(SCHEMA_FILE.read_text("utf-8"), assume_valid=True)
+    """Shopify's published 2026-07 schema, unpruned (vendored in sandbox/shopify/reference)."""
+    return load_schema().schema
 
 
 @pytest.mark.parametrize("name", sorted(all_documents()))

@@ -15,7 +15,7 @@ import pytest
 
 from sandbox.shopify import DEFAULT_TOKEN, FakeShopify, ManualClock
 
-CAPTURES = Path(__file__).resolve().parents[2].parent / "shared/reference/shopify/captures"
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures/shopify/captures"
 AUTH = {"X-Shopify-Access-Token": DEFAULT_TOKEN}
 
 SET = """

@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from connectors.errors import ConnectorError
 from ledger import LedgerError
@@ -29,6 +30,21 @@ class CliError(Exception):
     """A failure to report to the user as one line."""
 
 
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser. It takes ``--debug`` too (``driftwatch demo --debug``), as
+    the error messages suggest; SUPPRESS keeps a ``--debug`` given before the subcommand.
+    Subcommands of subcommands (``db upgrade``) get this class as well."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks and debug logs",
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftwatch",
@@ -38,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_SubcommandParser
+    )
 
     def with_config(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -171,6 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"driftwatch: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
+    except FileNotFoundError as exc:
+        if args.debug:
+            raise
+        print(f"driftwatch: {_missing_file(exc)}", file=sys.stderr)
+        return EXIT_PROBLEMS
     except KeyboardInterrupt:
         print("driftwatch: stopped", file=sys.stderr)
         return 130
@@ -183,6 +206,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_PROBLEMS
+
+
+def _missing_file(exc: FileNotFoundError) -> str:
+    """What is missing and what to do, in one line."""
+    if exc.filename is None:  # raised with a message of ours that already says both
+        return str(exc)
+    return (
+        f"a file Driftwatch needs is missing: {exc.filename}. Check the path (in the "
+        "configuration, or the command's options); if it belongs to Driftwatch itself, "
+        "reinstall it (pip install -e .)."
+    )
 
 
 async def _dispatch(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -15,18 +16,41 @@ from connectors.clock import SystemClock
 from monitors.config import Config, load_config
 from monitors.drift import Drift
 from monitors.incidents import drift_details
-from monitors.reconcile import DiffRun, run_diff
+from monitors.reconcile import DiffRun, read_all, run_diff
 from monitors.wiring import build_systems, rules_from_config
 
 
 async def diff_once(
     config: Config, environ: dict[str, str], skus: Sequence[str] | None = None
-) -> DiffRun:
-    """Read every configured system and diff them; records nothing."""
+) -> tuple[DiffRun, list[str]]:
+    """Read every configured system and diff them; records nothing.
+
+    Also returns the asked-for SKUs that no system holds, each with its close matches
+    in the message (found by reading every SKU, which happens only on such a miss)."""
     async with httpx.AsyncClient(timeout=30.0) as client:
         systems = build_systems(config, client=client, clock=SystemClock(), environ=environ)
-        wanted = [config.normalize_sku(s) for s in skus] if skus else None
-        return await run_diff(systems, rules_from_config(config), None, skus=wanted)
+        wanted = {raw: config.normalize_sku(raw) for raw in skus} if skus else {}
+        rules = rules_from_config(config)
+        run = await run_diff(systems, rules, None, skus=list(wanted.values()) or None)
+        seen = {level.sku for level in run.levels}
+        missing = [raw for raw, sku in wanted.items() if sku not in seen]
+        if not missing or run.failures:
+            # A system that could not be read may hold the SKU: say nothing we cannot know.
+            return run, []
+        known, _ = await read_all(systems)
+        every_sku = sorted({level.sku for level in known})
+        return run, [unknown_sku_message(raw, every_sku) for raw in missing]
+
+
+def unknown_sku_message(raw: str, known: Sequence[str]) -> str:
+    """One line for a SKU no system holds, with up to three close matches."""
+    shown = raw if len(raw) <= 80 else raw[:79] + "…"
+    text = f"no system has a SKU {shown!r}"
+    close = difflib.get_close_matches(raw.upper(), [k.upper() for k in known], n=3, cutoff=0.5)
+    if close:
+        by_upper = {k.upper(): k for k in known}
+        text += "; did you mean " + " or ".join(by_upper[c] for c in close) + "?"
+    return text
 
 
 async def run_diff_command(
@@ -36,16 +60,20 @@ async def run_diff_command(
         from bot.demo import demo_world
 
         async with demo_world() as world:
-            run = await diff_once(world.config, world.environ, skus)
+            run, unknown = await diff_once(world.config, world.environ, skus)
     else:
-        run = await diff_once(load_config(config_path), dict(os.environ), skus)
+        run, unknown = await diff_once(load_config(config_path), dict(os.environ), skus)
+    for message in unknown:
+        print(f"driftwatch: {message}", file=sys.stderr)
+    if unknown and len(unknown) == len(set(skus or ())):
+        return 1
     if as_json:
         print(json.dumps(to_json(run), indent=2))
     else:
         print(render_table(run.drifts))
     for system, error in sorted(run.failures.items()):
         print(f"could not read {system}: {error}", file=sys.stderr)
-    return 1 if run.failures else 0
+    return 1 if run.failures or unknown else 0
 
 
 def to_json(run: DiffRun) -> dict[str, Any]:

@@ -35,7 +35,8 @@ def load_config(path: str | os.PathLike[str] = DEFAULT_CONFIG_PATH) -> Config:
     """
     shown = os.fspath(path)
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        source = Path(path).read_text(encoding="utf-8")
+        data = tomllib.loads(source)
     except FileNotFoundError:
         message = f"file not found: {shown} — copy {EXAMPLE_NAME} to start"
         raise ConfigError([Problem("", message)], source=shown) from None
@@ -45,20 +46,76 @@ def load_config(path: str | os.PathLike[str] = DEFAULT_CONFIG_PATH) -> Config:
         message = f"cannot read {shown}: {error.strerror or error}"
         raise ConfigError([Problem("", message)], source=shown) from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError([Problem("", _syntax_message(shown, error))], source=shown) from None
+        message = _syntax_message(shown, error, source)
+        raise ConfigError([Problem("", message)], source=shown) from None
     try:
         return config_from_dict(data)
     except ConfigError as error:
         raise ConfigError(error.problems, source=shown) from None
 
 
-def _syntax_message(shown: str, error: tomllib.TOMLDecodeError) -> str:
+def _syntax_message(shown: str, error: tomllib.TOMLDecodeError, source: str) -> str:
     text = str(error)
     match = _TOML_POSITION.search(text)
     reason = _TOML_POSITION.sub("", text)
     reason = reason[:1].lower() + reason[1:]
     if match:
-        return f"{shown}: TOML syntax error at line {match[1]}, column {match[2]}: {reason}"
+        line, column = int(match[1]), int(match[2])
+        hint = _open_value_hint(source, line, column)
+        return f"{shown}: TOML syntax error at line {line}, column {column}: {reason}{hint}"
     where = text.rsplit("(at ", 1)[-1].rstrip(")") if "(at " in text else ""
     reason = reason.split(" (at ")[0]
-    return f"{shown}: TOML syntax error{' at ' + where if where else ''}: {reason}"
+    hint = _open_value_hint(source, None, None) if where == "end of document" else ""
+    return f"{shown}: TOML syntax error{' at ' + where if where else ''}: {reason}{hint}"
+
+
+_CLOSERS = {"[": ("array", "]"), "{": ("inline table", "}")}
+
+
+def _open_value_hint(source: str, line: int | None, column: int | None) -> str:
+    """Where the value still open at the error began, when that is an earlier line.
+
+    tomllib reports where it gave up: for an array left open on line 22 that is the
+    next table header, line 49. This scans the text up to that point, skipping strings
+    and comments, for the outermost bracket or multi-line string still open."""
+    if line is None or column is None:
+        stop = len(source)
+    else:
+        lines = source.splitlines(keepends=True)
+        stop = min(len(source), sum(len(x) for x in lines[: line - 1]) + column - 1)
+    opened: list[tuple[str, int]] = []
+    quote, quote_line, at, i = "", 0, 1, 0
+    while i < stop:
+        ch = source[i]
+        if ch == "\n":
+            at += 1
+            if len(quote) == 1:  # a one-line string ends at the line's end at the latest
+                quote = ""
+        elif quote:
+            if ch == "\\" and quote[0] == '"':
+                i += 1  # an escaped character
+            elif source.startswith(quote, i):
+                i += len(quote) - 1
+                quote = ""
+        elif ch == "#":
+            end = source.find("\n", i)
+            i = stop if end < 0 else end
+            continue
+        elif ch in "\"'":
+            quote = ch * 3 if source.startswith(ch * 3, i) else ch
+            quote_line = at
+            i += len(quote) - 1
+        elif ch in _CLOSERS:
+            opened.append((ch, at))
+        elif ch in "]}" and opened:
+            opened.pop()
+        i += 1
+    if len(quote) == 3 and (line is None or quote_line < line):
+        return f" (the multi-line string that begins at line {quote_line} is not closed)"
+    if opened and (line is None or opened[0][1] < line):
+        kind, closer = _CLOSERS[opened[0][0]]
+        return (
+            f" (the {kind} that begins at line {opened[0][1]} is still open here; "
+            f"is a {closer} missing?)"
+        )
+    return ""

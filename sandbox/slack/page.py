@@ -61,6 +61,7 @@ TEAM_DOMAIN = "driftwatch-sandbox"
 STATIC = {
     "channel.js": "application/javascript",
     "channel.css": "text/css",
+    "favicon.svg": "image/svg+xml",
 }
 REQUIRED_MESSAGE = "Please complete this required field."
 
@@ -172,6 +173,9 @@ class ChannelPage:
         router.add_get("/", self._index)
         router.add_get("/channel/{channel_id}", self._channel)
         router.add_get("/_ui/static/{name}", self._static)
+        # Browsers ask for /favicon.ico when a page declares no icon; the page declares
+        # one, and this answers anything that asks anyway, instead of a 404 per load.
+        router.add_get("/favicon.ico", self._favicon)
         router.add_get("/_ui/state", self._state)
         router.add_get("/_ui/events", self._events)
         router.add_get("/_ui/files/{file_id}/{name}", self._file)
@@ -225,6 +229,9 @@ class ChannelPage:
             charset="utf-8",
             headers={"Cache-Control": "no-cache"},
         )
+
+    async def _favicon(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMovedPermanently("/_ui/static/favicon.svg")
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         file = self.slack.files.get(request.match_info["file_id"])

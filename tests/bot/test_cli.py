@@ -180,3 +180,36 @@ def test_a_report_without_headless_is_refused_plainly() -> None:
     result = run("demo", "--report", "x.json")
     assert result.returncode == 1
     assert result.stderr.strip() == "driftwatch: --report needs --headless"
+
+
+def test_debug_is_accepted_after_the_subcommand_as_the_errors_suggest() -> None:
+    result = run("demo", "--report", "x.json", "--debug")
+    assert "unrecognized arguments" not in result.stderr
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+    assert "CliError: --report needs --headless" in result.stderr
+    for args in (("db", "upgrade", "--debug", "--help"), ("check", "--debug", "--help")):
+        assert "--debug" in run(*args).stdout
+
+
+def test_an_unknown_sku_in_a_demo_diff_is_an_error_with_close_matches() -> None:
+    result = run("diff", "--demo", "--json", "--sku", "tee-blk")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "driftwatch: no system has a SKU 'tee-blk'; did you mean TEE-BLK-M or TEE-WHT-M?"
+    )
+    known_and_not = run("diff", "--demo", "--sku", "TEE-BLK-M", "--sku", "NOPE-1")
+    assert known_and_not.returncode == 1
+    assert "TEE-BLK-M" in known_and_not.stdout
+    assert "no system has a SKU 'NOPE-1'" in known_and_not.stderr
+
+
+def test_a_missing_shopify_schema_says_what_is_missing_and_what_to_do(tmp_path: Path) -> None:
+    missing = tmp_path / "admin.graphql.xz"
+    result = run("diff", "--demo", env={"DRIFTWATCH_SHOPIFY_SCHEMA": str(missing)})
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "unexpected error" not in line
+    assert str(missing) in line
+    assert "DRIFTWATCH_SHOPIFY_SCHEMA" in line

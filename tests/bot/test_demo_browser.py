@@ -63,6 +63,12 @@ async def browser_page(chromium: Path) -> AsyncIterator[Any]:
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.errors = errors
+            refused: list[str] = []  # e.g. a /favicon.ico 404 on every load
+            page.on(
+                "response",
+                lambda r: refused.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+            )
+            page.refused = refused
             yield page
             await context.close()
         finally:
@@ -130,3 +136,4 @@ async def test_resync_an_incident_and_ask_drift_in_the_browser(
     await expect(answer.last).to_contain_text("source of truth")
     await page.screenshot(path=str(ARTIFACTS / "demo_resynced.png"), full_page=True)
     assert page.errors == []
+    assert page.refused == []

@@ -400,6 +400,50 @@ def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
     ]
 
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "driftwatch.example.toml"
+
+
+def test_an_array_left_open_names_the_line_where_it_began(tmp_path: Path) -> None:
+    """tomllib gives up at the next table header, far below the real mistake."""
+    lines = EXAMPLE.read_text("utf-8").splitlines()
+    opened = next(i for i, line in enumerate(lines) if line.startswith("source_of_truth = ["))
+    lines[opened] = lines[opened].replace("]", ",")  # the closing bracket forgotten
+    path = tmp_path / "driftwatch.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [problem] = [str(p) for p in caught.value.problems]
+    assert problem.startswith(f"{path}: TOML syntax error at line ")
+    reported = int(problem.split(" at line ")[1].split(",")[0])
+    assert reported > opened + 1  # where tomllib gave up: not where the array began
+    assert problem.endswith(
+        f"(the array that begins at line {opened + 1} is still open here; is a ] missing?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ('a = """one\n# [x\nb = 2\n', "(the multi-line string that begins at line 1"),
+        ('a = { x = "[", y = [\n1 ]\nb = 2\n', "(the inline table that begins at line 1"),
+        ('a = ["]", "[", \'[\'] # [ a comment\nb = = 3\n', None),
+        ("a = [1, 2]\nb = = 3\n", None),
+    ],
+)
+def test_the_open_value_hint_skips_strings_and_comments(
+    tmp_path: Path, text: str, hint: str | None
+) -> None:
+    path = tmp_path / "driftwatch.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [problem] = [str(p) for p in caught.value.problems]
+    if hint is None:
+        assert "begins at line" not in problem
+    else:
+        assert hint in problem
+
+
 def test_missing_file_says_how_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as caught:

@@ -193,6 +193,11 @@ async def test_the_page_and_its_assets_are_served(http: aiohttp.ClientSession) -
         assert "EventSource" in await response.text()
     async with http.get("/_ui/static/channel.css") as response:
         assert (response.status, response.content_type) == (200, "text/css")
+    # The page declares its icon, and /favicon.ico (asked for anyway) is no 404.
+    assert '<link rel="icon" href="/_ui/static/favicon.svg"' in html
+    async with http.get("/favicon.ico") as response:
+        assert (response.status, response.content_type) == (200, "image/svg+xml")
+        assert "<svg" in await response.text()
     for missing in ("/channel/C0NOPE", "/_ui/static/secret.py", "/_ui/static/..%2Fpage.py"):
         async with http.get(missing) as response:
             assert response.status == 404, missing

@@ -213,3 +213,13 @@ def test_a_missing_shopify_schema_says_what_is_missing_and_what_to_do(tmp_path: 
     assert "unexpected error" not in line
     assert str(missing) in line
     assert "DRIFTWATCH_SHOPIFY_SCHEMA" in line
+
+
+def test_the_readmes_export_line_sets_every_secret_check_asks_for() -> None:
+    """The README's Configure section: copy the example, export the line, check."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    [line] = [x for x in readme.splitlines() if x.startswith("export ")]
+    names = [word.split("=")[0] for word in line.split()[1:]]
+    assert set(names) >= {"SHOPIFY_ACCESS_TOKEN", "SLACK_SIGNING_SECRET"}
+    result = run("check", "--config", str(EXAMPLE), env={n: f"value-of-{n}" for n in names})
+    assert result.returncode == 0, result.stderr

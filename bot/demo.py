@@ -33,7 +33,7 @@ from bot.service import WEBHOOKS_PATH, Service
 from bot.terminal import render_blocks
 from connectors.clock import ManualClock
 from connectors.shopify.webhooks import TOPICS
-from ledger import Incident, Ledger, Resync
+from ledger import SYSTEM_ACTOR, Incident, Ledger, Resync
 from monitors.config import Config, config_from_dict
 from sandbox.scenarios import ERP_SETTLE_SECONDS, SCENARIOS, Scenario, by_name
 from sandbox.world import ALERTS_CHANNEL as ALERTS
@@ -151,6 +151,9 @@ def demo_config(world: World, *, webhook_url: str | None = None) -> dict[str, An
         # so that orders in flight do not page anyone.
         # A webhook's targeted diff waits 2 s for more changes to the same SKUs.
         "schedules": {"debounce_seconds": 2},
+        # Small, safe drifts (lowering a count by at most 3 units, never a hero SKU)
+        # are resynced by the policy on its own; the rest go to a person.
+        "policy": {"auto_resync": True, "auto_resync_max_units": 3},
         "thresholds": {
             "persistence_diffs": 1,
             "tags": {"hero": {"absolute": 0, "percent": 0.0}},
@@ -282,13 +285,16 @@ async def play(
         await scenario.play(stage)
         say(f"  played in {time.monotonic() - started:.1f} s")
         incidents = await ledger.list_incidents()
-        outcomes.append(scenario_outcome(scenario, incidents))
+        outcomes.append(scenario_outcome(scenario, incidents, await ledger.list_resyncs()))
         for incident in incidents:
             if incident.id not in before:
                 where = f" {incident.sku} at {incident.location}" if incident.sku else ""
                 cause = cause_of(incident)
                 because = f": {cause}" if cause else ""
                 say(f"  → {incident.kind}{where} ({incident.system}){because}")
+        for check in outcomes[-1]["expectations"]:
+            if check["auto_resynced"]:
+                say(f"  → auto-resynced {check['sku']} at {check['location']} by the policy")
         verdict = "as expected" if outcomes[-1]["match"] else "NOT as expected"
         say(f"  expected {outcomes[-1]['expected_root_cause']}: {verdict}")
     await drain(stage)
@@ -331,9 +337,12 @@ def _quantities(world: World) -> dict[str, dict[str, dict[str, int]]]:
     return quantities
 
 
-def scenario_outcome(scenario: Scenario, incidents: Sequence[Incident]) -> dict[str, Any]:
+def scenario_outcome(
+    scenario: Scenario, incidents: Sequence[Incident], resyncs: Sequence[Resync] = ()
+) -> dict[str, Any]:
     """Expected against observed for one scenario, from the incidents as they stand
-    right after it played (a later diff may re-hint a drift that has aged)."""
+    right after it played (a later diff may re-hint a drift that has aged), and the
+    resyncs the auto-resync policy applied by then."""
     checks: list[dict[str, Any]] = []
     for want in scenario.expected:
         found = [
@@ -343,6 +352,11 @@ def scenario_outcome(scenario: Scenario, incidents: Sequence[Incident]) -> dict[
             == (want.kind, want.system, want.sku, want.location)
         ]
         observed = [cause_of(i) for i in found]
+        auto = any(
+            (r.system, r.sku, r.location, r.requested_by, r.status)
+            == (want.system, want.sku, want.location, SYSTEM_ACTOR, "applied")
+            for r in resyncs
+        )
         checks.append(
             {
                 "kind": want.kind,
@@ -353,7 +367,11 @@ def scenario_outcome(scenario: Scenario, incidents: Sequence[Incident]) -> dict[
                 "incident_found": bool(found),
                 "observed_root_cause": observed[0] if observed else None,
                 "observed_hint": found[0].root_cause_hint if found else None,
-                "match": bool(found) and (want.cause is None or want.cause in observed),
+                "expected_auto_resync": want.auto_resync,
+                "auto_resynced": auto,
+                "match": bool(found)
+                and (want.cause is None or want.cause in observed)
+                and auto == want.auto_resync,
             }
         )
     primary, want = checks[0], scenario.expected[0]
@@ -408,6 +426,7 @@ def demo_report(
                 "system": r.system,
                 "before": r.before,
                 "after": r.after,
+                "by": "auto-resync policy" if r.requested_by == SYSTEM_ACTOR else r.requested_by,
             }
             for r in resyncs
             if r.status == "applied"

@@ -21,6 +21,7 @@ from connectors.errors import ConnectorError
 from connectors.levels import Level, LevelWrite
 from ledger import Ledger, Resync
 from monitors.drift import DiffRules, diff
+from monitors.reconcile import with_bundles
 
 MAX_DECISIONS = 3
 #: Drift classes a resync can fix by writing a count (not stale, untracked or a policy).
@@ -86,9 +87,12 @@ class ResyncService:
         return last
 
     async def _fresh(self, sku: str) -> list[Level]:
+        """Every system's levels of ``sku`` and of what judging it needs: a bundle is
+        judged by its components (read alone, its truth looked like 0)."""
+        skus = with_bundles([sku], self._rules)
         levels: list[Level] = []
         for system in self._systems.values():
-            levels.extend(await system.read_levels([sku]))
+            levels.extend(await system.read_levels(skus))
         return levels
 
     async def _decide_and_write(
@@ -105,12 +109,15 @@ class ResyncService:
                 d
                 for d in diff(here, self._rules)
                 if d.system == request.system
+                and d.sku == request.sku
                 and d.kind in WRITABLE_KINDS
                 and not (d.kind == "missing" and d.missing_side == "truth")
             ),
             None,
         )
-        current = next((lv for lv in here if lv.system == request.system), None)
+        current = next(
+            (lv for lv in here if (lv.system, lv.sku) == (request.system, request.sku)), None
+        )
         if current is None:
             return ResyncResult(
                 "failed", f"{request.system} has no level for {request.sku} at {request.location}"

@@ -44,6 +44,7 @@ SCENARIO_CATALOG: tuple[tuple[str, str, Levels], ...] = (
     ("SOCKS-WOOL", "Wool Socks", {"east": (36, 0, 36, 0)}),
     ("SCARF-RED", "Scarf — Red", {"east": (18, 0, 18, 0)}),
     ("GLOVES-LTH", "Leather Gloves", {"east": (14, 0, 14, 0)}),
+    ("BOTTLE-STEEL", "Steel Water Bottle", {"east": (30, 0, 30, 0)}),
 )
 #: Bundle SKU -> component SKU -> units per bundle. Shopify sells the bundle as an item
 #: of its own; the WMS and the ERP stock only the components.

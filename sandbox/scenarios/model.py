@@ -58,6 +58,7 @@ class Expected:
     ``cause`` is the root-cause key of ``monitors.hints.CAUSES`` the alert should name
     (None for the webhook incidents, whose ``kind`` is the finding); ``sku`` and
     ``location`` are None for an incident about a whole system.
+    ``auto_resync`` marks a drift a monitor's auto-resync policy should fix by itself.
     """
 
     kind: str
@@ -65,6 +66,9 @@ class Expected:
     sku: str | None = None
     location: str | None = None
     cause: str | None = None
+    #: the drift is small and safe to lower: an auto-resync policy should fix it on its
+    #: own, without a person
+    auto_resync: bool = False
 
 
 Script = Callable[["Stage", random.Random], Awaitable[None]]

@@ -150,6 +150,24 @@ async def manual_override(stage: Stage, rng: random.Random) -> None:
     await stage.checkpoint(f"Shopify's admin set available to {typed}")
 
 
+async def damaged_on_the_shelf(stage: Stage, rng: random.Random) -> None:
+    """A picker finds a few bottles dented on the shelf and moves them to damaged in the
+    WMS. Nothing tells the storefront: Shopify keeps offering bottles the warehouse
+    cannot ship. The gap is a few units, on a plain SKU, and lowering a count is the
+    safe direction, so a policy that may resync small drifts fixes it on its own."""
+    world, sku = stage.world, "BOTTLE-STEEL"
+    await stage.checkpoint("before the shift")
+    await later(stage, 1500)
+    level = world.wms.level(sku, world.warehouse(EAST))
+    dented = rng.choice((2, 3))
+    world.wms.set_level(
+        sku, level.warehouse, pickable=level.pickable - dented, damaged=level.damaged + dented
+    )
+    await stage.settle()
+    await later(stage, 600)
+    await stage.checkpoint(f"{dented} bottles moved to damaged in the WMS only")
+
+
 SCENARIOS = (
     Scenario(
         name="flash-sale-race",
@@ -207,5 +225,26 @@ SCENARIOS = (
             Expected("oversell_risk", "shopify", "CAP-NAVY", EAST, "manual_storefront_override"),
         ),
         script=manual_override,
+    ),
+    Scenario(
+        name="damaged-on-the-shelf",
+        title="Damaged on the shelf: a small gap the policy fixes on its own",
+        story=(
+            "A picker moves dented bottles to damaged in the WMS; Shopify still offers "
+            "them. A few units, a plain SKU, lowering: the auto-resync policy writes it."
+        ),
+        seed=11,
+        skus=("BOTTLE-STEEL",),
+        expected=(
+            Expected(
+                "oversell_risk",
+                "shopify",
+                "BOTTLE-STEEL",
+                EAST,
+                "returns_damages_not_flowing",
+                auto_resync=True,
+            ),
+        ),
+        script=damaged_on_the_shelf,
     ),
 )

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.demo import DemoWorld, demo_config, demo_world
+from bot.demo import DemoClock, DemoWorld, demo_config, demo_world
 from connectors import ManualClock
 from ledger import Ledger
 from monitors.config import config_from_dict
@@ -111,3 +111,30 @@ async def test_a_read_only_system_is_refused_plainly(setup: Setup) -> None:
         )
     assert result.status == "failed"
     assert result.message == "wms is read-only in the configuration"
+
+
+async def test_a_bundle_is_resynced_to_what_its_components_allow(tmp_path: Path) -> None:
+    """The gift set is two mugs: its truth is the mugs' truth ÷ 2. Reading the bundle
+    alone judged it against no components, and the resync wrote 0."""
+    clock = DemoClock()  # the world's clock too: the ERP's drop is stamped with it
+    async with (
+        demo_world(scenarios=True, clock=clock) as demo,
+        Ledger.from_url(f"sqlite:///{tmp_path / 'resync.db'}") as ledger,
+        httpx.AsyncClient() as client,
+    ):
+        await ledger.upgrade()
+        clock.advance(120)  # the ERP's first drop settles
+        world, gid = demo.world, demo.world.locations["east"][0]
+        mugs = world.wms.level("MUG-STONE", world.warehouse("east")).pickable
+        allowed = mugs // world.bundles["MUG-GIFT-2"]["MUG-STONE"]
+        world.shopify.set_quantities("MUG-GIFT-2", gid, available=allowed + 6)
+        systems = build_systems(demo.config, client=client, clock=clock, environ=demo.environ)
+        service = ResyncService(systems, rules_from_config(demo.config), ledger, clock)
+        result = await service.resync(
+            ResyncRequest(
+                sku="MUG-GIFT-2", location="east", system="shopify", requested_by="U0OPS001"
+            )
+        )
+        assert result.status == "applied", result.message
+        assert world.shopify.quantities("MUG-GIFT-2", gid)["available"] == allowed
+        assert result.message.endswith(f"{allowed + 6} → {allowed}")

@@ -193,6 +193,10 @@ def demo_config(world: World, *, webhook_url: str | None = None) -> dict[str, An
         config["bundles"] = [
             {"sku": bundle, "components": parts} for bundle, parts in world.bundles.items()
         ]
+        # A bundle's count is derived: when it drifts, its modelling needs a person, so
+        # the policy never writes it on its own.
+        config["skus"]["tags"]["bundle"] = sorted(world.bundles)
+        config["policy"]["never_auto_tags"] = ["hero", "bundle"]
         config["pack_sizes"] = {
             system: {"skus": packs} for system, packs in world.pack_sizes.items()
         }

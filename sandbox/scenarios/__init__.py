@@ -1,4 +1,4 @@
-"""Ten scripted drift scenarios from the field notes, deterministic with their seeds.
+"""Eleven scripted drift scenarios from the field notes, deterministic with their seeds.
 
 Each :class:`Scenario` plays one pattern on a :class:`Stage` (the sandbox world built
 with ``SandboxWorld(scenarios=True)`` and a clock the script moves) and declares the

@@ -42,7 +42,20 @@ def test_the_report_says_what_happened(report: dict[str, Any]) -> None:
     assert len(report["messages_posted"]) >= len(still_open)
     kinds = {i["kind"] for i in report["incidents"]}
     assert {"oversell_risk", "undersell", "count_mismatch"} <= kinds
-    assert report["resyncs_applied"] == []
+    # The README's "auto-resyncs small, safe drifts": the policy fixed exactly the
+    # scripted small drift, on its own, and nothing a person should look at.
+    auto = {e["sku"] for s in report["scenarios"] for e in s["expectations"] if e["auto_resynced"]}
+    assert auto == {"BOTTLE-STEEL"}
+    [applied] = report["resyncs_applied"]
+    assert (applied["sku"], applied["by"], applied["before"], applied["after"]) == (
+        "BOTTLE-STEEL",
+        "auto-resync policy",
+        30,
+        27,
+    )
+    assert report["final_quantities"]["shopify"]["BOTTLE-STEEL@east"]["available"] == 27
+    [card] = [m for m in report["messages_posted"] if "BOTTLE-STEEL" in (m["text"] or "")]
+    assert card["thread_replies"] >= 1
     for system in ("shopify", "wms", "erp"):
         assert report["final_quantities"][system]
     hinted = [i for i in report["incidents"] if i["root_cause"]]
@@ -58,3 +71,4 @@ def test_each_scenario_names_its_expected_root_cause(report: dict[str, Any], nam
     assert primary["incident_found"], f"no {want.kind} incident for {want.sku} ({want.system})"
     assert played["observed_root_cause"] == played["expected_root_cause"], primary["observed_hint"]
     assert played["match"] is True
+    assert primary["auto_resynced"] is want.auto_resync

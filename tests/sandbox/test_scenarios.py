@@ -131,10 +131,10 @@ def fingerprint(p: Played, scenario: Scenario) -> Any:
     return p.clock.now(), levels, deliveries, [r.status for r in world.shopify.requests]
 
 
-def test_there_are_ten_scenarios_with_distinct_names_seeds_and_skus() -> None:
-    assert len(SCENARIOS) == 10
-    assert len(set(names())) == 10
-    assert len({s.seed for s in SCENARIOS}) == 10
+def test_there_are_eleven_scenarios_with_distinct_names_seeds_and_skus() -> None:
+    assert len(SCENARIOS) == 11
+    assert len(set(names())) == 11
+    assert len({s.seed for s in SCENARIOS}) == 11
     skus = [sku for s in SCENARIOS for sku in s.skus]
     assert len(skus) == len(set(skus))
     assert all(s.expected for s in SCENARIOS)

@@ -151,9 +151,6 @@ def demo_config(world: World, *, webhook_url: str | None = None) -> dict[str, An
         # so that orders in flight do not page anyone.
         # A webhook's targeted diff waits 2 s for more changes to the same SKUs.
         "schedules": {"debounce_seconds": 2},
-        # Small, safe drifts (lowering a count by at most 3 units, never a hero SKU)
-        # are resynced by the policy on its own; the rest go to a person.
-        "policy": {"auto_resync": True, "auto_resync_max_units": 3},
         "thresholds": {
             "persistence_diffs": 1,
             "tags": {"hero": {"absolute": 0, "percent": 0.0}},
@@ -196,7 +193,13 @@ def demo_config(world: World, *, webhook_url: str | None = None) -> dict[str, An
         # A bundle's count is derived: when it drifts, its modelling needs a person, so
         # the policy never writes it on its own.
         config["skus"]["tags"]["bundle"] = sorted(world.bundles)
-        config["policy"]["never_auto_tags"] = ["hero", "bundle"]
+        # Small, safe drifts (lowering a count by at most 3 units, never a hero SKU or
+        # a bundle) are resynced by the policy on its own; the rest go to a person.
+        config["policy"] = {
+            "auto_resync": True,
+            "auto_resync_max_units": 3,
+            "never_auto_tags": ["hero", "bundle"],
+        }
         config["pack_sizes"] = {
             system: {"skus": packs} for system, packs in world.pack_sizes.items()
         }

@@ -374,9 +374,15 @@ class Service:
             app.router.add_post(WEBHOOKS_PATH, self.webhooks.handle)
         return app
 
-    async def start(self, *, host: str | None = None, port: int | None = None) -> str:
+    async def start(
+        self, *, host: str | None = None, port: int | None = None, schedule: bool = True
+    ) -> str:
         """Start the jobs (the first diff runs at once), the web server and Socket Mode;
-        return the server's URL. A refused app token stops the start (SocketModeError)."""
+        return the server's URL. A refused app token stops the start (SocketModeError).
+
+        ``schedule=False`` registers the jobs but never fires them (the scheduler starts
+        paused): a test that counts side effects runs each job itself with
+        :meth:`run_job`, so no timer races its assertions."""
         if self.socket_mode is not None:
             await self.socket_mode.start()
         now = datetime.now(self.config.tz)
@@ -416,7 +422,7 @@ class Service:
             coalesce=True,
         )
         self._schedule_reports()
-        self.scheduler.start()
+        self.scheduler.start(paused=not schedule)
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
         bind_host = host or self.config.server.host
@@ -432,6 +438,14 @@ class Service:
         bound = self._runner.addresses[0][1]
         self.url = f"http://{bind_host}:{bound}"
         return self.url
+
+    async def run_job(self, job_id: str) -> None:
+        """Run the scheduled job ``job_id`` (``drift-diff``, ``health``, ``outbox``,
+        ``webhook-health``, ``weekly-summary``, ``daily-adjustments``) now, once."""
+        job = self.scheduler.get_job(job_id)
+        if job is None:
+            raise KeyError(f"no job {job_id!r}")
+        await job.func()
 
     async def stop(self, grace_seconds: float = 30.0) -> None:
         """Stop scheduling, let running jobs finish (a resync is not cut in half), close."""

@@ -442,19 +442,26 @@ async def test_a_slow_store_gets_503_and_the_event_is_still_processed_once(
         store=store,
         clock=clock,
         on_touched=on_touched,
-        ack_budget=0.05,
+        ack_budget=0.5,
     )
     server = await serve(receiver)
     try:
         body = json.dumps(LEVEL).encode()
         r = await http.post(server.url, content=body, headers=headers(body))
-        assert r.status_code == 503  # Shopify will retry
+        assert r.status_code == 503  # the store is stuck past the budget: Shopify will retry
         store.gate.set()  # the record lands late, and is processed
         await receiver.idle()
-        r = await http.post(server.url, content=body, headers=headers(body))  # the retry
+        # Shopify retries until it gets a 2xx. On a loaded machine a retry may miss the
+        # budget too (seen in CI), so the verdict is on what was recorded, not on how
+        # fast one retry was answered.
+        for _ in range(20):
+            r = await http.post(server.url, content=body, headers=headers(body))
+            if r.status_code != 503:
+                break
         assert r.status_code == 200
         await receiver.idle()
-        assert [d.outcome for d in await ledger.list_deliveries()] == ["processed", "duplicate"]
+        [first, *retries] = [d.outcome for d in await ledger.list_deliveries()]
+        assert (first, set(retries)) == ("processed", {"duplicate"})
         assert len(touched) == 1
     finally:
         await receiver.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import timedelta, timezone
 
@@ -145,7 +144,7 @@ async def test_naive_times_are_refused(ledger: Ledger) -> None:
     assert await ledger.current_levels("SKU-1") == []
 
 
-async def test_a_realistic_bulk_batch_is_fast_and_changes_only(
+async def test_a_realistic_bulk_batch_records_changes_only(
     ledger: Ledger, raw: AsyncEngine
 ) -> None:
     def poll(minutes: int, bump_every: int) -> list[LevelObservation]:
@@ -162,19 +161,17 @@ async def test_a_realistic_bulk_batch_is_fast_and_changes_only(
             for i in range(20_000)
         ]
 
-    started = time.perf_counter()
+    # How fast is bench B1's to measure (BENCHMARKS.md), not a verdict here.
     assert await ledger.record_levels(poll(0, 0)) == RecordResult(20_000, 20_000, 0)
     assert await ledger.record_levels(poll(5, 0)) == RecordResult(20_000, 0, 0)
     assert await ledger.record_levels(poll(10, 4)) == RecordResult(20_000, 5_000, 0)
     assert await ledger.record_levels(poll(1, 0)) == RecordResult(20_000, 0, 20_000)
-    elapsed = time.perf_counter() - started
     total = await scalar(raw, "SELECT count(*) FROM level_history")
     assert total == 25_000
     assert await scalar(raw, "SELECT count(*) FROM level_current") == 20_000
     assert (
         await scalar(raw, "SELECT sum(quantity) FROM level_current") == sum(range(20_000)) + 5_000
     )
-    assert elapsed < 30, f"80,000 observations took {elapsed:.1f}s"
 
 
 async def test_level_series_starts_with_the_value_before_since(ledger: Ledger) -> None:

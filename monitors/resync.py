@@ -398,7 +398,10 @@ class ResyncService:
         try:
             levels = await self._fresh(resync.sku)
         except ConnectorError as exc:
-            return ResyncResult(PENDING, f"could not read {what}: {exc}", resync=resync)
+            if exc.retryable:  # down or throttled: try again later
+                return ResyncResult(PENDING, f"could not read {what}: {exc}", resync=resync)
+            why = f"could not read it: {exc}"
+            return await self._settled(resync, FAILED, f"not finished: {why}", error=why)
         decision = self._decide(levels, resync.system, resync.sku, resync.location, resync.state)
         holds = decision.before
         if holds is None:

@@ -20,9 +20,12 @@ read). So:
   (https://shopify.dev/docs/api/usage/implementing-idempotency, principles 1 and 2).
 
 The answer says what the system holds, not what was meant: after an applied write the
-level is read back. If it does not hold the target (a replayed result of an older
-write, or the level moved since), the write is recorded as applied with the value read,
-and the service decides again, with a new key, a bounded number of times.
+level is read back (Shopify answers ``quantityAfterChange: null``), and the value read is
+recorded as ``after``. If it is not the target and the key was already in use (a retry
+of a resync left pending, whose "applied" may be an old write's result replayed), the
+service decides once more, with a new key. Otherwise nothing more is written: the answer
+is ``applied`` if the level now agrees with the source of truth (an order landed right
+after the write), else ``unconfirmed``, saying what the system holds.
 
 If the value changes between the read and the write, the write comes back stale,
 nothing is overwritten, and the service reads again and decides again (bounded too).
@@ -93,6 +96,9 @@ class ResyncResult:
     before: int | None = None
     target: int | None = None
     after: int | None = None
+    #: the write went out under a key already in use (a retry of a pending resync), so
+    #: the system may have replayed an earlier result
+    reused_key: bool = False
 
 
 def resync_key(
@@ -140,27 +146,46 @@ class ResyncService:
             return ResyncResult(FAILED, f"{request.system} is not a configured system")
         if not target_system.writable:
             return ResyncResult(FAILED, f"{request.system} is read-only in the configuration")
-        wrote: ResyncResult | None = None  # the first write whose read-back missed
         last: ResyncResult | None = None
+        decided_again = False
         for _ in range(MAX_DECISIONS):
             last = await self._decide_and_write(request, target_system)
-            if last.status == UNCONFIRMED:
-                wrote = wrote or last
-                continue
             if last.status == STALE:
                 continue
-            if last.status == IN_SYNC and wrote is not None:
-                # Written, then moved, and the system agrees with the truth as it is now.
-                return replace(
-                    wrote,
-                    status=APPLIED,
-                    message=f"{wrote.message}, which agrees with the source of truth",
-                )
-            return last
+            if last.status != UNCONFIRMED:
+                return last
+            if last.reused_key and not decided_again:
+                # The key was already in use (a resync left pending): the "applied" may
+                # be an old write's result replayed. That resync is now settled, so a new
+                # decision has a new key and writes for real.
+                decided_again = True
+                continue
+            # A write of ours that the system does not show: check, never fight over it.
+            return await self._after_unconfirmed(request, last)
         assert last is not None
-        if last.status == STALE and wrote is not None:
-            return wrote  # written once, then kept changing: say what it held after that
         return last
+
+    async def _after_unconfirmed(self, request: ResyncRequest, wrote: ResyncResult) -> ResyncResult:
+        """``wrote`` was applied but the level read back is not its target (it moved
+        since): ``applied`` if the level agrees with the source of truth now, else the
+        unconfirmed answer as it is. Nothing more is written."""
+        try:
+            levels = await self._fresh(request.sku)
+        except ConnectorError:
+            return wrote
+        decision = self._decide(
+            levels, request.system, request.sku, request.location, request.state
+        )
+        if decision.result is None or decision.result.status != IN_SYNC:
+            return wrote
+        what = f"{request.system} {request.state} for {request.sku} at {request.location}"
+        return replace(
+            wrote,
+            status=APPLIED,
+            message=f"Resynced {what}: {wrote.before} → {wrote.target}, but {request.system} "
+            f"now holds {decision.before}, which agrees with the source of truth",
+            after=decision.before,
+        )
 
     async def _fresh(self, sku: str) -> list[Level]:
         levels: list[Level] = []
@@ -255,7 +280,8 @@ class ResyncService:
         )
         if not new and resync.status == "applied":
             # The same decision, already written (a double click): say what it holds now.
-            return await self._confirmed(request.sku, system, resync, None)
+            found = await self._confirmed(request.sku, system, resync, None)
+            return replace(found, reused_key=True)
         if not new and resync.status == "skipped" and request.shadow:
             return self._shadow_result(request, resync, before, target)
         if not new and resync.status != "pending":
@@ -274,7 +300,8 @@ class ResyncService:
             return ResyncResult(FAILED, f"the write failed: {exc}", resync=resync, before=before)
         done = self._clock.now()
         if outcome.status == "applied":
-            return await self._confirmed(request.sku, system, resync, outcome)
+            confirmed = await self._confirmed(request.sku, system, resync, outcome)
+            return replace(confirmed, reused_key=not new)
         if outcome.status == "stale":
             resync = await self._ledger.update_resync(
                 resync.id, "stale", done, error="the count changed since it was read"
@@ -361,7 +388,7 @@ class ResyncService:
             )
         return ResyncResult(
             UNCONFIRMED,
-            f"Resynced {what}: {before} → {target}, but {resync.system} now holds {holds}",
+            f"Wrote {target} to {what} over {before}, but {resync.system} now holds {holds}",
             resync=resync,
             before=before,
             target=target,

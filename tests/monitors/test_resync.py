@@ -235,3 +235,24 @@ async def test_the_answer_says_what_shopify_holds_after_the_write(setup: Setup) 
     [row] = await setup.ledger.list_resyncs()
     assert (row.status, row.before, row.target, row.after) == ("applied", 40, 28, 27)
     assert len(setup.demo.world.shopify.writes) == 1  # the order is not written over
+
+
+async def test_a_write_undone_at_once_is_reported_not_fought(setup: Setup) -> None:
+    """Another app pushes the storefront back to 40 right after each write: one write,
+    and the answer says Shopify holds 40, not that it was resynced."""
+    gid = setup.demo.world.locations["east"][0]
+
+    async def undo(response: httpx.Response) -> None:
+        if _is_write(response.request):
+            setup.demo.world.shopify.set_quantities("TEE-BLK-M", gid, available=40)
+
+    async with httpx.AsyncClient(event_hooks={"response": [undo]}) as client:
+        result = await _service(setup, client).resync(REQUEST)
+
+    assert result.status == "unconfirmed"
+    assert result.message == (
+        "Wrote 28 to shopify available for TEE-BLK-M at east over 40, but shopify now holds 40"
+    )
+    assert len(setup.demo.world.shopify.writes) == 1
+    [row] = await setup.ledger.list_resyncs()
+    assert (row.status, row.before, row.target, row.after) == ("applied", 40, 28, 40)

@@ -40,6 +40,7 @@ from monitors.jobs import DriftDiffJob, HealthJob
 from monitors.persistence import Persistence
 from monitors.reports import AdjustmentRules
 from monitors.resync import ResyncService
+from monitors.settle import ResyncSettler
 from monitors.wiring import build_systems, rules_from_config
 
 log = logging.getLogger("driftwatch.service")
@@ -115,6 +116,10 @@ class Service:
             )
         )
         self.resync = ResyncService(self.systems, self.rules, ledger, self.clock)
+        #: resyncs a dead process left pending, settled at start (monitors/settle.py)
+        self.settler = ResyncSettler(self.resync, ledger, self.clock, config.slack.alerts_channel)
+        #: the ids found pending at start and not settled yet (their system was down)
+        self.unsettled: set[int] = set()
         self.diff_job = DriftDiffJob(
             self.systems,
             self.rules,
@@ -364,6 +369,20 @@ class Service:
 
         await self._tracked("webhook-health", work)
 
+    async def settle_resyncs(self) -> None:
+        """Settle the resyncs found pending at start (see :meth:`start`) that are not
+        settled yet, tell whoever asked, and deliver. Scheduled again while any is left
+        (its system could not be reached)."""
+        if not self.unsettled:
+            return
+
+        async def work() -> None:
+            settled = await self.settler.settle(self.unsettled)
+            self.unsettled = settled.left
+            await self.outbox.deliver_due()
+
+        await self._tracked("settle-resyncs", work)
+
     def web_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
@@ -383,9 +402,24 @@ class Service:
         ``schedule=False`` registers the jobs but never fires them (the scheduler starts
         paused): a test that counts side effects runs each job itself with
         :meth:`run_job`, so no timer races its assertions."""
+        # Before anything can start a resync here, the resyncs left pending are a dead
+        # process's (between its write and its record); settled before any job runs.
+        try:
+            self.unsettled = await self.settler.pending_ids()
+        except Exception:
+            log.exception("could not list the resyncs left pending")
         if self.socket_mode is not None:
             await self.socket_mode.start()
+        await self.settle_resyncs()
         now = datetime.now(self.config.tz)
+        self.scheduler.add_job(
+            self.settle_resyncs,
+            "interval",
+            seconds=self.config.schedules.health_seconds,
+            id="settle-resyncs",
+            max_instances=1,
+            coalesce=True,
+        )
         self.scheduler.add_job(
             self._diff,
             "interval",

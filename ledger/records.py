@@ -132,6 +132,8 @@ class Resync(_FromRow):
     requested_by: str
     created_at: datetime
     updated_at: datetime
+    #: the reason the write carried; None for resyncs recorded before it was kept
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

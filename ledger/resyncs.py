@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,11 +42,13 @@ class Resyncs(Store):
         at: datetime,
         incident_id: int | None = None,
         before: int | None = None,
+        reason: str | None = None,
     ) -> tuple[Resync, bool]:
         """The resync for ``idempotency_key``, and whether this call created it.
 
         A new one starts ``pending`` and is audited as ``resync.requested``; an existing
         key returns the stored resync unchanged, whatever the other arguments say.
+        ``reason`` is the reason the write carries (kept so it can be replayed as sent).
         """
         key = require_text(idempotency_key, "idempotency_key")
         at = require_utc(at, "at")
@@ -80,6 +82,7 @@ class Resyncs(Store):
                                     requested_by=require_text(requested_by, "by"),
                                     created_at=at,
                                     updated_at=at,
+                                    reason=reason,
                                 )
                                 .returning(*RESYNCS.c)
                             )
@@ -102,6 +105,7 @@ class Resyncs(Store):
                             "state": state,
                             "before": before,
                             "target": target,
+                            "reason": reason,
                         },
                         at=at,
                     )
@@ -169,6 +173,89 @@ class Resyncs(Store):
                 at=at,
             )
         return resync
+
+    async def settle_resync(
+        self,
+        resync_id: int,
+        status: str,
+        at: datetime,
+        after: int | None = None,
+        error: str | None = None,
+    ) -> Resync | None:
+        """Record the outcome of a resync found ``pending`` (one left by a process that
+        died, settled at start); None, and nothing written, if it is no longer pending
+        (someone else settled it first). Audited as ``resync.<status>`` with
+        ``settled: true``."""
+        require_choice(status, RESYNC_STATUSES, "status")
+        if status == "pending":
+            raise InvalidArgument("a resync is settled as something other than pending")
+        at = require_utc(at, "at")
+        values: dict[str, Any] = {
+            "status": status,
+            "updated_at": at,
+            "error": error,
+            "attempts": RESYNCS.c.attempts + 1,
+        }
+        if after is not None:
+            values["after"] = after
+        async with self._write() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        update(RESYNCS)
+                        .where(RESYNCS.c.id == resync_id, RESYNCS.c.status == "pending")
+                        .values(**values)
+                        .returning(*RESYNCS.c)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            resync = Resync.from_row(row)
+            await insert_audit(
+                conn,
+                actor=SYSTEM_ACTOR,
+                action=f"resync.{status}",
+                subject=resync_subject(resync_id),
+                detail={
+                    "before": resync.before,
+                    "target": resync.target,
+                    "after": resync.after,
+                    "error": error,
+                    "attempts": resync.attempts,
+                    "settled": True,
+                },
+                at=at,
+            )
+        return resync
+
+    async def pending_resyncs(self, limit: int = 1000) -> list[Resync]:
+        """Resyncs still ``pending``, oldest first."""
+        query = (
+            select(RESYNCS).where(RESYNCS.c.status == "pending").order_by(RESYNCS.c.id).limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [Resync.from_row(row) for row in rows]
+
+    async def resync_occurrence(self, system: str, sku: str, location: str, state: str) -> int:
+        """The id of the newest *settled* (not ``pending``) resync of this level, 0 if
+        none: what a new resync decision's idempotency key names, so that retries and
+        double clicks of one decision share a key and a decision made after an earlier
+        one settled gets a new one."""
+        r = RESYNCS.c
+        query = select(func.max(r.id)).where(
+            r.system == system,
+            r.sku == sku,
+            r.location == location,
+            r.state == state,
+            r.status != "pending",
+        )
+        async with self._read() as conn:
+            newest = (await conn.execute(query)).scalar()
+        return int(newest or 0)
 
     async def get_resync(self, resync_id: int) -> Resync:
         """The resync with this id; :class:`NotFound` if there is none."""

@@ -151,6 +151,8 @@ class ResyncRow(SQLModel, table=True):
         UniqueConstraint("idempotency_key", name="uq_resyncs_idempotency_key"),
         Index("ix_resyncs_incident_id", "incident_id"),
         Index("ix_resyncs_created_at", "created_at"),
+        #: the resyncs of one level, for the occurrence a new decision's key names
+        Index("ix_resyncs_level", "system", "sku", "location", "state"),
         _one_of("status", RESYNC_STATUSES, "ck_resyncs_status"),
     )
 
@@ -173,6 +175,9 @@ class ResyncRow(SQLModel, table=True):
     requested_by: str
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+    #: the reason the write carried (None before migration 0004: ``correction``), so a
+    #: resync settled after a crash is replayed with exactly the input first sent
+    reason: str | None = None
 
 
 class AdjustmentRow(SQLModel, table=True):

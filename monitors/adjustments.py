@@ -326,6 +326,7 @@ class AdjustmentService:
                     system=name,
                     requested_by=request.operator,
                     state=self._state(name),
+                    reason=reason,
                 )
             )
             if result.status == "failed" and "has no level" in result.message:

@@ -33,8 +33,16 @@ itself is a row in the ledger linked to the incident, requested by
 The next diff that still sees the drift — a write Shopify has not reflected yet, a
 failed write — finds the decision and does not write again; a process that died after
 the write but before its audit entry finds the resync row and does not write again
-either (an unfinished one is escalated, never retried blindly). A drift that comes back
-after Driftwatch fixed it (the incident reopens) is escalated rather than fought over.
+either (an unfinished one is escalated, never retried blindly; a process that starts
+settles such a resync first, see :mod:`monitors.settle`). A drift that comes back after
+Driftwatch fixed it (the incident reopens) is escalated rather than fought over.
+
+Keys. The policy does not make idempotency keys: :class:`ResyncService` keys each
+decision by its occurrence (the newest settled resync of the level), so the policy's
+resync and a person's click on the same drift at the same moment share one key and one
+write, while a drift that comes back after being fixed — by a person, or by the policy
+in an earlier incident past the reopen window — is a new occurrence with a new key and
+a real write (never the replay of the old one's result).
 Incidents that are muted (snoozed, silenced, in a maintenance window) or already
 acknowledged by a person are left alone, as are grouped storms.
 

@@ -1,24 +1,51 @@
 """Every resync goes through here: read fresh, compute the target from the source of
-truth, write idempotently with compare-and-set, record before and after, report.
+truth, write idempotently with compare-and-set, read back what the system now holds,
+record before and after, report.
 
-The idempotency key is derived from the decision (system, SKU, location, state, the
-value read, the target), so two people clicking Resync on the same alert at the same
-moment make the same decision with the same key: the ledger keeps one resync and the
-system applies one write. If the value changes between the read and the write, the
-write comes back stale, nothing is overwritten, and the service reads again and
-decides again (a bounded number of times).
+One key per decision. The idempotency key names the decision: the level (system, SKU,
+location, state), the value read, the target, and the *occurrence* — the newest
+resync of that level that had settled (applied, stale, failed or skipped) when the
+decision was made (:meth:`ledger.Ledger.resync_occurrence`, looked up before the fresh
+read). So:
+
+* two people clicking Resync on the same alert at the same moment, a double click,
+  Slack's retry of a click, the policy and a person deciding at once, a transport
+  retry, and a new process retrying a resync a dead one left ``pending``: all make the
+  same decision with the same key, and the ledger keeps one resync while the system
+  applies one write (and replays its result to the others);
+* the same drift coming back later (40 → 28 again, hours after the first 40 → 28 was
+  applied) is a new occurrence: the first resync has settled, so the key is new and the
+  write is made. Shopify's rule is the same: the same key replays the original result,
+  and a new operation needs a new key
+  (https://shopify.dev/docs/api/usage/implementing-idempotency, principles 1 and 2).
+
+The answer says what the system holds, not what was meant: after an applied write the
+level is read back (Shopify answers ``quantityAfterChange: null``), and the value read is
+recorded as ``after``. If it is not the target and the key was already in use (a retry
+of a resync left pending, whose "applied" may be an old write's result replayed), the
+service decides once more, with a new key. Otherwise nothing more is written: the answer
+is ``applied`` if the level now agrees with the source of truth (an order landed right
+after the write), else ``unconfirmed``, saying what the system holds.
+
+If the value changes between the read and the write, the write comes back stale,
+nothing is overwritten, and the service reads again and decides again (bounded too).
+
+:meth:`ResyncService.settle` finishes a resync a dead process left ``pending``: read the
+level back, replay the same write with the same key where the decision still holds
+(the system either replays the original result or applies it now, under
+compare-and-set), and record the outcome.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from connectors.base import InventorySystem
 from connectors.clock import Clock
 from connectors.errors import ConnectorError
-from connectors.levels import Level, LevelWrite
+from connectors.levels import Level, LevelWrite, WriteOutcome
 from ledger import Ledger, Resync
 from monitors.drift import DiffRules, diff
 from monitors.reconcile import with_bundles
@@ -26,6 +53,21 @@ from monitors.reconcile import with_bundles
 MAX_DECISIONS = 3
 #: Drift classes a resync can fix by writing a count (not stale, untracked or a policy).
 WRITABLE_KINDS = frozenset({"oversell_risk", "undersell", "count_mismatch", "negative", "missing"})
+#: the reason a resync's write carries unless the request names another
+CORRECTION = "correction"
+
+#: statuses of :class:`ResyncResult`
+APPLIED = "applied"
+IN_SYNC = "in_sync"
+SHADOW = "shadow"
+STALE = "stale"
+FAILED = "failed"
+#: written (or replayed) as applied, but the level read back is not the target
+UNCONFIRMED = "unconfirmed"
+#: :meth:`ResyncService.settle` could not reach the system: still pending
+PENDING = "pending"
+#: :meth:`ResyncService.settle` found it settled by someone else meanwhile
+SETTLED_ELSEWHERE = "settled_elsewhere"
 
 
 @dataclass(frozen=True)
@@ -38,23 +80,50 @@ class ResyncRequest:
     #: the state written: "available" or "on_hand" for Shopify, as configured
     state: str = "available"
     shadow: bool = False
+    #: the reason the write carries (Shopify's list; adjustments pass their own)
+    reason: str = CORRECTION
 
 
 @dataclass(frozen=True)
 class ResyncResult:
-    """What happened, in words a person can read, plus the ledger row when one exists."""
+    """What happened, in words a person can read, plus the ledger row when one exists.
 
-    status: str  # applied | in_sync | shadow | stale | failed
+    ``after`` is what the system held when it was read back after the write (or what it
+    reported, if it could not be read back)."""
+
+    status: str  # applied | in_sync | shadow | stale | failed | unconfirmed | pending
     message: str
     resync: Resync | None = None
     before: int | None = None
     target: int | None = None
     after: int | None = None
+    #: the write went out under a key already in use (a retry of a pending resync), so
+    #: the system may have replayed an earlier result
+    reused_key: bool = False
 
 
-def resync_key(system: str, sku: str, location: str, state: str, before: int, target: int) -> str:
-    raw = f"{system}|{sku}|{location}|{state}|{before}|{target}"
+def resync_key(
+    system: str,
+    sku: str,
+    location: str,
+    state: str,
+    before: int,
+    target: int,
+    occurrence: int,
+) -> str:
+    """The idempotency key of one decision (see the module docstring)."""
+    raw = f"{system}|{sku}|{location}|{state}|{before}|{target}|{occurrence}"
     return "dw-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What the fresh read says to write: ``target`` over ``before`` (both set), or why
+    nothing is written (``result``)."""
+
+    before: int | None = None
+    target: int | None = None
+    result: ResyncResult | None = None
 
 
 class ResyncService:
@@ -75,16 +144,49 @@ class ResyncService:
     async def resync(self, request: ResyncRequest) -> ResyncResult:
         target_system = self._systems.get(request.system)
         if target_system is None:
-            return ResyncResult("failed", f"{request.system} is not a configured system")
+            return ResyncResult(FAILED, f"{request.system} is not a configured system")
         if not target_system.writable:
-            return ResyncResult("failed", f"{request.system} is read-only in the configuration")
+            return ResyncResult(FAILED, f"{request.system} is read-only in the configuration")
         last: ResyncResult | None = None
+        decided_again = False
         for _ in range(MAX_DECISIONS):
             last = await self._decide_and_write(request, target_system)
-            if last.status != "stale":
+            if last.status == STALE:
+                continue
+            if last.status != UNCONFIRMED:
                 return last
+            if last.reused_key and not decided_again:
+                # The key was already in use (a resync left pending): the "applied" may
+                # be an old write's result replayed. That resync is now settled, so a new
+                # decision has a new key and writes for real.
+                decided_again = True
+                continue
+            # A write of ours that the system does not show: check, never fight over it.
+            return await self._after_unconfirmed(request, last)
         assert last is not None
         return last
+
+    async def _after_unconfirmed(self, request: ResyncRequest, wrote: ResyncResult) -> ResyncResult:
+        """``wrote`` was applied but the level read back is not its target (it moved
+        since): ``applied`` if the level agrees with the source of truth now, else the
+        unconfirmed answer as it is. Nothing more is written."""
+        try:
+            levels = await self._fresh(request.sku)
+        except ConnectorError:
+            return wrote
+        decision = self._decide(
+            levels, request.system, request.sku, request.location, request.state
+        )
+        if decision.result is None or decision.result.status != IN_SYNC:
+            return wrote
+        what = f"{request.system} {request.state} for {request.sku} at {request.location}"
+        return replace(
+            wrote,
+            status=APPLIED,
+            message=f"Resynced {what}: {wrote.before} → {wrote.target}, but {request.system} "
+            f"now holds {decision.before}, which agrees with the source of truth",
+            after=decision.before,
+        )
 
     async def _fresh(self, sku: str) -> list[Level]:
         """Every system's levels of ``sku`` and of what judging it needs: a bundle is
@@ -95,51 +197,78 @@ class ResyncService:
             levels.extend(await system.read_levels(skus))
         return levels
 
-    async def _decide_and_write(
-        self, request: ResyncRequest, system: InventorySystem
-    ) -> ResyncResult:
-        now = self._clock.now()
-        try:
-            levels = await self._fresh(request.sku)
-        except ConnectorError as exc:
-            return ResyncResult("failed", f"could not read fresh counts: {exc}")
-        here = [lv for lv in levels if lv.location == request.location]
+    def _decide(
+        self, levels: Sequence[Level], system: str, sku: str, location: str, state: str
+    ) -> _Decision:
+        here = [lv for lv in levels if lv.location == location]
         drift = next(
             (
                 d
                 for d in diff(here, self._rules)
-                if d.system == request.system
-                and d.sku == request.sku
+                if d.system == system
+                and d.sku == sku
                 and d.kind in WRITABLE_KINDS
                 and not (d.kind == "missing" and d.missing_side == "truth")
             ),
             None,
         )
-        current = next(
-            (lv for lv in here if (lv.system, lv.sku) == (request.system, request.sku)), None
-        )
+        current = next((lv for lv in here if (lv.system, lv.sku) == (system, sku)), None)
         if current is None:
-            return ResyncResult(
-                "failed", f"{request.system} has no level for {request.sku} at {request.location}"
+            return _Decision(
+                result=ResyncResult(FAILED, f"{system} has no level for {sku} at {location}")
             )
-        before = current.quantities.get(request.state)
+        before = current.quantities.get(state)
         if before is None:
-            return ResyncResult("failed", f"{request.system} does not report {request.state}")
+            return _Decision(result=ResyncResult(FAILED, f"{system} does not report {state}"))
         if drift is None or drift.expected is None or drift.actual is None:
-            return ResyncResult(
-                "in_sync",
-                f"{request.system} already agrees with the source of truth for "
-                f"{request.sku} at {request.location}",
+            return _Decision(
                 before=before,
+                result=ResyncResult(
+                    IN_SYNC,
+                    f"{system} already agrees with the source of truth for {sku} at {location}",
+                    before=before,
+                ),
             )
         target = before + (drift.expected - drift.actual)
         if target < 0:
-            return ResyncResult(
-                "failed",
-                f"the source of truth implies {target} {request.state}; refusing a negative count",
+            return _Decision(
+                before=before,
+                result=ResyncResult(
+                    FAILED,
+                    f"the source of truth implies {target} {state}; refusing a negative count",
+                ),
             )
+        return _Decision(before=before, target=target)
+
+    async def _decide_and_write(
+        self, request: ResyncRequest, system: InventorySystem
+    ) -> ResyncResult:
+        now = self._clock.now()
+        # Looked up before the read: a resync that settles after it is one this decision
+        # may be a retry of (same key), never one it overwrites blindly.
+        occurrence = await self._ledger.resync_occurrence(
+            request.system, request.sku, request.location, request.state
+        )
+        try:
+            levels = await self._fresh(request.sku)
+        except ConnectorError as exc:
+            return ResyncResult(FAILED, f"could not read fresh counts: {exc}")
+        decision = self._decide(
+            levels, request.system, request.sku, request.location, request.state
+        )
+        if decision.result is not None:
+            return decision.result
+        assert decision.before is not None
+        assert decision.target is not None
+        before, target = decision.before, decision.target
         key = resync_key(
-            request.system, request.sku, request.location, request.state, before, target
+            request.system,
+            request.sku,
+            request.location,
+            request.state,
+            before,
+            target,
+            occurrence,
         )
         resync, new = await self._ledger.create_resync(
             key,
@@ -152,89 +281,233 @@ class ResyncService:
             now,
             incident_id=request.incident_id,
             before=before,
+            reason=request.reason,
         )
         if not new and resync.status == "applied":
-            return ResyncResult(
-                "applied",
-                self._applied_text(request, before, target, resync.after),
-                resync=resync,
-                before=before,
-                target=target,
-                after=resync.after,
-            )
+            # The same decision, already written (a double click): say what it holds now.
+            found = await self._confirmed(request.sku, system, resync, None)
+            return replace(found, reused_key=True)
+        if not new and resync.status == "skipped" and request.shadow:
+            return self._shadow_result(request, resync, before, target)
+        if not new and resync.status != "pending":
+            # The same decision settled (stale or failed) since the occurrence was read:
+            # decide again, which names that resync and so makes a new key.
+            return ResyncResult(STALE, f"{request.system} changed while resyncing", resync=resync)
         if request.shadow:
             resync = await self._ledger.update_resync(
                 resync.id, "skipped", now, error="shadow mode: nothing written"
             )
-            return ResyncResult(
-                "shadow",
-                f"Shadow mode: would set {request.system} {request.state} for {request.sku} at "
-                f"{request.location} from {before} to {target}",
-                resync=resync,
-                before=before,
-                target=target,
-            )
-        write = LevelWrite(
-            sku=request.sku,
-            location=request.location,
-            state=request.state,
-            quantity=target,
-            expected=before,
-            key=key,
-            reason="correction",
-            reference=f"gid://driftwatch/Resync/{resync.id}",
-        )
+            return self._shadow_result(request, resync, before, target)
         try:
-            [outcome] = await system.write_levels([write])
+            [outcome] = await system.write_levels([_write_of(resync)])
         except ConnectorError as exc:
             resync = await self._ledger.update_resync(resync.id, "failed", now, error=str(exc))
-            return ResyncResult("failed", f"the write failed: {exc}", resync=resync, before=before)
+            return ResyncResult(FAILED, f"the write failed: {exc}", resync=resync, before=before)
         done = self._clock.now()
         if outcome.status == "applied":
-            resync = await self._ledger.update_resync(
-                resync.id, "applied", done, after=outcome.after
-            )
-            await self._ledger.append_audit(
-                request.requested_by,
-                "resync.applied",
-                f"resync:{resync.id}",
-                {
-                    "system": request.system,
-                    "sku": request.sku,
-                    "location": request.location,
-                    "state": request.state,
-                    "before": before,
-                    "after": outcome.after,
-                    "incident_id": request.incident_id,
-                },
-                done,
-            )
-            return ResyncResult(
-                "applied",
-                self._applied_text(request, before, target, outcome.after),
-                resync=resync,
-                before=before,
-                target=target,
-                after=outcome.after,
-            )
+            confirmed = await self._confirmed(request.sku, system, resync, outcome)
+            return replace(confirmed, reused_key=not new)
         if outcome.status == "stale":
             resync = await self._ledger.update_resync(
                 resync.id, "stale", done, error="the count changed since it was read"
             )
             return ResyncResult(
-                "stale",
+                STALE,
                 f"{request.system} changed while resyncing; not overwritten",
                 resync=resync,
                 before=before,
             )
         resync = await self._ledger.update_resync(resync.id, "failed", done, error=outcome.error)
         return ResyncResult(
-            "failed", f"{request.system} refused the write: {outcome.error}", resync=resync
+            FAILED, f"{request.system} refused the write: {outcome.error}", resync=resync
         )
 
     @staticmethod
-    def _applied_text(request: ResyncRequest, before: int, target: int, after: int | None) -> str:
-        return (
-            f"Resynced {request.system} {request.state} for {request.sku} at {request.location}: "
-            f"{before} → {after if after is not None else target}"
+    def _shadow_result(
+        request: ResyncRequest, resync: Resync, before: int, target: int
+    ) -> ResyncResult:
+        return ResyncResult(
+            SHADOW,
+            f"Shadow mode: would set {request.system} {request.state} for {request.sku} at "
+            f"{request.location} from {before} to {target}",
+            resync=resync,
+            before=before,
+            target=target,
         )
+
+    async def _read_back(self, system: InventorySystem, resync: Resync) -> int | None:
+        """What ``system`` holds now for the resync's level (None: no such level)."""
+        for level in await system.read_levels([resync.sku]):
+            if level.location == resync.location:
+                return level.quantities.get(resync.state)
+        return None
+
+    async def _confirmed(
+        self,
+        sku: str,
+        system: InventorySystem,
+        resync: Resync,
+        outcome: WriteOutcome | None,
+    ) -> ResyncResult:
+        """An applied write (``outcome``) or an applied resync found by its key (None):
+        read the level back, record it (a new write only), and answer with what the
+        system holds."""
+        before, target = resync.before, resync.target
+        unread = ""
+        try:
+            holds = await self._read_back(system, resync)
+        except ConnectorError as exc:
+            holds = None
+            unread = f" (could not read it back: {exc})"
+        reported = outcome.after if outcome is not None else resync.after
+        after = holds if holds is not None else reported
+        if outcome is not None:
+            resync = await self._ledger.update_resync(
+                resync.id, "applied", self._clock.now(), after=after
+            )
+            await self._ledger.append_audit(
+                resync.requested_by,
+                "resync.applied",
+                f"resync:{resync.id}",
+                {
+                    "system": resync.system,
+                    "sku": sku,
+                    "location": resync.location,
+                    "state": resync.state,
+                    "before": before,
+                    "after": after,
+                    "read_back": holds,
+                    "incident_id": resync.incident_id,
+                },
+                self._clock.now(),
+            )
+        what = f"{resync.system} {resync.state} for {sku} at {resync.location}"
+        if holds is None or holds == target:
+            return ResyncResult(
+                APPLIED,
+                f"Resynced {what}: {before} → {after if after is not None else target}{unread}",
+                resync=resync,
+                before=before,
+                target=target,
+                after=after,
+            )
+        return ResyncResult(
+            UNCONFIRMED,
+            f"Wrote {target} to {what} over {before}, but {resync.system} now holds {holds}",
+            resync=resync,
+            before=before,
+            target=target,
+            after=holds,
+        )
+
+    # -- settling what a dead process left pending -------------------------------------
+
+    async def settle(self, resync: Resync) -> ResyncResult:
+        """Finish ``resync``, found ``pending`` (its process died between deciding and
+        recording the outcome), and record what became of it.
+
+        * The system holds the target: ``applied``.
+        * Otherwise, if the write may still be owed — the level is still the value the
+          decision read and the source of truth still implies the same target, or the
+          level moved to something else — the same write is sent again with the same
+          key. The system replays the original result if it applied it (Shopify:
+          "the result of the original operation"), or applies it now under
+          compare-and-set. The level is then read back.
+        * The level is still the value read but the truth moved: ``stale``, not
+          written (an old decision is not carried out blindly).
+        * The system cannot be reached: left ``pending`` (status ``pending``) for a
+          later try.
+        """
+        system = self._systems.get(resync.system)
+        what = f"{resync.system} {resync.state} for {resync.sku} at {resync.location}"
+        if system is None or not system.writable or resync.before is None:
+            why = (
+                f"{resync.system} is no longer a writable system"
+                if resync.before is not None
+                else "the value it replaced was not recorded"
+            )
+            return await self._settled(resync, FAILED, f"not finished: {why}", error=why)
+        try:
+            levels = await self._fresh(resync.sku)
+        except ConnectorError as exc:
+            if exc.retryable:  # down or throttled: try again later
+                return ResyncResult(PENDING, f"could not read {what}: {exc}", resync=resync)
+            why = f"could not read it: {exc}"
+            return await self._settled(resync, FAILED, f"not finished: {why}", error=why)
+        decision = self._decide(levels, resync.system, resync.sku, resync.location, resync.state)
+        holds = decision.before
+        if holds is None:
+            why = decision.result.message if decision.result else f"{what} was not read"
+            return await self._settled(resync, FAILED, f"not finished: {why}", error=why)
+        if holds == resync.target:
+            return await self._settled(
+                resync, APPLIED, f"{what}: {resync.before} → {holds}", after=holds
+            )
+        if holds == resync.before and (decision.before, decision.target) != (
+            resync.before,
+            resync.target,
+        ):
+            if decision.result is None:
+                implied = f"the source of truth now implies {decision.target}"
+            elif decision.result.status == IN_SYNC:
+                implied = "it now agrees with the source of truth"
+            else:
+                implied = decision.result.message
+            why = f"{resync.system} still holds {holds} and {implied}; not written"
+            return await self._settled(resync, STALE, f"not finished: {why}", error=why)
+        try:
+            [outcome] = await system.write_levels([_write_of(resync)])
+        except ConnectorError as exc:
+            if exc.retryable:
+                return ResyncResult(PENDING, f"could not write {what}: {exc}", resync=resync)
+            return await self._settled(resync, FAILED, f"not finished: {exc}", error=str(exc))
+        if outcome.status == "applied":
+            try:
+                after = await self._read_back(system, resync)
+            except ConnectorError:
+                after = outcome.after
+            return await self._settled(
+                resync, APPLIED, f"{what}: {resync.before} → {after}", after=after
+            )
+        if outcome.status == "stale":
+            why = f"{resync.system} changed since it was read (it holds {holds}); not overwritten"
+            return await self._settled(resync, STALE, f"not finished: {why}", error=why)
+        why = f"{resync.system} refused the write: {outcome.error}"
+        return await self._settled(resync, FAILED, f"not finished: {why}", error=why)
+
+    async def _settled(
+        self,
+        resync: Resync,
+        status: str,
+        message: str,
+        *,
+        after: int | None = None,
+        error: str | None = None,
+    ) -> ResyncResult:
+        row = await self._ledger.settle_resync(
+            resync.id, status, self._clock.now(), after=after, error=error
+        )
+        if row is None:  # settled by someone else meanwhile: theirs stands
+            row = await self._ledger.get_resync(resync.id)
+            return ResyncResult(
+                SETTLED_ELSEWHERE, f"already settled as {row.status}", resync=row, after=row.after
+            )
+        return ResyncResult(
+            status, message, resync=row, before=row.before, target=row.target, after=row.after
+        )
+
+
+def _write_of(resync: Resync) -> LevelWrite:
+    """The one write a resync makes: the same input whenever it is sent, so a replay
+    under the same key is the same operation."""
+    assert resync.before is not None
+    return LevelWrite(
+        sku=resync.sku,
+        location=resync.location,
+        state=resync.state,
+        quantity=resync.target,
+        expected=resync.before,
+        key=resync.idempotency_key,
+        reason=resync.reason or CORRECTION,
+        reference=f"gid://driftwatch/Resync/{resync.id}",
+    )

@@ -3,9 +3,27 @@
 Semantics follow the recorded captures and the 2026-07 schema's descriptions:
 
 * ``@idempotent(key:)`` is required (2026-04 and later); without it the field is null
-  and a top-level ``BAD_REQUEST`` error says so. The same key with the same input
-  replays the stored payload (applied once); with other input it answers the userError
-  ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``. Keys live 24 hours on the injected clock.
+  and a top-level ``BAD_REQUEST`` error says so ("Making idempotency mandatory for
+  inventory adjustments and refund mutations",
+  https://shopify.dev/changelog/making-idempotency-mandatory-for-inventory-adjustments-and-refund-mutations,
+  and the ``missingSetIdempotency`` capture).
+* The same key with the same input replays the *original* result, whatever happened to
+  the level since, and applies nothing: "If you retry the same request with the same
+  idempotency key [...] It will return the result of the original operation instead of
+  creating a new one" (https://shopify.dev/changelog/adding-idempotency-for-inventory-adjustments-and-refund-mutations).
+  That holds for an original result with userErrors too (a ``CHANGE_FROM_QUANTITY_STALE``
+  is replayed as stale): a new operation needs a new key ("Distinct requests need
+  different idempotency keys", https://shopify.dev/docs/api/usage/implementing-idempotency).
+* The same key with other input (other variables, or another mutation) is refused with
+  the userError ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``, "The same idempotency key cannot
+  be used with different operation parameters." (the schema's
+  ``InventorySetQuantitiesUserErrorCode``), and nothing is applied.
+* Keys are forgotten after 24 hours on the injected clock. Shopify's implementing page
+  speaks of a retention window; the stored excerpts we could read do not give its
+  length, so 24 hours is this fake's assumption (Driftwatch never relies on it: a key
+  replayed after it executes anew under compare-and-set).
+* ``IDEMPOTENCY_CONCURRENT_REQUEST`` ("This request is currently in progress") never
+  arises here: the fake runs each request to its end before the next.
 * every quantity/change must carry ``changeFromQuantity`` (``null`` skips the check);
   omitting it is a top-level ``INVALID_FIELD_ARGUMENTS`` error. A stale value fails the
   whole call with ``CHANGE_FROM_QUANTITY_STALE`` and nothing is applied.

@@ -106,6 +106,62 @@ async def test_listing_resyncs(ledger: Ledger) -> None:
     assert [r.id for r in await ledger.list_resyncs(since=at(1))] == [b.id]
 
 
+async def test_the_occurrence_is_the_newest_settled_resync_of_the_level(ledger: Ledger) -> None:
+    assert await ledger.resync_occurrence("shopify", "TEE-BLK-M", "east", "available") == 0
+    a, _ = await resync(ledger, "a", before=40, target=28)
+    # pending: a retry of a's decision still names the same occurrence
+    assert await ledger.resync_occurrence("shopify", "TEE-BLK-M", "east", "available") == 0
+    await ledger.update_resync(a.id, "applied", at(1), after=28)
+    assert await ledger.resync_occurrence("shopify", "TEE-BLK-M", "east", "available") == a.id
+    b, _ = await resync(ledger, "b", before=40, target=28)
+    await ledger.update_resync(b.id, "stale", at(2))
+    assert await ledger.resync_occurrence("shopify", "TEE-BLK-M", "east", "available") == b.id
+    # other levels and states are other occurrences
+    assert await ledger.resync_occurrence("shopify", "TEE-BLK-M", "east", "on_hand") == 0
+    assert await ledger.resync_occurrence("shopify", "TEE-BLK-M", "west", "available") == 0
+    assert await ledger.resync_occurrence("wms", "TEE-BLK-M", "east", "available") == 0
+
+
+async def test_a_pending_resync_is_settled_once_with_its_reason_kept(ledger: Ledger) -> None:
+    created, _ = await ledger.create_resync(
+        "k", "shopify", "TEE-BLK-M", "east", "available", 28, "U_ALICE", at(0),
+        before=40, reason="cycle_count_available",
+    )  # fmt: skip
+    other, _ = await resync(ledger, "other")
+    await ledger.update_resync(other.id, "failed", at(1), error="down")
+    assert created.reason == "cycle_count_available"
+    assert [r.id for r in await ledger.pending_resyncs()] == [created.id]
+
+    settled = await ledger.settle_resync(created.id, "applied", at(2), after=28)
+    assert settled is not None
+    assert (settled.status, settled.after, settled.attempts) == ("applied", 28, 1)
+    assert settled.reason == "cycle_count_available"
+    assert await ledger.settle_resync(created.id, "failed", at(3), error="late") is None
+    assert (await ledger.get_resync(created.id)).status == "applied"  # the first stands
+    assert await ledger.pending_resyncs() == []
+    audit = await ledger.list_audit(subject=f"resync:{created.id}")
+    assert [(e.action, e.detail.get("settled")) for e in reversed(audit)] == [
+        ("resync.requested", None),
+        ("resync.applied", True),
+    ]
+    with pytest.raises(InvalidArgument):
+        await ledger.settle_resync(created.id, "pending", at(4))
+
+
+async def test_concurrent_settles_record_one_outcome(ledger: Ledger, db_url: str) -> None:
+    created, _ = await resync(ledger, before=40)
+    async with Ledger.from_url(db_url) as replica:
+        results = await asyncio.gather(
+            *(
+                (ledger if i % 2 else replica).settle_resync(created.id, "applied", at(1), after=i)
+                for i in range(6)
+            )
+        )
+    assert sum(r is not None for r in results) == 1
+    audit = await ledger.list_audit(subject=f"resync:{created.id}")
+    assert [e.action for e in audit].count("resync.applied") == 1
+
+
 async def adjust(
     ledger: Ledger,
     key: str = "adj-1",

@@ -431,3 +431,73 @@ async def test_muted_and_acknowledged_incidents_are_left_to_people(setup: Setup)
     assert await setup.policy_audit(mug.id) == []
     assert await setup.policy_audit(tee.id) == []
     assert "policy" not in (await _incident(setup, "TEE-BLK-M")).details
+
+
+# -- a drift that comes back after being fixed is a new occurrence (issue 14) --------------
+
+
+async def test_a_drift_a_person_fixed_that_comes_back_is_auto_resynced_for_real(
+    setup: Setup,
+) -> None:
+    setup.shopify("MUG-STONE", "west", available=33)  # WMS: 30 pickable + 3 allocated
+    await setup.job(policy_config(setup.demo, auto_resync=False)).run()
+    mug = await _incident(setup, "MUG-STONE")
+    # A person resyncs it from the alert: 33 -> 30.
+    systems = build_systems(
+        setup.demo.config, client=setup.client, clock=setup.clock, environ=setup.demo.environ
+    )
+    person = ResyncService(systems, rules_from_config(setup.demo.config), setup.ledger, setup.clock)
+    done = await person.resync(
+        ResyncRequest("MUG-STONE", "west", "shopify", "U0OPS001", incident_id=mug.id)
+    )
+    assert done.status == "applied"
+    config = policy_config(setup.demo)
+    setup.clock.advance(900)
+    await setup.job(config).run()
+    assert (await _incident(setup, "MUG-STONE")).status == "resolved"
+
+    # Hours later the storefront is pushed back to 33: the same 33 -> 30 drift reopens
+    # the incident, and this time the policy resyncs it.
+    setup.shopify("MUG-STONE", "west", available=33)
+    setup.clock.advance(3 * 3600)
+    await setup.job(config).run()
+
+    mug = await _incident(setup, "MUG-STONE")
+    assert (mug.status, mug.reopened_count) == ("open", 1)
+    assert setup.shopify("MUG-STONE", "west")["available"] == 30
+    writes = setup.demo.world.shopify.writes
+    assert [(w.before, w.after) for w in writes] == [(33, 30), (33, 30)]
+    assert len({w.idempotency_key for w in writes}) == 2
+    assert mug.details["policy"]["outcome"] == "applied"
+    assert (mug.details["policy"]["before"], mug.details["policy"]["after"]) == (33, 30)
+
+
+async def test_an_auto_resynced_drift_that_returns_a_day_later_is_resynced_again(
+    setup: Setup,
+) -> None:
+    config = policy_config(setup.demo)
+    setup.shopify("MUG-STONE", "west", available=33)
+    await setup.job(config).run()
+    setup.clock.advance(900)
+    await setup.job(config).run()
+    first = await _incident(setup, "MUG-STONE")
+    assert first.status == "resolved"
+
+    # Past the reopen window (24 h) the same drift is a new incident and a new decision.
+    setup.shopify("MUG-STONE", "west", available=33)
+    setup.clock.advance(25 * 3600)
+    await setup.job(config).run()
+
+    incidents = [i for i in await setup.ledger.list_incidents(limit=100) if i.sku == "MUG-STONE"]
+    assert len(incidents) == 2
+    second = next(i for i in incidents if i.id != first.id)
+    assert setup.shopify("MUG-STONE", "west")["available"] == 30
+    writes = setup.demo.world.shopify.writes
+    assert [(w.before, w.after) for w in writes] == [(33, 30), (33, 30)]
+    assert len({w.idempotency_key for w in writes}) == 2
+    assert second.details["policy"]["outcome"] == "applied"
+    resyncs = await setup.ledger.list_resyncs()
+    assert {(r.incident_id, r.status) for r in resyncs} == {
+        (first.id, "applied"),
+        (second.id, "applied"),
+    }

@@ -209,6 +209,42 @@ async def test_idempotent_replay_is_applied_once(
     assert shopify.quantities("SKU-A", w["loc"])["available"] == 8
 
 
+async def test_a_replay_returns_the_original_result_even_a_stale_one(
+    shopify: FakeShopify,
+    shopify_client: httpx.AsyncClient,
+    shopify_clock: ManualClock,
+    shopify_world: dict[str, str],
+) -> None:
+    """Shopify replays the result of the original operation for a repeated key: a
+    compare-and-set that was stale stays stale, even once the level matches, and a write
+    that was applied is not applied again after the level moved back. A new operation
+    needs a new key."""
+    w = shopify_world
+    stale = {"input": set_input((w["a"], w["loc"], 9, 4)), "key": "k-stale"}  # A holds 5
+    first = await gql(shopify_client, shopify, SET, stale)
+    codes = [e["code"] for e in first["data"]["inventorySetQuantities"]["userErrors"]]
+    assert codes == ["CHANGE_FROM_QUANTITY_STALE"]
+    shopify.set_quantities("SKU-A", w["loc"], available=4)  # now it would match
+    shopify_clock.advance(3600)
+    assert (await gql(shopify_client, shopify, SET, stale))["data"] == first["data"]
+    assert shopify.writes == []
+    assert shopify.quantities("SKU-A", w["loc"])["available"] == 4
+
+    applied = {"input": set_input((w["a"], w["loc"], 9, 4)), "key": "k-applied"}
+    done = await gql(shopify_client, shopify, SET, applied)
+    assert done["data"]["inventorySetQuantities"]["userErrors"] == []
+    shopify.set_quantities("SKU-A", w["loc"], available=4)  # pushed back: the same drift
+    shopify_clock.advance(3 * 3600)
+    replayed = await gql(shopify_client, shopify, SET, applied)
+    assert replayed["data"] == done["data"]  # the original result...
+    assert shopify.quantities("SKU-A", w["loc"])["available"] == 4  # ...and no write
+    assert len(shopify.writes) == 1
+    again = {**applied, "key": "k-applied-again"}  # a new operation, a new key
+    await gql(shopify_client, shopify, SET, again)
+    assert shopify.quantities("SKU-A", w["loc"])["available"] == 9
+    assert len(shopify.writes) == 2
+
+
 async def test_same_key_with_other_input_is_a_mismatch(
     shopify: FakeShopify, shopify_client: httpx.AsyncClient, shopify_world: dict[str, str]
 ) -> None:

@@ -22,11 +22,11 @@ import json
 import socket
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.charts import off_loop, render_png
 from bot.service import WEBHOOKS_PATH, Service
@@ -38,6 +38,8 @@ from monitors.config import Config, config_from_dict
 from sandbox.scenarios import ERP_SETTLE_SECONDS, SCENARIOS, Scenario, by_name
 from sandbox.world import ALERTS_CHANNEL as ALERTS
 from sandbox.world import SandboxWorld, World
+
+T = TypeVar("T")
 
 #: When the demo's day starts (the accelerated clock's origin).
 DEMO_START = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)
@@ -442,6 +444,38 @@ def demo_report(
     }
 
 
+async def _warm_up_and_play(
+    stage: DemoStage, scenarios: Sequence[Scenario], say: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    # The first chart loads matplotlib's fonts: do it before the scenarios play, so no
+    # webhook waits behind it.
+    now = stage.clock.now()
+    await off_loop(render_png, "warm-up", {}, now - timedelta(hours=1), now)
+    await stage.service.diff_done.wait()
+    await stage.service.idle()
+    say(f"\nPlaying {len(scenarios)} scenario(s) in accelerated time")
+    return await play(stage, scenarios, say)
+
+
+async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event | None) -> T | None:
+    """``work``'s result, or None if ``stop`` is set first (``work`` is then cancelled):
+    Ctrl-C stops the demo at once, not after the scenarios have played."""
+    if stop is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
+
+
 def chosen_scenarios(name: str | None) -> tuple[Scenario, ...]:
     """All scenarios, or the one called ``name`` (``KeyError`` listing the valid names)."""
     return SCENARIOS if name is None else (by_name(name),)
@@ -500,13 +534,12 @@ async def run_demo(
                 say(f"  ledger (SQLite)             {path}")
                 # The first chart loads matplotlib's fonts: do it before the scenarios
                 # play, so no webhook waits behind it.
-                now = clock.now()
-                await off_loop(render_png, "warm-up", {}, now - timedelta(hours=1), now)
-                await service.diff_done.wait()
-                await service.idle()
                 stage = DemoStage(demo, service, clock)
-                say(f"\nPlaying {len(scenarios)} scenario(s) in accelerated time")
-                outcomes = await play(stage, scenarios, say)
+                played = await _unless_stopped(_warm_up_and_play(stage, scenarios, say), stop)
+                if played is None:  # Ctrl-C while the scenarios played
+                    say("\nStopped.")
+                    return 0
+                outcomes = played
                 for message in world.slack.messages(ALERTS):
                     say(f"\n#ops-inventory · Driftwatch · ts {message.ts}")
                     say(render_blocks(message.blocks or []))

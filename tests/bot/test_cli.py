@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import os
 import subprocess
 import sys
@@ -223,3 +224,32 @@ def test_the_readmes_export_line_sets_every_secret_check_asks_for() -> None:
     assert set(names) >= {"SHOPIFY_ACCESS_TOKEN", "SLACK_SIGNING_SECRET"}
     result = run("check", "--config", str(EXAMPLE), env={n: f"value-of-{n}" for n in names})
     assert result.returncode == 0, result.stderr
+
+
+def test_ctrl_c_stops_the_demo_while_the_scenarios_play(tmp_path: Path) -> None:
+    """The README says Ctrl-C stops it; it used to be heard only after all eleven
+    scenarios had played (about a minute)."""
+    base = {k: v for k, v in os.environ.items() if k not in SECRETS and k != "DATABASE_URL"}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "demo", "--db", str(tmp_path / "demo.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=base,
+        cwd=ROOT,
+    )
+    try:
+        assert demo.stdout is not None
+        lines = []
+        for line in demo.stdout:  # the event: the scenarios have started to play
+            lines.append(line)
+            if line.startswith("▶ "):
+                break
+        assert lines[0].startswith("Open the channel in your browser:  http://127.0.0.1:")
+        demo.send_signal(signal.SIGINT)
+        rest, errors = demo.communicate(timeout=120)  # a hang guard, not a verdict
+    finally:
+        demo.kill()
+    assert demo.returncode == 0, errors
+    assert rest.rstrip().endswith("Stopped.")
+    assert "incidents;" not in rest  # it did not play on to the end

@@ -40,6 +40,11 @@ def alert_text(incident: Incident) -> str:
     if incident.fingerprint.startswith(("health:", "webhook:")):
         return incident.title
     d = incident.details or {}
+    if incident.kind == "duplicate_sku":
+        return (
+            f"{incident.title} — {len(d.get('items') or [])} items in {d.get('system', '?')} "
+            "carry this SKU; none is compared or resynced until each has its own"
+        )
     gap = d.get("gap")
     text = f"{incident.title} — {d.get('system', '?')} is off by {_signed(gap)} units"
     policy = d.get("policy")
@@ -52,6 +57,8 @@ def alert_blocks(incident: Incident) -> list[Block]:
     """The alert message for an incident in its current state."""
     if incident.fingerprint.startswith(("health:", "webhook:")):
         return health_blocks(incident)
+    if incident.kind == "duplicate_sku":
+        return duplicate_blocks(incident)
     d: dict[str, Any] = dict(incident.details or {})
     status = incident.status
     header = f"{'✅ Resolved: ' if status == 'resolved' else ''}{incident.title}"
@@ -95,6 +102,66 @@ def alert_blocks(incident: Incident) -> list[Block]:
     if status != "resolved":
         blocks += [DividerBlock(), _actions(incident)]
     return blocks
+
+
+def duplicate_blocks(incident: Incident) -> list[Block]:
+    """A SKU that several of one system's items carry: every item with its count, and no
+    Resync button (a write would be refused: which item should it go to?)."""
+    d: dict[str, Any] = dict(incident.details or {})
+    status = incident.status
+    header = f"{'✅ Resolved: ' if status == 'resolved' else ''}{incident.title}"
+    items = [i for i in d.get("items") or [] if isinstance(i, dict)]
+    lines = [
+        f"• `{_mrkdwn(str(i.get('id')))}`: "
+        + ("no count" if i.get("value") is None else str(i.get("value")))
+        for i in items
+    ]
+    system = d.get("system")
+    blocks: list[Block] = [
+        HeaderBlock(text=header[:150]),
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*SKU*\n`{_mrkdwn(str(incident.sku))}`"),
+                MarkdownTextObject(text=f"*Location*\n{incident.location}"),
+                MarkdownTextObject(text=f"*System*\n{system}"),
+                MarkdownTextObject(text=f"*Items with this SKU*\n{len(items)}"),
+                MarkdownTextObject(
+                    text=f"*Severity*\n{ICON.get(incident.severity, '')} {incident.severity}"
+                ),
+                MarkdownTextObject(text=f"*Since*\n{_when(incident.opened_at)}"),
+            ]
+        ),
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=_fit(f"*Items in {system} with this SKU*\n" + "\n".join(lines))
+            )
+        ),
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=f"*What to do*\n{system} does not make SKUs unique. Give each item its "
+                "own SKU (or remove the one that should not exist). Until then Driftwatch "
+                f"compares none of them here and refuses to resync {incident.sku}: it will "
+                "not guess which item is meant."
+            )
+        ),
+        ContextBlock(elements=[MarkdownTextObject(text=_status_line(incident))]),
+    ]
+    if status != "resolved":
+        blocks += [DividerBlock(), incident_actions(incident.id)]
+    return blocks
+
+
+def _mrkdwn(text: str) -> str:
+    """``text`` shown as written in mrkdwn: Slack reads ``&``, ``<`` and ``>`` as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _fit(text: str, limit: int = 3000) -> str:
+    """A section's text within Slack's 3,000 characters, cut at a line."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit - 2)
+    return text[: cut if cut > 0 else limit - 2] + "\n…"
 
 
 def policy_line(policy: object) -> str | None:

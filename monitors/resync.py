@@ -20,7 +20,8 @@ from connectors.clock import Clock
 from connectors.errors import ConnectorError
 from connectors.levels import Level, LevelWrite
 from ledger import Ledger, Resync
-from monitors.drift import DiffRules, diff
+from monitors.drift import DUPLICATE_SKU, DiffRules, diff
+from monitors.incidents import duplicate_reason
 
 MAX_DECISIONS = 3
 #: Drift classes a resync can fix by writing a count (not stale, untracked or a policy).
@@ -100,16 +101,28 @@ class ResyncService:
         except ConnectorError as exc:
             return ResyncResult("failed", f"could not read fresh counts: {exc}")
         here = [lv for lv in levels if lv.location == request.location]
+        drifts = diff(here, self._rules)
         drift = next(
             (
                 d
-                for d in diff(here, self._rules)
+                for d in drifts
                 if d.system == request.system
                 and d.kind in WRITABLE_KINDS
                 and not (d.kind == "missing" and d.missing_side == "truth")
             ),
             None,
         )
+        # Several items with this SKU here: in the system written (which one to write?),
+        # or, when no drift could be judged, in a source of truth (what is the truth?).
+        duplicates = [d for d in drifts if d.kind == DUPLICATE_SKU]
+        ambiguous = next((d for d in duplicates if d.system == request.system), None)
+        if ambiguous is None and drift is None:
+            truths = self._rules.source_of_truth
+            ambiguous = next((d for d in duplicates if d.system in truths), None)
+        if ambiguous is not None:
+            items = (ident for ident, _ in ambiguous.items)
+            reason = duplicate_reason(ambiguous.system, request.sku, request.location, items)
+            return ResyncResult("failed", reason)
         current = next((lv for lv in here if lv.system == request.system), None)
         if current is None:
             return ResyncResult(

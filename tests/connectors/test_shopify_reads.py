@@ -341,3 +341,37 @@ async def test_a_targeted_read_finds_every_spelling_of_a_sku(client: httpx.Async
         targeted = await connector.read_levels(["TEE-BLK-M"])
 
         assert {lv.refs["inventory_item_id"]: lv.refs["sku"] for lv in targeted} == spelled
+
+
+async def test_shopify_going_down_between_the_pages_of_an_item_fails_the_read_whole(
+    shop: Shop,
+) -> None:
+    item = shop.fake.add_item("SKU-1")
+
+    async def dies_on_the_nested_page(request: httpx.Request) -> None:
+        if b"InventoryItemLevels" in request.content:
+            shop.fake.down = True
+
+    async with httpx.AsyncClient(
+        timeout=10.0, event_hooks={"request": [dies_on_the_nested_page]}
+    ) as dying:
+        connector = ShopifyConnector(
+            dying,
+            name="shopify",
+            shop_url=shop.fake.url or "",
+            token=shop.fake.access_token,
+            mapping=shop.config,
+            clock=shop.clock,
+            use_bulk=False,
+            policy=RetryPolicy(attempts=3, base_delay=0.5, max_delay=2.0),
+        )
+        await connector.read_levels()  # learns the three locations
+        fourth = shop.fake.add_location("DC new")
+        shop.fake.stock(item, fourth)
+        with pytest.raises(TransportError):
+            await connector.read_levels(["SKU-1"])  # a partial item is never returned
+        assert connector.health().error_streak == 1
+        shop.fake.down = False
+        dying.event_hooks = {"request": []}
+        levels = await connector.read_levels(["SKU-1"])
+    assert {lv.refs["location_id"] for lv in levels} == {*shop.locations, fourth}

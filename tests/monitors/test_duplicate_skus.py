@@ -200,3 +200,63 @@ async def test_the_other_location_of_the_sku_still_resyncs(setup: Setup) -> None
     )
     assert result.status == "applied", result.message
     assert shopify.quantities("TEE-WHT-M", west)["available"] == 9
+
+
+async def test_a_storm_of_duplicates_is_one_grouped_alert_listing_them(setup: Setup) -> None:
+    world = setup.demo.world
+    east, warehouse = world.gid("east"), world.warehouse("east")
+    twins: dict[str, tuple[str, str]] = {}
+    for i in range(15):
+        sku = f"SET-{i:02d}"
+        twins[sku] = (
+            world.shopify.add_item(sku, locations=[east]),
+            world.shopify.add_item(sku, locations=[east]),
+        )
+        world.wms.set_level(sku, warehouse, pickable=0, allocated=0, on_hand=0, damaged=0)
+    await setup.diff_and_deliver()
+
+    grouped = [i for i in await setup.ledger.list_incidents() if i.kind == "duplicate_sku"]
+    assert [(i.fingerprint, i.details["count"]) for i in grouped] == [
+        ("group:duplicate_sku:east", 16)  # the 15 sets and TEE-WHT-M
+    ]
+    [message] = [
+        m
+        for m in world.slack.messages(world.alerts_channel)
+        if m.blocks and m.blocks[0]["text"]["text"].startswith("Duplicate SKU: 16 SKUs")
+    ]
+    text = str(message.blocks)
+    listed = [sku for sku in twins if f"`{sku}`" in text]
+    assert len(listed) == 10 - ("TEE-WHT-M" in text)
+    for sku in listed:
+        assert twins[sku][0] in text
+        assert twins[sku][1] in text
+    assert "…and 6 more" in text
+    actions = next(b for b in message.blocks if b["type"] == "actions")
+    assert "resync" not in [e.get("action_id") for e in actions["elements"]]
+
+
+async def test_a_hostile_sku_is_shown_as_written_and_pings_nobody(setup: Setup) -> None:
+    world = setup.demo.world
+    east, warehouse = world.gid("east"), world.warehouse("east")
+    sku = "<!CHANNEL> & <@U0BOSS>"  # as normalized (upper-cased)
+    for _ in range(2):
+        world.shopify.add_item(sku, locations=[east])
+    world.wms.set_level(sku, warehouse, pickable=0, allocated=0, on_hand=0, damaged=0)
+    await setup.diff_and_deliver()
+
+    [message] = [
+        m
+        for m in world.slack.messages(world.alerts_channel)
+        if m.blocks and "&lt;@U0BOSS&gt;" in str(m.blocks)
+    ]
+    assert "<!CHANNEL>" not in (message.text or "")
+    assert "<@U0BOSS>" not in (message.text or "")
+    mrkdwn = [
+        str(f["text"])
+        for b in message.blocks or []
+        if b["type"] == "section"
+        for f in [*(b.get("fields") or []), *([b["text"]] if b.get("text") else [])]
+        if f.get("type") == "mrkdwn"
+    ]
+    assert not [t for t in mrkdwn if "<!CHANNEL>" in t or "<@U0BOSS>" in t]
+    assert any("`&lt;!CHANNEL&gt; &amp; &lt;@U0BOSS&gt;`" in t for t in mrkdwn)

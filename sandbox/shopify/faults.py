@@ -45,6 +45,9 @@ class Faults:
     def http_5xx(self, n: int, status: int = 503) -> None:
         self._queue.extend(Fault("http_5xx", status) for _ in range(n))
 
+    def timeout(self, n: int) -> None:
+        self._queue.extend(Fault("timeout", 504) for _ in range(n))
+
     def throttled(self, n: int) -> None:
         self._throttled += n
 

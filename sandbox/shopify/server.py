@@ -4,7 +4,7 @@
 supported subset of the real 2026-07 schema from an in-memory shop. Tests and the demo
 build the world with the control methods (``add_location``, ``add_item``,
 ``set_quantities`` ...), read what happened from ``writes`` and ``requests``, and inject
-faults with ``force_http_429``, ``force_5xx``, ``force_throttled``,
+faults with ``force_http_429``, ``force_5xx``, ``force_timeout``, ``force_throttled``,
 ``force_internal_error``, ``force_lost_response``, ``latency``, ``down`` and
 ``fail_ratio``.
 """
@@ -231,6 +231,10 @@ class FakeShopify:
 
     def force_5xx(self, n: int = 1, status: int = 503) -> None:
         self.faults.http_5xx(n, status)
+
+    def force_timeout(self, n: int = 1) -> None:
+        """The next ``n`` requests are held for ``faults.timeout_seconds``, then 504."""
+        self.faults.timeout(n)
 
     def force_throttled(self, n: int = 1) -> None:
         self.faults.throttled(n)

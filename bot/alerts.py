@@ -40,6 +40,11 @@ def alert_text(incident: Incident) -> str:
     if incident.fingerprint.startswith(("health:", "webhook:")):
         return incident.title
     d = incident.details or {}
+    if incident.kind == "duplicate_sku":
+        return _mrkdwn(
+            f"{incident.title} — several items share a SKU; none is compared or resynced "
+            "until each has its own"
+        )
     gap = d.get("gap")
     text = f"{incident.title} — {d.get('system', '?')} is off by {_signed(gap)} units"
     policy = d.get("policy")
@@ -52,6 +57,8 @@ def alert_blocks(incident: Incident) -> list[Block]:
     """The alert message for an incident in its current state."""
     if incident.fingerprint.startswith(("health:", "webhook:")):
         return health_blocks(incident)
+    if incident.kind == "duplicate_sku":
+        return duplicate_blocks(incident)
     d: dict[str, Any] = dict(incident.details or {})
     status = incident.status
     header = f"{'✅ Resolved: ' if status == 'resolved' else ''}{incident.title}"
@@ -95,6 +102,90 @@ def alert_blocks(incident: Incident) -> list[Block]:
     if status != "resolved":
         blocks += [DividerBlock(), _actions(incident)]
     return blocks
+
+
+def duplicate_blocks(incident: Incident) -> list[Block]:
+    """A SKU that several of one system's items carry (or a storm of them at one
+    location): every item with its count, and no Resync button (a write would be
+    refused: which item should it go to?)."""
+    d: dict[str, Any] = dict(incident.details or {})
+    status = incident.status
+    header = f"{'✅ Resolved: ' if status == 'resolved' else ''}{incident.title}"
+    when = [
+        MarkdownTextObject(
+            text=f"*Severity*\n{ICON.get(incident.severity, '')} {incident.severity}"
+        ),
+        MarkdownTextObject(text=f"*Since*\n{_when(incident.opened_at)}"),
+    ]
+    if d.get("grouped"):
+        members = [w for w in d.get("worst") or [] if isinstance(w, dict)]
+        systems = ", ".join(str(s) for s in d.get("systems") or [])
+        fields = [
+            MarkdownTextObject(text=f"*Location*\n{incident.location}"),
+            MarkdownTextObject(text=f"*SKUs*\n{d.get('count')}"),
+            MarkdownTextObject(text=f"*System*\n{systems}"),
+            *when,
+        ]
+        text = "*Items sharing each SKU*\n" + "\n".join(
+            f"• `{_mrkdwn(str(m.get('sku')))}` in {m.get('system')}: {_items_text(m)}"
+            for m in members
+        )
+        more = int(d.get("count") or 0) - len(members)
+        if more > 0:
+            text += f"\n…and {more} more"
+        subject = "these SKUs"
+    else:
+        items = [i for i in d.get("items") or [] if isinstance(i, dict)]
+        fields = [
+            MarkdownTextObject(text=f"*SKU*\n`{_mrkdwn(str(incident.sku))}`"),
+            MarkdownTextObject(text=f"*Location*\n{incident.location}"),
+            MarkdownTextObject(text=f"*System*\n{d.get('system')}"),
+            MarkdownTextObject(text=f"*Items with this SKU*\n{len(items)}"),
+            *when,
+        ]
+        text = f"*Items in {d.get('system')} with this SKU*\n" + "\n".join(
+            f"• `{_mrkdwn(str(i.get('id')))}`: {_count(i.get('value'))}" for i in items
+        )
+        subject = f"`{_mrkdwn(str(incident.sku))}`"
+    blocks: list[Block] = [
+        HeaderBlock(text=header[:150]),
+        SectionBlock(fields=fields),
+        SectionBlock(text=MarkdownTextObject(text=_fit(text))),
+        SectionBlock(
+            text=MarkdownTextObject(
+                text="*What to do*\nSKUs are not unique in every system (Shopify does not "
+                "enforce it). Give each item its own SKU, or remove the one that should not "
+                "exist. Until then Driftwatch compares none of them here and refuses to "
+                f"resync {subject}: it will not guess which item is meant."
+            )
+        ),
+        ContextBlock(elements=[MarkdownTextObject(text=_status_line(incident))]),
+    ]
+    if status != "resolved":
+        blocks += [DividerBlock(), incident_actions(incident.id)]
+    return blocks
+
+
+def _items_text(member: dict[str, Any]) -> str:
+    items = [i for i in member.get("items") or [] if isinstance(i, dict)]
+    return ", ".join(f"`{_mrkdwn(str(i.get('id')))}` {_count(i.get('value'))}" for i in items)
+
+
+def _count(value: object) -> str:
+    return "no count" if value is None else str(value)
+
+
+def _mrkdwn(text: str) -> str:
+    """``text`` shown as written in mrkdwn: Slack reads ``&``, ``<`` and ``>`` as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _fit(text: str, limit: int = 3000) -> str:
+    """A section's text within Slack's 3,000 characters, cut at a line."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit - 2)
+    return text[: cut if cut > 0 else limit - 2] + "\n…"
 
 
 def policy_line(policy: object) -> str | None:

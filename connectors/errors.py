@@ -47,9 +47,23 @@ class ResponseError(ConnectorError):
 
 
 class GraphQLError(ResponseError):
-    def __init__(self, message: str, *, system: str | None = None, code: str | None = None):
+    """Top-level GraphQL errors. For ``MAX_COST_EXCEEDED``, ``requested_cost`` is what
+    the refused query asked for and ``max_cost`` the limit it went over, when Shopify
+    says."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str | None = None,
+        code: str | None = None,
+        requested_cost: float | None = None,
+        max_cost: float | None = None,
+    ):
         super().__init__(message, system=system)
         self.code = code
+        self.requested_cost = requested_cost
+        self.max_cost = max_cost
 
 
 class WriteRejected(ConnectorError):

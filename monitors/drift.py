@@ -45,6 +45,14 @@ Classes and their exact rules (``e`` the expected value, ``v`` the system's valu
 ``oversell_policy``    storefront with ``inventory_policy`` CONTINUE (sells when out of
                        stock) and low stock: ``e ≤ low_stock(sku, location)`` (default 0,
                        i.e. the truth is at or below the safety stock)
+``duplicate_sku``      the system reported more than one item for the SKU here (Shopify
+                       does not enforce unique SKUs; two spellings may normalize to one
+                       SKU). Items are told apart by ``refs["inventory_item_id"]``, else
+                       the system's own spelling ``refs["sku"]``: the same item seen
+                       twice is one item. ``items`` lists every one with its value; none
+                       is picked, so the system's value here is unknown: it is neither
+                       compared nor used as the truth, and nothing else is reported for
+                       it here
 =====================  ================================================================
 
 Thresholds: a gap is a drift when it exceeds the SKU's threshold in units AND percent
@@ -78,6 +86,7 @@ OVERSELL_RISK = "oversell_risk"
 UNDERSELL = "undersell"
 COUNT_MISMATCH = "count_mismatch"
 OVERSELL_POLICY = "oversell_policy"
+DUPLICATE_SKU = "duplicate_sku"
 #: Every class the engine reports.
 KINDS: tuple[str, ...] = (
     STALE,
@@ -88,6 +97,7 @@ KINDS: tuple[str, ...] = (
     UNDERSELL,
     COUNT_MISMATCH,
     OVERSELL_POLICY,
+    DUPLICATE_SKU,
 )
 #: The classes whose size is a count gap (the others are states: stale, untracked, policy).
 _SIZED = frozenset({NEGATIVE, MISSING, OVERSELL_RISK, UNDERSELL, COUNT_MISMATCH})
@@ -189,6 +199,9 @@ class Drift:
     evidence: tuple[str, ...] = ()
     #: for a bundle: component SKU → the units the expectation was computed from
     components: Mapping[str, int] | None = None
+    #: for ``duplicate_sku``: every item the system reported here, as (its id in that
+    #: system, its compared value), sorted by id
+    items: tuple[tuple[str, int | None], ...] = ()
 
     @property
     def gap(self) -> int:
@@ -223,6 +236,16 @@ def is_stale(level: Level, rules: SystemRules, now: datetime) -> bool:
 
 
 Grid = Mapping[tuple[str, str], Mapping[str, Level]]
+#: (SKU, location) → system → item id → level, where a system reported several items
+Duplicates = Mapping[tuple[str, str], Mapping[str, Mapping[str, Level]]]
+
+
+def item_id(level: Level) -> str:
+    """What tells one of a system's items from another: Shopify's inventory item gid,
+    else the system's own spelling of the SKU."""
+    refs = level.refs
+    return refs.get("inventory_item_id") or refs.get("sku") or ""
+
 
 #: How far inside the SLA a level must be observed for the precomputed cutoff to call it
 #: fresh; nearer the edge (and past it), :func:`is_stale` decides.
@@ -257,8 +280,11 @@ class _Context:
     """What every cell of one diff shares, worked out once: the rules, the time, the grid,
     each system's freshness and rank."""
 
-    def __init__(self, rules: DiffRules, now: datetime, grid: Grid) -> None:
+    def __init__(
+        self, rules: DiffRules, now: datetime, grid: Grid, duplicates: Duplicates | None = None
+    ) -> None:
         self.rules, self.now, self.grid = rules, now, grid
+        self.duplicates: Duplicates = duplicates or {}
         self.freshness = {name: _Freshness(spec, now) for name, spec in rules.systems.items()}
         self.rank = {name: i for i, name in enumerate(rules.source_of_truth)}
         #: the source-of-truth systems the rules compare, in order
@@ -269,6 +295,10 @@ class _Context:
 
     def stale(self, system: str, level: Level) -> bool:
         return self.freshness[system].stale(level)
+
+    def ambiguous(self, system: str, sku: str, location: str) -> bool:
+        """Whether ``system`` reported several items for ``sku`` at ``location``."""
+        return bool(self.duplicates) and system in self.duplicates.get((sku, location), ())
 
 
 def diff(levels: Iterable[Level], rules: DiffRules, *, now: datetime | None = None) -> list[Drift]:
@@ -290,8 +320,8 @@ def _diff(
         if not levels:
             return []
         now = max(level.observed_at for level in levels)
-    with _cyclic_gc_paused():
-        drifts = _judge_cells(_Context(rules, now, _grid(levels, rules)), fast=fast)
+    with _cyclic_gc_paused():  # the grid is built and freed inside (see the docstring)
+        drifts = _judge_cells(_Context(rules, now, *_grid(levels, rules)), fast=fast)
     drifts.sort(key=lambda d: (-abs(d.gap), d.sku, d.location, d.system, d.kind))
     return drifts
 
@@ -336,9 +366,15 @@ def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
     safety_stock = rules.safety_stock
     no_safety_stock = safety_stock is _no_safety_stock
     threshold_of = rules.threshold
+    duplicates = ctx.duplicates
     drifts: list[Drift] = []
     for (sku, location), by_system in ctx.grid.items():
-        if systems and len(by_system) == systems and sku not in bundles:
+        if (
+            systems
+            and len(by_system) == systems
+            and sku not in bundles
+            and not (duplicates and (sku, location) in duplicates)
+        ):
             truth = 0
             safety: int | None = None
             threshold: Threshold | None = None
@@ -396,11 +432,18 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _grid(levels: Iterable[Level], rules: DiffRules) -> dict[tuple[str, str], dict[str, Level]]:
-    """(SKU, location) → system → level (the last one given wins), plus an empty cell for
-    every bundle wherever one of its components is."""
+_Cells = dict[tuple[str, str], dict[str, Level]]
+_Dups = dict[tuple[str, str], dict[str, dict[str, Level]]]
+
+
+def _grid(levels: Iterable[Level], rules: DiffRules) -> tuple[_Cells, _Dups]:
+    """(SKU, location) → system → level, plus an empty cell for every bundle wherever one
+    of its components is; and, where a system reported several items (:func:`item_id`)
+    for one SKU at one location, all of them (the cell then holds the last given, and
+    the same item given twice is one item, the last)."""
     names = frozenset(rules.systems)
-    grid: dict[tuple[str, str], dict[str, Level]] = {}
+    grid: _Cells = {}
+    duplicates: _Dups = {}
     cell_of = grid.get
     for level in levels:
         name = level.system
@@ -410,6 +453,13 @@ def _grid(levels: Iterable[Level], rules: DiffRules) -> dict[tuple[str, str], di
             if cell is None:
                 grid[key] = {name: level}
             else:
+                prior = cell.get(name)
+                if prior is not None and item_id(prior) != item_id(level):
+                    items = duplicates.setdefault(key, {}).setdefault(name, {})
+                    items.setdefault(item_id(prior), prior)
+                    items[item_id(level)] = level
+                elif prior is not None and key in duplicates and name in duplicates[key]:
+                    duplicates[key][name][item_id(level)] = level
                 cell[name] = level
     if rules.bundles:
         bundles_of: dict[str, list[str]] = defaultdict(list)
@@ -419,7 +469,7 @@ def _grid(levels: Iterable[Level], rules: DiffRules) -> dict[tuple[str, str], di
         for sku, location in list(grid):
             for bundle in bundles_of.get(sku, ()):
                 grid.setdefault((bundle, location), {})  # judged wherever a component is
-    return grid
+    return grid, duplicates
 
 
 @dataclass(frozen=True)
@@ -451,9 +501,15 @@ class _Cell:
         self.sku, self.location, self.rules, self.now = sku, location, rules, ctx.now
         self.ctx, self.grid = ctx, ctx.grid
         self.by_system = by_system
-        self.fresh = {n: lv for n, lv in by_system.items() if not ctx.stale(n, lv)}
+        #: system → item id → level, for the systems that reported several items here
+        self.ambiguous: Mapping[str, Mapping[str, Level]] = ctx.duplicates.get((sku, location), {})
+        self.fresh = {
+            n: lv for n, lv in by_system.items() if n not in self.ambiguous and not ctx.stale(n, lv)
+        }
         self.values = {
-            name: compared_value(by_system[name], spec) if name in by_system else None
+            name: compared_value(by_system[name], spec)
+            if name in by_system and name not in self.ambiguous
+            else None
             for name, spec in rules.systems.items()
         }
         self.observed = {name: lv.observed_at for name, lv in by_system.items()}
@@ -478,7 +534,11 @@ class _Cell:
         by_system = self.grid.get((sku, location), {})
         for name in self.ctx.truths:
             level = by_system.get(name)
-            if level is None or self.ctx.stale(name, level):
+            if (
+                level is None
+                or self.ctx.stale(name, level)
+                or self.ctx.ambiguous(name, sku, location)
+            ):
                 continue
             value = compared_value(level, self.rules.systems[name])
             if value is not None:
@@ -532,6 +592,7 @@ class _Cell:
         missing_from: str | None = None,
         missing_side: str | None = None,
         evidence: tuple[str, ...] = (),
+        items: tuple[tuple[str, int | None], ...] = (),
     ) -> Drift:
         level = self.by_system.get(system)
         bundle = self.basis is not None and self.rules.systems[system].role == ROLE_STOREFRONT
@@ -561,13 +622,16 @@ class _Cell:
             missing_side=missing_side,
             evidence=evidence,
             components=dict(self.basis.components) if bundle and self.basis else None,
+            items=items,
         )
 
     def drifts(self) -> list[Drift]:
         out: list[Drift] = []
         for system, spec in self.rules.systems.items():
             level = self.by_system.get(system)
-            if level is None:
+            if system in self.ambiguous:
+                out.append(self._duplicate(system, spec))
+            elif level is None:
                 out.extend(self._missing(system))
             elif system not in self.fresh:
                 stale_since = level.observed_at
@@ -575,6 +639,16 @@ class _Cell:
             else:
                 out.extend(self._judge(system, spec, level))
         return out
+
+    def _duplicate(self, system: str, spec: SystemRules) -> Drift:
+        """``system`` has several items with this SKU here: each, with its value."""
+        items = tuple(
+            sorted(
+                (ident, compared_value(level, spec))
+                for ident, level in self.ambiguous[system].items()
+            )
+        )
+        return self._make(system, DUPLICATE_SKU, None, items=items)
 
     def _missing(self, system: str) -> list[Drift]:
         """``system`` has no level for this SKU here."""
@@ -659,7 +733,11 @@ class _Cell:
         counts: list[int] = []
         for component, quantity in components.items():
             level = self.grid.get((component, self.location), {}).get(system)
-            if level is None or self.ctx.stale(system, level):
+            if (
+                level is None
+                or self.ctx.stale(system, level)
+                or self.ctx.ambiguous(system, component, self.location)
+            ):
                 return None
             value = compared_value(level, spec)
             if value is None:

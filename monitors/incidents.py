@@ -6,6 +6,7 @@ the words and facts it uses.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from monitors.drift import Drift
@@ -19,6 +20,7 @@ SEVERITY = {
     "untracked": "warning",
     "oversell_policy": "warning",
     "stale": "warning",
+    "duplicate_sku": "warning",
     # webhook health (monitors/webhook_health.py)
     "webhook_signatures_rejected": "critical",
     "webhook_processing_errors": "warning",
@@ -39,6 +41,7 @@ TITLES = {
     "untracked": "Inventory not tracked",
     "oversell_policy": "Sells when out of stock",
     "stale": "Stale count",
+    "duplicate_sku": "Duplicate SKU",
     "webhook_signatures_rejected": "Webhooks refused: bad signature",
     "webhook_processing_errors": "Webhooks failing to process",
     "webhook_delayed": "Webhooks arriving late",
@@ -57,7 +60,19 @@ def drift_title(drift: Drift) -> str:
     if drift.kind == "missing" and drift.missing_from:
         side = "the source of truth " if drift.missing_side == "truth" else ""
         what = f"SKU missing in {side}{drift.missing_from}"
+    if drift.kind == "duplicate_sku":
+        what = f"Duplicate SKU in {drift.system} ({len(drift.items)} items)"
     return f"{what}: {drift.sku} at {drift.location}"
+
+
+def duplicate_reason(system: str, sku: str, location: str, items: Iterable[str]) -> str:
+    """Why nothing is written for a SKU that several of ``system``'s items carry."""
+    ids = sorted(items)
+    return (
+        f"{system} has {len(ids)} items with SKU {sku} at {location} ({', '.join(ids)}); "
+        "Driftwatch will not guess which one to write. Give each item its own SKU in "
+        f"{system}, then resync."
+    )
 
 
 def drift_details(drift: Drift) -> dict[str, Any]:
@@ -82,4 +97,9 @@ def drift_details(drift: Drift) -> dict[str, Any]:
         "missing_side": drift.missing_side,
         "evidence": list(drift.evidence),
         "components": None if drift.components is None else dict(drift.components),
+        **(
+            {"items": [{"id": ident, "value": value} for ident, value in drift.items]}
+            if drift.items
+            else {}
+        ),
     }

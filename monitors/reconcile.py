@@ -16,7 +16,7 @@ from connectors.base import InventorySystem
 from connectors.errors import ConnectorError
 from connectors.levels import Level
 from ledger import Ledger, LevelObservation, RecordResult
-from monitors.drift import DiffRules, Drift, diff
+from monitors.drift import DUPLICATE_SKU, DiffRules, Drift, diff
 
 
 @dataclass
@@ -97,6 +97,17 @@ async def run_diff(
         systems={n: r for n, r in rules.systems.items() if n in healthy},
         source_of_truth=tuple(s for s in rules.source_of_truth if s in healthy),
     )
-    recorded = await ledger.record_levels(observations(levels)) if ledger is not None else None
     drifts = diff(levels, compared, now=now)
+    ambiguous = {(d.system, d.sku, d.location) for d in drifts if d.kind == DUPLICATE_SKU}
+    recorded = None
+    if ledger is not None:
+        # A SKU×location a system reported for several items has no one value: recorded,
+        # it would alternate between the items' values on every read (history rows, and
+        # changes no webhook announced). Its duplicate_sku drift lists each item instead.
+        kept = (
+            [lv for lv in levels if (lv.system, lv.sku, lv.location) not in ambiguous]
+            if ambiguous
+            else levels
+        )
+        recorded = await ledger.record_levels(observations(kept))
     return DiffRun(levels=levels, drifts=drifts, failures=failures, recorded=recorded)

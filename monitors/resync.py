@@ -47,7 +47,8 @@ from connectors.clock import Clock
 from connectors.errors import ConnectorError
 from connectors.levels import Level, LevelWrite, WriteOutcome
 from ledger import Ledger, Resync
-from monitors.drift import DiffRules, diff
+from monitors.drift import DUPLICATE_SKU, DiffRules, diff
+from monitors.incidents import duplicate_reason
 from monitors.reconcile import with_bundles
 
 MAX_DECISIONS = 3
@@ -201,17 +202,28 @@ class ResyncService:
         self, levels: Sequence[Level], system: str, sku: str, location: str, state: str
     ) -> _Decision:
         here = [lv for lv in levels if lv.location == location]
+        drifts = [d for d in diff(here, self._rules) if d.sku == sku]
         drift = next(
             (
                 d
-                for d in diff(here, self._rules)
+                for d in drifts
                 if d.system == system
-                and d.sku == sku
                 and d.kind in WRITABLE_KINDS
                 and not (d.kind == "missing" and d.missing_side == "truth")
             ),
             None,
         )
+        # Several items with this SKU here: in the system written (which one to write?),
+        # or, when no drift could be judged, in a source of truth (what is the truth?).
+        duplicates = [d for d in drifts if d.kind == DUPLICATE_SKU]
+        ambiguous = next((d for d in duplicates if d.system == system), None)
+        if ambiguous is None and drift is None:
+            truths = self._rules.source_of_truth
+            ambiguous = next((d for d in duplicates if d.system in truths), None)
+        if ambiguous is not None:
+            items = (ident for ident, _ in ambiguous.items)
+            reason = duplicate_reason(ambiguous.system, sku, location, items)
+            return _Decision(result=ResyncResult(FAILED, reason))
         current = next((lv for lv in here if (lv.system, lv.sku) == (system, sku)), None)
         if current is None:
             return _Decision(

@@ -113,6 +113,7 @@ def build_system(
             api_version=system.api_version,
             page_size=system.page_size,
             writable=system.writable,
+            bulk_threshold=system.bulk_threshold,
         )
     if isinstance(system, RestSystem):
         lst = system.list

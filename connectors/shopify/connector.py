@@ -1,10 +1,22 @@
 """Shopify as an inventory system: levels read over Admin GraphQL, resyncs written back.
 
 Reads page through ``inventoryItems`` (with each item's levels and quantities by name,
-``tracked`` and the variant's ``inventoryPolicy``). Writes use ``inventorySetQuantities``
-with ``@idempotent(key:)``, a reason from Shopify's list, a ``referenceDocumentUri``
-naming the Driftwatch resync, and ``changeFromQuantity`` set to the quantity last read,
-so a value that changed since is never overwritten (the write comes back ``stale``).
+``tracked`` and the variant's ``inventoryPolicy``). Each item's nested
+``inventoryLevels`` is asked for as many levels as the shop has locations (legacy
+fulfillment-service locations included: ``includeLegacy``), and an item with more is
+paged to its end with ``inventoryItem(id:)``, so no level is ever cut off. The
+locations are read again on every full read, and before the next read whenever a level
+named a location not in the list or an item needed more than one page of levels: a
+location added while running is read like the others without a restart. Page sizes
+come from the cost Shopify reports (:mod:`connectors.shopify.sizing`), so no query goes
+over the single-query limit of 1,000 points.
+
+Writes use ``inventorySetQuantities`` with ``@idempotent(key:)``, a reason from
+Shopify's list, a ``referenceDocumentUri`` naming the Driftwatch resync, and
+``changeFromQuantity`` set to the quantity last read, so a value that changed since is
+never overwritten (the write comes back ``stale``). A write goes to the one inventory
+item of the SKU stocked at the location; where Shopify has several items with that SKU
+the write is refused with the reason (:mod:`connectors.shopify.catalog`).
 
 A full read of a shop with more than ``bulk_threshold`` variants (counted with a cheap
 ``productVariantsCount``) runs as a bulk operation instead of paging (see
@@ -18,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -30,8 +42,11 @@ from connectors.http import RetryPolicy
 from connectors.levels import Level, LevelWrite, WriteOutcome
 from connectors.normalize import Mapping, from_units, is_whole_number, to_units
 from connectors.shopify.bulk import BulkOperationRejected, BulkReader
+from connectors.shopify.catalog import Catalog
 from connectors.shopify.documents import document
-from connectors.shopify.items import item_facts, levels_of
+from connectors.shopify.items import item_facts, level_of
+from connectors.shopify.search import sku_queries
+from connectors.shopify.sizing import MAX_PAGE, PageSizer
 from connectors.shopify.transport import GraphQLTransport
 
 #: Shopify's accepted reasons for inventorySetQuantities.
@@ -57,7 +72,14 @@ REASONS = frozenset(
     }
 )
 MAX_QUANTITIES_PER_CALL = 250
-SKU_QUERY_BATCH = 50
+#: The most levels asked for under each item at once; an item with more is paged.
+MAX_NESTED_LEVELS = 100
+#: What a page costs beyond its nodes: the inventoryItems connection; the inventoryItem
+#: object and its inventoryLevels connection.
+ITEMS_BASE = 2.0
+LEVELS_BASE = 3.0
+#: MAX_COST_EXCEEDED answers tolerated for one page before the read fails.
+MAX_REFUSALS = 4
 
 
 @contextlib.contextmanager
@@ -99,7 +121,8 @@ class ShopifyConnector:
         self._writable = writable
         self._mapping = mapping
         self._clock = clock
-        self._page_size = max(1, min(page_size, 250))
+        self._page_size = max(1, min(page_size, MAX_PAGE))
+        self._sizer = PageSizer()
         self._health = Health(system=name)
         self._gql = GraphQLTransport(
             client,
@@ -125,9 +148,10 @@ class ShopifyConnector:
             rng=rng,
         )
         self._locations: dict[str, str] | None = None  # gid -> name
-        self._item_ids: dict[str, str] = {}  # normalized sku -> inventory item gid
-        self._raw_skus: dict[str, str] = {}  # normalized sku -> Shopify's spelling
-        self._skus_by_item: dict[str, str] = {}  # inventory item gid -> normalized sku
+        #: a level named a location not in ``_locations``, or an item had more levels
+        #: than one page: read the locations again before the next read
+        self._locations_stale = False
+        self._catalog = Catalog()
 
     @property
     def writable(self) -> bool:
@@ -139,11 +163,7 @@ class ShopifyConnector:
     def sku_for_item(self, inventory_item_id: str) -> str | None:
         """The normalized SKU of an inventory item gid seen in an earlier read (one
         lookup per webhook, so a dict, not a scan)."""
-        return self._skus_by_item.get(inventory_item_id)
-
-    def _remember(self, sku: str, item_id: str) -> None:
-        self._item_ids[sku] = item_id
-        self._skus_by_item[item_id] = sku
+        return self._catalog.skus.get(inventory_item_id)
 
     @property
     def bulk(self) -> BulkReader:
@@ -175,38 +195,49 @@ class ShopifyConnector:
 
     async def _read_in_bulk(self) -> list[Level]:
         levels: list[Level] = []
+        catalog = Catalog()
         try:
             async for level in self._bulk.levels():
-                self._remember(level.sku, level.refs["inventory_item_id"])
-                self._raw_skus[level.sku] = level.refs.get("sku", level.sku)
+                item_id = level.refs["inventory_item_id"]
+                catalog.add_item(level.sku, item_id, level.refs.get("sku", level.sku))
+                catalog.add_level(item_id, level.refs["location_id"])
                 levels.append(level)
         except BulkOperationRejected as exc:
             if self._use_bulk is None and exc.retryable:  # the shop's bulk slots are busy
                 return await self._read_paged(None)
             raise
+        self._catalog.replace(catalog)
         return levels
 
     async def _read_paged(self, skus: Sequence[str] | None) -> list[Level]:
-        locations = await self._load_locations()
+        full = skus is None
+        refresh = full or self._locations_stale
+        locations = await self._load_locations(refresh=refresh)
+        nested = max(1, min(len(locations), MAX_NESTED_LEVELS))
+        catalog = Catalog()
         levels: list[Level] = []
-        queries: list[str | None] = (
-            [None] if skus is None else list(_sku_queries([self._raw_skus.get(s, s) for s in skus]))
-        )
-        for query in queries:
-            async for node in self._items(query, levels_per_item=max(1, len(locations))):
-                levels.extend(self._levels_of(node))
+        queries: list[str | None] = [None]
         if skus is not None:
+            spellings = [s for sku in skus for s in self._catalog.spellings_of(sku)]
+            queries = list(sku_queries(spellings))
+        for query in queries:
+            async for node, level_nodes in self._items(query, nested):
+                levels.extend(self._levels_of(node, level_nodes, catalog, locations))
+        if skus is None:
+            self._catalog.replace(catalog)
+        else:
             wanted = set(skus)
             levels = [lv for lv in levels if lv.sku in wanted]
+            self._catalog.update(catalog, wanted)
         return levels
 
-    async def _load_locations(self) -> dict[str, str]:
-        if self._locations is None:
+    async def _load_locations(self, *, refresh: bool) -> dict[str, str]:
+        if self._locations is None or refresh:
             found: dict[str, str] = {}
             after: str | None = None
             while True:
                 data = await self._gql.execute(
-                    "locations", document("locations"), {"first": 250, "after": after}
+                    "locations", document("locations"), {"first": MAX_PAGE, "after": after}
                 )
                 conn = data["locations"]
                 for node in conn["nodes"]:
@@ -215,47 +246,118 @@ class ShopifyConnector:
                     break
                 after = conn["pageInfo"]["endCursor"]
             self._locations = found
+            self._locations_stale = False
         return self._locations
 
-    async def _items(self, query: str | None, *, levels_per_item: int) -> Any:
-        after: str | None = None
-        first = self._page_size
+    async def _page(
+        self,
+        name: str,
+        nested: int,
+        base: float,
+        cap: int,
+        variables: dict[str, Any],
+    ) -> dict[str, Any]:
+        """One page of document ``name`` (``variables`` with ``first`` set), as large as
+        fits the cost limit (at most ``cap``). A MAX_COST_EXCEEDED answer (Shopify prices
+        differently from what was learned) is learned from, and the page asked for
+        again, smaller."""
+        limit = self._gql.max_query_cost
+        refusals = 0
+        first = min(cap, self._sizer.size(name, nested, limit=limit, base=base))
         while True:
-            variables = {"first": first, "after": after, "query": query, "levels": levels_per_item}
+            expected = self._sizer.expected(name, nested, first, base=base)
             try:
-                data = await self._gql.execute(
-                    "inventory_items", document("inventory_items"), variables
+                data, requested = await self._gql.execute_costed(
+                    name, document(name), {**variables, "first": first}, expected_cost=expected
                 )
             except GraphQLError as exc:
-                if exc.code == "MAX_COST_EXCEEDED" and first > 1:
-                    first = max(1, first // 2)
-                    continue
-                raise
+                if exc.code != "MAX_COST_EXCEEDED" or first <= 1 or refusals >= MAX_REFUSALS:
+                    raise
+                refusals += 1
+                if exc.max_cost is not None:
+                    limit = min(limit, exc.max_cost)
+                if exc.requested_cost is not None:
+                    self._sizer.learn(name, nested, first, exc.requested_cost, base=base)
+                else:
+                    self._sizer.shrink(name, nested, first, base=base, limit=limit)
+                smaller = min(cap, self._sizer.size(name, nested, limit=limit, base=base))
+                first = smaller if smaller < first else max(1, first // 2)
+                continue
+            if requested is not None:
+                self._sizer.learn(name, nested, first, requested, base=base)
+            return data
+
+    async def _items(
+        self, query: str | None, nested: int
+    ) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Every inventory item matching ``query``, with all its level nodes."""
+        after: str | None = None
+        while True:
+            data = await self._page(
+                "inventory_items",
+                nested,
+                ITEMS_BASE,
+                self._page_size,
+                {"after": after, "query": query, "levels": nested},
+            )
             conn = data["inventoryItems"]
             for node in conn["nodes"]:
-                yield node
+                yield node, await self._all_levels(node)
             if not conn["pageInfo"]["hasNextPage"]:
                 return
             after = conn["pageInfo"]["endCursor"]
 
-    def _levels_of(self, node: dict[str, Any]) -> Iterator[Level]:
+    async def _all_levels(self, node: dict[str, Any]) -> list[dict[str, Any]]:
+        """The item's level nodes: the first page nested in its node, and the rest of
+        its ``inventoryLevels`` connection paged to the end."""
+        conn = node.get("inventoryLevels") or {}
+        nodes = list(conn.get("nodes") or [])
+        info = conn.get("pageInfo") or {}
+        after = info.get("endCursor")
+        while info.get("hasNextPage") and after:
+            self._locations_stale = True  # more levels than locations known: a new one
+            data = await self._page(
+                "inventory_item_levels",
+                0,
+                LEVELS_BASE,
+                MAX_PAGE,
+                {"id": node["id"], "after": after},
+            )
+            item = data.get("inventoryItem")
+            if item is None:  # deleted since the page was read
+                break
+            conn = item["inventoryLevels"]
+            nodes.extend(conn["nodes"])
+            info = conn["pageInfo"]
+            after = info.get("endCursor")
+        return nodes
+
+    def _levels_of(
+        self,
+        node: dict[str, Any],
+        level_nodes: list[dict[str, Any]],
+        catalog: Catalog,
+        locations: dict[str, str],
+    ) -> Iterator[Level]:
         facts = item_facts(node, system=self.name, mapping=self._mapping)
         if facts is None:
             return
-        self._remember(facts.sku, facts.item_id)
-        self._raw_skus[facts.sku] = facts.raw_sku or facts.sku
-        yield from levels_of(
-            facts,
-            (node.get("inventoryLevels") or {}).get("nodes", []),
-            system=self.name,
-            mapping=self._mapping,
-            observed_at=self._clock.now(),
-        )
+        catalog.add_item(facts.sku, facts.item_id, facts.raw_sku)
+        observed_at = self._clock.now()
+        for raw in level_nodes:
+            level = level_of(
+                facts, raw, system=self.name, mapping=self._mapping, observed_at=observed_at
+            )
+            location_id = level.refs["location_id"]
+            catalog.add_level(facts.item_id, location_id)
+            if location_id not in locations:
+                self._locations_stale = True
+            yield level
 
     async def write_levels(self, writes: Sequence[LevelWrite]) -> list[WriteOutcome]:
         if not self._writable:
             raise WriteRejected(f"{self.name} is configured read-only", system=self.name)
-        missing = sorted({w.sku for w in writes if w.sku not in self._item_ids})
+        missing = sorted({w.sku for w in writes if not self._catalog.knows(w.sku)})
         if missing:
             await self.read_levels(missing)
         outcomes: dict[int, WriteOutcome] = {}
@@ -280,14 +382,14 @@ class ShopifyConnector:
             raise ValueError(f"Shopify can only set available or on_hand, not {write.state}")
         if write.reason not in REASONS:
             raise ValueError(f"{write.reason!r} is not one of Shopify's inventory reasons")
-        item_id = self._item_ids.get(write.sku)
-        if item_id is None:
+        if not self._catalog.knows(write.sku):
             raise KeyError(f"SKU {write.sku} is not in {self.name}")
         location_id = self._mapping.location_id(self.name, write.location) or (
             write.location if write.location.startswith("gid://") else None
         )
         if location_id is None:
             raise KeyError(f"location {write.location} is not mapped to {self.name}")
+        item_id = self._catalog.item_for(self.name, write.sku, location_id, write.location)
         pack = self._mapping.pack_size(self.name, write.sku)
         return {
             "inventoryItemId": item_id,
@@ -368,19 +470,6 @@ class ShopifyConnector:
             outcomes[idx] = WriteOutcome(
                 write, "applied", before=write.expected, after=to_units(raw_after, pack)
             )
-
-
-def _sku_queries(skus: Sequence[str]) -> Iterator[str]:
-    unique = sorted(set(skus))
-    for start in range(0, len(unique), SKU_QUERY_BATCH):
-        chunk = unique[start : start + SKU_QUERY_BATCH]
-        yield " OR ".join(f"sku:{_quote(s)}" for s in chunk)
-
-
-def _quote(sku: str) -> str:
-    if all(c.isalnum() or c in "-_." for c in sku):
-        return sku
-    return '"' + sku.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _digest(keys: list[str]) -> str:

@@ -8,6 +8,7 @@ from importlib import resources
 DOCUMENT_NAMES = (
     "locations",
     "inventory_items",
+    "inventory_item_levels",
     "set_quantities",
     "webhook_subscriptions",
     "webhook_subscription_create",

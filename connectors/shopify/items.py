@@ -7,7 +7,7 @@ lines, joined to their item by ``__parentId``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,18 +72,6 @@ def level_of(
         },
         flags=facts.flags,
     )
-
-
-def levels_of(
-    facts: ItemFacts,
-    levels: Iterable[Mapping[str, Any]],
-    *,
-    system: str,
-    mapping: SkuMapping,
-    observed_at: datetime,
-) -> Iterator[Level]:
-    for level in levels:
-        yield level_of(facts, level, system=system, mapping=mapping, observed_at=observed_at)
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -1,11 +1,18 @@
 """Shopify Admin GraphQL over HTTP: authentication, cost-based pacing and throttling.
 
 Shopify meters the Admin GraphQL API with a leaky bucket of query cost points. Every
-response reports ``extensions.cost.throttleStatus`` (the bucket's size, what is
-available now and the restore rate). Before sending, :class:`GraphQLTransport` waits
-until the bucket is projected to hold the query's expected cost, so a long paged read
-never meets THROTTLED. If Shopify throttles anyway (another app shares the bucket), it
-waits the time the bucket needs to refill and tries again, within a budget.
+response reports ``extensions.cost`` (the query's ``requestedQueryCost`` and the
+bucket's ``throttleStatus``: its size, what is available now and the restore rate).
+Before sending, :class:`GraphQLTransport` waits until the bucket is projected to hold
+the query's expected cost, so a long paged read never meets THROTTLED. If Shopify
+throttles anyway (another app shares the bucket), it waits the time the bucket needs to
+refill and tries again, within a budget.
+
+A GraphQL answer can be HTTP 200 and still a server failure: Shopify answers
+``errors[].extensions.code = INTERNAL_SERVER_ERROR`` "instead of 500 Internal Server
+Error in most circumstances" (https://shopify.dev/docs/api/admin-graphql/latest, "Status
+and error codes"). Those are retried with backoff exactly like an HTTP 5xx, and when the
+budget runs out they are a :class:`TransportError` (retryable), not a failed query.
 """
 
 from __future__ import annotations
@@ -18,9 +25,17 @@ from typing import Any
 import httpx
 
 from connectors.clock import Clock
-from connectors.errors import GraphQLError, RateLimited, ResponseError
+from connectors.errors import GraphQLError, RateLimited, ResponseError, TransportError
 from connectors.health import Health
 from connectors.http import RetryPolicy, send
+
+#: Shopify's single-query maximum, whatever the plan: a query requesting more points is
+#: refused with MAX_COST_EXCEEDED before it runs
+#: (https://shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits).
+MAX_QUERY_COST = 1000.0
+#: Top-level error codes that mean "Shopify failed this time", retried like HTTP 5xx.
+#: THROTTLED is transient too, but is waited out from the bucket's refill rate instead.
+TRANSIENT_CODES = frozenset({"INTERNAL_SERVER_ERROR"})
 
 
 @dataclass
@@ -64,11 +79,45 @@ class GraphQLTransport:
         self._bucket = _Bucket()
         self._bucket_at = clock.now()
         self._expected_cost: dict[str, float] = {}
+        self._max_cost = MAX_QUERY_COST
 
-    async def execute(self, name: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        """Run one document; return its ``data``. ``name`` keys the cost estimate."""
+    @property
+    def max_query_cost(self) -> float:
+        """The most one query may request: Shopify's single-query maximum, the bucket's
+        size, or the ``maxCost`` a MAX_COST_EXCEEDED answer named, whichever is least."""
+        limit = min(MAX_QUERY_COST, self._max_cost)
+        if self._bucket.known:
+            return min(limit, self._bucket.maximum)
+        return limit
+
+    async def execute(
+        self,
+        name: str,
+        query: str,
+        variables: dict[str, Any],
+        *,
+        expected_cost: float | None = None,
+    ) -> dict[str, Any]:
+        """Run one document; return its ``data``. ``name`` keys the cost estimate used to
+        pace when ``expected_cost`` is not given."""
+        data, _ = await self.execute_costed(name, query, variables, expected_cost=expected_cost)
+        return data
+
+    async def execute_costed(
+        self,
+        name: str,
+        query: str,
+        variables: dict[str, Any],
+        *,
+        expected_cost: float | None = None,
+    ) -> tuple[dict[str, Any], float | None]:
+        """:meth:`execute`, and the ``requestedQueryCost`` Shopify reported for it."""
+        throttled = False
+        problem = "no attempt made"
         for attempt in range(1, self._policy.attempts + 1):
-            await self._pace(self._expected_cost.get(name, 10.0))
+            await self._pace(
+                expected_cost if expected_cost is not None else self._expected_cost.get(name, 10.0)
+            )
             response = await send(
                 lambda: self._client.post(
                     self._url, headers=self._headers, json={"query": query, "variables": variables}
@@ -86,26 +135,44 @@ class GraphQLTransport:
             errors = body.get("errors")
             if errors:
                 codes = _error_codes(errors)
+                transient = "THROTTLED" in codes or bool(TRANSIENT_CODES.intersection(codes))
+                if transient and attempt == self._policy.attempts:
+                    throttled = "THROTTLED" in codes
+                    problem = ", ".join(c for c in codes if c in TRANSIENT_CODES) or "THROTTLED"
+                    break
                 if "THROTTLED" in codes:
                     self._health.throttles += 1
-                    if attempt == self._policy.attempts:
-                        break
                     self._health.retries += 1
                     await self._clock.sleep(
                         self._refill_wait(cost or 10.0) + self._rng.uniform(0, 0.5)
                     )
                     continue
+                if TRANSIENT_CODES.intersection(codes):
+                    self._health.retries += 1
+                    await self._clock.sleep(self._policy.backoff(attempt, self._rng))
+                    continue
+                max_cost = _max_cost(errors)
+                if max_cost is not None and max_cost > 0:
+                    self._max_cost = min(self._max_cost, max_cost)
                 raise GraphQLError(
                     f"{self._system}: {_error_message(errors)}",
                     system=self._system,
                     code=codes[0] if codes else None,
+                    requested_cost=cost if cost is not None else _refused_cost(errors),
+                    max_cost=max_cost,
                 )
             data = body.get("data")
             if not isinstance(data, dict):
                 raise ResponseError(f"{self._system}: response had no data", system=self._system)
-            return data
-        raise RateLimited(
-            f"{self._system}: still THROTTLED after {self._policy.attempts} tries",
+            return data, cost
+        if throttled:
+            self._health.throttles += 1
+            raise RateLimited(
+                f"{self._system}: still THROTTLED after {self._policy.attempts} tries",
+                system=self._system,
+            )
+        raise TransportError(
+            f"{self._system}: Shopify answered {problem} after {self._policy.attempts} tries",
             system=self._system,
         )
 
@@ -174,6 +241,27 @@ def _error_codes(errors: Any) -> list[str]:
         and isinstance(e.get("extensions"), dict)
         and e["extensions"].get("code")
     ]
+
+
+def _refused_cost(errors: Any) -> float | None:
+    """The requested cost a MAX_COST_EXCEEDED error names (``extensions.cost``)."""
+    return _extension_number(errors, "cost")
+
+
+def _max_cost(errors: Any) -> float | None:
+    """The limit a MAX_COST_EXCEEDED error names (``extensions.maxCost``)."""
+    return _extension_number(errors, "maxCost")
+
+
+def _extension_number(errors: Any, key: str) -> float | None:
+    if not isinstance(errors, list):
+        return None
+    for e in errors:
+        ext = e.get("extensions") if isinstance(e, dict) else None
+        value = ext.get(key) if isinstance(ext, dict) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def _error_message(errors: Any) -> str:

@@ -1,12 +1,20 @@
 """Query cost and the leaky bucket that meters it.
 
-Cost follows Shopify's published rules closely enough to be useful (not to the point):
-scalars and enums cost 0, an object 1, a mutation field 10, a list of objects the cost of
-its children once, and a connection ``2 + n * max(1, cost of a node's children)`` where
-``n`` is ``first``/``last`` when requesting and the number of nodes returned when
-counting the actual cost. Nested connections therefore multiply, as they do on Shopify.
+Shopify prices every query before running it ("Cost calculation",
+https://shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits): scalars and enums
+cost 0, an object 1, a mutation field 10, and a connection 2 plus the objects it may
+return, sized by its ``first``/``last`` argument. Here a connection costs
+``2 + n * max(1, cost of a node's children)``, with ``n`` the ``first``/``last`` when
+requesting and the number of nodes returned when counting the actual cost; a list of
+objects costs its children once. Nested connections therefore multiply, as they do on
+Shopify. The requested cost comes back in every answer (``extensions.cost``:
+``requestedQueryCost``, ``actualQueryCost``, ``throttleStatus``); a query whose
+requested cost is above the single-query maximum of 1,000 points is refused with
+``MAX_COST_EXCEEDED`` before it runs (sandbox.shopify.executor).
+
 The recorded captures agree on the mutation figures (13 requested; 10 when the payload
-is empty) and come within a few points on reads.
+is empty) and come within a few points on reads: Shopify prices some fields its own way,
+which no published rule describes.
 """
 
 from __future__ import annotations

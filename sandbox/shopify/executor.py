@@ -133,6 +133,10 @@ class Executor:
         requested = cost.requested()
         out.requested_cost = requested
         if requested > self.max_query_cost:
+            # Shopify's single-query maximum is 1,000 points whatever the plan: a query
+            # that requests more is refused before it runs, its requested cost in the
+            # error and in extensions.cost (MAX_COST_EXCEEDED;
+            # https://shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits).
             return self._refuse(
                 out,
                 {

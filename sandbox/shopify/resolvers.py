@@ -152,6 +152,10 @@ def _product_variants_count(o: Any, ctx: Context, args: dict[str, Any], info: In
 
 @resolver("QueryRoot", "locations")
 def _locations(o: Any, ctx: Context, args: dict[str, Any], info: Info) -> Any:
+    """Active locations by default; deactivated ones with ``includeInactive``, and the
+    legacy locations of fulfillment services only with ``includeLegacy`` (both default
+    false: "Use the includeLegacy argument to include locations that FulfillmentService
+    apps manage", https://shopify.dev/docs/api/admin-graphql/latest/queries/locations)."""
     matchers: dict[str | None, search.Matcher] = {
         "name": lambda loc, t: search.text_match(loc.name, t),
         None: lambda loc, t: search.text_match(loc.name, t),
@@ -159,7 +163,10 @@ def _locations(o: Any, ctx: Context, args: dict[str, Any], info: Info) -> Any:
         "active": lambda loc, t: str(loc.active).lower() == t.value.lower(),
     }
     locs = [
-        loc for loc in ctx.store.locations.values() if loc.active or args.get("includeInactive")
+        loc
+        for loc in ctx.store.locations.values()
+        if (loc.active or args.get("includeInactive"))
+        and (loc.fulfillment_service is None or args.get("includeLegacy"))
     ]
     locs = search.filter_objects(
         locs, args.get("query"), matchers, _path(info), ctx.search_warnings
@@ -220,10 +227,31 @@ attr(
     deactivatedAt=lambda o: None,
     fulfillsOnlineOrders=lambda o: True,
     shipsInventory=lambda o: True,
-    isFulfillmentService=lambda o: False,
+    isFulfillmentService=lambda o: o.fulfillment_service is not None,
     hasUnfulfilledOrders=lambda o: False,
-    fulfillmentService=lambda o: None,
+    fulfillmentService=lambda o: _fulfillment_service(o),
 )
+
+
+def _fulfillment_service(loc: Location) -> dict[str, Any] | None:
+    """The fulfillment service a legacy location belongs to (a FulfillmentService)."""
+    if loc.fulfillment_service is None:
+        return None
+    handle = loc.fulfillment_service.lower().replace(" ", "-")
+    return {
+        "id": gid("FulfillmentService", loc.num),
+        "serviceName": loc.fulfillment_service,
+        "handle": handle,
+        "callbackUrl": None,
+        "fulfillmentOrdersOptIn": True,
+        "inventoryManagement": True,
+        "location": loc,
+        "requiresShippingMethod": True,
+        "trackingSupport": False,
+        "type": "THIRD_PARTY",
+    }
+
+
 RESOLVERS[("Location", "isPrimary")] = lambda o, ctx, a, i: (
     next(iter(ctx.store.locations.values())) is o
 )

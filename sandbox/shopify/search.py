@@ -1,17 +1,30 @@
-"""A small part of Shopify's search syntax, for the ``query:`` argument of connections.
+"""A part of Shopify's search syntax, for the ``query:`` argument of connections.
 
-Supported: ``field:value`` terms joined by whitespace (AND) or ``OR``, negation with a
-leading ``-`` or ``NOT``, quoted values, a trailing ``*`` for prefix matches, and the
-range forms ``field:>v``, ``field:>=v``, ``field:<v``, ``field:<=v``. A field the
-connection does not know is ignored, and a warning goes to ``extensions.search`` as the
-real API does (``{"field", "message": "Invalid search field for this query.",
-"code": "invalid_field"}``).
+It follows https://shopify.dev/docs/api/usage/search-syntax:
+
+* A query is terms separated by whitespace, joined by ``AND`` (also implied by
+  whitespace) or ``OR``; parentheses group terms (here they only delimit: the terms
+  inside are joined into the query as written, without precedence).
+* A term is ``[modifier] [field comparator] value``. Modifiers: a leading ``-`` or
+  ``NOT``. Comparators: ``:`` (equality) and the ranges ``:>``, ``:>=``, ``:<``, ``:<=``,
+  which are read only directly after a field's colon.
+* A value is a *name* (any run of characters that are neither whitespace nor special)
+  or a *quoted string*, in single or double quotes. A quoted string is taken as written:
+  the comparator characters ``<`` and ``>``, spaces, parentheses and colons inside it
+  are part of the value.
+* Special characters (``:`` ``\\`` ``(`` ``)``) are escaped with a backslash; a
+  backslash also escapes the quote character inside a quoted string. An escaped
+  character is part of the value and has no meaning of its own.
+* A trailing ``*`` on an unquoted name makes a prefix query (``sku:ABC*``).
+
+A field the connection does not know is ignored, and a warning goes to
+``extensions.search`` as the real API does (``{"field", "message": "Invalid search field
+for this query.", "code": "invalid_field"}``).
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +33,11 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 Matcher = Callable[[Any, "Term"], bool]
 
+_FIELD = re.compile(r"([A-Za-z_][\w.]*):(>=|<=|>|<)?")
+_QUOTES = "\"'"
+#: Characters that end an unquoted name when not escaped.
+_NAME_STOP = "()"
+
 
 @dataclass(frozen=True)
 class Term:
@@ -27,34 +45,88 @@ class Term:
     op: str  # ":" or one of > >= < <=
     value: str
     negated: bool = False
+    #: an unquoted name with a trailing ``*``: match values starting with ``value``
+    prefix: bool = False
+
+
+@dataclass(frozen=True)
+class _Word:
+    """One term as written: its field and comparator, its value with escapes resolved,
+    whether it ended with an unescaped ``*``, and its raw text (to tell the connectives
+    ``AND``/``OR``/``NOT`` from values that merely spell them, such as ``"OR"``)."""
+
+    field: str | None
+    op: str
+    value: str
+    negated: bool
+    prefix: bool
+    raw: str
+
+
+def _value(query: str, i: int) -> tuple[str, bool, int]:
+    """The value starting at ``query[i]``: (text, prefix, index after it)."""
+    n = len(query)
+    if i < n and query[i] in _QUOTES:
+        quote, out, i = query[i], [], i + 1
+        while i < n and query[i] != quote:
+            if query[i] == "\\" and i + 1 < n:
+                i += 1
+            out.append(query[i])
+            i += 1
+        return "".join(out), False, min(i + 1, n)
+    out, star = [], False
+    while i < n and not query[i].isspace() and query[i] not in _NAME_STOP:
+        if query[i] == "\\" and i + 1 < n:
+            out.append(query[i + 1])
+            star = False
+            i += 2
+            continue
+        star = query[i] == "*"
+        out.append(query[i])
+        i += 1
+    text = "".join(out)
+    if star:
+        return text[:-1], True, i
+    return text, False, i
+
+
+def _words(query: str) -> list[_Word]:
+    words: list[_Word] = []
+    i, n = 0, len(query)
+    while i < n:
+        if query[i].isspace() or query[i] in "()":
+            i += 1
+            continue
+        start = i
+        negated = query[i] == "-" and i + 1 < n and not query[i + 1].isspace()
+        if negated:
+            i += 1
+        field, op = None, ":"
+        m = _FIELD.match(query, i)
+        if m:
+            field, op = m.group(1), m.group(2) or ":"
+            i = m.end()
+        value, prefix, i = _value(query, i)
+        words.append(_Word(field, op, value, negated, prefix, query[start:i]))
+    return words
 
 
 def parse(query: str) -> list[list[Term]]:
     """The query as alternatives (OR) of conjunctions (AND) of terms."""
-    try:
-        words = shlex.split(query.replace("(", " ").replace(")", " "))
-    except ValueError:
-        words = query.split()
     groups: list[list[Term]] = [[]]
     negate = False
-    for word in words:
-        if word == "OR":
+    for word in _words(query):
+        if word.raw == "OR":
             groups.append([])
             continue
-        if word == "AND":
+        if word.raw == "AND":
             continue
-        if word == "NOT":
+        if word.raw == "NOT":
             negate = True
             continue
-        neg = negate or word.startswith("-")
+        neg = negate or word.negated
         negate = False
-        word = word.lstrip("-") if word.startswith("-") else word
-        m = re.match(r"^([A-Za-z_][\w.]*):(>=|<=|>|<)?(.*)$", word)
-        if m:
-            value = m.group(3).strip("'\"")
-            groups[-1].append(Term(m.group(1), m.group(2) or ":", value, neg))
-        else:
-            groups[-1].append(Term(None, ":", word, neg))
+        groups[-1].append(Term(word.field, word.op, word.value, neg, word.prefix))
     return [g for g in groups if g]
 
 
@@ -105,7 +177,8 @@ def _parsed(groups: list[list[Term]]) -> dict[str, Any]:
             "<": "range_lt",
             "<=": "range_lte",
         }[t.op]
-        body: dict[str, Any] = {"field": t.field or "default", key: t.value}
+        value = t.value + ("*" if t.prefix else "")
+        body: dict[str, Any] = {"field": t.field or "default", key: value}
         return {"not": body} if t.negated else body
 
     ands = [one(g[0]) if len(g) == 1 else {"and": [one(t) for t in g]} for g in groups]
@@ -118,8 +191,8 @@ def text_match(actual: str | None, term: Term) -> bool:
         return False
     want = term.value.lower()
     have = actual.lower()
-    if want.endswith("*"):
-        return have.startswith(want[:-1])
+    if term.prefix:
+        return have.startswith(want)
     return have == want
 
 

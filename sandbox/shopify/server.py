@@ -4,8 +4,9 @@
 supported subset of the real 2026-07 schema from an in-memory shop. Tests and the demo
 build the world with the control methods (``add_location``, ``add_item``,
 ``set_quantities`` ...), read what happened from ``writes`` and ``requests``, and inject
-faults with ``force_http_429``, ``force_5xx``, ``force_throttled``,
-``force_lost_response``, ``latency``, ``down`` and ``fail_ratio``.
+faults with ``force_http_429``, ``force_5xx``, ``force_timeout``, ``force_throttled``,
+``force_internal_error``, ``force_lost_response``, ``latency``, ``down`` and
+``fail_ratio``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse
 
 from sandbox.shopify.adjustments import Write
 from sandbox.shopify.bulk import BulkOperations
@@ -142,9 +144,16 @@ class FakeShopify:
         return f"{self.url}/admin/api/{version}/graphql.json"
 
     # -- the world (control API) --------------------------------------------------------
-    def add_location(self, name: str, *, active: bool = True) -> str:
-        """Create a location; return its gid."""
-        return self.store.add_location(name, active=active).gid
+    def add_location(
+        self, name: str, *, active: bool = True, fulfillment_service: str | None = None
+    ) -> str:
+        """Create a location (also while the shop is being read); return its gid. With
+        ``fulfillment_service``, a legacy location of that fulfillment service: the
+        ``locations`` query lists it only with ``includeLegacy: true`` (see
+        sandbox.shopify.resolvers)."""
+        return self.store.add_location(
+            name, active=active, fulfillment_service=fulfillment_service
+        ).gid
 
     def add_item(
         self,
@@ -223,8 +232,17 @@ class FakeShopify:
     def force_5xx(self, n: int = 1, status: int = 503) -> None:
         self.faults.http_5xx(n, status)
 
+    def force_timeout(self, n: int = 1) -> None:
+        """The next ``n`` requests are held for ``faults.timeout_seconds``, then 504."""
+        self.faults.timeout(n)
+
     def force_throttled(self, n: int = 1) -> None:
         self.faults.throttled(n)
+
+    def force_internal_error(self, n: int = 1) -> None:
+        """The next ``n`` requests are answered 200 with a top-level
+        ``INTERNAL_SERVER_ERROR`` and are not executed (sandbox.shopify.faults)."""
+        self.faults.internal_error(n)
 
     def force_lost_response(self, n: int = 1) -> None:
         """The next ``n`` requests are executed, then the connection drops unanswered."""
@@ -258,7 +276,7 @@ class FakeShopify:
             return web.Response(status=499)
         await self._pause(self.latency)
         fault = self.faults.next()
-        if fault is not None and fault.kind != "throttled":
+        if fault is not None and fault.kind not in ("throttled", "internal_error"):
             return await self._fault_response(version, fault)
         if version not in self.api_versions:
             return self._reply(version, 404, {"errors": "Not Found"})
@@ -268,6 +286,8 @@ class FakeShopify:
         if not isinstance(parsed, tuple):
             return self._reply(version, 400, parsed)
         query, variables, operation_name = parsed
+        if fault is not None and fault.kind == "internal_error":
+            return self._internal_error(version, query, variables)
         await self.bulk.settle()
         outcome = self.executor.run(
             query, variables, operation_name, version, force_throttle=fault is not None
@@ -331,6 +351,36 @@ class FakeShopify:
             text=f"<html><body>{fault.status} Service Unavailable</body></html>",
         )
 
+    def _internal_error(self, version: str, query: str, variables: dict[str, Any]) -> web.Response:
+        """Shopify's stand-in for a 500: HTTP 200, one top-level error with code
+        ``INTERNAL_SERVER_ERROR`` and a request id, no data (the example under "Status
+        and error codes", https://shopify.dev/docs/api/admin-graphql/latest)."""
+        headers = self._headers(version)
+        request_id = headers["X-Request-Id"]
+        name, kind = _operation_of(query)
+        self.requests.append(
+            RequestRecord(
+                at=self.clock.now(),
+                api_version=version,
+                operation_name=name,
+                operation_type=kind,
+                variables=variables,
+                status=200,
+                fault="internal_error",
+                error_codes=["INTERNAL_SERVER_ERROR"],
+            )
+        )
+        body = {
+            "errors": [
+                {
+                    "message": "Internal error. Looks like something went wrong on our end.\n"
+                    f"Request ID: {request_id} (include this in support requests).",
+                    "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                }
+            ]
+        }
+        return web.json_response(body, headers=headers)
+
     def _drop(
         self,
         request: web.Request,
@@ -377,3 +427,16 @@ class FakeShopify:
                 error_codes=list(outcome.error_codes) if outcome else [],
             )
         )
+
+
+def _operation_of(query: str) -> tuple[str | None, str | None]:
+    """The name and type of a document's first operation, for the request log."""
+    try:
+        document = parse(query)
+    except GraphQLSyntaxError:
+        return None, None
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            name = definition.name.value if definition.name else None
+            return name, definition.operation.value
+    return None, None

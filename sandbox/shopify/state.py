@@ -50,6 +50,12 @@ class Location:
     active: bool
     created_at: datetime
     updated_at: datetime
+    #: set for a legacy fulfillment-service location: the service's name. Shopify lists
+    #: these only when asked (``locations(includeLegacy: true)``, "Whether to include the
+    #: legacy locations of fulfillment services", 2026-07 schema;
+    #: https://shopify.dev/docs/api/admin-graphql/latest/queries/locations#arguments-includeLegacy),
+    #: but inventory stocked there has levels like any other.
+    fulfillment_service: str | None = None
 
     @property
     def gid(self) -> str:
@@ -158,10 +164,21 @@ class Store:
         return num
 
     # -- building the world -------------------------------------------------------------
-    def add_location(self, name: str, *, active: bool = True) -> Location:
+    def add_location(
+        self, name: str, *, active: bool = True, fulfillment_service: str | None = None
+    ) -> Location:
+        """A location; with ``fulfillment_service``, a legacy location of that service.
+        It can be added while the shop is being read, as a merchant adds one in the
+        admin."""
         now = self.clock.now()
         loc = Location(
-            self.next_id("Location"), name, self.next_id("InventoryLevel"), active, now, now
+            self.next_id("Location"),
+            name,
+            self.next_id("InventoryLevel"),
+            active,
+            now,
+            now,
+            fulfillment_service,
         )
         self.locations[loc.num] = loc
         return loc
@@ -175,6 +192,15 @@ class Store:
         title: str | None = None,
         locations: list[Location] | None = None,
     ) -> Item:
+        """A product with one variant and its inventory item, stocked at ``locations``
+        (default: every active location a merchant manages, i.e. not a legacy
+        fulfillment-service location).
+
+        Nothing stops two items from sharing a SKU, as on Shopify: SKUs are not unique
+        there (``InventoryItem.duplicateSkuCount``, "The number of inventory items that
+        share the same SKU with this item", 2026-07 schema;
+        https://shopify.dev/docs/api/admin-graphql/latest/objects/InventoryItem).
+        """
         now = self.clock.now()
         product = Product(self.next_id("Product"), title or f"Product {sku}", now)
         variant = Variant(
@@ -189,7 +215,11 @@ class Store:
         stocked = (
             locations
             if locations is not None
-            else [loc for loc in self.locations.values() if loc.active]
+            else [
+                loc
+                for loc in self.locations.values()
+                if loc.active and loc.fulfillment_service is None
+            ]
         )
         for loc in stocked:
             self.stock(item, loc)

@@ -92,6 +92,7 @@ async def test_every_drift_is_resynced_exactly_once_through_faults_and_a_kill(
         # Besides the random 20%, one of each kind for sure (a short run may miss one).
         shop.force_http_429(1, retry_after=1.0)
         shop.force_5xx(1)
+        shop.force_timeout(1)
         shop.force_throttled(1)
 
         # -- the first process: a lost answer, an order mid-resync, then killed -----------

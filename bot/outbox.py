@@ -4,8 +4,8 @@ once, nothing held up for ever.
 **One entry at a time.** The worker claims one entry, does its Slack calls, records the
 outcome, and only then claims the next: a lease covers one entry's work, never a batch
 sent one after another. Before each Slack call the lease is renewed when less than half
-of it is left, and a single call cannot outlast half a lease (the client's timeout is
-shorter), so a slow Slack does not let another worker take the entry over. Every claim
+of it is left, and the lease is at least three of the client's timeouts, so a slow Slack
+does not let another worker take the entry over. Every claim
 carries a fencing token (:attr:`ledger.OutboxEntry.fence`); recording anything requires
 it, so a worker that lost its lease anyway cannot record a delivery
 (:class:`ledger.LeaseLost`) — it stops.
@@ -29,6 +29,9 @@ is refused, the entry is dead-lettered and a ``health:slack_refused`` incident i
 so on-call hears of it. The incident's later messages then go out as usual. Errors that
 are neither outages, rate limits nor something a person must fix are retried at most
 :data:`MAX_ATTEMPTS` times.
+
+Callers in this process take turns (one delivery loop at a time); other processes claim
+other entries.
 
 **Paced.** ``chat.postMessage`` is limited to about one message per second per channel;
 the worker reserves a slot from a :class:`Pacer` before each post and waits for it (or,

@@ -211,6 +211,40 @@ async def test_a_203_character_sku_still_gets_its_alert_and_its_later_messages(
     assert await ledger.list_incidents(kind="slack_refused") == []
 
 
+async def test_a_reduced_alert_still_pages_the_on_call_group_it_was_escalated_to(
+    ledger: Ledger, slack: FakeSlack, clock: ManualClock
+) -> None:
+    sku = "HOODIE-" + "Ü" * 196  # 203 characters
+    details = {
+        "system": "shopify",
+        "truth_system": "wms",
+        "expected": 100,
+        "gap": 106,
+        "values": {"shopify": 206, "wms": 100},
+        "policy": {"outcome": "escalated", "oncall": "S0ONCALL", "reasons": ["hero SKU"]},
+    }
+    incident, _ = await ledger.open_incident(
+        f"drift:oversell_risk:shopify:{sku}:east",
+        "oversell_risk",
+        "critical",
+        f"Oversell risk: {sku} at east",
+        clock.now(),
+        sku=sku,
+        location="east",
+        system="shopify",
+        details=details,
+    )
+    await ledger.enqueue(
+        "incident.opened", CHANNEL, {"incident_id": incident.id}, clock.now(), incident.id
+    )
+    await worker(ledger, slack, clock, charts=False).drain()
+
+    [alert] = alerts_for(slack, incident.id)
+    assert alert.text.endswith("escalated to <!subteam^S0ONCALL>")
+    assert "+106 units" in alert.blocks[0]["text"]["text"]
+    assert alert.blocks[0]["text"]["type"] == "plain_text", "outside text is not mrkdwn"
+
+
 async def test_a_message_refused_in_every_form_is_given_up_and_on_call_hears_of_it(
     ledger: Ledger, slack: FakeSlack, clock: ManualClock
 ) -> None:

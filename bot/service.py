@@ -92,7 +92,9 @@ class Service:
         if config.slack.api_url:
             slack_kwargs["base_url"] = str(config.slack.api_url)
         self.slack = AsyncWebClient(**slack_kwargs)
-        self.outbox = OutboxWorker(ledger, self.slack, self.clock)
+        self.outbox = OutboxWorker(
+            ledger, self.slack, self.clock, health_channel=config.slack.alerts_channel
+        )
         self.rules = rules_from_config(config)
         self.outbox.on_alert_posted.append(AlertChart(ledger, self.slack, self.rules, self.clock))
         #: health snapshots over time, for the charts of health incidents (memory only)

@@ -2,10 +2,14 @@
 
     SlackDeliveryError            a Web API call did not do what we asked
     ├── SlackRateLimited          429: retry after ``retry_after`` seconds
-    ├── SlackUnavailable          5xx, timeouts, connection refused: retry with backoff
-    └── SlackRejected             an API error (ok: false) — retryable or not by its code
+    ├── SlackUnavailable          5xx, timeouts, connection trouble: retry with backoff
+    └── SlackRejected             an API error (ok: false) — retryable or not by its code,
+                                  or a payload slack_sdk refused to build
 
-The outbox reads ``retryable`` and ``retry_after``; nothing parses messages.
+The outbox reads ``retryable``, ``retry_after``, ``payload`` (the message itself was
+refused: render it again in a reduced form) and ``maybe_sent`` (the call may have taken
+effect before it failed: look for the post before posting again); nothing parses
+messages.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 
 #: API errors that a person must fix (a token, a channel, an invite). The message is
 #: kept and retried slowly, so it is delivered once they have: no incident is lost.
@@ -29,16 +33,35 @@ NEEDS_ATTENTION = frozenset(
         "missing_scope",
     }
 )
-#: API errors about the message itself: sending it again cannot succeed.
-PERMANENT = frozenset(
-    {"invalid_blocks", "msg_too_long", "no_text", "message_not_found", "cant_update_message"}
+#: API errors about the payload: the same message can never be accepted, a reduced one
+#: may (chat.postMessage and chat.update list these).
+PAYLOAD = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "no_text",
+        "invalid_arguments",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "metadata_too_large",
+        "too_many_attachments",
+        "invalid_attachments",
+    }
 )
+#: API errors about the message's target: sending it again cannot succeed.
+PERMANENT = PAYLOAD | {"message_not_found", "cant_update_message", "thread_not_found"}
 
 
 class SlackDeliveryError(Exception):
     retryable: bool = True
     retry_after: float | None = None
     needs_attention: bool = False
+    #: the message itself was refused (by Slack or by slack_sdk before sending)
+    payload: bool = False
+    #: the call may have taken effect before it failed (a timeout, a 5xx)
+    maybe_sent: bool = False
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -52,20 +75,28 @@ class SlackRateLimited(SlackDeliveryError):
 
 
 class SlackUnavailable(SlackDeliveryError):
-    pass
+    def __init__(self, reason: str, *, maybe_sent: bool = True) -> None:
+        super().__init__(reason)
+        self.maybe_sent = maybe_sent
 
 
 class SlackRejected(SlackDeliveryError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.retryable = reason not in PERMANENT
-        self.needs_attention = reason in NEEDS_ATTENTION
+        code = reason.split(":", 1)[0]
+        self.retryable = code not in PERMANENT
+        self.payload = code in PAYLOAD
+        self.needs_attention = code in NEEDS_ATTENTION
 
 
 def classify(exc: BaseException) -> SlackDeliveryError:
-    """The typed error for whatever a slack_sdk call raised."""
+    """The typed error for whatever a slack_sdk call (or building its payload) raised."""
     if isinstance(exc, SlackDeliveryError):
         return exc
+    if isinstance(exc, SlackObjectFormationError):
+        # slack_sdk's Block Kit models refuse what Slack would answer invalid_blocks to
+        # (e.g. a confirm dialog's text over 300 characters), before anything is sent.
+        return SlackRejected(f"invalid_blocks: {_first_line(exc)}")
     if isinstance(exc, SlackApiError):
         status = exc.response.status_code
         if status == 429:
@@ -81,6 +112,13 @@ def classify(exc: BaseException) -> SlackDeliveryError:
             return SlackUnavailable(f"HTTP {status}")
         error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
         return SlackRejected(str(error or f"HTTP {status}"))
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
+        return SlackUnavailable(type(exc).__name__, maybe_sent=False)  # never connected
     if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | OSError):
         return SlackUnavailable(type(exc).__name__)
     return SlackRejected(f"unexpected {type(exc).__name__}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

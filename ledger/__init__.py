@@ -55,12 +55,14 @@ from ledger.errors import (
     DatabaseUnavailable,
     InvalidArgument,
     InvalidTransition,
+    LeaseLost,
     LedgerConfigError,
     LedgerError,
     NotFound,
 )
 from ledger.ledger import Ledger
 from ledger.migrate import head_revision, upgrade_sync
+from ledger.outbox import FollowUp
 from ledger.records import (
     Adjustment,
     AuditEntry,
@@ -107,12 +109,14 @@ __all__ = [
     "Conflict",
     "DatabaseUnavailable",
     "DeliveryStats",
+    "FollowUp",
     "Incident",
     "IncidentCount",
     "IncidentStats",
     "InvalidArgument",
     "InvalidTransition",
     "Item",
+    "LeaseLost",
     "Ledger",
     "LedgerConfigError",
     "LedgerError",

@@ -8,6 +8,8 @@
     ├── InvalidArgument (ValueError) a value the ledger refuses: naive datetime, unknown status,
     │                                detail that is not JSON, ...
     ├── NotFound (LookupError)       no row with that id
+    ├── LeaseLost                    an outbox entry's claim was taken over (its fence moved):
+    │                                the worker that held it may no longer record anything
     └── InvalidTransition            a state change the lifecycle forbids (acknowledge a resolved
         │                            incident, snooze a resolved one, ...)
         └── Conflict                 the change would break a uniqueness rule (reopen an incident
@@ -42,6 +44,11 @@ class InvalidArgument(LedgerError, ValueError):
 
 class NotFound(LedgerError, LookupError):
     """No row with the given id."""
+
+
+class LeaseLost(LedgerError):
+    """The outbox entry is no longer held under this fence: its lease ran out and another
+    worker claimed it, or it was settled already. Whoever held it must stop."""
 
 
 class InvalidTransition(LedgerError):

@@ -183,6 +183,10 @@ class OutboxEntry(_FromRow):
     created_at: datetime
     delivered_at: datetime | None
     response: JSONDict | None
+    #: the claim's fencing token: settling the entry requires it to be unchanged
+    fence: int = 0
+    #: an earlier attempt may have reached Slack unrecorded: look before posting again
+    in_doubt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

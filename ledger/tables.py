@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Table, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Table, UniqueConstraint, false, text
 from sqlalchemy import Column as SAColumn
 from sqlmodel import Field, SQLModel
 
@@ -244,6 +244,10 @@ class OutboxRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     response: JSONDict | None = Field(default=None, sa_type=json_type(nullable=True))
+    #: bumped by every claim; settling requires the claimer's value (migration 0006)
+    fence: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    #: an earlier attempt may have reached Slack without being recorded (migration 0006)
+    in_doubt: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class WebhookDeliveryRow(SQLModel, table=True):

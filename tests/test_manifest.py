@@ -51,6 +51,8 @@ def test_interactivity_is_on_and_scopes_are_minimal() -> None:
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "chat:write",
+        "channels:history",
+        "groups:history",
         "commands",
         "files:write",
         "reactions:write",

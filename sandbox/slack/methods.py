@@ -34,6 +34,7 @@ from sandbox.slack.rules import (
     TokenBucket,
     blocks_arg,
     check_message,
+    check_metadata,
 )
 
 __all__ = ["METHODS", "RateLimited", "Request"]
@@ -126,11 +127,10 @@ def chat_post_message(req: Request) -> dict[str, Any]:
     if wait:
         raise RateLimited(wait)
     text, blocks = _content(req)
+    metadata = check_metadata(req.args.get("metadata"))
     thread_ts = _thread(req, channel)
     message = Message(channel, req.ws.next_ts(), BOT_USER_ID, text, blocks, thread_ts)
-    metadata = req.json_arg("metadata")
-    if isinstance(metadata, dict):
-        message.metadata = metadata
+    message.metadata = metadata
     req.ws.channels[channel].messages.append(message)
     return {"channel": channel, "ts": message.ts, "message": message.to_api()}
 
@@ -141,8 +141,11 @@ def chat_update(req: Request) -> dict[str, Any]:
     if not message.is_bot:
         raise ApiError("cant_update_message")
     text, blocks = _content(req)
+    metadata = check_metadata(req.args.get("metadata"))
     message.edits.append(Edit(message.text, message.blocks, req.ws.clock.now()))
     message.text, message.blocks = text, blocks
+    if metadata is not None:
+        message.metadata = metadata
     return {"channel": channel, "ts": message.ts, "text": text, "message": message.to_api()}
 
 
@@ -166,6 +169,87 @@ def chat_post_ephemeral(req: Request) -> dict[str, Any]:
     ephemeral = Ephemeral(channel, user, ts, text, blocks, thread_ts, req.ws.clock.now())
     req.ws.ephemerals.append(ephemeral)
     return {"message_ts": ts}
+
+
+#: conversations.history: "limit ... Maximum of 999"; default 100 —
+#: https://docs.slack.dev/reference/methods/conversations.history
+HISTORY_LIMIT = 999
+#: conversations.replies: default 1000 —
+#: https://docs.slack.dev/reference/methods/conversations.replies
+REPLIES_LIMIT = 1000
+
+
+def _flag(req: Request, name: str) -> bool:
+    return str(req.args.get(name, "")).lower() in ("1", "true")
+
+
+def _ts_arg(req: Request, name: str) -> float | None:
+    value = req.arg(name, required=False)
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ApiError(f"invalid_ts_{name}") from exc
+
+
+def _page(req: Request, messages: list[Message], default: int, maximum: int) -> dict[str, Any]:
+    """One cursor page of ``messages`` (already in answer order), within oldest/latest.
+
+    "oldest: Only messages after this Unix timestamp will be included", "latest: Only
+    messages before this Unix timestamp", "inclusive: Include messages with oldest or
+    latest timestamps in results", "include_all_metadata: Return all metadata associated
+    with this message" (default false) — conversations.history and conversations.replies.
+    """
+    oldest, latest = _ts_arg(req, "oldest"), _ts_arg(req, "latest")
+    inclusive = _flag(req, "inclusive")
+    if oldest is not None:
+        messages = [
+            m for m in messages if float(m.ts) > oldest or (inclusive and float(m.ts) == oldest)
+        ]
+    if latest is not None:
+        messages = [
+            m for m in messages if float(m.ts) < latest or (inclusive and float(m.ts) == latest)
+        ]
+    try:
+        limit = int(req.arg("limit", required=False) or default)
+        start = int(req.arg("cursor", required=False).removeprefix("next:") or 0)
+    except ValueError as exc:
+        raise ApiError("invalid_cursor") from exc
+    limit = max(1, min(limit, maximum))
+    page = messages[start : start + limit]
+    more = start + limit < len(messages)
+    metadata = _flag(req, "include_all_metadata")
+    return {
+        "messages": [m.to_api(metadata=metadata) for m in page],
+        "has_more": more,
+        "response_metadata": {"next_cursor": f"next:{start + limit}" if more else ""},
+    }
+
+
+def _channel_id(req: Request) -> str:
+    """The conversation by id only: "channel: Conversation ID to fetch history for"."""
+    channel = req.arg("channel", required=False)
+    if channel not in req.ws.channels:
+        raise ApiError("channel_not_found")
+    return channel
+
+
+def conversations_history(req: Request) -> dict[str, Any]:
+    """Top-level messages, newest first (thread replies are not in a channel's history)."""
+    channel = _channel_id(req)
+    messages = list(reversed(req.ws.messages(channel)))
+    return _page(req, messages, 100, HISTORY_LIMIT)
+
+
+def conversations_replies(req: Request) -> dict[str, Any]:
+    """A thread: its parent, then its replies oldest first."""
+    channel = _channel_id(req)
+    parent = req.ws.find(channel, req.arg("ts"))
+    if parent is None:
+        raise ApiError("thread_not_found")
+    root = parent.thread_ts or parent.ts
+    return _page(req, req.ws.thread(channel, root), REPLIES_LIMIT, REPLIES_LIMIT)
 
 
 def reactions_add(req: Request) -> dict[str, Any]:
@@ -319,6 +403,8 @@ METHODS: dict[str, Method] = {
     "chat.postEphemeral": chat_post_ephemeral,
     "reactions.add": reactions_add,
     "conversations.info": conversations_info,
+    "conversations.history": conversations_history,
+    "conversations.replies": conversations_replies,
     "users.info": users_info,
     "usergroups.users.list": usergroups_users_list,
     "files.getUploadURLExternal": files_get_upload_url_external,

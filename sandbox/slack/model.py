@@ -106,8 +106,9 @@ class Message:
     def edited(self) -> bool:
         return bool(self.edits)
 
-    def to_api(self) -> dict[str, Any]:
-        """The message as Slack's API shows it."""
+    def to_api(self, *, metadata: bool = True) -> dict[str, Any]:
+        """The message as Slack's API shows it (``metadata``: with its metadata, which
+        conversations.history and .replies return only when asked to)."""
         out: dict[str, Any] = {
             "type": "message",
             "user": self.user,
@@ -130,7 +131,7 @@ class Message:
                 {"name": name, "users": users, "count": len(users)}
                 for name, users in self.reactions.items()
             ]
-        if self.metadata is not None:
+        if metadata and self.metadata is not None:
             out["metadata"] = self.metadata
         return out
 

@@ -15,7 +15,10 @@ Routes (all on one loopback port):
   called with the app-level token :attr:`FakeSlack.app_token` (see :mod:`.socket_mode`).
 
 Faults: ``down`` answers every route with an HTML 503; ``slow`` adds real seconds of
-latency; ``force_5xx(n)`` fails the next n API calls with an HTML 5xx;
+latency; ``latency`` is awaited with each API call and upload after it took effect and
+before it is answered — a slow Slack on the test's own clock (:meth:`FakeSlack.calls_take`
+moves a manual clock on per call) or answers held on an event while the caller is killed;
+``force_5xx(n)`` fails the next n API calls with an HTML 5xx;
 ``force_error(method, error, n)`` makes the next n calls of one method answer
 ``{"ok": false, "error": error}``. A browser page can be added later by registering
 more routes on :attr:`FakeSlack.app` before :meth:`FakeSlack.start`.
@@ -91,7 +94,7 @@ class FakeSlack:
         users: Sequence[User] | None = None,
         usergroups: Mapping[str, Sequence[str]] | None = None,
         *,
-        post_burst: float = 3,
+        post_burst: float = 1,
         post_rate: float = 1.0,
         interactivity_url: str | None = None,
         command_url: str | None = None,
@@ -113,6 +116,9 @@ class FakeSlack:
         self.post_rate = post_rate
         self.down = False
         self.slow = 0.0
+        #: awaited with each API call (and upload) once it took effect, before it is
+        #: answered; None answers at once (see the module doc)
+        self.latency: Callable[[Call], Awaitable[None]] | None = None
         self.requests: list[Call] = []
         self._buckets: dict[str, TokenBucket] = {}
         self._5xx: list[int] = []
@@ -249,6 +255,20 @@ class FakeSlack:
 
     # ------------------------------------------------------------ control API
 
+    def calls_take(self, seconds: float) -> None:
+        """Every API call and upload takes ``seconds`` of the fake's clock: the clock
+        (which must have ``advance``, as a ManualClock does) moves on before each answer.
+        ``0`` answers at once again."""
+        advance = getattr(self.clock, "advance", None)
+        if not callable(advance):
+            raise TypeError("calls_take needs a clock with advance(seconds)")
+
+        async def slow(call: Call) -> None:
+            advance(seconds)
+            await asyncio.sleep(0)  # let whoever waits on the clock look at it
+
+        self.latency = slow if seconds > 0 else None
+
     def force_5xx(self, n: int = 1, status: int = 500) -> None:
         self._5xx.extend([status] * n)
 
@@ -312,9 +332,12 @@ class FakeSlack:
         status, body = self._dispatch(method, args, token)
         ok = body is not None and body.get("ok") is True
         error = None if body is None else body.get("error")
-        self._record(Call(method, args, token, status, ok, error, self.clock.now()))
+        call = Call(method, args, token, status, ok, error, self.clock.now())
+        self._record(call)
         if ok and method.startswith(_CHANGING):
             self.changed()
+        if self.latency is not None:
+            await self.latency(call)
         if body is None:
             return _html(status)
         headers = {"Retry-After": str(body.pop("retry_after"))} if status == 429 else {}
@@ -366,6 +389,8 @@ class FakeSlack:
             content = await request.read()
         file.content = content
         self.changed()
+        if self.latency is not None:
+            await self.latency(Call("upload", {}, None, 200, True, None, self.clock.now()))
         return web.Response(text=f"OK - {len(content)}", content_type="text/plain")
 
     async def _download(self, request: web.Request) -> web.Response:

@@ -11,7 +11,16 @@ import pytest
 from ledger_testing import T0, at, scalar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger import Incident, InvalidArgument, Ledger, NotFound, OutboxEntry, OutboxStats
+from ledger import (
+    FollowUp,
+    Incident,
+    InvalidArgument,
+    LeaseLost,
+    Ledger,
+    NotFound,
+    OutboxEntry,
+    OutboxStats,
+)
 
 CHANNEL = "C_OPS"
 
@@ -169,3 +178,114 @@ async def test_outbox_errors(ledger: Ledger) -> None:
         await ledger.enqueue("thread.reply", CHANNEL, {"at": T0}, T0)
     with pytest.raises(InvalidArgument):
         await ledger.claim_outbox(T0, lease_seconds=0)
+
+
+async def test_a_claim_bumps_the_fence_and_only_the_holder_can_record(ledger: Ledger) -> None:
+    entry = await put(ledger)
+    [first] = await ledger.claim_outbox(T0, limit=1, lease_seconds=30)
+    assert (first.fence, first.in_doubt) == (1, False)
+    # the first worker stalls past its lease; a second one takes the entry over
+    [second] = await ledger.claim_outbox(at(0.5), limit=1, lease_seconds=30)
+    assert (second.id, second.fence, second.in_doubt) == (entry.id, 2, True)
+    for late in (
+        ledger.mark_delivered(entry.id, at(0.6), {"ts": "1.1"}, fence=first.fence),
+        ledger.mark_retry(entry.id, "ratelimited", at(1), fence=first.fence),
+        ledger.mark_dead(entry.id, "invalid_blocks", at(0.6), fence=first.fence),
+        ledger.renew_lease(entry.id, first.fence, at(2)),
+        ledger.defer(entry.id, at(2), fence=first.fence),
+    ):
+        with pytest.raises(LeaseLost):
+            await late
+    current = await ledger.get_outbox_entry(entry.id)
+    assert (current.status, current.fence, current.lease_until) == ("pending", 2, at(1))
+    assert await ledger.list_audit(subject=f"outbox:{entry.id}") == []
+    done = await ledger.mark_delivered(entry.id, at(0.7), {"ts": "1.2"}, fence=second.fence)
+    assert (done.status, done.response, done.in_doubt) == ("delivered", {"ts": "1.2"}, False)
+    with pytest.raises(LeaseLost):  # settled: even the holder cannot record twice
+        await ledger.mark_delivered(entry.id, at(0.8), {"ts": "1.3"}, fence=second.fence)
+
+
+async def test_a_renewed_lease_keeps_others_out(ledger: Ledger) -> None:
+    entry = await put(ledger)
+    [held] = await ledger.claim_outbox(T0, limit=1, lease_seconds=60)
+    renewed = await ledger.renew_lease(entry.id, held.fence, at(2))
+    assert renewed.lease_until == at(2)
+    assert await ledger.claim_outbox(at(1.5)) == []  # past the first lease, inside the new
+    [taken] = await ledger.claim_outbox(at(2))
+    assert taken.fence == held.fence + 1
+
+
+async def test_a_settled_entry_is_not_in_doubt_when_claimed_again(ledger: Ledger) -> None:
+    entry = await put(ledger)
+    [claimed] = await ledger.claim_outbox(T0)
+    await ledger.mark_retry(entry.id, "HTTP 503", at(1), fence=claimed.fence)
+    [again] = await ledger.claim_outbox(at(1))
+    assert again.in_doubt is False  # a definite failure: nothing reached Slack
+    await ledger.mark_retry(entry.id, "TimeoutError", at(2), fence=again.fence, in_doubt=True)
+    [third] = await ledger.claim_outbox(at(2))
+    assert (third.in_doubt, third.attempts) == (True, 3)
+
+
+async def test_a_deferred_entry_does_not_count_the_attempt(ledger: Ledger) -> None:
+    entry = await put(ledger)
+    [claimed] = await ledger.claim_outbox(T0)
+    deferred = await ledger.defer(entry.id, at(0.5), fence=claimed.fence)
+    assert (deferred.attempts, deferred.next_attempt_at, deferred.lease_until) == (
+        0,
+        at(0.5),
+        None,
+    )
+    assert await ledger.claim_outbox(at(0.4)) == []
+    [again] = await ledger.claim_outbox(at(0.5))
+    assert (again.attempts, again.in_doubt) == (1, False)
+
+
+async def test_a_delivery_records_the_message_and_queues_its_follow_ups_at_once(
+    ledger: Ledger,
+) -> None:
+    a = await incident(ledger, "a")
+    opened = await put(ledger, kind="incident.opened", incident_id=a.id)
+    [claimed] = await ledger.claim_outbox(T0)
+    chart = FollowUp("alert.chart", CHANNEL, {"incident_id": a.id}, f"outbox:{opened.id}:chart")
+    await ledger.mark_delivered(
+        opened.id,
+        at(1),
+        {"channel": "C_ID", "ts": "17.5"},
+        fence=claimed.fence,
+        incident_message=(a.id, "C_ID", "17.5"),
+        then=[chart, chart],  # the dedupe key makes a repeat a no-op
+    )
+    assert (
+        (await ledger.get_incident(a.id)).slack_channel,
+        (await ledger.get_incident(a.id)).slack_ts,
+    ) == (
+        "C_ID",
+        "17.5",
+    )
+    [follow] = await ledger.list_outbox(kind="alert.chart")
+    assert (follow.status, follow.payload, follow.next_attempt_at, follow.incident_id) == (
+        "pending",
+        {"incident_id": a.id},
+        at(1),
+        None,
+    )
+    assert await ledger.delivered_channel_id(CHANNEL) == "C_ID"
+    assert await ledger.delivered_channel_id("#elsewhere") is None
+
+
+async def test_a_lost_lease_records_neither_message_nor_follow_up(ledger: Ledger) -> None:
+    a = await incident(ledger, "a")
+    opened = await put(ledger, kind="incident.opened", incident_id=a.id)
+    [stale] = await ledger.claim_outbox(T0, lease_seconds=1)
+    await ledger.claim_outbox(at(1))
+    with pytest.raises(LeaseLost):
+        await ledger.mark_delivered(
+            opened.id,
+            at(1),
+            {"ts": "9.9"},
+            fence=stale.fence,
+            incident_message=(a.id, CHANNEL, "9.9"),
+            then=[FollowUp("alert.chart", CHANNEL, {}, "chart")],
+        )
+    assert (await ledger.get_incident(a.id)).slack_ts is None
+    assert await ledger.list_outbox(kind="alert.chart") == []

@@ -204,9 +204,10 @@ async def test_the_page_and_its_assets_are_served(http: aiohttp.ClientSession) -
 
 
 async def test_state_shows_messages_threads_files_and_only_my_ephemerals(
-    slack: FakeSlack, client: AsyncWebClient, http: aiohttp.ClientSession
+    slack: FakeSlack, client: AsyncWebClient, http: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     posted = await client.chat_postMessage(channel=CHANNEL, text="drift", blocks=ALERT_BLOCKS)
+    clock.advance(1)  # one post per second per channel
     await client.chat_postMessage(channel=CHANNEL, text="details", thread_ts=posted["ts"])
     await client.chat_update(channel=CHANNEL, ts=posted["ts"], text="drift", blocks=ALERT_BLOCKS)
     await client.chat_postEphemeral(channel=CHANNEL, user="U0ONCALL1", text="psst oncall")

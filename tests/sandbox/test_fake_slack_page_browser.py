@@ -219,7 +219,11 @@ async def test_click_confirm_and_see_the_update_without_reload(
     from playwright.async_api import expect
 
     page = browser_page
-    async with FakeSlack(interactivity_url=receiver.url, signing_secret=SECRET) as slack:
+    async with FakeSlack(
+        interactivity_url=receiver.url,
+        signing_secret=SECRET,
+        post_burst=3,  # the page's wall clock: a test's posts come within one second
+    ) as slack:
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
         slack.user_says(CHANNEL, "U0OPS001", "anyone looking at TEE-BLK-M?")
         posted = await client.chat_postMessage(channel=CHANNEL, text="Drift", blocks=ALERT)
@@ -326,7 +330,11 @@ async def test_a_command_opens_a_modal_whose_errors_show_on_the_fields(
     from playwright.async_api import expect
 
     page = browser_page
-    async with FakeSlack(interactivity_url=receiver.url, signing_secret=SECRET) as slack:
+    async with FakeSlack(
+        interactivity_url=receiver.url,
+        signing_secret=SECRET,
+        post_burst=3,  # the page's wall clock: a test's posts come within one second
+    ) as slack:
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
         await page.goto(f"{slack.base_url}/channel/{CHANNEL}?user=U0OPS001")
         await expect(page.locator("#live")).to_have_text("live")

@@ -239,6 +239,18 @@ class FakeSlack:
         finally:
             self._waiters = [w for w in self._waiters if w[1] is not future]
 
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds, checking after every change to the state
+        (messages, edits, uploads). Wrap it in ``asyncio.timeout`` in tests."""
+        changed = asyncio.Event()
+        self.on_change(changed.set)
+        try:
+            while not condition():
+                await changed.wait()
+                changed.clear()
+        finally:
+            self._change_listeners.remove(changed.set)
+
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every change to the state (the page's live updates)."""
         self._change_listeners.append(listener)

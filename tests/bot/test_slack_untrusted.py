@@ -20,6 +20,8 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+import yaml
+from slack_scopes import ROOT, methods_in_code, scopes_for
 from slack_sdk.signature import SignatureVerifier
 
 from bot.demo import DemoWorld, demo_world
@@ -335,3 +337,21 @@ async def test_a_failure_shown_to_a_person_names_no_internal_address(bot: Bot) -
     for t in told:
         assert "http" not in t
         assert bot.slack.base_url not in t
+
+
+async def test_every_slack_method_the_bot_calls_is_covered_by_the_manifests_scopes(
+    bot: Bot,
+) -> None:
+    """Issue 13, J, from the other side: what the fake Slack recorded while the bot
+    alerted, charted, opened modals and answered is what the code scan finds, and the
+    manifest's scopes cover it."""
+    incident = await bot.incident("TEE-BLK-M")
+    await bot.click("root_cause", str(incident.id), incident)
+    await bot.click("share_drift", "TEE-BLK-M", incident)
+    await bot.click("acknowledge", str(incident.id), incident)
+    recorded = {c.method for c in bot.slack.requests if c.ok}
+    assert {"chat.postMessage", "chat.update", "views.open"} <= recorded
+    assert {"files.getUploadURLExternal", "files.completeUploadExternal"} <= recorded
+    assert recorded - {"auth.test"} <= set(methods_in_code())
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text("utf-8"))
+    assert scopes_for(recorded) <= set(manifest["oauth_config"]["scopes"]["bot"])

@@ -44,6 +44,7 @@ from bot.render.modals import adjust_modal, root_cause_modal
 from bot.render.report import LocationView, sku_report, sku_report_text, worst_drifts
 from bot.render.summary import adjustment_blocks, adjustment_text, weekly_blocks, weekly_text
 from bot.slack_deps import sorry
+from bot.terminal import render_blocks
 from connectors.health import Health
 from ledger import SYSTEM_ACTOR, AdjustmentCount, Incident, LocationMismatch, SkuDrift
 from ledger.records import Adjustment
@@ -504,3 +505,13 @@ def test_errors_shown_to_people_name_no_internal_address() -> None:
         )
     )
     assert "wms.internal" not in json.dumps(health.blocks)
+
+
+def test_the_terminal_shows_escaped_text_as_typed_and_no_control_characters() -> None:
+    """The demo prints alerts in the terminal: it shows what Slack would show (the
+    entities decoded) and never writes a terminal escape sequence from a SKU."""
+    sku = "<@U0CFO0042>&\x1b[31mRED"
+    shown = render_blocks(blocks_json(alert_blocks(incident(sku))))
+    assert "<@U0CFO0042>&" in shown
+    assert "&lt;" not in shown
+    assert "\x1b" not in shown

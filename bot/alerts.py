@@ -1,44 +1,45 @@
-"""Block Kit for incident alerts, built with slack_sdk's model classes (they validate)."""
+"""Block Kit for incident alerts, built with slack_sdk's model classes (they validate).
+
+Every value from outside (SKU, location, system and title, the likely cause, a person's
+root cause) goes through :func:`monitors.mrkdwn.escape`, and every text object through
+:mod:`bot.render.blocks`, which keeps it within Slack's limit for its field."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
-    ConfirmObject,
     ContextBlock,
     DividerBlock,
-    HeaderBlock,
-    MarkdownTextObject,
     SectionBlock,
 )
 
 from bot.alert_actions import incident_actions
 from bot.health_alerts import health_blocks
+from bot.render.blocks import confirm, field, header, md, message_text
 from ledger import Incident
+from monitors.mrkdwn import escape, person, public_error, when
 
 ICON = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
-
-
-def _when(value: datetime | None) -> str:
-    if value is None:
-        return "unknown"
-    epoch = int(value.timestamp())
-    fallback = value.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def _signed(n: int | None) -> str:
     return "n/a" if n is None else f"{n:+d}"
 
 
+def _number(value: object) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else "n/a"
+
+
 def alert_text(incident: Incident) -> str:
-    """The notification text (shown in push notifications and where blocks cannot be)."""
+    """The notification text (shown in push notifications and where blocks cannot be).
+    It names no one: an escalation pages the on-call group once, in the thread reply
+    that announces it (monitors/policy.py)."""
+    title = escape(incident.title, 300)
     if incident.fingerprint.startswith(("health:", "webhook:")):
-        return incident.title
+        return message_text(title)
     d = incident.details or {}
     if incident.kind == "duplicate_sku":
         return _mrkdwn(
@@ -46,11 +47,12 @@ def alert_text(incident: Incident) -> str:
             "until each has its own"
         )
     gap = d.get("gap")
-    text = f"{incident.title} — {d.get('system', '?')} is off by {_signed(gap)} units"
+    system = escape(d.get("system", "?"), 60)
+    text = f"{title} — {system} is off by {_signed(gap if isinstance(gap, int) else None)} units"
     policy = d.get("policy")
-    if isinstance(policy, dict) and policy.get("outcome") == "escalated" and policy.get("oncall"):
-        text += f" — escalated to <!subteam^{policy['oncall']}>"
-    return text
+    if isinstance(policy, dict) and policy.get("outcome") == "escalated":
+        text += " — escalated to on-call" if policy.get("oncall") else " — needs a person"
+    return message_text(text)
 
 
 def alert_blocks(incident: Incident) -> list[Block]:
@@ -61,44 +63,41 @@ def alert_blocks(incident: Incident) -> list[Block]:
         return duplicate_blocks(incident)
     d: dict[str, Any] = dict(incident.details or {})
     status = incident.status
-    header = f"{'✅ Resolved: ' if status == 'resolved' else ''}{incident.title}"
     values = d.get("values") or {}
     truth = d.get("truth_system")
     lines = []
     for system, value in values.items():
         mark = " _(source of truth)_" if system == truth else ""
-        shown = "not reported" if value is None else f"{value}"
-        lines.append(f"• *{system}*: {shown}{mark}")
+        shown = "not reported" if value is None else escape(value, 40)
+        lines.append(f"• *{escape(system, 60)}*: {shown}{mark}")
+    gap = d.get("gap")
     gap_pct = d.get("gap_percent")
-    gap_text = f"{_signed(d.get('gap'))} units" + (
+    gap_text = f"{_signed(gap if isinstance(gap, int) else None)} units" + (
         f" ({gap_pct:+.1f}%)" if isinstance(gap_pct, int | float) else ""
     )
+    severity = escape(incident.severity, 20)
     blocks: list[Block] = [
-        HeaderBlock(text=header[:150]),
+        header(("✅ Resolved: " if status == "resolved" else "") + incident.title),
         SectionBlock(
             fields=[
-                MarkdownTextObject(text=f"*SKU*\n`{incident.sku}`"),
-                MarkdownTextObject(text=f"*Location*\n{incident.location}"),
-                MarkdownTextObject(text=f"*Drifting system*\n{d.get('system')}"),
-                MarkdownTextObject(text=f"*Gap*\n{gap_text} vs expected {d.get('expected')}"),
-                MarkdownTextObject(
-                    text=f"*Severity*\n{ICON.get(incident.severity, '')} {incident.severity}"
-                ),
-                MarkdownTextObject(text=f"*Since*\n{_when(incident.opened_at)}"),
+                field(f"*SKU*\n`{escape(incident.sku or '?', 500)}`"),
+                field(f"*Location*\n{escape(incident.location or '?', 200)}"),
+                field(f"*Drifting system*\n{escape(d.get('system') or '?', 100)}"),
+                field(f"*Gap*\n{gap_text} vs expected {_number(d.get('expected'))}"),
+                field(f"*Severity*\n{ICON.get(incident.severity, '')} {severity}"),
+                field(f"*Since*\n{when(incident.opened_at)}"),
             ]
         ),
-        SectionBlock(text=MarkdownTextObject(text="*What each system says*\n" + "\n".join(lines))),
+        SectionBlock(text=md("*What each system says*\n" + "\n".join(lines))),
     ]
     if incident.root_cause_hint:
         blocks.append(
-            SectionBlock(
-                text=MarkdownTextObject(text=f"*Likely cause*\n{incident.root_cause_hint}")
-            )
+            SectionBlock(text=md(f"*Likely cause*\n{public_error(incident.root_cause_hint, 2900)}"))
         )
     policy = policy_line(d.get("policy"))
     if policy:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=policy)))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_status_line(incident))]))
+        blocks.append(SectionBlock(text=md(policy)))
+    blocks.append(ContextBlock(elements=[md(_status_line(incident))]))
     if status != "resolved":
         blocks += [DividerBlock(), _actions(incident)]
     return blocks
@@ -193,53 +192,51 @@ def policy_line(policy: object) -> str | None:
     monitors/policy.py), or None when it did nothing."""
     if not isinstance(policy, dict):
         return None
-    what = f"*{policy.get('system')}* {policy.get('state')}"
+    what = f"*{escape(policy.get('system'), 60)}* {escape(policy.get('state'), 40)}"
+    before, target = _number(policy.get("before")), _number(policy.get("target"))
     outcome = policy.get("outcome")
     if outcome == "applied":
         after = policy.get("after")
-        shown = policy.get("target") if after is None else after
-        return (
-            f":robot_face: *Auto-resynced by Driftwatch*: {what} {policy.get('before')} → {shown}"
-        )
+        shown = target if after is None else _number(after)
+        return f":robot_face: *Auto-resynced by Driftwatch*: {what} {before} → {shown}"
     if outcome == "shadow":
         return (
-            f":ghost: *Shadow mode*: would have set {what} {policy.get('before')} → "
-            f"{policy.get('target')} (nothing was written)"
+            f":ghost: *Shadow mode*: would have set {what} {before} → {target} "
+            "(nothing was written)"
         )
     if outcome == "escalated":
-        reasons = "; ".join(str(r) for r in policy.get("reasons") or ()) or "high risk"
-        oncall = policy.get("oncall")
-        who = f"<!subteam^{oncall}>" if oncall else "a person"
+        reasons = "; ".join(public_error(r, 600) for r in policy.get("reasons") or ())
+        reasons = reasons or "high risk"
+        # the on-call group is paged once, by the thread reply announcing the escalation;
+        # the alert (posted, then edited) only says so
+        who = "on-call (paged in the thread)" if policy.get("oncall") else "a person"
         return f":sos: *Escalated to {who}*: {reasons}"
     return None
 
 
 def _status_line(incident: Incident) -> str:
-    parts = [f"Incident #{incident.id} · {incident.kind} · opened {_when(incident.opened_at)}"]
+    kind = escape(incident.kind, 60)
+    parts = [f"Incident #{incident.id} · {kind} · opened {when(incident.opened_at)}"]
     if incident.acknowledged_by:
-        parts.append(f"acknowledged by <@{incident.acknowledged_by}>")
+        parts.append(f"acknowledged by {person(incident.acknowledged_by)}")
     if incident.resolved_by:
-        parts.append(f"resolved by <@{incident.resolved_by}> {_when(incident.resolved_at)}")
+        parts.append(f"resolved by {person(incident.resolved_by)} {when(incident.resolved_at)}")
     if incident.root_cause:
-        parts.append(f"root cause: {incident.root_cause}")
+        parts.append(f"root cause: {escape(incident.root_cause, 200)}")
     return " · ".join(parts)
 
 
 def _actions(incident: Incident) -> ActionsBlock:
     d = incident.details or {}
-    confirm = ConfirmObject(
-        title="Resync from the source of truth?",
-        text=MarkdownTextObject(
-            text=(
-                f"Set *{d.get('system')}* to *{d.get('expected')}* for `{incident.sku}` at "
-                f"{incident.location}, the value {d.get('truth_system')} holds. "
-                "The write is compare-and-set: if the count changed since, nothing is overwritten."
-            )
-        ),
-        confirm="Resync",
-        deny="Cancel",
+    dialog = confirm(
+        "Resync from the source of truth?",
+        f"Set *{escape(d.get('system'), 30)}* to *{_number(d.get('expected'))}* for "
+        f"`{escape(incident.sku, 60)}` at {escape(incident.location, 40)}, the value "
+        f"{escape(d.get('truth_system'), 30)} holds. The write is compare-and-set: if the "
+        "count changed since, nothing is overwritten.",
+        "Resync",
     )
-    return incident_actions(incident.id, resync=confirm)
+    return incident_actions(incident.id, resync=dialog)
 
 
 def blocks_json(blocks: list[Block]) -> list[dict[str, Any]]:

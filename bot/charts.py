@@ -7,31 +7,48 @@ functions are module-level and take plain data, so they pickle. Should the worke
 process be unavailable or die, rendering falls back to one dedicated thread.
 ``files_upload_v2`` returns no message ts, so the alert is posted first and the chart
 goes into its thread.
+
+Every chart is drawn for where it is read: in a Slack thread, whose image preview is
+about :data:`THREAD_WIDTH_PX` wide (the width of Slack's ``thumb_360`` preview). Figures
+are :data:`FIGURE_WIDTH_IN` inches at :data:`DPI` (about twice that, for sharp text on
+dense screens) and :func:`styled` sets fonts large enough to stay readable once scaled
+down; legends sit below the plot (:func:`legend_below`), never over the data. Text comes
+from outside (SKUs, system names): the font list falls back to matplotlib's bundled
+*Last Resort* font, which draws a visible placeholder for any character the others lack
+(an emoji in a SKU shows as a box, not as nothing), ``$`` is not read as math, and
+:func:`drawable` replaces what no font has with U+FFFD.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import logging
 import multiprocessing
+import re
+import textwrap
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
+import matplotlib
+from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from slack_sdk.web.async_client import AsyncWebClient
 
 from connectors.clock import Clock
 from ledger import Incident, Ledger, LevelRow
 from monitors.drift import DiffRules
+from monitors.mrkdwn import plain
 
 log = logging.getLogger("driftwatch.charts")
 
@@ -88,6 +105,110 @@ async def off_loop(render: Callable[P, R], *args: P.args, **kwargs: P.kwargs) ->
 CHART_DAYS = 7
 Series = dict[str, tuple[list[datetime], list[int]]]
 
+# ------------------------------------------------------------------ style
+
+#: about how wide Slack shows an image in a thread (its 360 px preview)
+THREAD_WIDTH_PX = 360
+#: every chart is this wide; at :data:`DPI` that is about twice the thread's width
+FIGURE_WIDTH_IN = 5.4
+DPI = 120
+#: the smallest a legend or title may look at thread width, in pixels; ticks: one less
+MIN_TEXT_PX = 11
+#: characters of a title per line at the title's size and the figure's width
+TITLE_CHARS = 48
+#: characters of legend per row at the legend's size and the figure's width
+LEGEND_CHARS = 56
+#: fonts tried in order for each character; the last draws a placeholder for anything
+FONT_FALLBACK = ("DejaVu Sans", "STIXGeneral", "Last Resort High-Efficiency")
+STYLE: dict[str, Any] = {
+    "font.size": 12,
+    "axes.titlesize": 13,
+    "axes.labelsize": 12,
+    "legend.fontsize": 12,
+    "xtick.labelsize": 11,
+    "ytick.labelsize": 11,
+    "figure.titlesize": 13,
+    "text.parse_math": False,  # a ``$`` in a SKU is a dollar sign, not mathtext
+}
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@functools.cache
+def font_families() -> tuple[str, ...]:
+    """The fallback fonts this installation has (a missing one is skipped, not warned)."""
+    found = []
+    for family in FONT_FALLBACK:
+        with contextlib.suppress(ValueError):
+            font_manager.findfont(
+                font_manager.FontProperties(family=[family]), fallback_to_default=False
+            )
+            found.append(family)
+    return tuple(found) or ("DejaVu Sans",)
+
+
+@functools.cache
+def _covered() -> frozenset[int]:
+    points: set[int] = set()
+    for family in font_families():
+        path = font_manager.findfont(font_manager.FontProperties(family=[family]))
+        points |= set(font_manager.get_font(path).get_charmap())
+    return frozenset(points)
+
+
+def drawable(text: str) -> str:
+    """``text`` with every character no fallback font has replaced by U+FFFD (with
+    *Last Resort* installed, as matplotlib bundles it, nothing is replaced)."""
+    covered = _covered()
+    return "".join(ch if ch == "\n" or ord(ch) in covered else "\ufffd" for ch in text)
+
+
+def wrapped(title: str, width: int = TITLE_CHARS) -> str:
+    """A title in lines that fit the figure's width (matplotlib's own wrapping would
+    read a ``$`` in a SKU as math), each character drawable."""
+    return drawable("\n".join(textwrap.wrap(title, width, break_on_hyphens=False)[:3]))
+
+
+@contextlib.contextmanager
+def styled() -> Iterator[None]:
+    """matplotlib's settings for Driftwatch's charts (fonts, sizes, no mathtext)."""
+    rc: dict[Any, Any] = dict(STYLE)
+    rc["font.family"] = list(font_families())
+    with matplotlib.rc_context(rc):
+        yield
+
+
+def new_figure(height_in: float) -> Figure:
+    """A figure of the charts' width, laid out by matplotlib's constrained layout (which
+    makes room for a legend outside the plot)."""
+    figure = Figure(figsize=(FIGURE_WIDTH_IN, height_in), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def legend_below(figure: Figure, ax: Axes, *, max_cols: int = 2) -> Legend | None:
+    """``ax``'s legend under the plot, centered, in as many columns as fit the width."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    widest = max(len(label) for label in labels)
+    cols = max(1, min(max_cols, len(labels), LEGEND_CHARS // (widest + 6)))
+    rows = -(-len(labels) // cols)
+    # the plot keeps its height: the figure grows by the legend's rows
+    figure.set_size_inches(FIGURE_WIDTH_IN, figure.get_figheight() + 0.3 * rows)
+    return figure.legend(handles, labels, loc="outside lower center", ncols=cols, frameon=False)
+
+
+def date_locator() -> AutoDateLocator:
+    """Time ticks that fit the width: three to seven, from seconds to months apart."""
+    return AutoDateLocator(minticks=3, maxticks=7)  # type: ignore[no-untyped-call]
+
+
+def to_png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    with styled():
+        figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
 
 def compared_series(
     rows: Sequence[LevelRow], rules: DiffRules, now: datetime, location: str | None
@@ -133,64 +254,79 @@ def _series(
 
 
 def chart_start(series: Series, start: datetime, now: datetime) -> datetime:
-    """Where the time axis starts: ``start``, or shortly before the first observation
-    when the history is younger than the window (a new install: a week of empty axis
-    would hide the few points there are)."""
-    first = min((xs[0] for xs, _ in series.values() if xs), default=None)
-    if first is None or first <= start + timedelta(hours=1):
+    """Where the time axis starts: ``start``, or just before the first observation when
+    the history is younger than the window (a new install, a new SKU): the axis spans
+    the data, with a margin of a twentieth of it before the first point, so no chart
+    is mostly empty time."""
+    return axis_start(min((xs[0] for xs, _ in series.values() if xs), default=None), start, now)
+
+
+def axis_start(first: datetime | None, start: datetime, now: datetime) -> datetime:
+    """A time axis meant to start at ``start`` starts just before ``first`` (the first
+    observation) instead when that is later: a margin of a twentieth of the data's span
+    (at least a few seconds) before it."""
+    margin = max((now - first) / 20, timedelta(seconds=5)) if first is not None else None
+    if first is None or margin is None or first - margin <= start:
         return start
-    return max(start, first - max((now - first) * 0.15, timedelta(minutes=30)))
+    return first - margin
 
 
 def render_png(
     title: str, series: Series, start: datetime, now: datetime, truth: str | None = None
 ) -> bytes:
+    """:func:`sku_figure` as PNG bytes."""
+    return to_png(sku_figure(title, series, start, now, truth))
+
+
+def sku_figure(
+    title: str, series: Series, start: datetime, now: datetime, truth: str | None = None
+) -> Figure:
     """A step chart of ``series`` from ``start`` (or just before the first observation)
-    to ``now``, as PNG bytes. Observations are dotted; the legend says each value now."""
+    to ``now``. Observations are dotted; the legend, below, says each value now."""
     start = chart_start(series, start, now)
-    figure = Figure(figsize=(8, 3.6), dpi=110)
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
-    for name, (xs, ys) in sorted(series.items()):
-        xs = [max(x, start) for x in xs]
-        is_truth = truth is not None and name.split(" @ ")[0] == truth
-        label = f"{name} (source of truth)" if is_truth else name
-        label += f": {ys[-1]} now" if ys else ""
-        (line,) = ax.step(
-            date2num(xs),  # type: ignore[no-untyped-call]
-            ys,
-            where="post",
-            label=label,
-            linewidth=2.6 if is_truth else 1.8,
-            linestyle="--" if is_truth else "-",
-        )
-        observed = [(x, y) for x, y in zip(xs, ys, strict=True) if x < now] or [(xs[-1], ys[-1])]
-        ax.plot(
-            date2num([x for x, _ in observed]),  # type: ignore[no-untyped-call]
-            [y for _, y in observed],
-            linestyle="none",
-            marker="o",
-            markersize=4,
-            color=line.get_color(),
-        )
-    if not series:
-        ax.text(0.5, 0.5, "no level history yet", ha="center", va="center", transform=ax.transAxes)
-    _mark_gaps(ax, series, truth, now)
-    ax.set_xlim(start, now + (now - start) * 0.02)  # type: ignore[arg-type]
-    tallest = max((max(ys) for _, ys in series.values() if ys), default=0)
-    ax.set_ylim(bottom=0, top=max(1, tallest) * 1.3)
-    locator = AutoDateLocator()  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    ax.set_ylabel("units")
-    ax.set_title(title, fontsize=11, loc="left")
-    ax.grid(True, alpha=0.3)
-    if series:
-        ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=2 if len(series) > 3 else 1)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    with styled():
+        figure = new_figure(3.9)
+        ax = figure.add_subplot()
+        for name, (xs, ys) in sorted(series.items()):
+            xs = [max(x, start) for x in xs]
+            is_truth = truth is not None and name.split(" @ ")[0] == truth
+            label = f"{name} (source of truth)" if is_truth else name
+            label += f": {ys[-1]} now" if ys else ""
+            (line,) = ax.step(
+                date2num(xs),  # type: ignore[no-untyped-call]
+                ys,
+                where="post",
+                label=drawable(label),
+                linewidth=2.6 if is_truth else 1.8,
+                linestyle="--" if is_truth else "-",
+            )
+            observed = [(x, y) for x, y in zip(xs, ys, strict=True) if x < now] or [
+                (xs[-1], ys[-1])
+            ]
+            ax.plot(
+                date2num([x for x, _ in observed]),  # type: ignore[no-untyped-call]
+                [y for _, y in observed],
+                linestyle="none",
+                marker="o",
+                markersize=4,
+                color=line.get_color(),
+            )
+        if not series:
+            ax.text(
+                0.5, 0.5, "no level history yet", ha="center", va="center", transform=ax.transAxes
+            )
+        _mark_gaps(ax, series, truth, now)
+        ax.set_xlim(start, now + (now - start) * 0.02)  # type: ignore[arg-type]
+        tallest = max((max(ys) for _, ys in series.values() if ys), default=0)
+        ax.set_ylim(bottom=0, top=max(1, tallest) * 1.3)
+        locator = date_locator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+        ax.set_ylabel("units")
+        ax.set_title(wrapped(title), loc="left")
+        ax.grid(True, alpha=0.3)
+        legend_below(figure, ax)
+    return figure
 
 
 def _mark_gaps(ax: Axes, series: Series, truth: str | None, now: datetime) -> None:
@@ -217,7 +353,7 @@ def _mark_gaps(ax: Axes, series: Series, truth: str | None, now: datetime) -> No
             textcoords="offset points",
             ha="right",
             va="center",
-            fontsize=8,
+            fontsize=11,
             color="C3",
         )
 
@@ -248,14 +384,18 @@ def sku_chart_png(
 ) -> bytes:
     """The PNG of :func:`render_sku_chart`, from plain data (runs in the chart worker)."""
     series = _series(rows, compare, now, location)
-    where = f" at {location}" if location else ""
     start = now - timedelta(days=CHART_DAYS)
     period = f"last {CHART_DAYS} days"
     if chart_start(series, start, now) > start:
         first = min(xs[0] for xs, _ in series.values() if xs)
         period = f"since first seen {first:%b} {first.day}, {first:%H:%M} UTC"
-    title = f"{sku}{where}: {period}, compared units per system"
+    title = f"{sku_title(sku, location)}: {period}, compared units per system"
     return render_png(title, series, start, now, truth)
+
+
+def sku_title(sku: str, location: str | None) -> str:
+    """The chart's title names the SKU (shortened if very long) and the location."""
+    return plain(sku, 60) + (f" at {plain(location, 40)}" if location else "")
 
 
 async def upload_chart(
@@ -266,13 +406,17 @@ async def upload_chart(
     filename: str,
     title: str,
 ) -> None:
+    """Upload ``png`` into the thread; the file name keeps only safe characters and the
+    title (from a SKU, a system name) is one bounded line."""
+    stem, _, ext = filename.rpartition(".")
+    safe = (_UNSAFE_NAME.sub("_", stem).strip("._") or "chart")[:100] + "." + (ext or "png")
     await client.files_upload_v2(
         channel=channel,
         thread_ts=thread_ts,
         file=png,
-        filename=filename,
-        title=title,
-        alt_txt=title,
+        filename=safe,
+        title=plain(title, 250),
+        alt_txt=plain(title, 1000),
     )
 
 

@@ -1,5 +1,6 @@
 """Block Kit for sync-health, rate-limit and webhook incidents (no SKU, nothing to
-resync)."""
+resync). Error texts and evidence come from outside: they are shown without addresses
+(:func:`monitors.mrkdwn.public_error`) and escaped; times are Slack date formatting."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from slack_sdk.models.blocks import (
     Block,
     ContextBlock,
     DividerBlock,
-    HeaderBlock,
-    MarkdownTextObject,
     SectionBlock,
 )
 
 from bot.alert_actions import incident_actions
+from bot.render.blocks import field, header, md
 from ledger import Incident
+from monitors.mrkdwn import escape, person, public_error, when
 
 ADVICE = {
     "sync_stale": "Check the connector's credentials and the system's status; counts from "
@@ -64,75 +65,81 @@ def health_blocks(incident: Incident) -> list[Block]:
         return webhook_blocks(incident)
     d: dict[str, Any] = dict(incident.details or {})
     resolved = incident.status == "resolved"
-    header = ("✅ Resolved: " if resolved else "") + incident.title
+    last = when(d["last_success"]) if d.get("last_success") else "never"
     fields = [
-        MarkdownTextObject(text=f"*System*\n{d.get('system')}"),
-        MarkdownTextObject(text=f"*Last good sync*\n{d.get('last_success') or 'never'}"),
-        MarkdownTextObject(
-            text=f"*Age vs SLA*\n{_ago(d.get('age_seconds'))} / {_ago(d.get('sla_seconds'))}"
-        ),
-        MarkdownTextObject(text=f"*Failed reads in a row*\n{d.get('error_streak', 0)}"),
+        field(f"*System*\n{escape(d.get('system'), 100)}"),
+        field(f"*Last good sync*\n{last}"),
+        field(f"*Age vs SLA*\n{_ago(d.get('age_seconds'))} / {_ago(d.get('sla_seconds'))}"),
+        field(f"*Failed reads in a row*\n{_count(d.get('error_streak', 0))}"),
     ]
     if d.get("throttles_in_window") is not None:
-        fields.append(MarkdownTextObject(text=f"*Throttled (5 min)*\n{d['throttles_in_window']}"))
-    if d.get("bucket_pressure") is not None:
-        fields.append(
-            MarkdownTextObject(text=f"*Bucket used*\n{round(100 * d['bucket_pressure'])}%")
-        )
-    blocks: list[Block] = [HeaderBlock(text=header[:150]), SectionBlock(fields=fields)]
+        fields.append(field(f"*Throttled (5 min)*\n{_count(d['throttles_in_window'])}"))
+    pressure = d.get("bucket_pressure")
+    if isinstance(pressure, int | float) and not isinstance(pressure, bool):
+        fields.append(field(f"*Bucket used*\n{round(100 * pressure)}%"))
+    blocks: list[Block] = [
+        header(("✅ Resolved: " if resolved else "") + incident.title),
+        SectionBlock(fields=fields),
+    ]
     if d.get("last_error"):
-        blocks.append(
-            SectionBlock(text=MarkdownTextObject(text=f"*Last error*\n```{d['last_error']}```"))
-        )
+        error = public_error(d["last_error"], 2800)
+        blocks.append(SectionBlock(text=md(f"*Last error*\n```{error}```")))
     advice = ADVICE.get(incident.kind)
     if advice:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*What to check*\n{advice}")))
+        blocks.append(SectionBlock(text=md(f"*What to check*\n{advice}")))
     return blocks + _footer(incident)
+
+
+def _count(value: Any) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else "?"
 
 
 def webhook_blocks(incident: Incident) -> list[Block]:
     """A webhook incident: what was seen (the evidence lines) and what to do."""
     d: dict[str, Any] = dict(incident.details or {})
     resolved = incident.status == "resolved"
-    header = ("✅ Resolved: " if resolved else "") + incident.title
     fields = [
-        MarkdownTextObject(text=f"*System*\n{d.get('system')}"),
-        MarkdownTextObject(text=f"*Severity*\n{incident.severity}"),
+        field(f"*System*\n{escape(d.get('system'), 100)}"),
+        field(f"*Severity*\n{escape(incident.severity, 20)}"),
     ]
     if d.get("deliveries") is not None and d.get("window_seconds") is not None:
         fields.append(
-            MarkdownTextObject(
-                text=f"*Deliveries ({_ago(d['window_seconds'])})*\n{d['deliveries']}"
-            )
+            field(f"*Deliveries ({_ago(d['window_seconds'])})*\n{_count(d['deliveries'])}")
         )
     if d.get("callback_url"):
-        fields.append(MarkdownTextObject(text=f"*Our address*\n{d['callback_url']}"))
-    blocks: list[Block] = [HeaderBlock(text=header[:150]), SectionBlock(fields=fields)]
-    evidence = [str(line) for line in d.get("evidence") or []]
+        # the address Shopify is asked to call: public by design, shown to compare
+        fields.append(field(f"*Our address*\n{escape(d['callback_url'], 500)}"))
+    blocks: list[Block] = [
+        header(("✅ Resolved: " if resolved else "") + incident.title),
+        SectionBlock(fields=fields),
+    ]
+    evidence = [_evidence(str(line), d.get("last_error")) for line in d.get("evidence") or []]
     if evidence:
         text = "*What we saw*\n" + "\n".join(f"• {line}" for line in evidence)
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_fit(text))))
+        blocks.append(SectionBlock(text=md(text)))
     advice = ADVICE.get(incident.kind)
     if advice:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*What to do*\n{advice}")))
+        blocks.append(SectionBlock(text=md(f"*What to do*\n{advice}")))
     return blocks + _footer(incident)
 
 
-def _fit(text: str, limit: int = 3000) -> str:
-    """A section's text within Slack's limit, cut at a line."""
-    if len(text) <= limit:
-        return text
-    cut = text.rfind("\n", 0, limit - 2)
-    return text[: cut if cut > 0 else limit - 2] + "\n…"
+def _evidence(line: str, error: object) -> str:
+    """One evidence line, escaped. Addresses in it are shown (a subscription pointing
+    elsewhere is the finding), except inside the error text a line quotes, which is
+    shown without them."""
+    if isinstance(error, str) and error and error in line:
+        before, _, after = line.partition(error)
+        return escape(before, 300) + public_error(error, 500) + escape(after, 200)
+    return escape(line, 1000)
 
 
 def _footer(incident: Incident) -> list[Block]:
-    status = f"Incident #{incident.id} · {incident.kind}"
+    status = f"Incident #{incident.id} · {escape(incident.kind, 60)}"
     if incident.acknowledged_by:
-        status += f" · acknowledged by <@{incident.acknowledged_by}>"
+        status += f" · acknowledged by {person(incident.acknowledged_by)}"
     if incident.resolved_by:
-        status += f" · resolved by <@{incident.resolved_by}>"
-    blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text=status)])]
+        status += f" · resolved by {person(incident.resolved_by)} {when(incident.resolved_at)}"
+    blocks: list[Block] = [ContextBlock(elements=[md(status)])]
     if incident.status != "resolved":
         blocks += [DividerBlock(), incident_actions(incident.id)]
     return blocks

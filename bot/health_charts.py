@@ -18,7 +18,6 @@ Rendering runs in a worker thread with matplotlib's Agg canvas (see :mod:`bot.ch
 
 from __future__ import annotations
 
-import io
 import itertools
 import logging
 from collections import deque
@@ -27,13 +26,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
+from matplotlib.dates import ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.charts import off_loop, upload_chart
+from bot.charts import (
+    axis_start,
+    date_locator,
+    legend_below,
+    new_figure,
+    off_loop,
+    styled,
+    to_png,
+    upload_chart,
+    wrapped,
+)
 from connectors.clock import Clock
 from connectors.health import Health
 from ledger import Incident, Ledger, WebhookDelivery
@@ -105,28 +113,24 @@ class HealthHistory:
 
 
 def _figure() -> tuple[Figure, Axes, Axes]:
-    figure = Figure(figsize=(8, 4.6), dpi=110)
-    FigureCanvasAgg(figure)
+    figure = new_figure(4.8)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     return figure, top, bottom
 
 
 def _time_axis(ax: Axes, start: datetime, now: datetime) -> None:
+    """The shared time axis, from ``start`` (for samples: just before the first, as the
+    history starts with the process) to ``now``."""
     ax.set_xlim(start, now)  # type: ignore[arg-type]
-    locator = AutoDateLocator()  # type: ignore[no-untyped-call]
+    locator = date_locator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
 
 
-def _png(figure: Figure) -> bytes:
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
 def _empty(ax: Axes, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.35")
+    ax.text(
+        0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.35", wrap=False
+    )
 
 
 def _x(values: Sequence[datetime]) -> list[float]:
@@ -140,6 +144,18 @@ def render_lag_png(
     start: datetime,
     now: datetime,
 ) -> bytes:
+    """:func:`lag_figure` as PNG bytes."""
+    return to_png(lag_figure(title, samples, sla_seconds, start, now))
+
+
+@styled()
+def lag_figure(
+    title: str,
+    samples: Sequence[HealthSample],
+    sla_seconds: int,
+    start: datetime,
+    now: datetime,
+) -> Figure:
     """Lag in minutes against the SLA (and twice it: critical), and failed reads in a row."""
     figure, top, bottom = _figure()
     sla = sla_seconds / 60
@@ -162,19 +178,19 @@ def render_lag_png(
         bottom.set_ylim(0, max(3, max(streak)) * 1.2)
     else:
         top.set_ylim(0, 2 * sla * 1.15)
-        _empty(top, "no health samples yet (they start with the process)")
+        _empty(top, "no health samples yet\n(they start with the process)")
     top.axhline(sla, color="C1", linestyle="--", linewidth=1.2, label=f"SLA {_span(sla_seconds)}")
     top.axhline(2 * sla, color="C3", linestyle=":", linewidth=1.2, label="critical (2× SLA)")
     top.set_ylabel("lag (min)")
-    top.set_title(title, fontsize=11, loc="left")
+    top.set_title(wrapped(title), loc="left")
     top.grid(True, alpha=0.3)
-    top.legend(loc="upper left", fontsize=8, frameon=False)
     bottom.axhline(3, color="0.5", linestyle=":", linewidth=1)
-    bottom.set_ylabel("failed reads\nin a row", fontsize=9)
+    bottom.set_ylabel("failed reads\nin a row")
     bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.grid(True, alpha=0.3)
-    _time_axis(bottom, start, now)
-    return _png(figure)
+    _time_axis(bottom, axis_start(samples[0].at if samples else None, start, now), now)
+    legend_below(figure, top, max_cols=1)
+    return figure
 
 
 def per_interval(samples: Sequence[HealthSample], field: str) -> tuple[list[datetime], list[int]]:
@@ -189,6 +205,14 @@ def per_interval(samples: Sequence[HealthSample], field: str) -> tuple[list[date
 def render_rate_png(
     title: str, samples: Sequence[HealthSample], start: datetime, now: datetime
 ) -> bytes:
+    """:func:`rate_figure` as PNG bytes."""
+    return to_png(rate_figure(title, samples, start, now))
+
+
+@styled()
+def rate_figure(
+    title: str, samples: Sequence[HealthSample], start: datetime, now: datetime
+) -> Figure:
     """Throttles and retries per health interval; the cost bucket's use (Shopify)."""
     figure, top, bottom = _figure()
     if len(samples) >= 2:
@@ -218,12 +242,11 @@ def render_rate_png(
             label="retries",
         )
         top.set_ylim(0, max(1, *throttles, *retries) * 1.2)
-        top.legend(loc="upper left", fontsize=8, frameon=False)
     else:
-        _empty(top, "not enough health samples yet (they start with the process)")
+        _empty(top, "not enough health samples yet\n(they start with the process)")
     top.yaxis.set_major_locator(MaxNLocator(integer=True))
     top.set_ylabel("per interval")
-    top.set_title(title, fontsize=11, loc="left")
+    top.set_title(wrapped(title), loc="left")
     top.grid(True, axis="y", alpha=0.3)
     used = [(s.at, s.bucket_used) for s in samples if s.bucket_used is not None]
     if used:
@@ -243,16 +266,17 @@ def render_rate_png(
             transform=bottom.get_yaxis_transform(),
             ha="right",
             va="bottom",
-            fontsize=7,
+            fontsize=11,
             color="C3",
         )
     else:
         _empty(bottom, "this system reports no cost bucket")
-    bottom.set_ylim(0, 105)
-    bottom.set_ylabel("bucket used (%)", fontsize=9)
+    bottom.set_ylim(0, 115)
+    bottom.set_ylabel("bucket used (%)")
     bottom.grid(True, alpha=0.3)
-    _time_axis(bottom, start, now)
-    return _png(figure)
+    _time_axis(bottom, axis_start(samples[0].at if samples else None, start, now), now)
+    legend_below(figure, top)
+    return figure
 
 
 def outcome_group(outcome: str) -> str:
@@ -277,6 +301,14 @@ def bin_deliveries(
 def render_webhook_png(
     title: str, deliveries: Sequence[WebhookDelivery], start: datetime, now: datetime
 ) -> bytes:
+    """:func:`webhook_figure` as PNG bytes."""
+    return to_png(webhook_figure(title, deliveries, start, now))
+
+
+@styled()
+def webhook_figure(
+    title: str, deliveries: Sequence[WebhookDelivery], start: datetime, now: datetime
+) -> Figure:
     """Deliveries per interval by outcome group, and each delivery's delay."""
     figure, top, bottom = _figure()
     step = (now - start) / BINS
@@ -304,10 +336,9 @@ def render_webhook_png(
         bottom_of = [a + b for a, b in zip(bottom_of, counts, strict=True)]
     top.set_ylim(0, max(1, *bottom_of) * 1.25)
     top.yaxis.set_major_locator(MaxNLocator(integer=True))
-    top.set_ylabel(f"deliveries per {_span(int(step.total_seconds()))}", fontsize=9)
-    top.set_title(title, fontsize=11, loc="left")
+    top.set_ylabel(f"per {_span(int(step.total_seconds()))}")
+    top.set_title(wrapped(title), loc="left")
     top.grid(True, axis="y", alpha=0.3)
-    top.legend(loc="upper left", fontsize=8, frameon=False, ncols=3)
     if not deliveries:
         _empty(top, "no webhook delivery received in this window")
     delayed = [(d.received_at, d.delay_seconds) for d in deliveries if d.delay_seconds is not None]
@@ -316,10 +347,11 @@ def render_webhook_png(
         bottom.set_ylim(0, max(1.0, max(s for _, s in delayed)) * 1.2)
     else:
         _empty(bottom, "no delivery said when it was triggered")
-    bottom.set_ylabel("delay (s)", fontsize=9)
+    bottom.set_ylabel("delay (s)")
     bottom.grid(True, alpha=0.3)
     _time_axis(bottom, start, now)
-    return _png(figure)
+    legend_below(figure, top, max_cols=1)
+    return figure
 
 
 def _span(seconds: int) -> str:

@@ -34,7 +34,12 @@ from connectors.clock import Clock, SystemClock
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.webhooks import Touched, WebhookReceiver, make_webhook_handler
 from ledger import Ledger
-from monitors.assemble import after_diff_hooks, evidence_source, webhook_health_job
+from monitors.assemble import (
+    after_diff_hooks,
+    evidence_source,
+    incident_pipeline,
+    webhook_health_job,
+)
 from monitors.config import Config, ShopifySystem, resolve_secret
 from monitors.jobs import DriftDiffJob, HealthJob
 from monitors.persistence import Persistence
@@ -129,6 +134,7 @@ class Service:
             self.clock,
             channel=config.slack.alerts_channel,
             persistence=Persistence.from_config(config),
+            pipeline=incident_pipeline(config),
             kinds={s.name: s.kind for s in config.systems},
             evidence=evidence_source(config, ledger, self.clock),
             after=after_diff_hooks(config, ledger, self.resync, self.clock),
@@ -139,6 +145,7 @@ class Service:
             self.clock,
             channel=config.slack.alerts_channel,
             sla_seconds={s.name: s.sla_seconds for s in config.systems},
+            pipeline=incident_pipeline(config),
         )
         #: webhook failures (refused signatures, delays, missed changes, subscriptions);
         #: None when no Shopify system receives webhooks

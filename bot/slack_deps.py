@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -19,9 +20,10 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.outbox import OutboxWorker
 from connectors.base import InventorySystem
 from connectors.clock import Clock
-from ledger import Ledger
+from ledger import InvalidArgument, InvalidTransition, Ledger, NotFound
 from monitors.config import Config
 from monitors.drift import DiffRules
+from monitors.mrkdwn import escape, public_error
 from monitors.resync import ResyncService
 
 log = logging.getLogger("driftwatch.slack")
@@ -100,6 +102,26 @@ async def tell(
         log.exception("could not answer %s", who.user)
 
 
+#: errors whose words are Driftwatch's own, meant for the person who asked
+_OURS = (InvalidArgument, InvalidTransition, NotFound, ValueError)
+
+
+def sorry(exc: BaseException) -> str:
+    """What a person is told when their request failed. Driftwatch's own refusals say
+    why; Slack's refusals name Slack's error code; anything else (a database or network
+    error, whose text may name internal addresses or tables) is only named by its
+    kind: the details are in the log. Never an address, always escaped."""
+    if isinstance(exc, SlackApiError):
+        code = exc.response.get("error") if exc.response is not None else None
+        return f"Sorry, Slack refused that ({escape(code or 'no error code', 60)})."
+    if isinstance(exc, _OURS) and str(exc):
+        return f"Sorry, that did not work: {public_error(exc, 500)}"
+    return (
+        f"Sorry, that did not work: an unexpected error ({escape(type(exc).__name__, 60)}). "
+        "The details are in Driftwatch's log."
+    )
+
+
 def run_for(deps: BotDeps, who: Who, name: str, work: Callable[[], Awaitable[None]]) -> None:
     """Run ``work`` after the ack; if it fails, tell the person in plain words."""
 
@@ -108,6 +130,6 @@ def run_for(deps: BotDeps, who: Who, name: str, work: Callable[[], Awaitable[Non
             await work()
         except Exception as exc:
             log.exception("%s failed for %s", name, who.user)
-            await tell(deps, who, f"Sorry, that did not work: {exc}")
+            await tell(deps, who, sorry(exc))
 
     deps.spawn(name, guarded)

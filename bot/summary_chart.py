@@ -6,22 +6,30 @@ with matplotlib's object-oriented API off the event loop (see :mod:`bot.charts`)
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.charts import off_loop, upload_chart
+from bot.charts import (
+    drawable,
+    legend_below,
+    new_figure,
+    off_loop,
+    styled,
+    to_png,
+    upload_chart,
+    wrapped,
+)
 from bot.render.summary import DAILY_CHART, WEEKLY_CHART
 from ledger import Ledger
 from monitors.adjustments import REASON_CODES
+from monitors.mrkdwn import plain
 from monitors.reports import (
     AdjustmentReport,
     AdjustmentRules,
@@ -34,11 +42,16 @@ BAR_WIDTH = 0.38
 
 
 def render_weekly_png(summary: WeeklySummary) -> bytes:
+    """:func:`weekly_figure` as PNG bytes."""
+    return to_png(weekly_figure(summary))
+
+
+@styled()
+def weekly_figure(summary: WeeklySummary) -> Figure:
     """Stacked bars per day: last week (faded, left) and this week (right), by kind."""
     this, last = summary.this_week, summary.last_week
     kinds = sorted({k for day in (*this.daily, *last.daily) for k in day})
-    figure = Figure(figsize=(8, 3.8), dpi=110)
-    FigureCanvasAgg(figure)
+    figure = new_figure(3.6)
     ax = figure.add_subplot()
     days = list(range(len(this.daily)))
     colors = {kind: f"C{i % 10}" for i, kind in enumerate(kinds)}
@@ -56,31 +69,29 @@ def render_weekly_png(summary: WeeklySummary) -> bytes:
                 bottom=bottom,
                 color=colors[kind],
                 alpha=alpha,
-                label=kind.replace("_", " ") if label == "this week" else None,
+                label=drawable(kind.replace("_", " ")) if label == "this week" else None,
             )
             bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
         for d, total in zip(days, bottom, strict=True):
             if total:
-                ax.text(d + offset, total, str(total), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(days, [f"{name}\nlast | this" for name in summary.day_labels], fontsize=8)
+                ax.text(d + offset, total, str(total), ha="center", va="bottom", fontsize=10)
+    ax.set_xticks(days, [drawable(name) for name in summary.day_labels])
     ax.set_ylabel("incidents opened")
     ax.set_ylim(bottom=0, top=max(1, _tallest(summary)) * 1.18)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     total_this, total_last = this.incidents_opened, last.incidents_opened
     ax.set_title(
-        f"Incidents opened per day: this week {total_this}, last week {total_last} (faded)",
-        fontsize=11,
+        wrapped(
+            f"Incidents opened per day: this week {total_this}, last week {total_last} "
+            "(faded, left of each day)"
+        ),
         loc="left",
     )
     ax.grid(True, axis="y", alpha=0.3)
-    if kinds:
-        ax.legend(loc="upper right", fontsize=8, frameon=False, ncols=min(len(kinds), 4))
-    else:
+    if not kinds:
         ax.text(0.5, 0.5, "no incident in either week", ha="center", transform=ax.transAxes)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    legend_below(figure, ax)
+    return figure
 
 
 def _tallest(summary: WeeklySummary) -> int:
@@ -195,7 +206,9 @@ def _flagged_skus(report: AdjustmentReport) -> str:
     kinds: dict[str, set[str]] = defaultdict(set)
     for flag in report.flags:
         kinds[flag.sku].add(FLAG_WORDS.get(flag.kind, flag.kind))
-    return "; ".join(f"{sku} ({', '.join(sorted(words))})" for sku, words in sorted(kinds.items()))
+    return "; ".join(
+        f"{plain(sku, 30)} ({', '.join(sorted(words))})" for sku, words in sorted(kinds.items())
+    )
 
 
 def _day_label(report: AdjustmentReport, tz: tzinfo) -> str:
@@ -204,12 +217,17 @@ def _day_label(report: AdjustmentReport, tz: tzinfo) -> str:
 
 
 def render_daily_png(day: AdjustmentReport, last_week: AdjustmentReport, tz: tzinfo) -> bytes:
+    """:func:`daily_figure` as PNG bytes."""
+    return to_png(daily_figure(day, last_week, tz))
+
+
+@styled()
+def daily_figure(day: AdjustmentReport, last_week: AdjustmentReport, tz: tzinfo) -> Figure:
     """Horizontal bars per reason code: adjustments (left) and net units (right), the day
     (solid) above the same weekday last week (faded); flagged SKUs in red by their reason."""
     tallies = reason_tallies(day, last_week)
     this_label, last_label = _day_label(day, tz), _day_label(last_week, tz)
-    figure = Figure(figsize=(8, 1.9 + 0.5 * max(len(tallies), 2)), dpi=110)
-    FigureCanvasAgg(figure)
+    figure = new_figure(2.2 + 0.6 * max(len(tallies), 2))
     count_ax, net_ax = figure.subplots(1, 2, sharey=True, width_ratios=(3, 2))
     rows = list(range(len(tallies)))
     solid = [r - BAR_WIDTH / 2 for r in rows]
@@ -225,31 +243,30 @@ def render_daily_png(day: AdjustmentReport, last_week: AdjustmentReport, tz: tzi
     )
     tallest = max((max(t.count, t.last_count) for t in tallies), default=0)
     for t, y_solid, y_faded in zip(tallies, solid, faded, strict=True):
-        count_ax.text(t.count, y_solid, f" {t.count}", va="center", fontsize=8)
+        count_ax.text(t.count, y_solid, f" {t.count}", va="center", fontsize=10)
         count_ax.text(
-            t.last_count, y_faded, f" {t.last_count}", va="center", fontsize=7, color="0.45"
+            t.last_count, y_faded, f" {t.last_count}", va="center", fontsize=10, color="0.45"
         )
         if t.flagged:
-            names = ", ".join(t.flagged[:CALLOUT_SKUS])
+            names = ", ".join(plain(sku, 16) for sku in t.flagged[:CALLOUT_SKUS])
             more = len(t.flagged) - CALLOUT_SKUS
             names += f" +{more}" if more > 0 else ""
             count_ax.annotate(
-                f"flagged: {names}",
+                drawable(f"flagged: {names}"),
                 (t.count, y_solid),
                 xytext=(18, 0),
                 textcoords="offset points",
                 va="center",
-                fontsize=8,
+                fontsize=10,
                 color="C3",
             )
     count_ax.set_xlim(0, max(1, tallest) * 1.9)
     count_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    count_ax.set_yticks(rows, [t.label for t in tallies], fontsize=9)
+    count_ax.set_yticks(rows, [drawable(plain(t.label, 22)) for t in tallies])
     pad = 0.5 if len(tallies) < 2 else 0.0  # one reason: bars as thin as with two
     count_ax.set_ylim(len(tallies) - 0.5 + pad, -0.5 - pad)  # the busiest on top
     count_ax.set_xlabel("adjustments")
     count_ax.grid(True, axis="x", alpha=0.3)
-    count_ax.legend(loc="lower right", fontsize=8, frameon=False)
 
     nets = [t.net for t in tallies]
     last_nets = [t.last_net for t in tallies]
@@ -263,8 +280,8 @@ def render_daily_png(day: AdjustmentReport, last_week: AdjustmentReport, tz: tzi
         alpha=0.35,
     )
     for value, y, size, color in (
-        *((v, y, 8, "black") for v, y in zip(nets, solid, strict=True)),
-        *((v, y, 7, "0.45") for v, y in zip(last_nets, faded, strict=True)),
+        *((v, y, 10, "black") for v, y in zip(nets, solid, strict=True)),
+        *((v, y, 10, "0.45") for v, y in zip(last_nets, faded, strict=True)),
     ):
         net_ax.text(
             value,
@@ -277,14 +294,15 @@ def render_daily_png(day: AdjustmentReport, last_week: AdjustmentReport, tz: tzi
         )
     net_ax.set_xlim(-widest * 1.45, widest * 1.45)
     net_ax.axvline(0, color="0.3", linewidth=0.8)
-    net_ax.set_xlabel("net units (known changes)")
+    net_ax.set_xlabel("net units")
     net_ax.grid(True, axis="x", alpha=0.3)
     net_ax.tick_params(axis="y", length=0)
 
     figure.suptitle(
-        f"Adjustments by reason code on {this_label}: {day.total} "
-        f"(same day last week, {last_label}: {last_week.total}, faded)",
-        fontsize=11,
+        wrapped(
+            f"Adjustments by reason code on {this_label}: {day.total} "
+            f"(same day last week, {last_label}: {last_week.total}, faded)"
+        ),
         x=0.01,
         ha="left",
     )
@@ -298,11 +316,10 @@ def render_daily_png(day: AdjustmentReport, last_week: AdjustmentReport, tz: tzi
             "known change: left out of the net units"
         )
     if notes:
-        figure.text(0.01, 0.01, "\n".join(notes), fontsize=8, color="0.25", va="bottom", wrap=True)
-    figure.tight_layout(rect=(0, 0.04 * len(notes), 1, 1))
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+        text = "\n".join(wrapped(note, 60) for note in notes)
+        figure.supxlabel(text, x=0.01, ha="left", fontsize=11, color="0.25")
+    # no legend: the title says which day is faded
+    return figure
 
 
 async def render_daily_chart(

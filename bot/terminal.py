@@ -1,4 +1,8 @@
-"""Block Kit as plain text, to show in a terminal what a Slack channel would show."""
+"""Block Kit as plain text, to show in a terminal what a Slack channel would show.
+
+mrkdwn is shown as Slack shows it: dates by their fallback, mentions as ``@…``, and the
+escaped ``&amp;``, ``&lt;``, ``&gt;`` as the characters they stand for. Control
+characters (a terminal escape sequence in a SKU) are never written to the terminal."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Any
 
 _DATE = re.compile(r"<!date\^\d+\^[^|]*\|([^>]*)>")
 _USER = re.compile(r"<@([A-Z0-9]+)>")
+_GROUP = re.compile(r"<!subteam\^([A-Z0-9]+)>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _ITALIC = re.compile(r"(?<![\w])_([^_]+)_(?![\w])")
 _EMOJI = {":rotating_light:": "🚨", ":warning:": "⚠️", ":information_source:": "ℹ️"}
 
@@ -15,14 +21,18 @@ _EMOJI = {":rotating_light:": "🚨", ":warning:": "⚠️", ":information_sourc
 def _text(obj: Any) -> str:
     if isinstance(obj, Mapping):
         raw = str(obj.get("text", ""))
+        if obj.get("type") == "plain_text":
+            return _CONTROL.sub(" ", raw)
     else:
         raw = str(obj or "")
     raw = _DATE.sub(r"\1", raw)
     raw = _USER.sub(r"@\1", raw)
+    raw = _GROUP.sub(r"@\1", raw)
     raw = _ITALIC.sub(r"\1", raw).replace("*", "").replace("`", "")
     for code, emoji in _EMOJI.items():
         raw = raw.replace(code, emoji)
-    return raw
+    raw = raw.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return _CONTROL.sub(" ", raw)
 
 
 def render_blocks(blocks: Sequence[Mapping[str, Any]], width: int = 78) -> str:

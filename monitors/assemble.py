@@ -5,6 +5,7 @@ auto-resync policy). The bot calls these once when it builds its service."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import partial
 
 from connectors.base import InventorySystem
@@ -15,6 +16,7 @@ from connectors.shopify.webhooks import TOPICS
 from ledger import Ledger
 from monitors.config import Config, ShopifySystem
 from monitors.jobs import AfterDiff, EvidenceSource
+from monitors.pipeline import Pipeline, Timers, build_pipeline
 from monitors.resync import ResyncService
 from monitors.webhook_health import (
     SubscriptionCheck,
@@ -22,6 +24,14 @@ from monitors.webhook_health import (
     WebhookWatch,
     level_resolver,
 )
+
+
+def incident_pipeline(config: Config) -> Pipeline:
+    """The incident pipeline with the configured timers: reminders every
+    ``[schedules] reminder_seconds`` (not the built-in hour)."""
+    return build_pipeline(
+        timers=Timers(repeat_interval=timedelta(seconds=config.schedules.reminder_seconds))
+    )
 
 
 def evidence_source(config: Config, ledger: Ledger, clock: Clock) -> EvidenceSource | None:
@@ -72,4 +82,10 @@ def webhook_health_job(
         watches.append(WebhookWatch(system.name, check=check, resolve=resolve))
     if not watches:
         return None
-    return WebhookHealthJob(ledger, clock, watches, channel=config.slack.alerts_channel)
+    return WebhookHealthJob(
+        ledger,
+        clock,
+        watches,
+        channel=config.slack.alerts_channel,
+        pipeline=incident_pipeline(config),
+    )

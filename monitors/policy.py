@@ -67,6 +67,7 @@ from ledger import SYSTEM_ACTOR, AuditEntry, Incident, InvalidTransition, Ledger
 from monitors.config import Config, Policy
 from monitors.drift import MISSING, NEGATIVE, Drift
 from monitors.jobs import DiffResult
+from monitors.mrkdwn import escape, public_error, usergroup
 from monitors.pipeline.dedupe import live_incidents
 from monitors.resync import WRITABLE_KINDS, ResyncRequest, ResyncResult, ResyncService
 
@@ -261,11 +262,10 @@ class AutoResyncPolicy:
             )
         except InvalidTransition:
             return  # resolved in the meantime: nothing left to show
-        posted = current.slack_ts is not None
         await self._ledger.enqueue(
             "incident.updated",
             current.slack_channel or self._config.slack.alerts_channel,
-            {"incident_id": current.id, "reply": reply_text(outcome, posted=posted)},
+            {"incident_id": current.id, "reply": reply_text(outcome)},
             at=self._clock.now(),
             incident_id=current.id,
             dedupe_key=f"incident:{current.id}:policy:{current.reopened_count}",
@@ -284,25 +284,31 @@ def _shown(incident: Incident) -> bool:
     )
 
 
-def reply_text(outcome: dict[str, Any], *, posted: bool) -> str:
-    """The thread reply announcing a decision. An escalation mentions the on-call group
-    here only if the alert was posted before the decision (an edit notifies nobody);
-    otherwise the alert itself carries the mention."""
-    what = f"{outcome.get('system')} {outcome.get('state')}"
+def reply_text(outcome: dict[str, Any]) -> str:
+    """The thread reply announcing a decision (mrkdwn). An escalation mentions the
+    on-call group here, and only here: once per decision (the reply's dedupe key is per
+    opening), whether or not the alert was already posted; the alert itself only says
+    that on-call was paged. The reasons may quote a SKU or an error: escaped, without
+    addresses."""
+    what = f"{escape(outcome.get('system'), 60)} {escape(outcome.get('state'), 40)}"
     kind = outcome.get("outcome")
     if kind == APPLIED:
         after = outcome.get("after", outcome.get("target"))
-        return f"Auto-resynced by Driftwatch: {what} {outcome.get('before')} → {after}"
+        return f"Auto-resynced by Driftwatch: {what} {_n(outcome.get('before'))} → {_n(after)}"
     if kind == SHADOWED:
         return (
-            f"Shadow mode: would have set {what} {outcome.get('before')} → "
-            f"{outcome.get('target')}; nothing was written"
+            f"Shadow mode: would have set {what} {_n(outcome.get('before'))} → "
+            f"{_n(outcome.get('target'))}; nothing was written"
         )
-    reasons = "; ".join(outcome.get("reasons") or ())
-    oncall = outcome.get("oncall")
-    if oncall and posted:
-        return f"<!subteam^{oncall}> escalated, not auto-resynced: {reasons}"
+    reasons = "; ".join(public_error(r, 600) for r in outcome.get("reasons") or ())
+    group = usergroup(outcome.get("oncall"))
+    if group is not None:
+        return f"{group} escalated, not auto-resynced: {reasons}"
     return f"Escalated, not auto-resynced: {reasons}"
+
+
+def _n(value: object) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else "?"
 
 
 def _subject(incident_id: int) -> str:

@@ -49,16 +49,14 @@ def test_the_schema_check_would_catch_a_broken_manifest() -> None:
 def test_interactivity_is_on_and_scopes_are_minimal() -> None:
     manifest = _manifest()
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    # exactly those the code's Slack calls need: tests/bot/test_manifest_scopes.py
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "chat:write",
         "channels:history",
         "groups:history",
         "commands",
         "files:write",
-        "reactions:write",
-        "users:read",
         "usergroups:read",
-        "channels:read",
     }
 
 

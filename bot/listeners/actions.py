@@ -11,6 +11,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot.listeners import incident_ops as ops
 from bot.listeners.drift_report import share_drift
 from bot.middleware.authorize import Writers, writers_only
+from bot.render import replies
 from bot.render.modals import ROOT_CAUSE_CALLBACK, parse_root_cause, root_cause_modal
 from bot.slack_deps import BotDeps, Who, run_for, tell
 from connectors.normalize import is_whole_number
@@ -24,7 +25,7 @@ def _value(body: Mapping[str, Any]) -> str:
 def _incident_id(body: Mapping[str, Any]) -> int:
     head = _value(body).split(":", 1)[0]
     if not is_whole_number(head):
-        raise ValueError(f"this button does not name an incident ({_value(body)!r})")
+        raise ValueError("this button does not name an incident")
     return int(head)
 
 
@@ -95,10 +96,10 @@ def register_actions(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
             ]
             if open_:
                 await ops.resync_incident(deps, who, open_[0].id)
-                await tell(deps, who, f"Resync of `{sku}` at {location} done; see the alert.")
+                await tell(deps, who, replies.resync_done(sku, location))
                 return
             result = await ops.resync(deps, who, sku, location, system, None)
-            await tell(deps, who, result.message)
+            await tell(deps, who, replies.service_message(result.message))
 
         run_for(deps, who, "resync_sku", work)
 

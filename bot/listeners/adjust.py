@@ -21,6 +21,7 @@ from slack_bolt.response import BoltResponse
 from bot.listeners.drift_report import resolve_sku
 from bot.listeners.incident_ops import publish_update
 from bot.middleware.authorize import ListenerMiddleware, Writers, writers_only
+from bot.render import replies
 from bot.render.modals import ADJUST_CALLBACK, AdjustSubmission, adjust_modal, parse_adjust
 from bot.slack_deps import BotDeps, Who, run_for, tell
 from monitors.adjustments import (
@@ -29,6 +30,10 @@ from monitors.adjustments import (
     AdjustmentService,
     adjustment_key,
 )
+from monitors.mrkdwn import plain
+
+#: a modal's error message under an input (plain text, shown as typed)
+ERROR_TEXT = 150
 
 WHAT = "adjust inventory"
 
@@ -100,19 +105,21 @@ async def field_errors(deps: BotDeps, form: AdjustSubmission) -> tuple[str | Non
     errors: dict[str, str] = {}
     sku, suggestions = await resolve_sku(deps, form.sku)
     if sku is None:
-        errors["sku"] = _unknown("SKU", form.sku, suggestions)
+        errors["sku"] = unknown_text("SKU", form.sku, suggestions)
     known = locations(deps)
     if form.location not in known:
         close = difflib.get_close_matches(form.location, known, n=3, cutoff=0.5)
-        errors["location"] = _unknown("location", form.location, close)
+        errors["location"] = unknown_text("location", form.location, close)
     return sku, errors
 
 
-def _unknown(what: str, raw: str, suggestions: list[str]) -> str:
-    text = f"No {what} {raw}."
+def unknown_text(what: str, raw: str, suggestions: list[str]) -> str:
+    """A field error (Slack shows it as plain text): the typed value and the close
+    matches, shortened so the whole message fits."""
+    text = f"No {what} {plain(raw, 40)}."
     if suggestions:
-        text += " Did you mean " + " or ".join(suggestions) + "?"
-    return text
+        text += " Did you mean " + " or ".join(plain(s, 30) for s in suggestions) + "?"
+    return plain(text, ERROR_TEXT)
 
 
 def register_adjust(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
@@ -145,14 +152,12 @@ def register_adjust(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
 
         async def work() -> None:
             result = await service.adjust(request)
-            await tell(deps, who, result.message)
+            await tell(deps, who, replies.service_message(result.message))
             if result.status != "applied":
                 return
+            reply = replies.adjusted(result.message, who.user, form.note)
             for incident in await deps.ledger.list_incidents(sku=sku):
                 if incident.status != "resolved" and incident.location == form.location:
-                    reply = f"{result.message}\nAdjusted by <@{who.user}>"
-                    if form.note:
-                        reply += f": {form.note}"
                     await publish_update(deps, incident, reply)
 
         run_for(deps, who, "adjust", work)

@@ -10,7 +10,6 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
-    MarkdownTextObject,
     SectionBlock,
 )
 
@@ -18,9 +17,11 @@ from bot.listeners.adjust import WHAT as ADJUST_WHAT
 from bot.listeners.adjust import open_adjust
 from bot.listeners.drift_report import answer_drift, resolve_sku, unknown_sku_text
 from bot.middleware.authorize import Writers, writers_only
+from bot.render.blocks import BUTTON_TEXT, md
 from bot.render.lists import help_blocks, incident_list, sync_health
 from bot.render.report import location_views, worst_drifts
 from bot.slack_deps import BotDeps, Who, run_for, tell
+from monitors.mrkdwn import escape, plain
 
 
 def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
@@ -84,10 +85,11 @@ def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
             views = location_views(await deps.ledger.current_levels(sku), deps.rules)
             drifts = [d for v in views for d in v.drifts if location in (None, d.location)]
             if not drifts:
-                where = f" at {location}" if location else ""
-                await tell(deps, who, f"`{sku}` is in sync{where}; nothing to resync.")
+                where = f" at {escape(location, 60)}" if location else ""
+                name = escape(sku, 100)
+                await tell(deps, who, f"`{name}` is in sync{where}; nothing to resync.")
                 return
-            await tell(deps, who, f"Resync {sku}?", confirm_blocks(sku, drifts))
+            await tell(deps, who, f"Resync {escape(sku, 100)}?", confirm_blocks(sku, drifts))
 
         run_for(deps, who, "/resync", work)
 
@@ -106,15 +108,15 @@ def confirm_blocks(sku: str, drifts: list[Any]) -> list[Block]:
     blocks: list[Block] = []
     for d in drifts[:10]:
         text = (
-            f"*{d.system}* at *{d.location}* says {d.actual}; the source of truth "
-            f"({d.truth_system}) implies {d.expected} ({d.gap:+d})."
+            f"*{escape(d.system, 60)}* at *{escape(d.location, 100)}* says {d.actual}; the "
+            f"source of truth ({escape(d.truth_system, 60)}) implies {d.expected} ({d.gap:+d})."
         )
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
+        blocks.append(SectionBlock(text=md(text)))
         blocks.append(
             ActionsBlock(
                 elements=[
                     ButtonElement(
-                        text=f"Resync {d.system} at {d.location}",
+                        text=plain(f"Resync {d.system} at {d.location}", BUTTON_TEXT),
                         action_id="resync_sku",
                         value=f"{sku}|{d.location}|{d.system}",
                         style="primary",

@@ -8,8 +8,11 @@ from datetime import timedelta
 from slack_sdk.models.blocks import Block
 
 from bot.charts import CHART_DAYS, render_sku_chart, upload_chart
+from bot.render import replies
+from bot.render.blocks import message_text
 from bot.render.report import location_views, sku_report, sku_report_text
 from bot.slack_deps import BotDeps, Who, tell
+from monitors.mrkdwn import escape
 
 RECENT_ADJUSTMENTS_DAYS = 14
 
@@ -36,9 +39,9 @@ async def report(deps: BotDeps, sku: str, *, shareable: bool) -> tuple[str, list
 
 
 def unknown_sku_text(raw: str, suggestions: list[str]) -> str:
-    text = f"No SKU `{raw}`."
+    text = f"No SKU `{escape(raw, 100)}`."
     if suggestions:
-        text += " Did you mean " + " or ".join(f"`{s}`" for s in suggestions) + "?"
+        text += " Did you mean " + " or ".join(f"`{escape(s, 100)}`" for s in suggestions) + "?"
     return text
 
 
@@ -59,7 +62,7 @@ async def share_drift(deps: BotDeps, who: Who, sku: str) -> None:
     text, blocks = await report(deps, sku, shareable=False)
     posted = await deps.client.chat_postMessage(
         channel=who.channel,
-        text=f"{text} (shared by <@{who.user}>)",
+        text=message_text(replies.shared(text, who.user)),
         blocks=[b.to_dict() for b in blocks],
         unfurl_links=False,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.render import replies
 from bot.render.modals import RootCauseSubmission
 from bot.slack_deps import BotDeps, Who, tell
 from connectors.normalize import is_whole_number
@@ -31,16 +32,12 @@ async def publish_update(deps: BotDeps, incident: Incident, reply: str, *, kind:
 async def acknowledge(deps: BotDeps, who: Who, incident_id: int) -> None:
     before = await deps.ledger.get_incident(incident_id)
     if before.status == "acknowledged":
-        await tell(
-            deps,
-            who,
-            f"Incident #{incident_id} was already acknowledged by <@{before.acknowledged_by}>.",
-        )
+        await tell(deps, who, replies.already_acknowledged(incident_id, before.acknowledged_by))
         return
     incident = await deps.ledger.acknowledge(
         incident_id, who.user, deps.clock.now(), detail={"via": "slack"}
     )
-    await publish_update(deps, incident, f"Acknowledged by <@{who.user}>")
+    await publish_update(deps, incident, replies.acknowledged(who.user))
 
 
 async def resolve(deps: BotDeps, who: Who, incident_id: int) -> None:
@@ -51,23 +48,19 @@ async def resolve(deps: BotDeps, who: Who, incident_id: int) -> None:
     incident = await deps.ledger.resolve(
         incident_id, who.user, deps.clock.now(), detail={"via": "slack"}
     )
-    await publish_update(deps, incident, f"Resolved by <@{who.user}>", kind="incident.resolved")
+    await publish_update(deps, incident, replies.resolved(who.user), kind="incident.resolved")
 
 
 async def snooze(deps: BotDeps, who: Who, value: str) -> None:
     head, _, code = value.partition(":")
     if not is_whole_number(head) or code not in SNOOZE_HOURS:
-        await tell(deps, who, f"Sorry, I do not understand the snooze choice `{value}`.")
+        await tell(deps, who, replies.unknown_snooze(value))
         return
     hours = SNOOZE_HOURS[code]
     now = deps.clock.now()
     until = now + timedelta(hours=hours)
     incident = await deps.ledger.snooze(int(head), until, who.user, now, detail={"via": "slack"})
-    stamp = f"<!date^{int(until.timestamp())}^{{date_short_pretty}} {{time}}|{until:%H:%M} UTC>"
-    plural = "s" if hours != 1 else ""
-    await publish_update(
-        deps, incident, f"Snoozed for {hours} hour{plural} by <@{who.user}> (until {stamp})"
-    )
+    await publish_update(deps, incident, replies.snoozed(hours, who.user, until))
 
 
 async def resync_incident(deps: BotDeps, who: Who, incident_id: int) -> ResyncResult | None:
@@ -86,9 +79,9 @@ async def resync_incident(deps: BotDeps, who: Who, incident_id: int) -> ResyncRe
         )
     else:
         incident = await deps.ledger.get_incident(incident_id)
-    await publish_update(deps, incident, f"{result.message} — requested by <@{who.user}>")
+    await publish_update(deps, incident, replies.resync_requested(result.message, who.user))
     if result.status not in ("applied", "in_sync"):
-        await tell(deps, who, f"The resync did not go through: {result.message}")
+        await tell(deps, who, replies.resync_failed(result.message))
     return result
 
 
@@ -121,9 +114,5 @@ async def save_root_cause(deps: BotDeps, who: Who, form: RootCauseSubmission) ->
         deps.clock.now(),
         detail={"via": "slack", "cause": form.cause},
     )
-    reply = f"Root cause logged by <@{who.user}>: *{form.label}*"
-    if form.remediation:
-        reply += f"\nRemediation: {form.remediation}"
-    if form.follow_up:
-        reply += f"\nFollow-up: {form.follow_up}"
+    reply = replies.root_cause_logged(who.user, form.label, form.remediation, form.follow_up)
     await publish_update(deps, incident, reply)

@@ -5,16 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from slack_sdk.models.blocks import (
-    Block,
-    ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import Block, ContextBlock, SectionBlock
 
+from bot.render.blocks import header, md
 from connectors.health import Health
 from ledger import Incident
+from monitors.mrkdwn import clip, escape, person, public_error, when
 
 HELP = """*Driftwatch* watches what Shopify, the WMS and the ERP each believe in.
 • `/drift SKU` — what each system says about a SKU at every location, the gap, incidents
@@ -28,30 +24,30 @@ and *Log root cause*."""
 
 
 def help_blocks() -> list[Block]:
-    return [SectionBlock(text=MarkdownTextObject(text=HELP))]
+    return [SectionBlock(text=md(HELP))]
 
 
 def incident_list(incidents: Sequence[Incident], scope: str, kind: str | None) -> list[Block]:
     title = f"{'Open' if scope == 'open' else 'All'} incidents" + (f" ({kind})" if kind else "")
     if not incidents:
-        return [SectionBlock(text=MarkdownTextObject(text=f"*{title}*: none."))]
+        where = f" ({escape(kind, 60)})" if kind else ""
+        what = "Open" if scope == "open" else "All"
+        return [SectionBlock(text=md(f"*{what} incidents{where}*: none."))]
     lines = []
     for i in incidents[:25]:
-        who = f", acknowledged by <@{i.acknowledged_by}>" if i.acknowledged_by else ""
+        who = f", acknowledged by {person(i.acknowledged_by)}" if i.acknowledged_by else ""
         if i.resolved_by:
-            who = f", resolved by <@{i.resolved_by}>"
+            who = f", resolved by {person(i.resolved_by)}"
         lines.append(
-            f"• #{i.id} [{i.severity}] {i.title} — *{i.status}*{who} · "
-            f"opened {i.opened_at:%b %d %H:%M} UTC"
+            f"• #{i.id} [{escape(i.severity, 20)}] {escape(i.title, 200)} — "
+            f"*{escape(i.status, 20)}*{who} · opened {when(i.opened_at)}"
         )
     blocks: list[Block] = [
-        HeaderBlock(text=title[:150]),
-        SectionBlock(text=MarkdownTextObject(text="\n".join(lines)[:3000])),
+        header(title),
+        SectionBlock(text=md(clip("\n".join(lines), 3000))),
     ]
     if len(incidents) > 25:
-        blocks.append(
-            ContextBlock(elements=[MarkdownTextObject(text=f"…and {len(incidents) - 25} more.")])
-        )
+        blocks.append(ContextBlock(elements=[md(f"…and {len(incidents) - 25} more.")]))
     return blocks
 
 
@@ -72,14 +68,20 @@ def sync_health(healths: Sequence[Health], now: datetime) -> list[Block]:
         icon = ":large_green_circle:" if h.error_streak == 0 else ":red_circle:"
         if h.last_success is None and h.error_streak == 0:
             icon = ":white_circle:"
+        good = (
+            f"{when(h.last_success)} ({_ago(h.last_success, now)})"
+            if h.last_success is not None
+            else "never"
+        )
         line = (
-            f"{icon} *{h.system}* — last good read {_ago(h.last_success, now)}; "
+            f"{icon} *{escape(h.system, 60)}* — last good read {good}; "
             f"{h.requests} requests, {h.throttles} throttled, {h.failures} failed"
         )
         if h.error_streak:
-            line += f"\n      {h.error_streak} errors in a row; last: {h.last_error}"
+            last = public_error(h.last_error or "unknown", 400)
+            line += f"\n      {h.error_streak} errors in a row; last: {last}"
         lines.append(line)
     return [
-        HeaderBlock(text="Sync health"),
-        SectionBlock(text=MarkdownTextObject(text="\n".join(lines) or "No systems configured.")),
+        header("Sync health"),
+        SectionBlock(text=md("\n".join(lines) or "No systems configured.")),
     ]

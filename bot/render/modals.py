@@ -10,7 +10,6 @@ from typing import Any
 
 from slack_sdk.models.blocks import (
     InputBlock,
-    MarkdownTextObject,
     Option,
     PlainTextInputElement,
     SectionBlock,
@@ -18,8 +17,10 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.render.blocks import OPTION_TEXT, md
 from connectors.normalize import is_whole_number
 from ledger import Incident
+from monitors.mrkdwn import escape, plain
 
 ROOT_CAUSE_CALLBACK = "root_cause"
 
@@ -59,9 +60,7 @@ def root_cause_modal(incident: Incident, channel: str | None) -> View:
         submit="Save",
         close="Cancel",
         blocks=[
-            SectionBlock(
-                text=MarkdownTextObject(text=f"*Incident #{incident.id}*\n{incident.title}")
-            ),
+            SectionBlock(text=md(f"*Incident #{incident.id}*\n{escape(incident.title, 2000)}")),
             InputBlock(block_id="cause", label="Root cause", element=cause),
             InputBlock(
                 block_id="remediation",
@@ -69,7 +68,7 @@ def root_cause_modal(incident: Incident, channel: str | None) -> View:
                 element=PlainTextInputElement(
                     action_id="remediation",
                     multiline=True,
-                    initial_value=incident.remediation or None,
+                    initial_value=(incident.remediation or "")[:3000] or None,
                     placeholder="What was done to fix it",
                 ),
             ),
@@ -79,7 +78,7 @@ def root_cause_modal(incident: Incident, channel: str | None) -> View:
                 optional=True,
                 element=PlainTextInputElement(
                     action_id="follow_up",
-                    initial_value=incident.follow_up or None,
+                    initial_value=(incident.follow_up or "")[:3000] or None,
                     placeholder="What should change so it does not happen again",
                 ),
             ),
@@ -134,10 +133,10 @@ def adjust_modal(
     location_select = StaticSelectElement(
         action_id="location",
         placeholder="Pick the location",
-        options=[Option(value=key, text=key) for key in locations],
+        options=[Option(value=key, text=plain(key, OPTION_TEXT)) for key in locations],
     )
     if location is not None and location in locations:
-        location_select.initial_option = Option(value=location, text=location)
+        location_select.initial_option = Option(value=location, text=plain(location, OPTION_TEXT))
     return View(
         type="modal",
         callback_id=ADJUST_CALLBACK,
@@ -150,7 +149,9 @@ def adjust_modal(
                 block_id="sku",
                 label="SKU",
                 element=PlainTextInputElement(
-                    action_id="sku", initial_value=sku or None, placeholder="e.g. TEE-BLK-M"
+                    action_id="sku",
+                    initial_value=(sku or "")[:255] or None,
+                    placeholder="e.g. TEE-BLK-M",
                 ),
             ),
             InputBlock(block_id="location", label="Location", element=location_select),

@@ -12,14 +12,14 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
     SectionBlock,
 )
 
+from bot.render.blocks import header, md, message_text
 from connectors.levels import Level
 from ledger import Adjustment, Incident, LevelRow
 from monitors.drift import DiffRules, Drift, compared_value, diff
+from monitors.mrkdwn import escape, person, when
 
 
 @dataclass
@@ -70,16 +70,16 @@ def location_views(rows: Sequence[LevelRow], rules: DiffRules) -> list[LocationV
 
 
 def _location_text(view: LocationView) -> str:
-    lines = [f"*{view.location}*"]
+    lines = [f"*{escape(view.location, 200)}*"]
     for system, value in view.values.items():
         shown = "not reported" if value is None else str(value)
         mark = " _(source of truth)_" if system == view.truth_system else ""
-        lines.append(f"• {system}: *{shown}*{mark}")
+        lines.append(f"• {escape(system, 60)}: *{shown}*{mark}")
     if view.drifts:
         for d in view.drifts:
             lines.append(
-                f":warning: {d.system} is off by {d.gap:+d} ({d.kind.replace('_', ' ')}; "
-                f"expected {d.expected})"
+                f":warning: {escape(d.system, 60)} is off by {d.gap:+d} "
+                f"({escape(d.kind.replace('_', ' '), 40)}; expected {d.expected})"
             )
     else:
         lines.append(":white_check_mark: in agreement")
@@ -95,37 +95,35 @@ def sku_report(
     shareable: bool = True,
 ) -> list[Block]:
     """The answer to ``/drift SKU``."""
-    blocks: list[Block] = [HeaderBlock(text=f"{sku}: what each system says"[:150])]
-    blocks += [SectionBlock(text=MarkdownTextObject(text=_location_text(v))) for v in views]
+    blocks: list[Block] = [header(f"{sku}: what each system says")]
+    blocks += [SectionBlock(text=md(_location_text(v))) for v in views[:40]]
     if incidents:
         lines = [
-            f"• #{i.id} {i.title} — {i.status}"
-            + (f", acknowledged by <@{i.acknowledged_by}>" if i.acknowledged_by else "")
+            f"• #{i.id} {escape(i.title, 200)} — {escape(i.status, 20)}"
+            + (f", acknowledged by {person(i.acknowledged_by)}" if i.acknowledged_by else "")
             for i in incidents
         ]
-        blocks.append(
-            SectionBlock(text=MarkdownTextObject(text="*Open incidents*\n" + "\n".join(lines)))
-        )
+        blocks.append(SectionBlock(text=md("*Open incidents*\n" + "\n".join(lines))))
     else:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="No open incident.")]))
+        blocks.append(ContextBlock(elements=[md("No open incident.")]))
     if adjustments:
         lines = [
-            f"• {a.created_at:%b %d %H:%M} {a.system} at {a.location}: "
+            f"• {when(a.created_at)} {escape(a.system, 60)} at {escape(a.location, 100)}: "
             + (f"{a.delta:+d}" if a.delta is not None else f"set to {a.new_quantity}")
-            + f" ({a.reason_code}) by <@{a.operator}>"
+            + f" ({escape(a.reason_code, 60)}) by {person(a.operator)}"
             for a in adjustments
         ]
-        blocks.append(
-            SectionBlock(text=MarkdownTextObject(text="*Recent adjustments*\n" + "\n".join(lines)))
-        )
+        blocks.append(SectionBlock(text=md("*Recent adjustments*\n" + "\n".join(lines))))
     else:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="No recent adjustments.")]))
+        blocks.append(ContextBlock(elements=[md("No recent adjustments.")]))
     if shareable:
         blocks.append(
             ActionsBlock(
                 block_id=f"drift:{sku}"[:255],
                 elements=[
-                    ButtonElement(text="Share in channel", action_id="share_drift", value=sku)
+                    ButtonElement(
+                        text="Share in channel", action_id="share_drift", value=sku[:2000]
+                    )
                 ],
             )
         )
@@ -134,10 +132,14 @@ def sku_report(
 
 def sku_report_text(sku: str, views: Sequence[LocationView]) -> str:
     drifting = [d for v in views for d in v.drifts]
+    name = escape(sku, 200)
     if not drifting:
-        return f"{sku}: every system agrees"
+        return message_text(f"{name}: every system agrees")
     worst = drifting[0]
-    return f"{sku}: {worst.system} is off by {worst.gap:+d} at {worst.location}"
+    return message_text(
+        f"{name}: {escape(worst.system, 60)} is off by {worst.gap:+d} "
+        f"at {escape(worst.location, 100)}"
+    )
 
 
 def worst_drifts(incidents: Sequence[Incident], limit: int = 10) -> list[Block]:
@@ -149,16 +151,12 @@ def worst_drifts(incidents: Sequence[Incident], limit: int = 10) -> list[Block]:
 
     ranked = sorted(incidents, key=gap, reverse=True)[:limit]
     if not ranked:
-        return [
-            SectionBlock(text=MarkdownTextObject(text=":white_check_mark: No drift right now."))
-        ]
+        return [SectionBlock(text=md(":white_check_mark: No drift right now."))]
     lines = [_drift_line(i) for i in ranked]
     return [
-        HeaderBlock(text="The worst drifts now"),
-        SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
-        ContextBlock(
-            elements=[MarkdownTextObject(text="`/drift SKU` for the details of one SKU.")]
-        ),
+        header("The worst drifts now"),
+        SectionBlock(text=md("\n".join(lines))),
+        ContextBlock(elements=[md("`/drift SKU` for the details of one SKU.")]),
     ]
 
 
@@ -167,6 +165,7 @@ def _drift_line(incident: Incident) -> str:
     gap = d.get("gap")
     gap_text = f"{gap:+d}" if isinstance(gap, int) else "?"
     return (
-        f"• `{incident.sku}` at {incident.location}: {d.get('system', '?')} off by {gap_text} "
-        f"(#{incident.id}, {incident.status})"
+        f"• `{escape(incident.sku, 100)}` at {escape(incident.location, 60)}: "
+        f"{escape(d.get('system', '?'), 60)} off by {gap_text} "
+        f"(#{incident.id}, {escape(incident.status, 20)})"
     )

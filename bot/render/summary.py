@@ -16,13 +16,14 @@ from slack_sdk.models.blocks import (
     Block,
     ContextBlock,
     DividerBlock,
-    HeaderBlock,
     MarkdownTextObject,
     SectionBlock,
 )
 
 from bot.alerts import blocks_json
+from bot.render.blocks import field, header, md, message_text
 from ledger import Ledger, OutboxEntry
+from monitors.mrkdwn import escape, person
 from monitors.reports import (
     AdjustmentReport,
     AdjustmentRules,
@@ -77,11 +78,9 @@ def trend(kpi: Kpi) -> str:
 
 
 def kpi_field(kpi: Kpi) -> MarkdownTextObject:
-    return MarkdownTextObject(
-        text=(
-            f"*{kpi.name}*\n{format_value(kpi.this_week, kpi.unit)} {trend(kpi)}\n"
-            f"_last week: {format_value(kpi.last_week, kpi.unit)}_"
-        )
+    return field(
+        f"*{escape(kpi.name, 100)}*\n{format_value(kpi.this_week, kpi.unit)} {trend(kpi)}\n"
+        f"_last week: {format_value(kpi.last_week, kpi.unit)}_"
     )
 
 
@@ -94,7 +93,7 @@ def _period(figures: WeekFigures, tz: tzinfo) -> str:
 
 def _lines(title: str, lines: Sequence[str], empty: str) -> SectionBlock:
     body = "\n".join(lines) if lines else f"_{empty}_"
-    return SectionBlock(text=MarkdownTextObject(text=f"*{title}*\n{body}"[:3000]))
+    return SectionBlock(text=md(f"*{title}*\n{body}"))
 
 
 def weekly_blocks(summary: WeeklySummary) -> list[Block]:
@@ -102,35 +101,35 @@ def weekly_blocks(summary: WeeklySummary) -> list[Block]:
     this, last = summary.this_week, summary.last_week
     last_rates = {m.location: m.rate for m in last.mismatch}
     mismatch = [
-        f"• {m.location}: {m.drifting} of {m.compared} SKUs drifted "
+        f"• {escape(m.location, 100)}: {m.drifting} of {m.compared} SKUs drifted "
         f"({format_value(m.rate, '%')}; last week {format_value(last_rates.get(m.location), '%')})"
         for m in this.mismatch
     ]
     causes = [
-        f"• {cause or 'not set'}: {n}"
+        f"• {escape(cause or 'not set', 100)}: {n}"
         + (f" (last week {last.by_root_cause.get(cause, 0)})" if last.by_root_cause else "")
         for cause, n in this.by_root_cause.items()
     ]
-    kinds = [f"• {kind.replace('_', ' ')}: {n}" for kind, n in this.by_kind.items()]
+    kinds = [f"• {escape(kind.replace('_', ' '), 60)}: {n}" for kind, n in this.by_kind.items()]
     top = [
-        f"• `{s.sku}`: {s.incidents} incident{'s' if s.incidents != 1 else ''} "
+        f"• `{escape(s.sku, 100)}`: {s.incidents} incident{'s' if s.incidents != 1 else ''} "
         f"at {s.locations} location{'s' if s.locations != 1 else ''}"
         for s in this.top_skus
     ]
     return [
-        HeaderBlock(text=f"Weekly drift summary: {_period(this, summary.tz)}"[:150]),
+        header(f"Weekly drift summary: {_period(this, summary.tz)}"),
         SectionBlock(fields=[kpi_field(k) for k in summary.kpis()]),
         _lines("Mismatch rate by location", mismatch, "no SKU compared yet"),
         DividerBlock(),
         SectionBlock(
             fields=[kpi_field(k) for k in summary.response_kpis()]
             + [
-                MarkdownTextObject(
-                    text=f"*Incidents opened*\n{this.incidents_opened} "
+                field(
+                    f"*Incidents opened*\n{this.incidents_opened} "
                     f"_(last week {last.incidents_opened})_"
                 ),
-                MarkdownTextObject(
-                    text=f"*Incidents resolved*\n{this.incidents_resolved} "
+                field(
+                    f"*Incidents resolved*\n{this.incidents_resolved} "
                     f"_(last week {last.incidents_resolved})_"
                 ),
             ]
@@ -140,14 +139,12 @@ def weekly_blocks(summary: WeeklySummary) -> list[Block]:
         _lines("SKUs that drifted most", top, "no SKU drifted"),
         ContextBlock(
             elements=[
-                MarkdownTextObject(
-                    text=(
-                        f"Auto-resyncs: {this.auto_resyncs_applied} applied, "
-                        f"{this.auto_resyncs_failed} failed. Manual interventions: "
-                        f"{this.adjustments} adjustments, {this.manual_resyncs} resyncs, "
-                        f"{this.manual_resolutions} resolutions. Mismatch rate: SKUs with "
-                        "a count-gap incident opened this week over SKUs known there."
-                    )
+                md(
+                    f"Auto-resyncs: {this.auto_resyncs_applied} applied, "
+                    f"{this.auto_resyncs_failed} failed. Manual interventions: "
+                    f"{this.adjustments} adjustments, {this.manual_resyncs} resyncs, "
+                    f"{this.manual_resolutions} resolutions. Mismatch rate: SKUs with "
+                    "a count-gap incident opened this week over SKUs known there."
                 )
             ]
         ),
@@ -156,33 +153,34 @@ def weekly_blocks(summary: WeeklySummary) -> list[Block]:
 
 def weekly_text(summary: WeeklySummary) -> str:
     """The notification text: the four KPIs in one line."""
-    parts = [f"{k.name} {format_value(k.this_week, k.unit)} ({trend(k)})" for k in summary.kpis()]
-    return f"Weekly drift summary, {_period(summary.this_week, summary.tz)}: " + "; ".join(parts)
+    parts = [
+        f"{escape(k.name, 100)} {format_value(k.this_week, k.unit)} ({trend(k)})"
+        for k in summary.kpis()
+    ]
+    period = _period(summary.this_week, summary.tz)
+    return message_text(f"Weekly drift summary, {period}: " + "; ".join(parts))
 
 
 def adjustment_blocks(report: AdjustmentReport, tz: tzinfo) -> list[Block]:
     """The daily adjustment report: counts by operator and reason code, then the flags."""
     day = report.start.astimezone(tz)
-    header = HeaderBlock(text=f"Adjustments on {day:%a %b} {day.day}: {report.total}"[:150])
+    title = header(f"Adjustments on {day:%a %b} {day.day}: {report.total}")
     if not report.total:
-        return [
-            header,
-            SectionBlock(text=MarkdownTextObject(text="No manual adjustment was recorded.")),
-        ]
-    operators = [f"• <@{op}>: {n}" for op, n in report.by_operator.items()]
-    reasons = [f"• `{reason}`: {n}" for reason, n in report.by_reason.items()]
+        return [title, SectionBlock(text=md("No manual adjustment was recorded."))]
+    operators = [f"• {person(op)}: {n}" for op, n in report.by_operator.items()]
+    reasons = [f"• `{escape(reason, 60)}`: {n}" for reason, n in report.by_reason.items()]
     icons = {
         "repeated": ":repeat:",
         "large": ":warning:",
         "off_truth": ":twisted_rightwards_arrows:",
     }
-    flags = [f"{icons.get(f.kind, '•')} {f.text}" for f in report.flags]
+    flags = [f"{icons.get(f.kind, '•')} {escape(f.text, 400)}" for f in report.flags]
     return [
-        header,
+        title,
         SectionBlock(
             fields=[
-                MarkdownTextObject(text="*By operator*\n" + "\n".join(operators)),
-                MarkdownTextObject(text="*By reason code*\n" + "\n".join(reasons)),
+                field("*By operator*\n" + "\n".join(operators)),
+                field("*By reason code*\n" + "\n".join(reasons)),
             ]
         ),
         _lines("Unusual patterns", flags, "nothing unusual"),

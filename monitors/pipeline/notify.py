@@ -1,10 +1,29 @@
 """Stage 5: queue what Slack must hear in the ledger's outbox (nothing is lost while
 Slack is down; the bot renders and delivers). Dedupe keys make a repeated evaluation
-queue nothing twice."""
+queue nothing twice.
+
+Reminders. An incident nobody has acknowledged is reminded of in its thread at most
+once per ``Timers.repeat_interval`` (``[schedules] reminder_seconds``), counted on the
+injected clock from the last time the thread was nudged: the opening, a reopening or
+the previous reminder (``details["reminded_at"]``, kept across evaluations). Two
+evaluations at once compute the same last nudge, hence the same dedupe key: one
+reminder. An acknowledged incident has a person on it and is not reminded.
+
+The replies are mrkdwn: the title carries a SKU and a location from outside, so it goes
+through :func:`monitors.mrkdwn.escape`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from datetime import datetime, timedelta
+
+from ledger import Incident, InvalidTransition
+from monitors.mrkdwn import escape
 from monitors.pipeline.model import Candidate, Context
+
+#: the incident note holding when its thread was last nudged (ISO 8601)
+REMINDED_NOTE = "reminded_at"
 
 #: Words for an incident's threaded replies, by fingerprint family: (again, still, recovered).
 _WORDS: dict[str, tuple[str, str, str]] = {
@@ -31,16 +50,49 @@ def _words(fingerprint: str) -> tuple[str, str, str]:
     return _WORDS.get(family, _DRIFT_WORDS)
 
 
-def _still(c: Candidate, title: str) -> str:
-    words = _words(c.fingerprint)[1]
-    gap = c.details.get("gap")
-    return f"{words}: {title}" + (f" (gap {gap})" if gap is not None else "")
+def _duration(span: timedelta) -> str:
+    minutes = max(0, int(span.total_seconds() // 60))
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} days"
 
 
-def _reminder_bucket(ctx: Context, c: Candidate) -> int:
-    assert c.incident is not None
-    age = ctx.now - c.incident.opened_at
-    return int(age / ctx.timers.repeat_interval)
+def reopened_text(incident: Incident) -> str:
+    """The thread reply when an incident opens again."""
+    return f"{_words(incident.fingerprint)[0]}: {escape(incident.title, 300)}"
+
+
+def reminder_text(incident: Incident, details: dict[str, object], now: datetime) -> str:
+    """The thread reply reminding that an incident is still open: how long, and the gap
+    now (so consecutive reminders say what changed, if anything)."""
+    words = _words(incident.fingerprint)[1]
+    gap = details.get("gap")
+    shown = f" (gap {gap:+d})" if isinstance(gap, int) and not isinstance(gap, bool) else ""
+    since = _duration(now - incident.opened_at)
+    return f"{words} after {since}: {escape(incident.title, 300)}{shown}"
+
+
+def recovered_text(incident: Incident) -> str:
+    return _words(incident.fingerprint)[2]
+
+
+def last_nudge(incident: Incident) -> datetime:
+    """When the incident's thread was last nudged: its opening, or the newest reopening
+    or reminder recorded in ``details["reminded_at"]``."""
+    noted = (incident.details or {}).get(REMINDED_NOTE)
+    if isinstance(noted, str):
+        try:
+            at = datetime.fromisoformat(noted)
+        except ValueError:
+            return incident.opened_at
+        return max(at, incident.opened_at)
+    return incident.opened_at
+
+
+async def _nudged(ctx: Context, incident: Incident) -> None:
+    with contextlib.suppress(InvalidTransition):  # resolved meanwhile: nothing to remind
+        await ctx.ledger.annotate_incident(incident.id, REMINDED_NOTE, ctx.now.isoformat(), ctx.now)
 
 
 async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
@@ -62,40 +114,36 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
                 dedupe_key=f"incident:{incident.id}:opened:{n}",
             )
         if c.notify == "reopened":
-            await ctx.ledger.enqueue(
+            entry = await ctx.ledger.enqueue(
                 "incident.updated",
                 ctx.channel,
-                {
-                    "incident_id": incident.id,
-                    "reply": f"{_words(incident.fingerprint)[0]}: {incident.title}",
-                },
+                {"incident_id": incident.id, "reply": reopened_text(incident)},
                 at=ctx.now,
                 incident_id=incident.id,
                 dedupe_key=f"incident:{incident.id}:reopened:{n}",
             )
-        elif c.notify == "reminder":
-            bucket = _reminder_bucket(ctx, c)
+            if entry is not None:
+                await _nudged(ctx, incident)
+        elif c.notify == "reminder" and incident.status == "open":
+            previous = last_nudge(incident)
+            if ctx.now - previous < ctx.timers.repeat_interval:
+                continue
             entry = await ctx.ledger.enqueue(
                 "incident.updated",
                 ctx.channel,
-                {
-                    "incident_id": incident.id,
-                    "reply": _still(c, incident.title),
-                },
+                {"incident_id": incident.id, "reply": reminder_text(incident, c.details, ctx.now)},
                 at=ctx.now,
                 incident_id=incident.id,
-                dedupe_key=f"incident:{incident.id}:reminder:{n}:{bucket}",
+                dedupe_key=f"incident:{incident.id}:reminder:{n}:{previous.isoformat()}",
             )
             if entry is not None:
+                await _nudged(ctx, incident)
                 ctx.reminded.append(incident)
     for incident in ctx.resolved:
         await ctx.ledger.enqueue(
             "incident.resolved",
             ctx.channel,
-            {
-                "incident_id": incident.id,
-                "reply": _words(incident.fingerprint)[2],
-            },
+            {"incident_id": incident.id, "reply": recovered_text(incident)},
             at=ctx.now,
             incident_id=incident.id,
             dedupe_key=f"incident:{incident.id}:resolved:{incident.reopened_count}",

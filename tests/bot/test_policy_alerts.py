@@ -4,6 +4,7 @@ high-risk drift was escalated to and why — mentioning the on-call group once."
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,34 +148,53 @@ async def test_in_shadow_mode_the_alert_says_what_would_have_been_written(setup:
     assert setup.demo.world.shopify.quantities("MUG-STONE", gid)["available"] == 33
 
 
+def _mentioning(setup: Setup) -> list[str]:
+    """Every message sent or edited (chat.postMessage, chat.update) whose text or blocks
+    name the on-call group: what its members are pinged by."""
+    found = []
+    for method in ("chat.postMessage", "chat.update"):
+        for call in setup.slack.calls(method):
+            if not call.ok:
+                continue
+            text = str(call.args.get("text") or "")
+            blocks = json.dumps(call.args.get("blocks") or [])
+            if MENTION in text or MENTION in blocks:
+                found.append(f"{method}: {text}")
+    return found
+
+
 async def test_a_hero_drift_is_escalated_to_on_call_with_the_reasons_once(setup: Setup) -> None:
     config = setup.config()
     await setup.diff_and_deliver(config)  # TEE-BLK-M at east: a hero SKU, 12 units over
 
     alert = setup.alert("TEE-BLK-M")
     assert (
-        f"Escalated to {MENTION}*: hero SKU; 12 units is over the auto-resync limit of 5"
-        in _texts(alert.blocks)
+        "Escalated to on-call (paged in the thread)*: hero SKU; 12 units is over the "
+        "auto-resync limit of 5" in _texts(alert.blocks)
     )
-    assert MENTION in alert.text  # the notification text pings the group
+    assert "escalated to on-call" in alert.text
     [reply] = setup.thread(alert)
-    assert MENTION not in reply.text  # the alert itself carried the mention
+    assert reply.text.startswith(f"{MENTION} escalated, not auto-resynced: hero SKU")
+    assert _mentioning(setup) == [f"chat.postMessage: {reply.text}"]  # once: the reply
 
     setup.clock.advance(900)
     await setup.diff_and_deliver(config)  # still drifting: no second ping
     setup.clock.advance(900)
     await setup.diff_and_deliver(config)
     alert = setup.alert("TEE-BLK-M")
-    assert MENTION in _texts(alert.blocks)
+    assert "Escalated to on-call" in _texts(alert.blocks)
     thread = setup.thread(alert)
-    assert [m for m in thread if MENTION in m.text] == []
     assert len(thread) == 1
+    assert _mentioning(setup) == [f"chat.postMessage: {reply.text}"]
     assert setup.demo.world.shopify.writes == []
 
 
-async def test_an_alert_posted_before_the_escalation_pings_on_call_in_its_thread(
+async def test_an_alert_posted_before_the_escalation_pings_on_call_once_in_its_thread(
     setup: Setup,
 ) -> None:
+    """The alert was posted before the policy escalated: the thread reply pings on-call,
+    and the edited alert says so without naming the group again (issue 13, H: the group
+    was mentioned in the edited alert's text and blocks and again in the reply)."""
     await setup.diff_and_deliver(setup.config(oncall=None, auto_resync=False))
     alert = setup.alert("TEE-BLK-M")
     assert MENTION not in alert.text
@@ -183,10 +203,13 @@ async def test_an_alert_posted_before_the_escalation_pings_on_call_in_its_thread
     await setup.diff_and_deliver(setup.config())  # the policy turned on, on-call set
 
     alert = setup.alert("TEE-BLK-M")
-    assert alert.edited
-    assert f"Escalated to {MENTION}*: hero SKU" in _texts(alert.blocks)
     [reply] = setup.thread(alert)
+    assert _mentioning(setup) == [f"chat.postMessage: {reply.text}"]
     assert reply.text.startswith(f"{MENTION} escalated, not auto-resynced: hero SKU")
+    assert alert.edited
+    assert "Escalated to on-call (paged in the thread)*: hero SKU" in _texts(alert.blocks)
+    assert MENTION not in alert.text
+    assert MENTION not in json.dumps(alert.blocks)
 
 
 async def test_without_an_on_call_group_the_alert_says_a_person_must_decide(

@@ -108,7 +108,7 @@ async def test_the_same_drift_again_touches_and_reminds_once_per_interval(ledger
     assert again.reminded == []
     assert await outbox(ledger) == [
         ("incident.opened", None),
-        ("incident.updated", "Still drifting: Oversell risk: SKU-1 at east (gap 4)"),
+        ("incident.updated", "Still drifting after 70 min: Oversell risk: SKU-1 at east (gap +4)"),
     ]
     assert len(await ledger.list_incidents()) == 1
 
@@ -225,3 +225,47 @@ async def test_an_incident_opened_without_a_cause_takes_a_later_one(ledger: Ledg
     incident = await ledger.find_open_incident(seen[0].fingerprint)
     assert incident is not None
     assert incident.details["root_cause"] == "manual_storefront_override"
+
+
+async def reminders(ledger: Ledger) -> list[datetime]:
+    return [
+        e.created_at
+        for e in await ledger.list_outbox()
+        if str((e.payload or {}).get("reply", "")).startswith("Still drifting")
+    ]
+
+
+async def test_reminders_are_a_whole_interval_apart_whenever_the_diffs_run(ledger: Ledger) -> None:
+    """Issue 13, H: reminders fell due at fixed hour marks after the opening, so a diff
+    just before a mark and one just after it both reminded (56 minutes apart here). A
+    reminder now waits a whole interval after the last one."""
+    pipeline = build_pipeline(timers=Timers(repeat_interval=timedelta(hours=1)))
+    seen = drifts({"SKU-1": (14, 10)})
+    for minutes in (0, 65, 121, 126, 150, 190, 250):
+        now = T0 + timedelta(minutes=minutes)
+        await pipeline.run(ledger, seen, scope=FULL, now=now, channel=CHANNEL)
+    sent = await reminders(ledger)
+    assert [int((t - T0).total_seconds() // 60) for t in sent] == [65, 126, 190, 250]
+
+
+async def test_a_storm_of_evaluations_at_once_reminds_once(ledger: Ledger) -> None:
+    pipeline = build_pipeline(timers=Timers(repeat_interval=timedelta(hours=1)))
+    seen = drifts({"SKU-1": (14, 10)})
+    await pipeline.run(ledger, seen, scope=FULL, now=T0, channel=CHANNEL)
+    later = T0 + timedelta(minutes=61)
+    for _ in range(8):
+        await pipeline.run(ledger, seen, scope=FULL, now=later, channel=CHANNEL)
+    assert len(await reminders(ledger)) == 1
+
+
+async def test_an_acknowledged_incident_is_not_reminded(ledger: Ledger) -> None:
+    """Reminders are for incidents nobody has taken ([schedules] reminder_seconds:
+    "remind the channel of an unacknowledged incident")."""
+    pipeline = build_pipeline(timers=Timers(repeat_interval=timedelta(hours=1)))
+    seen = drifts({"SKU-1": (14, 10)})
+    [incident] = (await pipeline.run(ledger, seen, scope=FULL, now=T0, channel=CHANNEL)).opened
+    await ledger.acknowledge(incident.id, "U0OPS001", T0 + timedelta(minutes=5))
+    for hours in (2, 5, 9):
+        now = T0 + timedelta(hours=hours)
+        await pipeline.run(ledger, seen, scope=FULL, now=now, channel=CHANNEL)
+    assert await reminders(ledger) == []

@@ -42,8 +42,8 @@ def alert_text(incident: Incident) -> str:
         return message_text(title)
     d = incident.details or {}
     if incident.kind == "duplicate_sku":
-        return _mrkdwn(
-            f"{incident.title} — several items share a SKU; none is compared or resynced "
+        return message_text(
+            f"{title} — several items share a SKU; none is compared or resynced "
             "until each has its own"
         )
     gap = d.get("gap")
@@ -109,56 +109,57 @@ def duplicate_blocks(incident: Incident) -> list[Block]:
     refused: which item should it go to?)."""
     d: dict[str, Any] = dict(incident.details or {})
     status = incident.status
-    header = f"{'✅ Resolved: ' if status == 'resolved' else ''}{incident.title}"
-    when = [
-        MarkdownTextObject(
-            text=f"*Severity*\n{ICON.get(incident.severity, '')} {incident.severity}"
-        ),
-        MarkdownTextObject(text=f"*Since*\n{_when(incident.opened_at)}"),
+    severity = escape(incident.severity, 20)
+    when_fields = [
+        field(f"*Severity*\n{ICON.get(incident.severity, '')} {severity}"),
+        field(f"*Since*\n{when(incident.opened_at)}"),
     ]
+    location = escape(incident.location or "?", 200)
     if d.get("grouped"):
         members = [w for w in d.get("worst") or [] if isinstance(w, dict)]
-        systems = ", ".join(str(s) for s in d.get("systems") or [])
+        systems = ", ".join(escape(s, 60) for s in d.get("systems") or [])
         fields = [
-            MarkdownTextObject(text=f"*Location*\n{incident.location}"),
-            MarkdownTextObject(text=f"*SKUs*\n{d.get('count')}"),
-            MarkdownTextObject(text=f"*System*\n{systems}"),
-            *when,
+            field(f"*Location*\n{location}"),
+            field(f"*SKUs*\n{_number(d.get('count'))}"),
+            field(f"*System*\n{systems}"),
+            *when_fields,
         ]
         text = "*Items sharing each SKU*\n" + "\n".join(
-            f"• `{_mrkdwn(str(m.get('sku')))}` in {m.get('system')}: {_items_text(m)}"
+            f"• `{escape(m.get('sku'), 200)}` in {escape(m.get('system'), 60)}: {_items_text(m)}"
             for m in members
         )
-        more = int(d.get("count") or 0) - len(members)
+        count = d.get("count")
+        more = (count if isinstance(count, int) else 0) - len(members)
         if more > 0:
             text += f"\n…and {more} more"
         subject = "these SKUs"
     else:
         items = [i for i in d.get("items") or [] if isinstance(i, dict)]
+        system = escape(d.get("system") or "?", 60)
         fields = [
-            MarkdownTextObject(text=f"*SKU*\n`{_mrkdwn(str(incident.sku))}`"),
-            MarkdownTextObject(text=f"*Location*\n{incident.location}"),
-            MarkdownTextObject(text=f"*System*\n{d.get('system')}"),
-            MarkdownTextObject(text=f"*Items with this SKU*\n{len(items)}"),
-            *when,
+            field(f"*SKU*\n`{escape(incident.sku or '?', 500)}`"),
+            field(f"*Location*\n{location}"),
+            field(f"*System*\n{system}"),
+            field(f"*Items with this SKU*\n{len(items)}"),
+            *when_fields,
         ]
-        text = f"*Items in {d.get('system')} with this SKU*\n" + "\n".join(
-            f"• `{_mrkdwn(str(i.get('id')))}`: {_count(i.get('value'))}" for i in items
+        text = f"*Items in {system} with this SKU*\n" + "\n".join(
+            f"• `{escape(i.get('id'), 200)}`: {_count(i.get('value'))}" for i in items
         )
-        subject = f"`{_mrkdwn(str(incident.sku))}`"
+        subject = f"`{escape(incident.sku or '?', 200)}`"
     blocks: list[Block] = [
-        HeaderBlock(text=header[:150]),
+        header(("✅ Resolved: " if status == "resolved" else "") + incident.title),
         SectionBlock(fields=fields),
-        SectionBlock(text=MarkdownTextObject(text=_fit(text))),
+        SectionBlock(text=md(text)),
         SectionBlock(
-            text=MarkdownTextObject(
-                text="*What to do*\nSKUs are not unique in every system (Shopify does not "
+            text=md(
+                "*What to do*\nSKUs are not unique in every system (Shopify does not "
                 "enforce it). Give each item its own SKU, or remove the one that should not "
                 "exist. Until then Driftwatch compares none of them here and refuses to "
                 f"resync {subject}: it will not guess which item is meant."
             )
         ),
-        ContextBlock(elements=[MarkdownTextObject(text=_status_line(incident))]),
+        ContextBlock(elements=[md(_status_line(incident))]),
     ]
     if status != "resolved":
         blocks += [DividerBlock(), incident_actions(incident.id)]
@@ -167,24 +168,11 @@ def duplicate_blocks(incident: Incident) -> list[Block]:
 
 def _items_text(member: dict[str, Any]) -> str:
     items = [i for i in member.get("items") or [] if isinstance(i, dict)]
-    return ", ".join(f"`{_mrkdwn(str(i.get('id')))}` {_count(i.get('value'))}" for i in items)
+    return ", ".join(f"`{escape(i.get('id'), 200)}` {_count(i.get('value'))}" for i in items)
 
 
 def _count(value: object) -> str:
-    return "no count" if value is None else str(value)
-
-
-def _mrkdwn(text: str) -> str:
-    """``text`` shown as written in mrkdwn: Slack reads ``&``, ``<`` and ``>`` as markup."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _fit(text: str, limit: int = 3000) -> str:
-    """A section's text within Slack's 3,000 characters, cut at a line."""
-    if len(text) <= limit:
-        return text
-    cut = text.rfind("\n", 0, limit - 2)
-    return text[: cut if cut > 0 else limit - 2] + "\n…"
+    return "no count" if value is None else _number(value)
 
 
 def policy_line(policy: object) -> str | None:

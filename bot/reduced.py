@@ -28,6 +28,7 @@ from slack_sdk.models.blocks import (
 
 from bot.alert_actions import incident_actions
 from ledger import Incident
+from monitors.mrkdwn import escape
 
 #: Slack's limits the reduced forms stay inside (cited where the fake enforces them:
 #: sandbox/slack/rules.py)
@@ -46,12 +47,6 @@ def clip(value: object, limit: int, *, one_line: bool = True) -> str:
     if len(text) <= limit:
         return text
     return text[: max(0, limit - 1)] + "…"
-
-
-def escape(text: str) -> str:
-    """``&``, ``<`` and ``>`` as Slack's text format wants them escaped, so nothing in
-    ``text`` becomes a mention or a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _signed(value: object) -> str:
@@ -112,15 +107,6 @@ def _actions(incident: Incident) -> ActionsBlock | None:
     return incident_actions(incident.id, resync=_resync_confirm(incident))
 
 
-def _oncall(incident: Incident) -> str:
-    policy = (incident.details or {}).get("policy")
-    if isinstance(policy, dict) and policy.get("outcome") == "escalated" and policy.get("oncall"):
-        group = str(policy["oncall"])
-        if group.isalnum():
-            return f" — escalated to <!subteam^{group}>"
-    return ""
-
-
 def reduced_alert(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
     """The alert's facts in plain text with its buttons: text and blocks as JSON."""
     lines = facts(incident)
@@ -147,7 +133,7 @@ def reduced_alert(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
 def bare_alert(incident: Incident) -> str:
     """The alert as text alone: the title and the figures, escaped and clipped."""
     lines = facts(incident)
-    return clip(escape(" · ".join(lines[:4])), NOTIFICATION) + _oncall(incident)
+    return escape(" · ".join(lines[:4]), NOTIFICATION)
 
 
 def bare_text(text: object, limit: int = SECTION_TEXT) -> str:

@@ -38,6 +38,12 @@ SCOPES: dict[str, frozenset[str]] = {
     "usergroups.users.list": frozenset({"usergroups:read"}),
     # https://docs.slack.dev/reference/methods/views.open — no scope
     "views.open": frozenset(),
+    # https://docs.slack.dev/reference/methods/conversations.history and
+    # .../conversations.replies — one *:history scope per kind of conversation read. The
+    # outbox reads only the alert channels (public or private) for its earlier post after
+    # a crash: channels:history and groups:history; never a DM (im:/mpim:history).
+    "conversations.history": frozenset({"channels:history", "groups:history"}),
+    "conversations.replies": frozenset({"channels:history", "groups:history"}),
     # https://docs.slack.dev/reference/methods/auth.test — no scope (bolt calls it to
     # learn the bot's own id)
     "auth.test": frozenset(),

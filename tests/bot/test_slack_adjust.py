@@ -189,9 +189,10 @@ async def test_a_new_count_changes_the_wms_then_shopify_and_is_in_the_ledger(bot
     assert told.startswith("Adjusted TEE-BLK-M at east in wms (source of truth): available 28 → 25")
     assert "40 → 25" in told
     assert any(
-        r.startswith("Adjusted TEE-BLK-M at east") and "<@U0OPS001>: Counted the bin" in r
+        r.startswith("Adjusted TEE-BLK-M at east")
+        and "Adjusted by <@U0OPS001>, noting:\n> Counted the bin" in r  # quoted, not parsed
         for r in bot.alert_thread()
-    )
+    ), bot.alert_thread()
     actions = {(a.actor, a.action) for a in await bot.ledger.list_audit()}
     assert {(WRITER, "adjustment.recorded"), (WRITER, "adjustment.applied")} <= actions
 

@@ -131,47 +131,11 @@ class Resyncs(Store):
         replaces the stored one, so a success clears an earlier failure.
         """
         require_choice(status, RESYNC_STATUSES, "status")
-        at = require_utc(at, "at")
-        values: dict[str, Any] = {
-            "status": status,
-            "updated_at": at,
-            "error": error,
-            "attempts": RESYNCS.c.attempts + attempts_increment,
-        }
-        if after is not None:
-            values["after"] = after
-        if before is not None:
-            values["before"] = before
-        async with self._write() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        update(RESYNCS)
-                        .where(RESYNCS.c.id == resync_id)
-                        .values(**values)
-                        .returning(*RESYNCS.c)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                raise NotFound(f"no resync {resync_id}")
-            resync = Resync.from_row(row)
-            await insert_audit(
-                conn,
-                actor=SYSTEM_ACTOR,
-                action=f"resync.{status}",
-                subject=resync_subject(resync_id),
-                detail={
-                    "before": resync.before,
-                    "target": resync.target,
-                    "after": resync.after,
-                    "error": error,
-                    "attempts": resync.attempts,
-                },
-                at=at,
-            )
+        resync = await self._record_outcome(
+            resync_id, status, at, after, before, error, attempts_increment, settling=False
+        )
+        if resync is None:
+            raise NotFound(f"no resync {resync_id}")
         return resync
 
     async def settle_resync(
@@ -189,23 +153,43 @@ class Resyncs(Store):
         require_choice(status, RESYNC_STATUSES, "status")
         if status == "pending":
             raise InvalidArgument("a resync is settled as something other than pending")
+        return await self._record_outcome(
+            resync_id, status, at, after, None, error, 1, settling=True
+        )
+
+    async def _record_outcome(
+        self,
+        resync_id: int,
+        status: str,
+        at: datetime,
+        after: int | None,
+        before: int | None,
+        error: str | None,
+        attempts_increment: int,
+        *,
+        settling: bool,
+    ) -> Resync | None:
+        """One outcome and its audit entry, in one transaction; None when no row matched
+        (with ``settling``, only a row still ``pending`` matches)."""
         at = require_utc(at, "at")
         values: dict[str, Any] = {
             "status": status,
             "updated_at": at,
             "error": error,
-            "attempts": RESYNCS.c.attempts + 1,
+            "attempts": RESYNCS.c.attempts + attempts_increment,
         }
         if after is not None:
             values["after"] = after
+        if before is not None:
+            values["before"] = before
+        where = [RESYNCS.c.id == resync_id]
+        if settling:
+            where.append(RESYNCS.c.status == "pending")
         async with self._write() as conn:
             row = (
                 (
                     await conn.execute(
-                        update(RESYNCS)
-                        .where(RESYNCS.c.id == resync_id, RESYNCS.c.status == "pending")
-                        .values(**values)
-                        .returning(*RESYNCS.c)
+                        update(RESYNCS).where(*where).values(**values).returning(*RESYNCS.c)
                     )
                 )
                 .mappings()
@@ -214,19 +198,21 @@ class Resyncs(Store):
             if row is None:
                 return None
             resync = Resync.from_row(row)
+            detail: dict[str, Any] = {
+                "before": resync.before,
+                "target": resync.target,
+                "after": resync.after,
+                "error": error,
+                "attempts": resync.attempts,
+            }
+            if settling:
+                detail["settled"] = True
             await insert_audit(
                 conn,
                 actor=SYSTEM_ACTOR,
                 action=f"resync.{status}",
                 subject=resync_subject(resync_id),
-                detail={
-                    "before": resync.before,
-                    "target": resync.target,
-                    "after": resync.after,
-                    "error": error,
-                    "attempts": resync.attempts,
-                    "settled": True,
-                },
+                detail=detail,
                 at=at,
             )
         return resync

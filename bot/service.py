@@ -187,6 +187,7 @@ class Service:
             store=self.ledger,
             clock=self.clock,
             on_touched=self._touched,
+            shop_domains=[shop.webhook_shop_domain],
         )
 
     async def _touched(self, touched: Touched) -> None:
@@ -417,6 +418,7 @@ class Service:
         )
         self._schedule_reports()
         self.scheduler.start()
+        self._resume_webhooks()
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
         bind_host = host or self.config.server.host
@@ -432,6 +434,11 @@ class Service:
         bound = self._runner.addresses[0][1]
         self.url = f"http://{bind_host}:{bound}"
         return self.url
+
+    def _resume_webhooks(self) -> None:
+        """Process the webhooks a previous process answered but never processed."""
+        if self.webhooks is not None:
+            self.spawn("resume-webhooks", self.webhooks.resume)
 
     async def stop(self, grace_seconds: float = 30.0) -> None:
         """Stop scheduling, let running jobs finish (a resync is not cut in half), close."""

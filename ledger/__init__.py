@@ -72,6 +72,7 @@ from ledger.records import (
     OutboxEntry,
     OutboxStats,
     RecordResult,
+    RefusalCount,
     Resync,
     WebhookDelivery,
 )
@@ -88,6 +89,7 @@ from ledger.reports import (
 from ledger.types import (
     INCIDENT_STATUSES,
     OUTBOX_STATUSES,
+    REFUSAL_OUTCOMES,
     RESYNC_STATUSES,
     SEVERITIES,
     SYSTEM_ACTOR,
@@ -97,6 +99,7 @@ from ledger.types import (
 __all__ = [
     "INCIDENT_STATUSES",
     "OUTBOX_STATUSES",
+    "REFUSAL_OUTCOMES",
     "RESYNC_STATUSES",
     "SEVERITIES",
     "SYSTEM_ACTOR",
@@ -123,6 +126,7 @@ __all__ = [
     "OutboxEntry",
     "OutboxStats",
     "RecordResult",
+    "RefusalCount",
     "ResponseTimes",
     "Resync",
     "ResyncCount",

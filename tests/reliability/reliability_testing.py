@@ -129,11 +129,14 @@ class Bot:
     async def webhook(
         self, body: bytes, *, secret: str | None = None, headers: Mapping[str, str] = {}
     ) -> httpx.Response:
-        """POST a Shopify webhook, signed with the shop's secret unless told otherwise."""
-        key = self.demo.world.shopify.webhooks.secret if secret is None else secret
+        """POST a Shopify webhook from the demo shop, signed with its secret unless told
+        otherwise."""
+        emitter = self.demo.world.shopify.webhooks
+        key = emitter.secret if secret is None else secret
         sent = {
             "Content-Type": "application/json",
             "X-Shopify-Topic": "inventory_levels/update",
+            "X-Shopify-Shop-Domain": emitter.shop_domain,
             "X-Shopify-Hmac-Sha256": sign(body, key),
             **headers,
         }

@@ -22,6 +22,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.charts import AlertChart
+from bot.connections import (
+    BODY_TIMEOUT_SECONDS,
+    HEADER_TIMEOUT_SECONDS,
+    ConnectionLimit,
+)
 from bot.health_charts import HealthChart, HealthHistory
 from bot.outbox import OutboxWorker
 from bot.render.summary import post_daily_adjustments, post_weekly_summary
@@ -77,6 +82,9 @@ class Service:
         *,
         clock: Clock | None = None,
         http: httpx.AsyncClient | None = None,
+        max_connections: int | None = None,
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
     ) -> None:
         self.config = config
         self.ledger = ledger
@@ -142,6 +150,11 @@ class Service:
         )
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        #: open connections are capped; slow clients are evicted, oldest first
+        self.connections = ConnectionLimit(max_connections)
+        self._header_timeout = header_timeout
+        self._body_timeout = body_timeout
         self._running: set[asyncio.Task[Any]] = set()
         self._answers = asyncio.Semaphore(ANSWER_CONCURRENCY)
         self._stopping = False
@@ -188,6 +201,7 @@ class Service:
             clock=self.clock,
             on_touched=self._touched,
             shop_domains=[shop.webhook_shop_domain],
+            read_timeout=self._body_timeout,
         )
 
     async def _touched(self, touched: Touched) -> None:
@@ -366,11 +380,16 @@ class Service:
         await self._tracked("webhook-health", work)
 
     def web_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self.connections.middleware])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         if self.slack_app is not None and self._signing_secret:
-            app.router.add_post(EVENTS_PATH, events_handler(self.slack_app, self._signing_secret))
+            app.router.add_post(
+                EVENTS_PATH,
+                events_handler(
+                    self.slack_app, self._signing_secret, read_timeout=self._body_timeout
+                ),
+            )
         if self.webhooks is not None:
             app.router.add_post(WEBHOOKS_PATH, self.webhooks.handle)
         return app
@@ -419,19 +438,26 @@ class Service:
         self._schedule_reports()
         self.scheduler.start()
         self._resume_webhooks()
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        # keepalive_timeout is also how long a connection may take to send a request
+        # head: aiohttp counts it from the connection (or the last answer) and does not
+        # restart it when another byte trickles in
+        self._runner = web.AppRunner(
+            self.web_app(), access_log=None, keepalive_timeout=self._header_timeout
+        )
         await self._runner.setup()
+        if self._runner.server is None:
+            raise RuntimeError("aiohttp's runner made no server")
+        self.connections.attach(self._runner.server)
         bind_host = host or self.config.server.host
         # a backlog above aiohttp's 128: a burst of Slack commands or webhooks opening
         # new connections would otherwise wait out a 1 s SYN retry past the 128th
-        site = web.TCPSite(
-            self._runner,
+        self._listener = await asyncio.get_running_loop().create_server(
+            self.connections,
             bind_host,
             self.config.server.port if port is None else port,
             backlog=LISTEN_BACKLOG,
         )
-        await site.start()
-        bound = self._runner.addresses[0][1]
+        bound = self._listener.sockets[0].getsockname()[1]
         self.url = f"http://{bind_host}:{bound}"
         return self.url
 
@@ -452,9 +478,14 @@ class Service:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
         if self.webhooks is not None:
             # Let deliveries already acknowledged finish processing (they are recorded
             # and Shopify will not resend them), then close.

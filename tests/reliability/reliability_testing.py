@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +21,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import psycopg
+import pytest
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy.engine import make_url
 
 from bot.demo import DemoWorld, demo_config, demo_world
 from bot.service import Service
@@ -172,17 +177,44 @@ def with_writers(demo: DemoWorld, writers: Mapping[str, Any]) -> DemoWorld:
 
 
 @contextlib.asynccontextmanager
+async def postgres_url() -> AsyncIterator[str]:
+    """A URL whose ``search_path`` is a fresh PostgreSQL schema, dropped afterwards;
+    skips where PostgreSQL is not reachable (fails under ``CI=true``)."""
+    base = os.environ.get("DRIFTWATCH_TEST_PG_URL", "").strip() or (
+        f"postgresql://{os.environ.get('PGUSER') or 'postgres'}@127.0.0.1:5432/test"
+    )
+    libpq = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        admin = await psycopg.AsyncConnection.connect(libpq, autocommit=True, connect_timeout=3)
+    except (OSError, psycopg.Error) as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL not reachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    schema = f"dw_{secrets.token_hex(6)}"
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
 async def running_bot(
     tmp_path: Path,
     *,
     writers: Mapping[str, Any] | None = None,
     http_timeout: float = 30.0,
+    database_url: str | None = None,
+    **service_options: Any,
 ) -> AsyncIterator[Bot]:
-    """The Service over the demo world, started, its first alert (and chart) posted."""
+    """The Service over the demo world, started, its first alert (and chart) posted.
+    ``service_options`` go to :class:`Service` (connection limit, timeouts)."""
     clock = ManualClock()
     async with (
         demo_world() as demo,
-        Ledger.from_url(f"sqlite:///{tmp_path / 'reliability.db'}") as ledger,
+        Ledger.from_url(database_url or f"sqlite:///{tmp_path / 'reliability.db'}") as ledger,
         httpx.AsyncClient(timeout=http_timeout) as http,
     ):
         await ledger.upgrade()
@@ -193,7 +225,7 @@ async def running_bot(
         if writers is not None:
             demo = with_writers(demo, writers)
         environ = {**demo.environ, "DEMO_SLACK_SIGNING_SECRET": SECRET}
-        service = Service(demo.config, environ, ledger, clock=clock)
+        service = Service(demo.config, environ, ledger, clock=clock, **service_options)
         await service.start(host="127.0.0.1", port=0)
         bot = Bot(demo, ledger, service, clock, http)
         try:

@@ -14,7 +14,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,10 +207,12 @@ async def running_bot(
     writers: Mapping[str, Any] | None = None,
     http_timeout: float = 30.0,
     database_url: str | None = None,
+    before_start: Callable[[DemoWorld, Ledger], Awaitable[None]] | None = None,
     **service_options: Any,
 ) -> AsyncIterator[Bot]:
     """The Service over the demo world, started, its first alert (and chart) posted.
-    ``service_options`` go to :class:`Service` (connection limit, timeouts)."""
+    ``before_start`` sees the world and the migrated ledger first (what an earlier
+    process left); ``service_options`` go to :class:`Service` (limits, timeouts)."""
     clock = ManualClock()
     async with (
         demo_world() as demo,
@@ -225,6 +227,8 @@ async def running_bot(
         if writers is not None:
             demo = with_writers(demo, writers)
         environ = {**demo.environ, "DEMO_SLACK_SIGNING_SECRET": SECRET}
+        if before_start is not None:
+            await before_start(demo, ledger)
         service = Service(demo.config, environ, ledger, clock=clock, **service_options)
         await service.start(host="127.0.0.1", port=0)
         bot = Bot(demo, ledger, service, clock, http)

@@ -96,6 +96,8 @@ def demo_config(world: World, *, webhook_url: str | None = None) -> dict[str, An
         "kind": "shopify",
         "role": "storefront",
         "shop_url": world.shopify_url,
+        # the fake shop names itself in its webhooks as a real one would
+        "shop_domain": world.shopify.webhooks.shop_domain,
         "token_env": "DEMO_SHOPIFY_ACCESS_TOKEN",
         "webhook_secret_env": "DEMO_SHOPIFY_WEBHOOK_SECRET",
         "writable": True,

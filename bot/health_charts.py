@@ -12,7 +12,8 @@ Lag, throttles and the bucket level are not kept anywhere over time (a connector
 :class:`~connectors.health.Health` holds counters and the latest figures only), so the
 Service keeps a :class:`HealthHistory`: a small in-memory ring of snapshots per system,
 taken at every health check and diff. It starts empty with the process; the chart says
-from when it has data. Webhook deliveries come from the ledger (``webhook_deliveries``).
+from when it has data. Webhook deliveries come from the ledger (``webhook_deliveries``,
+and the counts of deliveries refused at the door, ``webhook_refusals``).
 Rendering runs in a worker thread with matplotlib's Agg canvas (see :mod:`bot.charts`).
 """
 
@@ -44,7 +45,7 @@ from bot.charts import (
 )
 from connectors.clock import Clock
 from connectors.health import Health
-from ledger import Incident, Ledger, WebhookDelivery
+from ledger import Incident, Ledger, RefusalCount, WebhookDelivery
 
 log = logging.getLogger("driftwatch.health_charts")
 
@@ -287,33 +288,50 @@ def outcome_group(outcome: str) -> str:
 
 
 def bin_deliveries(
-    deliveries: Iterable[WebhookDelivery], start: datetime, now: datetime, bins: int = BINS
+    deliveries: Iterable[WebhookDelivery],
+    start: datetime,
+    now: datetime,
+    bins: int = BINS,
+    refusals: Iterable[RefusalCount] = (),
 ) -> dict[str, list[int]]:
-    """Deliveries per outcome group in ``bins`` equal intervals from ``start`` to ``now``."""
+    """Deliveries per outcome group in ``bins`` equal intervals from ``start`` to ``now``;
+    each count of refusals in the interval of its last refusal."""
     step = (now - start) / bins
     groups = {group: [0] * bins for group in ("accepted", "noise", "failed")}
     for d in deliveries:
         i = min(bins - 1, max(0, int((d.received_at - start) / step)))
         groups[outcome_group(d.outcome)][i] += 1
+    for r in refusals:
+        i = min(bins - 1, max(0, int((r.last_at - start) / step)))
+        groups[outcome_group(r.outcome)][i] += r.count
     return groups
 
 
 def render_webhook_png(
-    title: str, deliveries: Sequence[WebhookDelivery], start: datetime, now: datetime
+    title: str,
+    deliveries: Sequence[WebhookDelivery],
+    start: datetime,
+    now: datetime,
+    refusals: Sequence[RefusalCount] = (),
 ) -> bytes:
     """:func:`webhook_figure` as PNG bytes."""
-    return to_png(webhook_figure(title, deliveries, start, now))
+    return to_png(webhook_figure(title, deliveries, start, now, refusals))
 
 
 @styled()
 def webhook_figure(
-    title: str, deliveries: Sequence[WebhookDelivery], start: datetime, now: datetime
+    title: str,
+    deliveries: Sequence[WebhookDelivery],
+    start: datetime,
+    now: datetime,
+    refusals: Sequence[RefusalCount] = (),
 ) -> Figure:
-    """Deliveries per interval by outcome group, and each delivery's delay."""
+    """Deliveries per interval by outcome group (refusals counted at the door included),
+    and each delivery's delay."""
     figure, top, bottom = _figure()
     step = (now - start) / BINS
     edges = [start + step * i for i in range(BINS)]
-    groups = bin_deliveries(deliveries, start, now)
+    groups = bin_deliveries(deliveries, start, now, refusals=refusals)
     width = step.total_seconds() / 86400 * 0.85
     bottom_of = [0] * BINS
     colors = {"accepted": "C2", "noise": "C7", "failed": "C3"}
@@ -339,7 +357,7 @@ def webhook_figure(
     top.set_ylabel(f"per {_span(int(step.total_seconds()))}")
     top.set_title(wrapped(title), loc="left")
     top.grid(True, axis="y", alpha=0.3)
-    if not deliveries:
+    if not deliveries and not refusals:
         _empty(top, "no webhook delivery received in this window")
     delayed = [(d.received_at, d.delay_seconds) for d in deliveries if d.delay_seconds is not None]
     if delayed:
@@ -410,7 +428,8 @@ class HealthChart:
                 since=start, system=system, limit=100_000, newest=True
             )
             title = f"{system} webhooks: deliveries and failures, last {_span(6 * 3600)}"
-            png = await off_loop(render_webhook_png, title, deliveries, start, now)
+            refusals = await self._ledger.list_refusals(since=start, system=system)
+            png = await off_loop(render_webhook_png, title, deliveries, start, now, refusals)
             return png, title
         if kind == "rate":
             start = now - RATE_SPAN

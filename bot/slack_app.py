@@ -10,12 +10,15 @@ in flight.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.listeners import register
@@ -23,7 +26,7 @@ from bot.listeners.adjust import register_adjust
 from bot.middleware.audit import audit_interactions
 from bot.middleware.authorize import Writers
 from bot.slack_deps import BotDeps
-from connectors.normalize import is_whole_number
+from connectors.safejson import UnsafeJSON, loads_bounded
 
 log = logging.getLogger("driftwatch.slack")
 
@@ -48,28 +51,105 @@ def build_slack_app(deps: BotDeps, signing_secret: str) -> AsyncApp:
 
 
 #: What a malformed body makes bolt raise while it parses the request
-MALFORMED = (ValueError, TypeError, AttributeError, KeyError)
+MALFORMED = (ValueError, TypeError, AttributeError, KeyError, RecursionError)
+#: Slack's requests are small; anything larger is refused (413) before it is read.
+MAX_BODY_BYTES = 1 << 20
+#: A request timestamp has at most this many digits (Unix seconds until year 33658):
+#: ``int()`` of a 5,000-digit one raises instead of answering.
+MAX_TIMESTAMP_DIGITS = 12
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, at most ``limit`` bytes (:class:`_TooLarge` above it)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _signed(verifier: SignatureVerifier, body: str, timestamp: str, signature: str) -> bool:
+    """Whether Slack signed ``body``; any header Slack would never send is False
+    (``SignatureVerifier`` raises on a huge or non-numeric timestamp and on a
+    non-ASCII signature)."""
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > MAX_TIMESTAMP_DIGITS:
+        return False
+    if not signature.isascii():
+        return False
+    return bool(verifier.is_valid(body, timestamp, signature))
+
+
+def _payload_problem(body: str, content_type: str) -> str | None:
+    """Why bolt could not read this signed body (it parses JSON without a depth limit,
+    so a body nested 100,000 levels would end in ``RecursionError``); None if it can."""
+    text: str | None = None
+    if content_type == "application/json" or body.lstrip().startswith("{"):
+        text = body
+    else:
+        payload = parse_qs(body).get("payload")
+        text = payload[0] if payload else None
+    if text is None:
+        return None
+    try:
+        loads_bounded(text)
+    except UnsafeJSON as exc:
+        return str(exc)
+    return None
 
 
 def events_handler(
-    app: AsyncApp, signing_secret: str
+    app: AsyncApp,
+    signing_secret: str,
+    *,
+    read_timeout: float = 10.0,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler for ``POST /slack/events``.
 
-    The signature is checked here on the raw body before bolt parses it (bolt checks it
-    again): bolt builds its request, parsing JSON and form data, before its own check,
-    so an unsigned malformed body would escape as a 500. Unsigned or stale: 401. Signed
-    but not a payload bolt can read: 400. Neither reaches a listener."""
+    The body is read raw, within ``read_timeout`` (408) and ``max_body_bytes`` (413),
+    and must be UTF-8 (400), whatever charset the request claims. The signature is
+    checked on it before bolt parses it (bolt checks it again): bolt builds its
+    request, parsing JSON and form data, before its own check, so an unsigned malformed
+    body would escape as a 500. Unsigned, stale, or with headers Slack never sends:
+    401. Signed but not a payload bolt can read (not JSON, nested too deep): 400.
+    Neither reaches a listener."""
     verifier = SignatureVerifier(signing_secret)
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.text()
+        try:
+            async with asyncio.timeout(read_timeout):
+                raw = await _read_body(request, max_body_bytes)
+        except _TooLarge:
+            return web.json_response({"error": "request too large"}, status=413)
+        except TimeoutError:
+            return web.json_response({"error": "request body not received in time"}, status=408)
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return web.json_response({"error": "body is not UTF-8"}, status=400)
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
-        if not is_whole_number(timestamp) or not verifier.is_valid(body, timestamp, signature):
+        if not _signed(verifier, body, timestamp, signature):
             return web.json_response({"error": "invalid request"}, status=401)
+        problem = _payload_problem(body, request.content_type)
+        if problem is not None:
+            log.warning("malformed Slack request refused: %s", problem)
+            return web.json_response({"error": "malformed request"}, status=400)
         try:
-            bolt_request = await to_bolt_request(request)
+            bolt_request = AsyncBoltRequest(
+                body=body,
+                query=request.query_string,
+                headers={k: request.headers.getall(k) for k in set(request.headers)},
+            )
             bolt_response = await app.async_dispatch(bolt_request)
         except MALFORMED as exc:
             log.warning("malformed Slack request refused: %s", type(exc).__name__)

@@ -74,6 +74,7 @@ from ledger.records import (
     OutboxEntry,
     OutboxStats,
     RecordResult,
+    RefusalCount,
     Resync,
     WebhookDelivery,
 )
@@ -90,6 +91,7 @@ from ledger.reports import (
 from ledger.types import (
     INCIDENT_STATUSES,
     OUTBOX_STATUSES,
+    REFUSAL_OUTCOMES,
     RESYNC_STATUSES,
     SEVERITIES,
     SYSTEM_ACTOR,
@@ -99,6 +101,7 @@ from ledger.types import (
 __all__ = [
     "INCIDENT_STATUSES",
     "OUTBOX_STATUSES",
+    "REFUSAL_OUTCOMES",
     "RESYNC_STATUSES",
     "SEVERITIES",
     "SYSTEM_ACTOR",
@@ -127,6 +130,7 @@ __all__ = [
     "OutboxEntry",
     "OutboxStats",
     "RecordResult",
+    "RefusalCount",
     "ResponseTimes",
     "Resync",
     "ResyncCount",

@@ -220,6 +220,24 @@ class WebhookDelivery(_FromRow):
     processed_at: datetime | None
     outcome: str
     detail: JSONDict
+    #: what it is ordered by against others of its resource (see ``webhook_deliveries``)
+    ordered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalCount(_FromRow):
+    """Deliveries refused at the door for one system, outcome and reason within one
+    time bucket (``bucket_start`` and the bucket length after it): how many, the first
+    and the last, and the headers of the last one (``sample``)."""
+
+    system: str
+    outcome: str
+    reason: str
+    bucket_start: datetime
+    count: int
+    first_at: datetime
+    last_at: datetime
+    sample: JSONDict
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from sqlmodel import Field, SQLModel
 from ledger.types import (
     INCIDENT_STATUSES,
     OUTBOX_STATUSES,
+    REFUSAL_OUTCOMES,
     RESYNC_STATUSES,
     SEVERITIES,
     WEBHOOK_OUTCOMES,
@@ -262,7 +263,7 @@ class WebhookDeliveryRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("system", "dedupe_key", name="uq_webhook_deliveries_dedupe"),
         Index("ix_webhook_deliveries_received_at", "received_at"),
-        Index("ix_webhook_deliveries_resource", "system", "resource_key", "triggered_at"),
+        Index("ix_webhook_deliveries_ordered", "system", "resource_key", "ordered_at"),
         _one_of("outcome", WEBHOOK_OUTCOMES, "ck_webhook_deliveries_outcome"),
     )
 
@@ -279,6 +280,35 @@ class WebhookDeliveryRow(SQLModel, table=True):
     processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: str
     detail: JSONDict = Field(default_factory=dict, sa_type=json_type())
+    #: what the delivery is ordered by against others of its resource: the payload's
+    #: ``updated_at`` where it has one, else ``triggered_at``; never later than arrival
+    #: (plus a small skew), so a forged future time cannot make later ones stale
+    ordered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebhookRefusalRow(SQLModel, table=True):
+    """Deliveries refused at the door, counted: one row per system, outcome, reason and
+    time bucket, however many arrived (anyone can send them), kept for a retention
+    period. ``sample`` holds the headers of the last one counted."""
+
+    __tablename__ = "webhook_refusals"
+    __table_args__ = (
+        UniqueConstraint(
+            "system", "outcome", "reason", "bucket_start", name="uq_webhook_refusals_bucket"
+        ),
+        Index("ix_webhook_refusals_bucket_start", "bucket_start"),
+        _one_of("outcome", REFUSAL_OUTCOMES, "ck_webhook_refusals_outcome"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    system: str
+    outcome: str
+    reason: str = ""
+    bucket_start: datetime = Field(sa_type=UTCDateTime)
+    count: int = Field(sa_type=BigId)
+    first_at: datetime = Field(sa_type=UTCDateTime)
+    last_at: datetime = Field(sa_type=UTCDateTime)
+    sample: JSONDict = Field(default_factory=dict, sa_type=json_type())
 
 
 def _table(name: str) -> Table:
@@ -295,6 +325,7 @@ ADJUSTMENTS = _table("adjustments")
 AUDIT_LOG = _table("audit_log")
 OUTBOX = _table("outbox")
 WEBHOOK_DELIVERIES = _table("webhook_deliveries")
+WEBHOOK_REFUSALS = _table("webhook_refusals")
 
 __all__ = [
     "ADJUSTMENTS",
@@ -307,6 +338,7 @@ __all__ = [
     "OUTBOX",
     "RESYNCS",
     "WEBHOOK_DELIVERIES",
+    "WEBHOOK_REFUSALS",
     "AdjustmentRow",
     "AuditRow",
     "IncidentRow",
@@ -317,5 +349,6 @@ __all__ = [
     "OutboxRow",
     "ResyncRow",
     "WebhookDeliveryRow",
+    "WebhookRefusalRow",
     "metadata",
 ]

@@ -35,6 +35,11 @@ WEBHOOK_OUTCOMES: tuple[str, ...] = (
     "malformed",
     "too_large",
 )
+#: Why a delivery was refused at the door. Refusals are not kept one row each (anyone
+#: can send them): they are counted per system, outcome, reason and time bucket
+#: (``webhook_refusals``). ``wrong_shop``: signed, but for a shop Driftwatch does not
+#: serve.
+REFUSAL_OUTCOMES: tuple[str, ...] = ("rejected_signature", "malformed", "too_large", "wrong_shop")
 
 #: The actor recorded for changes Driftwatch makes on its own.
 SYSTEM_ACTOR = "driftwatch"

@@ -1,36 +1,63 @@
-"""Webhook deliveries: every one received is recorded, the first of each event claims it.
+"""Webhook deliveries: every one accepted is recorded, the first of each event claims it.
 
-The receiver (``connectors.shopify.webhooks``) records each delivery as it arrives —
-accepted, refused at the door, or a duplicate — and settles accepted ones once
-processed. Dedupe is a claim on (system, dedupe_key) under a unique index, so two
-deliveries of one event racing on two replicas still produce one ``received`` row and
-one ``duplicate`` row. Deliveries can be recorded (and settled) in batches, one
-transaction each, so a burst costs a few transactions rather than one per delivery.
-Staleness is judged against the newest ``processed`` delivery for the same resource
-(e.g. an inventory item at a location).
+The receiver (``connectors.shopify.webhooks``) records each delivery it accepts —
+including duplicates — and settles it once processed. Dedupe is a claim on (system,
+dedupe_key) under a unique index, so two deliveries of one event racing on two replicas
+still produce one ``received`` row and one ``duplicate`` row. Deliveries can be recorded
+(and settled) in batches, one transaction each, so a burst costs a few transactions
+rather than one per delivery. Staleness is judged against the newest ``processed``
+delivery for the same resource (e.g. an inventory item at a location) by ``ordered_at``.
+
+Deliveries refused at the door (anyone can send those) are not rows: they are counted
+per system, outcome, reason and :data:`REFUSAL_BUCKET` in ``webhook_refusals`` and kept
+for :data:`REFUSAL_RETENTION`; the reads below add those counts to the rows'.
+
+One value cannot fail a batch: text and JSON are made storable first
+(:mod:`ledger.storable`), and if the database still refuses the batch, each delivery is
+written on its own (a savepoint each) and one it refuses is recorded with its text
+escaped and its detail replaced by the reason.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.errors import InvalidArgument, NotFound
-from ledger.records import DeliveryStats, WebhookDelivery
+from ledger.errors import DatabaseUnavailable, InvalidArgument, NotFound
+from ledger.records import DeliveryStats, RefusalCount, WebhookDelivery
+from ledger.storable import refusal_reason, storable_json, storable_text
 from ledger.store import Store, dialect_insert
 from ledger.tables import LEVEL_HISTORY
 from ledger.tables import WEBHOOK_DELIVERIES as WD
-from ledger.types import WEBHOOK_OUTCOMES, require_choice, require_json, require_text, require_utc
+from ledger.tables import WEBHOOK_REFUSALS as WR
+from ledger.types import (
+    REFUSAL_OUTCOMES,
+    WEBHOOK_OUTCOMES,
+    require_choice,
+    require_json,
+    require_text,
+    require_utc,
+)
 
-#: Outcomes of deliveries refused at the door (no payload was accepted).
-REFUSED = ("rejected_signature", "malformed", "too_large")
+log = logging.getLogger(__name__)
+
+#: Outcomes of deliveries refused at the door (no payload was accepted). Recorded as
+#: counts since revision 0003; rows with the first three may remain from before.
+REFUSED = REFUSAL_OUTCOMES
+#: Refusals are counted in buckets of this length...
+REFUSAL_BUCKET = timedelta(minutes=5)
+#: ...and kept this long.
+REFUSAL_RETENTION = timedelta(days=14)
 #: Keys per ``IN (...)`` list: well under SQLite's limit on bound parameters.
 _IN_CHUNK = 500
+#: Characters of a reason or of one sample value kept with a refusal count.
+_REFUSAL_TEXT = 200
 _DELIVERY_FIELDS = frozenset(
     (
         "system",
@@ -43,8 +70,13 @@ _DELIVERY_FIELDS = frozenset(
         "resource_key",
         "detail",
         "dedupe_key",
+        "ordered_at",
     )
 )
+_REFUSAL_FIELDS = frozenset(
+    ("system", "outcome", "reason", "count", "first_at", "last_at", "sample")
+)
+_TEXT_FIELDS = ("topic", "event_id", "webhook_id", "dedupe_key", "resource_key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +134,21 @@ class Announcement:
     received_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """The refusals of a window, from the counts and any rows from before 0003."""
+
+    by_outcome: dict[str, int]
+    mismatches: int
+    last_at: datetime | None
+
+
+def refusal_bucket(at: datetime) -> datetime:
+    """The start of the :data:`REFUSAL_BUCKET` that ``at`` falls in."""
+    seconds = int(REFUSAL_BUCKET.total_seconds())
+    return datetime.fromtimestamp(int(require_utc(at).timestamp()) // seconds * seconds, UTC)
+
+
 class WebhookDeliveries(Store):
     """Recording webhook deliveries and reading them back."""
 
@@ -118,6 +165,7 @@ class WebhookDeliveries(Store):
         resource_key: str | None = None,
         detail: Mapping[str, Any] | None = None,
         dedupe_key: str | None = None,
+        ordered_at: datetime | None = None,
     ) -> tuple[WebhookDelivery, bool]:
         """Record one delivery; return it and whether it is new.
 
@@ -125,7 +173,8 @@ class WebhookDeliveries(Store):
         If the key was claimed before, the delivery is recorded anyway, with outcome
         ``duplicate``, no key, and ``detail["duplicate_of"]`` naming the first delivery;
         the result is then ``(the duplicate's row, False)``. Without a key every delivery
-        is new. ``delay_seconds`` is computed from ``received_at - triggered_at``.
+        is new. ``delay_seconds`` is computed from ``received_at - triggered_at``;
+        ``ordered_at`` defaults to ``triggered_at``.
         """
         [result] = await self.record_deliveries(
             [
@@ -140,57 +189,114 @@ class WebhookDeliveries(Store):
                     "resource_key": resource_key,
                     "detail": detail,
                     "dedupe_key": dedupe_key,
+                    "ordered_at": ordered_at,
                 }
             ]
         )
         return result
 
     async def record_deliveries(
-        self, deliveries: Sequence[Mapping[str, Any]]
+        self,
+        deliveries: Sequence[Mapping[str, Any]],
+        refusals: Sequence[Mapping[str, Any]] = (),
     ) -> list[tuple[WebhookDelivery, bool]]:
         """Record several deliveries in one transaction (a group commit); each mapping
         holds :meth:`record_delivery`'s keyword arguments. Returns ``(row, is_new)`` per
-        delivery, in the order given.
+        delivery, in the order given. ``refusals`` are counted in the same transaction
+        (see :meth:`count_refusals`).
 
         Claims are decided as if the deliveries were recorded one after another in that
         order: the first of a ``(system, dedupe_key)`` in the batch claims it unless a
         delivery outside the batch (an earlier transaction, another replica) holds it;
-        every later one is a ``duplicate`` of whichever holds it. A value that cannot be
-        stored refuses the whole batch (:class:`InvalidArgument`), nothing is written.
+        every later one is a ``duplicate`` of whichever holds it. Arguments the ledger
+        refuses (an unknown field or outcome, a naive time) refuse the call
+        (:class:`InvalidArgument`), nothing written; a value the *database* refuses
+        fails only its own delivery, which is then recorded with its text escaped and
+        its detail replaced by the reason (see the module docstring).
         """
         values = [_delivery_values(d) for d in deliveries]
+        counted = [_refusal_values(r) for r in refusals]
+        if not values and not counted:
+            return []
+        try:
+            async with self._write() as conn:
+                results = await self._record(conn, values)
+                await self._count(conn, counted)
+            return results
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:  # a value the database refused: find it, keep the rest
+            if len(values) + len(counted) == 0:
+                raise
+            log.warning(
+                "recording %d webhook deliveries failed (%s); recording each on its own",
+                len(values),
+                _first_line(exc),
+            )
+        async with self._write() as conn:
+            results = [await self._record_isolated(conn, value) for value in values]
+            await self._count(conn, counted, isolated=True)
+        return results
+
+    async def _record(
+        self, conn: AsyncConnection, values: list[dict[str, Any]]
+    ) -> list[tuple[WebhookDelivery, bool]]:
         results: list[tuple[WebhookDelivery, bool] | None] = [None] * len(values)
         firsts: dict[tuple[str, str], int] = {}  # (system, key) -> index of its first
         for index, value in enumerate(values):
             if value["dedupe_key"] is not None:
                 firsts.setdefault((value["system"], value["dedupe_key"]), index)
-        async with self._write() as conn:
-            claimed = await self._claim(conn, [values[i] for _, i in sorted(firsts.items())])
-            holders = {key: row.id for key, row in claimed.items()}
-            holders |= await _holders(conn, [key for key in firsts if key not in claimed])
-            plain: list[int] = []
-            duplicates: set[int] = set()
-            for index, value in enumerate(values):
-                key = (value["system"], value["dedupe_key"])
-                if value["dedupe_key"] is None:
-                    plain.append(index)
-                elif firsts[key] == index and key in claimed:
-                    results[index] = (claimed[key], True)
-                else:
-                    values[index] = {
-                        **value,
-                        "dedupe_key": None,
-                        "outcome": "duplicate",
-                        "detail": {**value["detail"], "duplicate_of": holders[key]},
-                    }
-                    duplicates.add(index)
-                    plain.append(index)
-            if plain:
-                stmt = WD.insert().returning(*WD.c, sort_by_parameter_order=True)
-                rows = (await conn.execute(stmt, [values[i] for i in plain])).mappings().all()
-                for index, row in zip(plain, rows, strict=True):
-                    results[index] = (WebhookDelivery.from_row(row), index not in duplicates)
+        claimed = await self._claim(conn, [values[i] for _, i in sorted(firsts.items())])
+        holders = {key: row.id for key, row in claimed.items()}
+        holders |= await _holders(conn, [key for key in firsts if key not in claimed])
+        plain: list[int] = []
+        duplicates: set[int] = set()
+        values = list(values)  # the caller's list stays as given (a retry reads it)
+        for index, value in enumerate(values):
+            key = (value["system"], value["dedupe_key"])
+            if value["dedupe_key"] is None:
+                plain.append(index)
+            elif firsts[key] == index and key in claimed:
+                results[index] = (claimed[key], True)
+            else:
+                values[index] = _as_duplicate(value, holders[key])
+                duplicates.add(index)
+                plain.append(index)
+        if plain:
+            stmt = WD.insert().returning(*WD.c, sort_by_parameter_order=True)
+            rows = (await conn.execute(stmt, [values[i] for i in plain])).mappings().all()
+            for index, row in zip(plain, rows, strict=True):
+                results[index] = (WebhookDelivery.from_row(row), index not in duplicates)
         return [r for r in results if r is not None]
+
+    async def _record_isolated(
+        self, conn: AsyncConnection, value: dict[str, Any]
+    ) -> tuple[WebhookDelivery, bool]:
+        """Record one delivery in a savepoint; if the database refuses it, record it
+        again with its text escaped and its detail replaced by the reason."""
+        try:
+            async with conn.begin_nested():
+                return await self._record_one(conn, value)
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:
+            log.warning("a webhook delivery could not be stored as sent: %s", _first_line(exc))
+            async with conn.begin_nested():
+                return await self._record_one(conn, _escaped(value, exc))
+
+    async def _record_one(
+        self, conn: AsyncConnection, value: dict[str, Any]
+    ) -> tuple[WebhookDelivery, bool]:
+        if value["dedupe_key"] is not None:
+            claimed = await self._claim(conn, [value])
+            key = (value["system"], value["dedupe_key"])
+            if key in claimed:
+                return claimed[key], True
+            holder = (await _holders(conn, [key]))[key]
+            value = _as_duplicate(value, holder)
+        stmt = WD.insert().returning(*WD.c)
+        row = (await conn.execute(stmt, value)).mappings().one()
+        return WebhookDelivery.from_row(row), value["outcome"] != "duplicate"
 
     async def _claim(
         self, conn: AsyncConnection, values: list[dict[str, Any]]
@@ -208,6 +314,101 @@ class WebhookDeliveries(Store):
         rows = (await conn.execute(stmt, values)).mappings().all()
         return {(r["system"], r["dedupe_key"]): WebhookDelivery.from_row(r) for r in rows}
 
+    # -- refusals ---------------------------------------------------------------------
+    async def count_refusals(self, refusals: Sequence[Mapping[str, Any]]) -> None:
+        """Count deliveries refused at the door, in one transaction. Each mapping holds
+        ``system``, ``outcome`` (one of :data:`REFUSED`), ``reason`` (may be empty),
+        ``count``, ``first_at``, ``last_at`` and a ``sample`` of the last one's headers.
+        Each is added to the bucket its ``last_at`` falls in; buckets older than
+        :data:`REFUSAL_RETENTION` before the newest are deleted on the way."""
+        counted = [_refusal_values(r) for r in refusals]
+        if counted:
+            async with self._write() as conn:
+                await self._count(conn, counted)
+
+    async def _count(
+        self, conn: AsyncConnection, counted: list[dict[str, Any]], *, isolated: bool = False
+    ) -> None:
+        if not counted:
+            return
+        insert = dialect_insert(self.dialect, WR)
+        new = insert.excluded
+        stmt = insert.on_conflict_do_update(
+            index_elements=["system", "outcome", "reason", "bucket_start"],
+            set_={
+                "count": WR.c.count + new.count,
+                "first_at": case((new.first_at < WR.c.first_at, new.first_at), else_=WR.c.first_at),
+                "last_at": case((new.last_at > WR.c.last_at, new.last_at), else_=WR.c.last_at),
+                "sample": case((new.last_at >= WR.c.last_at, new.sample), else_=WR.c.sample),
+            },
+        )
+        for value in counted:
+            if not isolated:
+                await conn.execute(stmt, value)
+                continue
+            try:  # a count the database refuses is dropped, never the deliveries
+                async with conn.begin_nested():
+                    await conn.execute(stmt, value)
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:
+                log.warning("a webhook refusal count could not be stored: %s", _first_line(exc))
+        newest = max(v["bucket_start"] for v in counted)
+        if newest != getattr(self, "_refusals_pruned_for", None):
+            await conn.execute(delete(WR).where(WR.c.bucket_start < newest - REFUSAL_RETENTION))
+            self._refusals_pruned_for = newest
+
+    async def prune_refusals(self, before: datetime) -> int:
+        """Delete the refusal counts of buckets that start before ``before``; how many."""
+        before = require_utc(before, "before")
+        async with self._write() as conn:
+            result = await conn.execute(delete(WR).where(WR.c.bucket_start < before))
+        return int(result.rowcount or 0)
+
+    async def list_refusals(
+        self, since: datetime | None = None, system: str | None = None
+    ) -> list[RefusalCount]:
+        """Refusal counts whose last refusal came at or after ``since``, oldest bucket
+        first."""
+        query = select(WR).order_by(WR.c.bucket_start, WR.c.system, WR.c.outcome, WR.c.reason)
+        if since is not None:
+            query = query.where(WR.c.last_at >= require_utc(since, "since"))
+        if system is not None:
+            query = query.where(WR.c.system == system)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [RefusalCount.from_row(row) for row in rows]
+
+    async def _refused(
+        self, conn: AsyncConnection, since: datetime, system: str | None
+    ) -> _Refused:
+        """Refusals whose bucket saw one at or after ``since`` (a bucket counts whole:
+        up to :data:`REFUSAL_BUCKET` before ``since`` may be included)."""
+        where = [WR.c.last_at >= since]
+        if system is not None:
+            where.append(WR.c.system == system)
+        mismatch = and_(WR.c.outcome == "rejected_signature", WR.c.reason == "mismatch")
+        query = (
+            select(
+                WR.c.outcome,
+                func.sum(WR.c.count),
+                func.sum(case((mismatch, WR.c.count), else_=0)),
+                func.max(WR.c.last_at),
+            )
+            .where(*where)
+            .group_by(WR.c.outcome)
+        )
+        by_outcome: dict[str, int] = {}
+        mismatches = 0
+        last: datetime | None = None
+        for outcome, total, mismatched, newest in await conn.execute(query):
+            by_outcome[outcome] = int(total or 0)
+            mismatches += int(mismatched or 0)
+            if newest is not None and (last is None or newest > last):
+                last = newest
+        return _Refused(by_outcome, mismatches, last)
+
+    # -- settling ---------------------------------------------------------------------
     async def finish_delivery(
         self,
         delivery_id: int,
@@ -217,103 +418,113 @@ class WebhookDeliveries(Store):
         detail: Mapping[str, Any] | None = None,
     ) -> WebhookDelivery:
         """Settle a delivery: its final ``outcome``, when, and ``detail`` merged in."""
-        require_choice(outcome, WEBHOOK_OUTCOMES, "outcome")
-        processed_at = require_utc(processed_at, "processed_at")
-        extra = require_json(dict(detail or {}), "detail")
-        async with self._write() as conn:
-            current = (
-                await conn.execute(select(WD.c.detail).where(WD.c.id == delivery_id))
-            ).scalar_one_or_none()
-            if current is None:
-                raise NotFound(f"no webhook delivery {delivery_id}")
-            row = (
-                (
-                    await conn.execute(
-                        update(WD)
-                        .where(WD.c.id == delivery_id)
-                        .values(
-                            outcome=outcome,
-                            processed_at=processed_at,
-                            detail={**current, **extra},
-                        )
-                        .returning(*WD.c)
-                    )
-                )
-                .mappings()
-                .one()
-            )
-        return WebhookDelivery.from_row(row)
-
-    async def latest_triggered_at(self, system: str, resource_key: str) -> datetime | None:
-        """When the newest ``processed`` delivery for ``resource_key`` was triggered."""
-        query = select(func.max(WD.c.triggered_at)).where(
-            WD.c.system == system,
-            WD.c.resource_key == resource_key,
-            WD.c.outcome == "processed",
+        await self.finish_deliveries(
+            [
+                {
+                    "delivery_id": delivery_id,
+                    "outcome": outcome,
+                    "processed_at": processed_at,
+                    "detail": detail,
+                }
+            ]
         )
-        async with self._read() as conn:
-            latest: datetime | None = (await conn.execute(query)).scalar_one_or_none()
-        return latest
+        return await self.get_delivery(delivery_id)
 
     async def finish_deliveries(self, finished: Sequence[Mapping[str, Any]]) -> None:
         """Settle several deliveries in one transaction; each mapping holds
         :meth:`finish_delivery`'s arguments (``delivery_id``, ``outcome``,
         ``processed_at``, optional ``detail``). :class:`NotFound` (and nothing settled)
-        if one of them does not exist."""
+        if one of them does not exist. A detail the database refuses fails only its own
+        delivery, which is settled with the reason in place of that detail."""
         settled: dict[int, dict[str, Any]] = {}
         for item in finished:
             outcome = require_choice(item["outcome"], WEBHOOK_OUTCOMES, "outcome")
+            extra = storable_json(dict(item.get("detail") or {}))
             settled[int(item["delivery_id"])] = {
                 "outcome": outcome,
                 "processed_at": require_utc(item["processed_at"], "processed_at"),
-                "extra": require_json(dict(item.get("detail") or {}), "detail"),
+                "extra": require_json(extra, "detail"),
             }
         if not settled:
             return
+        try:
+            async with self._write() as conn:
+                await self._settle(conn, settled, isolated=False)
+            return
+        except (DatabaseUnavailable, NotFound):
+            raise
+        except Exception as exc:
+            log.warning(
+                "settling %d webhook deliveries failed (%s); settling each on its own",
+                len(settled),
+                _first_line(exc),
+            )
         async with self._write() as conn:
-            current: dict[int, Any] = {}
-            ids = list(settled)
-            for chunk in range(0, len(ids), _IN_CHUNK):
-                query = select(WD.c.id, WD.c.detail).where(
-                    WD.c.id.in_(ids[chunk : chunk + _IN_CHUNK])
-                )
-                current.update({i: d for i, d in await conn.execute(query)})
-            missing = [i for i in ids if i not in current]
-            if missing:
-                raise NotFound(f"no webhook delivery {missing[0]}")
-            stmt = (
-                update(WD)
-                .where(WD.c.id == bindparam("b_id"))
-                .values(
-                    outcome=bindparam("b_outcome"),
-                    processed_at=bindparam("b_processed_at"),
-                    detail=bindparam("b_detail", type_=WD.c.detail.type),
-                )
-            )
-            await conn.execute(
-                stmt,
-                [
-                    {
-                        "b_id": i,
-                        "b_outcome": s["outcome"],
-                        "b_processed_at": s["processed_at"],
-                        "b_detail": {**current[i], **s["extra"]},
-                    }
-                    for i, s in settled.items()
-                ],
-            )
+            await self._settle(conn, settled, isolated=True)
 
-    async def latest_triggered_many(
+    async def _settle(
+        self, conn: AsyncConnection, settled: dict[int, dict[str, Any]], *, isolated: bool
+    ) -> None:
+        current: dict[int, Any] = {}
+        ids = list(settled)
+        for chunk in range(0, len(ids), _IN_CHUNK):
+            query = select(WD.c.id, WD.c.detail).where(WD.c.id.in_(ids[chunk : chunk + _IN_CHUNK]))
+            current.update({i: d for i, d in await conn.execute(query)})
+        missing = [i for i in ids if i not in current]
+        if missing:
+            raise NotFound(f"no webhook delivery {missing[0]}")
+        stmt = (
+            update(WD)
+            .where(WD.c.id == bindparam("b_id"))
+            .values(
+                outcome=bindparam("b_outcome"),
+                processed_at=bindparam("b_processed_at"),
+                detail=bindparam("b_detail", type_=WD.c.detail.type),
+            )
+        )
+        params = [
+            {
+                "b_id": i,
+                "b_outcome": s["outcome"],
+                "b_processed_at": s["processed_at"],
+                "b_detail": {**current[i], **s["extra"]},
+            }
+            for i, s in settled.items()
+        ]
+        if not isolated:
+            await conn.execute(stmt, params)
+            return
+        for param in params:
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(stmt, param)
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:
+                log.warning("a webhook outcome could not be stored as given: %s", _first_line(exc))
+                reason = {"unstorable": _first_line(exc)}
+                async with conn.begin_nested():
+                    await conn.execute(
+                        stmt, {**param, "b_detail": {**current[param["b_id"]], **reason}}
+                    )
+
+    # -- order ------------------------------------------------------------------------
+    async def latest_ordered_at(self, system: str, resource_key: str) -> datetime | None:
+        """The newest ``ordered_at`` of a ``processed`` delivery for ``resource_key``."""
+        latest = await self.latest_ordered_many(system, [resource_key])
+        return latest.get(resource_key)
+
+    async def latest_ordered_many(
         self, system: str, resource_keys: Iterable[str]
     ) -> dict[str, datetime]:
-        """:meth:`latest_triggered_at` for several resources in one read; resources with
+        """:meth:`latest_ordered_at` for several resources in one read; resources with
         no ``processed`` delivery are left out."""
         keys = sorted(set(resource_keys))
         latest: dict[str, datetime] = {}
         async with self._read() as conn:
             for chunk in range(0, len(keys), _IN_CHUNK):
                 query = (
-                    select(WD.c.resource_key, func.max(WD.c.triggered_at))
+                    select(WD.c.resource_key, func.max(WD.c.ordered_at))
                     .where(
                         WD.c.system == system,
                         WD.c.resource_key.in_(keys[chunk : chunk + _IN_CHUNK]),
@@ -325,6 +536,23 @@ class WebhookDeliveries(Store):
                     if moment is not None:
                         latest[key] = moment
         return latest
+
+    async def received_deliveries(
+        self, system: str, *, after_id: int = 0, limit: int = 500
+    ) -> list[WebhookDelivery]:
+        """Deliveries of ``system`` accepted but not settled (``received``), by id, the
+        first ``limit`` after ``after_id``: what a process that died left unprocessed."""
+        if limit <= 0:
+            raise InvalidArgument("limit must be positive")
+        query = (
+            select(WD)
+            .where(WD.c.system == system, WD.c.outcome == "received", WD.c.id > after_id)
+            .order_by(WD.c.id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [WebhookDelivery.from_row(row) for row in rows]
 
     async def get_delivery(self, delivery_id: int) -> WebhookDelivery:
         """The delivery with this id; :class:`NotFound` if there is none."""
@@ -365,8 +593,8 @@ class WebhookDeliveries(Store):
         return found[::-1] if newest else found
 
     async def delivery_stats(self, since: datetime, system: str | None = None) -> DeliveryStats:
-        """Deliveries received at or after ``since``: counts by outcome, the largest delay
-        and the last arrival."""
+        """Deliveries received at or after ``since``: counts by outcome (refusals from
+        their counts), the largest delay and the last arrival."""
         since = require_utc(since, "since")
         where = [WD.c.received_at >= since]
         if system is not None:
@@ -378,6 +606,10 @@ class WebhookDeliveries(Store):
                 outcome: count for outcome, count in await conn.execute(counts)
             }
             max_delay, last = (await conn.execute(summary)).one()
+            refused = await self._refused(conn, since, system)
+        for outcome, count in refused.by_outcome.items():
+            by_outcome[outcome] = by_outcome.get(outcome, 0) + count
+        last = _latest(last, refused.last_at)
         return DeliveryStats(
             total=sum(by_outcome.values()),
             by_outcome=by_outcome,
@@ -388,8 +620,10 @@ class WebhookDeliveries(Store):
     async def delivery_window(
         self, system: str, since: datetime, *, late_after_seconds: float = 300.0
     ) -> DeliveryWindow:
-        """``system``'s deliveries received at or after ``since``: counts by outcome, how
-        many accepted ones arrived late, signature mismatches and the newest error."""
+        """``system``'s deliveries received at or after ``since``: counts by outcome
+        (refusals from their counts: a bucket that saw one at or after ``since`` counts
+        whole), how many accepted ones arrived late, signature mismatches and the newest
+        error."""
         system = require_text(system, "system")
         since = require_utc(since, "since")
         where = (WD.c.system == system, WD.c.received_at >= since)
@@ -420,6 +654,11 @@ class WebhookDeliveries(Store):
             n_timed, n_late, max_delay = (await conn.execute(delays)).one()
             mismatches, last = (await conn.execute(summary)).one()
             error_detail = (await conn.execute(newest_error)).scalar_one_or_none()
+            refused = await self._refused(conn, since, system)
+        for outcome, count in refused.by_outcome.items():
+            by_outcome[outcome] = by_outcome.get(outcome, 0) + count
+        mismatches = int(mismatches) + refused.mismatches
+        last = _latest(last, refused.last_at)
         error = error_detail.get("error") if isinstance(error_detail, dict) else None
         return DeliveryWindow(
             system=system,
@@ -534,29 +773,94 @@ class WebhookDeliveries(Store):
 
 def _delivery_values(delivery: Mapping[str, Any]) -> dict[str, Any]:
     """The row of one delivery given as :meth:`WebhookDeliveries.record_delivery`'s
-    keyword arguments, checked."""
+    keyword arguments, checked, its text and detail made storable."""
     unknown = set(delivery) - _DELIVERY_FIELDS
     if unknown:
         raise InvalidArgument(f"unknown delivery fields: {sorted(unknown)}")
-    system = require_text(delivery.get("system", ""), "system")
+    system = require_text(storable_text(delivery.get("system", "")), "system")
     outcome = require_choice(delivery.get("outcome", ""), WEBHOOK_OUTCOMES, "outcome")
     received_at = require_utc(delivery.get("received_at", ""), "received_at")
     triggered_at = delivery.get("triggered_at")
     triggered = require_utc(triggered_at, "triggered_at") if triggered_at else None
+    ordered_at = delivery.get("ordered_at")
+    ordered = require_utc(ordered_at, "ordered_at") if ordered_at else triggered
+    text = {name: _optional_text(delivery.get(name), name) for name in _TEXT_FIELDS}
     return {
         "system": system,
-        "topic": delivery.get("topic"),
-        "event_id": delivery.get("event_id"),
-        "webhook_id": delivery.get("webhook_id"),
-        "dedupe_key": delivery.get("dedupe_key"),
-        "resource_key": delivery.get("resource_key"),
+        **text,
         "triggered_at": triggered,
         "received_at": received_at,
         "delay_seconds": (received_at - triggered).total_seconds() if triggered else None,
         "processed_at": None,
         "outcome": outcome,
-        "detail": require_json(dict(delivery.get("detail") or {}), "detail"),
+        "detail": require_json(storable_json(dict(delivery.get("detail") or {})), "detail"),
+        "ordered_at": ordered,
     }
+
+
+def _optional_text(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be text (got {type(value).__name__})")
+    return storable_text(value)
+
+
+def _as_duplicate(value: dict[str, Any], holder: int) -> dict[str, Any]:
+    return {
+        **value,
+        "dedupe_key": None,
+        "outcome": "duplicate",
+        "detail": {**value["detail"], "duplicate_of": holder},
+    }
+
+
+def _escaped(value: dict[str, Any], error: BaseException) -> dict[str, Any]:
+    """``value`` as every backend stores it: text as ASCII with escapes, the detail
+    replaced by why the original was refused."""
+    text = {
+        name: value[name].encode("ascii", "backslashreplace").decode("ascii")
+        for name in ("system", *_TEXT_FIELDS)
+        if value[name] is not None
+    }
+    return {**value, **text, "detail": {"unstorable": _first_line(error)}}
+
+
+def _refusal_values(refusal: Mapping[str, Any]) -> dict[str, Any]:
+    """The counted form of refusals given to :meth:`WebhookDeliveries.count_refusals`."""
+    unknown = set(refusal) - _REFUSAL_FIELDS
+    if unknown:
+        raise InvalidArgument(f"unknown refusal fields: {sorted(unknown)}")
+    count = refusal.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidArgument(f"count must be a positive integer (got {count!r})")
+    last_at = require_utc(refusal.get("last_at", ""), "last_at")
+    first_at = require_utc(refusal.get("first_at") or last_at, "first_at")
+    sample = {
+        storable_text(str(k))[:_REFUSAL_TEXT]: storable_text(str(v))[:_REFUSAL_TEXT]
+        for k, v in dict(refusal.get("sample") or {}).items()
+        if v is not None
+    }
+    return {
+        "system": require_text(storable_text(refusal.get("system", "")), "system"),
+        "outcome": require_choice(refusal.get("outcome", ""), REFUSED, "outcome"),
+        "reason": storable_text(str(refusal.get("reason") or ""))[:_REFUSAL_TEXT],
+        "bucket_start": refusal_bucket(last_at),
+        "count": count,
+        "first_at": min(first_at, last_at),
+        "last_at": last_at,
+        "sample": sample,
+    }
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
+
+
+def _first_line(error: BaseException) -> str:
+    return refusal_reason(error, _REFUSAL_TEXT)
 
 
 async def _holders(

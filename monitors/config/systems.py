@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, model_validator
 
@@ -18,6 +19,7 @@ from monitors.config.types import (
     EnvName,
     Glob,
     HeaderName,
+    Hostname,
     Name,
     NonEmptyStr,
     NonNegativeInt,
@@ -85,8 +87,19 @@ class ShopifySystem(_SystemBase):
     #: The public address of ``driftwatch serve``'s ``/webhooks/shopify``, which
     #: ``driftwatch webhooks`` checks (and with --create subscribes) in the shop.
     webhook_url: Url | None = None
+    #: The shop's ``*.myshopify.com`` domain, as Shopify names it in each webhook's
+    #: ``X-Shopify-Shop-Domain``; deliveries for any other shop are refused. Default:
+    #: the host of ``shop_url``.
+    shop_domain: Hostname | None = None
     bulk_threshold: PositiveInt = 5000
     page_size: Annotated[int, Field(strict=True, ge=1, le=250)] = 250
+
+    @property
+    def webhook_shop_domain(self) -> str:
+        """The shop domain webhooks must name: ``shop_domain``, else ``shop_url``'s host."""
+        if self.shop_domain is not None:
+            return self.shop_domain.lower()
+        return (urlsplit(self.shop_url).hostname or "").lower()
 
     @model_validator(mode="before")
     @classmethod

@@ -233,6 +233,14 @@ DottedPath = Annotated[
     str,
     _regex_check(r"[^.\s]+(\.[^.\s]+)*", "must be a dotted path such as data.items or qty.on_hand"),
 ]
+#: A DNS host name such as ``shop.myshopify.com`` (no scheme, port or path).
+Hostname = Annotated[
+    str,
+    _regex_check(
+        r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}",
+        "must be a host name such as shop.myshopify.com (no https://, port or path)",
+    ),
+]
 HeaderName = Annotated[str, _regex_check(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", "not an HTTP header name")]
 ApiVersion = Annotated[
     str,

@@ -22,6 +22,11 @@ out one at a time in order, unless a knob says otherwise:
 * a non-2xx answer or a connection error is retried up to 8 times over 4 hours on the
   injected clock: advance it and call :meth:`deliver_due`.
 
+And to play the attacker (:meth:`replay`): a delivery captured on the wire is sent
+again, its body and signature untouched, with headers changed — a new event id, a
+``X-Shopify-Triggered-At`` far in the future, another shop, or no ids at all. Shopify's
+HMAC covers only the raw body, so such a replay still verifies.
+
 Every attempt is kept in ``attempts``. The sandbox never imports the product.
 """
 
@@ -51,6 +56,8 @@ from sandbox.shopify.resolvers import RESOLVERS, TYPE_OF, Context, Info, attr
 from sandbox.shopify.state import GID_PREFIX, Level, Store, parse_gid
 
 DEFAULT_WEBHOOK_SECRET = "shpss_driftwatch_sandbox_webhooks"
+#: Passed to :meth:`WebhookEmitter.replay` for a header to be sent as captured.
+KEEP: Any = object()
 SHOP_DOMAIN = "driftwatch-sandbox.myshopify.com"
 #: Seconds before each of the 8 retries: 4 hours in all, as Shopify documents.
 RETRY_DELAYS: tuple[float, ...] = (60, 120, 300, 600, 1200, 2400, 3600, 6120)
@@ -324,15 +331,56 @@ class WebhookEmitter:
             finally:
                 self._queue.task_done()
 
-    async def _send(self, delivery: Delivery, *, duplicate: bool = False) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
-            )
-        if not duplicate:
-            delivery.attempts += 1
-        signature = sign(delivery.body, self.secret)
-        headers = {
+    async def replay(
+        self,
+        delivery: Delivery,
+        *,
+        url: str | None = None,
+        event_id: str | None = KEEP,
+        webhook_id: str | None = KEEP,
+        triggered_at: str | None = KEEP,
+        shop_domain: str | None = KEEP,
+    ) -> Attempt:
+        """Send a captured ``delivery`` again as an attacker would: the same body and the
+        signature it was sent with, headers changed as given (None leaves a header out;
+        ``triggered_at`` is the raw header text, e.g. ``"9999-12-31T23:59:59Z"``). Not a
+        delivery of Shopify's: never retried, and the delivery's status is unchanged.
+
+        Shopify's documentation is why this verifies: "Each HTTPS delivery includes a
+        base64-encoded HMAC signature in the X-Shopify-Hmac-SHA256 header, generated
+        using your app's client secret and the raw request body" — the headers are not
+        signed (https://shopify.dev/docs/apps/build/webhooks/verify-deliveries; the
+        headers: https://shopify.dev/docs/apps/build/webhooks/delivery-structure).
+        """
+        signed = [a.signature for a in self.attempts if a.delivery is delivery]
+        signature = signed[-1] if signed else sign(delivery.body, self.secret)
+        headers = self._headers(delivery, signature)
+        for name, value in (
+            ("X-Shopify-Event-Id", event_id),
+            ("X-Shopify-Webhook-Id", webhook_id),
+            ("X-Shopify-Triggered-At", triggered_at),
+            ("X-Shopify-Shop-Domain", shop_domain),
+        ):
+            if value is None:
+                del headers[name]
+            elif value is not KEEP:
+                headers[name] = value
+        status, error = await self._post(url or delivery.url, delivery.body, headers)
+        attempt = Attempt(
+            delivery,
+            delivery.attempts,
+            self.clock.now(),
+            url or delivery.url,
+            status,
+            error,
+            headers["X-Shopify-Hmac-Sha256"],
+            duplicate=True,
+        )
+        self.attempts.append(attempt)
+        return attempt
+
+    def _headers(self, delivery: Delivery, signature: str) -> dict[str, str]:
+        return {
             "Content-Type": "application/json",
             "User-Agent": "Shopify-Captain-Hook",
             "X-Shopify-Topic": delivery.topic,
@@ -343,14 +391,27 @@ class WebhookEmitter:
             "X-Shopify-Event-Id": delivery.event_id,
             "X-Shopify-Triggered-At": triggered_header(delivery.triggered_at),
         }
-        status: int | None = None
-        error: str | None = None
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout)
+            )
         try:
-            async with self._session.post(delivery.url, data=delivery.body, headers=headers) as r:
+            async with self._session.post(url, data=body, headers=headers) as r:
                 await r.read()
-                status = r.status
+                return r.status, None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            return None, f"{type(exc).__name__}: {exc}"
+
+    async def _send(self, delivery: Delivery, *, duplicate: bool = False) -> None:
+        if not duplicate:
+            delivery.attempts += 1
+        signature = sign(delivery.body, self.secret)
+        headers = self._headers(delivery, signature)
+        status, error = await self._post(delivery.url, delivery.body, headers)
         attempt = Attempt(
             delivery,
             delivery.attempts,

@@ -76,6 +76,7 @@ async def test_a_forged_webhook_is_refused_and_changes_nothing(tmp_path: Path) -
                 await service.webhooks.idle()
         finally:
             await service.stop()
-        [delivery] = await ledger.list_deliveries()
-    assert delivery.outcome == "rejected_signature"
+        assert await ledger.list_deliveries() == []
+        [refused] = await ledger.list_refusals()
+    assert (refused.outcome, refused.reason, refused.count) == ("rejected_signature", "mismatch", 1)
     assert not service.targeted_done.is_set()

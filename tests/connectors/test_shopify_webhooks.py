@@ -44,6 +44,7 @@ from ledger import Ledger, WebhookDelivery
 from sandbox.shopify import FakeShopify
 
 SECRET = "shpss_current"
+SHOP = "driftwatch-sandbox.myshopify.com"
 OLD_SECRET = "shpss_previous"
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ITEM = "gid://shopify/InventoryItem/271878346596884015"
@@ -52,9 +53,14 @@ LEVEL = {
     "inventory_item_id": 271878346596884015,
     "location_id": 24826418,
     "available": 6,
-    "updated_at": "2026-11-02T09:00:00-05:00",
+    "updated_at": "2026-11-02T03:59:58-05:00",
     "admin_graphql_api_id": "gid://shopify/InventoryLevel/24826418?inventory_item_id=271878346596884015",
 }
+
+
+def level(available: int, at: datetime, **extra: Any) -> dict[str, Any]:
+    """An ``inventory_levels/update`` body whose level changed at ``at``."""
+    return {**LEVEL, "available": available, "updated_at": at.isoformat(), **extra}
 
 
 def signature(body: bytes, secret: str = SECRET) -> str:
@@ -66,18 +72,19 @@ def headers(
     *,
     topic: str = "inventory_levels/update",
     event_id: str | None = "evt-1",
-    webhook_id: str = "wh-1",
+    webhook_id: str | None = "wh-1",
     triggered: datetime = T0,
     secret: str | None = SECRET,
 ) -> dict[str, str]:
     out = {
         "Content-Type": "application/json",
         "X-Shopify-Topic": topic,
-        "X-Shopify-Shop-Domain": "driftwatch-sandbox.myshopify.com",
+        "X-Shopify-Shop-Domain": SHOP,
         "X-Shopify-API-Version": "2026-07",
-        "X-Shopify-Webhook-Id": webhook_id,
         "X-Shopify-Triggered-At": triggered.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
+    if webhook_id is not None:
+        out["X-Shopify-Webhook-Id"] = webhook_id
     if event_id is not None:
         out["X-Shopify-Event-Id"] = event_id
     if secret is not None:
@@ -200,7 +207,7 @@ async def test_a_valid_delivery_is_answered_200_and_hands_on_the_level(hub: Harn
             location_id=LOCATION,
             available=6,
             triggered_at=T0,
-            updated_at=datetime(2026, 11, 2, 14, 0, tzinfo=UTC),
+            updated_at=datetime(2026, 11, 2, 8, 59, 58, tzinfo=UTC),
             event_id="evt-1",
         )
     ]
@@ -218,20 +225,27 @@ async def test_a_valid_delivery_is_answered_200_and_hands_on_the_level(hub: Harn
     assert hub.receiver.outcomes["processed"] == 1
 
 
+async def refusals(h: Harness) -> list[tuple[str, str, int]]:
+    """The refusals counted so far, as (outcome, reason, count)."""
+    await h.receiver.idle()
+    return [(r.outcome, r.reason, r.count) for r in await h.ledger.list_refusals()]
+
+
 @pytest.mark.parametrize("secret", ["shpss_forged", None])
 async def test_a_forged_or_unsigned_delivery_is_401_with_no_effect(
     hub: Harness, secret: str | None
 ) -> None:
     r = await hub.post(secret=secret)
     assert r.status_code == 401
-    [delivery] = await hub.deliveries()
-    assert delivery.outcome == "rejected_signature"
-    assert delivery.dedupe_key is None  # the real event can still come
-    assert delivery.detail["signature"] == ("missing" if secret is None else "mismatch")
+    assert await hub.deliveries() == []  # counted, not kept: anyone can send these
+    reason = "missing" if secret is None else "mismatch"
+    assert await refusals(hub) == [("rejected_signature", reason, 1)]
+    [counted] = await hub.ledger.list_refusals()
+    assert counted.sample["event_id"] == "evt-1"
     assert hub.touched == []
     # the genuine delivery of the same event is then accepted
     assert (await hub.post()).status_code == 200
-    assert await hub.outcomes() == ["rejected_signature", "processed"]
+    assert await hub.outcomes() == ["processed"]
     assert len(hub.touched) == 1
 
 
@@ -241,7 +255,8 @@ async def test_a_tampered_body_fails_the_signature(hub: Harness) -> None:
     tampered = body.replace(b'"available": 6', b'"available": 600')
     r = await hub.http.post(hub.url, content=tampered, headers=forged)
     assert r.status_code == 401
-    assert await hub.outcomes() == ["rejected_signature"]
+    assert await refusals(hub) == [("rejected_signature", "mismatch", 1)]
+    assert await hub.outcomes() == []
 
 
 async def test_the_previous_secret_is_accepted_during_a_rotation(
@@ -255,8 +270,8 @@ async def test_the_previous_secret_is_accepted_during_a_rotation(
         assert [(d.event_id, d.outcome, d.detail.get("secret")) for d in deliveries] == [
             ("e-old", "processed", 1),
             ("e-new", "processed", 0),
-            ("e-bad", "rejected_signature", None),
         ]
+        assert await refusals(h) == [("rejected_signature", "mismatch", 1)]
         assert dict(h.receiver.secrets_used) == {0: 1, 1: 1}
 
 
@@ -274,14 +289,21 @@ async def test_an_oversized_body_is_413(
         body_headers = headers(b"")
         r = await h.http.post(h.url, content=chunks(), headers=body_headers)
         assert r.status_code == 413
-        assert await h.outcomes() == ["too_large", "too_large"]
+        assert await refusals(h) == [("too_large", "", 2)]
+        assert await h.outcomes() == []
         assert h.touched == []
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe"])
-async def test_a_body_that_is_not_a_json_object_is_400(hub: Harness, raw: bytes) -> None:
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [(b"{not json", "not_json"), (b"[1, 2]", "not_object"), (b"\xff\xfe", "not_json")],
+)
+async def test_a_body_that_is_not_a_json_object_is_400(
+    hub: Harness, raw: bytes, reason: str
+) -> None:
     assert (await hub.post(raw=raw)).status_code == 400
-    assert await hub.outcomes() == ["malformed"]
+    assert await refusals(hub) == [("malformed", reason, 1)]
+    assert await hub.outcomes() == []
     assert hub.touched == []
 
 
@@ -305,9 +327,10 @@ async def test_without_an_event_id_the_webhook_id_dedupes(hub: Harness) -> None:
 
 
 async def test_an_older_delivery_after_a_newer_one_is_not_applied(hub: Harness) -> None:
-    newer = {**LEVEL, "available": 4}
-    older = {**LEVEL, "available": 9}
-    elsewhere = {**LEVEL, "location_id": 99, "available": 1}
+    hub.clock.advance(20 * 60)
+    newer = level(4, T0 + timedelta(minutes=10))
+    older = level(9, T0 + timedelta(minutes=5))
+    elsewhere = level(1, T0, location_id=99)
     await hub.post(newer, event_id="e-2", triggered=T0 + timedelta(minutes=10))
     await hub.post(older, event_id="e-1", triggered=T0 + timedelta(minutes=5))
     await hub.post(elsewhere, event_id="e-3", triggered=T0)  # another level: not stale
@@ -317,14 +340,15 @@ async def test_an_older_delivery_after_a_newer_one_is_not_applied(hub: Harness) 
         ("e-1", "stale"),
         ("e-3", "processed"),
     ]
-    assert deliveries[1].detail["newer_triggered_at"] == (T0 + timedelta(minutes=10)).isoformat()
+    assert deliveries[1].detail["newer_ordered_at"] == (T0 + timedelta(minutes=10)).isoformat()
     assert [t.available for t in hub.touched] == [4, 1]
 
 
 async def test_in_order_deliveries_are_all_applied(hub: Harness) -> None:
+    hub.clock.advance(10 * 60)
     for i in range(3):
-        payload = {**LEVEL, "available": 10 - i}
-        await hub.post(payload, event_id=f"e-{i}", triggered=T0 + timedelta(minutes=i))
+        at = T0 + timedelta(minutes=i)
+        await hub.post(level(10 - i, at), event_id=f"e-{i}", triggered=at)
     assert await hub.outcomes() == ["processed"] * 3
     assert [t.available for t in hub.touched] == [10, 9, 8]
 
@@ -409,22 +433,29 @@ class SlowStore:
         self.batches: list[int] = []
 
     async def record_deliveries(
-        self, deliveries: Sequence[Mapping[str, Any]]
+        self,
+        deliveries: Sequence[Mapping[str, Any]],
+        refusals: Sequence[Mapping[str, Any]] = (),
     ) -> list[tuple[WebhookDelivery, bool]]:
         self.entered.set()
         await self.gate.wait()
         if self.failure is not None:
             raise self.failure
         self.batches.append(len(deliveries))
-        return await self.ledger.record_deliveries(deliveries)
+        return await self.ledger.record_deliveries(deliveries, refusals)
 
     async def finish_deliveries(self, finished: Sequence[Mapping[str, Any]]) -> None:
         await self.ledger.finish_deliveries(finished)
 
-    async def latest_triggered_many(
+    async def latest_ordered_many(
         self, system: str, resource_keys: Iterable[str]
     ) -> dict[str, datetime]:
-        return await self.ledger.latest_triggered_many(system, resource_keys)
+        return await self.ledger.latest_ordered_many(system, resource_keys)
+
+    async def received_deliveries(
+        self, system: str, *, after_id: int = 0, limit: int = 500
+    ) -> list[WebhookDelivery]:
+        return await self.ledger.received_deliveries(system, after_id=after_id, limit=limit)
 
 
 async def test_a_slow_store_gets_503_and_the_event_is_still_processed_once(
@@ -516,18 +547,20 @@ async def test_an_older_delivery_settled_in_the_same_batch_as_a_newer_is_stale(
     server = await serve(receiver)
     try:
 
-        async def post(payload: Any, event_id: str, minutes: int) -> int:
-            body = json.dumps(payload).encode()
-            sent = headers(body, event_id=event_id, triggered=T0 + timedelta(minutes=minutes))
+        async def post(available: int, event_id: str, minutes: int, **extra: Any) -> int:
+            at = T0 + timedelta(minutes=minutes)
+            body = json.dumps(level(available, at, **extra)).encode()
+            sent = headers(body, event_id=event_id, triggered=at)
             return (await http.post(server.url, content=body, headers=sent)).status_code
 
-        assert await post({**LEVEL, "location_id": 1}, "e-0", 0) == 200
+        clock.advance(20 * 60)
+        assert await post(6, "e-0", 0, location_id=1) == 200
         await started.wait()
         # recorded while the worker is busy: settled together in its next batch, where
         # neither is in the ledger as processed yet
-        assert await post({**LEVEL, "available": 4}, "e-2", 10) == 200
-        assert await post({**LEVEL, "available": 9}, "e-1", 5) == 200
-        assert await post({**LEVEL, "available": 4}, "e-2", 10) == 200
+        assert await post(4, "e-2", 10) == 200
+        assert await post(9, "e-1", 5) == 200
+        assert await post(4, "e-2", 10) == 200
         gate.set()
         await receiver.idle()
         deliveries = await ledger.list_deliveries()
@@ -538,7 +571,7 @@ async def test_an_older_delivery_settled_in_the_same_batch_as_a_newer_is_stale(
             ("e-2", "duplicate"),
         ]
         newer = (T0 + timedelta(minutes=10)).isoformat()
-        assert deliveries[2].detail["newer_triggered_at"] == newer
+        assert deliveries[2].detail["newer_ordered_at"] == newer
         assert deliveries[3].detail["duplicate_of"] == deliveries[1].id
         assert touched == [6, 4]
     finally:
@@ -629,18 +662,15 @@ async def test_other_topics_are_kept_as_evidence(hub: Harness) -> None:
     assert hub.touched == []
 
 
-async def test_unhandled_topics_and_other_shops_are_ignored(
-    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
-) -> None:
-    async for h in harness(ledger, http, clock, shop_domain="driftwatch-sandbox.myshopify.com"):
-        r = await h.post({"id": 1}, topic="products/create", event_id="p1")
-        assert r.status_code == 200
-        body = json.dumps(LEVEL).encode()
-        other_shop = {**headers(body, event_id="x1"), "X-Shopify-Shop-Domain": "evil.myshopify.com"}
-        assert (await h.http.post(h.url, content=body, headers=other_shop)).status_code == 200
-        deliveries = await h.deliveries()
-        assert [d.outcome for d in deliveries] == ["ignored", "ignored"]
-        assert h.touched == []
+async def test_unhandled_topics_are_ignored(hub: Harness) -> None:
+    r = await hub.post({"id": 1}, topic="products/create", event_id="p1")
+    assert r.status_code == 200
+    [delivery] = await hub.deliveries()
+    assert (delivery.outcome, delivery.detail["ignored"]) == (
+        "ignored",
+        "topic products/create is not handled",
+    )
+    assert hub.touched == []
 
 
 def test_times_are_parsed_from_shopify_forms() -> None:
@@ -722,7 +752,8 @@ async def test_a_secret_mismatch_is_retried_by_shopify_until_fixed(
     assert await fake.webhooks.deliver_due() == 1
     await hub.receiver.idle()
     assert [a.status for a in fake.webhooks.attempts] == [401, 200]
-    assert await hub.outcomes() == ["rejected_signature", "processed"]
+    assert await hub.outcomes() == ["processed"]
+    assert await refusals(hub) == [("rejected_signature", "mismatch", 1)]
     assert [t.available for t in hub.touched] == [8]
 
 
@@ -812,3 +843,210 @@ def test_topic_names_convert_both_ways() -> None:
     for topic in TOPICS:
         assert topic_name(topic_enum(topic)) == topic
     assert topic_enum("inventory_levels/update") == "INVENTORY_LEVELS_UPDATE"
+
+
+# -- hostile deliveries (issue 14, finding 8) --------------------------------------------
+async def test_a_replay_claiming_the_future_does_not_make_later_changes_stale(
+    fake: FakeShopify, hub: Harness
+) -> None:
+    east = fake.add_location("Brooklyn DC")
+    item = fake.add_item("TEE-BLK-M")
+    fake.webhooks.subscribe("inventory_levels/update", hub.url)
+    fake.set_quantities(item, east, available=40)
+    await fake.webhooks.idle()
+    [captured] = fake.webhooks.deliveries
+    # captured on the wire and sent again: the body (and so the HMAC) untouched, a new
+    # event id, and a trigger time at the end of time
+    forged = await fake.webhooks.replay(
+        captured, event_id="evt-forged", webhook_id="wh-forged", triggered_at="9999-12-31T23:59:59Z"
+    )
+    assert forged.status == 200
+    for available in (39, 38, 37):  # genuine changes after it
+        hub.clock.advance(60)
+        fake.set_quantities(item, east, available=available)
+        await fake.webhooks.idle()
+    await hub.receiver.idle()
+
+    assert [t.available for t in hub.touched][-3:] == [39, 38, 37]
+    deliveries = await hub.deliveries()
+    assert "stale" not in {d.outcome for d in deliveries}
+    [replayed] = [d for d in deliveries if d.event_id == "evt-forged"]
+    assert replayed.triggered_at == replayed.received_at  # taken as its arrival
+    assert replayed.detail["triggered_at_header"] == "9999-12-31T23:59:59Z"
+    assert replayed.delay_seconds == 0
+
+
+async def test_deliveries_are_ordered_by_the_payloads_own_time(hub: Harness) -> None:
+    hub.clock.advance(30 * 60)
+    newer = level(4, T0 + timedelta(minutes=10))
+    assert (
+        await hub.post(newer, event_id="e-new", triggered=T0 + timedelta(minutes=10))
+    ).is_success
+    # an older change whose header claims to be later (forged, or a clock gone wrong)
+    older = level(9, T0 + timedelta(minutes=5))
+    late_header = T0 + timedelta(minutes=20)
+    assert (await hub.post(older, event_id="e-old", triggered=late_header)).is_success
+    deliveries = await hub.deliveries()
+    assert [(d.event_id, d.outcome) for d in deliveries] == [
+        ("e-new", "processed"),
+        ("e-old", "stale"),
+    ]
+    assert deliveries[1].ordered_at == T0 + timedelta(minutes=5)
+    assert deliveries[1].triggered_at == late_header  # kept as sent, within the skew
+    assert [t.available for t in hub.touched] == [4]
+
+
+async def test_deliveries_for_another_shop_are_refused_and_counted(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    async for h in harness(ledger, http, clock, shop_domains=[f"https://{SHOP.upper()}/"]):
+        body = json.dumps(LEVEL).encode()
+        other = {**headers(body, event_id="x1"), "X-Shopify-Shop-Domain": "evil.myshopify.com"}
+        assert (await h.http.post(h.url, content=body, headers=other)).status_code == 403
+        unnamed = headers(body, event_id="x2")
+        del unnamed["X-Shopify-Shop-Domain"]
+        assert (await h.http.post(h.url, content=body, headers=unnamed)).status_code == 403
+        ours = {**headers(body, event_id="x3"), "X-Shopify-Shop-Domain": SHOP.upper()}
+        assert (await h.http.post(h.url, content=body, headers=ours)).status_code == 200
+        assert [d.event_id for d in await h.deliveries()] == ["x3"]
+        assert sorted(await refusals(h)) == [
+            ("wrong_shop", "missing", 1),
+            ("wrong_shop", "other", 1),
+        ]
+        [other_shop] = [r for r in await h.ledger.list_refusals() if r.reason == "other"]
+        assert other_shop.sample["shop"] == "evil.myshopify.com"
+        assert len(h.touched) == 1
+        assert h.receiver.outcomes["wrong_shop"] == 2
+
+
+async def test_deliveries_without_ids_are_deduplicated_by_their_body(hub: Harness) -> None:
+    for _ in range(3):
+        assert (await hub.post(event_id=None, webhook_id=None)).status_code == 200
+    other = {**LEVEL, "available": 5}
+    assert (await hub.post(other, event_id=None, webhook_id=None)).status_code == 200
+    deliveries = await hub.deliveries()
+    assert [d.outcome for d in deliveries] == ["processed", "duplicate", "duplicate", "processed"]
+    assert {d.detail.get("duplicate_of") for d in deliveries[1:3]} == {deliveries[0].id}
+    assert deliveries[0].dedupe_key is not None
+    assert deliveries[0].dedupe_key.startswith("sha256:inventory_levels/update:")
+    assert [t.available for t in hub.touched] == [6, 5]
+
+
+async def test_refused_deliveries_are_counted_not_kept_one_row_each(hub: Harness) -> None:
+    sent = await asyncio.gather(
+        *(hub.post(event_id=f"spam-{n}", secret=None if n % 2 else "x") for n in range(300))
+    )
+    assert {r.status_code for r in sent} == {401}
+    assert await hub.deliveries() == []
+    counted = await refusals(hub)
+    assert sorted(counted) == [
+        ("rejected_signature", "mismatch", 150),
+        ("rejected_signature", "missing", 150),
+    ]
+    window = await hub.ledger.delivery_window("shopify", T0)
+    assert (window.count("rejected_signature"), window.signature_mismatches) == (300, 150)
+
+
+@pytest.mark.parametrize("depth", [50_000, 100_000])
+async def test_a_signed_body_nested_deeply_is_400_and_nothing_crashes(
+    hub: Harness, depth: int
+) -> None:
+    deep = b'{"a":' * depth + b"1" + b"}" * depth
+    r = await hub.post(raw=deep, event_id="deep")
+    assert r.status_code == 400
+    assert await refusals(hub) == [("malformed", "not_json", 1)]
+    assert (await hub.post(event_id="after")).status_code == 200  # the receiver is fine
+    assert await hub.outcomes() == ["processed"]
+
+
+@pytest.fixture
+async def patient(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> AsyncIterator[tuple[Harness, SlowStore]]:
+    """The gated store with an ack budget no test machine runs out of."""
+    async for pair in slow_harness(ledger, http, clock, ack_budget=120.0):
+        yield pair
+
+
+async def test_a_header_no_database_can_store_does_not_fail_its_batch(
+    patient: tuple[Harness, SlowStore],
+) -> None:
+    hub, store = patient
+    first = asyncio.create_task(hub.post(level(1, T0, location_id=100), event_id="first"))
+    await store.entered.wait()  # the first write is held; the rest queue up behind it
+
+    async def post(n: int, event_id: bytes) -> httpx.Response:
+        body = json.dumps(level(n, T0, location_id=n)).encode()
+        sent: dict[str, Any] = headers(body, event_id=None)
+        sent["X-Shopify-Event-Id"] = event_id  # bytes: sent as they are
+        return await hub.http.post(hub.url, content=body, headers=sent)
+
+    ids = [f"evt-{n}".encode() for n in range(6)]
+    ids[3] = b"evt-\xff\xfe"  # not UTF-8: aiohttp hands it on as lone surrogates
+    rest = [asyncio.create_task(post(n, event_id)) for n, event_id in enumerate(ids)]
+    # no event says "the server has read them all": look until it has
+    while len(hub.receiver._pending) < len(rest):  # noqa: ASYNC110
+        await asyncio.sleep(0)
+    store.gate.set()
+    answers = [await first, *[await task for task in rest]]
+    assert [a.status_code for a in answers] == [200] * 7
+    assert store.batches == [1, 6]  # the six shared one transaction
+    deliveries = await hub.deliveries()
+    assert [d.outcome for d in deliveries] == ["processed"] * 7
+    assert sorted(d.event_id or "" for d in deliveries) == [
+        "evt-0",
+        "evt-1",
+        "evt-2",
+        "evt-4",
+        "evt-5",
+        "evt-\ufffd\ufffd",
+        "first",
+    ]
+    assert len(hub.touched) == 7
+
+
+async def test_a_delivery_left_received_is_processed_by_the_next_process(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    started = asyncio.Event()
+
+    async def dies(t: Touched) -> None:  # the process dies while it processes
+        started.set()
+        await asyncio.Event().wait()
+
+    receiver = make_webhook_handler(
+        system="shopify", secrets=[SECRET], store=ledger, clock=clock, on_touched=dies
+    )
+    server = await serve(receiver)
+    try:
+        clock.advance(600)
+        for n, minutes in ((7, 1), (8, 2)):
+            at = T0 + timedelta(minutes=minutes)
+            body = json.dumps(level(n, at)).encode()
+            sent = headers(body, event_id=f"e-{n}", triggered=at)
+            assert (await http.post(server.url, content=body, headers=sent)).status_code == 200
+        await started.wait()
+    finally:
+        await receiver.close()
+        await server.runner.cleanup()
+    assert {d.outcome for d in await ledger.list_deliveries()} == {"received"}
+
+    touched: list[Touched] = []
+
+    async def on_touched(t: Touched) -> None:
+        touched.append(t)
+
+    after = make_webhook_handler(
+        system="shopify", secrets=[SECRET], store=ledger, clock=clock, on_touched=on_touched
+    )
+    try:
+        assert await after.resume() == 2
+        await after.idle()
+    finally:
+        await after.close()
+    assert [(t.available, t.updated_at, t.event_id) for t in touched] == [
+        (7, T0 + timedelta(minutes=1), "e-7"),
+        (8, T0 + timedelta(minutes=2), "e-8"),
+    ]
+    assert [(t.inventory_item_id, t.location_id) for t in touched] == [(ITEM, LOCATION)] * 2
+    assert [d.outcome for d in await ledger.list_deliveries()] == ["processed", "processed"]

@@ -78,3 +78,57 @@ async def test_postgresql_also_refuses_truncate(ledger: Ledger, raw: AsyncEngine
         async with raw.begin() as conn:
             await conn.execute(text("TRUNCATE audit_log"))
     assert await scalar(raw, "SELECT count(*) FROM audit_log") == 1
+
+
+async def test_unrelated_entries_succeed_or_fail_each_on_its_own(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    entries = [
+        ("U_ALICE", "slack.command", "command:/drift", {"text": "TEE-BLK-M"}, T0),
+        ("U_BOB", "slack.command", "command:/drift", {"text": "TEE\u0000NUL"}, T0),
+        ("U_CAROL", "slack.action", "incident:\ud800", {"value": "\udcff"}, T0),
+        ("", "slack.command", "command:/drift", None, T0),  # the ledger refuses it
+        ("U_DAN", "slack.command", "command:/drift", {"n": float("nan")}, T0),
+    ]
+    results = await ledger.append_audit_each(entries)
+    assert isinstance(results[3], InvalidArgument)
+    written = [r for r in results if not isinstance(r, Exception)]
+    assert [e.actor for e in written] == ["U_ALICE", "U_BOB", "U_CAROL", "U_DAN"]
+    assert written[1].detail == {"text": "TEE\ufffdNUL"}
+    assert (written[2].subject, written[2].detail) == ("incident:\ufffd", {"value": "\ufffd"})
+    assert written[3].detail == {"n": "nan"}
+    assert await scalar(raw, "SELECT count(*) FROM audit_log") == 4
+
+
+async def test_an_entry_the_database_refuses_is_written_without_its_detail(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    async with raw.begin() as conn:  # a value the ledger cannot know is refused
+        if raw.dialect.name == "sqlite":
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER poison BEFORE INSERT ON audit_log "
+                "WHEN json_extract(NEW.detail, '$.poison') IS NOT NULL "
+                "BEGIN SELECT RAISE(ABORT, 'poisoned detail'); END"
+            )
+        else:
+            await conn.exec_driver_sql(
+                "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.detail ? 'poison' THEN RAISE EXCEPTION 'poisoned detail'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER poison BEFORE INSERT ON audit_log "
+                "FOR EACH ROW EXECUTE FUNCTION poison()"
+            )
+    results = await ledger.append_audit_each(
+        [
+            ("U_ALICE", "slack.command", "command:/drift", {"n": 1}, T0),
+            ("U_BOB", "slack.command", "command:/drift", {"poison": 1}, T0),
+            ("U_CAROL", "slack.command", "command:/drift", {"n": 3}, T0),
+        ]
+    )
+    assert [(r.actor, r.detail) for r in results if not isinstance(r, Exception)] == [
+        ("U_ALICE", {"n": 1}),
+        ("U_BOB", {"unstorable": "poisoned detail"}),
+        ("U_CAROL", {"n": 3}),
+    ]

@@ -97,3 +97,65 @@ def test_the_migration_scripts_ship_inside_the_package() -> None:
     assert (versions / "__init__.py").exists()
     assert (versions.parent / "script.py.mako").exists()
     assert any(p.name.startswith(head_revision()) for p in versions.glob("*.py"))
+
+
+async def test_0003_unpoisons_trigger_times_and_folds_refusals_into_counts(
+    db_url: str, raw: AsyncEngine
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    async with Ledger.from_url(db_url) as ledger:
+        await ledger.upgrade("0002")
+    rows = [  # (event_id, outcome, triggered_at, received_at, detail)
+        ("genuine", "processed", t0, t0 + timedelta(seconds=3), "{}"),
+        ("poisoned", "processed", datetime(9999, 12, 31, tzinfo=UTC), t0, "{}"),
+        ("skewed", "processed", t0 + timedelta(seconds=30), t0, "{}"),
+    ]
+    rows += [
+        (
+            f"spam-{n}",
+            "rejected_signature",
+            None,
+            t0 + timedelta(seconds=n),
+            '{"signature": "missing"}',
+        )
+        for n in range(40)
+    ]
+    rows.append((None, "too_large", None, t0 + timedelta(minutes=7), '{"limit": 1}'))
+    async with raw.begin() as conn:
+        for event_id, outcome, triggered, received, detail in rows:
+            sqlite = raw.dialect.name == "sqlite"
+            await conn.execute(
+                text(
+                    "INSERT INTO webhook_deliveries (system, topic, event_id, triggered_at, "
+                    "received_at, outcome, detail) VALUES ('shopify', 'inventory_levels/update', "
+                    ":event_id, :triggered, :received, :outcome, :detail)"
+                ),
+                {
+                    "event_id": event_id,
+                    "triggered": triggered.replace(tzinfo=None)
+                    if sqlite and triggered
+                    else triggered,
+                    "received": received.replace(tzinfo=None) if sqlite else received,
+                    "outcome": outcome,
+                    "detail": detail,
+                },
+            )
+    async with Ledger.from_url(db_url) as ledger:
+        await ledger.upgrade()
+        kept = {d.event_id: d for d in await ledger.list_deliveries()}
+        assert set(kept) == {"genuine", "poisoned", "skewed"}  # refusal rows are gone...
+        counts = await ledger.list_refusals()
+        assert [(r.outcome, r.reason, r.count) for r in counts] == [  # ...and counted
+            ("rejected_signature", "missing", 40),
+            ("too_large", "", 1),
+        ]
+        assert counts[0].last_at == t0 + timedelta(seconds=39)
+        poisoned = kept["poisoned"]
+        assert (poisoned.triggered_at, poisoned.ordered_at) == (t0, t0)
+        assert poisoned.detail["triggered_at_header"].startswith("9999-12-31")
+        assert kept["skewed"].ordered_at == t0 + timedelta(seconds=30)  # within the skew
+        assert kept["genuine"].ordered_at == t0
+        window = await ledger.delivery_window("shopify", t0)
+        assert window.count("rejected_signature") == 40

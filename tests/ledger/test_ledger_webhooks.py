@@ -110,17 +110,33 @@ async def test_finishing_a_delivery_merges_detail(ledger: Ledger) -> None:
         await ledger.finish_delivery(delivery.id, outcome="great", processed_at=at(2))
 
 
-async def test_latest_triggered_at_counts_only_processed_deliveries(ledger: Ledger) -> None:
-    assert await ledger.latest_triggered_at("shopify", ITEM_AT_EAST) is None
+async def test_latest_ordered_at_counts_only_processed_deliveries(ledger: Ledger) -> None:
+    assert await ledger.latest_ordered_at("shopify", ITEM_AT_EAST) is None
     older, _ = await deliver(ledger, "evt-1", triggered=1)
     newer, _ = await deliver(ledger, "evt-2", triggered=5)
-    assert await ledger.latest_triggered_at("shopify", ITEM_AT_EAST) is None  # not processed
+    assert await ledger.latest_ordered_at("shopify", ITEM_AT_EAST) is None  # not processed
     await ledger.finish_delivery(newer.id, outcome="processed", processed_at=at(6))
     await ledger.finish_delivery(older.id, outcome="stale", processed_at=at(7))
-    await deliver(ledger, "evt-3", triggered=9, outcome="rejected_signature", dedupe=False)
-    assert await ledger.latest_triggered_at("shopify", ITEM_AT_EAST) == at(5)
-    assert await ledger.latest_triggered_at("shopify", "another") is None
-    assert await ledger.latest_triggered_at("shopify-eu", ITEM_AT_EAST) is None
+    await deliver(ledger, "evt-3", triggered=9, outcome="ignored", dedupe=False)
+    assert await ledger.latest_ordered_at("shopify", ITEM_AT_EAST) == at(5)
+    assert await ledger.latest_ordered_at("shopify", "another") is None
+    assert await ledger.latest_ordered_at("shopify-eu", ITEM_AT_EAST) is None
+    # ordered by the payload's own time where the receiver gives one, not the header's
+    ordered, _ = await ledger.record_delivery(
+        system="shopify",
+        topic="inventory_levels/update",
+        event_id="evt-4",
+        webhook_id="wh-4",
+        triggered_at=at(30),
+        ordered_at=at(4),
+        received_at=at(31),
+        outcome="received",
+        resource_key=ITEM_AT_EAST,
+        dedupe_key="evt-4",
+    )
+    assert (ordered.triggered_at, ordered.ordered_at) == (at(30), at(4))
+    await ledger.finish_delivery(ordered.id, outcome="processed", processed_at=at(31))
+    assert await ledger.latest_ordered_at("shopify", ITEM_AT_EAST) == at(5)
 
 
 def fields(
@@ -214,7 +230,7 @@ async def test_batches_of_finishes_and_latest_times(ledger: Ledger) -> None:
         ]
     )
     a, b, c, d = (row for row, _ in recorded)
-    assert await ledger.latest_triggered_many("shopify", [ITEM_AT_EAST, other]) == {}
+    assert await ledger.latest_ordered_many("shopify", [ITEM_AT_EAST, other]) == {}
     await ledger.finish_deliveries(
         [
             {"delivery_id": a.id, "outcome": "processed", "processed_at": at(6)},
@@ -228,11 +244,11 @@ async def test_batches_of_finishes_and_latest_times(ledger: Ledger) -> None:
             },
         ]
     )
-    assert await ledger.latest_triggered_many("shopify", [ITEM_AT_EAST, other, "none"]) == {
+    assert await ledger.latest_ordered_many("shopify", [ITEM_AT_EAST, other, "none"]) == {
         ITEM_AT_EAST: at(5),
         other: at(3),
     }
-    assert await ledger.latest_triggered_many("shopify-eu", [ITEM_AT_EAST]) == {}
+    assert await ledger.latest_ordered_many("shopify-eu", [ITEM_AT_EAST]) == {}
     settled = await ledger.get_delivery(a.id)
     assert (settled.outcome, settled.processed_at, settled.detail) == (
         "processed",
@@ -420,3 +436,176 @@ async def test_level_changes_are_history_rows_that_follow_a_value(ledger: Ledger
     assert len(await ledger.level_changes("shopify", T0, at(60), limit=1)) == 1
     with pytest.raises(InvalidArgument):
         await ledger.level_changes("shopify", T0, at(60), limit=0)
+
+
+# -- one value cannot fail a batch (issue 14, finding 8) ---------------------------------
+HOSTILE: list[dict[str, Any]] = [
+    {"sku": "NUL\u0000SKU"},  # PostgreSQL refuses \u0000 in jsonb and text
+    {"sku": "lone \ud800 surrogate"},  # no backend can encode it as UTF-8
+    {"quantity": float("nan"), "price": float("inf")},  # jsonb has no NaN or Infinity
+    {"quantity": 10**30},  # beyond 64 bits: still a JSON number
+]
+
+
+async def test_values_a_database_refuses_do_not_fail_the_batch(ledger: Ledger) -> None:
+    batch = [fields(f"evt-{n}", detail={"n": n}) for n in range(3)]
+    batch += [fields(f"bad-{n}", detail=detail) for n, detail in enumerate(HOSTILE)]
+    batch.append({**fields("evt-9"), "event_id": "id \u0000 \udcff", "topic": "t\u0000"})
+    results = await ledger.record_deliveries(batch)
+    assert [is_new for _, is_new in results] == [True] * len(batch)
+    rows = {row.dedupe_key: row for row, _ in results}
+    assert rows["bad-0"].detail == {"sku": "NUL\ufffdSKU"}
+    assert rows["bad-1"].detail == {"sku": "lone \ufffd surrogate"}
+    assert rows["bad-2"].detail == {"quantity": "nan", "price": "inf"}
+    assert rows["bad-3"].detail == {"quantity": 10**30}
+    assert (rows["evt-9"].event_id, rows["evt-9"].topic) == ("id \ufffd \ufffd", "t\ufffd")
+    assert [await ledger.get_delivery(row.id) for row, _ in results] == [r for r, _ in results]
+
+    await ledger.finish_deliveries(
+        [
+            {
+                "delivery_id": row.id,
+                "outcome": "processed",
+                "processed_at": at(2),
+                "detail": HOSTILE[n % len(HOSTILE)],
+            }
+            for n, (row, _) in enumerate(results)
+        ]
+    )
+    settled = [await ledger.get_delivery(row.id) for row, _ in results]
+    assert {d.outcome for d in settled} == {"processed"}
+    assert settled[0].detail == {"n": 0, "sku": "NUL\ufffdSKU"}
+
+
+async def _refuse_poison(raw: AsyncEngine) -> None:
+    """A database trigger refusing any delivery whose detail holds ``poison``: a value
+    the database refuses that the ledger cannot know about in advance."""
+    async with raw.begin() as conn:
+        if raw.dialect.name == "sqlite":
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER poison BEFORE INSERT ON webhook_deliveries "
+                "WHEN json_extract(NEW.detail, '$.poison') IS NOT NULL "
+                "BEGIN SELECT RAISE(ABORT, 'poisoned detail'); END"
+            )
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER poison_update BEFORE UPDATE ON webhook_deliveries "
+                "WHEN json_extract(NEW.detail, '$.poison') IS NOT NULL "
+                "BEGIN SELECT RAISE(ABORT, 'poisoned detail'); END"
+            )
+            return
+        await conn.exec_driver_sql(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.detail ? 'poison' THEN RAISE EXCEPTION 'poisoned detail'; END IF; "
+            "RETURN NEW; END $$"
+        )
+        await conn.exec_driver_sql(
+            "CREATE TRIGGER poison BEFORE INSERT OR UPDATE ON webhook_deliveries "
+            "FOR EACH ROW EXECUTE FUNCTION poison()"
+        )
+
+
+async def test_a_delivery_the_database_refuses_is_kept_without_its_detail(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    await _refuse_poison(raw)
+    batch = [
+        fields("evt-1", detail={"n": 1}),
+        fields("evt-2", detail={"poison": True}),
+        fields("evt-1", detail={"n": 3}),  # a duplicate of the first, in the same batch
+        fields("evt-4", detail={"n": 4}),
+    ]
+    results = await ledger.record_deliveries(batch)
+    rows = [row for row, _ in results]
+    assert [is_new for _, is_new in results] == [True, True, False, True]
+    assert [r.outcome for r in rows] == ["received", "received", "duplicate", "received"]
+    assert rows[1].detail == {"unstorable": "poisoned detail"}
+    assert rows[1].dedupe_key == "evt-2"  # still claims its event
+    assert rows[2].detail == {"n": 3, "duplicate_of": rows[0].id}
+    # settling: the one the database refuses is settled without what it refused
+    await ledger.finish_deliveries(
+        [
+            {"delivery_id": rows[0].id, "outcome": "processed", "processed_at": at(2)},
+            {
+                "delivery_id": rows[3].id,
+                "outcome": "error",
+                "processed_at": at(2),
+                "detail": {"poison": "again"},
+            },
+        ]
+    )
+    first, last = await ledger.get_delivery(rows[0].id), await ledger.get_delivery(rows[3].id)
+    assert first.outcome == "processed"
+    assert (last.outcome, last.detail) == ("error", {"n": 4, "unstorable": "poisoned detail"})
+
+
+# -- refusals are counted ----------------------------------------------------------------
+def refused(outcome: str, reason: str, minutes: float, count: int = 1) -> dict[str, Any]:
+    return {
+        "system": "shopify",
+        "outcome": outcome,
+        "reason": reason,
+        "count": count,
+        "first_at": at(minutes),
+        "last_at": at(minutes),
+        "sample": {"event_id": f"e-{minutes}", "shop": None},
+    }
+
+
+async def test_refusals_are_counted_per_bucket_whatever_their_number(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    for n in range(50):
+        await ledger.count_refusals([refused("rejected_signature", "missing", n / 100)])
+    await ledger.record_deliveries(
+        [fields("evt-1")],
+        [refused("rejected_signature", "mismatch", 1, 3), refused("wrong_shop", "other", 6)],
+    )
+    assert await scalar(raw, "SELECT count(*) FROM webhook_refusals") == 3
+    counts = await ledger.list_refusals()
+    assert [(r.outcome, r.reason, r.count, r.bucket_start) for r in counts] == [
+        ("rejected_signature", "mismatch", 3, T0),
+        ("rejected_signature", "missing", 50, T0),
+        ("wrong_shop", "other", 1, at(5)),
+    ]
+    missing = counts[1]
+    assert (missing.first_at, missing.last_at, missing.sample) == (
+        T0,
+        at(0.49),
+        {"event_id": "e-0.49"},
+    )
+    window = await ledger.delivery_window("shopify", T0)
+    assert dict(window.by_outcome) == {"received": 1, "rejected_signature": 53, "wrong_shop": 1}
+    assert window.signature_mismatches == 3
+    assert window.last_received_at == at(6)
+    stats = await ledger.delivery_stats(since=at(5.5))
+    assert dict(stats.by_outcome) == {"wrong_shop": 1}
+    assert [r.outcome for r in await ledger.list_refusals(since=at(2))] == ["wrong_shop"]
+    with pytest.raises(InvalidArgument):
+        await ledger.count_refusals([refused("fine", "", 1)])
+    with pytest.raises(InvalidArgument):
+        await ledger.count_refusals([{**refused("malformed", "", 1), "count": 0}])
+
+
+async def test_refusal_counts_are_kept_for_the_retention_period(ledger: Ledger) -> None:
+    from ledger.webhooks import REFUSAL_RETENTION
+
+    days = REFUSAL_RETENTION.days
+    await ledger.count_refusals([refused("too_large", "", 0)])
+    await ledger.count_refusals([refused("too_large", "", (days - 1) * 24 * 60)])
+    assert len(await ledger.list_refusals()) == 2  # both within the period
+    await ledger.count_refusals([refused("too_large", "", (days + 1) * 24 * 60)])
+    kept = await ledger.list_refusals()
+    assert [r.bucket_start for r in kept] == [at((days - 1) * 24 * 60), at((days + 1) * 24 * 60)]
+    assert await ledger.prune_refusals(at((days + 1) * 24 * 60)) == 1
+
+
+async def test_received_deliveries_are_paged_by_id(ledger: Ledger) -> None:
+    results = await ledger.record_deliveries([fields(f"evt-{n}") for n in range(5)])
+    ids = [row.id for row, _ in results]
+    await ledger.finish_delivery(ids[1], outcome="processed", processed_at=at(2))
+    await ledger.record_deliveries([fields("other", system="shopify-eu")])
+    first = await ledger.received_deliveries("shopify", limit=2)
+    assert [d.id for d in first] == [ids[0], ids[2]]
+    rest = await ledger.received_deliveries("shopify", after_id=first[-1].id, limit=2)
+    assert [d.id for d in rest] == [ids[3], ids[4]]
+    assert await ledger.received_deliveries("shopify", after_id=ids[4]) == []

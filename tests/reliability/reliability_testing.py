@@ -11,15 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import psycopg
+import pytest
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy.engine import make_url
 
 from bot.demo import DemoWorld, demo_config, demo_world
 from bot.service import Service
@@ -129,11 +134,14 @@ class Bot:
     async def webhook(
         self, body: bytes, *, secret: str | None = None, headers: Mapping[str, str] = {}
     ) -> httpx.Response:
-        """POST a Shopify webhook, signed with the shop's secret unless told otherwise."""
-        key = self.demo.world.shopify.webhooks.secret if secret is None else secret
+        """POST a Shopify webhook from the demo shop, signed with its secret unless told
+        otherwise."""
+        emitter = self.demo.world.shopify.webhooks
+        key = emitter.secret if secret is None else secret
         sent = {
             "Content-Type": "application/json",
             "X-Shopify-Topic": "inventory_levels/update",
+            "X-Shopify-Shop-Domain": emitter.shop_domain,
             "X-Shopify-Hmac-Sha256": sign(body, key),
             **headers,
         }
@@ -172,18 +180,47 @@ def with_writers(demo: DemoWorld, writers: Mapping[str, Any]) -> DemoWorld:
 
 
 @contextlib.asynccontextmanager
+async def postgres_url() -> AsyncIterator[str]:
+    """A URL whose ``search_path`` is a fresh PostgreSQL schema, dropped afterwards;
+    skips where PostgreSQL is not reachable (fails under ``CI=true``)."""
+    base = os.environ.get("DRIFTWATCH_TEST_PG_URL", "").strip() or (
+        f"postgresql://{os.environ.get('PGUSER') or 'postgres'}@127.0.0.1:5432/test"
+    )
+    libpq = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        admin = await psycopg.AsyncConnection.connect(libpq, autocommit=True, connect_timeout=3)
+    except (OSError, psycopg.Error) as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL not reachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    schema = f"dw_{secrets.token_hex(6)}"
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
 async def running_bot(
     tmp_path: Path,
     *,
     writers: Mapping[str, Any] | None = None,
     http_timeout: float = 30.0,
+    database_url: str | None = None,
+    before_start: Callable[[DemoWorld, Ledger], Awaitable[None]] | None = None,
+    **service_options: Any,
 ) -> AsyncIterator[Bot]:
     """The Service over the demo world, started with its scheduler paused, its first
-    diff run and its first alert (and chart) posted."""
+    diff run and its first alert (and chart) posted. ``before_start`` sees the world and
+    the migrated ledger first (what an earlier process left); ``service_options`` go to
+    :class:`Service` (limits, timeouts)."""
     clock = ManualClock()
     async with (
         demo_world() as demo,
-        Ledger.from_url(f"sqlite:///{tmp_path / 'reliability.db'}") as ledger,
+        Ledger.from_url(database_url or f"sqlite:///{tmp_path / 'reliability.db'}") as ledger,
         httpx.AsyncClient(timeout=http_timeout) as http,
     ):
         await ledger.upgrade()
@@ -194,7 +231,9 @@ async def running_bot(
         if writers is not None:
             demo = with_writers(demo, writers)
         environ = {**demo.environ, "DEMO_SLACK_SIGNING_SECRET": SECRET}
-        service = Service(demo.config, environ, ledger, clock=clock)
+        if before_start is not None:
+            await before_start(demo, ledger)
+        service = Service(demo.config, environ, ledger, clock=clock, **service_options)
         # No timer fires: these tests count every side effect, and a scheduled outbox
         # run landing mid-example would count as the example's (seen under load).
         # Each test runs the jobs it needs (service.run_job) or acts as Slack would.

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from reliability_testing import GUEST, SECRET, WRITER, Bot, slack_headers
 
 from connectors.shopify.webhooks import sign
-from ledger import WEBHOOK_OUTCOMES
+from ledger import REFUSAL_OUTCOMES
 
 EXAMPLES = 1_000  # per test: 2,000 generated requests in all, each checked for effects
 FAST = settings(
@@ -145,7 +145,7 @@ async def test_a_click_delivered_twice_resyncs_once(bot: Bot) -> None:
 
 # -- Shopify webhooks -----------------------------------------------------------------------
 
-REFUSED = {"rejected_signature", "malformed", "too_large"}
+REFUSED = {"rejected_signature", "malformed", "too_large", "wrong_shop"}
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
@@ -153,7 +153,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-def _level_body(bot: Bot, available: int) -> bytes:
+def _level_body(bot: Bot, available: int, updated_at: str = "2026-11-02T09:00:00Z") -> bytes:
     item = bot.demo.world.shopify.store.item("TEE-BLK-M").gid.rsplit("/", 1)[1]
     location = bot.demo.world.locations["west"][0].rsplit("/", 1)[1]
     return json.dumps(
@@ -161,7 +161,7 @@ def _level_body(bot: Bot, available: int) -> bytes:
             "inventory_item_id": int(item),
             "location_id": int(location),
             "available": available,
-            "updated_at": "2026-11-02T09:00:00Z",
+            "updated_at": updated_at,
         }
     ).encode()
 
@@ -235,7 +235,8 @@ async def test_forged_and_malformed_webhooks_are_refused_with_no_effect(
     assert len(shopify.requests) == reads_before, "a refused webhook triggered a read"
     assert not bot.service.targeted_done.is_set()
     outcomes = {d.outcome for d in await bot.ledger.list_deliveries(limit=100_000)}
-    assert outcomes <= REFUSED, outcomes
+    assert outcomes == set(), "refusals are counted, not kept one row each"
+    assert {r.outcome for r in await bot.ledger.list_refusals()} <= REFUSED
 
 
 async def test_webhooks_without_a_topic_or_too_large_are_refused(bot: Bot) -> None:
@@ -248,7 +249,10 @@ async def test_webhooks_without_a_topic_or_too_large_are_refused(bot: Bot) -> No
     no_topic = await bot.http.post(
         f"{bot.url}/webhooks/shopify",
         content=valid,
-        headers={"X-Shopify-Hmac-Sha256": sign(valid, secret)},
+        headers={
+            "X-Shopify-Hmac-Sha256": sign(valid, secret),
+            "X-Shopify-Shop-Domain": shopify.webhooks.shop_domain,
+        },
     )
     assert no_topic.status_code == 400
     huge = b'{"pad": "' + b"x" * (2 << 20) + b'"}'
@@ -258,19 +262,21 @@ async def test_webhooks_without_a_topic_or_too_large_are_refused(bot: Bot) -> No
     assert await _effects(bot) == before
     assert len(shopify.requests) == reads_before, "a refused webhook triggered a read"
     assert not bot.service.targeted_done.is_set()
-    outcomes = {d.outcome for d in await bot.ledger.list_deliveries(limit=100_000)}
-    assert outcomes <= REFUSED, outcomes
-    assert set(WEBHOOK_OUTCOMES) >= REFUSED
+    assert await bot.ledger.list_deliveries(limit=100_000) == []
+    counted = {(r.outcome, r.reason): r.count for r in await bot.ledger.list_refusals()}
+    assert counted == {("malformed", "no_topic"): 1, ("too_large", ""): 1}
+    assert set(REFUSAL_OUTCOMES) >= REFUSED
 
 
 async def test_a_webhook_replayed_or_delivered_late_is_applied_once(bot: Bot) -> None:
     shopify = bot.demo.world.shopify
     baseline = len(shopify.requests)
-    newer = _level_body(bot, 15)
+    bot.clock.advance(3600)  # both changes happened a while ago
+    newer = _level_body(bot, 15, "2026-11-02T09:05:00Z")
     headers = {"X-Shopify-Event-Id": "evt-2", "X-Shopify-Triggered-At": "2026-11-02T09:05:00Z"}
     for _ in range(5):  # Shopify retries, or an attacker replays a captured delivery
         assert (await bot.webhook(newer, headers=headers)).status_code == 200
-    older = _level_body(bot, 14)
+    older = _level_body(bot, 14, "2026-11-02T09:01:00Z")
     late = {"X-Shopify-Event-Id": "evt-1", "X-Shopify-Triggered-At": "2026-11-02T09:01:00Z"}
     assert (await bot.webhook(older, headers=late)).status_code == 200
     await bot.settle()

@@ -84,6 +84,7 @@ async def test_a_burst_of_webhooks_loses_none_and_collapses_duplicates(bot: Bot)
         headers = {
             "Content-Type": "application/json",
             "X-Shopify-Topic": "inventory_levels/update",
+            "X-Shopify-Shop-Domain": shopify.webhooks.shop_domain,
             "X-Shopify-Hmac-Sha256": sign(body, secret),
             "X-Shopify-Event-Id": f"evt-{n:05d}",
             "X-Shopify-Triggered-At": (T0 + timedelta(milliseconds=n)).isoformat(),

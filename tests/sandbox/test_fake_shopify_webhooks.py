@@ -328,3 +328,29 @@ async def test_the_same_address_twice_for_a_topic_is_refused(world: World) -> No
     assert error["message"] == "Address for this topic has already been taken"
     with pytest.raises(ValueError, match="already been taken"):
         world.fake.webhooks.subscribe(LEVELS, world.hook.url)
+
+
+async def test_a_captured_delivery_can_be_replayed_with_forged_headers(world: World) -> None:
+    world.fake.webhooks.subscribe(LEVELS, world.hook.url)
+    world.fake.set_quantities(world.item, world.east, available=6)
+    await world.fake.webhooks.idle()
+    [captured] = world.fake.webhooks.deliveries
+    world.fake.webhooks.secret = "shpss_rotated_since"  # the replay keeps what was signed
+    attempt = await world.fake.webhooks.replay(
+        captured,
+        event_id="forged-event",
+        webhook_id=None,
+        triggered_at="9999-12-31T23:59:59Z",
+        shop_domain="elsewhere.myshopify.com",
+    )
+    original, replayed = world.hook.received
+    assert attempt.status == 200
+    assert replayed.body == original.body
+    assert replayed.signed_with(DEFAULT_WEBHOOK_SECRET)  # the HMAC covers only the body
+    assert replayed.headers["X-Shopify-Event-Id"] == "forged-event"
+    assert "X-Shopify-Webhook-Id" not in replayed.headers
+    assert replayed.headers["X-Shopify-Triggered-At"] == "9999-12-31T23:59:59Z"
+    assert replayed.headers["X-Shopify-Shop-Domain"] == "elsewhere.myshopify.com"
+    assert replayed.headers["X-Shopify-Topic"] == original.headers["X-Shopify-Topic"]
+    assert captured.status == "delivered"  # not a delivery of Shopify's: nothing retried
+    assert [a.duplicate for a in world.fake.webhooks.attempts] == [False, True]

@@ -1,0 +1,71 @@
+"""Values from outside made storable on every backend.
+
+Text that came from a webhook, a Slack request or an outside system may hold what one
+backend refuses although Python accepts it: a NUL (PostgreSQL refuses ``\\u0000`` in
+``text`` and ``jsonb``), a lone surrogate (neither backend can encode it as UTF-8;
+PostgreSQL's ``jsonb`` refuses the escape ``\\ud800``), or a float that JSON has no
+number for (``NaN``, ``Infinity``: PostgreSQL's ``jsonb`` refuses them). One such value
+used to fail the whole transaction it shared with others. These functions replace each
+with something every backend stores: U+FFFD for the characters, a string for the
+floats. Everything else passes unchanged (integers of any size are valid JSON numbers
+on both backends).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, overload
+
+from ledger.errors import InvalidArgument
+
+#: What replaces a character no backend can store.
+REPLACEMENT = "\ufffd"
+#: JSON nested deeper than this is refused (the receivers refuse far shallower bodies).
+MAX_DEPTH = 100
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+@overload
+def storable_text(value: str) -> str: ...
+@overload
+def storable_text(value: None) -> None: ...
+def storable_text(value: str | None) -> str | None:
+    """``value`` with NULs and lone surrogates replaced by U+FFFD."""
+    if value is None or not _UNSTORABLE.search(value):
+        return value
+    return _UNSTORABLE.sub(REPLACEMENT, value)
+
+
+def refusal_reason(error: BaseException, limit: int = 200) -> str:
+    """Why the database refused a value, in one storable line: the driver's own message
+    (not SQLAlchemy's, which carries the statement and its parameters)."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return storable_text(line)[:limit]
+
+
+def storable_json(value: Any) -> Any:
+    """A copy of the JSON-like ``value`` whose strings (keys too) are
+    :func:`storable_text` and whose non-finite floats are strings. Values that are not
+    JSON at all are left for :func:`ledger.types.require_json` to refuse."""
+    return _storable(value, 0)
+
+
+def _storable(value: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise InvalidArgument(f"JSON nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {
+            storable_text(k) if isinstance(k, str) else k: _storable(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_storable(v, depth + 1) for v in value]
+    return value

@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.slack.home import HomeTab
 from sandbox.slack.methods import METHODS, RateLimited, Request
 from sandbox.slack.model import (
     BOT_USER_ID,
@@ -131,6 +132,7 @@ class FakeSlack:
         self.app.router.add_get("/files/{file_id}/{name}", self._download)
         self.app.router.add_post("/response/{url_id}", self._response_url)
         self.page = ChannelPage(self)
+        self.home = HomeTab(self)
         self.socket = SocketModeLink(self)
 
     # ------------------------------------------------------------------ lifecycle

@@ -327,10 +327,15 @@ async def dashboard(ledger: Ledger, config: Config, rules: DiffRules, now: datet
     tz = config.tz
     monday = this_monday(now, tz)
     start, _ = week_bounds(monday, tz)
+    first = await ledger.first_level_observation()
     weeks: list[tuple[date, dict[str, Any]]] = []
     for i in range(TREND_WEEKS, 0, -1):
         week = monday - timedelta(days=DAYS * i)
+        if first is None or week_bounds(week, tz)[1] <= first:
+            continue  # before any history: nothing to show, not a week of zeros
         weeks.append((week, await week_kpis(ledger, config, rules, week, now)))
+    previous = monday - timedelta(days=DAYS)
+    last = await week_kpis(ledger, config, rules, previous, now)
     this = await week_kpis(ledger, config, rules, monday, now)
     base = await baseline_week(ledger, tz)
     baseline = None
@@ -355,7 +360,7 @@ async def dashboard(ledger: Ledger, config: Config, rules: DiffRules, now: datet
         now=now,
         week_start=monday,
         this_week=this,
-        last_week=dict(weeks[-1][1]),
+        last_week=last,
         baseline_start=base,
         baseline=baseline,
         shrink=await shrinkage(ledger, config, rules, start, now),

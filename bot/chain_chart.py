@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import DateFormatter, date2num
+from matplotlib.dates import AutoDateLocator, DateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter
 from slack_sdk.web.async_client import AsyncWebClient
@@ -66,6 +66,16 @@ def render_chain_png(title: str, hops: Sequence[HopStats]) -> bytes:
             ax.barh(y, max(p50, floor) - floor, left=floor, height=0.5, color=color)
         if top is not None:
             ax.plot([max(top, floor)], [y], marker="D", color=color, markersize=6)
+            if top < floor:
+                ax.annotate(
+                    "under 1 s: seen at the same poll",
+                    (floor, y),
+                    xytext=(10, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=8,
+                    color="0.35",
+                )
         if sla is not None:
             ax.plot([sla, sla], [y - 0.38, y + 0.38], color="C3", linewidth=2.4)
             ax.annotate(
@@ -139,6 +149,11 @@ def render_hop_trend_png(
         ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.8, color=f"C{i % 10}", label=label)
     ax.set_ylim(0, min(1.05, max(0.05, tallest * 1.25)))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    if len(days) > 1:
+        # the whole window, however few days have data (one point must not stretch it)
+        ax.set_xlim(date2num(days[0]), date2num(days[-1]))  # type: ignore[no-untyped-call]
+    locator = AutoDateLocator(maxticks=10)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(DateFormatter("%b %d"))  # type: ignore[no-untyped-call]
     ax.set_ylabel("share of SKU-time drifting")
     ax.grid(True, alpha=0.3)

@@ -31,10 +31,12 @@ from typing import Any
 from bot.charts import off_loop, render_png
 from bot.service import WEBHOOKS_PATH, Service
 from bot.terminal import render_blocks
+from bot.weekly_review import post_weekly_review
 from connectors.clock import ManualClock
 from connectors.shopify.webhooks import TOPICS
 from ledger import SYSTEM_ACTOR, Incident, Ledger, Resync
 from monitors.config import Config, config_from_dict
+from monitors.kpis import this_monday
 from sandbox.scenarios import ERP_SETTLE_SECONDS, SCENARIOS, Scenario, by_name
 from sandbox.world import ALERTS_CHANNEL as ALERTS
 from sandbox.world import SandboxWorld, World
@@ -318,6 +320,16 @@ async def drain(stage: DemoStage) -> None:
         stage.clock.advance(DRAIN_STEP_SECONDS)
 
 
+async def post_week_so_far(stage: DemoStage) -> None:
+    """The weekly summary of the demo's week so far (a deployment posts last week's on
+    Mondays), with its review and its decision buttons."""
+    service = stage.service
+    now = stage.clock.now()
+    week = this_monday(now, service.config.tz)
+    await post_weekly_review(service.ledger, service.config, service.rules, now, week_start=week)
+    await drain(stage)
+
+
 def _quantities(world: World) -> dict[str, dict[str, dict[str, int]]]:
     quantities: dict[str, dict[str, dict[str, int]]] = {"shopify": {}, "wms": {}}
     for sku, keys in sorted(world.stocked.items()):
@@ -504,6 +516,7 @@ async def run_demo(
                 stage = DemoStage(demo, service, clock)
                 say(f"\nPlaying {len(scenarios)} scenario(s) in accelerated time")
                 outcomes = await play(stage, scenarios, say)
+                await post_week_so_far(stage)
                 for message in world.slack.messages(ALERTS):
                     say(f"\n#ops-inventory · Driftwatch · ts {message.ts}")
                     say(render_blocks(message.blocks or []))
@@ -521,6 +534,9 @@ async def run_demo(
                 say(f"\nOpen the channel in your browser:  {world.slack.page_url}")
                 say("  · click Resync on an alert, confirm, and watch the message update")
                 say("  · type /drift CAP-NAVY in the message box")
+                say("  · the weekly summary's buttons record the week's verification decision")
+                home = f"{world.slack.base_url}/home"
+                say(f"  · open the app's Home tab for the KPI dashboard:  {home}")
                 say("Ctrl-C stops the demo.")
                 if ready is not None:
                     ready(demo, url)

@@ -106,8 +106,10 @@ def _systems(doc: Document, config: Config) -> None:
 
 def _truth(doc: Document, config: Config) -> None:
     doc.heading("Source-of-truth hierarchy", 3)
+    ranks = ("first", "second", "third", "fourth", "fifth")
     listed = [
-        f"{i}. {s.name} ({s.role}, {s.kind})" for i, s in enumerate(config.source_systems(), 1)
+        f"{ranks[i] if i < len(ranks) else f'number {i + 1}'}: {s.name} ({s.role}, {s.kind})"
+        for i, s in enumerate(config.source_systems())
     ]
     doc.bullets(listed)
     others = [s.name for s in config.systems if s.name not in config.source_of_truth]

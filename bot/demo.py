@@ -451,6 +451,38 @@ def demo_report(
     }
 
 
+@contextlib.asynccontextmanager
+async def played_demo(
+    names: Sequence[str] | None = None,
+) -> AsyncIterator[tuple[Config, Ledger, datetime]]:
+    """The demo world with its scenarios (all, or ``names``) played headlessly, its
+    week's summary posted: its configuration, ledger and the time, for a report of it
+    (``driftwatch packet --demo``). Everything stops when the block ends."""
+    chosen = SCENARIOS if names is None else tuple(by_name(n) for n in names)
+    clock = DemoClock()
+    with tempfile.TemporaryDirectory(prefix="driftwatch-demo-") as tmp:
+        async with (
+            demo_world(scenarios=True, clock=clock) as demo,
+            Ledger.from_url(f"sqlite:///{Path(tmp) / 'demo.db'}") as ledger,
+        ):
+            clock.advance(ERP_SETTLE_SECONDS)
+            await ledger.upgrade()
+            service = Service(demo.config, demo.environ, ledger, clock=clock)
+            url = await service.start(host="127.0.0.1", port=0)
+            demo.world.slack.interactivity_url = f"{url}/slack/events"
+            for topic in TOPICS:
+                demo.world.shopify.webhooks.subscribe(topic, f"{url}{WEBHOOKS_PATH}")
+            try:
+                await service.diff_done.wait()
+                await service.idle()
+                stage = DemoStage(demo, service, clock)
+                await play(stage, chosen, lambda _: None)
+                await post_week_so_far(stage)
+                yield demo.config, ledger, clock.now()
+            finally:
+                await service.stop()
+
+
 def chosen_scenarios(name: str | None) -> tuple[Scenario, ...]:
     """All scenarios, or the one called ``name`` (``KeyError`` listing the valid names)."""
     return SCENARIOS if name is None else (by_name(name),)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -415,32 +414,10 @@ async def build_packet(config: Config, ledger: Ledger, now: datetime, out: Path)
 async def demo_packet(out: Path, *, scenarios: Sequence[str] | None = None) -> PacketFiles:
     """Play the demo's scenarios headlessly (as ``driftwatch demo --headless``), then
     write the packet of that world and ledger."""
-    from bot.demo import DemoClock, DemoStage, demo_world, play
-    from bot.service import WEBHOOKS_PATH, Service
-    from connectors.shopify.webhooks import TOPICS
-    from sandbox.scenarios import ERP_SETTLE_SECONDS, SCENARIOS, by_name
+    from bot.demo import played_demo
 
-    chosen = SCENARIOS if scenarios is None else tuple(by_name(n) for n in scenarios)
-    clock = DemoClock()
-    with tempfile.TemporaryDirectory(prefix="driftwatch-packet-") as tmp:
-        async with (
-            demo_world(scenarios=True, clock=clock) as demo,
-            Ledger.from_url(f"sqlite:///{Path(tmp) / 'demo.db'}") as ledger,
-        ):
-            clock.advance(ERP_SETTLE_SECONDS)
-            await ledger.upgrade()
-            service = Service(demo.config, demo.environ, ledger, clock=clock)
-            url = await service.start(host="127.0.0.1", port=0)
-            demo.world.slack.interactivity_url = f"{url}/slack/events"
-            for topic in TOPICS:
-                demo.world.shopify.webhooks.subscribe(topic, f"{url}{WEBHOOKS_PATH}")
-            try:
-                await service.diff_done.wait()
-                await service.idle()
-                await play(DemoStage(demo, service, clock), chosen, lambda _: None)
-                return await build_packet(demo.config, ledger, clock.now(), out)
-            finally:
-                await service.stop()
+    async with played_demo(scenarios) as (config, ledger, now):
+        return await build_packet(config, ledger, now, out)
 
 
 async def run_packet_command(

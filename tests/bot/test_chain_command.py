@@ -22,7 +22,7 @@ SLA = {
                 "upstream": "wms",
                 "downstream": "shopify",
                 "trigger": "webhook",
-                "transform": "pickable + allocated = available + committed",
+                "transform": "pickable + allocated <!channel> *all*",
                 "sla_seconds": 600,
             }
         ]
@@ -43,7 +43,8 @@ async def test_synchealth_chain_posts_the_chain_with_its_chart(tmp_path: Path) -
         # the last 7 days: HIST-1's changes took 30 minutes, the newest is in transit
         assert "• *wms → shopify* (webhook): 6 changes: p50 30 min, p95 30 min" in shown
         assert "1 in transit (SLA 10 min) :warning: *over its SLA*" in shown
-        assert "_transform: pickable + allocated = available + committed_" in shown
+        assert "_transform: pickable + allocated &lt;!channel&gt; *all*_" in shown
+        assert "<!channel>" not in shown
         [chart] = [f for m in bot.slack.thread(bot.channel, posted.ts) for f in m.files]
         assert chart["name"] == "signal-chain.png"
         stored = bot.slack.files[chart["id"]]

@@ -154,3 +154,18 @@ async def test_only_the_home_tab_is_published(tmp_path: Path) -> None:
         shown = texts(view["blocks"])
         assert "No decision recorded yet" in shown
         assert BASELINE.isoformat() not in shown
+
+
+async def test_opened_again_hours_later_the_dashboard_is_fresh(tmp_path: Path) -> None:
+    async with kpi_bot(str(tmp_path / "later.db")) as bot:
+        first = texts((await open_home(bot))["blocks"])
+        assert "No decision recorded yet" in first
+        await bot.ledger.record_verdict(WEEK, "escalate", ONCALL, bot.clock.now(), note="slow hop")
+        # within a minute the same dashboard is shown (computed once for everybody)
+        bot.clock.advance(30)
+        assert texts((await open_home(bot, ONCALL))["blocks"]) == first
+        # two hours later it is computed again, with the decision
+        bot.clock.advance(2 * 3600)
+        later = texts((await open_home(bot))["blocks"])
+        assert "Not yet: escalate" in later
+        assert "slow hop" in later

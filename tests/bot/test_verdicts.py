@@ -234,3 +234,27 @@ async def test_a_decided_week_is_not_reminded(tmp_path: Path) -> None:
         await bot.ledger.record_verdict(WEEK, "pass", WRITER, START + timedelta(hours=1))
         bot.clock.advance(48 * 3600)
         assert await bot.service.kpi_jobs.reminder.run() is None
+
+
+async def test_slack_refusing_the_update_loses_no_decision(tmp_path: Path) -> None:
+    async with kpi_bot(str(tmp_path / "refused.db")) as bot:
+        summary = await post_summary(bot)
+        await click(bot, summary, "verdict_pass", WRITER)
+        await bot.settle()
+        [modal] = note_modals(bot, WRITER)
+        bot.slack.force_error("chat.update", "internal_error", 1)
+        await submit(bot, modal, WRITER, "recorded while Slack stumbled")
+        await bot.settle()
+        verdict = await bot.ledger.get_verdict(WEEK)
+        assert verdict is not None
+        # the summary kept its buttons, but the thread and the person were told
+        [same] = [m for m in bot.messages() if m.ts == summary.ts]
+        assert len(buttons(same)) == 2
+        replies = [m.text for m in bot.slack.thread(bot.channel, summary.ts)[1:]]
+        assert any("recorded while Slack stumbled" in r for r in replies)
+        # and the next week's summary shows it
+        bot.clock.advance(7 * 86_400)
+        await bot.service.weekly_summary()
+        await bot.settle()
+        [following] = [m for m in bot.messages() if "Weekly drift summary, Nov 16" in m.text]
+        assert "recorded while Slack stumbled" in text_of(following)

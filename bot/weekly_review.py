@@ -5,6 +5,7 @@ Its charts (incidents per day, drift rate per hop) follow in the thread."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 
 from bot.render.review import review_blocks
@@ -14,6 +15,8 @@ from monitors.config import Config
 from monitors.drift import DiffRules
 from monitors.kpis import weekly_review
 from monitors.reports import previous_week_start
+
+log = logging.getLogger("driftwatch.weekly")
 
 
 async def post_weekly_review(
@@ -29,12 +32,11 @@ async def post_weekly_review(
     stands)."""
     tz = config.tz
     week = week_start or previous_week_start(now, tz)
-    review = await weekly_review(ledger, config, rules, week, now)
+    try:
+        extra = review_blocks(await weekly_review(ledger, config, rules, week, now))
+    except Exception:  # the four KPIs still go out; the review's failure is logged
+        log.exception("the weekly review of %s failed; the summary goes out without it", week)
+        extra = []
     return await post_weekly_summary(
-        ledger,
-        config.slack.reports_channel,
-        now,
-        tz,
-        week_start=week,
-        extra=review_blocks(review),
+        ledger, config.slack.reports_channel, now, tz, week_start=week, extra=extra
     )

@@ -147,6 +147,8 @@ class HopStats:
     p95: timedelta | None
     max: timedelta | None
     keys: int = 0
+    #: when the latest change that arrived was seen downstream
+    last_arrival: datetime | None = None
 
     @property
     def changes(self) -> int:
@@ -323,6 +325,7 @@ def hop_stats(
         p95=percentile(latencies, 0.95),
         max=max(latencies) if latencies else None,
         keys=keys,
+        last_arrival=max((t.arrived_at for t in transits if t.arrived_at), default=None),
     )
 
 
@@ -466,11 +469,14 @@ def hop_findings(report: ChainReport) -> list[Candidate]:
                 severity="warning",
                 title=f"{hop.name}: {why}, over its {_span(hop.sla)} SLA",
                 details={
-                    # read by the sync-health alert: "system", "age vs SLA", "last error"
+                    # read by the sync-health alert: "system", "last good sync" (the last
+                    # change that arrived), "age vs SLA" (p95 against it), "last error"
                     "system": hop.name,
                     "hop": hop.key,
                     "trigger": hop.trigger,
-                    "last_success": None,
+                    "last_success": (
+                        stats.last_arrival.isoformat() if stats.last_arrival else None
+                    ),
                     "age_seconds": int(stats.p95.total_seconds()) if stats.p95 else None,
                     "sla_seconds": hop.sla_seconds,
                     "error_streak": 0,

@@ -59,6 +59,8 @@ async def test_synchealth_chain_posts_the_chain_with_its_chart(tmp_path: Path) -
 
 async def test_a_hop_over_its_sla_alerts_with_the_chain_chart(tmp_path: Path) -> None:
     async with kpi_bot(str(tmp_path / "sla.db"), config=SLA) as bot:
+        jobs = {job.id for job in bot.service.scheduler.get_jobs()}
+        assert {"chain-health", "verdict-reminder"} <= jobs  # what `serve` runs on its own
         await bot.service.kpi_jobs.check_chain()
         await bot.settle()
         [alert] = [m for m in bot.messages() if "over its 10 min SLA" in m.text]
@@ -68,6 +70,8 @@ async def test_a_hop_over_its_sla_alerts_with_the_chain_chart(tmp_path: Path) ->
         shown = json.dumps(alert.blocks, ensure_ascii=False)
         assert "*System*\\nwms → shopify" in shown
         assert "Measure where the time goes" in shown  # the advice for this kind
+        # the last good sync: the last change that reached the storefront (day 12, 10:30)
+        assert "*Last good sync*\\n2026-11-14T10:30:00+00:00" in shown
         files = [f["name"] for m in bot.slack.thread(bot.channel, alert.ts) for f in m.files]
         assert files == ["signal-chain.png"]
         [incident] = await bot.ledger.list_incidents(kind="hop_over_sla")

@@ -10,8 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kpi_testing import ONCALL, START, VIEWER, WEEK, WRITER, KpiBot, kpi_bot
 
+from bot.weekly_review import post_weekly_review
+from ledger import Ledger
+from monitors.config import config_from_dict
+from monitors.wiring import rules_from_config
 from sandbox.slack import Message, StoredView
 
 
@@ -258,3 +263,30 @@ async def test_slack_refusing_the_update_loses_no_decision(tmp_path: Path) -> No
         await bot.settle()
         [following] = [m for m in bot.messages() if "Weekly drift summary, Nov 16" in m.text]
         assert "recorded while Slack stumbled" in text_of(following)
+
+
+async def test_a_failing_review_still_posts_the_four_kpis(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ledger not migrated to the KPI tables (0002): the review cannot be built, the
+    summary goes out without it rather than not at all."""
+    config = config_from_dict(
+        {
+            "source_of_truth": ["wms"],
+            "systems": [
+                {"name": "wms", "kind": "csv", "directory": "d",
+                 "columns": {"sku": "s", "location": "l", "quantities": {"available": "q"}}},
+                {"name": "shopify", "kind": "shopify", "shop_url": "http://127.0.0.1:9"},
+            ],
+            "locations": {"east": {"wms": "E", "shopify": "gid://shopify/Location/1"}},
+            "slack": {"alerts_channel": "C0DRIFT01"},
+        }
+    )  # fmt: skip
+    async with Ledger.from_url(f"sqlite:///{tmp_path / 'old.db'}") as ledger:
+        await ledger.upgrade("0002")
+        entry = await post_weekly_review(ledger, config, rules_from_config(config), START)
+    assert entry is not None
+    shown = json.dumps(entry.payload["blocks"], ensure_ascii=False)
+    assert "Weekly drift summary: Nov 9 – Nov 15, 2026" in shown
+    assert "verdict_pass" not in shown
+    assert "the weekly review of 2026-11-09 failed" in caplog.text

@@ -157,6 +157,43 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--create", action="store_true", help="subscribe the missing topics")
 
     p = sub.add_parser(
+        "chain",
+        help="measure each hop of the signal chain from the level history",
+        description=(
+            "For each hop of the signal chain (the first source of truth to every other "
+            "system, and the hops declared in [[chain.hops]]), how long the changes of "
+            "the last days took to show up downstream: p50, p95 and max, the share that "
+            "never arrived, and which hops are over their declared SLA. Reads the ledger "
+            "`driftwatch serve` records (DATABASE_URL, else the configured database)."
+        ),
+    )
+    with_config(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--days",
+        type=int,
+        metavar="N",
+        help="measure the changes of the last N days (default: chain.window_days)",
+    )
+
+    p = sub.add_parser(
+        "packet",
+        help="write the inventory reliability packet (Markdown and HTML, with charts)",
+        description=(
+            "Write the inventory reliability packet into DIR: packet.md, packet.html and "
+            "its charts — the sync contract (source-of-truth hierarchy, state mapping, SKU "
+            "normalization, transforms, idempotency keys, hops and their SLAs), the "
+            "escalation rulebook (the auto-resync policy, thresholds, escalation) and the "
+            "KPI dashboard (the recent weeks with their verdicts). Generated from the "
+            "configuration and the ledger. With --demo, from the sandbox demo world after "
+            "its scenarios have played."
+        ),
+    )
+    with_config(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="the directory to write into")
+    p.add_argument("--demo", action="store_true", help="the packet of the sandbox demo world")
+
+    p = sub.add_parser(
         "serve",
         help="run Driftwatch: the web server and the scheduled monitors",
         description=(
@@ -260,6 +297,16 @@ async def _dispatch(args: argparse.Namespace) -> int:
         from bot.webhookscmd import run_webhooks_command
 
         return await run_webhooks_command(Path(args.config), create=args.create)
+    if args.command == "chain":
+        from bot.chaincmd import run_chain_command
+
+        if args.days is not None and not 1 <= args.days <= 90:
+            raise CliError("--days must be between 1 and 90")
+        return await run_chain_command(Path(args.config), as_json=args.json, days=args.days)
+    if args.command == "packet":
+        from bot.packet import run_packet_command
+
+        return await run_packet_command(Path(args.config), Path(args.out), demo=args.demo)
     if args.command == "serve":
         from bot.serve import run_serve
 

@@ -31,10 +31,12 @@ from typing import Any, TypeVar
 from bot.charts import off_loop, render_png
 from bot.service import WEBHOOKS_PATH, Service
 from bot.terminal import render_blocks
+from bot.weekly_review import post_weekly_review
 from connectors.clock import ManualClock
 from connectors.shopify.webhooks import TOPICS
 from ledger import SYSTEM_ACTOR, Incident, Ledger, Resync
 from monitors.config import Config, config_from_dict
+from monitors.kpis import this_monday
 from sandbox.scenarios import ERP_SETTLE_SECONDS, SCENARIOS, Scenario, by_name
 from sandbox.world import ALERTS_CHANNEL as ALERTS
 from sandbox.world import SandboxWorld, World
@@ -325,6 +327,16 @@ async def drain(stage: DemoStage) -> None:
         stage.clock.advance(DRAIN_STEP_SECONDS)
 
 
+async def post_week_so_far(stage: DemoStage) -> None:
+    """The weekly summary of the demo's week so far (a deployment posts last week's on
+    Mondays), with its review and its decision buttons."""
+    service = stage.service
+    now = stage.clock.now()
+    week = this_monday(now, service.config.tz)
+    await post_weekly_review(service.ledger, service.config, service.rules, now, week_start=week)
+    await drain(stage)
+
+
 def _quantities(world: World) -> dict[str, dict[str, dict[str, int]]]:
     quantities: dict[str, dict[str, dict[str, int]]] = {"shopify": {}, "wms": {}}
     for sku, keys in sorted(world.stocked.items()):
@@ -478,6 +490,38 @@ async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event | None) -> T |
     return None
 
 
+@contextlib.asynccontextmanager
+async def played_demo(
+    names: Sequence[str] | None = None,
+) -> AsyncIterator[tuple[Config, Ledger, datetime]]:
+    """The demo world with its scenarios (all, or ``names``) played headlessly, its
+    week's summary posted: its configuration, ledger and the time, for a report of it
+    (``driftwatch packet --demo``). Everything stops when the block ends."""
+    chosen = SCENARIOS if names is None else tuple(by_name(n) for n in names)
+    clock = DemoClock()
+    with tempfile.TemporaryDirectory(prefix="driftwatch-demo-") as tmp:
+        async with (
+            demo_world(scenarios=True, clock=clock) as demo,
+            Ledger.from_url(f"sqlite:///{Path(tmp) / 'demo.db'}") as ledger,
+        ):
+            clock.advance(ERP_SETTLE_SECONDS)
+            await ledger.upgrade()
+            service = Service(demo.config, demo.environ, ledger, clock=clock)
+            url = await service.start(host="127.0.0.1", port=0)
+            demo.world.slack.interactivity_url = f"{url}/slack/events"
+            for topic in TOPICS:
+                demo.world.shopify.webhooks.subscribe(topic, f"{url}{WEBHOOKS_PATH}")
+            try:
+                await service.diff_done.wait()
+                await service.idle()
+                stage = DemoStage(demo, service, clock)
+                await play(stage, chosen, lambda _: None)
+                await post_week_so_far(stage)
+                yield demo.config, ledger, clock.now()
+            finally:
+                await service.stop()
+
+
 def chosen_scenarios(name: str | None) -> tuple[Scenario, ...]:
     """All scenarios, or the one called ``name`` (``KeyError`` listing the valid names)."""
     return SCENARIOS if name is None else (by_name(name),)
@@ -542,6 +586,7 @@ async def run_demo(
                     say("\nStopped.")
                     return 0
                 outcomes = played
+                await post_week_so_far(stage)
                 for message in world.slack.messages(ALERTS):
                     say(f"\n#ops-inventory · Driftwatch · ts {message.ts}")
                     say(render_blocks(message.blocks or []))
@@ -559,6 +604,9 @@ async def run_demo(
                 say(f"\nOpen the channel in your browser:  {world.slack.page_url}")
                 say("  · click Resync on an alert, confirm, and watch the message update")
                 say("  · type /drift CAP-NAVY in the message box")
+                say("  · the weekly summary's buttons record the week's verification decision")
+                home = f"{world.slack.base_url}/home"
+                say(f"  · open the app's Home tab for the KPI dashboard:  {home}")
                 say("Ctrl-C stops the demo.")
                 if ready is not None:
                     ready(demo, url)

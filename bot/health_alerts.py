@@ -26,6 +26,9 @@ ADVICE = {
     "rate_limited": "Another app may share the API bucket, or a sync storm is running. "
     "Driftwatch paces itself; updates that other tools drop on 429 cause drift.",
     "retry_storm": "Many retries in a short time: the system is flaky or overloaded.",
+    "hop_over_sla": "Measure where the time goes: `/synchealth chain` (or `driftwatch chain`) "
+    "shows each hop's p50, p95 and max against its SLA. A poll or batch hop is as slow as "
+    "its schedule; a webhook hop this slow is dropping or queueing events.",
     "webhook_signatures_rejected": "Update the webhook secret: set the environment variable "
     "named by `systems[].webhook_secret_env` to the app's current client secret (Shopify "
     "signs with it) and restart `driftwatch serve`. Deliveries with no signature at all "

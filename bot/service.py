@@ -29,12 +29,14 @@ from bot.connections import (
     ConnectionLimit,
 )
 from bot.health_charts import HealthChart, HealthHistory
+from bot.kpi_jobs import KpiJobs
 from bot.outbox import OutboxWorker
-from bot.render.summary import post_daily_adjustments, post_weekly_summary
+from bot.render.summary import post_daily_adjustments
 from bot.slack_app import EVENTS_PATH, build_slack_app, events_handler
 from bot.slack_deps import BotDeps, Work
 from bot.socket_mode import SocketMode
 from bot.summary_chart import DailyAdjustmentsChart, WeeklyChart
+from bot.weekly_review import post_weekly_review
 from connectors.base import InventorySystem
 from connectors.clock import Clock, SystemClock
 from connectors.shopify import ShopifyConnector
@@ -158,6 +160,8 @@ class Service:
             sla_seconds={s.name: s.sla_seconds for s in config.systems},
             pipeline=incident_pipeline(config),
         )
+        #: the hop-over-SLA check, the decision reminder, the chain charts' outbox hooks
+        self.kpi_jobs = KpiJobs(config, self.rules, ledger, self.clock, self.slack, self.outbox)
         #: webhook failures (refused signatures, delays, missed changes, subscriptions);
         #: None when no Shopify system receives webhooks
         self.webhook_health_job = webhook_health_job(config, ledger, self.clock, self.systems)
@@ -328,12 +332,11 @@ class Service:
         await self._tracked("outbox", self.outbox.deliver_due)
 
     async def weekly_summary(self) -> None:
-        """Queue last week's incident-log summary for the reports channel and deliver."""
+        """Queue last week's summary (with its review and decision buttons) for the
+        reports channel and deliver."""
 
         async def work() -> None:
-            await post_weekly_summary(
-                self.ledger, self.config.slack.reports_channel, self.clock.now(), self.config.tz
-            )
+            await post_weekly_review(self.ledger, self.config, self.rules, self.clock.now())
             await self.outbox.deliver_due()
 
         await self._tracked("weekly-summary", work)
@@ -489,6 +492,7 @@ class Service:
             coalesce=True,
         )
         self._schedule_reports()
+        self.kpi_jobs.schedule(self.scheduler, self._tracked)
         self.scheduler.start(paused=not schedule)
         self._resume_webhooks()
         # keepalive_timeout is also how long a connection may take to send a request

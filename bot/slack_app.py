@@ -21,8 +21,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from bot.home import register_home
 from bot.listeners import register
 from bot.listeners.adjust import register_adjust
+from bot.listeners.verdicts import register_verdicts
 from bot.middleware.audit import audit_interactions
 from bot.middleware.authorize import Writers
 from bot.slack_deps import BotDeps
@@ -47,6 +49,8 @@ def build_slack_app(deps: BotDeps, signing_secret: str) -> AsyncApp:
     writers = Writers(deps.config.slack.writers, deps.client, deps.clock)
     register(app, deps, writers)
     register_adjust(app, deps, writers)
+    register_verdicts(app, deps, writers)
+    register_home(app, deps)
     return app
 
 

@@ -31,6 +31,10 @@ Tables
         Slack messages to deliver, claimed by workers under a lease, at most one entry
         in flight per incident so an incident's messages arrive in order; deduplicated by
         an optional key.
+    week_verdicts, kpi_weeks
+        Each week's verification decision (pass or escalate; who, when, a note), one
+        per week under a unique index, audited with it; and each week's KPIs as first
+        captured, so the baseline keeps the figures it was judged by.
     webhook_deliveries
         Every webhook delivery received (accepted, refused, duplicate, stale), with its
         topic, event and webhook ids, when it was triggered and received, and its
@@ -60,6 +64,7 @@ from ledger.errors import (
     LedgerError,
     NotFound,
 )
+from ledger.kpis import KpiWeek
 from ledger.ledger import Ledger
 from ledger.migrate import head_revision, upgrade_sync
 from ledger.outbox import FollowUp
@@ -95,8 +100,10 @@ from ledger.types import (
     RESYNC_STATUSES,
     SEVERITIES,
     SYSTEM_ACTOR,
+    VERDICT_DECISIONS,
     WEBHOOK_OUTCOMES,
 )
+from ledger.verdicts import Verdict
 
 __all__ = [
     "INCIDENT_STATUSES",
@@ -105,6 +112,7 @@ __all__ = [
     "RESYNC_STATUSES",
     "SEVERITIES",
     "SYSTEM_ACTOR",
+    "VERDICT_DECISIONS",
     "WEBHOOK_OUTCOMES",
     "Adjustment",
     "AdjustmentCount",
@@ -119,6 +127,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidTransition",
     "Item",
+    "KpiWeek",
     "LeaseLost",
     "Ledger",
     "LedgerConfigError",
@@ -136,6 +145,7 @@ __all__ = [
     "ResyncCount",
     "ResyncStats",
     "SkuDrift",
+    "Verdict",
     "WebhookDelivery",
     "database_url_from_env",
     "head_revision",

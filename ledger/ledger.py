@@ -14,12 +14,14 @@ from ledger.engine import create_engine
 from ledger.evidence import EvidenceQueries
 from ledger.incidents import Incidents
 from ledger.items import Items
+from ledger.kpis import KpiQueries
 from ledger.levels import Levels
 from ledger.migrate import engine_revision, upgrade_engine
 from ledger.outbox import Outbox
 from ledger.reports import Reports
 from ledger.resyncs import Resyncs
 from ledger.store import translate_errors
+from ledger.verdicts import Verdicts
 from ledger.webhooks import WebhookDeliveries
 
 
@@ -34,6 +36,8 @@ class Ledger(
     WebhookDeliveries,
     Reports,
     EvidenceQueries,
+    Verdicts,
+    KpiQueries,
 ):
     """The database, behind async methods. Build it with :meth:`from_url`.
 

@@ -19,6 +19,7 @@ from ledger.types import (
     REFUSAL_OUTCOMES,
     RESYNC_STATUSES,
     SEVERITIES,
+    VERDICT_DECISIONS,
     WEBHOOK_OUTCOMES,
     BigId,
     JSONDict,
@@ -311,6 +312,38 @@ class WebhookRefusalRow(SQLModel, table=True):
     sample: JSONDict = Field(default_factory=dict, sa_type=json_type())
 
 
+class WeekVerdictRow(SQLModel, table=True):
+    """A week's verification decision: pass (trend down) or escalate. One per week, ever:
+    the unique week makes a double click or two people deciding at once record once."""
+
+    __tablename__ = "week_verdicts"
+    __table_args__ = (
+        UniqueConstraint("week_start", name="uq_week_verdicts_week_start"),
+        _one_of("decision", VERDICT_DECISIONS, "ck_week_verdicts_decision"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: the Monday (local) the week starts, ``YYYY-MM-DD``
+    week_start: str
+    decision: str
+    decided_by: str
+    decided_at: datetime = Field(sa_type=UTCDateTime)
+    note: str = ""
+    #: the KPIs the decision was taken on (this week, last week, baseline)
+    figures: JSONDict = Field(default_factory=dict, sa_type=json_type())
+
+
+class KpiWeekRow(SQLModel, table=True):
+    """A week's KPIs as captured when its summary was built: the first capture stands,
+    so the baseline week keeps the figures it was judged by."""
+
+    __tablename__ = "kpi_weeks"
+
+    week_start: str = Field(primary_key=True)
+    figures: JSONDict = Field(default_factory=dict, sa_type=json_type())
+    captured_at: datetime = Field(sa_type=UTCDateTime)
+
+
 def _table(name: str) -> Table:
     return metadata.tables[name]
 
@@ -326,6 +359,8 @@ AUDIT_LOG = _table("audit_log")
 OUTBOX = _table("outbox")
 WEBHOOK_DELIVERIES = _table("webhook_deliveries")
 WEBHOOK_REFUSALS = _table("webhook_refusals")
+WEEK_VERDICTS = _table("week_verdicts")
+KPI_WEEKS = _table("kpi_weeks")
 
 __all__ = [
     "ADJUSTMENTS",
@@ -333,22 +368,26 @@ __all__ = [
     "INCIDENTS",
     "ITEMS",
     "ITEM_SYSTEM_IDS",
+    "KPI_WEEKS",
     "LEVEL_CURRENT",
     "LEVEL_HISTORY",
     "OUTBOX",
     "RESYNCS",
     "WEBHOOK_DELIVERIES",
     "WEBHOOK_REFUSALS",
+    "WEEK_VERDICTS",
     "AdjustmentRow",
     "AuditRow",
     "IncidentRow",
     "ItemRow",
     "ItemSystemIdRow",
+    "KpiWeekRow",
     "LevelCurrentRow",
     "LevelHistoryRow",
     "OutboxRow",
     "ResyncRow",
     "WebhookDeliveryRow",
     "WebhookRefusalRow",
+    "WeekVerdictRow",
     "metadata",
 ]

@@ -19,6 +19,8 @@ SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 INCIDENT_STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
 RESYNC_STATUSES: tuple[str, ...] = ("pending", "applied", "stale", "failed", "skipped")
 OUTBOX_STATUSES: tuple[str, ...] = ("pending", "delivered", "dead")
+#: A week's verification decision: the trend is down (pass), or not yet (escalate).
+VERDICT_DECISIONS: tuple[str, ...] = ("pass", "escalate")
 #: What became of a webhook delivery. ``received``: accepted and waiting to be processed;
 #: ``processed``: applied; ``stale``: older than what is already known for its resource,
 #: not applied; ``duplicate``: its event was received before; ``ignored``: authentic but

@@ -182,6 +182,18 @@ async def weekly_summary(ledger: Ledger, week_start: date, tz: tzinfo) -> Weekly
     return WeeklySummary(this_week=this, last_week=last, tz=tz)
 
 
+async def week_figures(ledger: Ledger, week_start: date, tz: tzinfo) -> WeekFigures:
+    """One week's figures, from local midnight of ``week_start`` in ``tz`` (the KPI
+    trend and the baseline read weeks one at a time)."""
+    if isinstance(week_start, datetime):
+        week_start = week_start.date()
+    buckets = await ledger.incidents_opened_by_bucket(_day_edges(week_start, tz, DAYS))
+    daily: list[dict[str, int]] = [{} for _ in range(DAYS)]
+    for (day, kind), n in sorted(buckets.items()):
+        daily[day][kind] = n
+    return await _week(ledger, *week_bounds(week_start, tz), tuple(daily))
+
+
 async def _week(
     ledger: Ledger, start: datetime, end: datetime, daily: tuple[dict[str, int], ...]
 ) -> WeekFigures:

@@ -135,3 +135,42 @@ async def test_the_command_check_would_catch_a_command_missing_from_the_manifest
         await ack()
 
     assert registered_commands(slack_app) - _manifest_commands() == {"/stocktake"}
+
+
+def test_the_home_tab_is_on_and_its_event_subscribed() -> None:
+    manifest = _manifest()
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    events = manifest["settings"]["event_subscriptions"]
+    assert events["bot_events"] == ["app_home_opened"]
+    assert events["request_url"] == manifest["settings"]["interactivity"]["request_url"]
+    broken = _manifest()
+    broken["features"]["app_home"]["home_tab"] = True  # not a key Slack knows
+    schema = json.loads(SCHEMA.read_text("utf-8"))
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(broken))
+
+
+async def _handles_event(app: AsyncApp, event: str) -> bool:
+    request = AsyncBoltRequest(
+        body=json.dumps(
+            {
+                "type": "event_callback",
+                "team_id": "T1",
+                "api_app_id": "A1",
+                "event": {"type": event, "user": "U1", "tab": "home"},
+                "event_id": "Ev1",
+                "event_time": 1,
+            }
+        ),
+        headers={"content-type": ["application/json"]},
+    )
+    response = BoltResponse(status=200)
+    for listener in app._async_listeners:
+        if all([await m.async_matches(request, response) for m in listener.matchers]):
+            return True
+    return False
+
+
+async def test_the_app_listens_to_every_subscribed_event(slack_app: AsyncApp) -> None:
+    for event in _manifest()["settings"]["event_subscriptions"]["bot_events"]:
+        assert await _handles_event(slack_app, event), event
+    assert not await _handles_event(slack_app, "member_joined_channel")

@@ -15,6 +15,7 @@ from slack_sdk.models.blocks import (
 
 from bot.listeners.adjust import WHAT as ADJUST_WHAT
 from bot.listeners.adjust import open_adjust
+from bot.listeners.chain import answer_chain
 from bot.listeners.drift_report import answer_drift, resolve_sku, unknown_sku_text
 from bot.middleware.authorize import Writers, writers_only
 from bot.render.blocks import BUTTON_TEXT, md
@@ -63,6 +64,9 @@ def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
     async def synchealth(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         who = Who.of(body)
+        if str(body.get("text") or "").strip().lower() == "chain":
+            run_for(deps, who, "/synchealth chain", lambda: answer_chain(deps, who))
+            return
         healths = [s.health() for s in deps.systems]
         blocks = sync_health(healths, deps.clock.now())
         run_for(deps, who, "/synchealth", lambda: tell(deps, who, "Sync health", blocks))

@@ -17,6 +17,7 @@ HELP = """*Driftwatch* watches what Shopify, the WMS and the ERP each believe in
 • `/drift` — the worst drifts now
 • `/incidents [open|all] [kind]` — incidents, newest first
 • `/synchealth` — how each connected system is doing
+• `/synchealth chain` — each hop's measured transit time against its SLA, with a chart
 • `/resync SKU [LOCATION]` — resync from the source of truth (asks to confirm; writers only)
 • `/adjust [SKU [LOCATION]]` — record a manual adjustment with a reason code (writers only)
 On an alert: *Resync* and *Resolve* are for writers; anyone can *Acknowledge*, *Snooze* \

@@ -193,15 +193,22 @@ def adjustment_text(report: AdjustmentReport, tz: tzinfo) -> str:
     return f"Adjustments on {day:%a %b} {day.day}: {report.total}{unusual}"
 
 
+def weekly_summary_key(channel: str, week: date) -> str:
+    """The outbox dedupe key of a week's summary (one per channel and week)."""
+    return f"weekly-summary:{channel}:{week.isoformat()}"
+
+
 async def post_weekly_summary(
     ledger: Ledger,
     channel: str,
     now: datetime,
     tz: tzinfo,
     week_start: date | None = None,
+    extra: Sequence[Block] = (),
 ) -> OutboxEntry | None:
     """Queue the summary of ``week_start`` (default: the last complete week before
-    ``now``) as a ``message``; None if that week's summary was queued before."""
+    ``now``) as a ``message``, ``extra`` blocks after it (the weekly review); None if
+    that week's summary was queued before."""
     week = week_start or previous_week_start(now, tz)
     summary = await weekly_summary(ledger, week, tz)
     return await ledger.enqueue(
@@ -209,12 +216,12 @@ async def post_weekly_summary(
         channel,
         {
             "text": weekly_text(summary),
-            "blocks": blocks_json(weekly_blocks(summary)),
+            "blocks": blocks_json([*weekly_blocks(summary), *extra]),
             # the chart goes into the message's thread once posted (bot.summary_chart)
             "chart": {"kind": WEEKLY_CHART, "week_start": week.isoformat()},
         },
         now,
-        dedupe_key=f"weekly-summary:{channel}:{week.isoformat()}",
+        dedupe_key=weekly_summary_key(channel, week),
     )
 
 

@@ -15,6 +15,7 @@ from monitors.config.environment import (
     resolve_secret,
 )
 from monitors.config.errors import ConfigError, Problem, format_problems
+from monitors.config.kpi_sections import TRIGGERS, Chain, CycleCount, Hop, Kpis
 from monitors.config.load import DEFAULT_CONFIG_PATH, config_from_dict, load_config
 from monitors.config.model import Config
 from monitors.config.sections import (
@@ -54,16 +55,21 @@ from monitors.config.types import STATES
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "STATES",
+    "TRIGGERS",
     "BasicAuth",
     "BearerAuth",
     "Bundle",
+    "Chain",
     "Config",
     "ConfigError",
     "CsvColumns",
     "CsvSystem",
+    "CycleCount",
     "Database",
     "EnvReference",
     "HeaderAuth",
+    "Hop",
+    "Kpis",
     "LocationSafetyStock",
     "NoAuth",
     "PackSize",

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from monitors.config.kpi_sections import kpi_findings
 from monitors.config.messages import Finding, Loc, render_path
 from monitors.config.systems import default_compare_states
 from monitors.config.types import STATES, clean_sku
@@ -33,7 +34,9 @@ def cross_reference_findings(data: Mapping[str, Any]) -> list[Finding]:
         _thresholds,
         _policy,
     ]
-    return [finding for check in checks for finding in check(data, refs)]
+    found = [finding for check in checks for finding in check(data, refs)]
+    found += kpi_findings(data, refs.systems, refs.systems_known, refs.tags, refs.tags_known)
+    return found
 
 
 def plain_data(value: Any) -> Any:

@@ -11,6 +11,7 @@ from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, ValidationEr
 
 from monitors.config.checks import cross_reference_findings, plain_data
 from monitors.config.errors import ConfigError
+from monitors.config.kpi_sections import Chain, CycleCount, Kpis
 from monitors.config.messages import Finding, findings_from_error, to_problems
 from monitors.config.sections import (
     Bundle,
@@ -64,6 +65,9 @@ class Config(StrictModel):
     policy: Policy = Policy()
     server: Server = Server()
     database: Database = Database()
+    chain: Chain = Chain()
+    kpis: Kpis = Kpis()
+    cycle_count: CycleCount = CycleCount()
     _index: _Index = PrivateAttr(default_factory=_Index)
 
     @model_validator(mode="wrap")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sandbox.slack.home_views import views_publish
 from sandbox.slack.model import (
     BOT_ID,
     BOT_NAME,
@@ -412,4 +413,5 @@ METHODS: dict[str, Method] = {
     "views.open": views_open,
     "views.update": views_update,
     "views.push": views_push,
+    "views.publish": views_publish,
 }

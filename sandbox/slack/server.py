@@ -39,6 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.slack.home import HomeTab
 from sandbox.slack.methods import METHODS, RateLimited, Request
 from sandbox.slack.model import (
     BOT_USER_ID,
@@ -137,6 +138,7 @@ class FakeSlack:
         self.app.router.add_get("/files/{file_id}/{name}", self._download)
         self.app.router.add_post("/response/{url_id}", self._response_url)
         self.page = ChannelPage(self)
+        self.home = HomeTab(self)
         self.socket = SocketModeLink(self)
 
     # ------------------------------------------------------------------ lifecycle

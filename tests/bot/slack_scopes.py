@@ -38,6 +38,8 @@ SCOPES: dict[str, frozenset[str]] = {
     "usergroups.users.list": frozenset({"usergroups:read"}),
     # https://docs.slack.dev/reference/methods/views.open — no scope
     "views.open": frozenset(),
+    # https://docs.slack.dev/reference/methods/views.publish — no scope (the Home tab)
+    "views.publish": frozenset(),
     # https://docs.slack.dev/reference/methods/conversations.history and
     # .../conversations.replies — one *:history scope per kind of conversation read. The
     # outbox reads only the alert channels (public or private) for its earlier post after

@@ -164,7 +164,9 @@ def test_the_headless_demo_plays_a_scenario_and_writes_a_report(tmp_path: Path) 
     assert data["final_quantities"]["shopify"]["TEE-BLK-M@east"]["available"] == 40
     assert data["final_quantities"]["wms"]["CAP-NAVY@east"]["pickable"] == 12
     assert data["final_quantities"]["erp"]["CAP-NAVY@east"]["qty"] == 12
-    assert len(data["messages_posted"]) == 2
+    summaries = [m for m in data["messages_posted"] if m["text"].startswith("Weekly drift summary")]
+    assert len(summaries) == 1  # the week so far, with its decision buttons
+    assert len(data["messages_posted"]) == 2 + len(summaries)
 
 
 def test_an_unknown_scenario_lists_the_valid_names_in_one_line() -> None:

@@ -30,6 +30,8 @@ def test_the_scope_check_would_catch_an_unused_scope() -> None:
 
 def test_the_readme_names_the_same_scopes() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
-    [sentence] = [p for p in readme.split("\n\n") if "The manifest asks only" in p]
+    [sentence] = [
+        p for p in readme.split("\n\n") if "asks only for the scopes" in " ".join(p.split())
+    ]
     named = {s for s in sentence.replace("\n", " ").split("`")[1::2] if ":" in s or s == "commands"}
     assert named == _manifest_scopes()

@@ -365,5 +365,7 @@ async def test_the_scheduled_weekly_summary_gets_its_chart_in_the_thread(tmp_pat
     )
     asked = methods.index("files.getUploadURLExternal", posted)
     assert methods.index("files.completeUploadExternal", asked) > asked
-    [reply] = slack.thread(channel, summary.ts)[1:]
-    assert [f["name"] for f in reply.files] == [png.filename]
+    replies = slack.thread(channel, summary.ts)[1:]
+    # the incidents chart, then the 30-day drift rate per hop (bot.chain_chart)
+    charts = [f["name"] for reply in replies for f in reply.files]
+    assert charts == [png.filename, png.filename.replace("weekly-summary-", "hop-drift-")]

@@ -27,6 +27,8 @@ TABLES = {
     "audit_log",
     "outbox",
     "webhook_deliveries",
+    "week_verdicts",
+    "kpi_weeks",
 }
 
 

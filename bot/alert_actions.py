@@ -14,11 +14,28 @@ from slack_sdk.models.blocks import (
 SNOOZE_CHOICES = (("1 hour", "1h"), ("4 hours", "4h"), ("24 hours", "24h"))
 
 
-def incident_actions(incident_id: int, *, resync: ConfirmObject | None = None) -> ActionsBlock:
+def incident_actions(
+    incident_id: int,
+    *,
+    resync: ConfirmObject | None = None,
+    group: tuple[str, ConfirmObject] | None = None,
+) -> ActionsBlock:
     """Acknowledge, Snooze, Log root cause and Resolve; Resync first (with its confirm
-    dialog) when the incident is something a resync can fix."""
+    dialog) when the incident is something a resync can fix; for a storm, ``group``:
+    the label and confirm of "Resync the N the policy deems safe"."""
     value = str(incident_id)
     elements: list[InteractiveElement] = []
+    if group is not None:
+        label, confirm = group
+        elements.append(
+            ButtonElement(
+                text=label,
+                action_id="resync_group",
+                value=value,
+                style="primary",
+                confirm=confirm,
+            )
+        )
     if resync is not None:
         elements.append(
             ButtonElement(

@@ -22,6 +22,7 @@ from connectors.clock import Clock
 from ledger import Ledger
 from monitors.config import Config
 from monitors.drift import DiffRules
+from monitors.jobs import Recheck
 from monitors.resync import ResyncService
 
 log = logging.getLogger("driftwatch.slack")
@@ -44,6 +45,8 @@ class BotDeps:
     rules: DiffRules
     #: run slow work after the ack, tracked by the owner (the Service)
     spawn: Spawn
+    #: reads a SKU again after an action and tells its alerts what is true now
+    recheck: Recheck | None = None
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ from ledger.reports import (
     SkuDrift,
 )
 from ledger.types import (
+    ADJUSTMENT_STATUSES,
     INCIDENT_STATUSES,
     OUTBOX_STATUSES,
     RESYNC_STATUSES,
@@ -95,6 +96,7 @@ from ledger.types import (
 )
 
 __all__ = [
+    "ADJUSTMENT_STATUSES",
     "INCIDENT_STATUSES",
     "OUTBOX_STATUSES",
     "RESYNC_STATUSES",

@@ -39,7 +39,8 @@ compare-and-set), and record the outcome.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from connectors.base import InventorySystem
@@ -48,7 +49,10 @@ from connectors.errors import ConnectorError
 from connectors.levels import Level, LevelWrite, WriteOutcome
 from ledger import Ledger, Resync
 from monitors.drift import DiffRules, diff
+from monitors.quantities import out_of_bounds
 from monitors.reconcile import with_bundles
+
+log = logging.getLogger("driftwatch.resync")
 
 MAX_DECISIONS = 3
 #: Drift classes a resync can fix by writing a count (not stale, untracked or a policy).
@@ -126,6 +130,66 @@ class _Decision:
     result: ResyncResult | None = None
 
 
+def decide(
+    rules: DiffRules,
+    levels: Sequence[Level],
+    system: str,
+    sku: str,
+    location: str,
+    state: str,
+) -> _Decision:
+    """What ``levels`` (a fresh read) say a resync of ``system``'s ``state`` for ``sku``
+    at ``location`` should write, or why nothing can be: the same decision the service
+    makes before its write, so an alert can say beforehand whether Resync can work."""
+    here = [lv for lv in levels if lv.location == location]
+    drift = next(
+        (
+            d
+            for d in diff(here, rules)
+            if d.system == system
+            and d.sku == sku
+            and d.kind in WRITABLE_KINDS
+            and not (d.kind == "missing" and d.missing_side == "truth")
+        ),
+        None,
+    )
+    current = next((lv for lv in here if (lv.system, lv.sku) == (system, sku)), None)
+    if current is None:
+        return _Decision(
+            result=ResyncResult(FAILED, f"{system} has no level for {sku} at {location}")
+        )
+    before = current.quantities.get(state)
+    if before is None:
+        return _Decision(result=ResyncResult(FAILED, f"{system} does not report {state}"))
+    if drift is None or drift.expected is None or drift.actual is None:
+        return _Decision(
+            before=before,
+            result=ResyncResult(
+                IN_SYNC,
+                f"{system} already agrees with the source of truth for {sku} at {location}",
+                before=before,
+            ),
+        )
+    target = before + (drift.expected - drift.actual)
+    if target < 0:
+        return _Decision(
+            before=before,
+            result=ResyncResult(
+                FAILED,
+                f"the source of truth implies {target} {state}; refusing a negative count",
+            ),
+        )
+    too_large = out_of_bounds(target, f"The {state} count to write ({target:,})")
+    if too_large is not None:
+        return _Decision(before=before, result=ResyncResult(FAILED, too_large.rstrip(".")))
+    return _Decision(before=before, target=target)
+
+
+#: called after every resync (and every settled one) with what was asked and what came
+#: of it: the service that closes the loop (the alert re-evaluated from a fresh read)
+AfterResync = Callable[[ResyncRequest, ResyncResult], Awaitable[None]]
+
+
 class ResyncService:
     """Resyncs one system's level at one SKU×location from the source of truth."""
 
@@ -140,8 +204,26 @@ class ResyncService:
         self._rules = rules
         self._ledger = ledger
         self._clock = clock
+        #: run after every resync and every settled one (see :data:`AfterResync`); a
+        #: failing hook is logged and costs the resync nothing
+        self.after: list[AfterResync] = []
 
-    async def resync(self, request: ResyncRequest) -> ResyncResult:
+    async def resync(self, request: ResyncRequest, *, after: bool = True) -> ResyncResult:
+        """Resync ``request``'s level (see the module docstring), then run the
+        :attr:`after` hooks with the outcome (``after`` False: the caller re-checks)."""
+        result = await self._resync(request)
+        if after:
+            await self._after(request, result)
+        return result
+
+    async def _after(self, request: ResyncRequest, result: ResyncResult) -> None:
+        for hook in self.after:
+            try:
+                await hook(request, result)
+            except Exception:
+                log.exception("after-resync hook %r failed", hook)
+
+    async def _resync(self, request: ResyncRequest) -> ResyncResult:
         target_system = self._systems.get(request.system)
         if target_system is None:
             return ResyncResult(FAILED, f"{request.system} is not a configured system")
@@ -200,45 +282,7 @@ class ResyncService:
     def _decide(
         self, levels: Sequence[Level], system: str, sku: str, location: str, state: str
     ) -> _Decision:
-        here = [lv for lv in levels if lv.location == location]
-        drift = next(
-            (
-                d
-                for d in diff(here, self._rules)
-                if d.system == system
-                and d.sku == sku
-                and d.kind in WRITABLE_KINDS
-                and not (d.kind == "missing" and d.missing_side == "truth")
-            ),
-            None,
-        )
-        current = next((lv for lv in here if (lv.system, lv.sku) == (system, sku)), None)
-        if current is None:
-            return _Decision(
-                result=ResyncResult(FAILED, f"{system} has no level for {sku} at {location}")
-            )
-        before = current.quantities.get(state)
-        if before is None:
-            return _Decision(result=ResyncResult(FAILED, f"{system} does not report {state}"))
-        if drift is None or drift.expected is None or drift.actual is None:
-            return _Decision(
-                before=before,
-                result=ResyncResult(
-                    IN_SYNC,
-                    f"{system} already agrees with the source of truth for {sku} at {location}",
-                    before=before,
-                ),
-            )
-        target = before + (drift.expected - drift.actual)
-        if target < 0:
-            return _Decision(
-                before=before,
-                result=ResyncResult(
-                    FAILED,
-                    f"the source of truth implies {target} {state}; refusing a negative count",
-                ),
-            )
-        return _Decision(before=before, target=target)
+        return decide(self._rules, levels, system, sku, location, state)
 
     async def _decide_and_write(
         self, request: ResyncRequest, system: InventorySystem
@@ -403,6 +447,23 @@ class ResyncService:
     # -- settling what a dead process left pending -------------------------------------
 
     async def settle(self, resync: Resync) -> ResyncResult:
+        """:meth:`_settle`, then the :attr:`after` hooks with the outcome (unless it is
+        still pending, or someone else settled it)."""
+        result = await self._settle(resync)
+        if result.status not in (PENDING, SETTLED_ELSEWHERE):
+            request = ResyncRequest(
+                sku=resync.sku,
+                location=resync.location,
+                system=resync.system,
+                requested_by=resync.requested_by,
+                incident_id=resync.incident_id,
+                state=resync.state,
+                reason=resync.reason or CORRECTION,
+            )
+            await self._after(request, result)
+        return result
+
+    async def _settle(self, resync: Resync) -> ResyncResult:
         """Finish ``resync``, found ``pending`` (its process died between deciding and
         recording the outcome), and record what became of it.
 

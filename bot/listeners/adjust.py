@@ -29,6 +29,7 @@ from monitors.adjustments import (
     AdjustmentService,
     adjustment_key,
 )
+from monitors.pipeline import Action
 
 WHAT = "adjust inventory"
 
@@ -148,11 +149,25 @@ def register_adjust(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
             await tell(deps, who, result.message)
             if result.status != "applied":
                 return
+            reply = f"{result.message}\nAdjusted by <@{who.user}>"
+            if form.note:
+                reply += f": {form.note}"
+            if deps.recheck is not None:
+                # read the SKU again everywhere; its alerts say what is true now
+                await deps.recheck(
+                    Action(
+                        what="adjustment",
+                        by=who.user,
+                        text=reply,
+                        sku=sku,
+                        location=form.location,
+                        status=result.status,
+                    )
+                )
+                await deps.outbox.deliver_due()
+                return
             for incident in await deps.ledger.list_incidents(sku=sku):
                 if incident.status != "resolved" and incident.location == form.location:
-                    reply = f"{result.message}\nAdjusted by <@{who.user}>"
-                    if form.note:
-                        reply += f": {form.note}"
                     await publish_update(deps, incident, reply)
 
         run_for(deps, who, "adjust", work)

@@ -66,20 +66,65 @@ def _ago(then: datetime | None, now: datetime) -> str:
     return f"{seconds // 3600} h ago"
 
 
-def sync_health(healths: Sequence[Health], now: datetime) -> list[Block]:
+def sync_health(
+    healths: Sequence[Health], now: datetime, incidents: Sequence[Incident] = ()
+) -> list[Block]:
+    """Each system: red while its reads fail or a critical incident about it (sync
+    health, webhooks) is open, yellow while a warning is; then the open drift incidents
+    (the numbers their alerts show)."""
     lines = []
+    about: dict[str, list[Incident]] = {}
+    for i in incidents:
+        if i.fingerprint.startswith(("health:", "webhook:")) and i.system:
+            about.setdefault(i.system, []).append(i)
     for h in healths:
-        icon = ":large_green_circle:" if h.error_streak == 0 else ":red_circle:"
+        mine = about.get(h.system, [])
+        icon = ":large_green_circle:"
         if h.last_success is None and h.error_streak == 0:
             icon = ":white_circle:"
+        if any(i.severity == "warning" for i in mine):
+            icon = ":large_yellow_circle:"
+        if h.error_streak or any(i.severity == "critical" for i in mine):
+            icon = ":red_circle:"
         line = (
             f"{icon} *{h.system}* — last good read {_ago(h.last_success, now)}; "
             f"{h.requests} requests, {h.throttles} throttled, {h.failures} failed"
         )
         if h.error_streak:
             line += f"\n      {h.error_streak} errors in a row; last: {h.last_error}"
+        for i in mine[:5]:
+            line += f"\n      open: {i.title} ({i.severity}, #{i.id})"
         lines.append(line)
+    drifts = [i for i in incidents if i.fingerprint.startswith(("drift:", "group:"))]
+    if drifts:
+        critical = sum(1 for i in drifts if i.severity == "critical")
+        worst = sorted(drifts, key=lambda i: -abs(_gap(i)))[:3]
+        named = "; ".join(
+            f"`{i.sku}` at {i.location}: {(i.details or {}).get('system')} "
+            f"{_signed(_gap(i))} (#{i.id})"
+            if not (i.details or {}).get("grouped")
+            else f"{i.title} (#{i.id})"
+            for i in worst
+        )
+        drift_line = (
+            f":warning: *Drift*: {len(drifts)} open incident{'s' if len(drifts) != 1 else ''}"
+            f" ({critical} critical) — worst: {named}. `/drift` lists them."
+        )
+    else:
+        drift_line = ":white_check_mark: *Drift*: no open drift incident."
     return [
         HeaderBlock(text="Sync health"),
-        SectionBlock(text=MarkdownTextObject(text="\n".join(lines) or "No systems configured.")),
+        SectionBlock(
+            text=MarkdownTextObject(text=("\n".join(lines) or "No systems configured.")[:3000])
+        ),
+        SectionBlock(text=MarkdownTextObject(text=drift_line[:3000])),
     ]
+
+
+def _gap(incident: Incident) -> int:
+    gap = (incident.details or {}).get("gap")
+    return gap if isinstance(gap, int) else 0
+
+
+def _signed(n: int) -> str:
+    return f"{n:+d}"

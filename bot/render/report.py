@@ -109,12 +109,7 @@ def sku_report(
     else:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="No open incident.")]))
     if adjustments:
-        lines = [
-            f"• {a.created_at:%b %d %H:%M} {a.system} at {a.location}: "
-            + (f"{a.delta:+d}" if a.delta is not None else f"set to {a.new_quantity}")
-            + f" ({a.reason_code}) by <@{a.operator}>"
-            for a in adjustments
-        ]
+        lines = [_adjustment_line(a) for a in adjustments]
         blocks.append(
             SectionBlock(text=MarkdownTextObject(text="*Recent adjustments*\n" + "\n".join(lines)))
         )
@@ -130,6 +125,21 @@ def sku_report(
             )
         )
     return blocks
+
+
+def _adjustment_line(a: Adjustment) -> str:
+    """One adjustment and what became of it: one that did not apply is marked refused
+    (struck through, with why), never shown as a change that happened."""
+    change = f"{a.delta:+d}" if a.delta is not None else f"set to {a.new_quantity}"
+    line = f"{a.created_at:%b %d %H:%M} {a.system} at {a.location}: {change}"
+    who = f" ({a.reason_code}) by <@{a.operator}>"
+    if a.status == "applied":
+        moved = f", {a.before} → {a.after}" if a.before is not None and a.after is not None else ""
+        return f"• {line}{moved}{who}"
+    if a.status == "failed":
+        why = f": {a.error[:200]}" if a.error else ""
+        return f"• ~{line}~{who} — *refused, not applied*{why}"
+    return f"• {line}{who} — _pending, not applied yet_"
 
 
 def sku_report_text(sku: str, views: Sequence[LocationView]) -> str:

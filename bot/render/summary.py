@@ -164,10 +164,28 @@ def adjustment_blocks(report: AdjustmentReport, tz: tzinfo) -> list[Block]:
     """The daily adjustment report: counts by operator and reason code, then the flags."""
     day = report.start.astimezone(tz)
     header = HeaderBlock(text=f"Adjustments on {day:%a %b} {day.day}: {report.total}"[:150])
+    refused: list[Block] = []
+    if report.refused:
+        listed = "; ".join(
+            f"{a.sku} at {a.location} by <@{a.operator}>" for a in report.refused[:10]
+        )
+        refused.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=(
+                            f"{len(report.refused)} not applied (refused or failed), not "
+                            f"counted: {listed}"
+                        )[:3000]
+                    )
+                ]
+            )
+        )
     if not report.total:
         return [
             header,
-            SectionBlock(text=MarkdownTextObject(text="No manual adjustment was recorded.")),
+            SectionBlock(text=MarkdownTextObject(text="No manual adjustment was applied.")),
+            *refused,
         ]
     operators = [f"• <@{op}>: {n}" for op, n in report.by_operator.items()]
     reasons = [f"• `{reason}`: {n}" for reason, n in report.by_reason.items()]
@@ -186,6 +204,7 @@ def adjustment_blocks(report: AdjustmentReport, tz: tzinfo) -> list[Block]:
             ]
         ),
         _lines("Unusual patterns", flags, "nothing unusual"),
+        *refused,
     ]
 
 

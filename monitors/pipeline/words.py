@@ -1,0 +1,71 @@
+"""The words of an incident's thread replies about how its drift ended or went on, from
+the facts the pipeline stored (one read: ``details`` and ``details["resolution"]``).
+
+Plain text in Slack mrkdwn; SKUs and the outcome texts come from outside systems and
+are not escaped here (the bot's one escape function owns that, issue 13 item 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from monitors.incidents import TITLES
+from monitors.pipeline.model import Action
+
+
+def counts(values: Mapping[str, Any] | None, truth: object = None) -> str:
+    """``shopify 28, wms 28 (source of truth)``: every system's count, as read."""
+    parts = []
+    for system, value in (values or {}).items():
+        shown = "not reported" if value is None else f"{value}"
+        mark = " (source of truth)" if system == truth else ""
+        parts.append(f"{system} {shown}{mark}")
+    return ", ".join(parts) or "no counts"
+
+
+def _signed(n: object) -> str:
+    return f"{n:+d}" if isinstance(n, int) else "?"
+
+
+def kind_words(kind: str) -> str:
+    return TITLES.get(kind, kind.replace("_", " ")).lower()
+
+
+def resolved_reply(resolution: Mapping[str, Any], *, grouped: bool = False) -> str:
+    """How an incident Driftwatch resolved ended: after what, how, and the final counts."""
+    after = resolution.get("after")
+    lead = f"{after['text']}\n" if isinstance(after, Mapping) and after.get("text") else ""
+    how = str(resolution.get("how") or "every system agrees with the source of truth again")
+    if grouped or not isinstance(resolution.get("values"), Mapping):
+        return f"{lead}Recovered: {how}." if resolution.get("agrees") else f"{lead}Resolved: {how}."
+    final = counts(resolution.get("values"), resolution.get("truth_system"))
+    if resolution.get("agrees"):
+        return f"{lead}Recovered: {how} ({final})."
+    return f"{lead}Resolved: {how} ({final})."
+
+
+def still_drifting(details: Mapping[str, Any], action: Action, cause: str | None) -> str:
+    """The reply when a re-checked drift goes on: the action, the new numbers, the reason."""
+    system = details.get("system")
+    if details.get("grouped"):
+        numbers = f"{details.get('count')} SKUs still drift"
+    else:
+        every = counts(details.get("values"), details.get("truth_system"))
+        numbers = (
+            f"{system} {details.get('actual')}, expected {details.get('expected')} "
+            f"({_signed(details.get('gap'))}; {every})"
+        )
+    reason = ""
+    if action.status in ("applied", "in_sync", None) and cause:
+        reason = f"\nLikely cause: {cause}"
+    return f"{action.text}\nStill drifting: {numbers}.{reason}"
+
+
+def not_rechecked(action: Action, failures: Mapping[str, str]) -> str:
+    """The reply when the SKU could not be read again after the action."""
+    systems = ", ".join(sorted(failures)) or "no system"
+    return f"{action.text}\nCould not read it again to check the result ({systems} did not answer)."
+
+
+__all__ = ["counts", "kind_words", "not_rechecked", "resolved_reply", "still_drifting"]

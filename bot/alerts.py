@@ -20,6 +20,7 @@ from bot.alert_actions import incident_actions
 from bot.health_alerts import health_blocks
 from ledger import Incident
 from monitors.incidents import TITLES
+from monitors.mrkdwn import escape
 
 ICON = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
 
@@ -108,9 +109,10 @@ def alert_blocks(incident: Incident) -> list[Block]:
         blocks.append(
             SectionBlock(
                 text=MarkdownTextObject(
-                    text=(f"*Why no Resync*: {plan.get('why')}\n*Next step*: {plan.get('next')}")[
-                        :3000
-                    ]
+                    text=(
+                        f"*Why no Resync*: {escape(plan.get('why'), 1200)}\n"
+                        f"*Next step*: {escape(plan.get('next'), 1200)}"
+                    )
                 )
             )
         )
@@ -138,7 +140,7 @@ def _gap_field(incident: Incident, d: dict[str, Any], note: dict[str, Any] | Non
 def _resolution_text(note: dict[str, Any]) -> str:
     after = note.get("after")
     lead = f"{after.get('text')}\n" if isinstance(after, dict) and after.get("text") else ""
-    return f"*How it ended*\n{lead}{note.get('how')}"[:3000]
+    return f"*How it ended*\n{lead}{escape(note.get('how'), 1000)}"[:3000]
 
 
 def _cause_text(incident: Incident, d: dict[str, Any]) -> str:
@@ -152,7 +154,7 @@ def _cause_text(incident: Incident, d: dict[str, Any]) -> str:
         when = seen.get("at")
         stamp = _when(datetime.fromisoformat(when)) if isinstance(when, str) else "earlier"
         label = (
-            f"*Likely cause* _(as first seen {stamp}: {seen.get('system')} "
+            f"*Likely cause* _(as first seen {stamp}: {escape(seen.get('system'), 60)} "
             f"{seen.get('actual')}, expected {seen.get('expected')}, "
             f"gap {_signed(seen.get('gap'))})_"
         )
@@ -166,17 +168,21 @@ def group_text(incident: Incident) -> str:
     count = d.get("count") or len(d.get("members") or ())
     what = TITLES.get(incident.kind, incident.kind)
     done = "Resolved: " if incident.status == "resolved" else ""
-    head = f"{done}{what}: {count} SKUs at {incident.location}"
+    head = f"{done}{what}: {count} SKUs at {escape(incident.location, 60)}"
     if not worst:
         return head
-    named = ", ".join(f"{m.get('sku')} ({m.get('system')} {_signed(m.get('gap'))})" for m in worst)
+    named = ", ".join(
+        f"{escape(m.get('sku'), 60)} ({escape(m.get('system'), 40)} {_signed(m.get('gap'))})"
+        for m in worst
+    )
     more = count - len(worst) if isinstance(count, int) else 0
     return f"{head} — worst: {named}" + (f" and {more} more" if more > 0 else "")
 
 
 def _member_line(m: dict[str, Any]) -> str:
     return (
-        f"• `{m.get('sku')}`: {m.get('system')} {m.get('actual')}, expected "
+        f"• `{escape(m.get('sku'), 100)}`: {escape(m.get('system'), 40)} {m.get('actual')}, "
+        f"expected "
         f"{m.get('expected')} ({_signed(m.get('gap'))})"
     )
 
@@ -203,9 +209,9 @@ def group_blocks(incident: Incident) -> list[Block]:
         HeaderBlock(text=header[:150]),
         SectionBlock(
             fields=[
-                MarkdownTextObject(text=f"*Location*\n{incident.location}"),
+                MarkdownTextObject(text=f"*Location*\n{escape(incident.location, 60)}"),
                 MarkdownTextObject(
-                    text=f"*Systems*\n{', '.join(d.get('systems') or ()) or 'unknown'}"
+                    text=f"*Systems*\n{escape(', '.join(d.get('systems') or ()) or 'unknown', 200)}"
                 ),
                 MarkdownTextObject(text=f"*SKUs drifting*\n{count}"),
                 MarkdownTextObject(text=f"*Total gap*\n{_signed(d.get('total_gap'))} units"),
@@ -264,7 +270,10 @@ def _group_confirm(
     budget = 200
     for m in safe:
         plan = m.get("resync") or {}
-        item = f"{m.get('sku')} ({m.get('system')} {plan.get('before')}→{plan.get('target')})"
+        item = (
+            f"{escape(m.get('sku'), 60)} ({escape(m.get('system'), 40)} "
+            f"{plan.get('before')}→{plan.get('target')})"
+        )
         if len(", ".join([*listed, item])) > budget:
             break
         listed.append(item)

@@ -18,6 +18,7 @@ from ledger import SYSTEM_ACTOR, Incident, Ledger
 from monitors.drift import DiffRules, Drift
 from monitors.health import FAMILY, HealthWindow, evaluate_health
 from monitors.hints import Evidence, hint_for
+from monitors.mrkdwn import escape
 from monitors.persistence import Persistence, Seen, debounce
 from monitors.persistence import scope as covered_by
 from monitors.pipeline import Action, Context, Pipeline, Scope, build_pipeline
@@ -210,10 +211,11 @@ class Recheck:
         if result.status == SHADOW:
             return  # nothing was written: the policy shows what it would have written
         automatic = request.requested_by == SYSTEM_ACTOR
+        message = escape(result.message, 1500)
         if automatic:
-            text = f"Auto-resync by Driftwatch: {result.message}"
+            text = f"Auto-resync by Driftwatch: {message}"
         else:
-            text = f"{result.message} — requested by <@{request.requested_by}>"
+            text = f"{message} — requested by <@{escape(request.requested_by, 40)}>"
         await self._job.recheck(
             Action(
                 what="auto-resync" if automatic else "resync",

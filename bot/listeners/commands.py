@@ -25,6 +25,7 @@ from ledger import Incident
 from monitors.drift import KINDS as DRIFT_KINDS
 from monitors.health import KINDS as HEALTH_KINDS
 from monitors.incidents import TITLES
+from monitors.mrkdwn import escape
 from monitors.plans import ResyncPlanner
 
 #: every kind an incident can have, for ``/incidents [kind]``
@@ -81,7 +82,7 @@ def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
                 await tell(
                     deps,
                     who,
-                    f"No incident kind `{' '.join(words)[:60]}`. Usage: `/incidents "
+                    f"No incident kind `{escape(' '.join(words), 60)}`. Usage: `/incidents "
                     f"[{'|'.join(SCOPES)}] [kind]`; the kinds are: "
                     + ", ".join(f"`{k}`" for k in INCIDENT_KINDS),
                 )
@@ -125,8 +126,8 @@ def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
                 await tell(
                     deps,
                     who,
-                    f"No location `{location[:60]}`. The locations are: "
-                    + ", ".join(f"`{k}`" for k in known),
+                    f"No location `{escape(location, 60)}`. The locations are: "
+                    + ", ".join(f"`{escape(k, 60)}`" for k in known),
                 )
                 return
             rows = await deps.ledger.current_levels(sku)
@@ -166,7 +167,10 @@ def confirm_blocks(
             f"({d.truth_system}) implies {d.expected} ({d.gap:+d})."
         )
         if not plan.get("can"):
-            text += f"\n*Why no Resync*: {plan.get('why')}\n*Next step*: {plan.get('next')}"
+            text += (
+                f"\n*Why no Resync*: {escape(plan.get('why'), 1200)}\n"
+                f"*Next step*: {escape(plan.get('next'), 1200)}"
+            )
             blocks.append(SectionBlock(text=MarkdownTextObject(text=text[:3000])))
             continue
         if plan.get("target") is not None:

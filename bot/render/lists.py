@@ -15,6 +15,7 @@ from slack_sdk.models.blocks import (
 
 from connectors.health import Health
 from ledger import Incident
+from monitors.mrkdwn import escape
 
 HELP = """*Driftwatch* watches what Shopify, the WMS and the ERP each believe in.
 • `/drift SKU` — what each system says about a SKU at every location, the gap, incidents
@@ -93,17 +94,17 @@ def sync_health(
         if h.error_streak:
             line += f"\n      {h.error_streak} errors in a row; last: {h.last_error}"
         for i in mine[:5]:
-            line += f"\n      open: {i.title} ({i.severity}, #{i.id})"
+            line += f"\n      open: {escape(i.title, 200)} ({i.severity}, #{i.id})"
         lines.append(line)
     drifts = [i for i in incidents if i.fingerprint.startswith(("drift:", "group:"))]
     if drifts:
         critical = sum(1 for i in drifts if i.severity == "critical")
         worst = sorted(drifts, key=lambda i: -abs(_gap(i)))[:3]
         named = "; ".join(
-            f"`{i.sku}` at {i.location}: {(i.details or {}).get('system')} "
-            f"{_signed(_gap(i))} (#{i.id})"
+            f"`{escape(i.sku, 100)}` at {escape(i.location, 60)}: "
+            f"{escape((i.details or {}).get('system'), 40)} {_signed(_gap(i))} (#{i.id})"
             if not (i.details or {}).get("grouped")
-            else f"{i.title} (#{i.id})"
+            else f"{escape(i.title, 200)} (#{i.id})"
             for i in worst
         )
         drift_line = (

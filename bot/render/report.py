@@ -20,6 +20,7 @@ from slack_sdk.models.blocks import (
 from connectors.levels import Level
 from ledger import Adjustment, Incident, LevelRow
 from monitors.drift import DiffRules, Drift, compared_value, diff
+from monitors.mrkdwn import escape
 
 
 @dataclass
@@ -137,7 +138,7 @@ def _adjustment_line(a: Adjustment) -> str:
         moved = f", {a.before} → {a.after}" if a.before is not None and a.after is not None else ""
         return f"• {line}{moved}{who}"
     if a.status == "failed":
-        why = f": {a.error[:200]}" if a.error else ""
+        why = f": {escape(a.error, 200)}" if a.error else ""
         return f"• ~{line}~{who} — *refused, not applied*{why}"
     return f"• {line}{who} — _pending, not applied yet_"
 

@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 
 from bot.alerts import blocks_json
 from ledger import Ledger, OutboxEntry
+from monitors.mrkdwn import escape
 from monitors.reports import (
     AdjustmentReport,
     AdjustmentRules,
@@ -167,7 +168,8 @@ def adjustment_blocks(report: AdjustmentReport, tz: tzinfo) -> list[Block]:
     refused: list[Block] = []
     if report.refused:
         listed = "; ".join(
-            f"{a.sku} at {a.location} by <@{a.operator}>" for a in report.refused[:10]
+            f"{escape(a.sku, 100)} at {escape(a.location, 60)} by <@{escape(a.operator, 40)}>"
+            for a in report.refused[:10]
         )
         refused.append(
             ContextBlock(

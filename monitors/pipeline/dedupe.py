@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger import SYSTEM_ACTOR, Incident
+from monitors.mrkdwn import escape
 from monitors.pipeline.evaluate import cause_seen
 from monitors.pipeline.model import Candidate, Context
 from monitors.pipeline.words import kind_words
@@ -138,10 +139,11 @@ def resolution(ctx: Context, incident: Incident) -> dict[str, Any] | None:
         return note
     snapshot = ctx.snapshot_of(sku, location) if sku is not None and location else None
     if snapshot is None:
-        note["how"] = f"no system reports {sku} at {location} any more"
+        note["how"] = f"no system reports {escape(sku, 100)} at {escape(location, 60)} any more"
         note["agrees"] = False
         return note
     gap = snapshot["gaps"].get(system)
+    name = escape(system, 60)
     note.update(
         values=snapshot["values"],
         truth_system=snapshot["truth_system"],
@@ -160,7 +162,7 @@ def resolution(ctx: Context, incident: Incident) -> dict[str, Any] | None:
     )
     if other is not None:
         note["how"] = (
-            f"no longer {kind_words(incident.kind)}: {system} now drifts as "
+            f"no longer {kind_words(incident.kind)}: {name} now drifts as "
             f"{kind_words(other.kind)} ({other.gap:+d}), on an alert of its own"
         )
         note["agrees"] = False
@@ -169,7 +171,7 @@ def resolution(ctx: Context, incident: Incident) -> dict[str, Any] | None:
         note["how"] = "every system agrees with the source of truth again"
         note["agrees"] = True
     else:
-        note["how"] = f"{system} is {gap:+d} from the source of truth, within the threshold"
+        note["how"] = f"{name} is {gap:+d} from the source of truth, within the threshold"
         note["agrees"] = False
     return note
 

@@ -1,8 +1,8 @@
 """The words of an incident's thread replies about how its drift ended or went on, from
 the facts the pipeline stored (one read: ``details`` and ``details["resolution"]``).
 
-Plain text in Slack mrkdwn; SKUs and the outcome texts come from outside systems and
-are not escaped here (the bot's one escape function owns that, issue 13 item 5).
+Slack mrkdwn: names from the configuration and outside systems go through
+:func:`monitors.mrkdwn.escape`; an action's text arrives escaped (its composer escapes).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from monitors.incidents import TITLES
+from monitors.mrkdwn import escape
 from monitors.pipeline.model import Action
 
 
@@ -20,7 +21,7 @@ def counts(values: Mapping[str, Any] | None, truth: object = None) -> str:
     for system, value in (values or {}).items():
         shown = "not reported" if value is None else f"{value}"
         mark = " (source of truth)" if system == truth else ""
-        parts.append(f"{system} {shown}{mark}")
+        parts.append(f"{escape(system, 60)} {shown}{mark}")
     return ", ".join(parts) or "no counts"
 
 
@@ -47,7 +48,7 @@ def resolved_reply(resolution: Mapping[str, Any], *, grouped: bool = False) -> s
 
 def still_drifting(details: Mapping[str, Any], action: Action, cause: str | None) -> str:
     """The reply when a re-checked drift goes on: the action, the new numbers, the reason."""
-    system = details.get("system")
+    system = escape(details.get("system"), 60)
     if details.get("grouped"):
         numbers = f"{details.get('count')} SKUs still drift"
     else:
@@ -58,13 +59,13 @@ def still_drifting(details: Mapping[str, Any], action: Action, cause: str | None
         )
     reason = ""
     if action.status in ("applied", "in_sync", None) and cause:
-        reason = f"\nLikely cause: {cause}"
+        reason = f"\nLikely cause: {escape(cause, 1000)}"
     return f"{action.text}\nStill drifting: {numbers}.{reason}"
 
 
 def not_rechecked(action: Action, failures: Mapping[str, str]) -> str:
     """The reply when the SKU could not be read again after the action."""
-    systems = ", ".join(sorted(failures)) or "no system"
+    systems = ", ".join(escape(s, 60) for s in sorted(failures)) or "no system"
     return f"{action.text}\nCould not read it again to check the result ({systems} did not answer)."
 
 

@@ -118,8 +118,18 @@ class Bot:
             [p.body for p in self.slack.response_url_posts[before:]], ensure_ascii=False
         )
 
-    async def adjust(
+    async def open_adjust(
+        self, sku: str = "TEE-BLK-M", location: str = "east", user: str = WRITER
+    ) -> Any:
+        """Type ``/adjust SKU LOCATION``; return the modal Slack opened."""
+        before = set(self.slack.views)
+        await self.command("/adjust", f"{sku} {location}", user=user)
+        [view_id] = [v for v in self.slack.views if v not in before]
+        return self.slack.views[view_id]
+
+    async def submit_adjust(
         self,
+        view: Any,
         *,
         sku: str = "TEE-BLK-M",
         location: str = "east",
@@ -128,13 +138,8 @@ class Bot:
         reason: str = "cycle_count",
         note: str | None = None,
         user: str = WRITER,
-        settle: bool = True,
     ) -> httpx.Response:
-        """Open ``/adjust`` and submit its modal with these fields, as Slack sends them."""
-        before = set(self.slack.views)
-        await self.command("/adjust", f"{sku} {location}", user=user)
-        [view_id] = [v for v in self.slack.views if v not in before]
-        view = self.slack.views[view_id]
+        """Submit the ``/adjust`` modal with these fields, as Slack sends it."""
 
         def text(value: str | None) -> dict[str, Any]:
             return {"type": "plain_text_input", "value": value}
@@ -164,9 +169,15 @@ class Bot:
                 },
             },
         }
-        response = await self.post(urlencode({"payload": json.dumps(payload)}))
-        if settle:
-            await self.settle()
+        return await self.post(urlencode({"payload": json.dumps(payload)}))
+
+    async def adjust(self, **fields: Any) -> httpx.Response:
+        """Open ``/adjust`` and submit its modal with ``fields``; let it finish."""
+        view = await self.open_adjust(
+            fields.get("sku", "TEE-BLK-M"), fields.get("location", "east")
+        )
+        response = await self.submit_adjust(view, **fields)
+        await self.settle()
         return response
 
     async def incident(self, sku: str, *, kind: str | None = None) -> Incident:

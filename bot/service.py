@@ -141,6 +141,7 @@ class Service:
         #: after every resync, its SKU is read again and its alerts tell what is true now
         self.recheck = Recheck(self.diff_job)
         self.resync.after.append(self.recheck.after_resync)
+        self.settler.after.append(self.recheck.after_settled)
         self.health_job = HealthJob(
             self.systems,
             ledger,

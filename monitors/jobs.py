@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from connectors.base import InventorySystem
 from connectors.clock import Clock
 from connectors.levels import Level
-from ledger import SYSTEM_ACTOR, Incident, Ledger
+from ledger import SYSTEM_ACTOR, Incident, Ledger, Resync
 from monitors.drift import DiffRules, Drift
 from monitors.health import FAMILY, HealthWindow, evaluate_health
 from monitors.hints import Evidence, hint_for
@@ -227,6 +227,23 @@ class Recheck:
                 incident_id=request.incident_id,
                 # the policy says itself when its write does not go through
                 reply=not (automatic and result.status != "applied"),
+            )
+        )
+
+    async def after_settled(self, resync: Resync, result: ResyncResult) -> None:
+        """After a resync left pending was settled at start (its person was told by the
+        settler): its alert shows what is true now, resolved or still drifting, without
+        a second account of the resync."""
+        await self._job.recheck(
+            Action(
+                what="settle",
+                by=resync.requested_by,
+                text="",
+                sku=resync.sku,
+                location=resync.location,
+                status=result.status,
+                incident_id=resync.incident_id,
+                reply=False,
             )
         )
 

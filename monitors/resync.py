@@ -185,8 +185,9 @@ def decide(
     return _Decision(before=before, target=target)
 
 
-#: called after every resync (and every settled one) with what was asked and what came
-#: of it: the service that closes the loop (the alert re-evaluated from a fresh read)
+#: called after every resync with what was asked and what came of it: the service that
+#: closes the loop (the alert re-evaluated from a fresh read; :mod:`monitors.settle` does
+#: the same after settling a resync left pending)
 AfterResync = Callable[[ResyncRequest, ResyncResult], Awaitable[None]]
 
 
@@ -204,8 +205,8 @@ class ResyncService:
         self._rules = rules
         self._ledger = ledger
         self._clock = clock
-        #: run after every resync and every settled one (see :data:`AfterResync`); a
-        #: failing hook is logged and costs the resync nothing
+        #: run after every resync (see :data:`AfterResync`); a failing hook is logged and
+        #: costs the resync nothing
         self.after: list[AfterResync] = []
 
     async def resync(self, request: ResyncRequest, *, after: bool = True) -> ResyncResult:
@@ -447,23 +448,6 @@ class ResyncService:
     # -- settling what a dead process left pending -------------------------------------
 
     async def settle(self, resync: Resync) -> ResyncResult:
-        """:meth:`_settle`, then the :attr:`after` hooks with the outcome (unless it is
-        still pending, or someone else settled it)."""
-        result = await self._settle(resync)
-        if result.status not in (PENDING, SETTLED_ELSEWHERE):
-            request = ResyncRequest(
-                sku=resync.sku,
-                location=resync.location,
-                system=resync.system,
-                requested_by=resync.requested_by,
-                incident_id=resync.incident_id,
-                state=resync.state,
-                reason=resync.reason or CORRECTION,
-            )
-            await self._after(request, result)
-        return result
-
-    async def _settle(self, resync: Resync) -> ResyncResult:
         """Finish ``resync``, found ``pending`` (its process died between deciding and
         recording the outcome), and record what became of it.
 

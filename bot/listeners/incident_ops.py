@@ -87,9 +87,9 @@ async def resync_incident(deps: BotDeps, who: Who, incident_id: int) -> ResyncRe
     if not (system and incident.sku and incident.location):
         await tell(deps, who, f"Incident #{incident_id} is not about one SKU at one location.")
         return None
-    plan = (incident.details or {}).get("resync")
     result = await resync(deps, who, incident.sku, incident.location, str(system), incident_id)
     incident = await deps.ledger.get_incident(incident_id)
+    plan = (incident.details or {}).get("resync")  # as the read after the resync says
     if result.status == "applied" and incident.status == "open":
         incident = await deps.ledger.acknowledge(
             incident_id, who.user, deps.clock.now(), detail={"via": "resync"}

@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from ledger import Incident
 from monitors.pipeline.model import Candidate, Context
-from monitors.pipeline.words import not_rechecked, resolved_reply, still_drifting
+from monitors.pipeline.words import (
+    already_resolved,
+    not_rechecked,
+    resolved_reply,
+    still_drifting,
+)
 
 #: Words for an incident's threaded replies, by fingerprint family: (again, still, recovered).
 _WORDS: dict[str, tuple[str, str, str]] = {
@@ -133,13 +138,22 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
             dedupe_key=f"incident:{incident.id}:resolved:{incident.reopened_count}",
         )
     action = ctx.action
-    if action is not None and action.incident_id is not None and action.incident_id not in told:
+    if (
+        action is not None
+        and action.reply
+        and action.incident_id is not None
+        and action.incident_id not in told
+    ):
         # the incident it was done from was not evaluated (its SKU or system not read)
         incident = await ctx.ledger.get_incident(action.incident_id)
+        if incident.status == "resolved":
+            reply = already_resolved(action, (incident.details or {}).get("resolution"))
+        else:
+            reply = not_rechecked(action, ctx.failures)
         await ctx.ledger.enqueue(
             "incident.updated",
             incident.slack_channel or ctx.channel,
-            {"incident_id": incident.id, "reply": not_rechecked(action, ctx.failures)},
+            {"incident_id": incident.id, "reply": reply},
             at=ctx.now,
             incident_id=incident.id,
         )

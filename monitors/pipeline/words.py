@@ -65,8 +65,25 @@ def still_drifting(details: Mapping[str, Any], action: Action, cause: str | None
 
 def not_rechecked(action: Action, failures: Mapping[str, str]) -> str:
     """The reply when the SKU could not be read again after the action."""
-    systems = ", ".join(escape(s, 60) for s in sorted(failures)) or "no system"
+    if not failures:
+        return f"{action.text}\nCould not check the result: it was not read again."
+    systems = ", ".join(escape(s, 60) for s in sorted(failures))
     return f"{action.text}\nCould not read it again to check the result ({systems} did not answer)."
 
 
-__all__ = ["counts", "kind_words", "not_rechecked", "resolved_reply", "still_drifting"]
+def already_resolved(action: Action, resolution: object) -> str:
+    """The reply to an action on an incident another action already resolved (a second
+    click on the same Resync)."""
+    how = resolution.get("how") if isinstance(resolution, Mapping) else None
+    ended = f": {escape(how, 300)}" if how else ""
+    return f"{action.text}\nThe alert was already resolved{ended}."
+
+
+__all__ = [
+    "already_resolved",
+    "counts",
+    "kind_words",
+    "not_rechecked",
+    "resolved_reply",
+    "still_drifting",
+]

@@ -220,3 +220,30 @@ async def test_hostile_words_in_a_command_are_shown_not_obeyed(tmp_path: Path) -
         assert "No incident kind `&lt;@U0CFO0042&gt;`" in answer
         assert "<@U0CFO0042>" not in answer
         assert bot.world.shopify.writes == []
+
+
+async def test_a_resync_refused_after_the_alert_was_posted_leaves_a_card_with_the_next_step(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as bot:
+        incident = await bot.incident(SKU)
+        assert "resync" in bot.buttons(incident)
+        # orders land: Shopify now has more committed than the WMS holds
+        bot.world.shopify.set_quantities(SKU, bot.world.gid("east"), available=0, committed=50)
+
+        await bot.click(incident, "resync")
+
+        assert bot.world.shopify.writes == []
+        after = await bot.ledger.get_incident(incident.id)
+        assert after.status == "open"
+        assert after.details["resync"]["can"] is False
+        card = bot.card(incident)
+        assert "resync" not in bot.buttons(incident)
+        assert "*Why no Resync*: shopify has 50 units committed to orders" in card
+        assert "*Next step*: release or cancel orders in shopify" in card
+        assert "*shopify*: 50" in card
+        reply = bot.replies(incident)[-1]
+        assert "refusing a negative count — requested by <@U0OPS001>" in reply
+        assert "Still drifting: shopify 50, expected 30 (+20" in reply
+        [told] = [t for t in bot.private() if t.startswith("The resync did not go through")]
+        assert "Next step: release or cancel orders in shopify" in told

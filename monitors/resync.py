@@ -30,6 +30,13 @@ after the write), else ``unconfirmed``, saying what the system holds.
 If the value changes between the read and the write, the write comes back stale,
 nothing is overwritten, and the service reads again and decides again (bounded too).
 
+After every resync the :attr:`ResyncService.after` hooks run with the outcome: the bot
+wires :class:`monitors.jobs.Recheck`, which reads the SKU again from every system and
+evaluates it at once, so the alert shows what is now true (the loop closes). The
+decision itself is :func:`decide`, so an alert can say beforehand whether Resync can
+work (:mod:`monitors.plans`); a target beyond Shopify's bounds is refused there, before
+anything is written.
+
 :meth:`ResyncService.settle` finishes a resync a dead process left ``pending``: read the
 level back, replay the same write with the same key where the decision still holds
 (the system either replays the original result or applies it now, under

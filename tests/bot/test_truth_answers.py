@@ -155,19 +155,21 @@ async def test_a_refused_adjustment_is_shown_refused_and_not_counted(tmp_path: P
     async with running(tmp_path) as bot:
         await bot.adjust(delta="-100", reason="shrinkage", note="lost in the move")
 
-        [row] = await bot.ledger.list_adjustments()
-        assert row.status == "failed"
-        assert "would make it negative" in (row.error or "")
         drift = await bot.command("/drift", SKU)
         assert "refused, not applied" in drift
         assert "~" in drift
+        day = datetime.combine(bot.clock.now().date(), time(), bot.clock.now().tzinfo)
+        summary = await weekly_summary(bot.ledger, day.date(), bot.demo.config.tz)
+        assert summary.this_week.adjustments == 0
+        [row] = await bot.ledger.list_adjustments()
+        assert row.status == "failed"
+        assert "would make it negative" in (row.error or "")
         outcomes = [
             a.action
             for a in await bot.ledger.list_audit()
             if a.subject == f"adjustment:{row.id}" and a.action != "adjustment.recorded"
         ]
         assert outcomes == ["adjustment.failed"]
-        day = datetime.combine(bot.clock.now().date(), time(), bot.clock.now().tzinfo)
         report = await daily_adjustments(bot.ledger, day, AdjustmentRules(source_of_truth="wms"))
         assert (report.total, len(report.refused)) == (0, 1)
         await post_daily_adjustments(

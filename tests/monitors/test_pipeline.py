@@ -148,6 +148,35 @@ async def test_no_resolution_where_the_evaluation_did_not_look(ledger: Ledger) -
     assert [i.status for i in await ledger.list_incidents()] == ["open"]
 
 
+async def test_no_resolution_when_the_truth_it_was_compared_with_was_not_read(
+    ledger: Ledger,
+) -> None:
+    """With the WMS down, Shopify stands in as the truth and agrees with itself: that is
+    no evidence the drift against the WMS ended."""
+    pipeline = build_pipeline()
+    await pipeline.run(ledger, drifts({"SKU-1": (14, 10)}), scope=FULL, now=T0, channel=CHANNEL)
+    wms_down = Scope(systems=frozenset({"shopify"}))
+    ctx = await pipeline.run(ledger, [], scope=wms_down, now=T0, channel=CHANNEL)
+    assert ctx.resolved == []
+    assert [i.status for i in await ledger.list_incidents()] == ["open"]
+
+
+async def test_a_drift_on_its_own_alert_is_never_absorbed_into_a_storm(ledger: Ledger) -> None:
+    pipeline = build_pipeline(timers=Timers(group_threshold=10))
+    await pipeline.run(ledger, drifts({"SKU-000": (30, 10)}), scope=FULL, now=T0, channel=CHANNEL)
+    storm = drifts({f"SKU-{i:03d}": (10 + i + 1, 10) for i in range(25)})
+    ctx = await pipeline.run(
+        ledger, storm, scope=FULL, now=T0 + timedelta(minutes=5), channel=CHANNEL
+    )
+    assert ctx.resolved == []
+    [own] = await ledger.list_incidents(sku="SKU-000")
+    assert (own.status, own.details["gap"]) == ("open", 1)
+    [group] = ctx.opened
+    assert (group.details["count"], group.details["tracked_apart"]) == (24, 1)
+    assert "SKU-000" not in {m["sku"] for m in group.details["members"]}
+    assert not any("Recovered" in (reply or "") for _, reply in await outbox(ledger))
+
+
 async def test_a_recurrence_within_the_window_reopens_the_incident(ledger: Ledger) -> None:
     pipeline = build_pipeline(timers=Timers(reopen_window=timedelta(hours=24)))
     seen = drifts({"SKU-1": (14, 10)})

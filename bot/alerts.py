@@ -102,6 +102,9 @@ def alert_blocks(incident: Incident) -> list[Block]:
     if incident.root_cause_hint:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=_cause_text(incident, d))))
     policy = policy_line(d.get("policy"))
+    decided = (d.get("policy") or {}).get("gap") if isinstance(d.get("policy"), dict) else None
+    if policy and isinstance(decided, int) and decided != d.get("gap") and status != "resolved":
+        policy += f" _(decided when the gap was {decided:+d})_"
     if policy:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=policy)))
     plan = d.get("resync")

@@ -167,12 +167,19 @@ def resolution(ctx: Context, incident: Incident) -> dict[str, Any] | None:
         )
         note["agrees"] = False
         note["drifting"] = other.kind
-    elif not gap:
-        note["how"] = "every system agrees with the source of truth again"
-        note["agrees"] = True
     else:
-        note["how"] = f"{name} is {gap:+d} from the source of truth, within the threshold"
-        note["agrees"] = False
+        if not gap:
+            note["how"] = f"{name} agrees with the source of truth again"
+        else:
+            note["how"] = f"{name} is {gap:+d} from the source of truth, within the threshold"
+        others = {s: g for s, g in snapshot["gaps"].items() if s != system and g}
+        if not gap and not others:
+            note["how"] = "every system agrees with the source of truth again"
+        elif others:  # another system of this SKU still differs: no "every system agrees"
+            note["how"] += "; " + ", ".join(
+                f"{escape(s, 60)} still differs by {g:+d}" for s, g in others.items()
+            )
+        note["agrees"] = not gap and not others
     return note
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from truth_testing import running
 
@@ -109,3 +110,25 @@ async def test_the_chart_is_drawn_from_the_read_the_alert_shows(tmp_path: Path) 
         later = sku_chart_png(cap, rows, compare, bot.clock.now(), "east", "wms")
         assert chart.content == as_read
         assert chart.content != later
+
+
+def _policy_on(raw: dict[str, Any]) -> None:
+    raw["policy"] = {"auto_resync": True, "auto_resync_max_units": 3}
+
+
+async def test_a_policy_decision_says_which_gap_it_was_made_on(tmp_path: Path) -> None:
+    async with running(tmp_path, config=_policy_on) as bot:
+        incident = await bot.incident(SKU)
+        card = bot.card(incident)
+        assert "Escalated to a person*: hero SKU; 12 units is over" in card
+        assert "decided when" not in card
+
+        bot.world.shopify.set_quantities(SKU, bot.world.gid("east"), available=48)
+        bot.clock.advance(600)
+        await bot.diff()
+
+        card = bot.card(incident)
+        assert "+20 units" in card
+        assert (
+            "12 units is over the auto-resync limit of 3 _(decided when the gap was +12)_" in card
+        )

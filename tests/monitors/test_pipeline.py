@@ -14,6 +14,7 @@ from ledger import Ledger
 from monitors.drift import DiffRules, Drift, SystemRules, diff
 from monitors.pipeline import Candidate, Mute, Scope, Timers, build_pipeline
 from monitors.pipeline.evaluate import Explained
+from monitors.reconcile import cell_snapshot
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 RULES = DiffRules(
@@ -254,3 +255,47 @@ async def test_an_incident_opened_without_a_cause_takes_a_later_one(ledger: Ledg
     incident = await ledger.find_open_incident(seen[0].fingerprint)
     assert incident is not None
     assert incident.details["root_cause"] == "manual_storefront_override"
+
+
+async def test_a_system_that_recovers_while_another_drifts_does_not_say_every_system_agrees(
+    ledger: Ledger,
+) -> None:
+    rules = DiffRules(
+        systems={
+            "shopify": SystemRules("shopify", "storefront", ("available",)),
+            "wms": SystemRules("wms", "warehouse", ("available",)),
+            "erp": SystemRules("erp", "erp", ("available",)),
+        },
+        source_of_truth=("wms",),
+    )
+
+    def read(shop: int, erp: int) -> list[Level]:
+        return [
+            Level("shopify", "MUG", "east", {"available": shop}, T0),
+            Level("wms", "MUG", "east", {"available": 46}, T0),
+            Level("erp", "MUG", "east", {"available": erp}, T0),
+        ]
+
+    async def evaluate(levels: list[Level], at: datetime) -> None:
+        await build_pipeline().run(
+            ledger,
+            diff(levels, rules),
+            scope=Scope(systems=frozenset({"shopify", "wms", "erp"})),
+            now=at,
+            channel=CHANNEL,
+            snapshot_of=lambda sku, location: cell_snapshot(levels, rules, sku, location),
+        )
+
+    await evaluate(read(56, 64), T0)
+    await evaluate(read(56, 46), T0 + timedelta(minutes=5))
+
+    [erp] = await ledger.list_incidents(status="resolved")
+    assert erp.system == "erp"
+    assert erp.details["resolution"]["agrees"] is False
+    assert (await outbox(ledger))[-1] == (
+        "incident.resolved",
+        "Resolved: erp agrees with the source of truth again; shopify still differs by +10 "
+        "(shopify 56, wms 46 (source of truth), erp 46).",
+    )
+    [shopify] = await ledger.list_incidents(status="open")
+    assert (shopify.system, shopify.details["gap"]) == ("shopify", 10)

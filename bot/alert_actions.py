@@ -16,12 +16,29 @@ from bot.render.blocks import confirm
 SNOOZE_CHOICES = (("1 hour", "1h"), ("4 hours", "4h"), ("24 hours", "24h"))
 
 
-def incident_actions(incident_id: int, *, resync: ConfirmObject | None = None) -> ActionsBlock:
+def incident_actions(
+    incident_id: int,
+    *,
+    resync: ConfirmObject | None = None,
+    group: tuple[str, ConfirmObject] | None = None,
+) -> ActionsBlock:
     """Acknowledge, Snooze, Log root cause and Resolve; Resync first (with its confirm
-    dialog) when the incident is something a resync can fix. Resolve, red and final for
-    everyone in the channel, asks for confirmation too."""
+    dialog) when the incident is something a resync can fix; for a storm, ``group``:
+    the label and confirm of "Resync the N the policy deems safe". Resolve, red and
+    final for everyone in the channel, asks for confirmation too."""
     value = str(incident_id)
     elements: list[InteractiveElement] = []
+    if group is not None:
+        label, dialog = group
+        elements.append(
+            ButtonElement(
+                text=label,
+                action_id="resync_group",
+                value=value,
+                style="primary",
+                confirm=dialog,
+            )
+        )
     if resync is not None:
         elements.append(
             ButtonElement(

@@ -88,7 +88,7 @@ def render_chain_png(title: str, hops: Sequence[HopStats]) -> bytes:
                 fontsize=7,
                 color="C3",
             )
-        widest = max(widest, *(v for v in (p95, top, sla) if v is not None))
+        widest = max([widest, *(v for v in (p95, top, sla) if v is not None)])
         note = f"{stats.changes} change{'s' if stats.changes != 1 else ''}"
         if stats.lost_share:
             note += f"\n{stats.lost_share:.0%} never arrived"

@@ -420,6 +420,20 @@ async def upload_chart(
     )
 
 
+def snapshot_time(incident: Incident) -> datetime | None:
+    """When the read the incident's alert shows was made (its latest observation)."""
+    observed = (incident.details or {}).get("observed_at")
+    if not isinstance(observed, dict):
+        return None
+    times = []
+    for value in observed.values():
+        try:
+            times.append(datetime.fromisoformat(str(value)))
+        except ValueError:
+            continue
+    return max(times) if times else None
+
+
 class AlertChart:
     """An outbox hook: after an alert is posted, its chart goes into the thread."""
 
@@ -432,8 +446,10 @@ class AlertChart:
     async def __call__(self, incident: Incident, channel: str, ts: str) -> None:
         if incident.sku is None:
             return
-        now = self._clock.now()
+        now = snapshot_time(incident) or self._clock.now()
         rows = await self._ledger.level_series(incident.sku, now - timedelta(days=CHART_DAYS))
+        # "now" on the chart is the read the alert shows: no later observation
+        rows = [r for r in rows if r.observed_at <= now]
         truth = (incident.details or {}).get("truth_system")
         png = await render_sku_chart(
             incident.sku,

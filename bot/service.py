@@ -49,8 +49,9 @@ from monitors.assemble import (
     webhook_health_job,
 )
 from monitors.config import Config, ShopifySystem, resolve_secret
-from monitors.jobs import DriftDiffJob, HealthJob
+from monitors.jobs import DriftDiffJob, HealthJob, Recheck
 from monitors.persistence import Persistence
+from monitors.plans import ResyncPlanner
 from monitors.reports import AdjustmentRules
 from monitors.resync import ResyncService
 from monitors.settle import ResyncSettler
@@ -151,7 +152,17 @@ class Service:
             kinds={s.name: s.kind for s in config.systems},
             evidence=evidence_source(config, ledger, self.clock),
             after=after_diff_hooks(config, ledger, self.resync, self.clock),
+            planner=ResyncPlanner(
+                self.rules,
+                {s.name: s.write_state for s in config.systems if s.writable},
+                config.policy,
+                config.sku_tags,
+            ),
         )
+        #: after every resync, its SKU is read again and its alerts tell what is true now
+        self.recheck = Recheck(self.diff_job)
+        self.resync.after.append(self.recheck.after_resync)
+        self.settler.after.append(self.recheck.after_settled)
         self.health_job = HealthJob(
             self.systems,
             ledger,
@@ -273,6 +284,7 @@ class Service:
             systems=self.systems,
             rules=self.rules,
             spawn=self.spawn_answer,
+            recheck=self.recheck,
         )
         # Without a signing secret (Socket Mode only) /slack/events is not served at all.
         return build_slack_app(deps, secret or "")

@@ -23,6 +23,7 @@ from connectors.clock import Clock
 from ledger import InvalidArgument, InvalidTransition, Ledger, NotFound
 from monitors.config import Config
 from monitors.drift import DiffRules
+from monitors.jobs import Recheck
 from monitors.mrkdwn import escape, public_error
 from monitors.resync import ResyncService
 
@@ -46,6 +47,8 @@ class BotDeps:
     rules: DiffRules
     #: run slow work after the ack, tracked by the owner (the Service)
     spawn: Spawn
+    #: reads a SKU again after an action and tells its alerts what is true now
+    recheck: Recheck | None = None
 
 
 @dataclass(frozen=True)

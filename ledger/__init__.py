@@ -94,6 +94,7 @@ from ledger.reports import (
     SkuDrift,
 )
 from ledger.types import (
+    ADJUSTMENT_STATUSES,
     INCIDENT_STATUSES,
     OUTBOX_STATUSES,
     REFUSAL_OUTCOMES,
@@ -106,6 +107,7 @@ from ledger.types import (
 from ledger.verdicts import Verdict
 
 __all__ = [
+    "ADJUSTMENT_STATUSES",
     "INCIDENT_STATUSES",
     "OUTBOX_STATUSES",
     "REFUSAL_OUTCOMES",

@@ -231,14 +231,29 @@ class Incidents(Store):
         return await self._transition(incident_id, "incident.acknowledged", by, at, detail, change)
 
     async def resolve(
-        self, incident_id: int, by: str, at: datetime, *, detail: Mapping[str, Any] | None = None
+        self,
+        incident_id: int,
+        by: str,
+        at: datetime,
+        *,
+        detail: Mapping[str, Any] | None = None,
+        resolution: Mapping[str, Any] | None = None,
     ) -> Incident:
-        """open/acknowledged → resolved. No change if already resolved."""
+        """open/acknowledged → resolved. No change if already resolved.
+
+        ``resolution``: how it was resolved and what every system said then (the final
+        counts), kept as ``details["resolution"]`` in the same transaction, so the alert
+        of a resolved incident shows its end, not the last gap it drifted by. A reopen
+        drops it with the next evaluation's facts."""
+        note = require_json(dict(resolution), "resolution") if resolution is not None else None
 
         def change(incident: Incident, at: datetime) -> dict[str, Any] | None:
             if incident.status == "resolved":
                 return None
-            return {"status": "resolved", "resolved_at": at, "resolved_by": by}
+            values: dict[str, Any] = {"status": "resolved", "resolved_at": at, "resolved_by": by}
+            if note is not None:
+                values["details"] = {**(incident.details or {}), "resolution": note}
+            return values
 
         return await self._transition(incident_id, "incident.resolved", by, at, detail, change)
 
@@ -357,7 +372,16 @@ class Incidents(Store):
                     actor=by,
                     action=action,
                     subject=incident_subject(incident_id),
-                    detail={"from_status": before.status, **_jsonable(values), **(detail or {})},
+                    detail={
+                        "from_status": before.status,
+                        **_jsonable({k: v for k, v in values.items() if k != "details"}),
+                        **(
+                            {"resolution": values["details"]["resolution"]}
+                            if "details" in values
+                            else {}
+                        ),
+                        **(detail or {}),
+                    },
                     at=at,
                 )
                 return Incident.from_row(after)

@@ -151,6 +151,12 @@ class Adjustment(_FromRow):
     operator: str
     note: str
     created_at: datetime
+    #: ``pending``, ``applied`` or ``failed`` (:data:`ledger.types.ADJUSTMENT_STATUSES`)
+    status: str = "pending"
+    before: int | None = None
+    after: int | None = None
+    error: str | None = None
+    settled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

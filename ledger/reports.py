@@ -10,7 +10,9 @@ Which time places a row in a period:
   ``acknowledged_at`` (an incident reopened since keeps only its latest
   acknowledgement and resolution, the audit log keeps the others);
 - resyncs by ``created_at`` (the request), with their current status;
-- adjustments by ``created_at``.
+- adjustments by ``created_at``; the counts take only those whose write ``applied``
+  (an adjustment the source of truth refused, or that kept meeting a newer count, changed
+  nothing and is not counted).
 
 Mismatch rate by location is an approximation, documented on
 :meth:`Reports.mismatch_by_location`.
@@ -240,14 +242,17 @@ class Reports(Store):
             tuple(ResyncCount(r.status, r.requested_by, bool(r.linked), int(r.n)) for r in rows)
         )
 
-    async def adjustment_counts(self, start: datetime, end: datetime) -> list[AdjustmentCount]:
-        """Adjustments recorded in ``[start, end)`` by operator and reason code, most first."""
+    async def adjustment_counts(
+        self, start: datetime, end: datetime, status: str = "applied"
+    ) -> list[AdjustmentCount]:
+        """Adjustments recorded in ``[start, end)`` that ended ``status`` (those that
+        applied, by default) by operator and reason code, most first."""
         start, end = _period(start, end)
         c = ADJUSTMENTS.c
         n = func.count().label("n")
         query = (
             select(c.operator, c.reason_code, n)
-            .where(_within(c.created_at, start, end))
+            .where(_within(c.created_at, start, end), c.status == status)
             .group_by(c.operator, c.reason_code)
             .order_by(n.desc(), c.operator, c.reason_code)
         )
@@ -256,14 +261,23 @@ class Reports(Store):
         return [AdjustmentCount(r.operator, r.reason_code, int(r.n)) for r in rows]
 
     async def adjustments_between(
-        self, start: datetime, end: datetime, limit: int = 10_000
+        self,
+        start: datetime,
+        end: datetime,
+        limit: int = 10_000,
+        *,
+        status: str | None = "applied",
     ) -> list[Adjustment]:
-        """The adjustments recorded in ``[start, end)``, oldest first (at most ``limit``)."""
+        """The adjustments recorded in ``[start, end)`` that ended ``status`` (None: any),
+        oldest first (at most ``limit``)."""
         start, end = _period(start, end)
         c = ADJUSTMENTS.c
         query = (
             select(ADJUSTMENTS)
-            .where(_within(c.created_at, start, end))
+            .where(
+                _within(c.created_at, start, end),
+                *(() if status is None else (c.status == status,)),
+            )
             .order_by(c.created_at, c.id)
             .limit(limit)
         )

@@ -14,6 +14,7 @@ from sqlalchemy import Column as SAColumn
 from sqlmodel import Field, SQLModel
 
 from ledger.types import (
+    ADJUSTMENT_STATUSES,
     INCIDENT_STATUSES,
     OUTBOX_STATUSES,
     REFUSAL_OUTCOMES,
@@ -189,6 +190,7 @@ class AdjustmentRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("idempotency_key", name="uq_adjustments_idempotency_key"),
         Index("ix_adjustments_sku_created", "sku", "created_at"),
+        _one_of("status", ADJUSTMENT_STATUSES, "ck_adjustments_status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -202,6 +204,15 @@ class AdjustmentRow(SQLModel, table=True):
     operator: str
     note: str = ""
     created_at: datetime = Field(sa_type=UTCDateTime)
+    #: the outcome of its write to the source of truth (migration 0008): reports count
+    #: only ``applied`` ones
+    status: str = Field(default="pending", sa_column_kwargs={"server_default": "pending"})
+    #: the level it replaced and the level written (read back), when known
+    before: int | None = None
+    after: int | None = None
+    #: why it was not applied, in words
+    error: str | None = None
+    settled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AuditRow(SQLModel, table=True):

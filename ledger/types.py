@@ -18,6 +18,9 @@ JSONDict = dict[str, Any]
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 INCIDENT_STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
 RESYNC_STATUSES: tuple[str, ...] = ("pending", "applied", "stale", "failed", "skipped")
+#: An adjustment is ``pending`` from when it is recorded until its write to the source of
+#: truth settles: ``applied``, or ``failed`` (refused, stale too often, unreachable).
+ADJUSTMENT_STATUSES: tuple[str, ...] = ("pending", "applied", "failed")
 OUTBOX_STATUSES: tuple[str, ...] = ("pending", "delivered", "dead")
 #: A week's verification decision: the trend is down (pass), or not yet (escalate).
 VERDICT_DECISIONS: tuple[str, ...] = ("pass", "escalate")

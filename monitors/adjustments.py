@@ -16,8 +16,14 @@ One adjustment, in order:
 4. **Propagate** to every other writable system that reports the level, through
    :class:`~monitors.resync.ResyncService` (so a storefront ends at the truth net of its
    safety stock), with Shopify's reason mapped from the reason code.
-5. **Audit** ``adjustment.applied`` (or ``adjustment.failed``) with before, after, the
-   operator and the reason, and return the outcome in plain words.
+5. **Settle** the adjustment ``applied`` (or ``failed``) with before, after and the
+   reason it failed, audited as ``adjustment.applied`` / ``adjustment.failed`` in the
+   same transaction, and return the outcome in plain words. The reports count only
+   adjustments that applied.
+
+Quantities are checked before anything is recorded or written: a change and a new
+count are within Shopify's bounds (:mod:`monitors.quantities`), and so is the count the
+change leads to, so nothing out of range reaches a system or the ledger.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from connectors.health import Health
 from connectors.levels import Level, LevelWrite, WriteOutcome
 from ledger import Adjustment, Ledger
 from monitors.drift import DiffRules
+from monitors.quantities import out_of_bounds
 from monitors.resync import ResyncRequest, ResyncResult, ResyncService
 
 MAX_ATTEMPTS = 3
@@ -132,6 +139,14 @@ class AdjustmentService:
             return AdjustmentResult("failed", "Give either a change or a new count, not both.")
         if request.reason_code not in REASON_CODES:
             return AdjustmentResult("failed", f"`{request.reason_code}` is not a reason code.")
+        for value, what in ((request.delta, "The change"), (request.new_count, "The new count")):
+            problem = None if value is None else out_of_bounds(value, what)
+            if problem is not None:
+                return AdjustmentResult("failed", f"{problem} Nothing was recorded or written.")
+        if request.new_count is not None and request.new_count < 0:
+            return AdjustmentResult(
+                "failed", "The new count cannot be negative. Nothing was recorded or written."
+            )
         done = await self._ledger.get_adjustment_by_key(request.key)
         if done is not None:
             return self._duplicate(done)
@@ -221,6 +236,11 @@ class AdjustmentService:
                     "would make it negative",
                     before=before,
                 )
+            too_large = out_of_bounds(target, f"The count it leads to ({target:,})")
+            if too_large is not None:
+                return await self._failed(
+                    request, adjustment, truth.name, too_large.rstrip("."), before=before
+                )
             write = LevelWrite(
                 sku=request.sku,
                 location=request.location,
@@ -275,22 +295,18 @@ class AdjustmentService:
         )
         for result in propagated:
             text += f"\n{result.message}."
-        await self._ledger.append_audit(
-            request.operator,
-            "adjustment.applied",
-            f"adjustment:{adjustment.id}",
-            {
-                "system": system,
-                "sku": request.sku,
-                "location": request.location,
+        adjustment = await self._ledger.settle_adjustment(
+            adjustment.id,
+            "applied",
+            self._clock.now(),
+            before=before,
+            after=after,
+            detail={
                 "state": state,
-                "before": before,
-                "after": after,
                 "reason_code": request.reason_code,
                 "shopify_reason": shopify_reason(request.reason_code),
                 "propagated": {r.resync.system: r.status for r in propagated if r.resync},
             },
-            self._clock.now(),
         )
         return AdjustmentResult(
             "applied",
@@ -343,12 +359,8 @@ class AdjustmentService:
         *,
         before: int | None = None,
     ) -> AdjustmentResult:
-        await self._ledger.append_audit(
-            request.operator,
-            "adjustment.failed",
-            f"adjustment:{adjustment.id}",
-            {"system": system, "sku": request.sku, "location": request.location, "error": why},
-            self._clock.now(),
+        adjustment = await self._ledger.settle_adjustment(
+            adjustment.id, "failed", self._clock.now(), before=before, error=why
         )
         return AdjustmentResult(
             "failed",

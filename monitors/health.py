@@ -24,6 +24,8 @@ from connectors.health import Health
 from monitors.pipeline import Candidate
 
 FAMILY = "health:"
+#: the incident kinds sync health reports (see the table above)
+KINDS: tuple[str, ...] = ("sync_stale", "sync_failing", "rate_limited", "retry_storm")
 FAILING_STREAK = 3
 PRESSURE_ALARM = 0.9
 

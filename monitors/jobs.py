@@ -6,20 +6,28 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from connectors.base import InventorySystem
 from connectors.clock import Clock
-from ledger import Ledger
-from monitors.drift import DiffRules
+from connectors.levels import Level
+from ledger import SYSTEM_ACTOR, Incident, Ledger, Resync
+from monitors.drift import DiffRules, Drift
 from monitors.health import FAMILY, HealthWindow, evaluate_health
 from monitors.hints import Evidence, hint_for
+from monitors.mrkdwn import escape
 from monitors.persistence import Persistence, Seen, debounce
 from monitors.persistence import scope as covered_by
-from monitors.pipeline import Context, Pipeline, Scope, build_pipeline
-from monitors.reconcile import DiffRun, run_diff, with_bundles
+from monitors.pipeline import Action, Context, Pipeline, Scope, build_pipeline
+from monitors.reconcile import DiffRun, cell_snapshot, run_diff, with_bundles
+from monitors.resync import SHADOW, ResyncRequest, ResyncResult
+
+#: whether (and how) Resync can fix a drift, from the levels of its read
+#: (:class:`monitors.plans.ResyncPlanner`)
+Planner = Callable[[Drift, Sequence[Level]], dict[str, Any] | None]
 
 log = logging.getLogger("driftwatch.jobs")
 
@@ -44,7 +52,12 @@ class AfterDiff(Protocol):
 
 
 class DriftDiffJob:
-    """A full (or targeted) drift diff: read, record, diff, then the incident pipeline."""
+    """A full (or targeted) drift diff: read, record, diff, then the incident pipeline.
+
+    :meth:`recheck` is the targeted diff that closes the loop after an action: it reads
+    the SKU again from every system and evaluates it at once, telling its alerts how
+    the action went. Runs never interleave; a recheck asked for from inside a run (the
+    auto-resync policy, an after-diff hook, resyncs) runs inside it, at once."""
 
     def __init__(
         self,
@@ -59,6 +72,7 @@ class DriftDiffJob:
         kinds: Mapping[str, str] | None = None,
         evidence: EvidenceSource | None = None,
         after: Sequence[AfterDiff] = (),
+        planner: Planner | None = None,
     ) -> None:
         self._evidence = evidence
         self._after = tuple(after)
@@ -69,6 +83,9 @@ class DriftDiffJob:
         #: restart starts persistence counting over, which only delays a page)
         self._seen: dict[str, Seen] = {}
         self._lock = asyncio.Lock()
+        #: the task running a diff under the lock (a recheck it asks for runs inline)
+        self._owner: asyncio.Task[Any] | None = None
+        self._planner = planner
         self._systems = systems
         self._rules = rules
         self._ledger = ledger
@@ -76,12 +93,37 @@ class DriftDiffJob:
         self._channel = channel
         self.last: DiffResult | None = None
 
-    async def run(self, skus: Sequence[str] | None = None) -> DiffResult:
-        """One diff; runs never interleave (the debounce state is read and written)."""
+    async def run(
+        self,
+        skus: Sequence[str] | None = None,
+        *,
+        action: Action | None = None,
+        after_hooks: bool = True,
+    ) -> DiffResult:
+        """One diff; runs never interleave (the debounce state is read and written).
+        ``action``: what this diff re-checks (its alerts hear how it went);
+        ``after_hooks`` False: the after-diff hooks (the policy) do not run."""
+        if self._owner is not None and self._owner is asyncio.current_task():
+            return await self._run(skus, action=action, after_hooks=after_hooks)
         async with self._lock:
-            return await self._run(skus)
+            self._owner = asyncio.current_task()
+            try:
+                return await self._run(skus, action=action, after_hooks=after_hooks)
+            finally:
+                self._owner = None
 
-    async def _run(self, skus: Sequence[str] | None) -> DiffResult:
+    async def recheck(self, action: Action) -> DiffResult:
+        """Read ``action``'s SKU again from every system (with its bundle relatives) and
+        evaluate it at once; the policy does not act on it (it was just acted on)."""
+        return await self.run([action.sku], action=action, after_hooks=False)
+
+    async def _run(
+        self,
+        skus: Sequence[str] | None,
+        *,
+        action: Action | None = None,
+        after_hooks: bool = True,
+    ) -> DiffResult:
         started = self._clock.now()
         if skus is not None:
             skus = with_bundles(skus, self._rules)
@@ -110,6 +152,19 @@ class DriftDiffJob:
         )
         if self._evidence is not None:
             evidence = await self._evidence(diff_run, evidence)
+        cells = _by_cell(diff_run.levels)
+
+        def here(sku: str, location: str) -> list[Level]:
+            return [lv for s in with_bundles([sku], self._rules) for lv in cells[(s, location)]]
+
+        planner = self._planner
+
+        def plan(drift: Drift) -> dict[str, Any] | None:
+            return planner(drift, here(drift.sku, drift.location)) if planner else None
+
+        def snapshot_of(sku: str, location: str) -> dict[str, Any] | None:
+            return cell_snapshot(here(sku, location), self._rules, sku, location)
+
         ctx = await self._pipeline.run(
             self._ledger,
             diff_run.drifts,
@@ -118,14 +173,104 @@ class DriftDiffJob:
             channel=self._channel,
             confirmed=confirmed,
             hint=hint_for(evidence),
+            plan=plan if planner is not None else None,
+            snapshot_of=snapshot_of,
+            action=action,
+            failures=diff_run.failures,
         )
-        self.last = DiffResult(diff_run, ctx)
-        for hook in self._after:
-            try:
-                await hook(self.last)
-            except Exception:  # one failing hook must not cost the diff its alerts
-                log.exception("after-diff hook %r failed", hook)
-        return self.last
+        result = DiffResult(diff_run, ctx)
+        if after_hooks:
+            self.last = result
+        if after_hooks:
+            for hook in self._after:
+                try:
+                    await hook(result)
+                except Exception:  # one failing hook must not cost the diff its alerts
+                    log.exception("after-diff hook %r failed", hook)
+        return result
+
+
+def _by_cell(levels: Sequence[Level]) -> defaultdict[tuple[str, str], list[Level]]:
+    cells: defaultdict[tuple[str, str], list[Level]] = defaultdict(list)
+    for level in levels:
+        cells[(level.sku, level.location)].append(level)
+    return cells
+
+
+class Recheck:
+    """Closes the loop after every resync: the hook :class:`~monitors.resync.ResyncService`
+    runs after each one (a person's, the auto-resync policy's, one settled at start) re-
+    reads the SKU from every system and evaluates it at once (:meth:`DriftDiffJob.recheck`),
+    so within seconds its alert shows what is true now: resolved, with the final counts
+    and how, or still drifting, with the new numbers and why."""
+
+    def __init__(self, job: DriftDiffJob) -> None:
+        self._job = job
+
+    async def after_resync(self, request: ResyncRequest, result: ResyncResult) -> None:
+        if result.status == SHADOW:
+            return  # nothing was written: the policy shows what it would have written
+        automatic = request.requested_by == SYSTEM_ACTOR
+        message = escape(result.message, 1500)
+        if automatic:
+            text = f"Auto-resync by Driftwatch: {message}"
+        else:
+            text = f"{message} — requested by <@{escape(request.requested_by, 40)}>"
+        await self._job.recheck(
+            Action(
+                what="auto-resync" if automatic else "resync",
+                by=request.requested_by,
+                text=text,
+                sku=request.sku,
+                location=request.location,
+                status=result.status,
+                incident_id=request.incident_id,
+                # the policy says itself when its write does not go through
+                reply=not (automatic and result.status != "applied"),
+            )
+        )
+
+    async def after_settled(self, resync: Resync, result: ResyncResult) -> None:
+        """After a resync left pending was settled at start (its person was told by the
+        settler): its alert shows what is true now, resolved or still drifting, without
+        a second account of the resync."""
+        await self._job.recheck(
+            Action(
+                what="settle",
+                by=resync.requested_by,
+                text="",
+                sku=resync.sku,
+                location=resync.location,
+                status=result.status,
+                incident_id=resync.incident_id,
+                reply=False,
+            )
+        )
+
+    async def __call__(self, action: Action) -> DiffResult:
+        """Re-check after an action the caller describes (an adjustment)."""
+        return await self._job.recheck(action)
+
+    async def refresh(self, skus: Sequence[str]) -> DiffResult:
+        """Read ``skus`` again and evaluate them (their alerts are edited if the counts
+        moved), before acting on what their alerts say."""
+        return await self._job.run(list(skus), after_hooks=False)
+
+    async def group(
+        self, incident: Incident, skus: Sequence[str], by: str, text: str
+    ) -> DiffResult:
+        """Re-check a group's SKUs after acting on the group; its alert hears ``text``
+        and how the group stands now, once."""
+        action = Action(
+            what="group-resync",
+            by=by,
+            text=text,
+            sku="",
+            location=incident.location,
+            status="applied",
+            incident_id=incident.id,
+        )
+        return await self._job.run(list(skus), action=action, after_hooks=False)
 
 
 class HealthJob:

@@ -224,6 +224,7 @@ class AutoResyncPolicy:
                 )
             )
             outcome = _from_result(result, drift.system, state, self._oncall)
+        outcome["gap"] = drift.gap  # what it was decided on (the alert may show later reads)
         await self._audit(incident, outcome)
         return outcome
 

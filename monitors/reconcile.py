@@ -11,12 +11,16 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from connectors.base import InventorySystem
 from connectors.errors import ConnectorError
 from connectors.levels import Level
 from ledger import Ledger, LevelObservation, RecordResult
-from monitors.drift import DUPLICATE_SKU, DiffRules, Drift, diff
+from monitors.drift import DUPLICATE_SKU, DiffRules, Drift, Threshold, compared_value, diff
+
+#: drift classes whose size is a count gap against an expected count
+_COUNTED = frozenset({"negative", "missing", "oversell_risk", "undersell", "count_mismatch"})
 
 
 @dataclass
@@ -111,3 +115,49 @@ async def run_diff(
         )
         recorded = await ledger.record_levels(observations(kept))
     return DiffRun(levels=levels, drifts=drifts, failures=failures, recorded=recorded)
+
+
+def _exact(sku: str) -> Threshold:
+    return Threshold()
+
+
+def cell_snapshot(
+    levels: Iterable[Level], rules: DiffRules, sku: str, location: str
+) -> dict[str, Any] | None:
+    """What every system said about ``sku`` at ``location`` in one read (``levels``), and
+    what each was expected to say: the final counts an alert shows when its drift ends,
+    whether or not anything still drifts there (None: no system reported the SKU there).
+
+    ``values``: system → its compared value (None: not reported); ``expected`` and
+    ``gaps``: system → the source of truth's expectation and the difference, judged by
+    the drift engine with no threshold (a gap within the threshold shows as such);
+    ``truth_system``; ``observed_at``: the latest observation among them."""
+    wanted = set(with_bundles([sku], rules))
+    here = [lv for lv in levels if lv.location == location and lv.sku in wanted]
+    cell = [lv for lv in here if lv.sku == sku and lv.system in rules.systems]
+    if not cell:
+        return None
+    by_system = {lv.system: lv for lv in cell}
+    values: dict[str, int | None] = {
+        name: compared_value(by_system[name], spec) if name in by_system else None
+        for name, spec in rules.systems.items()
+    }
+    truth = next((s for s in rules.source_of_truth if values.get(s) is not None), None)
+    expected: dict[str, int | None] = {}
+    gaps: dict[str, int] = {}
+    for d in diff(here, replace(rules, threshold=_exact, large=None)):
+        if d.sku != sku or d.kind not in _COUNTED or d.expected is None:
+            continue
+        if d.system not in gaps:
+            expected[d.system], gaps[d.system] = d.expected, d.gap
+            truth = d.truth_system or truth
+    for name, value in values.items():
+        if name not in expected and name != truth and value is not None:
+            expected[name], gaps[name] = value, 0
+    return {
+        "values": values,
+        "truth_system": truth,
+        "expected": expected,
+        "gaps": gaps,
+        "observed_at": max(lv.observed_at for lv in cell).isoformat(),
+    }

@@ -17,13 +17,16 @@ places a row in it):
   the share ``applied``: ``applied / (applied + failed)``. ``stale`` attempts are retried
   as a new decision and ``skipped`` ones were shadow runs, so neither counts; nor do
   ``pending`` ones.
-- *manual interventions*: adjustments recorded, plus resyncs a person requested from an
+- *manual interventions*: adjustments that applied (one the source of truth refused,
+  or that never got written, changed nothing), plus resyncs a person requested from an
   incident (a resync an adjustment propagates has no incident, and is already counted
   as its adjustment; stale attempts are not counted), plus incidents a person resolved.
 
-The daily adjustment report lists the day's adjustments by operator and reason code and
-flags unusual patterns: one SKU adjusted :attr:`AdjustmentRules.repeat` times or more, an
-adjustment of :attr:`AdjustmentRules.large_units` units or more or of
+The daily adjustment report lists the day's adjustments that applied by operator and
+reason code (those that did not apply are listed apart, as refused, and counted
+nowhere) and flags unusual patterns among those that applied: one SKU adjusted
+:attr:`AdjustmentRules.repeat` times or more, an adjustment of
+:attr:`AdjustmentRules.large_units` units or more or of
 :attr:`AdjustmentRules.large_ratio` of the count or more (where the count before is
 known: both ``delta`` and ``new_quantity`` given), and an adjustment recorded in a system
 other than the source of truth.
@@ -260,6 +263,8 @@ class AdjustmentReport:
     counts: tuple[AdjustmentCount, ...]
     adjustments: tuple[Adjustment, ...]
     flags: tuple[Flag, ...] = field(default=())
+    #: the day's adjustments whose write did not apply (refused, failed, never settled)
+    refused: tuple[Adjustment, ...] = field(default=())
 
     @property
     def total(self) -> int:
@@ -291,12 +296,14 @@ async def daily_adjustments(
     end = day_start + timedelta(days=1)
     counts = await ledger.adjustment_counts(day_start, end)
     rows = await ledger.adjustments_between(day_start, end)
+    everything = await ledger.adjustments_between(day_start, end, status=None)
     return AdjustmentReport(
         start=day_start,
         end=end,
         counts=tuple(counts),
         adjustments=tuple(rows),
         flags=tuple(unusual(rows, rules)),
+        refused=tuple(a for a in everything if a.status != "applied"),
     )
 
 

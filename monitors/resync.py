@@ -30,6 +30,13 @@ after the write), else ``unconfirmed``, saying what the system holds.
 If the value changes between the read and the write, the write comes back stale,
 nothing is overwritten, and the service reads again and decides again (bounded too).
 
+After every resync the :attr:`ResyncService.after` hooks run with the outcome: the bot
+wires :class:`monitors.jobs.Recheck`, which reads the SKU again from every system and
+evaluates it at once, so the alert shows what is now true (the loop closes). The
+decision itself is :func:`decide`, so an alert can say beforehand whether Resync can
+work (:mod:`monitors.plans`); a target beyond Shopify's bounds is refused there, before
+anything is written.
+
 :meth:`ResyncService.settle` finishes a resync a dead process left ``pending``: read the
 level back, replay the same write with the same key where the decision still holds
 (the system either replays the original result or applies it now, under
@@ -39,7 +46,8 @@ compare-and-set), and record the outcome.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from connectors.base import InventorySystem
@@ -49,7 +57,10 @@ from connectors.levels import Level, LevelWrite, WriteOutcome
 from ledger import Ledger, Resync
 from monitors.drift import DUPLICATE_SKU, DiffRules, diff
 from monitors.incidents import duplicate_reason
+from monitors.quantities import out_of_bounds
 from monitors.reconcile import with_bundles
+
+log = logging.getLogger("driftwatch.resync")
 
 MAX_DECISIONS = 3
 #: Drift classes a resync can fix by writing a count (not stale, untracked or a policy).
@@ -127,6 +138,77 @@ class _Decision:
     result: ResyncResult | None = None
 
 
+def decide(
+    rules: DiffRules,
+    levels: Sequence[Level],
+    system: str,
+    sku: str,
+    location: str,
+    state: str,
+) -> _Decision:
+    """What ``levels`` (a fresh read) say a resync of ``system``'s ``state`` for ``sku``
+    at ``location`` should write, or why nothing can be: the same decision the service
+    makes before its write, so an alert can say beforehand whether Resync can work."""
+    here = [lv for lv in levels if lv.location == location]
+    drifts = [d for d in diff(here, rules) if d.sku == sku]
+    drift = next(
+        (
+            d
+            for d in drifts
+            if d.system == system
+            and d.kind in WRITABLE_KINDS
+            and not (d.kind == "missing" and d.missing_side == "truth")
+        ),
+        None,
+    )
+    # Several items with this SKU here: in the system written (which one to write?),
+    # or, when no drift could be judged, in a source of truth (what is the truth?).
+    duplicates = [d for d in drifts if d.kind == DUPLICATE_SKU]
+    ambiguous = next((d for d in duplicates if d.system == system), None)
+    if ambiguous is None and drift is None:
+        ambiguous = next((d for d in duplicates if d.system in rules.source_of_truth), None)
+    if ambiguous is not None:
+        items = (ident for ident, _ in ambiguous.items)
+        reason = duplicate_reason(ambiguous.system, sku, location, items)
+        return _Decision(result=ResyncResult(FAILED, reason))
+    current = next((lv for lv in here if (lv.system, lv.sku) == (system, sku)), None)
+    if current is None:
+        return _Decision(
+            result=ResyncResult(FAILED, f"{system} has no level for {sku} at {location}")
+        )
+    before = current.quantities.get(state)
+    if before is None:
+        return _Decision(result=ResyncResult(FAILED, f"{system} does not report {state}"))
+    if drift is None or drift.expected is None or drift.actual is None:
+        return _Decision(
+            before=before,
+            result=ResyncResult(
+                IN_SYNC,
+                f"{system} already agrees with the source of truth for {sku} at {location}",
+                before=before,
+            ),
+        )
+    target = before + (drift.expected - drift.actual)
+    if target < 0:
+        return _Decision(
+            before=before,
+            result=ResyncResult(
+                FAILED,
+                f"the source of truth implies {target} {state}; refusing a negative count",
+            ),
+        )
+    too_large = out_of_bounds(target, f"The {state} count to write ({target:,})")
+    if too_large is not None:
+        return _Decision(before=before, result=ResyncResult(FAILED, too_large.rstrip(".")))
+    return _Decision(before=before, target=target)
+
+
+#: called after every resync with what was asked and what came of it: the service that
+#: closes the loop (the alert re-evaluated from a fresh read; :mod:`monitors.settle` does
+#: the same after settling a resync left pending)
+AfterResync = Callable[[ResyncRequest, ResyncResult], Awaitable[None]]
+
+
 class ResyncService:
     """Resyncs one system's level at one SKU×location from the source of truth."""
 
@@ -141,8 +223,26 @@ class ResyncService:
         self._rules = rules
         self._ledger = ledger
         self._clock = clock
+        #: run after every resync (see :data:`AfterResync`); a failing hook is logged and
+        #: costs the resync nothing
+        self.after: list[AfterResync] = []
 
-    async def resync(self, request: ResyncRequest) -> ResyncResult:
+    async def resync(self, request: ResyncRequest, *, after: bool = True) -> ResyncResult:
+        """Resync ``request``'s level (see the module docstring), then run the
+        :attr:`after` hooks with the outcome (``after`` False: the caller re-checks)."""
+        result = await self._resync(request)
+        if after:
+            await self._after(request, result)
+        return result
+
+    async def _after(self, request: ResyncRequest, result: ResyncResult) -> None:
+        for hook in self.after:
+            try:
+                await hook(request, result)
+            except Exception:
+                log.exception("after-resync hook %r failed", hook)
+
+    async def _resync(self, request: ResyncRequest) -> ResyncResult:
         target_system = self._systems.get(request.system)
         if target_system is None:
             return ResyncResult(FAILED, f"{request.system} is not a configured system")
@@ -201,56 +301,7 @@ class ResyncService:
     def _decide(
         self, levels: Sequence[Level], system: str, sku: str, location: str, state: str
     ) -> _Decision:
-        here = [lv for lv in levels if lv.location == location]
-        drifts = [d for d in diff(here, self._rules) if d.sku == sku]
-        drift = next(
-            (
-                d
-                for d in drifts
-                if d.system == system
-                and d.kind in WRITABLE_KINDS
-                and not (d.kind == "missing" and d.missing_side == "truth")
-            ),
-            None,
-        )
-        # Several items with this SKU here: in the system written (which one to write?),
-        # or, when no drift could be judged, in a source of truth (what is the truth?).
-        duplicates = [d for d in drifts if d.kind == DUPLICATE_SKU]
-        ambiguous = next((d for d in duplicates if d.system == system), None)
-        if ambiguous is None and drift is None:
-            truths = self._rules.source_of_truth
-            ambiguous = next((d for d in duplicates if d.system in truths), None)
-        if ambiguous is not None:
-            items = (ident for ident, _ in ambiguous.items)
-            reason = duplicate_reason(ambiguous.system, sku, location, items)
-            return _Decision(result=ResyncResult(FAILED, reason))
-        current = next((lv for lv in here if (lv.system, lv.sku) == (system, sku)), None)
-        if current is None:
-            return _Decision(
-                result=ResyncResult(FAILED, f"{system} has no level for {sku} at {location}")
-            )
-        before = current.quantities.get(state)
-        if before is None:
-            return _Decision(result=ResyncResult(FAILED, f"{system} does not report {state}"))
-        if drift is None or drift.expected is None or drift.actual is None:
-            return _Decision(
-                before=before,
-                result=ResyncResult(
-                    IN_SYNC,
-                    f"{system} already agrees with the source of truth for {sku} at {location}",
-                    before=before,
-                ),
-            )
-        target = before + (drift.expected - drift.actual)
-        if target < 0:
-            return _Decision(
-                before=before,
-                result=ResyncResult(
-                    FAILED,
-                    f"the source of truth implies {target} {state}; refusing a negative count",
-                ),
-            )
-        return _Decision(before=before, target=target)
+        return decide(self._rules, levels, system, sku, location, state)
 
     async def _decide_and_write(
         self, request: ResyncRequest, system: InventorySystem

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 from connectors.clock import Clock
@@ -85,6 +85,9 @@ class ResyncSettler:
         self._ledger = ledger
         self._clock = clock
         self._channel = channel
+        #: run after each settled resync has been told (the SKU read again and its
+        #: alert evaluated at once, :class:`monitors.jobs.Recheck`); failures are logged
+        self.after: list[Callable[[Resync, ResyncResult], Awaitable[None]]] = []
 
     async def pending_ids(self) -> set[int]:
         """The resyncs pending now: at start, all of them belong to a dead process."""
@@ -107,6 +110,11 @@ class ResyncSettler:
                 continue  # whoever settled it answered
             outcome.done.append(result)
             await self._tell(resync, result)
+            for hook in self.after:
+                try:
+                    await hook(resync, result)
+                except Exception:
+                    log.exception("after-settle hook %r failed", hook)
         return outcome
 
     async def _tell(self, resync: Resync, result: ResyncResult) -> None:

@@ -58,6 +58,12 @@ def register_actions(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
 
         run_for(deps, who, "resync", work)
 
+    @app.action("resync_group", middleware=[writers_only(deps, writers, "resync")])
+    async def resync_group(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        who = Who.of(body)
+        run_for(deps, who, "resync_group", lambda: ops.resync_group(deps, who, _incident_id(body)))
+
     @app.action("root_cause")
     async def root_cause(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()

@@ -31,6 +31,7 @@ from monitors.adjustments import (
     adjustment_key,
 )
 from monitors.mrkdwn import plain
+from monitors.pipeline import Action
 
 #: a modal's error message under an input (plain text, shown as typed)
 ERROR_TEXT = 150
@@ -156,6 +157,20 @@ def register_adjust(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
             if result.status != "applied":
                 return
             reply = replies.adjusted(result.message, who.user, form.note)
+            if deps.recheck is not None:
+                # read the SKU again everywhere; its alerts say what is true now
+                await deps.recheck(
+                    Action(
+                        what="adjustment",
+                        by=who.user,
+                        text=reply,
+                        sku=sku,
+                        location=form.location,
+                        status=result.status,
+                    )
+                )
+                await deps.outbox.deliver_due()
+                return
             for incident in await deps.ledger.list_incidents(sku=sku):
                 if incident.status != "resolved" and incident.location == form.location:
                     await publish_update(deps, incident, reply)

@@ -20,9 +20,35 @@ from bot.listeners.drift_report import answer_drift, resolve_sku, unknown_sku_te
 from bot.middleware.authorize import Writers, writers_only
 from bot.render.blocks import BUTTON_TEXT, md
 from bot.render.lists import help_blocks, incident_list, sync_health
-from bot.render.report import location_views, worst_drifts
+from bot.render.report import levels_from_rows, location_views, worst_drifts
 from bot.slack_deps import BotDeps, Who, run_for, tell
+from ledger import Incident
+from monitors.drift import KINDS as DRIFT_KINDS
+from monitors.health import KINDS as HEALTH_KINDS
+from monitors.incidents import TITLES
 from monitors.mrkdwn import escape, plain
+from monitors.plans import ResyncPlanner
+
+#: every kind an incident can have, for ``/incidents [kind]``
+INCIDENT_KINDS: tuple[str, ...] = tuple(sorted({*DRIFT_KINDS, *HEALTH_KINDS, *TITLES}))
+SCOPES = ("open", "all")
+
+
+def planner(deps: BotDeps) -> ResyncPlanner:
+    """Whether Resync can fix a drift, as the alerts decide it."""
+    return ResyncPlanner(
+        deps.rules,
+        {s.name: s.write_state for s in deps.config.systems if s.writable},
+        deps.config.policy,
+        deps.config.sku_tags,
+    )
+
+
+async def open_incidents(deps: BotDeps) -> list[Incident]:
+    found: list[Incident] = []
+    for status in ("open", "acknowledged"):
+        found += await deps.ledger.list_incidents(status=status, limit=1000)
+    return found
 
 
 def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
@@ -48,11 +74,20 @@ def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
         who = Who.of(body)
         words = str(body.get("text") or "").split()
         scope = "open"
-        if words and words[0] in ("open", "all"):
+        if words and words[0] in SCOPES:
             scope = words.pop(0)
         kind = words[0] if words else None
 
         async def work() -> None:
+            if len(words) > 1 or (kind is not None and kind not in INCIDENT_KINDS):
+                await tell(
+                    deps,
+                    who,
+                    f"No incident kind `{escape(' '.join(words), 60)}`. Usage: `/incidents "
+                    f"[{'|'.join(SCOPES)}] [kind]`; the kinds are: "
+                    + ", ".join(f"`{k}`" for k in INCIDENT_KINDS),
+                )
+                return
             found = await deps.ledger.list_incidents(kind=kind, limit=100)
             if scope == "open":
                 found = [i for i in found if i.status != "resolved"]
@@ -68,8 +103,12 @@ def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
             run_for(deps, who, "/synchealth chain", lambda: answer_chain(deps, who))
             return
         healths = [s.health() for s in deps.systems]
-        blocks = sync_health(healths, deps.clock.now())
-        run_for(deps, who, "/synchealth", lambda: tell(deps, who, "Sync health", blocks))
+
+        async def work() -> None:
+            blocks = sync_health(healths, deps.clock.now(), await open_incidents(deps))
+            await tell(deps, who, "Sync health", blocks)
+
+        run_for(deps, who, "/synchealth", work)
 
     @app.command("/resync", middleware=[writers_only(deps, writers, "resync")])
     async def resync(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -86,14 +125,26 @@ def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
                 await tell(deps, who, unknown_sku_text(words[0], suggestions))
                 return
             location = words[1] if len(words) > 1 else None
-            views = location_views(await deps.ledger.current_levels(sku), deps.rules)
+            known = sorted(deps.config.locations)
+            if location is not None and location not in known:
+                await tell(
+                    deps,
+                    who,
+                    f"No location `{escape(location, 60)}`. The locations are: "
+                    + ", ".join(f"`{escape(k, 60)}`" for k in known),
+                )
+                return
+            rows = await deps.ledger.current_levels(sku)
+            views = location_views(rows, deps.rules)
             drifts = [d for v in views for d in v.drifts if location in (None, d.location)]
             if not drifts:
                 where = f" at {escape(location, 60)}" if location else ""
                 name = escape(sku, 100)
                 await tell(deps, who, f"`{name}` is in sync{where}; nothing to resync.")
                 return
-            await tell(deps, who, f"Resync {escape(sku, 100)}?", confirm_blocks(sku, drifts))
+            levels = levels_from_rows(rows)
+            plans = [planner(deps)(d, levels) for d in drifts]
+            await tell(deps, who, f"Resync {escape(sku, 100)}?", confirm_blocks(sku, drifts, plans))
 
         run_for(deps, who, "/resync", work)
 
@@ -108,13 +159,30 @@ def register_commands(app: AsyncApp, deps: BotDeps, writers: Writers) -> None:
         await ack(text="Driftwatch help", blocks=help_blocks())
 
 
-def confirm_blocks(sku: str, drifts: list[Any]) -> list[Block]:
+def confirm_blocks(
+    sku: str, drifts: list[Any], plans: list[dict[str, Any]] | None = None
+) -> list[Block]:
+    """Each drift with a Resync button when the write can be made, else why not and the
+    next step."""
     blocks: list[Block] = []
-    for d in drifts[:10]:
+    for i, d in enumerate(drifts[:10]):
+        plan = plans[i] if plans is not None else {"can": True}
         text = (
             f"*{escape(d.system, 60)}* at *{escape(d.location, 100)}* says {d.actual}; the "
             f"source of truth ({escape(d.truth_system, 60)}) implies {d.expected} ({d.gap:+d})."
         )
+        if not plan.get("can"):
+            text += (
+                f"\n*Why no Resync*: {escape(plan.get('why'), 1200)}\n"
+                f"*Next step*: {escape(plan.get('next'), 1200)}"
+            )
+            blocks.append(SectionBlock(text=md(text)))
+            continue
+        if plan.get("target") is not None:
+            text += (
+                f" Resync sets {escape(d.system, 60)} {escape(plan.get('state'), 20)} from "
+                f"{plan.get('before')} to {plan.get('target')}."
+            )
         blocks.append(SectionBlock(text=md(text)))
         blocks.append(
             ActionsBlock(

@@ -11,18 +11,24 @@ from bot.render.modals import RootCauseSubmission
 from bot.slack_deps import BotDeps, Who, tell
 from connectors.normalize import is_whole_number
 from ledger import Incident
+from monitors.mrkdwn import escape, person
 from monitors.resync import ResyncRequest, ResyncResult
 
 SNOOZE_HOURS = {"1h": 1, "4h": 4, "24h": 24}
 
 
-async def publish_update(deps: BotDeps, incident: Incident, reply: str, *, kind: str = "") -> None:
-    """Queue the alert's update with a thread reply, then deliver it right away."""
+async def publish_update(
+    deps: BotDeps, incident: Incident, reply: str | None, *, kind: str = ""
+) -> None:
+    """Queue the alert's update (with a thread reply, if any), then deliver it right away."""
     channel = incident.slack_channel or deps.config.slack.alerts_channel
+    payload: dict[str, object] = {"incident_id": incident.id}
+    if reply:
+        payload["reply"] = reply
     await deps.ledger.enqueue(
         kind or "incident.updated",
         channel,
-        {"incident_id": incident.id, "reply": reply},
+        payload,
         deps.clock.now(),
         incident_id=incident.id,
     )
@@ -64,6 +70,9 @@ async def snooze(deps: BotDeps, who: Who, value: str) -> None:
 
 
 async def resync_incident(deps: BotDeps, who: Who, incident_id: int) -> ResyncResult | None:
+    """Resync the incident's level. The service's after-resync hook reads the SKU again
+    and edits the alert to what is now true (resolved with the final counts, or still
+    drifting with the new numbers and why), with the outcome in its thread."""
     incident = await deps.ledger.get_incident(incident_id)
     system = incident.system or (incident.details or {}).get("system")
     if incident.status == "resolved":
@@ -73,21 +82,95 @@ async def resync_incident(deps: BotDeps, who: Who, incident_id: int) -> ResyncRe
         await tell(deps, who, f"Incident #{incident_id} is not about one SKU at one location.")
         return None
     result = await resync(deps, who, incident.sku, incident.location, str(system), incident_id)
+    incident = await deps.ledger.get_incident(incident_id)
+    plan = (incident.details or {}).get("resync")  # as the read after the resync says
     if result.status == "applied" and incident.status == "open":
         incident = await deps.ledger.acknowledge(
             incident_id, who.user, deps.clock.now(), detail={"via": "resync"}
         )
+        await publish_update(deps, incident, None)
+    elif deps.recheck is None:  # nothing re-checks it: say what happened at least
+        await publish_update(deps, incident, replies.resync_requested(result.message, who.user))
     else:
-        incident = await deps.ledger.get_incident(incident_id)
-    await publish_update(deps, incident, replies.resync_requested(result.message, who.user))
+        await deps.outbox.deliver_due()
     if result.status not in ("applied", "in_sync"):
-        await tell(deps, who, replies.resync_failed(result.message))
+        step = plan.get("next") if isinstance(plan, dict) and plan.get("can") is False else None
+        text = replies.resync_failed(result.message)
+        await tell(deps, who, text + (f"\nNext step: {escape(step, 600)}" if step else ""))
     return result
 
 
+async def resync_group(deps: BotDeps, who: Who, incident_id: int) -> None:
+    """A storm's "Resync the N the policy deems safe": read its SKUs again, resync the
+    members still safe (their tags checked again, the ledger's too), then read them
+    again and tell the group's alert how it went, once."""
+    incident = await deps.ledger.get_incident(incident_id)
+    if incident.status == "resolved" or not (incident.details or {}).get("grouped"):
+        await tell(deps, who, f"Incident #{incident_id} is not an open group of drifts.")
+        return
+    recheck = deps.recheck
+    skus = [str(m.get("sku")) for m in _members(incident) if m.get("sku")]
+    if recheck is not None and skus:
+        await recheck.refresh(skus)
+        incident = await deps.ledger.get_incident(incident_id)
+    if incident.status == "resolved":
+        await deps.outbox.deliver_due()
+        await tell(deps, who, "Every SKU of that group agrees again; nothing was written.")
+        return
+    safe = set((incident.details or {}).get("safe") or ())
+    never = set(deps.config.policy.never_auto_tags)
+    chosen = []
+    for m in _members(incident):
+        if m.get("fingerprint") not in safe:
+            continue
+        item = await deps.ledger.get_item(str(m.get("sku")))
+        if item is not None and never & set(item.tags):
+            continue
+        chosen.append(m)
+    if not chosen:
+        await tell(deps, who, "None of those SKUs is safe to resync from here any more.")
+        return
+    done: list[str] = []
+    applied = 0
+    for m in chosen:
+        result = await resync(
+            deps, who, str(m["sku"]), str(incident.location), str(m["system"]), None, after=False
+        )
+        message = replies.service_message(result.message)
+        if result.status == "applied":
+            applied += 1
+            done.append(message)
+        else:
+            done.append(f"{escape(m['sku'], 100)}: {message}")
+    text = (
+        f"Resynced {applied} of the {len(chosen)} SKUs the policy deems safe — requested by "
+        f"{person(who.user)}:\n" + "\n".join(f"• {line}" for line in done[:20])
+    )
+    if len(done) > 20:
+        text += f"\n…and {len(done) - 20} more"
+    if recheck is not None:
+        await recheck.group(incident, skus, who.user, text)
+    else:
+        await publish_update(deps, incident, text)
+    await deps.outbox.deliver_due()
+
+
+def _members(incident: Incident) -> list[dict[str, object]]:
+    listed = (incident.details or {}).get("members") or ()
+    return [m for m in listed if isinstance(m, dict)]
+
+
 async def resync(
-    deps: BotDeps, who: Who, sku: str, location: str, system: str, incident_id: int | None
+    deps: BotDeps,
+    who: Who,
+    sku: str,
+    location: str,
+    system: str,
+    incident_id: int | None,
+    *,
+    after: bool = True,
 ) -> ResyncResult:
+    """``after`` False: the after-resync hooks do not run (the caller re-checks once)."""
     try:
         state = deps.config.system(system).write_state
     except KeyError:
@@ -100,7 +183,8 @@ async def resync(
             requested_by=who.user,
             incident_id=incident_id,
             state=state,
-        )
+        ),
+        after=after,
     )
 
 

@@ -63,12 +63,26 @@ def _ago(then: datetime | None, now: datetime) -> str:
     return f"{seconds // 3600} h ago"
 
 
-def sync_health(healths: Sequence[Health], now: datetime) -> list[Block]:
+def sync_health(
+    healths: Sequence[Health], now: datetime, incidents: Sequence[Incident] = ()
+) -> list[Block]:
+    """Each system: red while its reads fail or a critical incident about it (sync
+    health, webhooks) is open, yellow while a warning is; then the open drift incidents
+    (the numbers their alerts show)."""
     lines = []
+    about: dict[str, list[Incident]] = {}
+    for i in incidents:
+        if i.fingerprint.startswith(("health:", "webhook:")) and i.system:
+            about.setdefault(i.system, []).append(i)
     for h in healths:
-        icon = ":large_green_circle:" if h.error_streak == 0 else ":red_circle:"
+        mine = about.get(h.system, [])
+        icon = ":large_green_circle:"
         if h.last_success is None and h.error_streak == 0:
             icon = ":white_circle:"
+        if any(i.severity == "warning" for i in mine):
+            icon = ":large_yellow_circle:"
+        if h.error_streak or any(i.severity == "critical" for i in mine):
+            icon = ":red_circle:"
         good = (
             f"{when(h.last_success)} ({_ago(h.last_success, now)})"
             if h.last_success is not None
@@ -81,8 +95,38 @@ def sync_health(healths: Sequence[Health], now: datetime) -> list[Block]:
         if h.error_streak:
             last = public_error(h.last_error or "unknown", 400)
             line += f"\n      {h.error_streak} errors in a row; last: {last}"
+        for i in mine[:5]:
+            severity = escape(i.severity, 20)
+            line += f"\n      open: {escape(i.title, 200)} ({severity}, #{i.id})"
         lines.append(line)
+    drifts = [i for i in incidents if i.fingerprint.startswith(("drift:", "group:"))]
+    if drifts:
+        critical = sum(1 for i in drifts if i.severity == "critical")
+        worst = sorted(drifts, key=lambda i: -abs(_gap(i)))[:3]
+        named = "; ".join(
+            f"`{escape(i.sku, 100)}` at {escape(i.location, 60)}: "
+            f"{escape((i.details or {}).get('system'), 40)} {_signed(_gap(i))} (#{i.id})"
+            if not (i.details or {}).get("grouped")
+            else f"{escape(i.title, 200)} (#{i.id})"
+            for i in worst
+        )
+        drift_line = (
+            f":warning: *Drift*: {len(drifts)} open incident{'s' if len(drifts) != 1 else ''}"
+            f" ({critical} critical) — worst: {named}. `/drift` lists them."
+        )
+    else:
+        drift_line = ":white_check_mark: *Drift*: no open drift incident."
     return [
         header("Sync health"),
         SectionBlock(text=md("\n".join(lines) or "No systems configured.")),
+        SectionBlock(text=md(drift_line)),
     ]
+
+
+def _gap(incident: Incident) -> int:
+    gap = (incident.details or {}).get("gap")
+    return gap if isinstance(gap, int) else 0
+
+
+def _signed(n: int) -> str:
+    return f"{n:+d}"

@@ -3,7 +3,6 @@ follow-up) and ``/adjust`` (a manual adjustment with its reason code)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from bot.render.blocks import OPTION_TEXT, md
 from connectors.normalize import is_whole_number
 from ledger import Incident
 from monitors.mrkdwn import escape, plain
+from monitors.quantities import QuantityError, parse_quantity
 
 ROOT_CAUSE_CALLBACK = "root_cause"
 
@@ -197,13 +197,12 @@ class AdjustSubmission:
     note: str
 
 
-def _integer(raw: str | None) -> int | None:
+def _integer(raw: str | None, what: str) -> int | None:
+    """A whole number in ASCII digits within Shopify's bounds (QuantityError says why
+    not); checked here, before anything is recorded or written."""
     if raw is None:
         return None
-    text = raw.strip().replace("\u2212", "-").replace(" ", "")
-    if not re.fullmatch(r"[+-]?\d+", text):
-        raise ValueError(raw)
-    return int(text)
+    return parse_quantity(raw, what)
 
 
 def parse_adjust(
@@ -231,9 +230,9 @@ def parse_adjust(
     numbers: dict[str, int | None] = {}
     for block, what in (("delta", "The change"), ("count", "The new count")):
         try:
-            numbers[block] = _integer(text(block))
-        except ValueError:
-            errors[block] = f"{what} must be a whole number of units, like 5 or -3."
+            numbers[block] = _integer(text(block), what)
+        except QuantityError as exc:
+            errors[block] = str(exc)
     delta, count = numbers.get("delta"), numbers.get("count")
     if "delta" not in errors and "count" not in errors:
         if delta is None and count is None:

@@ -19,7 +19,7 @@ from bot.render.blocks import header, md, message_text
 from connectors.levels import Level
 from ledger import Adjustment, Incident, LevelRow
 from monitors.drift import DiffRules, Drift, compared_value, diff
-from monitors.mrkdwn import escape, person, when
+from monitors.mrkdwn import escape, person, public_error, when
 
 
 @dataclass
@@ -107,12 +107,7 @@ def sku_report(
     else:
         blocks.append(ContextBlock(elements=[md("No open incident.")]))
     if adjustments:
-        lines = [
-            f"• {when(a.created_at)} {escape(a.system, 60)} at {escape(a.location, 100)}: "
-            + (f"{a.delta:+d}" if a.delta is not None else f"set to {a.new_quantity}")
-            + f" ({escape(a.reason_code, 60)}) by {person(a.operator)}"
-            for a in adjustments
-        ]
+        lines = [_adjustment_line(a) for a in adjustments]
         blocks.append(SectionBlock(text=md("*Recent adjustments*\n" + "\n".join(lines))))
     else:
         blocks.append(ContextBlock(elements=[md("No recent adjustments.")]))
@@ -128,6 +123,21 @@ def sku_report(
             )
         )
     return blocks
+
+
+def _adjustment_line(a: Adjustment) -> str:
+    """One adjustment and what became of it: one that did not apply is marked refused
+    (struck through, with why), never shown as a change that happened."""
+    change = f"{a.delta:+d}" if a.delta is not None else f"set to {a.new_quantity}"
+    line = f"{when(a.created_at)} {escape(a.system, 60)} at {escape(a.location, 100)}: {change}"
+    who = f" ({escape(a.reason_code, 60)}) by {person(a.operator)}"
+    if a.status == "applied":
+        moved = f", {a.before} → {a.after}" if a.before is not None and a.after is not None else ""
+        return f"• {line}{moved}{who}"
+    if a.status == "failed":
+        why = f": {public_error(a.error, 200)}" if a.error else ""
+        return f"• ~{line}~{who} — *refused, not applied*{why}"
+    return f"• {line}{who} — _pending, not applied yet_"
 
 
 def sku_report_text(sku: str, views: Sequence[LocationView]) -> str:

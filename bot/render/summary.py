@@ -165,8 +165,24 @@ def adjustment_blocks(report: AdjustmentReport, tz: tzinfo) -> list[Block]:
     """The daily adjustment report: counts by operator and reason code, then the flags."""
     day = report.start.astimezone(tz)
     title = header(f"Adjustments on {day:%a %b} {day.day}: {report.total}")
+    refused: list[Block] = []
+    if report.refused:
+        listed = "; ".join(
+            f"{escape(a.sku, 100)} at {escape(a.location, 60)} by {person(a.operator)}"
+            for a in report.refused[:10]
+        )
+        refused.append(
+            ContextBlock(
+                elements=[
+                    md(
+                        f"{len(report.refused)} not applied (refused or failed), not "
+                        f"counted: {listed}"
+                    )
+                ]
+            )
+        )
     if not report.total:
-        return [title, SectionBlock(text=md("No manual adjustment was recorded."))]
+        return [title, SectionBlock(text=md("No manual adjustment was applied.")), *refused]
     operators = [f"• {person(op)}: {n}" for op, n in report.by_operator.items()]
     reasons = [f"• `{escape(reason, 60)}`: {n}" for reason, n in report.by_reason.items()]
     icons = {
@@ -184,6 +200,7 @@ def adjustment_blocks(report: AdjustmentReport, tz: tzinfo) -> list[Block]:
             ]
         ),
         _lines("Unusual patterns", flags, "nothing unusual"),
+        *refused,
     ]
 
 

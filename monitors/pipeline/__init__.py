@@ -7,7 +7,7 @@ Slack notifications reads here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,17 +16,31 @@ from monitors.drift import Drift
 from monitors.pipeline.dedupe import dedupe, live_incidents
 from monitors.pipeline.evaluate import Hint, candidates_from_drifts, evaluating
 from monitors.pipeline.group import group
-from monitors.pipeline.model import Candidate, Context, Mute, MuteSource, Scope, Stage, Timers
+from monitors.pipeline.model import (
+    Action,
+    Candidate,
+    Context,
+    Mute,
+    MuteSource,
+    Plan,
+    Scope,
+    SnapshotOf,
+    Stage,
+    Timers,
+)
 from monitors.pipeline.mute import mute
 from monitors.pipeline.notify import notify
 
 __all__ = [
+    "Action",
     "Candidate",
     "Context",
     "Mute",
     "MuteSource",
     "Pipeline",
+    "Plan",
     "Scope",
+    "SnapshotOf",
     "Stage",
     "Timers",
     "build_pipeline",
@@ -52,9 +66,15 @@ class Pipeline:
         given: Sequence[Candidate] = (),
         families: tuple[str, ...] = ("drift:", "group:"),
         hint: Hint | None = None,
+        plan: Plan | None = None,
+        snapshot_of: SnapshotOf | None = None,
+        action: Action | None = None,
+        failures: Mapping[str, str] | None = None,
     ) -> Context:
         """Push one evaluation's drifts (or ``given`` candidates of other ``families``)
-        through every stage; return what happened."""
+        through every stage; return what happened. ``plan``, ``snapshot_of``: what the
+        read says about resyncs and final counts; ``action``: what this evaluation
+        re-checks (see :class:`Context`)."""
         mutes: list[Mute] = list(await self.mute_source(now)) if self.mute_source else []
         ctx = Context(
             ledger=ledger,
@@ -67,6 +87,10 @@ class Pipeline:
             given=given,
             families=families,
             hint=hint,
+            plan=plan,
+            snapshot_of=snapshot_of,
+            action=action,
+            failures=dict(failures or {}),
         )
         for incident in await live_incidents(ctx):
             if incident.is_snoozed(now):

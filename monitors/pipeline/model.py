@@ -27,6 +27,40 @@ class Explained:
 
 
 Hint = Callable[[Drift], Explained | None]
+#: whether (and how) Resync can fix a drift, from the read it was found in
+#: (:class:`monitors.plans.ResyncPlanner`); stored as ``details["resync"]``
+Plan = Callable[[Drift], dict[str, Any] | None]
+#: what every system said about a SKU at a location in this evaluation's read
+#: (:func:`monitors.reconcile.cell_snapshot`); None where no system reported it
+SnapshotOf = Callable[[str, str], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a person or Driftwatch just did to a SKU (a resync, an adjustment), whose
+    immediate re-evaluation this is: the alert says how it ended, in these words.
+
+    ``text``: the outcome in words (e.g. "Resynced shopify available for X at east:
+    40 → 28 — requested by <@U1>"). ``reply``: whether the thread hears it when the
+    drift goes on (the auto-resync policy says so itself when its write fails).
+    ``incident_id``: the incident it was done from, if any; it hears back even when the
+    re-evaluation could not read the SKU again."""
+
+    what: str
+    by: str
+    text: str
+    sku: str
+    location: str | None = None
+    status: str | None = None
+    incident_id: int | None = None
+    reply: bool = True
+
+    def concerns(self, sku: str | None, location: str | None) -> bool:
+        return sku == self.sku and (self.location is None or location == self.location)
+
+    def as_note(self) -> dict[str, Any]:
+        """How it was resolved, for ``details["resolution"]["after"]``."""
+        return {"what": self.what, "by": self.by, "text": self.text, "status": self.status}
 
 
 @dataclass
@@ -49,6 +83,9 @@ class Candidate:
     #: set by the dedupe stage: the incident, and what to tell Slack about it
     incident: Incident | None = None
     notify: str | None = None  # "opened" | "reopened" | "reminder" | None
+    #: set by the dedupe stage: a live incident whose facts (counts, gap) changed, so
+    #: its alert is edited to show them
+    changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +171,14 @@ class Context:
     given: Sequence[Candidate] = ()
     #: this evaluation's root-cause explainer (it closes over this diff's evidence)
     hint: Hint | None = None
+    #: whether Resync can fix each drift (None: not planned, the alert offers Resync)
+    plan: Plan | None = None
+    #: what every system said in this read, for the final counts of a resolved incident
+    snapshot_of: SnapshotOf | None = None
+    #: the action this evaluation re-checks (None: a scheduled or webhook diff)
+    action: Action | None = None
+    #: systems that could not be read, with why
+    failures: Mapping[str, str] = field(default_factory=dict)
     #: what happened, for callers and tests
     opened: list[Incident] = field(default_factory=list)
     reopened: list[Incident] = field(default_factory=list)
@@ -141,7 +186,21 @@ class Context:
     resolved: list[Incident] = field(default_factory=list)
     muted: list[Candidate] = field(default_factory=list)
     pending: list[Candidate] = field(default_factory=list)
+    #: live incidents whose facts changed (their alerts are edited)
+    updated: list[Incident] = field(default_factory=list)
     extras: Mapping[str, Any] = field(default_factory=dict)
+    _live: dict[str, Incident] | None = None
+
+    async def live(self, *, fresh: bool = False) -> dict[str, Incident]:
+        """The live incidents of this evaluation's families, by fingerprint (read once
+        per evaluation unless ``fresh``)."""
+        if self._live is None or fresh:
+            found: list[Incident] = []
+            for status in ("open", "acknowledged"):
+                found += await self.ledger.list_incidents(status=status, limit=100_000)
+            mine = (i for i in found if i.fingerprint.startswith(self.families))
+            self._live = {i.fingerprint: i for i in mine}
+        return self._live
 
 
 class Stage(Protocol):

@@ -11,6 +11,15 @@ reminder. An acknowledged incident has a person on it and is not reminded.
 
 The replies are mrkdwn: the title carries a SKU and a location from outside, so it goes
 through :func:`monitors.mrkdwn.escape`.
+
+Besides openings, reopenings, reminders and resolutions:
+
+* a live incident whose facts changed has its alert edited (no thread reply), so the
+  alert, ``/drift`` and ``/synchealth`` show the same read;
+* a re-check after an action (:class:`~monitors.pipeline.model.Action`) tells the
+  incidents it concerns how it went: resolved, with the final counts, or still
+  drifting, with the new numbers and the reason; and the incident the action was taken
+  from hears back even when its SKU could not be read again.
 """
 
 from __future__ import annotations
@@ -21,6 +30,12 @@ from datetime import datetime, timedelta
 from ledger import Incident, InvalidTransition
 from monitors.mrkdwn import escape
 from monitors.pipeline.model import Candidate, Context
+from monitors.pipeline.words import (
+    already_resolved,
+    not_rechecked,
+    resolved_reply,
+    still_drifting,
+)
 
 #: the incident note holding when its thread was last nudged (ISO 8601)
 REMINDED_NOTE = "reminded_at"
@@ -96,9 +111,15 @@ async def _nudged(ctx: Context, incident: Incident) -> None:
 
 
 async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
+    told: set[int] = set()
     for c in candidates:
         incident = c.incident
-        if incident is None or c.muted_by is not None:
+        if incident is None:
+            continue
+        if ctx.action is not None and await _after_action(ctx, c, incident):
+            told.add(incident.id)
+            continue
+        if c.muted_by is not None:
             continue
         n = incident.reopened_count
         if c.notify == "opened" or (incident.slack_ts is None and incident.status != "resolved"):
@@ -124,10 +145,12 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
             )
             if entry is not None:
                 await _nudged(ctx, incident)
-        elif c.notify == "reminder" and incident.status == "open":
+        elif (
+            c.notify == "reminder"
+            and incident.status == "open"
+            and ctx.now - last_nudge(incident) >= ctx.timers.repeat_interval
+        ):
             previous = last_nudge(incident)
-            if ctx.now - previous < ctx.timers.repeat_interval:
-                continue
             entry = await ctx.ledger.enqueue(
                 "incident.updated",
                 ctx.channel,
@@ -139,13 +162,76 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
             if entry is not None:
                 await _nudged(ctx, incident)
                 ctx.reminded.append(incident)
+        elif c.changed and incident.slack_ts is not None:
+            # the counts moved: the alert shows this read (an edit notifies nobody)
+            await ctx.ledger.enqueue(
+                "incident.updated",
+                ctx.channel,
+                {"incident_id": incident.id},
+                at=ctx.now,
+                incident_id=incident.id,
+                dedupe_key=f"incident:{incident.id}:seen:{ctx.now.isoformat()}",
+            )
     for incident in ctx.resolved:
+        told.add(incident.id)
+        note = (incident.details or {}).get("resolution")
+        reply = (
+            resolved_reply(note, grouped=incident.fingerprint.startswith("group:"))
+            if isinstance(note, dict) and note.get("how")
+            else recovered_text(incident)
+        )
         await ctx.ledger.enqueue(
             "incident.resolved",
-            ctx.channel,
-            {"incident_id": incident.id, "reply": recovered_text(incident)},
+            incident.slack_channel or ctx.channel,
+            {"incident_id": incident.id, "reply": reply},
             at=ctx.now,
             incident_id=incident.id,
             dedupe_key=f"incident:{incident.id}:resolved:{incident.reopened_count}",
         )
+    action = ctx.action
+    if (
+        action is not None
+        and action.reply
+        and action.incident_id is not None
+        and action.incident_id not in told
+    ):
+        # the incident it was done from was not evaluated (its SKU or system not read)
+        incident = await ctx.ledger.get_incident(action.incident_id)
+        if incident.status == "resolved":
+            reply = already_resolved(action, (incident.details or {}).get("resolution"))
+        else:
+            reply = not_rechecked(action, ctx.failures)
+        await ctx.ledger.enqueue(
+            "incident.updated",
+            incident.slack_channel or ctx.channel,
+            {"incident_id": incident.id, "reply": reply},
+            at=ctx.now,
+            incident_id=incident.id,
+        )
     return candidates
+
+
+async def _after_action(ctx: Context, c: Candidate, incident: Incident) -> bool:
+    """Tell an incident the action concerns that it still drifts (True if told)."""
+    action = ctx.action
+    assert action is not None
+    concerned = action.incident_id == incident.id or (
+        not c.members and action.concerns(incident.sku, incident.location)
+    )
+    if c.members:
+        concerned = concerned or any(
+            m.get("sku") == action.sku for m in (c.details.get("members") or ())
+        )
+    if not concerned or c.notify in ("opened", "reopened"):
+        return False
+    if not action.reply and action.incident_id != incident.id:
+        return False
+    reply = still_drifting(c.details, action, incident.root_cause_hint) if action.reply else None
+    await ctx.ledger.enqueue(
+        "incident.updated",
+        incident.slack_channel or ctx.channel,
+        {"incident_id": incident.id, **({"reply": reply} if reply else {})},
+        at=ctx.now,
+        incident_id=incident.id,
+    )
+    return True

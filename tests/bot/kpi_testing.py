@@ -68,9 +68,10 @@ async def seed_history(ledger: Ledger) -> None:
         "test:week:1", "oversell_risk", "warning", "oversell", day(9), sku="HIST-1",
         location="east",
     )  # fmt: skip
-    await ledger.record_adjustment(
+    shrink, _ = await ledger.record_adjustment(
         "shrink-1", "HIST-1", "east", "wms", "shrinkage", WRITER, day(10), delta=-2
     )
+    await ledger.settle_adjustment(shrink.id, "applied", day(10))  # only applied ones count
 
 
 @dataclass

@@ -4,7 +4,7 @@ fake Slack, the hop-over-SLA health alert, and ``driftwatch chain [--json]``."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -182,3 +182,25 @@ async def run_in_thread(argv: list[str]) -> int:
     import asyncio
 
     return await asyncio.to_thread(main, argv)
+
+
+def test_the_chain_chart_draws_a_hop_with_nothing_measured_yet() -> None:
+    """A hop with no change that arrived and no declared SLA (a fresh install, a quiet
+    week): the chart says so instead of failing (it raised TypeError in max())."""
+    from bot.chain_chart import render_chain_png
+    from monitors.chain import HopSpec, HopStats
+
+    start = datetime(2026, 11, 9, tzinfo=UTC)
+    quiet = HopStats(
+        hop=HopSpec("wms", "shopify"),
+        start=start,
+        end=start + timedelta(days=7),
+        arrived=0,
+        lost=0,
+        pending=0,
+        p50=None,
+        p95=None,
+        max=None,
+    )
+    png = render_chain_png("Signal chain", [quiet])
+    assert png.startswith(b"\x89PNG")

@@ -173,13 +173,17 @@ async def test_resync_over_http_writes_the_truth_once_and_updates_the_alert(bot:
         WRITER,
         incident.id,
     )
-    assert (await bot.incident()).acknowledged_by == WRITER
-    assert "acknowledged by <@U0OPS001>" in bot.alert_text()
+    # the SKU is read again at once: every system agrees, so the alert is resolved
+    after = await bot.incident()
+    assert (after.status, after.resolved_by) == ("resolved", "driftwatch")
+    assert "*Final counts*" in bot.alert_text()
+    assert '"action_id": "resync"' not in bot.alert_text()
     assert bot.slack.calls("chat.update")
     assert (
-        "Resynced shopify available for TEE-BLK-M at east: 40 → 28 — requested by <@U0OPS001>"
-        in bot.replies()
-    )
+        "Resynced shopify available for TEE-BLK-M at east: 40 → 28 — requested by <@U0OPS001>\n"
+        "Recovered: every system agrees with the source of truth again "
+        "(shopify 30, wms 30 (source of truth))."
+    ) in bot.replies()
     actions = [(a.actor, a.action) for a in await bot.ledger.list_audit()]
     assert (WRITER, "slack.action") in actions
     assert (WRITER, "resync.applied") in actions

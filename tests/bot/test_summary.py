@@ -155,7 +155,7 @@ def test_the_adjustment_blocks() -> None:
     )
     assert texts(blocks_json(adjustment_blocks(report, NY))) == [
         "Adjustments on Tue Nov 3: 0",
-        "No manual adjustment was recorded.",
+        "No manual adjustment was applied.",
     ]
     busy = AdjustmentReport(
         start=report.start,
@@ -193,10 +193,11 @@ async def test_posting_queues_one_message_per_period(ledger: Ledger) -> None:
     await ledger.open_incident(
         "fp", "oversell_risk", "warning", "t", datetime(2026, 11, 3, 15, tzinfo=UTC), sku="TEE"
     )
-    await ledger.record_adjustment(
+    adjustment, _ = await ledger.record_adjustment(
         "k", "TEE", "east", "shopify", "damage", "U1", datetime(2026, 11, 8, 15, tzinfo=UTC),
         delta=-1,
     )  # fmt: skip
+    await ledger.settle_adjustment(adjustment.id, "applied", adjustment.created_at)
     entry = await post_weekly_summary(ledger, "C1", now, NY)
     assert entry is not None
     assert (entry.kind, entry.channel, entry.dedupe_key) == (
@@ -236,15 +237,17 @@ async def record_adjustments(ledger: Ledger, day: datetime) -> None:
             ("CAP", "wms", "received", 24, None),
         ]
     ):
-        await ledger.record_adjustment(
+        adjustment, _ = await ledger.record_adjustment(
             f"now-{i}", sku, "east", system, reason, "U0OPS001", at + timedelta(minutes=i),
             delta=delta, new_quantity=new,
         )  # fmt: skip
+        await ledger.settle_adjustment(adjustment.id, "applied", adjustment.created_at)
     before = at - timedelta(days=7)
     for i, (reason, delta) in enumerate([("received", 48), ("correction", 2), ("damaged", -1)]):
-        await ledger.record_adjustment(
+        adjustment, _ = await ledger.record_adjustment(
             f"before-{i}", "CAP", "east", "wms", reason, "U0OPS001", before, delta=delta
         )
+        await ledger.settle_adjustment(adjustment.id, "applied", before)
 
 
 async def test_the_daily_chart_compares_reasons_with_the_same_day_last_week(

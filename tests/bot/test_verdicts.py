@@ -5,7 +5,9 @@ bolt app and the fake Slack's channel page: clicks and modal submissions are sig
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -270,8 +272,9 @@ async def test_slack_refusing_the_update_loses_no_decision(tmp_path: Path) -> No
 async def test_a_failing_review_still_posts_the_four_kpis(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A ledger not migrated to the KPI tables (0007; 0006 is the outbox before it): the
-    review cannot be built, the summary goes out without it rather than not at all."""
+    """A ledger without the KPI tables (dropped after migrating, as a half-done manual
+    restore would leave it): the review cannot be built, the summary goes out without it
+    rather than not at all."""
     config = config_from_dict(
         {
             "source_of_truth": ["wms"],
@@ -285,10 +288,17 @@ async def test_a_failing_review_still_posts_the_four_kpis(
         }
     )  # fmt: skip
     async with Ledger.from_url(f"sqlite:///{tmp_path / 'old.db'}") as ledger:
-        await ledger.upgrade("0006")
+        await ledger.upgrade()
+        await asyncio.to_thread(_drop_table, tmp_path / "old.db", "kpi_weeks")
         entry = await post_weekly_review(ledger, config, rules_from_config(config), START)
     assert entry is not None
     shown = json.dumps(entry.payload["blocks"], ensure_ascii=False)
     assert "Weekly drift summary: Nov 9 – Nov 15, 2026" in shown
     assert "verdict_pass" not in shown
     assert "the weekly review of 2026-11-09 failed" in caplog.text
+
+
+def _drop_table(path: Path, table: str) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute(f"DROP TABLE {table}")
+        db.commit()

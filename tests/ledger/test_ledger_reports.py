@@ -67,15 +67,25 @@ async def seed(ledger: Ledger) -> None:
     await resync("f", "driftwatch", "pending", 6, False)
     await resync("old", "driftwatch", "failed", -10, True)
 
-    async def adjust(key: str, operator: str, reason: str, minutes: float) -> None:
-        await ledger.record_adjustment(
+    async def adjust(
+        key: str, operator: str, reason: str, minutes: float, status: str = "applied"
+    ) -> None:
+        adjustment, _ = await ledger.record_adjustment(
             key, "TEE", "east", "wms", reason, operator, at(minutes), delta=-2
         )
+        if status != "pending":
+            error = None if status == "applied" else "wms refused the write"
+            await ledger.settle_adjustment(
+                adjustment.id, status, at(minutes), before=10, after=8, error=error
+            )
 
     await adjust("x1", "U1", "cycle_count", 20)
     await adjust("x2", "U1", "cycle_count", 40)
     await adjust("x3", "U2", "damage", 70)
     await adjust("x4", "U2", "damage", 7 * 24 * 60)  # at the end: next period
+    # written nowhere: refused by the source of truth, and one never settled
+    await adjust("r1", "U2", "damage", 80, status="failed")
+    await adjust("p1", "U1", "damage", 90, status="pending")
 
     await ledger.record_levels(
         [
@@ -139,6 +149,18 @@ async def test_adjustments(ledger: Ledger) -> None:
     rows = await ledger.adjustments_between(T0, WEEK)
     assert [a.idempotency_key for a in rows] == ["x1", "x2", "x3"]
     assert rows[0].created_at == at(20)
+    assert (rows[0].status, rows[0].before, rows[0].after) == ("applied", 10, 8)
+    everything = await ledger.adjustments_between(T0, WEEK, status=None)
+    assert [(a.idempotency_key, a.status) for a in everything] == [
+        ("x1", "applied"),
+        ("x2", "applied"),
+        ("x3", "applied"),
+        ("r1", "failed"),
+        ("p1", "pending"),
+    ]
+    assert await ledger.adjustment_counts(T0, WEEK, status="failed") == [
+        AdjustmentCount("U2", "damage", 1)
+    ]
 
 
 async def test_top_drifting_skus_and_mismatch_by_location(ledger: Ledger) -> None:

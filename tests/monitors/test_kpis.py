@@ -32,9 +32,20 @@ async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
 
 
 async def adjust(
-    ledger: Ledger, key: str, sku: str, reason: str, when: datetime, **kw: int
+    ledger: Ledger,
+    key: str,
+    sku: str,
+    reason: str,
+    when: datetime,
+    *,
+    status: str = "applied",
+    **kw: int,
 ) -> None:
-    await ledger.record_adjustment(key, sku, "east", "wms", reason, "U0OPS001", when, **kw)
+    """An adjustment as /adjust leaves it: recorded, then applied (or refused)."""
+    adjustment, _ = await ledger.record_adjustment(
+        key, sku, "east", "wms", reason, "U0OPS001", when, **kw
+    )
+    await ledger.settle_adjustment(adjustment.id, status, when)
 
 
 async def test_units_moved_at_the_source_of_truth(ledger: Ledger) -> None:
@@ -55,6 +66,7 @@ async def test_shrinkage_is_shrink_and_damage_over_units_moved(ledger: Ledger) -
     await adjust(ledger, "d", "TEE", "cycle_count", at(4), delta=-5)  # not shrinkage
     await adjust(ledger, "e", "TEE", "shrinkage", at(5), delta=2)  # found again: not a loss
     await adjust(ledger, "f", "TEE", "shrinkage", NOW, delta=-9)  # next week
+    await adjust(ledger, "g", "TEE", "shrinkage", at(6), delta=-7, status="failed")  # refused
     shrink = await shrinkage(ledger, config, rules_from_config(config), T0, NOW)
     assert (shrink.units, shrink.moved, shrink.unmeasured) == (4, 41, 1)
     assert shrink.rate == pytest.approx(4 / 41)

@@ -14,6 +14,7 @@ from ledger import Ledger
 from monitors.drift import DiffRules, Drift, SystemRules, diff
 from monitors.pipeline import Candidate, Mute, Scope, Timers, build_pipeline
 from monitors.pipeline.evaluate import Explained
+from monitors.reconcile import cell_snapshot
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 RULES = DiffRules(
@@ -148,6 +149,35 @@ async def test_no_resolution_where_the_evaluation_did_not_look(ledger: Ledger) -
     assert [i.status for i in await ledger.list_incidents()] == ["open"]
 
 
+async def test_no_resolution_when_the_truth_it_was_compared_with_was_not_read(
+    ledger: Ledger,
+) -> None:
+    """With the WMS down, Shopify stands in as the truth and agrees with itself: that is
+    no evidence the drift against the WMS ended."""
+    pipeline = build_pipeline()
+    await pipeline.run(ledger, drifts({"SKU-1": (14, 10)}), scope=FULL, now=T0, channel=CHANNEL)
+    wms_down = Scope(systems=frozenset({"shopify"}))
+    ctx = await pipeline.run(ledger, [], scope=wms_down, now=T0, channel=CHANNEL)
+    assert ctx.resolved == []
+    assert [i.status for i in await ledger.list_incidents()] == ["open"]
+
+
+async def test_a_drift_on_its_own_alert_is_never_absorbed_into_a_storm(ledger: Ledger) -> None:
+    pipeline = build_pipeline(timers=Timers(group_threshold=10))
+    await pipeline.run(ledger, drifts({"SKU-000": (30, 10)}), scope=FULL, now=T0, channel=CHANNEL)
+    storm = drifts({f"SKU-{i:03d}": (10 + i + 1, 10) for i in range(25)})
+    ctx = await pipeline.run(
+        ledger, storm, scope=FULL, now=T0 + timedelta(minutes=5), channel=CHANNEL
+    )
+    assert ctx.resolved == []
+    [own] = await ledger.list_incidents(sku="SKU-000")
+    assert (own.status, own.details["gap"]) == ("open", 1)
+    [group] = ctx.opened
+    assert (group.details["count"], group.details["tracked_apart"]) == (24, 1)
+    assert "SKU-000" not in {m["sku"] for m in group.details["members"]}
+    assert not any("Recovered" in (reply or "") for _, reply in await outbox(ledger))
+
+
 async def test_a_recurrence_within_the_window_reopens_the_incident(ledger: Ledger) -> None:
     pipeline = build_pipeline(timers=Timers(reopen_window=timedelta(hours=24)))
     seen = drifts({"SKU-1": (14, 10)})
@@ -269,3 +299,47 @@ async def test_an_acknowledged_incident_is_not_reminded(ledger: Ledger) -> None:
         now = T0 + timedelta(hours=hours)
         await pipeline.run(ledger, seen, scope=FULL, now=now, channel=CHANNEL)
     assert await reminders(ledger) == []
+
+
+async def test_a_system_that_recovers_while_another_drifts_does_not_say_every_system_agrees(
+    ledger: Ledger,
+) -> None:
+    rules = DiffRules(
+        systems={
+            "shopify": SystemRules("shopify", "storefront", ("available",)),
+            "wms": SystemRules("wms", "warehouse", ("available",)),
+            "erp": SystemRules("erp", "erp", ("available",)),
+        },
+        source_of_truth=("wms",),
+    )
+
+    def read(shop: int, erp: int) -> list[Level]:
+        return [
+            Level("shopify", "MUG", "east", {"available": shop}, T0),
+            Level("wms", "MUG", "east", {"available": 46}, T0),
+            Level("erp", "MUG", "east", {"available": erp}, T0),
+        ]
+
+    async def evaluate(levels: list[Level], at: datetime) -> None:
+        await build_pipeline().run(
+            ledger,
+            diff(levels, rules),
+            scope=Scope(systems=frozenset({"shopify", "wms", "erp"})),
+            now=at,
+            channel=CHANNEL,
+            snapshot_of=lambda sku, location: cell_snapshot(levels, rules, sku, location),
+        )
+
+    await evaluate(read(56, 64), T0)
+    await evaluate(read(56, 46), T0 + timedelta(minutes=5))
+
+    [erp] = await ledger.list_incidents(status="resolved")
+    assert erp.system == "erp"
+    assert erp.details["resolution"]["agrees"] is False
+    assert (await outbox(ledger))[-1] == (
+        "incident.resolved",
+        "Resolved: erp agrees with the source of truth again; shopify still differs by +10 "
+        "(shopify 56, wms 46 (source of truth), erp 46).",
+    )
+    [shopify] = await ledger.list_incidents(status="open")
+    assert (shopify.system, shopify.details["gap"]) == ("shopify", 10)

@@ -410,6 +410,7 @@ async def test_a_hero_sku_is_escalated_and_never_written(setup: Setup) -> None:
         "state": "available",
         "reasons": ["hero SKU"],
         "oncall": ONCALL,
+        "gap": 12,  # the gap it was decided on
     }
     assert await setup.policy_audit(tee.id) == ["policy.escalated"]
 

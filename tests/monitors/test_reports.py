@@ -70,9 +70,10 @@ async def adjust(
     delta: int | None = -2,
     new_quantity: int | None = None,
 ) -> None:
-    await ledger.record_adjustment(
+    adjustment, _ = await ledger.record_adjustment(
         key, sku, location, system, reason, operator, when, delta=delta, new_quantity=new_quantity
     )
+    await ledger.settle_adjustment(adjustment.id, "applied", when)
 
 
 async def seed_weeks(ledger: Ledger) -> None:

@@ -50,11 +50,16 @@ async def test_a_drift_that_comes_back_hours_later_is_resynced_for_real(bot: Bot
     await bot.settle()
     assert bot.shopify("TEE-BLK-M", "east")["available"] == 28
 
-    # Hours later the storefront is pushed back to 40: the same 40 -> 28 drift, and the
-    # person clicks Resync on the same alert again.
+    # The read after the write closed the alert. Hours later the storefront is pushed
+    # back to 40: the same 40 -> 28 drift reopens the alert, and the person clicks
+    # Resync on it again.
+    assert (await bot.incident()).status == "resolved"
     gid = bot.demo.world.locations["east"][0]
     bot.demo.world.shopify.set_quantities("TEE-BLK-M", gid, available=40)
     bot.clock.advance(3 * 3600)
+    await bot.service.run_job("drift-diff")
+    await bot.settle()
+    assert (await bot.incident()).status == "open"
     assert (await bot.post(bot.click_body(await bot.incident()))).status_code == 200
     await bot.settle()
 
@@ -62,7 +67,11 @@ async def test_a_drift_that_comes_back_hours_later_is_resynced_for_real(bot: Bot
     writes = bot.demo.world.shopify.writes
     assert [(w.before, w.after) for w in writes] == [(40, 28), (40, 28)]
     assert len({w.idempotency_key for w in writes}) == 2
-    resynced = [t for t in bot.thread_texts(await bot.incident()) if t.startswith("Resynced")]
+    resynced = [
+        t.splitlines()[0]
+        for t in bot.thread_texts(await bot.incident())
+        if t.startswith("Resynced")
+    ]
     assert (
         resynced
         == [f"Resynced shopify available for TEE-BLK-M at east: 40 → 28 — requested by <@{WRITER}>"]

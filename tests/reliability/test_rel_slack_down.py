@@ -123,7 +123,8 @@ async def test_ten_minutes_of_slack_down_loses_and_doubles_nothing(
     for incident in incidents.values():
         assert incident.slack_ts is not None
         thread = slack.thread(CHANNEL, incident.slack_ts)
-        assert thread[0].text.startswith(f"Oversell risk: {incident.sku} at east")
+        done = "Resolved: " if incident.status == "resolved" else ""
+        assert thread[0].text.startswith(f"{done}Oversell risk: {incident.sku} at east")
         replies = [m.text for m in thread[1:]]
         assert replies == expected_replies.get(incident.id, []), (incident.sku, replies)
     resolved = incidents[next(i for i in incidents if incidents[i].sku == "SKU-1")]

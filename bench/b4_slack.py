@@ -30,7 +30,7 @@ import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
 from bench._common import Check, Outcome, Stopwatch, percentile
-from bot.demo import demo_config
+from bot.cli.demo import demo_config
 from bot.service import Service
 from ledger import Ledger, LevelObservation
 from monitors.config import config_from_dict

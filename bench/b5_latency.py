@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import Check, Outcome, Stopwatch, percentile
-from bot.demo import demo_config
+from bot.cli.demo import demo_config
 from bot.service import Service
 from connectors.clock import ManualClock
 from ledger import Ledger

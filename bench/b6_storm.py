@@ -1,7 +1,7 @@
 """B6, incident storm: N SKUs drift at once (Shopify over the WMS at one location, plus a
 few undersold at another). The drifts go through the incident pipeline
 (``monitors.pipeline``: evaluate → group → mute → dedupe → notify) into the ledger's
-outbox, and the outbox worker (``bot.outbox.OutboxWorker``, slack_sdk's real client)
+outbox, and the outbox worker (``bot.slack.outbox.OutboxWorker``, slack_sdk's real client)
 delivers them to the fake Slack, which allows 1 post per second per channel (burst 3).
 
 The fake Slack and the worker share a :class:`~connectors.clock.ManualClock`; the worker
@@ -21,7 +21,7 @@ from pathlib import Path
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bench._common import Check, Outcome, Stopwatch
-from bot.outbox import OutboxWorker
+from bot.slack.outbox import OutboxWorker
 from connectors.clock import ManualClock
 from connectors.levels import Level
 from ledger import Ledger

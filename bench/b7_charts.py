@@ -1,5 +1,5 @@
-"""B7, charts: ``bot.charts.render_sku_chart`` (matplotlib's Agg canvas in the chart
-worker process, ``bot.charts.off_loop``) for a SKU with a week of history, while a
+"""B7, charts: ``bot.charts.sku.render_sku_chart`` (matplotlib's Agg canvas in the chart
+worker process, ``bot.charts.sku.off_loop``) for a SKU with a week of history, while a
 ticker on the event loop measures how late it wakes (event-loop lag).
 
 Baseline: the same charts rendered on the event loop itself (``render_png`` called
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bench._common import Check, Outcome, percentile
-from bot.charts import CHART_DAYS, compared_series, render_png, render_sku_chart
+from bot.charts.sku import CHART_DAYS, compared_series, render_png, render_sku_chart
 from ledger import LevelRow
 from monitors.drift import DiffRules, SystemRules
 

@@ -80,8 +80,8 @@ NOTES = """\
   for the next poll (phases spread evenly) plus one measured full diff and delivery.
 - **B6** drifts → `build_pipeline()` → ledger outbox → `OutboxWorker` every 2 clock
   seconds → fake Slack (1 post/s/channel, burst 3). Baseline: one message per drift.
-- **B7** `bot.charts.render_sku_chart` (Agg in the chart worker process,
-  `bot.charts.off_loop`); lag = how late a 5 ms ticker on the loop wakes, while all
+- **B7** `bot.charts.sku.render_sku_chart` (Agg in the chart worker process,
+  `bot.charts.sku.off_loop`); lag = how late a 5 ms ticker on the loop wakes, while all
   charts render at once. Baseline: the same charts rendered on the loop.
 """
 

@@ -47,7 +47,7 @@ def test_bot_imports_the_sandbox_only_for_the_demo() -> None:
     users = {
         str(p.relative_to(ROOT)) for p in (ROOT / "bot").rglob("*.py") if "sandbox" in _imports(p)
     }
-    assert users <= {"bot/demo.py"}
+    assert users <= {"bot/cli/demo.py"}
 
 
 def test_the_config_and_the_connectors_agree_on_the_inventory_states() -> None:

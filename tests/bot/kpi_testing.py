@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from bot.demo import DemoWorld, demo_config, demo_world
+from bot.cli.demo import DemoWorld, demo_config, demo_world
 from bot.service import Service
 from connectors import ManualClock
 from ledger import Ledger, LevelObservation

@@ -8,8 +8,8 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.charts import AlertChart
-from bot.outbox import OutboxWorker
+from bot.charts.sku import AlertChart
+from bot.slack.outbox import OutboxWorker
 from connectors import ManualClock
 from ledger import Incident, Ledger
 from monitors.drift import DiffRules, Drift, SystemRules

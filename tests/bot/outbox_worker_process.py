@@ -13,8 +13,8 @@ from datetime import datetime
 from outbox_testing import RULES
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.charts import AlertChart
-from bot.outbox import OutboxWorker
+from bot.charts.sku import AlertChart
+from bot.slack.outbox import OutboxWorker
 from connectors import ManualClock
 from ledger import Ledger
 

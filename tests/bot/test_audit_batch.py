@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.middleware.audit import AuditBatch, AuditNotWritten
+from bot.slack.middleware.audit import AuditBatch, AuditNotWritten
 from ledger import Ledger
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from kpi_testing import START, WRITER, kpi_bot, seed_history
 
-from bot.chaincmd import run_chain_command
-from bot.cli import main
+from bot.cli.chain import run_chain_command
+from bot.cli.main import main
 from connectors import ManualClock
 from ledger import Ledger
 from monitors.mrkdwn import when
@@ -187,7 +187,7 @@ async def run_in_thread(argv: list[str]) -> int:
 def test_the_chain_chart_draws_a_hop_with_nothing_measured_yet() -> None:
     """A hop with no change that arrived and no declared SLA (a fresh install, a quiet
     week): the chart says so instead of failing (it raised TypeError in max())."""
-    from bot.chain_chart import render_chain_png
+    from bot.charts.chain import render_chain_png
     from monitors.chain import HopSpec, HopStats
 
     start = datetime(2026, 11, 9, tzinfo=UTC)

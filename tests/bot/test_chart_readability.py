@@ -19,9 +19,9 @@ from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from test_summary import NY, SUMMARY, record_adjustments
 
-from bot.charts import CHART_DAYS, chart_start, render_png, sku_chart_png
-from bot.health_charts import HealthSample, render_lag_png, render_rate_png, render_webhook_png
-from bot.summary_chart import render_daily_png, render_weekly_png
+from bot.charts.health import HealthSample, render_lag_png, render_rate_png, render_webhook_png
+from bot.charts.sku import CHART_DAYS, chart_start, render_png, sku_chart_png
+from bot.charts.summary import render_daily_png, render_weekly_png
 from ledger import Ledger
 from ledger.records import LevelRow
 from monitors.reports import AdjustmentRules, daily_adjustments

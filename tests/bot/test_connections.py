@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from bot.connections import MAX_CONNECTIONS, ConnectionLimit, default_limit
+from bot.service.connections import MAX_CONNECTIONS, ConnectionLimit, default_limit
 
 
 class Rig:

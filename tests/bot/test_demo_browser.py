@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bot.demo import DemoWorld, run_demo
+from bot.cli.demo import DemoWorld, run_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.demo import DemoWorld, run_demo
+from bot.cli.demo import DemoWorld, run_demo
 
 
 async def test_the_demo_shows_the_weekly_summary_and_the_home_tab(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.demo import DemoWorld, run_demo
+from bot.cli.demo import DemoWorld, run_demo
 
 
 async def test_resync_and_drift_from_the_channel_page(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.demo import demo_world
-from bot.outbox import OutboxWorker
+from bot.cli.demo import demo_world
+from bot.slack.outbox import OutboxWorker
 from connectors import ManualClock
 from ledger import Ledger
 from monitors.jobs import HealthJob

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.demo import demo_world
-from bot.health_charts import (
+from bot.charts.health import (
     HealthChart,
     HealthHistory,
     bin_deliveries,
@@ -23,8 +22,9 @@ from bot.health_charts import (
     render_rate_png,
     render_webhook_png,
 )
-from bot.outbox import OutboxWorker
+from bot.cli.demo import demo_world
 from bot.service import Service
+from bot.slack.outbox import OutboxWorker
 from connectors import ManualClock
 from connectors.health import Health, ThrottleState
 from ledger import Incident, Ledger

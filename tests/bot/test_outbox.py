@@ -24,7 +24,7 @@ from outbox_testing import (
     worker,
 )
 
-from bot.outbox import ATTENTION_RETRY_SECONDS, HEALTH_FINGERPRINT, MAX_ATTEMPTS
+from bot.slack.outbox import ATTENTION_RETRY_SECONDS, HEALTH_FINGERPRINT, MAX_ATTEMPTS
 from connectors import ManualClock
 from ledger import Ledger
 from sandbox.slack import Call, FakeSlack

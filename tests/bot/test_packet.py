@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kpi_testing import BASELINE, START, WEEK, WRITER, seed_history
 
-from bot.packet import demo_packet, run_packet_command
+from bot.cli.packet import demo_packet, run_packet_command
 from connectors import ManualClock
 from ledger import Ledger
 

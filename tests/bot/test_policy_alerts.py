@@ -14,8 +14,8 @@ import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.demo import DemoWorld, demo_config, demo_world
-from bot.outbox import OutboxWorker
+from bot.cli.demo import DemoWorld, demo_config, demo_world
+from bot.slack.outbox import OutboxWorker
 from connectors import ManualClock
 from ledger import Ledger
 from monitors.assemble import after_diff_hooks

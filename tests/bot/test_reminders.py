@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.demo import demo_config, demo_world
+from bot.cli.demo import demo_config, demo_world
 from bot.service import Service
 from connectors import ManualClock
 from ledger import Ledger

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.demo import demo_world
+from bot.cli.demo import demo_world
 from bot.service import Service, ledger_url
 from ledger import Ledger
 

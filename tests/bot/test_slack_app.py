@@ -16,7 +16,7 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.demo import DemoWorld, demo_world
+from bot.cli.demo import DemoWorld, demo_world
 from bot.service import Service
 from connectors import ManualClock
 from ledger import Incident, Ledger

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.charts import compared_series, render_sku_chart
-from bot.middleware.authorize import Writers
+from bot.charts.sku import compared_series, render_sku_chart
+from bot.slack.middleware.authorize import Writers
 from connectors import ManualClock
 from ledger import LevelRow
 from monitors.config.sections import SlackWriters

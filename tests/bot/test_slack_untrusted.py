@@ -24,7 +24,7 @@ import yaml
 from slack_scopes import ROOT, methods_in_code, scopes_for
 from slack_sdk.signature import SignatureVerifier
 
-from bot.demo import DemoWorld, demo_world
+from bot.cli.demo import DemoWorld, demo_world
 from bot.service import Service
 from connectors import ManualClock
 from ledger import Incident, Ledger

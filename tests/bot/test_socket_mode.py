@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.demo import DemoWorld, demo_world
+from bot.cli.demo import DemoWorld, demo_world
 from bot.service import Service
-from bot.socket_mode import SocketModeError
+from bot.slack.socket_mode import SocketModeError
 from connectors import ManualClock
 from ledger import Ledger
 from sandbox.slack import FakeSlack

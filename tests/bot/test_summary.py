@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.alerts import blocks_json
-from bot.demo import demo_world
-from bot.render.summary import (
+from bot.charts.summary import ReasonTally, reason_tallies, render_daily_chart, render_weekly_chart
+from bot.cli.demo import demo_world
+from bot.service import Service
+from bot.slack.render.alerts import blocks_json
+from bot.slack.render.summary import (
     adjustment_blocks,
     post_daily_adjustments,
     post_weekly_summary,
@@ -21,8 +23,6 @@ from bot.render.summary import (
     weekly_blocks,
     weekly_text,
 )
-from bot.service import Service
-from bot.summary_chart import ReasonTally, reason_tallies, render_daily_chart, render_weekly_chart
 from connectors import ManualClock
 from ledger import AdjustmentCount, Ledger, LocationMismatch, ResponseTimes, SkuDrift
 from monitors.reports import (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from truth_testing import running
 
-from bot.render.summary import post_daily_adjustments
+from bot.slack.render.summary import post_daily_adjustments
 from monitors.reports import AdjustmentRules, daily_adjustments, weekly_summary
 from sandbox.world import World
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from bot.demo import DemoWorld, run_demo
+from bot.cli.demo import DemoWorld, run_demo
 
 SKU = "CAP-NAVY"
 

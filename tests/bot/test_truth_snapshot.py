@@ -10,7 +10,7 @@ from typing import Any
 
 from truth_testing import running
 
-from bot.charts import CHART_DAYS, sku_chart_png
+from bot.charts.sku import CHART_DAYS, sku_chart_png
 
 SKU = "TEE-BLK-M"
 

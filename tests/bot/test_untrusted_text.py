@@ -34,17 +34,17 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.slack_response import SlackResponse
 from test_summary import NY, SUMMARY
 
-from bot.alerts import alert_blocks, alert_text, blocks_json
-from bot.listeners.adjust import unknown_text
-from bot.listeners.commands import confirm_blocks
-from bot.listeners.drift_report import unknown_sku_text
-from bot.render import replies
-from bot.render.lists import incident_list, sync_health
-from bot.render.modals import adjust_modal, root_cause_modal
-from bot.render.report import LocationView, sku_report, sku_report_text, worst_drifts
-from bot.render.summary import adjustment_blocks, adjustment_text, weekly_blocks, weekly_text
-from bot.slack_deps import sorry
-from bot.terminal import render_blocks
+from bot.cli.terminal import render_blocks
+from bot.slack.deps import sorry
+from bot.slack.listeners.adjust import unknown_text
+from bot.slack.listeners.commands import confirm_blocks
+from bot.slack.listeners.drift_report import unknown_sku_text
+from bot.slack.render import replies
+from bot.slack.render.alerts import alert_blocks, alert_text, blocks_json
+from bot.slack.render.lists import incident_list, sync_health
+from bot.slack.render.modals import adjust_modal, root_cause_modal
+from bot.slack.render.report import LocationView, sku_report, sku_report_text, worst_drifts
+from bot.slack.render.summary import adjustment_blocks, adjustment_text, weekly_blocks, weekly_text
 from connectors.health import Health
 from ledger import SYSTEM_ACTOR, AdjustmentCount, Incident, LocationMismatch, SkuDrift
 from ledger.records import Adjustment

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kpi_testing import ONCALL, START, VIEWER, WEEK, WRITER, KpiBot, kpi_bot
 
-from bot.weekly_review import post_weekly_review
+from bot.slack.weekly_review import post_weekly_review
 from ledger import Ledger
 from monitors.config import config_from_dict
 from monitors.wiring import rules_from_config

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bot.demo import demo_world
+from bot.cli.demo import demo_world
 from bot.service import Service
 from connectors import ManualClock
 from ledger import Ledger

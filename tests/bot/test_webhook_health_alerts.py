@@ -10,9 +10,9 @@ import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.demo import demo_world
-from bot.health_alerts import health_blocks
-from bot.outbox import OutboxWorker
+from bot.cli.demo import demo_world
+from bot.slack.outbox import OutboxWorker
+from bot.slack.render.health import health_blocks
 from connectors import ManualClock
 from connectors.health import Health
 from connectors.shopify.subscriptions import (

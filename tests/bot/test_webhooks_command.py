@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.webhookscmd import run_webhooks_command
+from bot.cli.webhooks import run_webhooks_command
 from sandbox.shopify import FakeShopify
 
 CALLBACK = "https://driftwatch.example.com/webhooks/shopify"

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
-from bot.demo import DemoWorld, demo_config, demo_world
+from bot.cli.demo import DemoWorld, demo_config, demo_world
 from bot.service import Service
 from connectors import ManualClock
 from ledger import Incident, Ledger

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.demo import DemoWorld, demo_world
-from bot.outbox import OutboxWorker
+from bot.cli.demo import DemoWorld, demo_world
+from bot.slack.outbox import OutboxWorker
 from connectors import Level, ManualClock
 from ledger import Ledger
 from monitors.drift import DiffRules, SystemRules, diff

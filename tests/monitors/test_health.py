@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.demo import DemoWorld, demo_world
+from bot.cli.demo import DemoWorld, demo_world
 from connectors import ManualClock
 from connectors.base import InventorySystem
 from ledger import Ledger

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.demo import DemoWorld, demo_config, demo_world
+from bot.cli.demo import DemoWorld, demo_config, demo_world
 from connectors import ManualClock
 from ledger import SYSTEM_ACTOR, Ledger
 from monitors.assemble import after_diff_hooks

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.demo import DemoClock, DemoWorld, demo_config, demo_world
+from bot.cli.demo import DemoClock, DemoWorld, demo_config, demo_world
 from connectors import ManualClock
 from ledger import Ledger
 from monitors.config import config_from_dict

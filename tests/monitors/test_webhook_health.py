@@ -15,7 +15,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.demo import demo_config, demo_world
+from bot.cli.demo import demo_config, demo_world
 from connectors import ManualClock
 from connectors.health import Health
 from connectors.normalize import Mapping

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.demo import demo_world
+from bot.cli.demo import demo_world
 from connectors import ManualClock
 from ledger import Ledger
 from monitors.config import config_from_dict

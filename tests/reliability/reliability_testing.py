@@ -26,7 +26,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.engine import make_url
 
-from bot.demo import DemoWorld, demo_config, demo_world
+from bot.cli.demo import DemoWorld, demo_config, demo_world
 from bot.service import Service
 from connectors import ManualClock
 from connectors.shopify.webhooks import sign

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from reliability_testing import WRITER, Bot
 
-from bot.render.modals import AdjustSubmission, parse_adjust, parse_root_cause
+from bot.slack.render.modals import AdjustSubmission, parse_adjust, parse_root_cause
 from connectors.clock import ManualClock
 from connectors.csv import CsvColumns, CsvConnector
 from connectors.errors import ConnectorError

@@ -3,12 +3,12 @@ docs/RELIABILITY.md), kept as regressions now that the product holds them:
 
 A. an incident saved by a process that crashed before queueing its alert is announced
    by the next diff (monitors/pipeline/notify.py);
-B. unsigned or malformed Slack bodies are 401/400, never 500 (bot/slack_app.py checks
+B. unsigned or malformed Slack bodies are 401/400, never 500 (bot/slack/app.py checks
    the signature on the raw body before bolt parses it);
 C. any Shopify answer is levels or a connector error, never a KeyError
    (connectors/shopify/connector.py);
 D. every one of 200 concurrent slash commands is acked within Slack's 3 s (audit
-   entries are group-committed, bot/middleware/audit.py): test_rel_load.py.
+   entries are group-committed, bot/slack/middleware/audit.py): test_rel_load.py.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from reliability_testing import Bot, slack_headers
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
 
-from bot.demo import demo_world
-from bot.outbox import OutboxWorker
+from bot.cli.demo import demo_world
+from bot.slack.outbox import OutboxWorker
 from connectors import ManualClock
 from connectors.errors import ConnectorError
 from connectors.http import RetryPolicy

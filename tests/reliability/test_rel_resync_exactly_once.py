@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.demo import DemoWorld, demo_world
+from bot.cli.demo import DemoWorld, demo_world
 from connectors import ManualClock
 from ledger import Ledger
 from monitors.resync import ResyncRequest, ResyncResult, ResyncService

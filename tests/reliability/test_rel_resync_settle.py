@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from reliability_testing import SECRET, WRITER, Bot, running_bot, wait_for_call
 
-from bot.demo import DemoWorld, demo_world
+from bot.cli.demo import DemoWorld, demo_world
 from bot.service import Service
 from connectors import ManualClock
 from ledger import Incident, Ledger, Resync

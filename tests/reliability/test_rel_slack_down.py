@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.outbox import OutboxWorker
 from bot.service import OUTBOX_INTERVAL_SECONDS
+from bot.slack.outbox import OutboxWorker
 from connectors import ManualClock
 from ledger import Ledger
 from monitors.drift import Drift

@@ -22,7 +22,7 @@ import aiohttp
 from reliability_testing import WRITER, Bot, postgres_url, running_bot, slack_headers
 from sqlalchemy import text
 
-from bot.demo import DemoWorld
+from bot.cli.demo import DemoWorld
 from connectors.shopify.webhooks import level_key
 from ledger import Ledger
 

@@ -1,0 +1,619 @@
+"""The long-running Driftwatch process: the scheduled jobs and the web server.
+
+``Service`` is assembled from a configuration and started and stopped as one unit, so
+tests run the same process in-process that ``driftwatch serve`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.charts.health import HealthChart, HealthHistory
+from bot.charts.sku import AlertChart
+from bot.charts.summary import DailyAdjustmentsChart, WeeklyChart
+from bot.service.connections import (
+    BODY_TIMEOUT_SECONDS,
+    HEADER_TIMEOUT_SECONDS,
+    ConnectionLimit,
+)
+from bot.service.kpi_jobs import KpiJobs
+from bot.slack.app import EVENTS_PATH, build_slack_app, events_handler
+from bot.slack.deps import BotDeps, Work
+from bot.slack.outbox import OutboxWorker
+from bot.slack.render.summary import post_daily_adjustments
+from bot.slack.socket_mode import SocketMode
+from bot.slack.weekly_review import post_weekly_review
+from connectors.base import InventorySystem
+from connectors.clock import Clock, SystemClock
+from connectors.shopify import ShopifyConnector
+from connectors.shopify.webhooks import Touched, WebhookReceiver, make_webhook_handler
+from ledger import Ledger
+from monitors.assemble import (
+    after_diff_hooks,
+    evidence_source,
+    incident_pipeline,
+    webhook_health_job,
+)
+from monitors.config import Config, ShopifySystem, resolve_secret
+from monitors.jobs import DriftDiffJob, HealthJob, Recheck
+from monitors.persistence import Persistence
+from monitors.plans import ResyncPlanner
+from monitors.reports import AdjustmentRules
+from monitors.resync import ResyncService
+from monitors.settle import ResyncSettler
+from monitors.wiring import build_systems, rules_from_config
+
+log = logging.getLogger("driftwatch.service")
+
+OUTBOX_INTERVAL_SECONDS = 2.0
+WEBHOOKS_PATH = "/webhooks/shopify"
+
+
+def ledger_url(config: Config, environ: Mapping[str, str]) -> str:
+    """``DATABASE_URL`` if set, else the config's ``database.url_env`` variable, else
+    ``database.url`` (a SQLite file by default)."""
+    if environ.get("DATABASE_URL"):
+        return environ["DATABASE_URL"]
+    if config.database.url_env:
+        return resolve_secret(
+            config.database.url_env, environ, path="database.url_env"
+        ).get_secret_value()
+    return config.database.url
+
+
+#: pending connections the web server queues (aiohttp's default is 128)
+LISTEN_BACKLOG = 1024
+#: work handed over by Slack acks that runs at once (the rest waits its turn)
+ANSWER_CONCURRENCY = 8
+#: running services that froze the start-up heap (see Service._freeze_startup_heap)
+_FROZEN_SERVICES = 0
+
+
+class Service:
+    """Scheduler + web server + outbox worker around one ledger."""
+
+    def __init__(
+        self,
+        config: Config,
+        environ: Mapping[str, str],
+        ledger: Ledger,
+        *,
+        clock: Clock | None = None,
+        http: httpx.AsyncClient | None = None,
+        max_connections: int | None = None,
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.clock = clock or SystemClock()
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient(timeout=30.0)
+        self.systems: list[InventorySystem] = build_systems(
+            config, client=self.http, clock=self.clock, environ=environ
+        )
+        token = resolve_secret(config.slack.bot_token_env, environ, path="slack.bot_token_env")
+        slack_kwargs: dict[str, Any] = {"token": token.get_secret_value()}
+        if config.slack.api_url:
+            slack_kwargs["base_url"] = str(config.slack.api_url)
+        self.slack = AsyncWebClient(**slack_kwargs)
+        self.outbox = OutboxWorker(
+            ledger, self.slack, self.clock, health_channel=config.slack.alerts_channel
+        )
+        self.rules = rules_from_config(config)
+        self.outbox.on_alert_posted.append(AlertChart(ledger, self.slack, self.rules, self.clock))
+        #: health snapshots over time, for the charts of health incidents (memory only)
+        self.health_history = HealthHistory(self.clock.now())
+        self.outbox.on_alert_posted.append(
+            HealthChart(
+                ledger,
+                self.slack,
+                self.health_history,
+                self.clock,
+                {s.name: s.sla_seconds for s in config.systems},
+            )
+        )
+        self.outbox.on_message_posted.append(WeeklyChart(ledger, self.slack, config.tz))
+        self.outbox.on_message_posted.append(
+            DailyAdjustmentsChart(
+                ledger,
+                self.slack,
+                config.tz,
+                AdjustmentRules(source_of_truth=config.source_of_truth[0]),
+            )
+        )
+        self.resync = ResyncService(self.systems, self.rules, ledger, self.clock)
+        #: resyncs a dead process left pending, settled at start (monitors/settle.py)
+        self.settler = ResyncSettler(self.resync, ledger, self.clock, config.slack.alerts_channel)
+        #: the ids found pending at start and not settled yet (their system was down)
+        self.unsettled: set[int] = set()
+        self.diff_job = DriftDiffJob(
+            self.systems,
+            self.rules,
+            ledger,
+            self.clock,
+            channel=config.slack.alerts_channel,
+            persistence=Persistence.from_config(config),
+            pipeline=incident_pipeline(config),
+            kinds={s.name: s.kind for s in config.systems},
+            evidence=evidence_source(config, ledger, self.clock),
+            after=after_diff_hooks(config, ledger, self.resync, self.clock),
+            planner=ResyncPlanner(
+                self.rules,
+                {s.name: s.write_state for s in config.systems if s.writable},
+                config.policy,
+                config.sku_tags,
+            ),
+        )
+        #: after every resync, its SKU is read again and its alerts tell what is true now
+        self.recheck = Recheck(self.diff_job)
+        self.resync.after.append(self.recheck.after_resync)
+        self.settler.after.append(self.recheck.after_settled)
+        self.health_job = HealthJob(
+            self.systems,
+            ledger,
+            self.clock,
+            channel=config.slack.alerts_channel,
+            sla_seconds={s.name: s.sla_seconds for s in config.systems},
+            pipeline=incident_pipeline(config),
+        )
+        #: the hop-over-SLA check, the decision reminder, the chain charts' outbox hooks
+        self.kpi_jobs = KpiJobs(config, self.rules, ledger, self.clock, self.slack, self.outbox)
+        #: webhook failures (refused signatures, delays, missed changes, subscriptions);
+        #: None when no Shopify system receives webhooks
+        self.webhook_health_job = webhook_health_job(config, ledger, self.clock, self.systems)
+        self.registry = CollectorRegistry()
+        self.job_runs = Counter(
+            "driftwatch_job_runs", "Scheduled job runs", ["job", "outcome"], registry=self.registry
+        )
+        self.scheduler = AsyncIOScheduler(timezone=config.tz)
+        self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        #: open connections are capped; slow clients are evicted, oldest first
+        self.connections = ConnectionLimit(max_connections)
+        self._header_timeout = header_timeout
+        self._body_timeout = body_timeout
+        self._frozen = False
+        self._running: set[asyncio.Task[Any]] = set()
+        self._answers = asyncio.Semaphore(ANSWER_CONCURRENCY)
+        self._stopping = False
+        #: set after every completed diff run (tests and the demo wait on it)
+        self.diff_done = asyncio.Event()
+        self.url: str | None = None
+        self._signing_secret = environ.get(config.slack.signing_secret_env) or None
+        app_token = environ.get(config.slack.app_token_env) or None
+        self.slack_app = self._build_slack_app(environ)
+        #: Socket Mode, when the app-level token is set (started and stopped with us)
+        self.socket_mode = (
+            SocketMode(self.slack_app, app_token)
+            if self.slack_app is not None and app_token
+            else None
+        )
+        self._touched_skus: set[str] = set()
+        self._touched_unknown = False
+        self._targeted_pending = False
+        self.targeted_done = asyncio.Event()
+        self._shop_name = ""
+        self.webhooks = self._build_webhooks(environ)
+
+    def _build_webhooks(self, environ: Mapping[str, str]) -> WebhookReceiver | None:
+        """The Shopify webhook receiver at /webhooks/shopify, when a secret is configured."""
+        shop = next(
+            (
+                s
+                for s in self.config.systems
+                if isinstance(s, ShopifySystem) and s.webhook_secret_env
+            ),
+            None,
+        )
+        if shop is None or shop.webhook_secret_env is None:
+            return None
+        secret = environ.get(shop.webhook_secret_env)
+        if not secret:
+            log.warning("%s is not set: Shopify webhooks are off", shop.webhook_secret_env)
+            return None
+        self._shop_name = shop.name
+        return make_webhook_handler(
+            system=shop.name,
+            secrets=[secret],
+            store=self.ledger,
+            clock=self.clock,
+            on_touched=self._touched,
+            shop_domains=[shop.webhook_shop_domain],
+            read_timeout=self._body_timeout,
+        )
+
+    async def _touched(self, touched: Touched) -> None:
+        """A webhook says a level changed: diff just that SKU, soon (debounced)."""
+        connector = next((s for s in self.systems if s.name == self._shop_name), None)
+        sku = (
+            connector.sku_for_item(touched.inventory_item_id)
+            if isinstance(connector, ShopifyConnector)
+            else None
+        )
+        if sku is None:
+            self._touched_unknown = True  # an item not seen yet: a full diff finds it
+        else:
+            self._touched_skus.add(sku)
+        if not self._targeted_pending:
+            self._targeted_pending = True
+            self.spawn("targeted-diff", self._targeted_diff)
+
+    async def _targeted_diff(self) -> None:
+        await self.clock.sleep(self.config.schedules.debounce_seconds)
+        skus = None if self._touched_unknown else sorted(self._touched_skus)
+        self._touched_skus.clear()
+        self._touched_unknown = False
+        self._targeted_pending = False
+        await self.diff_job.run(skus=skus)
+        await self.outbox.deliver_due()
+        self.targeted_done.set()
+
+    def _build_slack_app(self, environ: Mapping[str, str]) -> AsyncApp | None:
+        """The bolt app: at /slack/events with a signing secret, over Socket Mode with an
+        app-level token; None (and a warning) with neither."""
+        secret = self._signing_secret
+        if not secret and not environ.get(self.config.slack.app_token_env):
+            log.warning(
+                "neither %s nor %s is set: Slack commands and buttons are off",
+                self.config.slack.signing_secret_env,
+                self.config.slack.app_token_env,
+            )
+            return None
+        deps = BotDeps(
+            config=self.config,
+            ledger=self.ledger,
+            clock=self.clock,
+            client=self.slack,
+            outbox=self.outbox,
+            resync=self.resync,
+            systems=self.systems,
+            rules=self.rules,
+            spawn=self.spawn_answer,
+            recheck=self.recheck,
+        )
+        # Without a signing secret (Socket Mode only) /slack/events is not served at all.
+        return build_slack_app(deps, secret or "")
+
+    def spawn(self, name: str, work: Work) -> None:
+        """Run ``work`` now, in the background, tracked: :meth:`stop` waits for it."""
+        task = asyncio.create_task(self._tracked(name, work), name=f"driftwatch:{name}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    def spawn_answer(self, name: str, work: Work) -> None:
+        """Like :meth:`spawn`, for the work a Slack ack hands over (answers, resyncs):
+        at most :data:`ANSWER_CONCURRENCY` run at once, so a burst of commands is acked
+        first and answered right after instead of every answer slowing every ack."""
+
+        async def limited() -> None:
+            async with self._answers:
+                await work()
+
+        self.spawn(name, limited)
+
+    async def idle(self) -> None:
+        """Wait until no job and no work spawned after a Slack ack is running."""
+        while self._running:
+            await asyncio.wait(set(self._running))
+
+    async def _tracked(self, name: str, work: Callable[[], Awaitable[object]]) -> None:
+        if self._stopping:
+            return  # dispatched by the scheduler as we stopped: the ledger may be closing
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            await work()
+        except Exception:
+            self.job_runs.labels(name, "error").inc()
+            log.exception("%s job failed", name)
+        else:
+            self.job_runs.labels(name, "ok").inc()
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    def _sample_health(self) -> None:
+        self.health_history.record([s.health() for s in self.systems], self.clock.now())
+
+    async def _diff(self) -> None:
+        async def work() -> None:
+            await self.diff_job.run()
+            self._sample_health()
+            await self.outbox.deliver_due()
+
+        await self._tracked("diff", work)
+        self.diff_done.set()
+
+    async def _deliver(self) -> None:
+        await self._tracked("outbox", self.outbox.deliver_due)
+
+    async def weekly_summary(self) -> None:
+        """Queue last week's summary (with its review and decision buttons) for the
+        reports channel and deliver."""
+
+        async def work() -> None:
+            await post_weekly_review(self.ledger, self.config, self.rules, self.clock.now())
+            await self.outbox.deliver_due()
+
+        await self._tracked("weekly-summary", work)
+
+    async def daily_adjustments(self) -> None:
+        """Queue yesterday's adjustment report for the reports channel and deliver."""
+
+        async def work() -> None:
+            await post_daily_adjustments(
+                self.ledger,
+                self.config.slack.reports_channel,
+                self.clock.now(),
+                self.config.tz,
+                AdjustmentRules(source_of_truth=self.config.source_of_truth[0]),
+            )
+            await self.outbox.deliver_due()
+
+        await self._tracked("daily-adjustments", work)
+
+    def _schedule_reports(self) -> None:
+        weekly = self.config.schedules.weekly_summary_at()
+        if weekly is not None:
+            day, at = weekly
+            self.scheduler.add_job(
+                self.weekly_summary,
+                CronTrigger(
+                    day_of_week=day, hour=at.hour, minute=at.minute, timezone=self.config.tz
+                ),
+                id="weekly-summary",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
+        daily = self.config.schedules.daily_adjustments_at()
+        if daily is not None:
+            self.scheduler.add_job(
+                self.daily_adjustments,
+                CronTrigger(hour=daily.hour, minute=daily.minute, timezone=self.config.tz),
+                id="daily-adjustments",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
+
+    async def _health(self) -> None:
+        async def work() -> None:
+            self._sample_health()
+            await self.health_job.run()
+            await self.outbox.deliver_due()
+
+        await self._tracked("health", work)
+
+    async def _webhook_health(self) -> None:
+        job = self.webhook_health_job
+        if job is None:
+            return
+
+        async def work() -> None:
+            await job.run()
+            await self.outbox.deliver_due()
+
+        await self._tracked("webhook-health", work)
+
+    async def settle_resyncs(self) -> None:
+        """Settle the resyncs found pending at start (see :meth:`start`) that are not
+        settled yet, tell whoever asked, and deliver. Scheduled again while any is left
+        (its system could not be reached)."""
+        if not self.unsettled:
+            return
+
+        async def work() -> None:
+            settled = await self.settler.settle(self.unsettled)
+            self.unsettled = settled.left
+            await self.outbox.deliver_due()
+
+        await self._tracked("settle-resyncs", work)
+
+    def web_app(self) -> web.Application:
+        app = web.Application(middlewares=[self.connections.middleware])
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        if self.slack_app is not None and self._signing_secret:
+            app.router.add_post(
+                EVENTS_PATH,
+                events_handler(
+                    self.slack_app, self._signing_secret, read_timeout=self._body_timeout
+                ),
+            )
+        if self.webhooks is not None:
+            app.router.add_post(WEBHOOKS_PATH, self.webhooks.handle)
+        return app
+
+    async def start(
+        self, *, host: str | None = None, port: int | None = None, schedule: bool = True
+    ) -> str:
+        """Start the jobs (the first diff runs at once), the web server and Socket Mode;
+        return the server's URL. A refused app token stops the start (SocketModeError).
+
+        ``schedule=False`` registers the jobs but never fires them (the scheduler starts
+        paused): a test that counts side effects runs each job itself with
+        :meth:`run_job`, so no timer races its assertions."""
+        # Before anything can start a resync here, the resyncs left pending are a dead
+        # process's (between its write and its record); settled before any job runs.
+        try:
+            self.unsettled = await self.settler.pending_ids()
+        except Exception:
+            log.exception("could not list the resyncs left pending")
+        if self.socket_mode is not None:
+            await self.socket_mode.start()
+        await self.settle_resyncs()
+        now = datetime.now(self.config.tz)
+        self.scheduler.add_job(
+            self.settle_resyncs,
+            "interval",
+            seconds=self.config.schedules.health_seconds,
+            id="settle-resyncs",
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            self._diff,
+            "interval",
+            seconds=self.config.schedules.full_diff_seconds,
+            id="drift-diff",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now,
+        )
+        self.scheduler.add_job(
+            self._health,
+            "interval",
+            seconds=self.config.schedules.health_seconds,
+            id="health",
+            max_instances=1,
+            coalesce=True,
+        )
+        if self.webhook_health_job is not None:
+            # as often as sync health; the job spaces its own subscription checks
+            self.scheduler.add_job(
+                self._webhook_health,
+                "interval",
+                seconds=self.config.schedules.health_seconds,
+                id="webhook-health",
+                max_instances=1,
+                coalesce=True,
+            )
+        self.scheduler.add_job(
+            self._deliver,
+            "interval",
+            seconds=OUTBOX_INTERVAL_SECONDS,
+            id="outbox",
+            max_instances=1,
+            coalesce=True,
+        )
+        self._schedule_reports()
+        self.kpi_jobs.schedule(self.scheduler, self._tracked)
+        self.scheduler.start(paused=not schedule)
+        self._resume_webhooks()
+        # keepalive_timeout is also how long a connection may take to send a request
+        # head: aiohttp counts it from the connection (or the last answer) and does not
+        # restart it when another byte trickles in
+        self._runner = web.AppRunner(
+            self.web_app(), access_log=None, keepalive_timeout=self._header_timeout
+        )
+        await self._runner.setup()
+        if self._runner.server is None:
+            raise RuntimeError("aiohttp's runner made no server")
+        self.connections.attach(self._runner.server)
+        bind_host = host or self.config.server.host
+        # a backlog above aiohttp's 128: a burst of Slack commands or webhooks opening
+        # new connections would otherwise wait out a 1 s SYN retry past the 128th
+        self._listener = await asyncio.get_running_loop().create_server(
+            self.connections,
+            bind_host,
+            self.config.server.port if port is None else port,
+            backlog=LISTEN_BACKLOG,
+        )
+        bound = self._listener.sockets[0].getsockname()[1]
+        self.url = f"http://{bind_host}:{bound}"
+        self._freeze_startup_heap()
+        return self.url
+
+    async def run_job(self, job_id: str) -> None:
+        """Run the scheduled job ``job_id`` (``drift-diff``, ``health``, ``outbox``,
+        ``webhook-health``, ``weekly-summary``, ``daily-adjustments``) now, once."""
+        job = self.scheduler.get_job(job_id)
+        if job is None:
+            raise KeyError(f"no job {job_id!r}")
+        await job.func()
+
+    def _resume_webhooks(self) -> None:
+        """Process the webhooks a previous process answered but never processed."""
+        if self.webhooks is not None:
+            self.spawn("resume-webhooks", self.webhooks.resume)
+
+    def _freeze_startup_heap(self) -> None:
+        """Exclude everything alive after start-up from the garbage collector's scans.
+
+        Measured (docs/RELIABILITY.md): the recording stalls under steady webhook load
+        were the event loop stopped by full (generation 2) collections, which traverse
+        every object alive: modules, the bolt app, the schema of an in-process fake
+        Shopify — 0.2 s with the service alone, over 1 s with the sandbox in the same
+        process. Frozen, those objects are never traversed again; :meth:`stop` thaws
+        them when the last running service stops."""
+        global _FROZEN_SERVICES
+        if not self._frozen:
+            self._frozen = True
+            _FROZEN_SERVICES += 1
+            gc.freeze()
+
+    def _thaw_heap(self) -> None:
+        global _FROZEN_SERVICES
+        if self._frozen:
+            self._frozen = False
+            _FROZEN_SERVICES -= 1
+            if _FROZEN_SERVICES == 0:
+                gc.unfreeze()
+
+    async def stop(self, grace_seconds: float = 30.0) -> None:
+        """Stop scheduling, let running jobs finish (a resync is not cut in half), close."""
+        self._stopping = True
+        if self.socket_mode is not None:
+            await self.socket_mode.stop()  # no new commands; those acked finish below
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
+        if self.webhooks is not None:
+            # Let deliveries already acknowledged finish processing (they are recorded
+            # and Shopify will not resend them), then close.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.webhooks.idle(), grace_seconds)
+            await self.webhooks.close()
+        if self._own_http:
+            await self.http.aclose()
+        self._thaw_heap()
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        systems = {}
+        for system in self.systems:
+            h = system.health()
+            systems[system.name] = {
+                "last_success": h.last_success.isoformat() if h.last_success else None,
+                "error_streak": h.error_streak,
+                "last_error": h.last_error,
+            }
+        ok = all(s["error_streak"] == 0 for s in systems.values())
+        body = {"status": "ok" if ok else "degraded", "systems": systems}
+        if self.outbox.last_error:
+            body["slack_last_error"] = self.outbox.last_error
+        return web.json_response(body, status=200)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )

@@ -267,6 +267,12 @@ async def test_a_message_refused_in_every_form_is_given_up_and_on_call_hears_of_
     assert f"outbox entry {opened.id}" in str(health.details)
     [health_alert] = alerts_for(slack, health.id)
     assert "Slack refused" in health_alert.text
+    shown = str(health_alert.blocks)
+    assert "Last refusal" in shown
+    assert "invalid_blocks" in shown
+    assert "/invite @Driftwatch" in shown  # what to check
+    assert "Last good sync" not in shown
+    assert "Age vs SLA" not in shown
     # the incident's later message is not held up: it brings the alert with it
     assert update.status == "delivered"
     [alert] = alerts_for(slack, incident.id)

@@ -19,6 +19,11 @@ from ledger import Incident
 from monitors.mrkdwn import escape, person, public_error, when
 
 ADVICE = {
+    "slack_refused": "Slack refused a message in every form Driftwatch can send (full, "
+    "reduced, bare text): see the last error. Usually the bot is not in the channel "
+    "(`/invite @Driftwatch`), the channel is archived, or the token was revoked. The "
+    "incident the message belonged to is still in the ledger (`/incidents` lists it); "
+    "resolve this one once messages flow again.",
     "sync_stale": "Check the connector's credentials and the system's status; counts from "
     "this system are not being compared until it syncs again.",
     "sync_failing": "Reads keep failing: see the last error. A revoked token or a changed "
@@ -68,6 +73,8 @@ def health_blocks(incident: Incident) -> list[Block]:
         return webhook_blocks(incident)
     d: dict[str, Any] = dict(incident.details or {})
     resolved = incident.status == "resolved"
+    if incident.kind == "slack_refused":  # about delivery, not a system's reads
+        return _refused_blocks(incident, d, resolved)
     last = when(d["last_success"]) if d.get("last_success") else "never"
     fields = [
         field(f"*System*\n{escape(d.get('system'), 100)}"),
@@ -90,6 +97,24 @@ def health_blocks(incident: Incident) -> list[Block]:
     advice = ADVICE.get(incident.kind)
     if advice:
         blocks.append(SectionBlock(text=md(f"*What to check*\n{advice}")))
+    return blocks + _footer(incident)
+
+
+def _refused_blocks(incident: Incident, d: dict[str, Any], resolved: bool) -> list[Block]:
+    """Messages Slack would not take: no read, no SLA, no 'last good sync' to show."""
+    blocks: list[Block] = [
+        header(("✅ Resolved: " if resolved else "") + incident.title),
+        SectionBlock(
+            fields=[
+                field(f"*System*\n{escape(d.get('system'), 100)}"),
+                field(f"*Since*\n{when(incident.opened_at)}"),
+            ]
+        ),
+    ]
+    if d.get("last_error"):
+        error = public_error(d["last_error"], 2800)
+        blocks.append(SectionBlock(text=md(f"*Last refusal*\n```{error}```")))
+    blocks.append(SectionBlock(text=md(f"*What to check*\n{ADVICE['slack_refused']}")))
     return blocks + _footer(incident)
 
 

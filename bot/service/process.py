@@ -407,6 +407,8 @@ class Service:
             return
 
         async def work() -> None:
+            if self.webhooks is not None:
+                await self.webhooks.flush()  # judge every delivery answered before now
             await job.run()
             await self.outbox.deliver_due()
 

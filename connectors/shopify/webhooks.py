@@ -399,6 +399,15 @@ class WebhookReceiver:
             return web.Response(status=503, text="try again")
         return web.Response(status=200, text="ok")
 
+    async def flush(self) -> None:
+        """Wait until what was answered so far is written: deliveries and refusal counts.
+
+        Refusals are counted in memory and reach the store with the next group commit;
+        a webhook-health check flushes first, so it judges every answer given before it.
+        """
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer})
+
     async def idle(self) -> None:
         """Wait until every delivery received so far is recorded and processed."""
         while True:

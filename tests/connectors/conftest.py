@@ -23,5 +23,6 @@ def mapping() -> TableMapping:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    # 60 s is a hang guard: a loaded machine may take seconds per answer, never fails
+    async with httpx.AsyncClient(timeout=60.0) as client:
         yield client

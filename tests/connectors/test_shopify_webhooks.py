@@ -145,7 +145,8 @@ async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
+    # 60 s is a hang guard: a loaded machine may take seconds per answer, never fails
+    async with httpx.AsyncClient(timeout=60.0) as client:
         yield client
 
 

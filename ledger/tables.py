@@ -91,6 +91,8 @@ class LevelHistoryRow(SQLModel, table=True):
     __tablename__ = "level_history"
     __table_args__ = (
         Index("ix_level_history_key_time", "sku", "system", "location", "state", "observed_at"),
+        # level_changes and the webhook-health monitor read one system's recent changes.
+        Index("ix_level_history_system_time", "system", "observed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
@@ -276,6 +278,8 @@ class WebhookDeliveryRow(SQLModel, table=True):
         UniqueConstraint("system", "dedupe_key", name="uq_webhook_deliveries_dedupe"),
         Index("ix_webhook_deliveries_received_at", "received_at"),
         Index("ix_webhook_deliveries_ordered", "system", "resource_key", "ordered_at"),
+        # topics_seen probes each topic's newest delivery; evidence reads one topic's window.
+        Index("ix_webhook_deliveries_topic_time", "system", "topic", "received_at"),
         _one_of("outcome", WEBHOOK_OUTCOMES, "ck_webhook_deliveries_outcome"),
     )
 

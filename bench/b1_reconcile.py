@@ -230,7 +230,9 @@ async def _measure(
                 if failures:
                     raise RuntimeError(f"B1: systems failed: {failures}")
                 async with meter.step("record"):
-                    recorded = await ledger.record_levels(observations(levels))
+                    recorded = await ledger.record_levels(
+                        observations(levels), complete=[s.name for s in systems]
+                    )
                 async with meter.step("diff"):
                     drifts = diff(levels, rules)
             runs.append(meter)

@@ -74,7 +74,9 @@ NOTES = """\
   how close it paces to the bucket. The one-call-per-item baseline runs on a sample and
   is scaled linearly to the full count.
 - **B4** signed requests over HTTP to `Service`'s `/slack/events` (the real bolt app);
-  sender, bot and fakes share one process and one event loop. `/drift SKU` answers
+  the 200 concurrent commands come from a load generator in another process
+  (`bench/b4_sender.py`), so it does not take the bot's event loop; bot and fakes share
+  one process. `/drift SKU` answers
   through the response_url without a chart; the chart comes with its Share button, so a
   "full answer" sample is `/drift` → private answer → Share → chart upload completed.
   Baseline: the same on an empty ledger.

@@ -61,6 +61,27 @@ def peak_rss_mb() -> float:
     return kib / 1024 if sys.platform != "darwin" else kib / 1024 / 1024
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) this process has used so far, all its threads
+    included (``getrusage(RUSAGE_SELF)``): the SQLite driver's thread counts, a
+    database server or a child process does not."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) another process has used so far, from
+    ``/proc/PID/stat``; None where that cannot be read (not Linux, another user's)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # after the ")" closing the command name: state is field 3, utime 14 and stime 15
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: Iterable[float], pct: float) -> float:
     """The ``pct`` percentile (nearest rank) of ``values``."""
     ordered = sorted(values)

@@ -2,8 +2,9 @@
 ``bot.service.Service`` (the real bolt app at ``/slack/events``), its ledger holding N
 levels with a week of history.
 
-* **Ack:** C ``/drift SKU`` commands sent at once; each one's time to the HTTP answer
-  (Slack's ack) is measured by the sender.
+* **Ack:** C ``/drift SKU`` commands sent at once from another process
+  (:mod:`bench.b4_sender`, so the load generator does not share the bot's event loop);
+  each one's time to the HTTP answer (Slack's ack) is measured by that sender.
 * **Full answer with its chart:** ``/drift SKU`` answers privately through the
   ``response_url`` (no chart); the chart comes with its "Share in channel" button (the
   report posted in the channel and the 7-day chart uploaded in its thread). A sample is
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -172,6 +174,44 @@ class Sender:
         return time.perf_counter() - start
 
 
+class LoadProcess:
+    """:mod:`bench.b4_sender` in a child process: the concurrent commands are sent from
+    there, so the sender's own work does not run on the bot's event loop."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> LoadProcess:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.b4_sender",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return self
+
+    async def send(self, job: dict[str, Any]) -> list[tuple[float, int]]:
+        assert self.proc is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps(job) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("B4: the load generator exited early")
+        return [(float(s), int(status)) for s, status in json.loads(line)["acks"]]
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        if self.proc.stdin is not None:
+            self.proc.stdin.write(b"\n")
+            await self.proc.stdin.drain()
+            self.proc.stdin.close()
+        await self.proc.wait()
+
+
 async def _measure(size: Size, history: bool, tmp: Path) -> dict[str, Any]:
     shopify, wms = FakeShopify(), FakeWMS(token=WMS_TOKEN)
     slack = FakeSlack(
@@ -197,7 +237,10 @@ async def _measure(size: Size, history: bool, tmp: Path) -> dict[str, Any]:
     }
     result: dict[str, Any] = {}
     try:
-        async with Ledger.from_url(f"sqlite:///{tmp / f'b4-{history}.db'}") as ledger:
+        async with (
+            LoadProcess() as load,
+            Ledger.from_url(f"sqlite:///{tmp / f'b4-{history}.db'}") as ledger,
+        ):
             await ledger.upgrade()
             levels = 0
             if history:
@@ -223,7 +266,7 @@ async def _measure(size: Size, history: bool, tmp: Path) -> dict[str, Any]:
                     bodies = [
                         sender.command(f"SKU-{n % 20:06d}")[0] for n in range(size.concurrent)
                     ]
-                    acks = await asyncio.gather(*(sender.post(b) for b in bodies))
+                    acks = await load.send({"url": url, "secret": secret, "bodies": bodies})
                     bad = [status for _, status in acks if status != 200]
                     if bad:
                         raise RuntimeError(f"B4: acks failed: {bad[:5]}")

@@ -56,8 +56,12 @@ NOTES = """\
 
 - **B1** `monitors.reconcile`'s steps (`read_all`, `ledger.record_levels`, `drift.diff`)
   timed one by one against the fake Shopify (bulk operation JSONL), the fake WMS (paged
-  REST, 500 per page) and the fake ERP (one CSV export), into a SQLite ledger. The fakes run
-  in their own process (`bench/fakes.py`), so peak RSS is the product's process. Two knobs
+  REST, 500 per page) and the fake ERP (one CSV export), into a SQLite ledger (B1) and a
+  fresh PostgreSQL schema (B1PG). The fakes run in their own process (`bench/fakes.py`),
+  so peak RSS is the product's process. Product CPU = `getrusage(RUSAGE_SELF)` user +
+  system of that process (every thread, the SQLite driver's included); the fakes' CPU
+  (`/proc/PID/stat` of their process) and, on PostgreSQL, the database server's (its
+  backends for this run's connections) are reported beside it, and wall time too. Two knobs
   remove costs of the fakes only: the bulk operation completes as soon as it is polled,
   and the fake WMS keeps its levels sorted between pages (it sorts the whole table per
   request). The product still waits its first bulk poll interval (1 s).
@@ -70,7 +74,9 @@ NOTES = """\
   how close it paces to the bucket. The one-call-per-item baseline runs on a sample and
   is scaled linearly to the full count.
 - **B4** signed requests over HTTP to `Service`'s `/slack/events` (the real bolt app);
-  sender, bot and fakes share one process and one event loop. `/drift SKU` answers
+  the 200 concurrent commands come from a load generator in another process
+  (`bench/b4_sender.py`), so it does not take the bot's event loop; bot and fakes share
+  one process. `/drift SKU` answers
   through the response_url without a chart; the chart comes with its Share button, so a
   "full answer" sample is `/drift` → private answer → Share → chart upload completed.
   Baseline: the same on an empty ledger.

@@ -26,6 +26,12 @@ CurrentRow = tuple[str, str, str, str, int, datetime, datetime | None, str]
 HistoryRow = tuple[str, str, str, str, int, datetime, str]
 
 _KEY = ("system", "sku", "location", "state")
+#: A current row's ``observed_at`` (alias ``c``), lifted to its system's last complete
+#: read (alias ``r``, ``level_reads``) unless that read did not report it.
+EFFECTIVE_OBSERVED_AT = (
+    "(CASE WHEN c.absent OR r.observed_at IS NULL OR r.observed_at <= c.observed_at "
+    "THEN c.observed_at ELSE r.observed_at END)"
+)
 _HISTORY = (*_KEY, "quantity", "observed_at", "source")
 _CURRENT = (*_KEY, "quantity", "observed_at", "changed_at", "source")
 
@@ -64,11 +70,22 @@ class LevelBulk:
             return f"SELECT {fields} FROM {rows_from}"
 
         text4 = ("text",) * 4
+        current_columns = [f"c.{c}" for c in _CURRENT]
+        current_columns[5] = f"{EFFECTIVE_OBSERVED_AT} AS observed_at"
         self._load = (
-            f"SELECT {', '.join(f'c.{c}' for c in _CURRENT)} "
+            f"SELECT {', '.join(current_columns)} "
             f"FROM ({select(_KEY, text4)}) AS k "
             "JOIN level_current AS c ON c.system = k.system AND c.sku = k.sku "
-            "AND c.location = k.location AND c.state = k.state"
+            "AND c.location = k.location AND c.state = k.state "
+            "LEFT JOIN level_reads AS r ON r.system = c.system"
+        )
+        # Keys a complete read did not report: their observed_at stops at the read before.
+        self._absent = (
+            "UPDATE level_current AS c SET absent = true, observed_at = CASE "
+            "WHEN r.observed_at IS NOT NULL AND c.observed_at < r.observed_at "
+            "THEN r.observed_at ELSE c.observed_at END "
+            f"FROM ({select(_KEY, text4)}) AS k, level_reads AS r "
+            f"WHERE {_join('c', 'k')} AND r.system = c.system"
         )
         history_types = (*text4, "integer", "timestamptz", "text")
         self._history = (
@@ -81,7 +98,7 @@ class LevelBulk:
             f"{select(_CURRENT, current_types)} WHERE true "
             "ON CONFLICT (system, sku, location, state) DO UPDATE SET "
             "quantity = excluded.quantity, observed_at = excluded.observed_at, "
-            "changed_at = excluded.changed_at, source = excluded.source "
+            "changed_at = excluded.changed_at, source = excluded.source, absent = false "
             "WHERE level_current.observed_at <= excluded.observed_at"
         )
         # An observation that brings nothing new: same quantity and source, and either
@@ -91,15 +108,22 @@ class LevelBulk:
             "c.quantity = k.quantity AND c.source = k.source "
             f"AND (k.changed_at IS NULL OR c.changed_at {same} k.changed_at)"
         )
+        # (r: the system's last complete read, whose time stands for the keys it found)
+        reads = "LEFT JOIN level_reads AS r ON r.system = k.system"
         self._refresh = (
-            f"UPDATE level_current AS c SET observed_at = k.observed_at FROM {incoming} AS k "
-            f"WHERE {_join('c', 'k')} AND {unchanged} AND c.observed_at < k.observed_at"
+            "UPDATE level_current AS c SET absent = false, observed_at = CASE "
+            "WHEN c.observed_at < k.observed_at THEN k.observed_at ELSE c.observed_at END "
+            f"FROM {incoming} AS k {reads} "
+            f"WHERE {_join('c', 'k')} AND {unchanged} "
+            f"AND {EFFECTIVE_OBSERVED_AT} <= k.observed_at "
+            "AND (c.observed_at < k.observed_at OR c.absent)"
         )
         self._differing = (
-            f"SELECT {', '.join(f'k.{c}' for c in _KEY)}, c.system, "
-            f"{', '.join(f'c.{c}' for c in _CURRENT[4:])} "
-            f"FROM {incoming} AS k LEFT JOIN level_current AS c ON {_join('c', 'k')} "
-            f"WHERE c.system IS NULL OR NOT ({unchanged} AND c.observed_at <= k.observed_at)"
+            f"SELECT {', '.join(f'k.{c}' for c in _KEY)}, c.system, c.quantity, "
+            f"{EFFECTIVE_OBSERVED_AT}, c.changed_at, c.source "
+            f"FROM {incoming} AS k LEFT JOIN level_current AS c ON {_join('c', 'k')} {reads} "
+            f"WHERE c.system IS NULL OR NOT ({unchanged} "
+            f"AND {EFFECTIVE_OBSERVED_AT} <= k.observed_at)"
         )
 
     async def load_current(self, conn: AsyncConnection, keys: Sequence[Key]) -> list[CurrentRow]:
@@ -152,6 +176,13 @@ class LevelBulk:
         if len(pending) < len(rows):  # else there is nothing to refresh (a first poll)
             await conn.exec_driver_sql(self._refresh, (data,))
         return pending
+
+    async def mark_absent(self, conn: AsyncConnection, keys: Sequence[Key]) -> None:
+        """Mark ``keys`` as not reported by their system's complete read (done before
+        ``level_reads`` takes that read's time): their ``observed_at`` becomes the
+        previous complete read's, where that is later, and stays there."""
+        if keys:
+            await conn.exec_driver_sql(self._absent, (json.dumps(list(keys)),))
 
     async def insert_history(self, conn: AsyncConnection, rows: Sequence[HistoryRow]) -> None:
         """Append history rows."""

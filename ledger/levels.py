@@ -7,19 +7,24 @@ so a poll that finds nothing new writes no history at all.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
+from operator import itemgetter
+from typing import Any
 
-from sqlalchemy import func, select, union, union_all
+import numpy as np
+from sqlalchemy import case, func, or_, select, union, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.bulk import CurrentRow, HistoryRow, Key, LevelBulk, bulk_for
 from ledger.errors import InvalidArgument
 from ledger.records import LevelObservation, LevelRow, RecordResult
-from ledger.store import Store
-from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_HISTORY
+from ledger.store import Store, dialect_insert
+from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_HISTORY, LEVEL_READS
 from ledger.types import require_utc
+from ledger.watermark import Changes, Marks, Probe, key_hash, micros
 
 #: Observations per round of record_levels: one UPDATE, one read and two writes a round.
 CHUNK = 20_000
@@ -30,7 +35,13 @@ READ_CHUNK = 500
 class Levels(Store):
     """Recording and reading levels."""
 
-    async def record_levels(self, observations: Iterable[LevelObservation]) -> RecordResult:
+    #: per system, its current levels in memory (:mod:`ledger.watermark`)
+    _marks: dict[str, Marks]
+    _record_lock: asyncio.Lock | None = None
+
+    async def record_levels(
+        self, observations: Iterable[LevelObservation], *, complete: Collection[str] = ()
+    ) -> RecordResult:
         """Store a batch of observations, in one transaction.
 
         Per key, observations are applied in ``observed_at`` order. One older than the
@@ -40,26 +51,39 @@ class Levels(Store):
         new ones). ``changed_at`` is the system's own value when given, else the
         ``observed_at`` of the change.
 
+        ``complete`` names the systems whose every level the batch holds (a full
+        read). For them the batch is checked against the read watermark
+        (:mod:`ledger.watermark`) first: a key found unchanged is not written at all,
+        the system's read time (``level_reads``) stands for its ``observed_at``, and a
+        key the read did not report is marked ``absent`` (its ``observed_at`` stays
+        where it was). So a full read writes only what changed, is new, or vanished.
+
         ``observations`` is consumed as a stream, ``CHUNK`` at a time, so a full poll
         is never held in memory twice: the order above holds within a chunk, and across
         chunks in arrival order (an observation of a key older than one an earlier chunk
         of the same batch stored is stale). A poll, one observation per key, is
-        unaffected. Observations that bring nothing new cost no Python object beyond a
-        tuple: the database compares them and refreshes their ``observed_at`` itself.
+        unaffected.
         """
         chunks = _chunks(observations)
         first = next(chunks, None)
-        if first is None:
+        if first is None and not complete:
             return RecordResult(observed=0, changed=0, stale=0)
-        bulk = bulk_for(self.dialect)
-        total = changed = stale = 0
-        async with self._write() as conn:
-            for chunk in itertools.chain((first,), chunks):
-                total += len(chunk)
-                written, ignored = await _record_chunk(conn, bulk, chunk)
-                changed += written
-                stale += ignored
-        return RecordResult(observed=total, changed=changed, stale=stale)
+        if self._record_lock is None:
+            self._record_lock = asyncio.Lock()
+            self._marks = {}
+        async with self._record_lock:
+            batch = _Batch(self._marks, bulk_for(self.dialect), frozenset(complete))
+            try:
+                async with self._write() as conn:
+                    for chunk in itertools.chain((first or [],), chunks):
+                        await batch.record(conn, chunk)
+                    await batch.finish(conn)
+            except BaseException:
+                for system in batch.touched:
+                    self._marks.pop(system, None)
+                raise
+            batch.committed()
+        return RecordResult(observed=batch.total, changed=batch.changed, stale=batch.stale)
 
     async def current_levels(
         self, sku: str | None = None, skus: Sequence[str] | None = None
@@ -75,16 +99,24 @@ class Levels(Store):
             LEVEL_CURRENT.c.state,
         )
         wanted = sorted({*(skus or ()), *((sku,) if sku is not None else ())})
+        c, r = LEVEL_CURRENT.c, LEVEL_READS.c
+        # a key its system's last complete read found unchanged was observed then
+        observed_at = case(
+            (or_(c.absent, r.observed_at.is_(None), r.observed_at <= c.observed_at), c.observed_at),
+            else_=r.observed_at,
+        ).label("observed_at")
+        columns = (c.system, c.sku, c.location, c.state, c.quantity, observed_at, c.changed_at)
+        current = select(*columns, c.source).select_from(
+            LEVEL_CURRENT.outerjoin(LEVEL_READS, r.system == c.system)
+        )
         rows: list[LevelRow] = []
         async with self._read() as conn:
             if sku is None and skus is None:
-                result = await conn.execute(select(LEVEL_CURRENT).order_by(*order))
+                result = await conn.execute(current.order_by(*order))
                 rows = [LevelRow.from_row(r) for r in result.mappings()]
             for start in range(0, len(wanted), READ_CHUNK):
-                query = (
-                    select(LEVEL_CURRENT)
-                    .where(LEVEL_CURRENT.c.sku.in_(wanted[start : start + READ_CHUNK]))
-                    .order_by(*order)
+                query = current.where(c.sku.in_(wanted[start : start + READ_CHUNK])).order_by(
+                    *order
                 )
                 rows.extend(LevelRow.from_row(r) for r in (await conn.execute(query)).mappings())
         return rows
@@ -132,14 +164,164 @@ def _chunks(observations: Iterable[LevelObservation]) -> Iterator[list[LevelObse
         yield chunk
 
 
+class _Batch:
+    """One call of :meth:`Levels.record_levels`: its chunks, its watermark work, and
+    what it did (applied to the watermark once committed)."""
+
+    def __init__(self, marks: dict[str, Marks], bulk: LevelBulk, complete: frozenset[str]) -> None:
+        self.marks, self.bulk, self.complete = marks, bulk, complete
+        self.total = self.changed = self.stale = 0
+        #: system -> (version found when locked, previous complete read)
+        self.locked: dict[str, tuple[int, datetime | None]] = {}
+        self.changes: dict[str, Changes] = {}
+        #: per complete system: the earliest observation of the read (its read time)
+        self.read_at: dict[str, datetime] = {}
+
+    @property
+    def touched(self) -> set[str]:
+        return set(self.locked)
+
+    async def _lock(self, conn: AsyncConnection, systems: Iterable[str]) -> None:
+        """Lock the ``level_reads`` rows of ``systems`` (created if missing), in name
+        order, and drop any watermark another process's write has made stale."""
+        wanted = sorted(set(systems) - self.locked.keys())
+        if not wanted:
+            return
+        reads = LEVEL_READS.c
+        insert = dialect_insert(conn.dialect.name, LEVEL_READS)
+        await conn.execute(
+            insert.values([{"system": s, "version": 0} for s in wanted]).on_conflict_do_nothing()
+        )
+        query = select(reads.system, reads.version, reads.observed_at).where(
+            reads.system.in_(wanted)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.order_by(reads.system).with_for_update()
+        for system, version, confirmed in await conn.execute(query):
+            self.locked[system] = (int(version), confirmed)
+            marks = self.marks.get(system)
+            if marks is not None and marks.version != version:
+                del self.marks[system]
+        for system in wanted:
+            if system in self.complete and system not in self.marks:
+                self.marks[system] = await self._load(conn, system)
+            if system in self.marks:
+                self.changes[system] = Changes()
+                if system in self.complete:
+                    self.changes[system].seen = np.zeros(len(self.marks[system]), np.bool_)
+
+    async def _load(self, conn: AsyncConnection, system: str) -> Marks:
+        c = LEVEL_CURRENT.c
+        query = select(
+            c.sku, c.location, c.state, c.quantity, c.observed_at, c.changed_at, c.source, c.absent
+        ).where(c.system == system)
+        rows = [tuple(r) for r in await conn.execute(query)]
+        version, confirmed = self.locked[system]
+        return Marks.build(rows, confirmed, version)
+
+    async def record(self, conn: AsyncConnection, chunk: list[LevelObservation]) -> None:
+        """One chunk: checked, filtered through the watermark, recorded."""
+        by_system: dict[str, list[LevelObservation]] = {}
+        for obs in chunk:
+            _check(obs)
+            by_system.setdefault(obs.system, []).append(obs)
+        await self._lock(conn, itertools.chain(self.complete, by_system))
+        self.total += len(chunk)
+        del chunk
+        passed: list[LevelObservation] = []
+        probes: list[tuple[str, list[LevelObservation], Probe]] = []
+        for system, observations in by_system.items():
+            marks = self.marks.get(system)
+            if marks is None:
+                passed += observations
+                continue
+            probe = Probe(marks, observations)
+            if system in self.complete:
+                seen = self.changes[system].seen
+                assert seen is not None
+                seen[probe.at[probe.found]] = True
+                earliest = min(o.observed_at for o in observations)
+                self.read_at[system] = min(self.read_at.get(system, earliest), earliest)
+                keep = ~probe.unchanged()
+                observations = list(itertools.compress(observations, keep.tolist()))
+                probe.select(keep)
+            passed += observations
+            probes.append((system, observations, probe))
+        del by_system
+        written, stale, upserts, pending = await _record_chunk(conn, self.bulk, passed)
+        self.changed += written
+        self.stale += stale
+        by_system_rows = {s: list(rows) for s, rows in itertools.groupby(upserts, itemgetter(0))}
+        for system, observations, probe in probes:
+            changes = self.changes[system]
+            rows = by_system_rows.get(system, [])
+            changes.write(self.marks[system], list(map(itemgetter(slice(1, 8)), rows)))
+            if not probe.found.any():
+                continue
+            refreshed = probe.found & np.fromiter(
+                ((system, o.sku, o.location, o.state) not in pending for o in observations),
+                np.bool_,
+                len(observations),
+            )
+            changes.refreshed_at.append(probe.at[refreshed])
+            changes.refreshed_observed.append(probe.observed[refreshed])
+
+    async def finish(self, conn: AsyncConnection) -> None:
+        """Mark the keys complete reads did not report, and take each system's read
+        time and new version."""
+        await self._lock(conn, self.complete)
+        reads = LEVEL_READS.c
+        for system in sorted(self.locked):
+            changes = self.changes.get(system)
+            if system in self.complete and changes is not None and changes.seen is not None:
+                await self._mark_vanished(conn, system, changes.seen)
+            values: dict[str, Any] = {"version": reads.version + 1}
+            read_at = self.read_at.get(system)
+            if read_at is not None:
+                _, confirmed = self.locked[system]
+                if confirmed is None or confirmed < read_at:
+                    values["observed_at"] = read_at
+                if changes is not None:
+                    changes.confirmed = micros(read_at)
+            await conn.execute(update(LEVEL_READS).where(reads.system == system).values(values))
+
+    async def _mark_vanished(self, conn: AsyncConnection, system: str, seen: Any) -> None:
+        marks = self.marks[system]
+        vanished = ~seen & ~marks.absent
+        if not vanished.any():
+            return
+        # The watermark keeps hashes only: the keys come from the ledger (rarely needed).
+        c = LEVEL_CURRENT.c
+        query = select(c.sku, c.location, c.state).where(c.system == system, c.absent.is_(False))
+        gone = set(marks.keys[vanished].tolist())
+        keys: list[Key] = [
+            (system, sku, location, state)
+            for sku, location, state in await conn.execute(query)
+            if key_hash(sku, location, state) in gone
+        ]
+        await self.bulk.mark_absent(conn, keys)
+
+    def committed(self) -> None:
+        """The transaction committed: the watermark takes what the batch did."""
+        for system, (version, _) in self.locked.items():
+            marks = self.marks.get(system)
+            if marks is None:
+                continue
+            changes = self.changes.get(system)
+            if changes is None:  # loaded by another batch since? keep it only if in step
+                del self.marks[system]
+                continue
+            self.marks[system] = changes.apply(marks, version + 1)
+
+
 async def _record_chunk(
     conn: AsyncConnection, bulk: LevelBulk, chunk: list[LevelObservation]
-) -> tuple[int, int]:
-    """One chunk recorded: (history rows written, stale observations)."""
+) -> tuple[int, int, list[CurrentRow], set[Key]]:
+    """One chunk recorded: history rows written, stale observations, the current rows
+    written and the keys the database could not settle alone (new, changed, stale)."""
     single: dict[Key, LevelObservation] = {}
     repeated: dict[Key, list[LevelObservation]] = {}
     for obs in chunk:
-        _check(obs)
         key = (obs.system, obs.sku, obs.location, obs.state)
         first = single.setdefault(key, obs)
         if first is not obs:
@@ -168,7 +350,7 @@ async def _record_chunk(
             upserts.append(row)
     await bulk.insert_history(conn, history)
     await bulk.upsert_current(conn, upserts)
-    return len(history), stale
+    return len(history), stale, upserts, {key for key, _ in pending} | repeated.keys()
 
 
 def _check(obs: LevelObservation) -> None:

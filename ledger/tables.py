@@ -83,6 +83,26 @@ class LevelCurrentRow(SQLModel, table=True):
     observed_at: datetime = Field(sa_type=UTCDateTime)
     changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     source: str
+    #: the last complete read of the system did not report this key: its ``observed_at``
+    #: is its own, not lifted to that read's (see :class:`LevelReadRow`)
+    absent: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+class LevelReadRow(SQLModel, table=True):
+    """The last complete read of one system's levels, and a counter of writes.
+
+    A complete read that finds a key unchanged does not rewrite its current row: the
+    key's ``observed_at`` is the later of its row's and ``observed_at`` here (unless the
+    row is ``absent``). ``version`` grows with every batch of levels of the system
+    recorded, so a process that keeps the current values in memory knows when another
+    one wrote (see :mod:`ledger.watermark`).
+    """
+
+    __tablename__ = "level_reads"
+
+    system: str = Field(primary_key=True)
+    observed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    version: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
 
 
 class LevelHistoryRow(SQLModel, table=True):
@@ -91,6 +111,8 @@ class LevelHistoryRow(SQLModel, table=True):
     __tablename__ = "level_history"
     __table_args__ = (
         Index("ix_level_history_key_time", "sku", "system", "location", "state", "observed_at"),
+        # level_changes and the webhook-health monitor read one system's recent changes.
+        Index("ix_level_history_system_time", "system", "observed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
@@ -276,6 +298,8 @@ class WebhookDeliveryRow(SQLModel, table=True):
         UniqueConstraint("system", "dedupe_key", name="uq_webhook_deliveries_dedupe"),
         Index("ix_webhook_deliveries_received_at", "received_at"),
         Index("ix_webhook_deliveries_ordered", "system", "resource_key", "ordered_at"),
+        # topics_seen probes each topic's newest delivery; evidence reads one topic's window.
+        Index("ix_webhook_deliveries_topic_time", "system", "topic", "received_at"),
         _one_of("outcome", WEBHOOK_OUTCOMES, "ck_webhook_deliveries_outcome"),
     )
 
@@ -363,6 +387,7 @@ ITEMS = _table("items")
 ITEM_SYSTEM_IDS = _table("item_system_ids")
 LEVEL_CURRENT = _table("level_current")
 LEVEL_HISTORY = _table("level_history")
+LEVEL_READS = _table("level_reads")
 INCIDENTS = _table("incidents")
 RESYNCS = _table("resyncs")
 ADJUSTMENTS = _table("adjustments")
@@ -382,6 +407,7 @@ __all__ = [
     "KPI_WEEKS",
     "LEVEL_CURRENT",
     "LEVEL_HISTORY",
+    "LEVEL_READS",
     "OUTBOX",
     "RESYNCS",
     "WEBHOOK_DELIVERIES",
@@ -395,6 +421,7 @@ __all__ = [
     "KpiWeekRow",
     "LevelCurrentRow",
     "LevelHistoryRow",
+    "LevelReadRow",
     "OutboxRow",
     "ResyncRow",
     "WebhookDeliveryRow",

@@ -8,14 +8,14 @@ rules of :mod:`monitors.hints` need beyond the diff itself:
   each Shopify system that receives webhooks, in the last :data:`WEBHOOK_WINDOW`:
   accepted and ``stale`` counts per drifting level (matched by its inventory item and
   location gids) and for the system as a whole. ``missed`` is set for a level whose
-  change (Shopify's ``updatedAt``, as the poll read it) is between
-  :data:`WEBHOOK_GRACE` and :data:`WEBHOOK_WINDOW` old while no delivery for it was
-  triggered at or after that change (less :data:`MATCH_TOLERANCE`) — only when the
-  system's inventory webhooks are flowing at all (a delivery in
+  change (Shopify's ``updatedAt``, as the poll read it) no delivery explains, by the
+  same rule as the webhook-health monitor (:data:`monitors.missed_webhooks.RULE`) —
+  only when the system's inventory webhooks are flowing at all (a delivery in
   :data:`FLOWING_WINDOW`); when they are not, the system's zero count says so.
 * ``recent_orders`` / ``recent_refunds`` — units per SKU from ``orders/create`` line
   items triggered in the last :data:`ORDER_WINDOW` and ``refunds/create`` lines with a
-  restock in the last :data:`REFUND_WINDOW`. A drifting SKU with none counts 0 when
+  restock in the last :data:`REFUND_WINDOW` (each topic read over its own window only).
+  A drifting SKU with none counts 0 when
   that topic is flowing, and stays unknown (absent) when it is not.
 * ``item_syncs`` — when a resync was last applied to each drifting level.
 * ``movement`` — for a level observed at least ``BATCH_MIN_LAG`` before its truth's,
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,17 +52,13 @@ from monitors.drift import COUNT_MISMATCH, NEGATIVE, OVERSELL_RISK, UNDERSELL, D
 from monitors.hints import BATCH_MIN_LAG, RACE_MAX_AGE, Evidence, WebhookFacts
 from monitors.hints import OVERRIDE_WINDOW as _DAY
 from monitors.hints import WEBHOOK_WINDOW as _HOUR
+from monitors.missed_webhooks import RULE as MISSED_RULE
 from monitors.reconcile import DiffRun
 
 log = logging.getLogger("driftwatch.evidence")
 
 #: Deliveries counted for a level or a system (the webhook-gap rule's window).
 WEBHOOK_WINDOW = _HOUR
-#: A change younger than this may still have its webhook in flight: never ``missed``.
-WEBHOOK_GRACE = timedelta(minutes=5)
-#: A delivery triggered this long before the poll's ``updatedAt`` still announces it
-#: (clocks differ a little; ``updatedAt`` has whole seconds).
-MATCH_TOLERANCE = timedelta(minutes=1)
 #: A topic with an accepted delivery this recent is flowing (subscribed and delivered).
 FLOWING_WINDOW = timedelta(days=7)
 #: Orders counted as in flight: the race rule's window.
@@ -71,6 +67,8 @@ ORDER_WINDOW = RACE_MAX_AGE
 REFUND_WINDOW = _DAY
 #: Refund line restock types that put units back into stock.
 RESTOCKED = frozenset({"return", "cancel", "legacy_restock"})
+#: The topics whose flow the evidence asks about.
+EVIDENCE_TOPICS = frozenset({INVENTORY_LEVELS_UPDATE, ORDERS_CREATE, REFUNDS_CREATE})
 #: Up to this many SKUs or levels, queries are restricted to them.
 FILTER_MAX = 1000
 
@@ -133,11 +131,13 @@ class LedgerEvidence:
         refunds: dict[str, int] = defaultdict(int)
         orders_flowing = refunds_flowing = False
         for system in self._webhook_systems:
-            flowing = await self._ledger.topics_seen(system, ev.now - FLOWING_WINDOW)
+            flowing = await self._ledger.topics_seen(
+                system, ev.now - FLOWING_WINDOW, topics=EVIDENCE_TOPICS
+            )
             orders_flowing |= ORDERS_CREATE in flowing
             refunds_flowing |= REFUNDS_CREATE in flowing
             if flowing & {ORDERS_CREATE, REFUNDS_CREATE}:
-                await self._sales(system, ev.now, orders, refunds)
+                await self._sales(system, ev.now, orders, refunds, flowing)
             if any(key[0] == system for key in scope.keys):
                 facts, whole = await self._webhooks(
                     system, scope, ev, flowing=INVENTORY_LEVELS_UPDATE in flowing
@@ -213,23 +213,34 @@ class LedgerEvidence:
         return facts, whole
 
     async def _sales(
-        self, system: str, now: datetime, orders: dict[str, int], refunds: dict[str, int]
+        self,
+        system: str,
+        now: datetime,
+        orders: dict[str, int],
+        refunds: dict[str, int],
+        flowing: Set[str],
     ) -> None:
-        since = now - max(ORDER_WINDOW, REFUND_WINDOW)
-        rows = await self._ledger.recent_deliveries(
-            system, since, topics={ORDERS_CREATE, REFUNDS_CREATE}, with_detail=True
-        )
+        """Units per SKU of orders and restocked refunds; each topic is read over its own
+        window (a diff uses ten minutes of orders, not the day refunds need)."""
         norm = self._config.normalize_sku
-        for row in rows:
-            when = row.triggered_at or row.received_at
-            if row.topic == ORDERS_CREATE and when >= now - ORDER_WINDOW:
-                for sku, units in _lines(row.detail.get("line_items")):
-                    orders[norm(sku)] += units
-            elif row.topic == REFUNDS_CREATE and when >= now - REFUND_WINDOW:
-                for line in _dicts(row.detail.get("refund_line_items")):
-                    if line.get("restock_type") in RESTOCKED:
-                        for sku, units in _lines([line]):
-                            refunds[norm(sku)] += units
+        if ORDERS_CREATE in flowing:
+            since = now - ORDER_WINDOW
+            for row in await self._ledger.recent_deliveries(
+                system, since, topics={ORDERS_CREATE}, with_detail=True
+            ):
+                if (row.triggered_at or row.received_at) >= since:
+                    for sku, units in _lines(row.detail.get("line_items")):
+                        orders[norm(sku)] += units
+        if REFUNDS_CREATE in flowing:
+            since = now - REFUND_WINDOW
+            for row in await self._ledger.recent_deliveries(
+                system, since, topics={REFUNDS_CREATE}, with_detail=True
+            ):
+                if (row.triggered_at or row.received_at) >= since:
+                    for line in _dicts(row.detail.get("refund_line_items")):
+                        if line.get("restock_type") in RESTOCKED:
+                            for sku, units in _lines([line]):
+                                refunds[norm(sku)] += units
 
     # -- the truth's movement ---------------------------------------------------------------
     async def _movement(self, scope: _Scope, ev: Evidence) -> dict[LevelKey, int]:
@@ -273,11 +284,13 @@ def _resource_key(level: Level) -> str | None:
 
 
 def _missed(level: Level, seen: Sequence[DeliveryFact], now: datetime) -> bool:
-    """Whether the poll found a change of ``level`` that no delivery announced."""
+    """Whether the poll found a change of ``level`` that no delivery announced: the
+    webhook-health monitor's rule (:data:`monitors.missed_webhooks.RULE`), on the
+    level's own ``changed_at``."""
     changed = level.changed_at
-    if changed is None or not (now - WEBHOOK_WINDOW <= changed <= now - WEBHOOK_GRACE):
+    if changed is None or not MISSED_RULE.judged(changed, now):
         return False
-    return not any((d.triggered_at or d.received_at) >= changed - MATCH_TOLERANCE for d in seen)
+    return not any(MISSED_RULE.explains(d.triggered_at or d.received_at, changed) for d in seen)
 
 
 def _dicts(value: Any) -> list[Mapping[str, Any]]:

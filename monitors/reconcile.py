@@ -113,7 +113,12 @@ async def run_diff(
             if ambiguous
             else levels
         )
-        recorded = await ledger.record_levels(observations(kept))
+        # A full read of a healthy system holds its every level: the ledger then writes
+        # only what changed (its read watermark), and marks what the read no longer has.
+        complete = (
+            () if skus is not None else sorted(healthy - {system for system, _, _ in ambiguous})
+        )
+        recorded = await ledger.record_levels(observations(kept), complete=complete)
     return DiffRun(levels=levels, drifts=drifts, failures=failures, recorded=recorded)
 
 

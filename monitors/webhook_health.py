@@ -39,6 +39,7 @@ from connectors.shopify.webhooks import INVENTORY_LEVELS_UPDATE
 from ledger import Ledger
 from ledger.webhooks import REFUSED, Announcement, DeliveryWindow, LevelChange
 from monitors.incidents import SEVERITY
+from monitors.missed_webhooks import RULE, MissedRule
 from monitors.pipeline import Candidate, Context, Pipeline, Scope, build_pipeline
 
 log = logging.getLogger("driftwatch.webhook_health")
@@ -74,11 +75,11 @@ class Thresholds:
     out_of_order_share: float = 0.1
     #: changes judged for missed webhooks: those first seen in the last ``missed_lookback``
     missed: int = 3
-    missed_lookback: timedelta = timedelta(hours=1)
+    missed_lookback: timedelta = RULE.lookback
     #: a webhook triggered this long before a change was seen (the poll interval and the
     #: debounce), or this long after it (a late delivery), announced it
-    announce_before: timedelta = timedelta(minutes=30)
-    announce_after: timedelta = timedelta(minutes=10)
+    announce_before: timedelta = RULE.before
+    announce_after: timedelta = RULE.after
     #: subscription checks cost an API call: at most this often
     subscription_every: timedelta = timedelta(minutes=15)
     #: how many missed changes an incident lists
@@ -102,8 +103,8 @@ def missed_changes(
     announcements: Iterable[Announcement],
     resolve: Resolve,
     *,
-    before: timedelta,
-    after: timedelta,
+    before: timedelta = RULE.before,
+    after: timedelta = RULE.after,
 ) -> list[LevelChange]:
     """The ``changes`` no announcement explains.
 
@@ -112,8 +113,10 @@ def missed_changes(
     before the change was seen (``previous_at``), at most ``before`` ahead of the change
     being seen and at most ``after`` behind it (a late delivery). Each explains one
     change, oldest first; repeated deliveries of one event count once; announcements
-    ``resolve`` cannot map (an item not read yet) explain nothing.
+    ``resolve`` cannot map (an item not read yet) explain nothing. The rule is
+    :class:`monitors.missed_webhooks.MissedRule`, shared with the drift evidence.
     """
+    rule = MissedRule(before=before, after=after)
     heard: dict[tuple[str, str], list[datetime]] = {}
     seen: set[tuple[str, datetime]] = set()
     for a in announcements:
@@ -133,8 +136,7 @@ def missed_changes(
             (
                 i
                 for i, t in enumerate(times)
-                if t > change.previous_at
-                and change.observed_at - before <= t <= change.observed_at + after
+                if rule.explains(t, change.observed_at, change.previous_at)
             ),
             None,
         )

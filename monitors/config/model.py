@@ -108,6 +108,14 @@ class Config(StrictModel):
             index.bundles[norm(bundle.sku)] = components
         self._index = index
 
+    @property
+    def lookup(self) -> _Index:
+        """The lookup tables built from the configuration. Read through this property:
+        pydantic serves ``self._index`` from ``__getattr__``, several microseconds a
+        time, and connectors ask per level (hundreds of thousands per read)."""
+        index: _Index = self.__pydantic_private__["_index"]  # type: ignore[index]
+        return index
+
     # --- questions ------------------------------------------------------------------
 
     @property
@@ -118,9 +126,9 @@ class Config(StrictModel):
     def system(self, name: str) -> System:
         """The system called ``name``; KeyError if there is none."""
         try:
-            return self._index.systems[name]
+            return self.lookup.systems[name]
         except KeyError:
-            known = ", ".join(self._index.systems)
+            known = ", ".join(self.lookup.systems)
             raise KeyError(f"no system named {name!r} (known: {known})") from None
 
     def systems_by_role(self, role: Role) -> tuple[System, ...]:
@@ -138,7 +146,7 @@ class Config(StrictModel):
 
     def sku_tags(self, sku: str) -> set[str]:
         """The tags of ``sku`` (any spelling that normalizes to it)."""
-        return set(self._index.tags.get(self.normalize_sku(sku), ()))
+        return set(self.lookup.tags.get(self.normalize_sku(sku), ()))
 
     def threshold_for(self, sku: str) -> Threshold:
         """The drift threshold for ``sku``: the default, or its tags' overrides; with
@@ -158,17 +166,17 @@ class Config(StrictModel):
         pack = self.pack_sizes.get(system)
         if pack is None:
             return 1
-        return self._index.pack_sizes[system].get(self.normalize_sku(sku), pack.default)
+        return self.lookup.pack_sizes[system].get(self.normalize_sku(sku), pack.default)
 
     def safety_stock_for(self, sku: str, location: str) -> int:
         """Units of ``sku`` held back at ``location`` (a location key). The most specific
         setting wins: this SKU at this location, this SKU, this location, the default."""
         sku = self.normalize_sku(sku)
-        specific = self._index.safety_locations.get((location, sku))
+        specific = self.lookup.safety_locations.get((location, sku))
         if specific is not None:
             return specific
-        if sku in self._index.safety_skus:
-            return self._index.safety_skus[sku]
+        if sku in self.lookup.safety_skus:
+            return self.lookup.safety_skus[sku]
         at_location = self.safety_stock.locations.get(location)
         if at_location is not None and at_location.default is not None:
             return at_location.default
@@ -176,7 +184,7 @@ class Config(StrictModel):
 
     def location_key(self, system: str, system_location_id: str) -> str | None:
         """The Driftwatch location key for a system's own location id, if mapped."""
-        return self._index.location_keys.get((system, system_location_id))
+        return self.lookup.location_keys.get((system, system_location_id))
 
     def location_id(self, system: str, location_key: str) -> str | None:
         """A system's own id for a Driftwatch location key, if mapped."""
@@ -184,4 +192,4 @@ class Config(StrictModel):
 
     def bundle_components(self, sku: str) -> Mapping[str, int] | None:
         """Normalized component SKU → quantity if ``sku`` is a bundle, else None."""
-        return self._index.bundles.get(self.normalize_sku(sku))
+        return self.lookup.bundles.get(self.normalize_sku(sku))

@@ -57,7 +57,9 @@ class SkuRules(StrictModel):
     def normalize(self, raw: str) -> str:
         """The canonical SKU: cleaned, then mapped through ``aliases``."""
         sku = self.clean(raw)
-        return self._aliases.get(sku, sku)
+        # not self._aliases: pydantic serves private attributes from __getattr__, slowly
+        aliases: dict[str, str] = self.__pydantic_private__["_aliases"]  # type: ignore[index]
+        return aliases.get(sku, sku)
 
 
 class PackSize(StrictModel):

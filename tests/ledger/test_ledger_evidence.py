@@ -92,6 +92,23 @@ async def test_delivery_counts_and_topics_flowing(ledger: Ledger) -> None:
     assert await ledger.topics_seen("shopify", at(20)) == set()
 
 
+async def test_topics_seen_asked_about_some_topics_probes_only_those(ledger: Ledger) -> None:
+    await deliver(ledger, "e1", received=10)
+    await deliver(ledger, "bad", topic="refunds/create", received=12, outcome="rejected_signature")
+    await deliver(ledger, "o1", topic="orders/create", received=13, resource=None)
+    asked = {"inventory_levels/update", "orders/create", "refunds/create", "products/update"}
+
+    # a refused delivery is not a flowing topic; a topic not asked about is left out
+    assert await ledger.topics_seen("shopify", at(0), topics=asked) == {
+        "inventory_levels/update",
+        "orders/create",
+    }
+    assert await ledger.topics_seen("shopify", at(12), topics=asked) == {"orders/create"}
+    assert await ledger.topics_seen("shopify", at(0), topics={"orders/create"}) == {"orders/create"}
+    assert await ledger.topics_seen("shopify", at(0), topics=set()) == set()
+    assert await ledger.topics_seen("erp", at(0), topics=asked) == set()
+
+
 async def test_the_last_applied_resync_per_level(ledger: Ledger) -> None:
     async def resync(key: str, sku: str, status: str, minutes: float) -> None:
         row, _ = await ledger.create_resync(

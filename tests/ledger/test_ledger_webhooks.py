@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from ledger_testing import T0, at, obs, scalar
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import WEBHOOK_OUTCOMES, InvalidArgument, Ledger, NotFound, WebhookDelivery
@@ -609,3 +612,31 @@ async def test_received_deliveries_are_paged_by_id(ledger: Ledger) -> None:
     rest = await ledger.received_deliveries("shopify", after_id=first[-1].id, limit=2)
     assert [d.id for d in rest] == [ids[3], ids[4]]
     assert await ledger.received_deliveries("shopify", after_id=ids[4]) == []
+
+
+async def test_level_changes_of_a_system_are_found_through_its_time_index(
+    tmp_path: Path,
+) -> None:
+    """The webhook-health monitor asks for one system's changes of the last hour: SQLite
+    plans that through ``ix_level_history_system_time``, not a scan of the system's
+    history through the key index (which leads with sku)."""
+    db = tmp_path / "plan.db"
+    statements: list[tuple[str, Any]] = []
+    async with Ledger.from_url(f"sqlite:///{db}") as ledger:
+        await ledger.upgrade()
+        await ledger.record_levels([obs(5, 0), obs(4, 10)])
+
+        def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            statements.append((statement, params))
+
+        engine = ledger._engine.sync_engine
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            [change] = await ledger.level_changes("shopify", at(5), at(15))
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+    assert (change.previous, change.quantity) == (5, 4)
+    [(statement, params)] = [s for s in statements if "level_history" in s[0]]
+    with sqlite3.connect(db) as conn:
+        plan = " | ".join(r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params))
+    assert "ix_level_history_system_time" in plan, plan

@@ -1,0 +1,268 @@
+"""The read watermark: each system's current levels kept in memory, compactly, so a
+complete read of a system records only the keys that changed or are new.
+
+One :class:`Marks` per system holds, for every key of ``level_current``, the quantity,
+source, ``changed_at`` and ``observed_at`` in numpy arrays sorted by a 64-bit hash of
+the key (about 40 bytes a key, against several hundred for Python objects). It is
+loaded once from ``level_current`` (so it survives a restart by being rebuilt from the
+ledger) and kept in step with every batch this process records; ``level_reads.version``
+tells it when another process wrote the system's levels, and it is then loaded again.
+
+Two keys of one system with the same hash are both marked unusable: their observations
+always go to the database. A new key whose hash equals a known key's, with the same
+quantity, source and time, would be taken for it (a chance of about one in 10**12 per
+new key at a million keys); every other observation the watermark cannot vouch for
+goes to the database, which decides as before.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from operator import attrgetter, itemgetter
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ledger.records import LevelObservation
+
+#: stands for "no time" (a NULL ``changed_at``, a system never read completely)
+NO_TIME = np.iinfo(np.int64).min
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+I64 = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+
+def micros(value: datetime) -> int:
+    """``value`` (aware) as whole microseconds since the epoch."""
+    return (value - _EPOCH) // _MICRO
+
+
+def key_hash(sku: str, location: str, state: str) -> int:
+    """A key's 64-bit hash (within one system; valid in this process only)."""
+    return hash((sku, location, state))
+
+
+def _times(values: Iterable[datetime | None], n: int) -> I64:
+    """Microseconds of ``values`` (NO_TIME for None). A read's observations share a few
+    times, so each distinct one is converted once and the rest is C-speed lookups."""
+    values = list(values)
+    table: dict[datetime | None, int] = {
+        v: int(NO_TIME) if v is None else micros(v) for v in set(values)
+    }
+    return np.fromiter(map(table.__getitem__, values), np.int64, n)
+
+
+def _ints(values: Iterable[int], n: int) -> I64:
+    return np.fromiter(values, np.int64, n)
+
+
+def _hashes(keys: Iterable[tuple[str, str, str]], n: int) -> I64:
+    """:func:`key_hash` of ``(sku, location, state)`` tuples."""
+    return np.fromiter(map(hash, keys), np.int64, n)
+
+
+_OBS_KEY = attrgetter("sku", "location", "state")
+_ROW_KEY = itemgetter(slice(0, 3))
+
+
+@dataclass
+class Marks:
+    """One system's keys and current values (see the module docstring)."""
+
+    keys: I64
+    quantity: I64
+    observed: I64
+    changed: I64
+    source: npt.NDArray[np.int32]
+    absent: Bools
+    usable: Bools
+    #: ``level_reads.observed_at`` in microseconds (NO_TIME: never read completely)
+    confirmed: int
+    version: int
+    sources: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls, rows: Sequence[tuple[Any, ...]], confirmed: datetime | None, version: int
+    ) -> Marks:
+        """From ``(sku, location, state, quantity, observed_at, changed_at, source,
+        absent)`` rows of ``level_current``."""
+        n = len(rows)
+        sources: dict[str, int] = {}
+        keys = _hashes(map(_ROW_KEY, rows), n)
+        order = np.argsort(keys, kind="stable")
+        marks = cls(
+            keys=keys[order],
+            quantity=_ints(map(itemgetter(3), rows), n)[order],
+            observed=_times(map(itemgetter(4), rows), n)[order],
+            changed=_times(map(itemgetter(5), rows), n)[order],
+            source=np.fromiter((sources.setdefault(r[6], len(sources)) for r in rows), np.int32, n)[
+                order
+            ],
+            absent=np.fromiter((bool(r[7]) for r in rows), np.bool_, n)[order],
+            usable=np.ones(n, np.bool_),
+            confirmed=int(NO_TIME) if confirmed is None else micros(confirmed),
+            version=version,
+            sources=list(sources),
+        )
+        marks._mark_collisions()
+        return marks
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _mark_collisions(self) -> None:
+        same = self.keys[1:] == self.keys[:-1]
+        if same.any():
+            self.usable[1:][same] = False
+            self.usable[:-1][same] = False
+
+    def source_id(self, source: str) -> int:
+        try:
+            return self.sources.index(source)
+        except ValueError:
+            self.sources.append(source)
+            return len(self.sources) - 1
+
+    def find(self, hashes: I64) -> tuple[I64, Bools]:
+        """Positions of ``hashes`` and whether each is a known, usable key."""
+        if not len(self.keys):
+            return np.zeros(len(hashes), np.int64), np.zeros(len(hashes), np.bool_)
+        at = np.searchsorted(self.keys, hashes).astype(np.int64)
+        np.minimum(at, len(self.keys) - 1, out=at)
+        found = (self.keys[at] == hashes) & self.usable[at]
+        return at, found
+
+
+class Probe:
+    """One chunk of one system's observations, looked up in its :class:`Marks`."""
+
+    def __init__(self, marks: Marks, observations: Sequence[LevelObservation]) -> None:
+        n = len(observations)
+        self.hashes = _hashes(map(_OBS_KEY, observations), n)
+        self.at, self.found = marks.find(self.hashes)
+        self.observed = _times(map(attrgetter("observed_at"), observations), n)
+        self._marks = marks
+        self._observations = observations
+
+    def select(self, keep: Bools) -> None:
+        """Keep only the observations ``keep`` says (after :meth:`unchanged`)."""
+        self.hashes, self.at = self.hashes[keep], self.at[keep]
+        self.found, self.observed = self.found[keep], self.observed[keep]
+
+    def unchanged(self) -> Bools:
+        """The observations that bring nothing new: a known key, reported by the last
+        complete read, same quantity and source, the same ``changed_at`` (or none), no
+        older than the stored value, and the only observation of its key in the chunk."""
+        m, obs, at = self._marks, self._observations, self.at
+        n = len(obs)
+        if not self.found.any():
+            return np.zeros(n, np.bool_)
+        quantity = _ints(map(attrgetter("quantity"), obs), n)
+        changed = _times(map(attrgetter("changed_at"), obs), n)
+        ids = {name: i for i, name in enumerate(m.sources)}
+        source = np.fromiter(
+            map(ids.get, map(attrgetter("source"), obs), itertools.repeat(-1)), np.int32, n
+        )
+        ordered = np.sort(self.hashes)
+        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+        stored_at = np.maximum(m.observed[at], m.confirmed)
+        same: Bools = (
+            self.found
+            & ~m.absent[at]
+            & (m.quantity[at] == quantity)
+            & (m.source[at] == source)
+            & ((changed == NO_TIME) | (m.changed[at] == changed))
+            & (self.observed >= stored_at)
+            & ~np.isin(self.hashes, repeated)
+        )
+        return same
+
+
+@dataclass
+class Changes:
+    """What one batch did to one system's keys, applied to its :class:`Marks` only
+    once the batch's transaction committed."""
+
+    #: current rows written, per chunk: hashes, quantity, observed, changed, source ids
+    written: list[tuple[I64, I64, I64, I64, npt.NDArray[np.int32]]] = field(default_factory=list)
+    #: positions of known keys the database refreshed (same value, later observed_at)
+    refreshed_at: list[I64] = field(default_factory=list)
+    refreshed_observed: list[I64] = field(default_factory=list)
+    #: positions of known keys the complete read reported (None: not a complete read)
+    seen: Bools | None = None
+    #: the complete read's time (microseconds), when it was one
+    confirmed: int | None = None
+
+    def write(self, marks: Marks, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Note current rows ``(sku, location, state, quantity, observed_at,
+        changed_at, source)`` written by the batch."""
+        if not rows:
+            return
+        n = len(rows)
+        ids = {name: marks.source_id(name) for name in set(map(itemgetter(6), rows))}
+        self.written.append(
+            (
+                _hashes(map(_ROW_KEY, rows), n),
+                _ints(map(itemgetter(3), rows), n),
+                _times(map(itemgetter(4), rows), n),
+                _times(map(itemgetter(5), rows), n),
+                np.fromiter(map(ids.__getitem__, map(itemgetter(6), rows)), np.int32, n),
+            )
+        )
+
+    def apply(self, marks: Marks, version: int) -> Marks:
+        """``marks`` with these changes; ``version`` is the one the batch wrote."""
+        if self.seen is not None and self.confirmed is not None:
+            vanished = ~self.seen & ~marks.absent
+            if vanished.any():
+                marks.observed[vanished] = np.maximum(marks.observed[vanished], marks.confirmed)
+                marks.absent[vanished] = True
+            marks.confirmed = max(marks.confirmed, self.confirmed)
+        for at, observed in zip(self.refreshed_at, self.refreshed_observed, strict=True):
+            marks.observed[at] = np.maximum(marks.observed[at], observed)
+            marks.absent[at] = False
+        marks.version = version
+        if not self.written:
+            return marks
+        hashes, quantity, observed, changed, source = (
+            np.concatenate(parts) for parts in zip(*self.written, strict=True)
+        )
+        self.written = []
+        # the last row written of each key wins
+        last = len(hashes) - 1 - np.unique(hashes[::-1], return_index=True)[1]
+        hashes, quantity, observed = hashes[last], quantity[last], observed[last]
+        changed, source = changed[last], source[last]
+        at, found = marks.find(hashes)
+        hit = at[found]
+        marks.quantity[hit] = quantity[found]
+        marks.observed[hit] = observed[found]
+        marks.changed[hit] = changed[found]
+        marks.source[hit] = source[found]
+        marks.absent[hit] = False
+        new = ~(found | np.isin(hashes, marks.keys))  # a colliding key stays unusable
+        added = int(new.sum())
+        if not added:
+            return marks
+        keys = np.concatenate([marks.keys, hashes[new]])
+        order = np.argsort(keys, kind="stable")
+        grown = Marks(
+            keys=keys[order],
+            quantity=np.concatenate([marks.quantity, quantity[new]])[order],
+            observed=np.concatenate([marks.observed, observed[new]])[order],
+            changed=np.concatenate([marks.changed, changed[new]])[order],
+            source=np.concatenate([marks.source, source[new]])[order],
+            absent=np.concatenate([marks.absent, np.zeros(added, np.bool_)])[order],
+            usable=np.concatenate([marks.usable, np.ones(added, np.bool_)])[order],
+            confirmed=marks.confirmed,
+            version=version,
+            sources=marks.sources,
+        )
+        grown._mark_collisions()
+        return grown

@@ -1,0 +1,226 @@
+"""The read watermark: a complete read of a system writes only the keys that changed, are
+new or vanished, and still reads back exactly as if every key had been rewritten."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ledger_testing import at, obs, pg_schema, scalar
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger import Ledger, LevelObservation, RecordResult
+
+SKUS = [f"SKU-{n}" for n in range(6)]
+
+
+def read(quantities: dict[str, int], minutes: float, system: str = "shopify") -> list:
+    """A complete read of ``system``: one observation per SKU."""
+    return [obs(q, minutes, sku=sku, system=system) for sku, q in quantities.items()]
+
+
+async def own_observed_at(raw: AsyncEngine, sku: str) -> object:
+    """The current row's own ``observed_at`` column (not lifted by the read time)."""
+    return await scalar(raw, "SELECT observed_at FROM level_current WHERE sku = :s", s=sku)
+
+
+async def history(raw: AsyncEngine) -> int:
+    return int(await scalar(raw, "SELECT count(*) FROM level_history"))
+
+
+class Writes:
+    """Rows the ledger's statements wrote to level_current and level_history."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.rows = 0
+        self._engine = ledger._engine.sync_engine
+
+    def _count(self, _conn: object, cursor: object, statement: str, *_: object) -> None:
+        head = statement.lstrip().upper()
+        if head.startswith(("INSERT INTO LEVEL_", "UPDATE LEVEL_CURRENT")):
+            self.rows += max(0, int(getattr(cursor, "rowcount", 0) or 0))
+
+    def __enter__(self) -> Writes:
+        event.listen(self._engine, "after_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self._engine, "after_cursor_execute", self._count)
+
+
+async def test_a_second_complete_read_writes_only_the_changed_keys(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    first = dict.fromkeys(SKUS, 10)
+    assert await ledger.record_levels(read(first, 0), complete=["shopify"]) == RecordResult(6, 6, 0)
+    second = {**first, "SKU-2": 7}
+    with Writes(ledger) as writes:
+        result = await ledger.record_levels(read(second, 5), complete=["shopify"])
+    assert result == RecordResult(observed=6, changed=1, stale=0)
+    assert writes.rows == 2  # SKU-2's history row and its current row, nothing else
+    assert await history(raw) == 7
+    # an unchanged key's own row was not rewritten, yet it reads as observed at the read
+    assert str(await own_observed_at(raw, "SKU-0")).startswith(str(at(0).date()))
+    rows = {r.sku: r for r in await ledger.current_levels(skus=SKUS)}
+    assert {sku: (r.quantity, r.observed_at) for sku, r in rows.items()} == {
+        sku: (q, at(5)) for sku, q in second.items()
+    }
+    assert rows["SKU-0"].changed_at == at(0)
+    assert rows["SKU-2"].changed_at == at(5)
+
+
+async def test_a_value_that_changes_back_is_recorded(ledger: Ledger, raw: AsyncEngine) -> None:
+    for minutes, quantity in ((0, 10), (5, 4), (10, 10), (15, 10), (20, 4)):
+        await ledger.record_levels(read({"SKU-0": quantity}, minutes), complete=["shopify"])
+    series = await ledger.level_series("SKU-0", since=at(-1))
+    assert [(r.quantity, r.observed_at) for r in series] == [
+        (10, at(0)),
+        (4, at(5)),
+        (10, at(10)),
+        (4, at(20)),
+    ]
+
+
+async def test_the_watermark_is_rebuilt_from_the_ledger_after_a_restart(
+    db_url: str, raw: AsyncEngine
+) -> None:
+    async with Ledger.from_url(db_url) as before:
+        await before.upgrade()
+        await before.record_levels(read(dict.fromkeys(SKUS, 10), 0), complete=["shopify"])
+        changed = {**dict.fromkeys(SKUS, 10), "SKU-1": 3}
+        await before.record_levels(read(changed, 5), complete=["shopify"])
+    async with Ledger.from_url(db_url) as after:
+        with Writes(after) as writes:
+            result = await after.record_levels(
+                read({**dict.fromkeys(SKUS, 10), "SKU-1": 3, "SKU-4": 11}, 10),
+                complete=["shopify"],
+            )
+        assert result == RecordResult(6, 1, 0)
+        assert writes.rows == 2
+        rows = {r.sku: (r.quantity, r.observed_at) for r in await after.current_levels()}
+    assert rows == {
+        **dict.fromkeys(SKUS, (10, at(10))),
+        "SKU-1": (3, at(10)),
+        "SKU-4": (11, at(10)),
+    }
+
+
+async def test_another_writer_is_noticed(db_url: str) -> None:
+    """Two replicas on one database: what one wrote, the other's watermark does not hide."""
+    async with Ledger.from_url(db_url) as a, Ledger.from_url(db_url) as b:
+        await a.upgrade()
+        await a.record_levels(read(dict.fromkeys(SKUS, 10), 0), complete=["shopify"])
+        # b hears a webhook: SKU-3 is 2 now
+        await b.record_levels([obs(2, 3, sku="SKU-3", source="webhook")])
+        # a's next complete read finds SKU-3 at 10 again: a change, not "unchanged"
+        result = await a.record_levels(read(dict.fromkeys(SKUS, 10), 5), complete=["shopify"])
+        assert result.changed == 1
+        [row] = await b.current_levels("SKU-3")
+        assert (row.quantity, row.observed_at, row.source) == (10, at(5), "poll")
+
+
+async def test_a_key_the_complete_read_no_longer_has_stops_being_observed(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    await ledger.record_levels(read(dict.fromkeys(SKUS, 10), 0), complete=["shopify"])
+    await ledger.record_levels(read(dict.fromkeys(SKUS, 10), 5), complete=["shopify"])
+    without = dict.fromkeys(SKUS[1:], 10)
+    await ledger.record_levels(read(without, 10), complete=["shopify"])
+    await ledger.record_levels(read(without, 15), complete=["shopify"])
+    rows = {r.sku: r.observed_at for r in await ledger.current_levels()}
+    assert rows == {"SKU-0": at(5), **dict.fromkeys(SKUS[1:], at(15))}
+    # it comes back unchanged: observed again, from then on
+    await ledger.record_levels(read(dict.fromkeys(SKUS, 10), 20), complete=["shopify"])
+    await ledger.record_levels(read(dict.fromkeys(SKUS, 10), 25), complete=["shopify"])
+    rows = {r.sku: r.observed_at for r in await ledger.current_levels()}
+    assert rows == dict.fromkeys(SKUS, at(25))
+    assert await history(raw) == 6
+
+
+async def test_a_read_that_is_not_complete_refreshes_only_its_keys(ledger: Ledger) -> None:
+    await ledger.record_levels(read(dict.fromkeys(SKUS, 10), 0), complete=["shopify"])
+    await ledger.record_levels(read({"SKU-0": 10}, 5))  # a targeted read of one SKU
+    rows = {r.sku: r.observed_at for r in await ledger.current_levels()}
+    assert rows == {"SKU-0": at(5), **dict.fromkeys(SKUS[1:], at(0))}
+
+
+async def test_an_observation_older_than_the_complete_read_is_stale(ledger: Ledger) -> None:
+    await ledger.record_levels(read(dict.fromkeys(SKUS, 10), 0), complete=["shopify"])
+    await ledger.record_levels(read(dict.fromkeys(SKUS, 10), 10), complete=["shopify"])
+    # a webhook from before the read arrives late: the read already saw a later value
+    result = await ledger.record_levels([obs(3, 5, sku="SKU-0", source="webhook")])
+    assert result == RecordResult(1, 0, 1)
+    [row] = await ledger.current_levels("SKU-0")
+    assert (row.quantity, row.observed_at) == (10, at(10))
+
+
+# -- the watermark never changes what is recorded: against the plain path -----------------
+
+quantities = st.lists(st.integers(min_value=0, max_value=3), min_size=4, max_size=4)
+reads = st.lists(
+    st.tuples(quantities, st.sets(st.integers(0, 3), max_size=1), st.booleans()),
+    min_size=1,
+    max_size=6,
+)
+
+
+async def _replay(url: str, steps: list, complete: bool) -> tuple[list, list]:
+    async with Ledger.from_url(url) as ledger:
+        await ledger.upgrade()
+        for n, (values, missing, webhook) in enumerate(steps):
+            batch: list[LevelObservation] = [
+                obs(q, n * 10, sku=SKUS[i]) for i, q in enumerate(values) if i not in missing
+            ]
+            if webhook:  # another source writes between reads
+                await ledger.record_levels([obs(values[0] + 1, n * 10 - 5, sku=SKUS[0])])
+            await ledger.record_levels(batch, complete=["shopify"] if complete else ())
+        current = [
+            (r.sku, r.quantity, r.changed_at, r.source) for r in await ledger.current_levels()
+        ]
+        series = [
+            (r.sku, r.quantity, r.observed_at)
+            for sku in SKUS
+            for r in await ledger.level_series(sku, since=at(-60))
+        ]
+    return current, series
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(steps=reads)
+async def test_complete_reads_record_what_plain_reads_record(
+    tmp_path_factory: pytest.TempPathFactory, steps: list
+) -> None:
+    folder = tmp_path_factory.mktemp("wm")
+    plain = await _replay(f"sqlite:///{folder / 'plain.db'}", steps, complete=False)
+    marked = await _replay(f"sqlite:///{folder / 'marked.db'}", steps, complete=True)
+    assert marked == plain
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    async with pg_schema() as url:
+        yield url
+
+
+@pytest.mark.postgres
+async def test_postgresql_and_sqlite_record_the_same_rows(
+    pg_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    steps = [
+        ([1, 2, 3, 0], set(), False),
+        ([1, 2, 3, 0], set(), True),
+        ([1, 3, 3, 0], {2}, False),
+        ([1, 3, 2, 0], set(), False),
+        ([0, 3, 2, 1], {3}, True),
+    ]
+    folder = tmp_path_factory.mktemp("same")
+    on_sqlite = await _replay(f"sqlite:///{folder / 'l.db'}", steps, complete=True)
+    on_postgres = await _replay(pg_url, steps, complete=True)
+    assert on_sqlite == on_postgres

@@ -316,6 +316,24 @@ class Coordination(Store):
         async with self._read() as conn:
             return (await conn.execute(query)).scalar_one_or_none()
 
+    async def take_over_claim(
+        self, job: str, unit: str, tick: str, replica: str, dead: str, now: datetime
+    ) -> bool:
+        """Make ``replica`` the claimer in place of ``dead`` (which died holding it);
+        False if the claim is not ``dead``'s any more (another replica took it)."""
+        stmt = (
+            update(JOB_CLAIMS)
+            .where(
+                JOB_CLAIMS.c.job == job,
+                JOB_CLAIMS.c.unit == unit,
+                JOB_CLAIMS.c.tick == tick,
+                JOB_CLAIMS.c.replica == dead,
+            )
+            .values(replica=replica, claimed_at=require_utc(now, "now"))
+        )
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).rowcount > 0
+
     async def release_claim(self, job: str, unit: str, tick: str, replica: str) -> None:
         """Undo ``replica``'s claim (its work turned out to have nothing to decide)."""
         stmt = delete(JOB_CLAIMS).where(

@@ -181,6 +181,8 @@ class ResyncRow(SQLModel, table=True):
     #: the reason the write carried (None before migration 0004: ``correction``), so a
     #: resync settled after a crash is replayed with exactly the input first sent
     reason: str | None = None
+    #: the replica that requested it (migration 0010; see ledger/coordination.py)
+    replica: str | None = None
 
 
 class AdjustmentRow(SQLModel, table=True):

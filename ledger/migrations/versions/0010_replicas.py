@@ -9,6 +9,8 @@ claims, the shared Slack pace, and each replica's connector counters.
   decision per incident opening.
 * ``slack_pace``: the next free posting slot per Slack channel, shared.
 * ``replica_health``: each replica's connector counters, summed by the health job.
+* ``resyncs.replica``: the replica that requested a resync, so a pending one of a live
+  replica is "in progress" there, not left behind by a dead process.
 
 Revision ID: 0010
 Revises: 0008
@@ -33,6 +35,8 @@ BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("resyncs") as batch:
+        batch.add_column(sa.Column("replica", sa.String(), nullable=True))
     op.create_table(
         "replicas",
         sa.Column("id", sa.String(), primary_key=True),
@@ -89,3 +93,5 @@ def downgrade() -> None:
     op.drop_table("job_claims")
     op.drop_table("job_leases")
     op.drop_table("replicas")
+    with op.batch_alter_table("resyncs") as batch:
+        batch.drop_column("replica")

@@ -44,7 +44,7 @@ from sqlalchemy import delete, func, select, update
 
 from ledger.errors import InvalidArgument, LeaseLost
 from ledger.store import Store, dialect_insert
-from ledger.tables import JOB_CLAIMS, JOB_LEASES, REPLICAS
+from ledger.tables import JOB_CLAIMS, JOB_LEASES, REPLICAS, SLACK_PACE
 from ledger.types import require_text, require_utc
 
 #: how often a replica heartbeats and renews its leases
@@ -354,3 +354,49 @@ class Coordination(Store):
         )
         async with self._write() as conn:
             return (await conn.execute(stmt)).rowcount
+
+    # -- the Slack pace ---------------------------------------------------------------
+
+    async def reserve_slot(
+        self, channel: str, now: datetime, spacing: float, max_wait: float
+    ) -> datetime:
+        """The channel's next free posting slot (at or after ``now``), taken (the next
+        one moves ``spacing`` seconds on) only if it is at most ``max_wait`` seconds
+        away. One row per channel, locked for the read-and-move: replicas reserving at
+        once get different slots."""
+        now = require_utc(now, "now")
+        async with self._write() as conn:
+            await conn.execute(
+                dialect_insert(self.dialect, SLACK_PACE)
+                .values(channel=require_text(channel, "channel"), next_at=now)
+                .on_conflict_do_nothing(index_elements=["channel"])
+            )
+            next_at: datetime = (
+                await conn.execute(
+                    select(SLACK_PACE.c.next_at)
+                    .where(SLACK_PACE.c.channel == channel)
+                    .with_for_update()
+                )
+            ).scalar_one()
+            slot = max(now, next_at)
+            if (slot - now).total_seconds() <= max_wait:
+                await conn.execute(
+                    update(SLACK_PACE)
+                    .where(SLACK_PACE.c.channel == channel)
+                    .values(next_at=slot + timedelta(seconds=spacing))
+                )
+        return slot
+
+    async def hold_channel(self, channel: str, until: datetime) -> None:
+        """No slot in ``channel`` before ``until`` (Slack answered 429 Retry-After)."""
+        until = require_utc(until, "until")
+        later = func.max if self.dialect == "sqlite" else func.greatest
+        stmt = dialect_insert(self.dialect, SLACK_PACE).values(
+            channel=require_text(channel, "channel"), next_at=until
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["channel"],
+            set_={"next_at": later(SLACK_PACE.c.next_at, stmt.excluded.next_at)},
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)

@@ -37,7 +37,8 @@ from bot.service.kpi_jobs import KpiJobs
 from bot.service.replicas import ALL, Coordinator, Shared, Solo
 from bot.slack.app import EVENTS_PATH, build_slack_app, events_handler
 from bot.slack.deps import BotDeps, Work
-from bot.slack.outbox import OutboxWorker
+from bot.slack.outbox import LeaseKeepingClient, OutboxWorker
+from bot.slack.pace import LedgerPacer
 from bot.slack.render.summary import post_daily_adjustments
 from bot.slack.socket_mode import SocketMode
 from bot.slack.weekly_review import post_weekly_review
@@ -119,9 +120,14 @@ class Service:
         slack_kwargs: dict[str, Any] = {"token": token.get_secret_value()}
         if config.slack.api_url:
             slack_kwargs["base_url"] = str(config.slack.api_url)
-        self.slack = AsyncWebClient(**slack_kwargs)
+        self.slack: AsyncWebClient = LeaseKeepingClient(**slack_kwargs)
         self.outbox = OutboxWorker(
-            ledger, self.slack, self.clock, health_channel=config.slack.alerts_channel
+            ledger,
+            self.slack,
+            self.clock,
+            health_channel=config.slack.alerts_channel,
+            # replicas on PostgreSQL share one pace per channel; SQLite has one process
+            pacer=LedgerPacer(ledger) if ledger.dialect == "postgresql" else None,
         )
         self.rules = rules_from_config(config)
         self.outbox.on_alert_posted.append(AlertChart(ledger, self.slack, self.rules, self.clock))

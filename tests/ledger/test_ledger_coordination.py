@@ -154,3 +154,30 @@ async def test_old_tick_claims_are_pruned_but_policy_decisions_stay(ledger: Ledg
     assert await ledger.prune_claims(at(10)) == 1
     assert await ledger.claim_holder("health", "all", "1") is None
     assert await ledger.claim_holder("policy", "incident:1", "0") == "a"
+
+
+async def test_replicas_reserving_slots_at_once_get_one_second_apart(
+    db_url: str, ledger: Ledger
+) -> None:
+    ledgers = [Ledger.from_url(db_url) for _ in range(3)]
+    try:
+        slots = await asyncio.gather(
+            *(lg.reserve_slot("C0ALERTS", at(0), 1.0, 10.0) for lg in ledgers for _ in range(3))
+        )
+    finally:
+        for lg in ledgers:
+            await lg.close()
+    assert sorted((s - at(0)).total_seconds() for s in slots) == [float(n) for n in range(9)]
+    # past the longest wait, a slot is told but not taken
+    far = await ledger.reserve_slot("C0ALERTS", at(0), 1.0, 5.0)
+    assert (far - at(0)).total_seconds() == 9.0
+    assert await ledger.reserve_slot("C0ALERTS", at(0), 1.0, 10.0) == far
+    # another channel has its own pace
+    assert await ledger.reserve_slot("C0OTHER", at(0), 1.0, 10.0) == at(0)
+
+
+async def test_a_retry_after_holds_the_channel_for_every_replica(ledger: Ledger) -> None:
+    await ledger.hold_channel("C0ALERTS", at(1))
+    assert await ledger.reserve_slot("C0ALERTS", at(0), 1.0, 120.0) == at(1)
+    await ledger.hold_channel("C0ALERTS", at(0.5))  # an earlier hold moves nothing back
+    assert await ledger.reserve_slot("C0ALERTS", at(0), 1.0, 120.0) == at(1 + 1 / 60)

@@ -65,6 +65,30 @@ async def test_each_job_runs_once_per_tick_across_three_replicas() -> None:
 
 
 @pytest.mark.postgres
+async def test_two_stores_diffs_are_leased_and_run_once_per_tick_each() -> None:
+    async with replicas(3, stores=2) as group:
+        await group.beat()
+        leases = await group.services[0].ledger.list_leases("drift-diff")
+        assert [lease.unit for lease in leases] == ["shop2", "shopify"]
+        held = await holders(group)
+        # six leases (two stores' diffs, health, webhook-health, chain, reminder): 2/2/2
+        assert sorted(held.values()) == [2, 2, 2]
+        for _ in range(3):
+            await group.tick("drift-diff")
+            await advance(group, INTERVAL_SECONDS)
+        assert group.runs("diff:shopify") == 3
+        assert group.runs("diff:shop2") == 3
+        assert group.runs("diff") == 0  # never every system at once on a timer
+        for lease in leases:
+            [holder] = [s for s in group.services if s.ledger.replica_id == lease.holder]
+            assert int(holder.job_runs.labels(f"diff:{lease.unit}", "ok")._value.get()) >= 1
+        await group.tick("outbox")
+        incidents = await group.services[0].ledger.list_incidents(sku="TEE-BLK-M")
+        assert sorted(i.system or "" for i in incidents) == ["shop2", "shopify"]
+        assert group.alerts("TEE-BLK-M") == 2  # one per store, not one per replica
+
+
+@pytest.mark.postgres
 async def test_a_killed_lease_holder_is_replaced_within_30_seconds() -> None:
     async with replicas(3) as group:
         await group.beat()

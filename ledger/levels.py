@@ -2,7 +2,9 @@
 
 A key is (system, sku, location, state). ``level_current`` holds the latest value of
 each key; ``level_history`` gets a row only when a value differs from the one before it,
-so a poll that finds nothing new writes no history at all.
+so a poll that finds nothing new writes no history at all. Recording is serialized
+across replicas (a transaction-scoped advisory lock on PostgreSQL, the write lock on
+SQLite), so replicas recording the same change at once write it once.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from ledger.watermark import Changes, Marks, Probe, key_hash, micros
 CHUNK = 20_000
 #: SKUs per query in current_levels.
 READ_CHUNK = 500
+#: the PostgreSQL advisory lock (transaction-scoped) that serializes level recording
+#: across replicas; a fixed 64-bit key ("dw-level" in ASCII)
+LEVELS_LOCK = 0x64772D6C6576656C
 
 
 class Levels(Store):
@@ -75,6 +80,13 @@ class Levels(Store):
             batch = _Batch(self._marks, bulk_for(self.dialect), frozenset(complete))
             try:
                 async with self._write() as conn:
+                    if self.dialect == "postgresql":
+                        # Replicas recording at once are serialized as a whole: the
+                        # watermark rows below are locked per system, and one lock first
+                        # means two transactions never wait on each other's systems in
+                        # opposite orders. Transaction-scoped: released at commit or
+                        # rollback, whatever the pool does with the connection afterwards.
+                        await conn.execute(select(func.pg_advisory_xact_lock(LEVELS_LOCK)))
                     for chunk in itertools.chain((first or [],), chunks):
                         await batch.record(conn, chunk)
                     await batch.finish(conn)

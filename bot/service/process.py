@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,7 +18,9 @@ from typing import Any
 import httpx
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -31,17 +34,20 @@ from bot.service.connections import (
     ConnectionLimit,
 )
 from bot.service.kpi_jobs import KpiJobs
+from bot.service.replicas import ALL, Coordinator, HeldState, Shared, Solo
 from bot.slack.app import EVENTS_PATH, build_slack_app, events_handler
 from bot.slack.deps import BotDeps, Work
-from bot.slack.outbox import OutboxWorker
+from bot.slack.outbox import LeaseKeepingClient, OutboxWorker
+from bot.slack.pace import LedgerPacer
 from bot.slack.render.summary import post_daily_adjustments
 from bot.slack.socket_mode import SocketMode
 from bot.slack.weekly_review import post_weekly_review
 from connectors.base import InventorySystem
 from connectors.clock import Clock, SystemClock
+from connectors.health import Health
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.webhooks import Touched, WebhookReceiver, make_webhook_handler
-from ledger import Ledger
+from ledger import HEARTBEAT_SECONDS, Ledger
 from monitors.assemble import (
     after_diff_hooks,
     evidence_source,
@@ -49,8 +55,10 @@ from monitors.assemble import (
     webhook_health_job,
 )
 from monitors.config import Config, ShopifySystem, resolve_secret
+from monitors.health import HealthWindow, combined
+from monitors.health import counters as health_counters
 from monitors.jobs import DriftDiffJob, HealthJob, Recheck
-from monitors.persistence import Persistence
+from monitors.persistence import Persistence, Seen
 from monitors.plans import ResyncPlanner
 from monitors.reports import AdjustmentRules
 from monitors.resync import ResyncService
@@ -61,6 +69,11 @@ log = logging.getLogger("driftwatch.service")
 
 OUTBOX_INTERVAL_SECONDS = 2.0
 WEBHOOKS_PATH = "/webhooks/shopify"
+
+#: scheduled jobs one replica runs per unit and tick, under a lease (bot/service/replicas.py)
+LEASED_JOBS = ("drift-diff", "health", "webhook-health", "chain-health", "verdict-reminder")
+#: scheduled jobs with no lease that run once per tick across replicas (the reports)
+ONCE_JOBS = ("weekly-summary", "daily-adjustments")
 
 
 def ledger_url(config: Config, environ: Mapping[str, str]) -> str:
@@ -110,9 +123,14 @@ class Service:
         slack_kwargs: dict[str, Any] = {"token": token.get_secret_value()}
         if config.slack.api_url:
             slack_kwargs["base_url"] = str(config.slack.api_url)
-        self.slack = AsyncWebClient(**slack_kwargs)
+        self.slack: AsyncWebClient = LeaseKeepingClient(**slack_kwargs)
         self.outbox = OutboxWorker(
-            ledger, self.slack, self.clock, health_channel=config.slack.alerts_channel
+            ledger,
+            self.slack,
+            self.clock,
+            health_channel=config.slack.alerts_channel,
+            # replicas on PostgreSQL share one pace per channel; SQLite has one process
+            pacer=LedgerPacer(ledger) if ledger.dialect == "postgresql" else None,
         )
         self.rules = rules_from_config(config)
         self.outbox.on_alert_posted.append(AlertChart(ledger, self.slack, self.rules, self.clock))
@@ -141,23 +159,20 @@ class Service:
         self.settler = ResyncSettler(self.resync, ledger, self.clock, config.slack.alerts_channel)
         #: the ids found pending at start and not settled yet (their system was down)
         self.unsettled: set[int] = set()
-        self.diff_job = DriftDiffJob(
-            self.systems,
-            self.rules,
-            ledger,
-            self.clock,
-            channel=config.slack.alerts_channel,
-            persistence=Persistence.from_config(config),
-            pipeline=incident_pipeline(config),
-            kinds={s.name: s.kind for s in config.systems},
-            evidence=evidence_source(config, ledger, self.clock),
-            after=after_diff_hooks(config, ledger, self.resync, self.clock),
-            planner=ResyncPlanner(
-                self.rules,
-                {s.name: s.write_state for s in config.systems if s.writable},
-                config.policy,
-                config.sku_tags,
-            ),
+        self.diff_job = self._diff_job_over(self.systems)
+        shops = [s.name for s in config.systems if isinstance(s, ShopifySystem)]
+        others = [s for s in self.systems if s.name not in shops]
+        #: with several Shopify stores the scheduled diff is one per store (that store
+        #: and the systems that are not Shopify stores), each under its own lease, so
+        #: different stores' diffs run on different replicas; webhooks' targeted diffs
+        #: and re-checks still read every system (:attr:`diff_job`)
+        self.store_diffs: dict[str, DriftDiffJob] = (
+            {
+                shop: self._diff_job_over([s for s in self.systems if s.name == shop] + others)
+                for shop in shops
+            }
+            if len(shops) > 1
+            else {}
         )
         #: after every resync, its SKU is read again and its alerts tell what is true now
         self.recheck = Recheck(self.diff_job)
@@ -181,6 +196,26 @@ class Service:
             "driftwatch_job_runs", "Scheduled job runs", ["job", "outcome"], registry=self.registry
         )
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
+        #: who runs which job on a shared PostgreSQL (alone on SQLite)
+        self.coordinator: Coordinator = (
+            Shared(ledger, self.clock, self.registry, self._job_units())
+            if ledger.dialect == "postgresql"
+            else Solo(ledger)
+        )
+        self.coordinator.on_taken.append(self._taken_over)
+        #: the health window and the drift debounce, kept for the next lease holder
+        self._held_state = (
+            {
+                (job, unit): HeldState(ledger, self.coordinator, self.clock, job, unit)
+                for job, units in self._job_units().items()
+                if job in ("health", "drift-diff")
+                for unit in units
+            }
+            if isinstance(self.coordinator, Shared)
+            else {}
+        )
+        #: the jobs as registered, before coordination wraps them (run_job runs these)
+        self._job_funcs: dict[str, Callable[[], Awaitable[None]]] = {}
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         #: open connections are capped; slow clients are evicted, oldest first
@@ -209,6 +244,28 @@ class Service:
         self.targeted_done = asyncio.Event()
         self._shop_name = ""
         self.webhooks = self._build_webhooks(environ)
+
+    def _diff_job_over(self, systems: list[InventorySystem]) -> DriftDiffJob:
+        """A drift diff of ``systems`` (every system, or one store's)."""
+        config, ledger = self.config, self.ledger
+        return DriftDiffJob(
+            systems,
+            self.rules,
+            ledger,
+            self.clock,
+            channel=config.slack.alerts_channel,
+            persistence=Persistence.from_config(config),
+            pipeline=incident_pipeline(config),
+            kinds={s.name: s.kind for s in config.systems},
+            evidence=evidence_source(config, ledger, self.clock),
+            after=after_diff_hooks(config, ledger, self.resync, self.clock),
+            planner=ResyncPlanner(
+                self.rules,
+                {s.name: s.write_state for s in config.systems if s.writable},
+                config.policy,
+                config.sku_tags,
+            ),
+        )
 
     def _build_webhooks(self, environ: Mapping[str, str]) -> WebhookReceiver | None:
         """The Shopify webhook receiver at /webhooks/shopify, when a secret is configured."""
@@ -331,13 +388,28 @@ class Service:
     def _sample_health(self) -> None:
         self.health_history.record([s.health() for s in self.systems], self.clock.now())
 
-    async def _diff(self) -> None:
+    async def _diff(self, unit: str = ALL) -> None:
+        """The scheduled diff of ``unit``: every system, or one store's (with several).
+        Run for every unit when called without coordination (SQLite)."""
+        if unit == ALL and self.store_diffs:
+            for store in self.store_diffs:
+                await self._diff(store)
+            return
+        job = self.store_diffs.get(unit, self.diff_job)
+
         async def work() -> None:
-            await self.diff_job.run()
+            held = self._held_state.get(("drift-diff", unit))
+            if held is not None:
+                state = await held.resume()
+                if state is not None:
+                    job.seen = _seen_from_json(state)
+            await job.run()
+            if held is not None:
+                await held.keep({fp: seen.to_json() for fp, seen in job.seen.items()})
             self._sample_health()
             await self.outbox.deliver_due()
 
-        await self._tracked("diff", work)
+        await self._tracked("diff" if unit == ALL else f"diff:{unit}", work)
         self.diff_done.set()
 
     async def _deliver(self) -> None:
@@ -396,7 +468,19 @@ class Service:
     async def _health(self) -> None:
         async def work() -> None:
             self._sample_health()
-            await self.health_job.run()
+            held = self._held_state.get(("health", ALL))
+            if held is None:
+                await self.health_job.run()
+            else:
+                # the lease holder judges every replica's counters, from the window the
+                # previous holder kept: no replica flaps an incident another one owns
+                state = await held.resume()
+                if state is not None:
+                    self.health_job.window = HealthWindow.from_json(
+                        state, self.health_job.window.window
+                    )
+                await self.health_job.run(await self._combined_health())
+                await held.keep(self.health_job.window.to_json())
             await self.outbox.deliver_due()
 
         await self._tracked("health", work)
@@ -507,6 +591,17 @@ class Service:
         )
         self._schedule_reports()
         self.kpi_jobs.schedule(self.scheduler, self._tracked)
+        self._coordinate_jobs()
+        if self.coordinator.shared:
+            self.scheduler.add_job(
+                self._heartbeat,
+                "interval",
+                seconds=HEARTBEAT_SECONDS,
+                id="replica-heartbeat",
+                max_instances=1,
+                coalesce=True,
+            )
+            await self._heartbeat()  # registered, with its share of leases, before a job
         self.scheduler.start(paused=not schedule)
         self._resume_webhooks()
         # keepalive_timeout is also how long a connection may take to send a request
@@ -533,13 +628,101 @@ class Service:
         self._freeze_startup_heap()
         return self.url
 
-    async def run_job(self, job_id: str) -> None:
+    async def run_job(self, job_id: str, *, scheduled: bool = False) -> None:
         """Run the scheduled job ``job_id`` (``drift-diff``, ``health``, ``outbox``,
-        ``webhook-health``, ``weekly-summary``, ``daily-adjustments``) now, once."""
+        ``webhook-health``, ``weekly-summary``, ``daily-adjustments``) now, once.
+
+        On a shared PostgreSQL a leased job runs only where its lease is held.
+        ``scheduled``: as its timer would, i.e. also only if this replica wins the
+        current tick's claim (a report: the day's or week's claim)."""
         job = self.scheduler.get_job(job_id)
         if job is None:
             raise KeyError(f"no job {job_id!r}")
-        await job.func()
+        if scheduled or job_id not in self._job_funcs:
+            await job.func()
+        else:
+            await self._run_coordinated(job_id, None)
+
+    def _job_units(self) -> dict[str, list[str]]:
+        """The leases there are: each leased job's units (the drift diff's stores, when
+        there are several; ``all`` otherwise)."""
+        jobs = [j for j in LEASED_JOBS if j != "webhook-health" or self.webhook_health_job]
+        units = {job: [ALL] for job in jobs}
+        if self.store_diffs:
+            units["drift-diff"] = sorted(self.store_diffs)
+        return units
+
+    def _tick(self, job_id: str) -> str:
+        """The current tick of a job's timer: the interval's number since the epoch, or
+        the local day of a cron timer (the reports fire at most once a day)."""
+        job = self.scheduler.get_job(job_id)
+        now = self.clock.now()
+        if job is not None and isinstance(job.trigger, IntervalTrigger):
+            seconds = max(1.0, job.trigger.interval.total_seconds())
+            return str(int(now.timestamp() // seconds))
+        return now.astimezone(self.config.tz).strftime("%Y-%m-%d")
+
+    def _coordinate_jobs(self) -> None:
+        """Wrap the registered jobs so a fired timer asks the coordinator first."""
+        for job in self.scheduler.get_jobs():
+            if job.id not in LEASED_JOBS and job.id not in ONCE_JOBS:
+                continue
+            self._job_funcs[job.id] = job.func
+            # a partial of a coroutine function: APScheduler's asyncio executor awaits it
+            job.modify(func=functools.partial(self._fire, job.id))
+
+    async def _fire(self, job_id: str) -> None:
+        """A job's timer fired."""
+        await self._run_coordinated(job_id, self._tick(job_id))
+
+    async def _run_coordinated(
+        self, job_id: str, tick: str | None, units: list[str] | None = None
+    ) -> None:
+        """Run ``job_id`` for each of its units (default: all) this replica should: it
+        holds the unit's lease (and wins ``tick``); for a report, wins its tick."""
+        work = self._job_funcs[job_id]
+        if job_id in ONCE_JOBS:
+            if tick is None or await self.coordinator.claim_once(job_id, tick):
+                await work()
+            return
+        for unit in units if units is not None else self._job_units().get(job_id, [ALL]):
+            if not await self.coordinator.should_run(job_id, unit, tick):
+                continue
+            if job_id == "drift-diff":
+                await self._diff(unit)
+            else:
+                await work()
+
+    async def _taken_over(self, job_id: str, unit: str) -> None:
+        """A lease was just taken (its holder died or left): run its job for the
+        current tick at once, unless that tick ran already; only while timers run."""
+        if self.scheduler.state != STATE_RUNNING or job_id not in self._job_funcs:
+            return
+        tick = self._tick(job_id)
+        self.spawn(f"takeover:{job_id}:{unit}", lambda: self._run_coordinated(job_id, tick, [unit]))
+
+    async def _heartbeat(self) -> None:
+        if self._stopping:
+            return  # a heartbeat after stop would bring this replica back to life
+        try:
+            await self.coordinator.beat()
+            await self._publish_health()
+        except Exception:
+            log.exception("replica heartbeat failed")
+
+    async def _publish_health(self) -> None:
+        """This replica's connector counters, for the health job's holder to sum."""
+        await self.ledger.publish_health(
+            self.ledger.replica_id,
+            [health_counters(s.health()) for s in self.systems],
+            self.clock.now(),
+        )
+
+    async def _combined_health(self) -> list[Health]:
+        """Every connector's health across the replicas (this one's published first)."""
+        await self._publish_health()
+        published = [counters for _, counters in await self.ledger.replica_health()]
+        return [combined(s.health(), published) for s in self.systems]
 
     def _resume_webhooks(self) -> None:
         """Process the webhooks a previous process answered but never processed."""
@@ -581,6 +764,10 @@ class Service:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            await self.coordinator.stop()  # the other replicas take the leases at once
+        except Exception:
+            log.exception("could not release this replica's leases")
         if self._listener is not None:
             self._listener.close()
         if self._runner is not None:
@@ -619,3 +806,14 @@ class Service:
             body=generate_latest(self.registry),
             headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
+
+
+def _seen_from_json(state: Mapping[str, Any]) -> dict[str, Seen]:
+    """The drift debounce a previous lease holder kept (malformed entries skipped)."""
+    seen: dict[str, Seen] = {}
+    for fingerprint, data in state.items():
+        try:
+            seen[str(fingerprint)] = Seen.from_json(data)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return seen

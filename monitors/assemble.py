@@ -28,10 +28,13 @@ from monitors.webhook_health import (
 
 def incident_pipeline(config: Config) -> Pipeline:
     """The incident pipeline with the configured timers: reminders every
-    ``[schedules] reminder_seconds`` (not the built-in hour)."""
-    return build_pipeline(
+    ``[schedules] reminder_seconds`` (not the built-in hour), and each store with its
+    own ``alerts_channel`` alerted there."""
+    pipeline = build_pipeline(
         timers=Timers(repeat_interval=timedelta(seconds=config.schedules.reminder_seconds))
     )
+    pipeline.routes = {s.name: s.alerts_channel for s in config.stores() if s.alerts_channel}
+    return pipeline
 
 
 def evidence_source(config: Config, ledger: Ledger, clock: Clock) -> EvidenceSource | None:

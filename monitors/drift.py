@@ -148,6 +148,10 @@ def _covers_all(system: str, location: str) -> bool:
     return True
 
 
+def _carries_all(system: str, sku: str) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class DiffRules:
     """Everything the engine needs to know, already resolved from configuration.
@@ -157,7 +161,11 @@ class DiffRules:
     ``low_stock``: (SKU, location) → the storefront expectation at or below which a
     CONTINUE policy is reported. ``covers``: (system, location) → whether the system
     holds stock at that location at all (a system that does not is never ``missing``
-    there).
+    there). ``carries``: (system, SKU) → whether the SKU is in the system's range (a
+    store's SKU patterns; one it does not carry is never ``missing`` there). ``listed``:
+    the systems whose range is what they have ever listed; the engine cannot know that
+    (it sees one read), so their ``missing`` drifts are kept and
+    :func:`monitors.reconcile.run_diff` drops those the ledger never saw listed.
     """
 
     systems: Mapping[str, SystemRules]
@@ -169,6 +177,8 @@ class DiffRules:
     pack_size: Callable[[str, str], int] = field(default=_unit_packs)
     low_stock: Callable[[str, str], int] = field(default=_no_safety_stock)
     covers: Callable[[str, str], bool] = field(default=_covers_all)
+    carries: Callable[[str, str], bool] = field(default=_carries_all)
+    listed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -652,7 +662,7 @@ class _Cell:
 
     def _missing(self, system: str) -> list[Drift]:
         """``system`` has no level for this SKU here."""
-        if not self.rules.covers(system, self.location):
+        if not self.rules.covers(system, self.location) or not self.rules.carries(system, self.sku):
             return []
         expected = self._expected(system)
         if expected is None or expected <= 0:
@@ -696,7 +706,12 @@ class _Cell:
         if any(name in self.by_system for name in self.rules.source_of_truth):
             return []  # a truth system reported it, stale or without the compared states
         missing_from = next(
-            (s for s in self.rules.source_of_truth if self.rules.covers(s, self.location)), None
+            (
+                s
+                for s in self.rules.source_of_truth
+                if self.rules.covers(s, self.location) and self.rules.carries(s, self.sku)
+            ),
+            None,
         )
         if missing_from is None:
             return []

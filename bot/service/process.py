@@ -31,6 +31,7 @@ from bot.service.connections import (
     ConnectionLimit,
 )
 from bot.service.kpi_jobs import KpiJobs
+from bot.service.webhooks import build_webhooks
 from bot.slack.app import EVENTS_PATH, build_slack_app, events_handler
 from bot.slack.deps import BotDeps, Work
 from bot.slack.outbox import OutboxWorker
@@ -40,7 +41,7 @@ from bot.slack.weekly_review import post_weekly_review
 from connectors.base import InventorySystem
 from connectors.clock import Clock, SystemClock
 from connectors.shopify import ShopifyConnector
-from connectors.shopify.webhooks import Touched, WebhookReceiver, make_webhook_handler
+from connectors.shopify.webhooks import Touched, WebhookRouter
 from ledger import Ledger
 from monitors.assemble import (
     after_diff_hooks,
@@ -48,7 +49,7 @@ from monitors.assemble import (
     incident_pipeline,
     webhook_health_job,
 )
-from monitors.config import Config, ShopifySystem, resolve_secret
+from monitors.config import Config, resolve_secret
 from monitors.jobs import DriftDiffJob, HealthJob, Recheck
 from monitors.persistence import Persistence
 from monitors.plans import ResyncPlanner
@@ -207,39 +208,22 @@ class Service:
         self._touched_unknown = False
         self._targeted_pending = False
         self.targeted_done = asyncio.Event()
-        self._shop_name = ""
         self.webhooks = self._build_webhooks(environ)
 
-    def _build_webhooks(self, environ: Mapping[str, str]) -> WebhookReceiver | None:
-        """The Shopify webhook receiver at /webhooks/shopify, when a secret is configured."""
-        shop = next(
-            (
-                s
-                for s in self.config.systems
-                if isinstance(s, ShopifySystem) and s.webhook_secret_env
-            ),
-            None,
-        )
-        if shop is None or shop.webhook_secret_env is None:
-            return None
-        secret = environ.get(shop.webhook_secret_env)
-        if not secret:
-            log.warning("%s is not set: Shopify webhooks are off", shop.webhook_secret_env)
-            return None
-        self._shop_name = shop.name
-        return make_webhook_handler(
-            system=shop.name,
-            secrets=[secret],
-            store=self.ledger,
-            clock=self.clock,
-            on_touched=self._touched,
-            shop_domains=[shop.webhook_shop_domain],
+    def _build_webhooks(self, environ: Mapping[str, str]) -> WebhookRouter | None:
+        """Every store's webhook receiver, behind /webhooks/shopify (bot/service/webhooks)."""
+        return build_webhooks(
+            self.config,
+            environ,
+            self.ledger,
+            self.clock,
+            self._touched,
             read_timeout=self._body_timeout,
         )
 
-    async def _touched(self, touched: Touched) -> None:
-        """A webhook says a level changed: diff just that SKU, soon (debounced)."""
-        connector = next((s for s in self.systems if s.name == self._shop_name), None)
+    async def _touched(self, system: str, touched: Touched) -> None:
+        """A store's webhook says a level changed: diff just that SKU, soon (debounced)."""
+        connector = next((s for s in self.systems if s.name == system), None)
         sku = (
             connector.sku_for_item(touched.inventory_item_id)
             if isinstance(connector, ShopifyConnector)

@@ -236,6 +236,16 @@ class Store:
         level.active = True
         return level
 
+    def delete_product(self, item: Item) -> None:
+        """Delete the product of ``item`` with its variants and their inventory items, as
+        a merchant deletes a listing in the admin: none of them is read again."""
+        product = item.variant.product
+        for variant in product.variants:
+            self.variants.pop(variant.num, None)
+            if variant.item is not None:
+                self.items.pop(variant.item.num, None)
+        self.products.pop(product.num, None)
+
     # -- lookups ------------------------------------------------------------------------
     def item(self, ref: str) -> Item:
         """An item by inventory item gid or by SKU (the first with that SKU)."""

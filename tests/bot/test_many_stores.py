@@ -7,9 +7,16 @@ store; each store has its own range and its own Slack channel."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from stores_testing import EU_CHANNEL, EU_DOMAIN, TwoStores, two_stores
+import httpx
+from stores_testing import EU_CHANNEL, EU_DOMAIN, EU_SECRET, TwoStores, two_stores
 
 from sandbox.world import ALERTS_CHANNEL
 
@@ -115,3 +122,117 @@ async def test_a_range_pattern_excludes_a_sku_even_once_listed(tmp_path: Path) -
         await stores.settle()
         incidents = await stores.ledger.list_incidents()
     assert not [i for i in incidents if i.kind == "missing"]
+
+
+def signed(body: bytes, secret: str) -> str:
+    """Shopify's signature: base64 of the HMAC-SHA256 of the raw body under the secret
+    (https://shopify.dev/docs/apps/build/webhooks/subscribe/https)."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+async def raw_post(url: str, head: bytes, body: bytes) -> int:
+    """POST with header bytes as given (no client would send a bare CR); the status."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(
+            b"POST /webhooks/shopify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            + head
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        status_line = await reader.readline()
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    return int(status_line.split()[1])
+
+
+async def test_hostile_shop_domains_are_refused_and_never_recorded_under_a_store(
+    tmp_path: Path,
+) -> None:
+    body = b'{"inventory_item_id": 1, "location_id": 2, "available": 5}'
+    async with two_stores(tmp_path) as stores:
+        address = f"{stores.url}/webhooks/shopify"
+
+        def headers(shop: str | bytes) -> dict[str, str | bytes]:
+            return {
+                "X-Shopify-Topic": "inventory_levels/update",
+                "X-Shopify-Hmac-Sha256": signed(body, EU_SECRET),
+                "X-Shopify-Shop-Domain": shop,
+                "X-Shopify-Event-Id": "evt-hostile",
+            }
+
+        hostile: list[str | bytes] = [
+            "a" * 6000 + ".myshopify.com",  # huge
+            "drіftwatch-eu.myshopify.com".encode(),  # a Cyrillic і, sent as UTF-8
+            "http://[driftwatch-eu.myshopify.com",  # not a URL urlsplit can read
+            "driftwatch-eu.myshopify.com.evil.example",
+        ]
+        async with httpx.AsyncClient() as http:
+            answers = [
+                (await http.post(address, content=body, headers=headers(shop))).status_code
+                for shop in hostile
+            ]
+            # no domain header at all
+            bare = headers("x")
+            del bare["X-Shopify-Shop-Domain"]
+            answers.append((await http.post(address, content=body, headers=bare)).status_code)
+            # the first store's domain with the second store's signature: checked with
+            # the first store's secret, refused there
+            wrong_secret = (
+                await http.post(
+                    address,
+                    content=body,
+                    headers=headers(stores.demo.world.shopify.webhooks.shop_domain),
+                )
+            ).status_code
+        # a bare CR in the header: the HTTP parser refuses the request itself
+        crlf = await raw_post(
+            stores.url,
+            b"X-Shopify-Topic: inventory_levels/update\r\n"
+            + f"X-Shopify-Hmac-Sha256: {signed(body, EU_SECRET)}\r\n".encode()
+            + b"X-Shopify-Shop-Domain: driftwatch-eu.myshopify.com\rX-Injected: 1\r\n",
+            body,
+        )
+        await stores.settle()
+        deliveries = await stores.ledger.list_deliveries()
+        refusals = await stores.ledger.list_refusals()
+        incidents = await stores.ledger.list_incidents()
+
+    assert answers == [403] * 5
+    assert wrong_secret == 401
+    assert crlf == 400
+    assert deliveries == [], "nothing accepted"
+    counted = {(r.system, r.outcome, r.reason): r.count for r in refusals}
+    assert counted == {
+        ("(unknown shop)", "wrong_shop", "unknown"): 4,
+        ("(unknown shop)", "wrong_shop", "missing"): 1,
+        ("shopify", "rejected_signature", "mismatch"): 1,
+    }
+    unknown = [r for r in refusals if r.reason == "unknown"]
+    assert all(len(v) <= 200 for r in unknown for v in r.sample.values())
+    assert not [i for i in incidents if i.system == "shopify_eu"]
+
+
+async def test_the_same_delivery_hours_later_is_a_duplicate_of_its_own_store(
+    tmp_path: Path,
+) -> None:
+    async with two_stores(tmp_path) as stores:
+        await subscribe_both(stores)
+        stores.eu.set_quantities("MUG-STONE", stores.eu_locations["east"], available=63)
+        await changed(stores)
+        [first] = stores.eu.webhooks.deliveries
+        stores.clock.advance(3 * 3600)
+        again = await stores.eu.webhooks.replay(first)
+        await stores.settle()
+        eu = await stores.ledger.list_deliveries(system="shopify_eu")
+        first_store = await stores.ledger.list_deliveries(system="shopify")
+    assert again.status == 200
+    outcomes = sorted(d.outcome for d in eu)
+    assert outcomes == ["duplicate", "processed"]
+    [dup] = [d for d in eu if d.outcome == "duplicate"]
+    assert dup.event_id == first.event_id
+    assert first_store == []

@@ -43,6 +43,7 @@ from connectors.clock import Clock, SystemClock
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.webhooks import Touched, WebhookRouter
 from ledger import Ledger
+from ledger.single_process import ProcessLock, process_lock
 from monitors.assemble import (
     after_diff_hooks,
     evidence_source,
@@ -209,6 +210,7 @@ class Service:
         self._targeted_pending = False
         self.targeted_done = asyncio.Event()
         self.webhooks = self._build_webhooks(environ)
+        self._process_lock: ProcessLock | None = None
 
     def _build_webhooks(self, environ: Mapping[str, str]) -> WebhookRouter | None:
         """Every store's webhook receiver, behind /webhooks/shopify (bot/service/webhooks)."""
@@ -434,6 +436,11 @@ class Service:
         ``schedule=False`` registers the jobs but never fires them (the scheduler starts
         paused): a test that counts side effects runs each job itself with
         :meth:`run_job`, so no timer races its assertions."""
+        # SQLite serves one process: a second one on the same file is refused here
+        # (DatabaseInUse), before it runs any job (ledger/single_process.py)
+        self._process_lock = process_lock(self.ledger.url)
+        if self._process_lock is not None:
+            self._process_lock.acquire()
         # Before anything can start a resync here, the resyncs left pending are a dead
         # process's (between its write and its record); settled before any job runs.
         try:
@@ -579,6 +586,8 @@ class Service:
             await self.webhooks.close()
         if self._own_http:
             await self.http.aclose()
+        if self._process_lock is not None:
+            self._process_lock.release()
         self._thaw_heap()
 
     async def _healthz(self, request: web.Request) -> web.Response:

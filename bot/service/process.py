@@ -54,9 +54,9 @@ from monitors.config import Config, resolve_secret
 from monitors.jobs import DriftDiffJob, HealthJob, Recheck
 from monitors.persistence import Persistence
 from monitors.plans import ResyncPlanner
-from monitors.reports import AdjustmentRules
 from monitors.resync import ResyncService
 from monitors.settle import ResyncSettler
+from monitors.stores import adjustment_rules, store_report_channels
 from monitors.wiring import build_systems, rules_from_config
 
 log = logging.getLogger("driftwatch.service")
@@ -135,7 +135,7 @@ class Service:
                 ledger,
                 self.slack,
                 config.tz,
-                AdjustmentRules(source_of_truth=config.source_of_truth[0]),
+                adjustment_rules(config),
             )
         )
         self.resync = ResyncService(self.systems, self.rules, ledger, self.clock)
@@ -340,16 +340,22 @@ class Service:
         await self._tracked("weekly-summary", work)
 
     async def daily_adjustments(self) -> None:
-        """Queue yesterday's adjustment report for the reports channel and deliver."""
+        """Queue yesterday's adjustment report for the reports channel, and each store's
+        own for the store's channel when it has one (monitors/stores.py), and deliver."""
 
         async def work() -> None:
-            await post_daily_adjustments(
-                self.ledger,
-                self.config.slack.reports_channel,
-                self.clock.now(),
-                self.config.tz,
-                AdjustmentRules(source_of_truth=self.config.source_of_truth[0]),
-            )
+            reports = {
+                self.config.slack.reports_channel: None,
+                **store_report_channels(self.config),
+            }
+            for channel, stores in reports.items():
+                await post_daily_adjustments(
+                    self.ledger,
+                    channel,
+                    self.clock.now(),
+                    self.config.tz,
+                    adjustment_rules(self.config, stores),
+                )
             await self.outbox.deliver_due()
 
         await self._tracked("daily-adjustments", work)

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -236,3 +237,41 @@ async def test_the_same_delivery_hours_later_is_a_duplicate_of_its_own_store(
     [dup] = [d for d in eu if d.outcome == "duplicate"]
     assert dup.event_id == first.event_id
     assert first_store == []
+
+
+async def test_each_store_with_its_own_channel_gets_its_own_adjustment_report(
+    tmp_path: Path,
+) -> None:
+    async with two_stores(tmp_path) as stores:
+        yesterday = stores.clock.now() - timedelta(days=1)
+        for key, sku, location, system in (
+            ("a1", "MUG-STONE", "east", "shopify_eu"),
+            ("a2", "TEE-WHT-M", "west", "shopify"),
+            ("a3", "CAP-NAVY", "east", "wms"),
+        ):
+            adjustment, _ = await stores.ledger.record_adjustment(
+                key, sku, location, system, "cycle_count", "U0OPS001", yesterday, delta=-1
+            )
+            await stores.ledger.settle_adjustment(adjustment.id, "applied", yesterday)
+        await stores.service.run_job("daily-adjustments")
+        await stores.settle()
+        eu_texts = stores.texts(EU_CHANNEL)
+        global_texts = stores.texts(ALERTS_CHANNEL)
+        # the same job again (a second tick, a restart): no second report anywhere
+        await stores.service.run_job("daily-adjustments")
+        await stores.settle()
+        eu_again = stores.texts(EU_CHANNEL)
+        global_again = stores.texts(ALERTS_CHANNEL)
+        eu_message = stores.demo.world.slack.messages(EU_CHANNEL)[-1]
+        blocks = str(eu_message.blocks)
+
+    [eu_report] = [t for t in eu_texts if t.startswith("Adjustments")]
+    assert eu_report.startswith("Adjustments in shopify_eu on ")
+    assert eu_report.endswith(": 1, 1 unusual")
+    assert "MUG-STONE at east adjusted in shopify_eu, not in wms" in blocks
+    assert "TEE-WHT-M" not in blocks
+    [whole] = [t for t in global_texts if t.startswith("Adjustments")]
+    assert whole.endswith(": 3, 2 unusual")
+    assert " in shopify" not in whole
+    assert eu_again == eu_texts
+    assert global_again == global_texts

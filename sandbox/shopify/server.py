@@ -90,7 +90,7 @@ class FakeShopify:
         self.access_token = access_token
         self.api_versions = frozenset(api_versions)
         self.schema = load_schema()
-        self.store = Store(self.clock)
+        self.store = Store(self.clock, shop_domain)
         self.mutations = Mutations(self.store, self.schema.idempotency_required)
         self.bucket = LeakyBucket(bucket_size, restore_rate, self.clock)
         self.executor = Executor(

@@ -140,8 +140,10 @@ class UnknownName(ValueError):
 class Store:
     """Everything the fake shop knows, with the operations tests and mutations use."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, shop_domain: str = "driftwatch-sandbox.myshopify.com") -> None:
         self.clock = clock
+        #: the shop's *.myshopify.com domain (``shop { myshopifyDomain }``, webhooks)
+        self.shop_domain = shop_domain
         self.locations: dict[int, Location] = {}
         self.products: dict[int, Product] = {}
         self.variants: dict[int, Variant] = {}

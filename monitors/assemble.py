@@ -12,7 +12,7 @@ from connectors.base import InventorySystem
 from connectors.clock import Clock
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.subscriptions import check_subscriptions
-from connectors.shopify.webhooks import TOPICS
+from connectors.shopify.webhooks import TOPICS, UNKNOWN_SHOP
 from ledger import Ledger
 from monitors.config import Config, ShopifySystem
 from monitors.jobs import AfterDiff, EvidenceSource
@@ -83,6 +83,11 @@ def webhook_health_job(
             else None
         )
         watches.append(WebhookWatch(system.name, check=check, resolve=resolve))
+    receiving = [s for s in config.stores() if s.webhook_secret_env is not None]
+    if len(receiving) > 1:
+        # one address serves several stores: deliveries naming none of them are counted
+        # under UNKNOWN_SHOP (connectors.shopify.webhooks.WebhookRouter)
+        watches.append(WebhookWatch(UNKNOWN_SHOP))
     if not watches:
         return None
     return WebhookHealthJob(

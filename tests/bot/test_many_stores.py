@@ -201,7 +201,11 @@ async def test_hostile_shop_domains_are_refused_and_never_recorded_under_a_store
         await stores.settle()
         deliveries = await stores.ledger.list_deliveries()
         refusals = await stores.ledger.list_refusals()
+        await stores.service.run_job("webhook-health")
+        await stores.settle()
         incidents = await stores.ledger.list_incidents()
+        global_texts = stores.texts(ALERTS_CHANNEL)
+        eu_texts = stores.texts(EU_CHANNEL)
 
     assert answers == [403] * 5
     assert wrong_secret == 401
@@ -216,6 +220,13 @@ async def test_hostile_shop_domains_are_refused_and_never_recorded_under_a_store
     unknown = [r for r in refusals if r.reason == "unknown"]
     assert all(len(v) <= 200 for r in unknown for v in r.sample.values())
     assert not [i for i in incidents if i.system == "shopify_eu"]
+    # webhook health says so, once, in the global channel (no store's)
+    [wrong] = [i for i in incidents if i.kind == "webhook_wrong_shop"]
+    assert wrong.system == "(unknown shop)"
+    assert wrong.title == "5 webhooks named a shop no configured store serves"
+    assert sum(t.startswith(wrong.title) for t in global_texts) == 1
+    assert not any("webhooks named" in t for t in eu_texts)
+    assert not [i for i in incidents if i.kind == "webhook_signatures_rejected"]  # 1 < 3
 
 
 async def test_the_same_delivery_hours_later_is_a_duplicate_of_its_own_store(

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
 
 from bot.cli.demo import DemoWorld, demo_config, demo_world
 from bot.service import Service
@@ -39,15 +45,18 @@ class TwoStores:
     service: Service
     clock: ManualClock
     url: str
+    #: every replica's service (the first is ``service``), when several share a database
+    replicas: tuple[Service, ...] = ()
 
     async def settle(self) -> None:
         """Wait until both shops' webhooks were answered and every one processed."""
         async with asyncio.timeout(30):
             await self.demo.world.shopify.webhooks.idle()
             await self.eu.webhooks.idle()
-            if self.service.webhooks is not None:
-                await self.service.webhooks.idle()
-            await self.service.idle()
+            for service in self.replicas or (self.service,):
+                if service.webhooks is not None:
+                    await service.webhooks.idle()
+                await service.idle()
             await self.service.outbox.deliver_due()
 
     def texts(self, channel: str) -> list[str]:
@@ -55,9 +64,38 @@ class TwoStores:
 
 
 @contextlib.asynccontextmanager
-async def two_stores(tmp_path: Path, **eu: Any) -> AsyncIterator[TwoStores]:
+async def postgres_schema() -> AsyncIterator[str]:
+    """A URL whose ``search_path`` is a fresh PostgreSQL schema, dropped afterwards;
+    skips where PostgreSQL is not reachable (fails under ``CI=true``)."""
+    base = os.environ.get("DRIFTWATCH_TEST_PG_URL", "").strip() or (
+        f"postgresql://{os.environ.get('PGUSER') or 'postgres'}@127.0.0.1:5432/test"
+    )
+    libpq = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        admin = await psycopg.AsyncConnection.connect(libpq, autocommit=True, connect_timeout=3)
+    except (OSError, psycopg.Error) as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL not reachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    schema = f"dw_{secrets.token_hex(6)}"
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        try:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def two_stores(
+    tmp_path: Path, *, database: str | None = None, replicas: int = 1, **eu: Any
+) -> AsyncIterator[TwoStores]:
     """The running world and Service (schedules paused: tests run the jobs), after the
-    first full diff; ``eu`` overrides keys of the second store's configuration."""
+    first full diff; ``eu`` overrides keys of the second store's configuration.
+    ``database``: a URL (default: a SQLite file); ``replicas``: services sharing it."""
     async with demo_world() as demo:
         world = demo.world
         shop = FakeShopify(access_token=EU_TOKEN, shop_domain=EU_DOMAIN, webhook_secret=EU_SECRET)
@@ -96,18 +134,37 @@ async def two_stores(tmp_path: Path, **eu: Any) -> AsyncIterator[TwoStores]:
                 "EU_SHOPIFY_WEBHOOK_SECRET": EU_SECRET,
             }
             clock = ManualClock()
-            async with Ledger.from_url(f"sqlite:///{tmp_path / 'stores.db'}") as ledger:
-                await ledger.upgrade()
-                service = Service(config, environ, ledger, clock=clock)
-                url = await service.start(host="127.0.0.1", port=0, schedule=False)
+            url = database or f"sqlite:///{tmp_path / 'stores.db'}"
+            async with contextlib.AsyncExitStack() as stack:
+                ledgers = [
+                    await stack.enter_async_context(Ledger.from_url(url)) for _ in range(replicas)
+                ]
+                await ledgers[0].upgrade()
+                services: list[Service] = []
                 try:
+                    for ledger in ledgers:
+                        service = Service(config, environ, ledger, clock=clock)
+                        services.append(service)
+                        await service.start(host="127.0.0.1", port=0, schedule=False)
+                    first = services[0]
+                    assert first.url is not None
                     stores = TwoStores(
-                        demo, shop, gids, config, environ, ledger, service, clock, url
+                        demo,
+                        shop,
+                        gids,
+                        config,
+                        environ,
+                        ledgers[0],
+                        first,
+                        clock,
+                        first.url,
+                        tuple(services),
                     )
-                    await service.run_job("drift-diff")
+                    await first.run_job("drift-diff")
                     await stores.settle()
                     yield stores
                 finally:
-                    await service.stop()
+                    for service in reversed(services):
+                        await service.stop()
         finally:
             await shop.stop()

@@ -17,7 +17,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from stores_testing import EU_CHANNEL, EU_DOMAIN, EU_SECRET, TwoStores, two_stores
+import pytest
+from stores_testing import (
+    EU_CHANNEL,
+    EU_DOMAIN,
+    EU_SECRET,
+    TwoStores,
+    postgres_schema,
+    two_stores,
+)
 
 from sandbox.world import ALERTS_CHANNEL
 
@@ -286,3 +294,41 @@ async def test_each_store_with_its_own_channel_gets_its_own_adjustment_report(
     assert " in shopify" not in whole
     assert eu_again == eu_texts
     assert global_again == global_texts
+
+
+@pytest.mark.postgres
+async def test_two_replicas_on_postgresql_route_each_store_and_process_a_delivery_once(
+    tmp_path: Path,
+) -> None:
+    """Behind a round-robin balancer, Shopify's retry of a delivery reaches the other
+    replica: it is recorded there as a duplicate of the same store, never processed
+    twice; an unknown shop is counted apart on whichever replica it reaches."""
+    async with (
+        postgres_schema() as database,
+        two_stores(tmp_path, database=database, replicas=2) as stores,
+    ):
+        one, other = stores.replicas
+        assert other.url is not None
+        stores.eu.webhooks.subscribe("inventory_levels/update", f"{one.url}/webhooks/shopify")
+        stores.eu.set_quantities("MUG-STONE", stores.eu_locations["west"], available=50)
+        await changed(stores)
+        [delivery] = stores.eu.webhooks.deliveries
+        retried = await stores.eu.webhooks.replay(delivery, url=f"{other.url}/webhooks/shopify")
+        stranger = await stores.eu.webhooks.replay(
+            delivery,
+            url=f"{other.url}/webhooks/shopify",
+            shop_domain="not-configured.myshopify.com",
+        )
+        await stores.settle()
+        eu = await stores.ledger.list_deliveries(system="shopify_eu")
+        first_store = await stores.ledger.list_deliveries(system="shopify")
+        refusals = await stores.ledger.list_refusals()
+        incidents = await stores.ledger.list_incidents()
+    assert (retried.status, stranger.status) == (200, 403)
+    assert sorted(d.outcome for d in eu) == ["duplicate", "processed"]
+    assert first_store == []
+    assert [(r.system, r.outcome, r.reason, r.count) for r in refusals] == [
+        ("(unknown shop)", "wrong_shop", "unknown", 1)
+    ]
+    [oversell] = [i for i in incidents if i.title.startswith("Oversell risk: MUG-STONE at west")]
+    assert oversell.system == "shopify_eu"

@@ -69,7 +69,7 @@ import gc
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -179,6 +179,9 @@ class DiffRules:
     covers: Callable[[str, str], bool] = field(default=_covers_all)
     carries: Callable[[str, str], bool] = field(default=_carries_all)
     listed: frozenset[str] = frozenset()
+    #: system → its own source-of-truth order (a store whose truth is its own
+    #: warehouse); the others are judged against ``source_of_truth``
+    orders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -316,8 +319,40 @@ def diff(levels: Iterable[Level], rules: DiffRules, *, now: datetime | None = No
 
     ``now`` is the time of the diff; None means the latest ``observed_at`` among the
     levels (the time of the read, for systems that stamp their reads).
+
+    A system with an order of its own (``rules.orders``, a store whose truth is its own
+    warehouse) is judged in a diff of its own, among itself and its truth systems with
+    that order; only the drifts *of that system* are kept from it (its truth systems'
+    own drifts come from the main diff, which judges every other system).
     """
-    return _diff(levels, rules, now, fast=True)
+    own = {
+        system: tuple(t for t in order if t in rules.systems and t != system)
+        for system, order in rules.orders.items()
+        if system in rules.systems
+    }
+    if not own:
+        return _diff(levels, rules, now, fast=True)
+    levels = list(levels)
+    if now is None:
+        if not levels:
+            return []
+        now = max(level.observed_at for level in levels)
+    main = replace(
+        rules, systems={n: r for n, r in rules.systems.items() if n not in own}, orders={}
+    )
+    drifts = _diff(levels, main, now, fast=True)
+    for system, truths in own.items():
+        names = {system, *truths}
+        alone = replace(
+            rules,
+            systems={n: r for n, r in rules.systems.items() if n in names},
+            source_of_truth=truths,
+            orders={},
+        )
+        mine = _diff([lv for lv in levels if lv.system in names], alone, now, fast=True)
+        drifts += [d for d in mine if d.system == system]
+    drifts.sort(key=lambda d: (-abs(d.gap), d.sku, d.location, d.system, d.kind))
+    return drifts
 
 
 def _diff(

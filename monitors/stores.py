@@ -10,12 +10,11 @@ from monitors.reports import AdjustmentRules
 def adjustment_rules(config: Config, systems: frozenset[str] | None = None) -> AdjustmentRules:
     """The rules adjustment reports are judged by: the whole ``source_of_truth`` order
     (an adjustment in the fallback truth of a SKU the first does not stock is at the
-    truth), restricted to ``systems`` for a store's own report."""
-    return AdjustmentRules(
-        source_of_truth=config.source_of_truth[0],
-        truths=tuple(config.source_of_truth),
-        systems=systems,
-    )
+    truth), restricted to ``systems`` for a store's own report — judged by that store's
+    own order when it has one (and every store of the report shares it)."""
+    orders = {config.truth_order(s) for s in systems or ()}
+    order = orders.pop() if len(orders) == 1 else tuple(config.source_of_truth)
+    return AdjustmentRules(source_of_truth=order[0], truths=order, systems=systems)
 
 
 def store_report_channels(config: Config) -> dict[str, frozenset[str]]:

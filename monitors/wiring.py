@@ -69,6 +69,7 @@ def rules_from_config(config: Config) -> DiffRules:
         covers=covers,
         carries=config.carries_sku,
         listed=frozenset(s.name for s in config.systems if config.carries(s.name) == "listed"),
+        orders={s.name: tuple(s.source_of_truth) for s in config.stores() if s.source_of_truth},
     )
 
 

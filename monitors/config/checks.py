@@ -232,15 +232,26 @@ def _system_states(loc: Loc, system: Mapping[str, Any]) -> Iterator[Finding]:
 
 
 def _source_of_truth(data: Mapping[str, Any], refs: _References) -> Iterator[Finding]:
+    yield from _truth_order(("source_of_truth",), data.get("source_of_truth"), refs)
+    for i, system in _items(data.get("systems")):
+        if isinstance(system, Mapping) and "source_of_truth" in system:
+            loc = ("systems", i, "source_of_truth")
+            yield from _truth_order(loc, system.get("source_of_truth"), refs)
+            for k, name in _items(system.get("source_of_truth")):
+                if name == system.get("name"):
+                    yield (*loc, k), "a store cannot be its own source of truth"
+
+
+def _truth_order(loc: Loc, order: object, refs: _References) -> Iterator[Finding]:
     listed: set[str] = set()
-    for i, name in _items(data.get("source_of_truth")):
+    for i, name in _items(order):
         if not isinstance(name, str):
             continue
         if name not in refs.systems:
             if refs.systems_known:
-                yield ("source_of_truth", i), refs.unknown_system(name)
+                yield (*loc, i), refs.unknown_system(name)
         elif name in listed:
-            yield ("source_of_truth", i), f"`{name}` is listed twice"
+            yield (*loc, i), f"`{name}` is listed twice"
         listed.add(name)
 
 

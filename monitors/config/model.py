@@ -162,6 +162,14 @@ class Config(StrictModel):
             fnmatch.fnmatchcase(text, p.upper()) for p in found.carries_skus
         )
 
+    def truth_order(self, system: str | None) -> tuple[str, ...]:
+        """The source-of-truth order ``system`` is judged against: a store's own
+        ``source_of_truth``, else the top-level one."""
+        found = self._index.systems.get(system or "")
+        if isinstance(found, ShopifySystem) and found.source_of_truth:
+            return tuple(found.source_of_truth)
+        return tuple(self.source_of_truth)
+
     def alerts_channel_for(self, system: str | None) -> str:
         """Where alerts about ``system`` go: its own ``alerts_channel``, else
         ``slack.alerts_channel``."""

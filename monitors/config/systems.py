@@ -106,6 +106,9 @@ class ShopifySystem(_SystemBase):
     carries_skus: tuple[SkuPattern, ...] = ()
     #: SKUs matching one of these glob patterns are never carried here.
     excludes_skus: tuple[SkuPattern, ...] = ()
+    #: This store's own source-of-truth order (its own warehouse first): the truth its
+    #: counts are judged against. Default: the top-level ``source_of_truth``.
+    source_of_truth: tuple[Name, ...] | None = None
     #: The Slack channel for this store's alerts. Default: ``slack.alerts_channel``.
     alerts_channel: SlackChannel | None = None
     #: The channel for this store's reports. Default: this store's ``alerts_channel``

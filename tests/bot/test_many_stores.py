@@ -380,3 +380,36 @@ async def test_a_storm_of_both_kinds_is_sorted_without_loss(tmp_path: Path) -> N
     assert first_store == []
     assert sum(r.count for r in refusals if r.system == "(unknown shop)") == 200
     assert {r.system for r in refusals} == {"(unknown shop)"}
+
+
+async def test_a_store_with_its_own_truth_is_judged_against_it(tmp_path: Path) -> None:
+    """The second store mirrors the first (its truth is the first store, not the WMS):
+    showing what the first shows is no drift, though the WMS counts less."""
+    async with two_stores(tmp_path, source_of_truth=["shopify"]) as stores:
+        # seeded with the WMS's 28 + 2, the second store showed less than the first
+        [first] = [i for i in await stores.ledger.list_incidents() if i.system == "shopify_eu"]
+        east = stores.eu_locations["east"]
+        # the first store shows 40 + 2 TEE-BLK-M at east; the WMS 28 + 2
+        stores.eu.set_quantities("TEE-BLK-M", east, available=40, committed=2)
+        await stores.service.run_job("drift-diff")
+        await stores.settle()
+        quiet = [
+            i
+            for i in await stores.ledger.list_incidents()
+            if i.system == "shopify_eu" and i.status != "resolved"
+        ]
+        stores.eu.set_quantities("TEE-BLK-M", east, available=50, committed=2)
+        await stores.service.run_job("drift-diff")
+        await stores.settle()
+        loud = [
+            i
+            for i in await stores.ledger.list_incidents()
+            if i.system == "shopify_eu" and i.status != "resolved"
+        ]
+    assert first.title.startswith("Undersell: stock not shown: TEE-BLK-M at east")
+    assert first.details["truth_system"] == "shopify"
+    assert quiet == [], "showing what its truth shows is no drift (the WMS has 30)"
+    [oversell] = loud
+    assert oversell.title.startswith("Oversell risk: TEE-BLK-M at east")
+    assert oversell.details["truth_system"] == "shopify"
+    assert oversell.details["expected"] == 42

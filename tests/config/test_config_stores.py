@@ -101,3 +101,20 @@ def test_channels_per_store_default_to_the_global_ones() -> None:
     both = config_from_dict(two_stores(alerts_channel="C0EUALERT", reports_channel="C0EUREPORT"))
     assert both.reports_channel_for("shopify_eu") == "C0EUREPORT"
     assert both.reports_channel_for("shopify") == "C0123ABCD"
+
+
+def test_a_store_may_have_its_own_source_of_truth() -> None:
+    config = config_from_dict(two_stores(source_of_truth=["erp", "wms"]))
+    assert config.truth_order("shopify_eu") == ("erp", "wms")
+    assert config.truth_order("shopify") == ("wms", "erp")
+    assert config.truth_order("wms") == ("wms", "erp")
+
+
+def test_a_store_truth_names_known_systems_once_and_not_itself() -> None:
+    lines = problem_lines(two_stores(source_of_truth=["erp", "nope", "erp", "shopify_eu"]))
+    assert lines == [
+        "systems[3].source_of_truth[1]: names unknown system `nope` "
+        "(known: shopify, wms, erp, shopify_eu)",
+        "systems[3].source_of_truth[2]: `erp` is listed twice",
+        "systems[3].source_of_truth[3]: a store cannot be its own source of truth",
+    ]

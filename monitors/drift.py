@@ -322,8 +322,9 @@ def diff(levels: Iterable[Level], rules: DiffRules, *, now: datetime | None = No
 
     A system with an order of its own (``rules.orders``, a store whose truth is its own
     warehouse) is judged in a diff of its own, among itself and its truth systems with
-    that order; only the drifts *of that system* are kept from it (its truth systems'
-    own drifts come from the main diff, which judges every other system).
+    that order (one diff for all the stores sharing an order); only the drifts *of
+    those stores* are kept from it (their truth systems' own drifts come from the main
+    diff, which judges every other system).
     """
     own = {
         system: tuple(t for t in order if t in rules.systems and t != system)
@@ -341,8 +342,11 @@ def diff(levels: Iterable[Level], rules: DiffRules, *, now: datetime | None = No
         rules, systems={n: r for n, r in rules.systems.items() if n not in own}, orders={}
     )
     drifts = _diff(levels, main, now, fast=True)
-    for system, truths in own.items():
-        names = {system, *truths}
+    groups: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for system, truths in own.items():  # stores sharing an order share one diff
+        groups[truths].add(system)
+    for truths, stores in groups.items():
+        names = stores | set(truths)
         alone = replace(
             rules,
             systems={n: r for n, r in rules.systems.items() if n in names},
@@ -350,7 +354,7 @@ def diff(levels: Iterable[Level], rules: DiffRules, *, now: datetime | None = No
             orders={},
         )
         mine = _diff([lv for lv in levels if lv.system in names], alone, now, fast=True)
-        drifts += [d for d in mine if d.system == system]
+        drifts += [d for d in mine if d.system in stores]
     drifts.sort(key=lambda d: (-abs(d.gap), d.sku, d.location, d.system, d.kind))
     return drifts
 

@@ -67,3 +67,17 @@ def test_a_store_whose_truth_was_not_read_finds_no_truth() -> None:
 
 def _values(seen: list[Level]) -> dict[str, int]:
     return {lv.system: lv.quantities["available"] for lv in seen}
+
+
+def test_stores_sharing_an_order_are_judged_together_each_for_itself() -> None:
+    systems = {**SYSTEMS, "shopify_b2b2": SystemRules("shopify_b2b2", "storefront", STATES)}
+    order = ("erp", "wms")
+    rules = DiffRules(systems, ("wms", "erp"), orders={"shopify_b2b": order, "shopify_b2b2": order})
+    got = {
+        (d.system, d.kind, d.expected, d.truth_system)
+        for d in diff(levels(wms=10, erp=8, shopify=10, shopify_b2b=8, shopify_b2b2=9), rules)
+    }
+    assert got == {
+        ("erp", "count_mismatch", 10, "wms"),
+        ("shopify_b2b2", "oversell_risk", 8, "erp"),
+    }

@@ -19,6 +19,7 @@ from ledger.kpis import KpiQueries
 from ledger.levels import Levels
 from ledger.migrate import engine_revision, upgrade_engine
 from ledger.outbox import Outbox
+from ledger.ranges import Ranges
 from ledger.reports import Reports
 from ledger.resyncs import Resyncs
 from ledger.store import translate_errors
@@ -40,6 +41,7 @@ class Ledger(
     Verdicts,
     KpiQueries,
     Coordination,
+    Ranges,
 ):
     """The database, behind async methods. Build it with :meth:`from_url`.
 

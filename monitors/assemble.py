@@ -12,7 +12,7 @@ from connectors.base import InventorySystem
 from connectors.clock import Clock
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.subscriptions import check_subscriptions
-from connectors.shopify.webhooks import TOPICS
+from connectors.shopify.webhooks import TOPICS, UNKNOWN_SHOP
 from ledger import Ledger
 from monitors.config import Config, ShopifySystem
 from monitors.jobs import AfterDiff, EvidenceSource
@@ -28,10 +28,13 @@ from monitors.webhook_health import (
 
 def incident_pipeline(config: Config) -> Pipeline:
     """The incident pipeline with the configured timers: reminders every
-    ``[schedules] reminder_seconds`` (not the built-in hour)."""
-    return build_pipeline(
+    ``[schedules] reminder_seconds`` (not the built-in hour), and each store with its
+    own ``alerts_channel`` alerted there."""
+    pipeline = build_pipeline(
         timers=Timers(repeat_interval=timedelta(seconds=config.schedules.reminder_seconds))
     )
+    pipeline.routes = {s.name: s.alerts_channel for s in config.stores() if s.alerts_channel}
+    return pipeline
 
 
 def evidence_source(config: Config, ledger: Ledger, clock: Clock) -> EvidenceSource | None:
@@ -80,6 +83,11 @@ def webhook_health_job(
             else None
         )
         watches.append(WebhookWatch(system.name, check=check, resolve=resolve))
+    receiving = [s for s in config.stores() if s.webhook_secret_env is not None]
+    if len(receiving) > 1:
+        # one address serves several stores: deliveries naming none of them are counted
+        # under UNKNOWN_SHOP (connectors.shopify.webhooks.WebhookRouter)
+        watches.append(WebhookWatch(UNKNOWN_SHOP))
     if not watches:
         return None
     return WebhookHealthJob(

@@ -69,7 +69,7 @@ import gc
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -148,6 +148,10 @@ def _covers_all(system: str, location: str) -> bool:
     return True
 
 
+def _carries_all(system: str, sku: str) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class DiffRules:
     """Everything the engine needs to know, already resolved from configuration.
@@ -157,7 +161,11 @@ class DiffRules:
     ``low_stock``: (SKU, location) → the storefront expectation at or below which a
     CONTINUE policy is reported. ``covers``: (system, location) → whether the system
     holds stock at that location at all (a system that does not is never ``missing``
-    there).
+    there). ``carries``: (system, SKU) → whether the SKU is in the system's range (a
+    store's SKU patterns; one it does not carry is never ``missing`` there). ``listed``:
+    the systems whose range is what they have ever listed; the engine cannot know that
+    (it sees one read), so their ``missing`` drifts are kept and
+    :func:`monitors.reconcile.run_diff` drops those the ledger never saw listed.
     """
 
     systems: Mapping[str, SystemRules]
@@ -169,6 +177,11 @@ class DiffRules:
     pack_size: Callable[[str, str], int] = field(default=_unit_packs)
     low_stock: Callable[[str, str], int] = field(default=_no_safety_stock)
     covers: Callable[[str, str], bool] = field(default=_covers_all)
+    carries: Callable[[str, str], bool] = field(default=_carries_all)
+    listed: frozenset[str] = frozenset()
+    #: system → its own source-of-truth order (a store whose truth is its own
+    #: warehouse); the others are judged against ``source_of_truth``
+    orders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -306,8 +319,44 @@ def diff(levels: Iterable[Level], rules: DiffRules, *, now: datetime | None = No
 
     ``now`` is the time of the diff; None means the latest ``observed_at`` among the
     levels (the time of the read, for systems that stamp their reads).
+
+    A system with an order of its own (``rules.orders``, a store whose truth is its own
+    warehouse) is judged in a diff of its own, among itself and its truth systems with
+    that order (one diff for all the stores sharing an order); only the drifts *of
+    those stores* are kept from it (their truth systems' own drifts come from the main
+    diff, which judges every other system).
     """
-    return _diff(levels, rules, now, fast=True)
+    own = {
+        system: tuple(t for t in order if t in rules.systems and t != system)
+        for system, order in rules.orders.items()
+        if system in rules.systems
+    }
+    if not own:
+        return _diff(levels, rules, now, fast=True)
+    levels = list(levels)
+    if now is None:
+        if not levels:
+            return []
+        now = max(level.observed_at for level in levels)
+    main = replace(
+        rules, systems={n: r for n, r in rules.systems.items() if n not in own}, orders={}
+    )
+    drifts = _diff(levels, main, now, fast=True)
+    groups: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for system, truths in own.items():  # stores sharing an order share one diff
+        groups[truths].add(system)
+    for truths, stores in groups.items():
+        names = stores | set(truths)
+        alone = replace(
+            rules,
+            systems={n: r for n, r in rules.systems.items() if n in names},
+            source_of_truth=truths,
+            orders={},
+        )
+        mine = _diff([lv for lv in levels if lv.system in names], alone, now, fast=True)
+        drifts += [d for d in mine if d.system in stores]
+    drifts.sort(key=lambda d: (-abs(d.gap), d.sku, d.location, d.system, d.kind))
+    return drifts
 
 
 def _diff(
@@ -652,7 +701,7 @@ class _Cell:
 
     def _missing(self, system: str) -> list[Drift]:
         """``system`` has no level for this SKU here."""
-        if not self.rules.covers(system, self.location):
+        if not self.rules.covers(system, self.location) or not self.rules.carries(system, self.sku):
             return []
         expected = self._expected(system)
         if expected is None or expected <= 0:
@@ -696,7 +745,12 @@ class _Cell:
         if any(name in self.by_system for name in self.rules.source_of_truth):
             return []  # a truth system reported it, stale or without the compared states
         missing_from = next(
-            (s for s in self.rules.source_of_truth if self.rules.covers(s, self.location)), None
+            (
+                s
+                for s in self.rules.source_of_truth
+                if self.rules.covers(s, self.location) and self.rules.carries(s, self.sku)
+            ),
+            None,
         )
         if missing_from is None:
             return []

@@ -17,7 +17,15 @@ from connectors.base import InventorySystem
 from connectors.errors import ConnectorError
 from connectors.levels import Level
 from ledger import Ledger, LevelObservation, RecordResult
-from monitors.drift import DUPLICATE_SKU, DiffRules, Drift, Threshold, compared_value, diff
+from monitors.drift import (
+    DUPLICATE_SKU,
+    MISSING,
+    DiffRules,
+    Drift,
+    Threshold,
+    compared_value,
+    diff,
+)
 
 #: drift classes whose size is a count gap against an expected count
 _COUNTED = frozenset({"negative", "missing", "oversell_risk", "undersell", "count_mismatch"})
@@ -119,7 +127,36 @@ async def run_diff(
             () if skus is not None else sorted(healthy - {system for system, _, _ in ambiguous})
         )
         recorded = await ledger.record_levels(observations(kept), complete=complete)
+    if rules.listed:
+        drifts = await _within_range(drifts, rules.listed, ledger)
     return DiffRun(levels=levels, drifts=drifts, failures=failures, recorded=recorded)
+
+
+async def _within_range(
+    drifts: list[Drift], listed: frozenset[str], ledger: Ledger | None
+) -> list[Drift]:
+    """``drifts`` without the ``missing`` ones of a system that carries only what it has
+    listed, at a SKU × location it never listed (it does not carry that SKU there). A
+    listing it did carry and that disappeared is still missing: the ledger keeps the
+    last level read of it. Without a ledger nothing is known to be listed."""
+    doubtful = {
+        (d.missing_from, d.sku, d.location)
+        for d in drifts
+        if d.kind == MISSING and d.missing_from in listed
+    }
+    if not doubtful:
+        return drifts
+    keys = {(system, sku, location) for system, sku, location in doubtful if system}
+    known = await ledger.ever_listed(keys) if ledger is not None else frozenset()
+    return [
+        d
+        for d in drifts
+        if not (
+            d.kind == MISSING
+            and d.missing_from in listed
+            and (d.missing_from, d.sku, d.location) not in known
+        )
+    ]
 
 
 def _exact(sku: str) -> Threshold:

@@ -37,7 +37,7 @@ Nothing here reads the clock: periods start at the given dates and times.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
@@ -236,9 +236,19 @@ def _minutes(value: timedelta | None) -> float | None:
 
 @dataclass(frozen=True)
 class AdjustmentRules:
-    """What counts as unusual in a day of adjustments."""
+    """What counts as unusual in a day of adjustments, and whose adjustments a report
+    covers.
+
+    ``source_of_truth``: the system an adjustment should be made in; ``truths``: the
+    whole ``source_of_truth`` order, where the truth of a SKU at a location is the first
+    system that has ever listed it there (the fallback truth for what the first does not
+    stock), as the drift engine judges it. ``systems``: only adjustments made in these
+    systems (a store's own report); None: every adjustment.
+    """
 
     source_of_truth: str | None = None
+    truths: tuple[str, ...] = ()
+    systems: frozenset[str] | None = None
     repeat: int = 3
     large_units: int = 50
     large_ratio: float = 0.25
@@ -265,6 +275,8 @@ class AdjustmentReport:
     flags: tuple[Flag, ...] = field(default=())
     #: the day's adjustments whose write did not apply (refused, failed, never settled)
     refused: tuple[Adjustment, ...] = field(default=())
+    #: the systems the report covers (a store's own report); empty: every system
+    systems: tuple[str, ...] = field(default=())
 
     @property
     def total(self) -> int:
@@ -297,18 +309,56 @@ async def daily_adjustments(
     counts = await ledger.adjustment_counts(day_start, end)
     rows = await ledger.adjustments_between(day_start, end)
     everything = await ledger.adjustments_between(day_start, end, status=None)
+    if rules.systems is not None:
+        wanted = rules.systems
+        rows = [a for a in rows if a.system in wanted]
+        everything = [a for a in everything if a.system in wanted]
+        counts = _counts(rows)
     return AdjustmentReport(
         start=day_start,
         end=end,
         counts=tuple(counts),
         adjustments=tuple(rows),
-        flags=tuple(unusual(rows, rules)),
+        flags=tuple(unusual(rows, rules, await _truth_of(ledger, rows, rules))),
         refused=tuple(a for a in everything if a.status != "applied"),
+        systems=tuple(sorted(rules.systems or ())),
     )
 
 
-def unusual(adjustments: Sequence[Adjustment], rules: AdjustmentRules) -> list[Flag]:
-    """The unusual patterns in a day's adjustments: repeats first, then by time."""
+def _counts(rows: Sequence[Adjustment]) -> list[AdjustmentCount]:
+    """Adjustments by operator and reason code, most first (as the ledger counts)."""
+    tally = Counter((a.operator, a.reason_code) for a in rows)
+    ordered = sorted(tally.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1]))
+    return [AdjustmentCount(operator=op, reason_code=code, count=n) for (op, code), n in ordered]
+
+
+async def _truth_of(
+    ledger: Ledger, rows: Sequence[Adjustment], rules: AdjustmentRules
+) -> dict[tuple[str, str], str]:
+    """The source of truth of each adjusted SKU × location: the first of ``truths``
+    that has ever listed it there (none has: the first)."""
+    if len(rules.truths) < 2:
+        return {}
+    cells = {(a.sku, a.location) for a in rows}
+    listed = await ledger.ever_listed(
+        (t, sku, location) for t in rules.truths for sku, location in cells
+    )
+    return {
+        (sku, location): next(
+            (t for t in rules.truths if (t, sku, location) in listed), rules.truths[0]
+        )
+        for sku, location in cells
+    }
+
+
+def unusual(
+    adjustments: Sequence[Adjustment],
+    rules: AdjustmentRules,
+    truth_of: Mapping[tuple[str, str], str] | None = None,
+) -> list[Flag]:
+    """The unusual patterns in a day's adjustments: repeats first, then by time.
+    ``truth_of``: the source of truth per SKU × location, where it is not
+    ``rules.source_of_truth`` (see :class:`AdjustmentRules`)."""
     flags: list[Flag] = []
     by_sku: dict[str, list[Adjustment]] = defaultdict(list)
     for a in adjustments:
@@ -330,13 +380,14 @@ def unusual(adjustments: Sequence[Adjustment], rules: AdjustmentRules) -> list[F
             flags.append(Flag("large", a.sku, f"{a.sku} at {a.location}: {size}", (a.id,)))
     if rules.source_of_truth is not None:
         for a in adjustments:
-            if a.system != rules.source_of_truth:
+            truth = (truth_of or {}).get((a.sku, a.location), rules.source_of_truth)
+            if a.system != truth:
                 flags.append(
                     Flag(
                         "off_truth",
                         a.sku,
                         f"{a.sku} at {a.location} adjusted in {a.system}, not in "
-                        f"{rules.source_of_truth} (the source of truth), by {a.operator}",
+                        f"{truth} (the source of truth), by {a.operator}",
                         (a.id,),
                     )
                 )

@@ -8,6 +8,8 @@ candidates in the ``webhook:`` family, at most one per system and kind:
 
 =====================================  ===================================================
 ``webhook_signatures_rejected``        deliveries refused for a bad HMAC signature
+``webhook_wrong_shop``                 deliveries naming a shop this address does not
+                                       serve (a store installed but not configured?)
 ``webhook_processing_errors``          accepted deliveries that failed to process
 ``webhook_delayed``                    deliveries arriving long after their change
 ``webhook_duplicates``                 the same event delivered again and again
@@ -35,7 +37,7 @@ from connectors.clock import Clock
 from connectors.normalize import Mapping
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.subscriptions import SubscriptionReport
-from connectors.shopify.webhooks import INVENTORY_LEVELS_UPDATE
+from connectors.shopify.webhooks import INVENTORY_LEVELS_UPDATE, UNKNOWN_SHOP
 from ledger import Ledger
 from ledger.webhooks import REFUSED, Announcement, DeliveryWindow, LevelChange
 from monitors.incidents import SEVERITY
@@ -227,6 +229,33 @@ def _delivery_candidates(system: str, w: DeliveryWindow, t: Thresholds) -> list[
                 severity="critical" if accepted == 0 else "warning",
                 rejected=rejected,
                 signature_mismatches=w.signature_mismatches,
+                **counts,
+            )
+        )
+
+    wrong = w.count("wrong_shop")
+    if wrong >= t.rejected and wrong >= t.rejected_share * total:
+        unknown = system == UNKNOWN_SHOP
+        out.append(
+            _candidate(
+                system,
+                "webhook_wrong_shop",
+                f"{wrong} webhooks named a shop no configured store serves"
+                if unknown
+                else f"{system}: {wrong} webhooks named another shop",
+                [
+                    f"{wrong} of {total} deliveries in the last {span} named a shop "
+                    "(X-Shopify-Shop-Domain) "
+                    + (
+                        "that no store in the configuration has as its shop_domain."
+                        if unknown
+                        else f"other than {system}'s shop_domain."
+                    ),
+                    "They were refused (403) and not recorded one by one: if a store was "
+                    "added to the app, add it to the configuration with its shop_domain; "
+                    "`driftwatch webhooks` shows what each store is subscribed to.",
+                ],
+                wrong_shop=wrong,
                 **counts,
             )
         )

@@ -33,8 +33,8 @@ from monitors.drift import DiffRules, SystemRules, Threshold
 def rules_from_config(config: Config) -> DiffRules:
     """The drift engine's rules: which states each system compares and when its
     observations go stale, the source of truth order, thresholds per SKU (and the
-    ``large`` one), safety stock per SKU and location, bundles, pack sizes, and which
-    systems hold stock at which configured locations."""
+    ``large`` one), safety stock per SKU and location, bundles, pack sizes, which
+    systems hold stock at which configured locations, and each store's range."""
 
     def threshold(sku: str) -> Threshold:
         t = config.threshold_for(sku)
@@ -67,6 +67,9 @@ def rules_from_config(config: Config) -> DiffRules:
         },
         pack_size=config.pack_size,
         covers=covers,
+        carries=config.carries_sku,
+        listed=frozenset(s.name for s in config.systems if config.carries(s.name) == "listed"),
+        orders={s.name: tuple(s.source_of_truth) for s in config.stores() if s.source_of_truth},
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -347,12 +347,14 @@ class DailyAdjustmentsChart:
         if not isinstance(chart, Mapping) or chart.get("kind") != DAILY_CHART:
             return
         start = datetime.fromisoformat(str(chart["day_start"])).astimezone(self._tz)
-        day = await daily_adjustments(self._ledger, start, self._rules)
+        rules = self._rules
+        systems = chart.get("systems")
+        if isinstance(systems, list):  # a store's own report: its adjustments only
+            rules = replace(rules, systems=frozenset(str(s) for s in systems))
+        day = await daily_adjustments(self._ledger, start, rules)
         if not day.total:
             return
-        before = await daily_adjustments(
-            self._ledger, same_day_last_week(start, self._tz), self._rules
-        )
+        before = await daily_adjustments(self._ledger, same_day_last_week(start, self._tz), rules)
         png = await render_daily_chart(day, before, self._tz)
         iso = start.date().isoformat()
         await upload_chart(

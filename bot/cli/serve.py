@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.service import Service, ledger_url
 from bot.slack.socket_mode import SocketModeError
 from ledger import Ledger
+from ledger.single_process import DatabaseInUse
 from monitors.config import load_config
 
 
@@ -22,7 +23,7 @@ async def run_serve(config_path: Path) -> int:
         service = Service(config, environ, ledger)
         try:
             url = await service.start()
-        except SocketModeError as exc:
+        except (SocketModeError, DatabaseInUse) as exc:
             print(f"driftwatch: {exc}", file=sys.stderr)
             await service.stop()
             return 2

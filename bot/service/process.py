@@ -35,6 +35,7 @@ from bot.service.connections import (
 )
 from bot.service.kpi_jobs import KpiJobs
 from bot.service.replicas import ALL, Coordinator, HeldState, Shared, Solo
+from bot.service.webhooks import build_webhooks
 from bot.slack.app import EVENTS_PATH, build_slack_app, events_handler
 from bot.slack.deps import BotDeps, Work
 from bot.slack.outbox import LeaseKeepingClient, OutboxWorker
@@ -46,8 +47,9 @@ from connectors.base import InventorySystem
 from connectors.clock import Clock, SystemClock
 from connectors.health import Health
 from connectors.shopify import ShopifyConnector
-from connectors.shopify.webhooks import Touched, WebhookReceiver, make_webhook_handler
+from connectors.shopify.webhooks import Touched, WebhookRouter
 from ledger import HEARTBEAT_SECONDS, Ledger
+from ledger.single_process import ProcessLock, process_lock
 from monitors.assemble import (
     after_diff_hooks,
     evidence_source,
@@ -60,9 +62,9 @@ from monitors.health import counters as health_counters
 from monitors.jobs import DriftDiffJob, HealthJob, Recheck
 from monitors.persistence import Persistence, Seen
 from monitors.plans import ResyncPlanner
-from monitors.reports import AdjustmentRules
 from monitors.resync import ResyncService
 from monitors.settle import ResyncSettler
+from monitors.stores import adjustment_rules, store_report_channels
 from monitors.wiring import build_systems, rules_from_config
 
 log = logging.getLogger("driftwatch.service")
@@ -151,7 +153,7 @@ class Service:
                 ledger,
                 self.slack,
                 config.tz,
-                AdjustmentRules(source_of_truth=config.source_of_truth[0]),
+                adjustment_rules(config),
             )
         )
         self.resync = ResyncService(self.systems, self.rules, ledger, self.clock)
@@ -242,8 +244,8 @@ class Service:
         self._touched_unknown = False
         self._targeted_pending = False
         self.targeted_done = asyncio.Event()
-        self._shop_name = ""
         self.webhooks = self._build_webhooks(environ)
+        self._process_lock: ProcessLock | None = None
 
     def _diff_job_over(self, systems: list[InventorySystem]) -> DriftDiffJob:
         """A drift diff of ``systems`` (every system, or one store's)."""
@@ -267,36 +269,20 @@ class Service:
             ),
         )
 
-    def _build_webhooks(self, environ: Mapping[str, str]) -> WebhookReceiver | None:
-        """The Shopify webhook receiver at /webhooks/shopify, when a secret is configured."""
-        shop = next(
-            (
-                s
-                for s in self.config.systems
-                if isinstance(s, ShopifySystem) and s.webhook_secret_env
-            ),
-            None,
-        )
-        if shop is None or shop.webhook_secret_env is None:
-            return None
-        secret = environ.get(shop.webhook_secret_env)
-        if not secret:
-            log.warning("%s is not set: Shopify webhooks are off", shop.webhook_secret_env)
-            return None
-        self._shop_name = shop.name
-        return make_webhook_handler(
-            system=shop.name,
-            secrets=[secret],
-            store=self.ledger,
-            clock=self.clock,
-            on_touched=self._touched,
-            shop_domains=[shop.webhook_shop_domain],
+    def _build_webhooks(self, environ: Mapping[str, str]) -> WebhookRouter | None:
+        """Every store's webhook receiver, behind /webhooks/shopify (bot/service/webhooks)."""
+        return build_webhooks(
+            self.config,
+            environ,
+            self.ledger,
+            self.clock,
+            self._touched,
             read_timeout=self._body_timeout,
         )
 
-    async def _touched(self, touched: Touched) -> None:
-        """A webhook says a level changed: diff just that SKU, soon (debounced)."""
-        connector = next((s for s in self.systems if s.name == self._shop_name), None)
+    async def _touched(self, system: str, touched: Touched) -> None:
+        """A store's webhook says a level changed: diff just that SKU, soon (debounced)."""
+        connector = next((s for s in self.systems if s.name == system), None)
         sku = (
             connector.sku_for_item(touched.inventory_item_id)
             if isinstance(connector, ShopifyConnector)
@@ -426,16 +412,22 @@ class Service:
         await self._tracked("weekly-summary", work)
 
     async def daily_adjustments(self) -> None:
-        """Queue yesterday's adjustment report for the reports channel and deliver."""
+        """Queue yesterday's adjustment report for the reports channel, and each store's
+        own for the store's channel when it has one (monitors/stores.py), and deliver."""
 
         async def work() -> None:
-            await post_daily_adjustments(
-                self.ledger,
-                self.config.slack.reports_channel,
-                self.clock.now(),
-                self.config.tz,
-                AdjustmentRules(source_of_truth=self.config.source_of_truth[0]),
-            )
+            reports = {
+                self.config.slack.reports_channel: None,
+                **store_report_channels(self.config),
+            }
+            for channel, stores in reports.items():
+                await post_daily_adjustments(
+                    self.ledger,
+                    channel,
+                    self.clock.now(),
+                    self.config.tz,
+                    adjustment_rules(self.config, stores),
+                )
             await self.outbox.deliver_due()
 
         await self._tracked("daily-adjustments", work)
@@ -536,6 +528,11 @@ class Service:
         ``schedule=False`` registers the jobs but never fires them (the scheduler starts
         paused): a test that counts side effects runs each job itself with
         :meth:`run_job`, so no timer races its assertions."""
+        # SQLite serves one process: a second one on the same file is refused here
+        # (DatabaseInUse), before it runs any job (ledger/single_process.py)
+        self._process_lock = process_lock(self.ledger.url)
+        if self._process_lock is not None:
+            self._process_lock.acquire()
         # Before anything can start a resync here, the resyncs left pending are a dead
         # process's (between its write and its record); settled before any job runs.
         try:
@@ -784,6 +781,8 @@ class Service:
             await self.webhooks.close()
         if self._own_http:
             await self.http.aclose()
+        if self._process_lock is not None:
+            self._process_lock.release()
         self._thaw_heap()
 
     async def _healthz(self, request: web.Request) -> web.Response:

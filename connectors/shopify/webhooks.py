@@ -345,6 +345,11 @@ class WebhookReceiver:
         #: Verified deliveries by the index of the secret that matched.
         self.secrets_used: Counter[int] = Counter()
 
+    @property
+    def shop_domains(self) -> frozenset[str] | None:
+        """The shop domains served (None: any)."""
+        return self._shops
+
     # -- the handler --------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.Response:
         """The aiohttp handler: answer one delivery (processing happens after)."""
@@ -677,6 +682,145 @@ class WebhookReceiver:
             "processed_at": self._clock.now(),
             "detail": detail,
         }
+
+
+#: The ``system`` under which deliveries naming no configured shop are counted: not a
+#: valid system name (see monitors.config.types.Name), so never a store's.
+UNKNOWN_SHOP = "(unknown shop)"
+
+
+class WebhookRouter:
+    """One webhook address for many shops: an app installed in several shops has each
+    shop post to the same URL, naming itself in ``X-Shopify-Shop-Domain``
+    (https://shopify.dev/docs/apps/build/webhooks/delivery-structure) and signing the
+    raw body with the app's client secret
+    (https://shopify.dev/docs/apps/build/webhooks/subscribe/https).
+
+    Each delivery goes to the receiver serving the shop it names, which verifies it
+    with *its* store's secrets and records it under *its* system. A delivery naming no
+    shop served here is refused (403, as a receiver refuses a wrong shop) before its
+    body is read, and counted as a ``wrong_shop`` refusal under :data:`UNKNOWN_SHOP`,
+    never under a store; the header is kept cut to :data:`MAX_HEADER_CHARS` (the ledger
+    makes it storable). With a single receiver every delivery goes to it, exactly as
+    before: it refuses other shops itself.
+
+    :param receivers: one per store; with several, each must name its shop domains
+        (``shop_domains``) and no two may share one.
+    """
+
+    def __init__(
+        self, receivers: Sequence[WebhookReceiver], *, store: DeliveryStore, clock: Clock
+    ) -> None:
+        if not receivers:
+            raise ValueError("at least one webhook receiver is needed")
+        self.receivers = tuple(receivers)
+        self._by_domain: dict[str, WebhookReceiver] = {}
+        for receiver in self.receivers:
+            domains = receiver.shop_domains
+            if domains is None:
+                if len(self.receivers) > 1:
+                    raise ValueError(f"{receiver.system}: several shops need shop_domains")
+                continue
+            for domain in domains:
+                other = self._by_domain.setdefault(domain, receiver)
+                if other is not receiver:
+                    raise ValueError(
+                        f"{domain} is served by both {other.system} and {receiver.system}"
+                    )
+        self._store = store
+        self._clock = clock
+        self._refused: dict[str, _Refusals] = {}
+        self._writer: asyncio.Future[Any] | None = None
+        #: Deliveries refused here because they named no shop served (for /metrics).
+        self.outcomes: Counter[str] = Counter()
+
+    def receiver_for(self, shop: str | None) -> WebhookReceiver | None:
+        """The receiver serving the shop an ``X-Shopify-Shop-Domain`` value names."""
+        if not shop:
+            return None
+        try:
+            domain = shop_domain(shop)
+        except ValueError:  # a hostile value urlsplit cannot read (http://[x)
+            return None
+        return self._by_domain.get(domain)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """The aiohttp handler: hand the delivery to its shop's receiver."""
+        if len(self.receivers) == 1:
+            return await self.receivers[0].handle(request)
+        headers = _Headers.of(request)
+        receiver = self.receiver_for(headers.shop)
+        if receiver is None:
+            self._refuse(headers, "missing" if headers.shop is None else "unknown")
+            return web.Response(status=403, text="this shop is not served here")
+        return await receiver.handle(request)
+
+    def _refuse(self, headers: _Headers, reason: str) -> None:
+        at = self._clock.now()
+        self.outcomes["wrong_shop"] += 1
+        counted = self._refused.get(reason)
+        if counted is None:
+            self._refused[reason] = _Refusals(1, at, at, headers.sample())
+        else:
+            counted.count += 1
+            counted.last_at = max(counted.last_at, at)
+            counted.sample = headers.sample()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
+        """Hand the counts to the store, one write at a time; a failed write keeps its
+        counts for the next refusal (anyone can send these: never a write each)."""
+        while self._refused:
+            refused, self._refused = self._refused, {}
+            refusals = [
+                {
+                    "system": UNKNOWN_SHOP,
+                    "outcome": "wrong_shop",
+                    "reason": reason,
+                    "count": r.count,
+                    "first_at": r.first_at,
+                    "last_at": r.last_at,
+                    "sample": r.sample,
+                }
+                for reason, r in refused.items()
+            ]
+            try:
+                await self._store.record_deliveries([], refusals)
+            except Exception as exc:
+                log.error("could not count %d refused webhooks: %s", len(refusals), exc)
+                for reason, r in refused.items():
+                    now = self._refused.setdefault(reason, r)
+                    if now is not r:
+                        now.count += r.count
+                        now.first_at = min(now.first_at, r.first_at)
+                return
+
+    async def flush(self) -> None:
+        """Wait until what was answered so far is written, here and by every store's
+        receiver (a webhook-health check flushes first)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer})
+        for receiver in self.receivers:
+            await receiver.flush()
+
+    async def idle(self) -> None:
+        """Wait until every delivery received so far is recorded and processed."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+        for receiver in self.receivers:
+            await receiver.idle()
+
+    async def resume(self) -> int:
+        """Every receiver's :meth:`WebhookReceiver.resume`; how many were queued."""
+        return sum([await receiver.resume() for receiver in self.receivers])
+
+    async def close(self) -> None:
+        """Let the refusal counts land, then close every receiver."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+        for receiver in self.receivers:
+            await receiver.close()
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

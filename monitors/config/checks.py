@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -25,6 +26,7 @@ def cross_reference_findings(data: Mapping[str, Any]) -> list[Finding]:
     refs = _References(data)
     checks: list[Callable[[Mapping[str, Any], _References], Iterator[Finding]]] = [
         _systems,
+        _shop_domains,
         _source_of_truth,
         _locations,
         _aliases,
@@ -151,6 +153,60 @@ def _systems(data: Mapping[str, Any], refs: _References) -> Iterator[Finding]:
                 yield ("systems", i, "write"), "required when writable = true"
 
 
+def _shop_domain(system: Mapping[str, Any]) -> tuple[str | None, bool]:
+    """The shop domain a Shopify system's webhooks must name, and whether the file says
+    so (``shop_domain``) or it is only ``shop_url``'s host (None: neither is usable)."""
+    explicit = system.get("shop_domain")
+    if isinstance(explicit, str) and explicit.strip():
+        return explicit.strip().rstrip(".").lower(), True
+    url = system.get("shop_url")
+    if not isinstance(url, str):
+        return None, False
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return None, False
+    return (host.rstrip(".").lower() if host else None), False
+
+
+def _shop_domains(data: Mapping[str, Any], refs: _References) -> Iterator[Finding]:
+    """One webhook address serves every store, told apart by X-Shopify-Shop-Domain: with
+    several stores receiving webhooks, each needs its own *.myshopify.com domain."""
+    receiving = [
+        (i, s)
+        for i, s in _items(data.get("systems"))
+        if isinstance(s, Mapping) and s.get("kind") == "shopify" and s.get("webhook_secret_env")
+    ]
+    if len(receiving) < 2:
+        return
+    names = ", ".join(str(s.get("name")) for _, s in receiving)
+    owner: dict[str, Any] = {}
+    for i, system in receiving:
+        domain, explicit = _shop_domain(system)
+        if not explicit and (domain is None or not domain.endswith(".myshopify.com")):
+            yield (
+                ("systems", i, "shop_domain"),
+                (
+                    f"required: {names} all receive webhooks (webhook_secret_env) at one address, "
+                    "told apart by the X-Shopify-Shop-Domain each delivery names — set "
+                    f'shop_domain = "<shop>.myshopify.com" (shop_url\'s host {domain or "(none)"} '
+                    "is not a *.myshopify.com domain)"
+                ),
+            )
+            continue
+        if domain is None:
+            continue
+        if domain in owner:
+            yield (
+                ("systems", i, "shop_domain"),
+                (
+                    f"`{domain}` is also the shop domain of `{owner[domain]}`: a webhook naming "
+                    "it could not be told apart — each store needs its own shop_domain"
+                ),
+            )
+        owner.setdefault(domain, system.get("name"))
+
+
 def _system_states(loc: Loc, system: Mapping[str, Any]) -> Iterator[Finding]:
     kind = system.get("kind")
     table = _QUANTITY_TABLE.get(kind) if isinstance(kind, str) else None
@@ -176,15 +232,26 @@ def _system_states(loc: Loc, system: Mapping[str, Any]) -> Iterator[Finding]:
 
 
 def _source_of_truth(data: Mapping[str, Any], refs: _References) -> Iterator[Finding]:
+    yield from _truth_order(("source_of_truth",), data.get("source_of_truth"), refs)
+    for i, system in _items(data.get("systems")):
+        if isinstance(system, Mapping) and "source_of_truth" in system:
+            loc = ("systems", i, "source_of_truth")
+            yield from _truth_order(loc, system.get("source_of_truth"), refs)
+            for k, name in _items(system.get("source_of_truth")):
+                if name == system.get("name"):
+                    yield (*loc, k), "a store cannot be its own source of truth"
+
+
+def _truth_order(loc: Loc, order: object, refs: _References) -> Iterator[Finding]:
     listed: set[str] = set()
-    for i, name in _items(data.get("source_of_truth")):
+    for i, name in _items(order):
         if not isinstance(name, str):
             continue
         if name not in refs.systems:
             if refs.systems_known:
-                yield ("source_of_truth", i), refs.unknown_system(name)
+                yield (*loc, i), refs.unknown_system(name)
         elif name in listed:
-            yield ("source_of_truth", i), f"`{name}` is listed twice"
+            yield (*loc, i), f"`{name}` is listed twice"
         listed.add(name)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from monitors.config.sections import (
     Threshold,
     Thresholds,
 )
-from monitors.config.systems import Role, StrictModel, System
+from monitors.config.systems import Carries, Role, ShopifySystem, StrictModel, System
 from monitors.config.types import Name, NonEmptyStr, Timezone
 
 
@@ -138,6 +139,63 @@ class Config(StrictModel):
     def source_systems(self) -> tuple[System, ...]:
         """``source_of_truth`` as systems, the first one winning."""
         return tuple(self.system(name) for name in self.source_of_truth)
+
+    def stores(self) -> tuple[ShopifySystem, ...]:
+        """The Shopify stores, in file order."""
+        return tuple(s for s in self.systems if isinstance(s, ShopifySystem))
+
+    def carries(self, system: str) -> Carries:
+        """Which SKUs ``system`` carries: ``"listed"`` (those it has ever listed at a
+        location) or ``"all"`` (every SKU the truth has). A store's own ``carries``,
+        else ``"listed"`` when several Shopify stores are configured (each has its own
+        range), else ``"all"`` (one store sells everything; any other system too)."""
+        found = self._index.systems.get(system)
+        if not isinstance(found, ShopifySystem):
+            return "all"
+        if found.carries is not None:
+            return found.carries
+        return "listed" if len(self.stores()) > 1 else "all"
+
+    def carries_sku(self, system: str, sku: str) -> bool:
+        """Whether ``sku`` is in ``system``'s range by its patterns (``carries_skus``,
+        ``excludes_skus``; compared without regard to case). Says nothing of
+        ``carries = "listed"``, which the ledger answers."""
+        found = self._index.systems.get(system)
+        if not isinstance(found, ShopifySystem):
+            return True
+        text = self.normalize_sku(sku).upper()
+        if any(fnmatch.fnmatchcase(text, p.upper()) for p in found.excludes_skus):
+            return False
+        return not found.carries_skus or any(
+            fnmatch.fnmatchcase(text, p.upper()) for p in found.carries_skus
+        )
+
+    def truth_order(self, system: str | None) -> tuple[str, ...]:
+        """The source-of-truth order ``system`` is judged against: a store's own
+        ``source_of_truth``, else the top-level one."""
+        found = self._index.systems.get(system or "")
+        if isinstance(found, ShopifySystem) and found.source_of_truth:
+            return tuple(found.source_of_truth)
+        return tuple(self.source_of_truth)
+
+    def alerts_channel_for(self, system: str | None) -> str:
+        """Where alerts about ``system`` go: its own ``alerts_channel``, else
+        ``slack.alerts_channel``."""
+        found = self._index.systems.get(system or "")
+        if isinstance(found, ShopifySystem) and found.alerts_channel:
+            return found.alerts_channel
+        return self.slack.alerts_channel
+
+    def reports_channel_for(self, system: str | None) -> str:
+        """Where ``system``'s reports go: its ``reports_channel``, else its
+        ``alerts_channel``, else ``slack.reports_channel``."""
+        found = self._index.systems.get(system or "")
+        if isinstance(found, ShopifySystem):
+            if found.reports_channel:
+                return found.reports_channel
+            if found.alerts_channel:
+                return found.alerts_channel
+        return self.slack.reports_channel
 
     def normalize_sku(self, raw: str) -> str:
         """The SKU Driftwatch compares: stripped, upper-cased, ``remove_chars`` removed,

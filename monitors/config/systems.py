@@ -24,6 +24,8 @@ from monitors.config.types import (
     NonEmptyStr,
     NonNegativeInt,
     PositiveInt,
+    SkuPattern,
+    SlackChannel,
     State,
     Url,
     WritePath,
@@ -31,6 +33,8 @@ from monitors.config.types import (
 
 Role = Literal["storefront", "warehouse", "erp", "other"]
 Kind = Literal["shopify", "rest", "csv"]
+#: Which SKUs a store carries: every SKU the truth has, or those it has ever listed.
+Carries = Literal["all", "listed"]
 
 #: The states compared by default: what is physically there and good. Shopify's
 #: ``available`` excludes units committed to unfulfilled orders, which a WMS still
@@ -93,6 +97,23 @@ class ShopifySystem(_SystemBase):
     shop_domain: Hostname | None = None
     bulk_threshold: PositiveInt = 5000
     page_size: Annotated[int, Field(strict=True, ge=1, le=250)] = 250
+    #: Which SKUs this store carries, so a SKU it does not carry is never "missing"
+    #: here: ``"all"`` (every SKU the source of truth has) or ``"listed"`` (the SKUs it
+    #: has ever listed at a location, as the ledger recorded them). None: ``"all"`` with
+    #: one Shopify store, ``"listed"`` with several (see :meth:`Config.carries`).
+    carries: Carries | None = None
+    #: Only SKUs matching one of these glob patterns are carried (empty: any SKU).
+    carries_skus: tuple[SkuPattern, ...] = ()
+    #: SKUs matching one of these glob patterns are never carried here.
+    excludes_skus: tuple[SkuPattern, ...] = ()
+    #: This store's own source-of-truth order (its own warehouse first): the truth its
+    #: counts are judged against. Default: the top-level ``source_of_truth``.
+    source_of_truth: tuple[Name, ...] | None = None
+    #: The Slack channel for this store's alerts. Default: ``slack.alerts_channel``.
+    alerts_channel: SlackChannel | None = None
+    #: The channel for this store's reports. Default: this store's ``alerts_channel``
+    #: if set, else ``slack.reports_channel``.
+    reports_channel: SlackChannel | None = None
 
     @property
     def webhook_shop_domain(self) -> str:

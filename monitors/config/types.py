@@ -146,6 +146,13 @@ def _glob(value: str) -> str:
     return value
 
 
+def _sku_pattern(value: str) -> str:
+    _nonempty(value)
+    if len(value) > 100 or any(c.isspace() for c in value):
+        fail("must be a SKU or a SKU pattern such as EU-* (no spaces, at most 100 characters)")
+    return value
+
+
 def _write_path(value: str) -> str:
     if not value.startswith("/"):
         fail("must start with /")
@@ -227,6 +234,8 @@ Timezone = Annotated[str, AfterValidator(_timezone)]
 Encoding = Annotated[str, AfterValidator(_encoding)]
 Delimiter = Annotated[str, AfterValidator(_delimiter)]
 Glob = Annotated[str, AfterValidator(_glob)]
+#: A SKU glob pattern (``*``, ``?``, ``[...]``), compared without regard to case.
+SkuPattern = Annotated[str, AfterValidator(_sku_pattern)]
 WritePath = Annotated[str, AfterValidator(_write_path)]
 ApiPath = Annotated[str, _regex_check(r"/\S*", "must be a path starting with /")]
 DottedPath = Annotated[

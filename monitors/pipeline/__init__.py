@@ -53,6 +53,8 @@ class Pipeline:
     stages: Sequence[Stage]
     timers: Timers = field(default_factory=Timers)
     mute_source: MuteSource | None = None
+    #: system → the channel its alerts go to (see :meth:`Context.channel_for`)
+    routes: Mapping[str, str] = field(default_factory=dict)
 
     async def run(
         self,
@@ -91,6 +93,7 @@ class Pipeline:
             snapshot_of=snapshot_of,
             action=action,
             failures=dict(failures or {}),
+            routes=self.routes,
         )
         for incident in await live_incidents(ctx):
             if incident.is_snoozed(now):

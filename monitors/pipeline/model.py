@@ -189,7 +189,16 @@ class Context:
     #: live incidents whose facts changed (their alerts are edited)
     updated: list[Incident] = field(default_factory=list)
     extras: Mapping[str, Any] = field(default_factory=dict)
+    #: system → the channel its alerts go to (a store's own); others go to ``channel``
+    routes: Mapping[str, str] = field(default_factory=dict)
     _live: dict[str, Incident] | None = None
+
+    def channel_for(self, incident: Incident) -> str:
+        """Where ``incident``'s messages go: the channel its alert was posted in, else
+        its system's own channel, else :attr:`channel`."""
+        if incident.slack_channel:
+            return incident.slack_channel
+        return self.routes.get(incident.system or "", self.channel)
 
     async def live(self, *, fresh: bool = False) -> dict[str, Incident]:
         """The live incidents of this evaluation's families, by fingerprint (read once

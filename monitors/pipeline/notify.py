@@ -128,7 +128,7 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
             # the dedupe key makes that a no-op while the first one is still queued.
             await ctx.ledger.enqueue(
                 "incident.opened",
-                ctx.channel,
+                ctx.channel_for(incident),
                 {"incident_id": incident.id},
                 at=ctx.now,
                 incident_id=incident.id,
@@ -137,7 +137,7 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
         if c.notify == "reopened":
             entry = await ctx.ledger.enqueue(
                 "incident.updated",
-                ctx.channel,
+                ctx.channel_for(incident),
                 {"incident_id": incident.id, "reply": reopened_text(incident)},
                 at=ctx.now,
                 incident_id=incident.id,
@@ -153,7 +153,7 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
             previous = last_nudge(incident)
             entry = await ctx.ledger.enqueue(
                 "incident.updated",
-                ctx.channel,
+                ctx.channel_for(incident),
                 {"incident_id": incident.id, "reply": reminder_text(incident, c.details, ctx.now)},
                 at=ctx.now,
                 incident_id=incident.id,
@@ -166,7 +166,7 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
             # the counts moved: the alert shows this read (an edit notifies nobody)
             await ctx.ledger.enqueue(
                 "incident.updated",
-                ctx.channel,
+                ctx.channel_for(incident),
                 {"incident_id": incident.id},
                 at=ctx.now,
                 incident_id=incident.id,
@@ -182,7 +182,7 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
         )
         await ctx.ledger.enqueue(
             "incident.resolved",
-            incident.slack_channel or ctx.channel,
+            ctx.channel_for(incident),
             {"incident_id": incident.id, "reply": reply},
             at=ctx.now,
             incident_id=incident.id,
@@ -203,7 +203,7 @@ async def notify(ctx: Context, candidates: list[Candidate]) -> list[Candidate]:
             reply = not_rechecked(action, ctx.failures)
         await ctx.ledger.enqueue(
             "incident.updated",
-            incident.slack_channel or ctx.channel,
+            ctx.channel_for(incident),
             {"incident_id": incident.id, "reply": reply},
             at=ctx.now,
             incident_id=incident.id,
@@ -229,7 +229,7 @@ async def _after_action(ctx: Context, c: Candidate, incident: Incident) -> bool:
     reply = still_drifting(c.details, action, incident.root_cause_hint) if action.reply else None
     await ctx.ledger.enqueue(
         "incident.updated",
-        incident.slack_channel or ctx.channel,
+        ctx.channel_for(incident),
         {"incident_id": incident.id, **({"reply": reply} if reply else {})},
         at=ctx.now,
         incident_id=incident.id,

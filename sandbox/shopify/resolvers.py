@@ -206,7 +206,7 @@ RESOLVERS[("QueryRoot", "nodes")] = lambda o, ctx, args, info: [
 RESOLVERS[("QueryRoot", "shop")] = lambda o, ctx, args, info: {
     "id": gid("Shop", 1),
     "name": "Driftwatch Sandbox",
-    "myshopifyDomain": "driftwatch-sandbox.myshopify.com",
+    "myshopifyDomain": ctx.store.shop_domain,
     "currencyCode": "USD",
     "ianaTimezone": "UTC",
 }

@@ -33,7 +33,7 @@ from sandbox.shopify.mutations import Mutations
 from sandbox.shopify.orders import Order, OrderBook, Refund
 from sandbox.shopify.schema import load_schema
 from sandbox.shopify.state import Store
-from sandbox.shopify.webhooks import WebhookEmitter
+from sandbox.shopify.webhooks import DEFAULT_WEBHOOK_SECRET, SHOP_DOMAIN, WebhookEmitter
 
 DEFAULT_TOKEN = "shpat_driftwatch_sandbox"
 BAD_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
@@ -66,6 +66,11 @@ class FakeShopify:
     :param api_versions: versions served; others answer 404.
     :param access_token: the token ``X-Shopify-Access-Token`` must carry.
     :param max_query_cost: single-query cost limit (``MAX_COST_EXCEEDED`` above it).
+    :param shop_domain: the ``*.myshopify.com`` domain this shop names in every webhook
+        (``X-Shopify-Shop-Domain``); run several fakes with different ones to play many
+        shops with one app installed.
+    :param webhook_secret: the secret this shop signs its webhooks with (an app's client
+        secret; with a custom app per shop, each shop's own).
     """
 
     def __init__(
@@ -78,12 +83,14 @@ class FakeShopify:
         *,
         access_token: str = DEFAULT_TOKEN,
         max_query_cost: int = 1000,
+        shop_domain: str = SHOP_DOMAIN,
+        webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
     ) -> None:
         self.clock: Clock = clock or WallClock()
         self.access_token = access_token
         self.api_versions = frozenset(api_versions)
         self.schema = load_schema()
-        self.store = Store(self.clock)
+        self.store = Store(self.clock, shop_domain)
         self.mutations = Mutations(self.store, self.schema.idempotency_required)
         self.bucket = LeakyBucket(bucket_size, restore_rate, self.clock)
         self.executor = Executor(
@@ -93,7 +100,9 @@ class FakeShopify:
         self.executor.bulk = self.bulk
         self.faults = Faults(seed)
         #: Webhook subscriptions and deliveries (see sandbox.shopify.webhooks).
-        self.webhooks = WebhookEmitter(self.store, self.clock, seed=seed)
+        self.webhooks = WebhookEmitter(
+            self.store, self.clock, seed=seed, secret=webhook_secret, shop_domain=shop_domain
+        )
         #: Orders and refunds placed through the control API (sandbox.shopify.orders).
         self.orders = OrderBook(self.store)
         self.latency = 0.0
@@ -171,6 +180,11 @@ class FakeShopify:
         return self.store.add_item(
             sku, tracked=tracked, inventory_policy=inventory_policy, title=title, locations=locs
         ).gid
+
+    def delete_product(self, item: str) -> None:
+        """Delete the product of an item (gid or SKU), its variants and inventory items:
+        the listing is gone from the shop."""
+        self.store.delete_product(self.store.item(item))
 
     def stock(self, item: str, location: str) -> str:
         """Activate an item (gid or SKU) at a location; return the inventory level gid."""

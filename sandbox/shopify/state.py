@@ -140,8 +140,10 @@ class UnknownName(ValueError):
 class Store:
     """Everything the fake shop knows, with the operations tests and mutations use."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, shop_domain: str = "driftwatch-sandbox.myshopify.com") -> None:
         self.clock = clock
+        #: the shop's *.myshopify.com domain (``shop { myshopifyDomain }``, webhooks)
+        self.shop_domain = shop_domain
         self.locations: dict[int, Location] = {}
         self.products: dict[int, Product] = {}
         self.variants: dict[int, Variant] = {}
@@ -235,6 +237,16 @@ class Store:
             item.levels[location.num] = level
         level.active = True
         return level
+
+    def delete_product(self, item: Item) -> None:
+        """Delete the product of ``item`` with its variants and their inventory items, as
+        a merchant deletes a listing in the admin: none of them is read again."""
+        product = item.variant.product
+        for variant in product.variants:
+            self.variants.pop(variant.num, None)
+            if variant.item is not None:
+                self.items.pop(variant.item.num, None)
+        self.products.pop(product.num, None)
 
     # -- lookups ------------------------------------------------------------------------
     def item(self, ref: str) -> Item:

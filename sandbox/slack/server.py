@@ -215,6 +215,11 @@ class FakeSlack:
     def response_url_posts(self) -> list[ResponseUrlPost]:
         return self.ws.response_url_posts
 
+    def add_channel(self, channel_id: str, name: str) -> None:
+        """Create a public channel the bot is a member of (a workspace admin's doing)."""
+        if channel_id not in self.ws.channels:
+            self.ws.channels[channel_id] = Channel(channel_id, name, self.ws.clock.now())
+
     def messages(self, channel: str) -> list[Message]:
         """Top-level messages in ``channel``, oldest first (replies: :meth:`thread`)."""
         return self.ws.messages(channel)

@@ -151,6 +151,8 @@ async def test_a_resync_settled_at_start_closes_the_loop(tmp_path: Path) -> None
         bot.world.shopify.set_quantities(SKU, bot.world.gid("east"), available=28)
         assert (await bot.ledger.get_incident(incident.id)).status == "open"
         environ = {**bot.demo.environ, "DEMO_SLACK_SIGNING_SECRET": "x"}
+        # that process is gone (it held the SQLite file: a second one is refused)
+        await bot.service.stop()
 
         restarted = Service(bot.demo.config, environ, bot.ledger, clock=ManualClock())
         await restarted.start(host="127.0.0.1", port=0, schedule=False)

@@ -89,7 +89,13 @@ def _every_kind() -> list[tuple[str, str, list[str]]]:
     window = DeliveryWindow(
         system="shopify",
         since=T0,
-        by_outcome={"rejected_signature": 20, "error": 5, "duplicate": 15, "stale": 8},
+        by_outcome={
+            "rejected_signature": 20,
+            "wrong_shop": 10,
+            "error": 5,
+            "duplicate": 15,
+            "stale": 8,
+        },
         timed=40,
         late=10,
         late_after_seconds=300,
@@ -124,6 +130,7 @@ ADVICE = {
     "webhook_delayed": "answers within 5 s",
     "webhook_duplicates": "Duplicates are recorded and ignored",
     "webhook_out_of_order": "Nothing is applied out of order",
+    "webhook_wrong_shop": "its own `[[systems]]` block with",
     "webhook_missed": "`driftwatch webhooks`",
     "webhook_subscription_missing": "`driftwatch webhooks --create`",
     "webhook_subscription_misaddressed": "Driftwatch never deletes subscriptions",

@@ -27,7 +27,7 @@ from connectors.shopify.subscriptions import (
     create_missing,
 )
 from connectors.shopify.transport import GraphQLTransport
-from connectors.shopify.webhooks import TOPICS, WebhookReceiver
+from connectors.shopify.webhooks import TOPICS, UNKNOWN_SHOP, WebhookReceiver
 from ledger import Ledger
 from ledger.webhooks import Announcement, DeliveryWindow, LevelChange
 from monitors.assemble import webhook_health_job
@@ -588,3 +588,22 @@ async def test_the_assembled_job_finds_changes_the_demo_shop_never_announced(
         ("TEE-BLK-M", "west", 14),
         ("TEE-WHT-M", "west", 8),
     ]
+
+
+def test_deliveries_for_a_shop_not_served_are_one_warning() -> None:
+    def window(system: str, wrong: int, other: int = 0) -> WebhookFacts:
+        by = {"wrong_shop": wrong, "processed": other}
+        return WebhookFacts(
+            system,
+            DeliveryWindow(system, T0, by, 0, 0, 300, None, 0, None, T0),
+        )
+
+    [unknown] = evaluate_webhooks([window(UNKNOWN_SHOP, 3)])
+    assert (unknown.kind, unknown.severity) == ("webhook_wrong_shop", "warning")
+    assert unknown.title == "3 webhooks named a shop no configured store serves"
+    assert unknown.fingerprint == f"webhook:webhook_wrong_shop:{UNKNOWN_SHOP}"
+    [other] = evaluate_webhooks([window("shopify", 4, other=10)])
+    assert other.title == "shopify: 4 webhooks named another shop"
+    # two are noise; three among a hundred good ones are too
+    assert evaluate_webhooks([window(UNKNOWN_SHOP, 2)]) == []
+    assert evaluate_webhooks([window("shopify", 3, other=100)]) == []

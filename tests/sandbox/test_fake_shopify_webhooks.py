@@ -354,3 +354,42 @@ async def test_a_captured_delivery_can_be_replayed_with_forged_headers(world: Wo
     assert replayed.headers["X-Shopify-Topic"] == original.headers["X-Shopify-Topic"]
     assert captured.status == "delivered"  # not a delivery of Shopify's: nothing retried
     assert [a.duplicate for a in world.fake.webhooks.attempts] == [False, True]
+
+
+async def test_two_shops_post_to_one_address_each_with_its_own_domain_and_secret(
+    world: World,
+) -> None:
+    """One app installed in two shops: both post to the same URL; each names itself in
+    X-Shopify-Shop-Domain and signs the raw body with its secret
+    (https://shopify.dev/docs/apps/build/webhooks/delivery-structure,
+    https://shopify.dev/docs/apps/build/webhooks/subscribe/https)."""
+    second = FakeShopify(
+        clock=world.clock,
+        access_token="shpat_second",
+        shop_domain="second-shop.myshopify.com",
+        webhook_secret="second-secret",
+    )
+    await second.start()
+    try:
+        east = second.add_location("East")
+        second.add_item("TEE", locations=[east])
+        second.webhooks.subscribe(LEVELS, world.hook.url)
+        world.fake.webhooks.subscribe(LEVELS, world.hook.url)
+        second.set_quantities("TEE", east, available=4)
+        world.fake.set_quantities(world.item, world.east, available=9)
+        await second.webhooks.idle()
+        await world.fake.webhooks.idle()
+        shop = await world.client.post(
+            second.graphql_url(),
+            headers={"X-Shopify-Access-Token": "shpat_second"},
+            json={"query": "{ shop { myshopifyDomain } }"},
+        )
+    finally:
+        await second.stop()
+    by_shop = {r.headers["X-Shopify-Shop-Domain"]: r for r in world.hook.received}
+    assert set(by_shop) == {"second-shop.myshopify.com", world.fake.webhooks.shop_domain}
+    assert by_shop["second-shop.myshopify.com"].signed_with("second-secret")
+    assert not by_shop["second-shop.myshopify.com"].signed_with(DEFAULT_WEBHOOK_SECRET)
+    assert by_shop[world.fake.webhooks.shop_domain].signed_with(DEFAULT_WEBHOOK_SECRET)
+    assert by_shop["second-shop.myshopify.com"].json["available"] == 4
+    assert shop.json()["data"]["shop"]["myshopifyDomain"] == "second-shop.myshopify.com"

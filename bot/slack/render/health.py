@@ -48,6 +48,10 @@ ADVICE = {
     "`/webhooks/shopify` answers 200 within 5 s. Duplicates are recorded and ignored.",
     "webhook_out_of_order": "Nothing is applied out of order. If this persists, Shopify is "
     "replaying a backlog of retries: look at delivery delays too.",
+    "webhook_wrong_shop": "Deliveries name a shop no configured store has as its "
+    "`shop_domain`: a store added to the app but not to the configuration, or a "
+    "`shop_domain` that is misspelt. Add the store (its own `[[systems]]` block with "
+    "`shop_domain` and `webhook_secret_env`) and restart `driftwatch serve`.",
     "webhook_missed": "Check the subscriptions with `driftwatch webhooks`, that "
     "`systems[].webhook_url` is reachable from the internet, and whether deliveries are "
     "being refused. Until webhooks flow, drift is found only at the scheduled poll.",

@@ -164,7 +164,7 @@ def weekly_text(summary: WeeklySummary) -> str:
 def adjustment_blocks(report: AdjustmentReport, tz: tzinfo) -> list[Block]:
     """The daily adjustment report: counts by operator and reason code, then the flags."""
     day = report.start.astimezone(tz)
-    title = header(f"Adjustments on {day:%a %b} {day.day}: {report.total}")
+    title = header(f"Adjustments{_in(report)} on {day:%a %b} {day.day}: {report.total}")
     refused: list[Block] = []
     if report.refused:
         listed = "; ".join(
@@ -207,7 +207,12 @@ def adjustment_blocks(report: AdjustmentReport, tz: tzinfo) -> list[Block]:
 def adjustment_text(report: AdjustmentReport, tz: tzinfo) -> str:
     day = report.start.astimezone(tz)
     unusual = f", {len(report.flags)} unusual" if report.flags else ""
-    return f"Adjustments on {day:%a %b} {day.day}: {report.total}{unusual}"
+    return f"Adjustments{_in(report)} on {day:%a %b} {day.day}: {report.total}{unusual}"
+
+
+def _in(report: AdjustmentReport) -> str:
+    """`` in shopify_eu`` for a store's own report; nothing for the whole day's."""
+    return f" in {escape(', '.join(report.systems), 200)}" if report.systems else ""
 
 
 def weekly_summary_key(channel: str, week: date) -> str:
@@ -262,6 +267,8 @@ async def post_daily_adjustments(
         # the chart goes into the message's thread once posted (bot.summary_chart); a
         # day without adjustments gets none: the message says so
         payload["chart"] = {"kind": DAILY_CHART, "day_start": start.isoformat()}
+        if report.systems:
+            payload["chart"]["systems"] = list(report.systems)
     return await ledger.enqueue(
         WEEKLY_KIND,
         channel,

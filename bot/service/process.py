@@ -11,7 +11,7 @@ import contextlib
 import functools
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -166,14 +166,19 @@ class Service:
         others = [s for s in self.systems if s.name not in shops]
         #: with several Shopify stores the scheduled diff is one per store (that store
         #: and the systems that are not Shopify stores), each under its own lease, so
-        #: different stores' diffs run on different replicas; webhooks' targeted diffs
-        #: and re-checks still read every system (:attr:`diff_job`)
+        #: different stores' diffs run on different replicas; stores judged against
+        #: one another (a store whose truth is another store) share one diff, named by
+        #: its stores; webhooks' targeted diffs and re-checks still read every system
+        #: (:attr:`diff_job`)
+        groups = _store_groups(shops, self.rules.source_of_truth, self.rules.orders)
         self.store_diffs: dict[str, DriftDiffJob] = (
             {
-                shop: self._diff_job_over([s for s in self.systems if s.name == shop] + others)
-                for shop in shops
+                "+".join(group): self._diff_job_over(
+                    [s for s in self.systems if s.name in group] + others
+                )
+                for group in groups
             }
-            if len(shops) > 1
+            if len(groups) > 1
             else {}
         )
         #: after every resync, its SKU is read again and its alerts tell what is true now
@@ -815,4 +820,24 @@ def _seen_from_json(state: Mapping[str, Any]) -> dict[str, Seen]:
             seen[str(fingerprint)] = Seen.from_json(data)
         except (KeyError, TypeError, ValueError):
             continue
+    return seen
+
+
+def _store_groups(
+    shops: Sequence[str], truth: Sequence[str], orders: Mapping[str, Sequence[str]]
+) -> list[tuple[str, ...]]:
+    """The stores, grouped so that a store and every store its counts are judged
+    against (the global truth order, or its own) are read in one diff."""
+    group = {shop: {shop} for shop in shops}
+    for shop in shops:
+        for other in (*truth, *orders.get(shop, ())):
+            if other in group and group[other] is not group[shop]:
+                merged = group[shop] | group[other]
+                for member in merged:
+                    group[member] = merged
+    seen: list[tuple[str, ...]] = []
+    for members in group.values():
+        ordered = tuple(s for s in shops if s in members)
+        if ordered not in seen:
+            seen.append(ordered)
     return seen

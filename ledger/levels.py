@@ -242,6 +242,8 @@ class _Batch:
         del chunk
         passed: list[LevelObservation] = []
         probes: list[tuple[str, list[LevelObservation], Probe]] = []
+        #: keys whose stored row the watermark knows (None: new): no database read
+        known: dict[Key, CurrentRow | None] = {}
         for system, observations in by_system.items():
             marks = self.marks.get(system)
             if marks is None:
@@ -257,10 +259,11 @@ class _Batch:
                 keep = ~probe.unchanged()
                 observations = list(itertools.compress(observations, keep.tolist()))
                 probe.select(keep)
+                known.update(probe.stored(system))
             passed += observations
             probes.append((system, observations, probe))
         del by_system
-        written, stale, upserts, pending = await _record_chunk(conn, self.bulk, passed)
+        written, stale, upserts, pending = await _record_chunk(conn, self.bulk, passed, known)
         self.changed += written
         self.stale += stale
         by_system_rows = {s: list(rows) for s, rows in itertools.groupby(upserts, itemgetter(0))}
@@ -327,10 +330,14 @@ class _Batch:
 
 
 async def _record_chunk(
-    conn: AsyncConnection, bulk: LevelBulk, chunk: list[LevelObservation]
+    conn: AsyncConnection,
+    bulk: LevelBulk,
+    chunk: list[LevelObservation],
+    known: dict[Key, CurrentRow | None],
 ) -> tuple[int, int, list[CurrentRow], set[Key]]:
     """One chunk recorded: history rows written, stale observations, the current rows
-    written and the keys the database could not settle alone (new, changed, stale)."""
+    written and the keys applied one by one (new, changed, stale, or ``known``: their
+    stored row, None for a new key, came from the watermark instead of the database)."""
     single: dict[Key, LevelObservation] = {}
     repeated: dict[Key, list[LevelObservation]] = {}
     for obs in chunk:
@@ -340,16 +347,24 @@ async def _record_chunk(
             repeated.setdefault(key, [first]).append(obs)
     for key in repeated:
         del single[key]
+    pending: list[tuple[Key, CurrentRow | None]] = []
+    if known:
+        pending += [(key, known[key]) for key in single.keys() & known.keys()]
+        pending += [(key, known[key]) for key in repeated.keys() & known.keys()]
     rows: list[CurrentRow] = [
-        (*key, o.quantity, o.observed_at, o.changed_at, o.source) for key, o in single.items()
+        (*key, o.quantity, o.observed_at, o.changed_at, o.source)
+        for key, o in single.items()
+        if key not in known
     ]
     del chunk
     # Keys the database could not settle alone (new, changed, stale), with their rows.
-    pending = await bulk.refresh_unchanged(conn, rows)
+    pending += await bulk.refresh_unchanged(conn, rows)
     del rows
-    if repeated:
-        pending += [(row[:4], row) for row in await bulk.load_current(conn, sorted(repeated))]
-        pending += [(key, None) for key in repeated.keys() - {key for key, _ in pending}]
+    unknown = sorted(repeated.keys() - known.keys())
+    if unknown:
+        loaded = [(row[:4], row) for row in await bulk.load_current(conn, unknown)]
+        pending += loaded
+        pending += [(key, None) for key in set(unknown) - {key for key, _ in loaded}]
     history: list[HistoryRow] = []
     upserts: list[CurrentRow] = []
     stale = 0

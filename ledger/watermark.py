@@ -147,6 +147,10 @@ class Probe:
         n = len(observations)
         self.hashes = _hashes(map(_OBS_KEY, observations), n)
         self.at, self.found = marks.find(self.hashes)
+        #: the key's hash is known (usable or not): the complement is surely a new key
+        self.present = (
+            marks.keys[self.at] == self.hashes if len(marks.keys) else np.zeros(n, np.bool_)
+        )
         self.observed = _times(map(attrgetter("observed_at"), observations), n)
         self._marks = marks
         self._observations = observations
@@ -155,6 +159,36 @@ class Probe:
         """Keep only the observations ``keep`` says (after :meth:`unchanged`)."""
         self.hashes, self.at = self.hashes[keep], self.at[keep]
         self.found, self.observed = self.found[keep], self.observed[keep]
+        self.present = self.present[keep]
+        self._observations = list(itertools.compress(self._observations, keep.tolist()))
+
+    def stored(self, system: str) -> dict[tuple[str, str, str, str], Any]:
+        """The stored current row, as the ledger's bulk statements return it, of each
+        observation's key the watermark knows for sure (None: a new key) — the database
+        need not be asked about those. Valid only while the marks are in step."""
+        m = self._marks
+        known: dict[tuple[str, str, str, str], Any] = {}
+        for i in np.flatnonzero(~self.present).tolist():
+            o = self._observations[i]
+            known[(system, o.sku, o.location, o.state)] = None
+        for i in np.flatnonzero(self.found).tolist():
+            o = self._observations[i]
+            at = int(self.at[i])
+            observed = int(m.observed[at])
+            if not m.absent[at]:
+                observed = max(observed, m.confirmed)
+            changed = int(m.changed[at])
+            known[(system, o.sku, o.location, o.state)] = (
+                system,
+                o.sku,
+                o.location,
+                o.state,
+                int(m.quantity[at]),
+                _EPOCH + timedelta(microseconds=observed),
+                None if changed == NO_TIME else _EPOCH + timedelta(microseconds=changed),
+                m.sources[int(m.source[at])],
+            )
+        return known
 
     def unchanged(self) -> Bools:
         """The observations that bring nothing new: a known key, reported by the last
@@ -180,8 +214,9 @@ class Probe:
             & (m.source[at] == source)
             & ((changed == NO_TIME) | (m.changed[at] == changed))
             & (self.observed >= stored_at)
-            & ~np.isin(self.hashes, repeated)
         )
+        if len(repeated):
+            same &= ~np.isin(self.hashes, repeated)
         return same
 
 
@@ -246,7 +281,8 @@ class Changes:
         marks.changed[hit] = changed[found]
         marks.source[hit] = source[found]
         marks.absent[hit] = False
-        new = ~(found | np.isin(hashes, marks.keys))  # a colliding key stays unusable
+        # a key whose hash is there (even an unusable, colliding one) is not new
+        new = ~(marks.keys[at] == hashes) if len(marks.keys) else np.ones(len(hashes), np.bool_)
         added = int(new.sum())
         if not added:
             return marks

@@ -53,8 +53,16 @@ class WriteSpec:
 def dig(item: Any, path: str) -> Any:
     """The value at a dotted path (``qty.on_hand``, ``lines.0.sku``), or None."""
     current = item
+    if "." not in path:  # the common case: a top-level field of a JSON object
+        return current.get(path) if type(current) is dict else _dig(current, path)
+    return _dig(current, path)
+
+
+def _dig(item: Any, path: str) -> Any:
+    current = item
     for part in path.split("."):
-        if isinstance(current, Mapping):
+        # a parsed JSON object is a plain dict: skip the slower ABC check for it
+        if type(current) is dict or isinstance(current, Mapping):
             current = current.get(part)
         elif isinstance(current, list) and is_whole_number(part) and int(part) < len(current):
             current = current[int(part)]

@@ -27,6 +27,10 @@ Tables
     audit_log
         Who did what to what, when (subjects like ``incident:42``). Append-only: the API
         has no update or delete, and database triggers refuse UPDATE and DELETE.
+    replicas, job_leases, job_claims, slack_pace, replica_health
+        Several processes on one PostgreSQL (:mod:`ledger.coordination`): heartbeats,
+        job leases with fencing tokens, one claim per job, unit and tick, the shared
+        Slack pace per channel, and each replica's connector counters.
     outbox
         Slack messages to deliver, claimed by workers under a lease, at most one entry
         in flight per incident so an incident's messages arrive in order; deduplicated by
@@ -53,6 +57,13 @@ Guarantees
 
 from __future__ import annotations
 
+from ledger.coordination import (
+    HEARTBEAT_SECONDS,
+    LEASE_TTL_SECONDS,
+    Acquired,
+    Lease,
+    new_replica_id,
+)
 from ledger.engine import database_url_from_env, normalize_url
 from ledger.errors import (
     Conflict,
@@ -108,7 +119,9 @@ from ledger.verdicts import Verdict
 
 __all__ = [
     "ADJUSTMENT_STATUSES",
+    "HEARTBEAT_SECONDS",
     "INCIDENT_STATUSES",
+    "LEASE_TTL_SECONDS",
     "OUTBOX_STATUSES",
     "REFUSAL_OUTCOMES",
     "RESYNC_STATUSES",
@@ -116,6 +129,7 @@ __all__ = [
     "SYSTEM_ACTOR",
     "VERDICT_DECISIONS",
     "WEBHOOK_OUTCOMES",
+    "Acquired",
     "Adjustment",
     "AdjustmentCount",
     "AuditEntry",
@@ -130,6 +144,7 @@ __all__ = [
     "InvalidTransition",
     "Item",
     "KpiWeek",
+    "Lease",
     "LeaseLost",
     "Ledger",
     "LedgerConfigError",
@@ -151,6 +166,7 @@ __all__ = [
     "WebhookDelivery",
     "database_url_from_env",
     "head_revision",
+    "new_replica_id",
     "normalize_url",
     "upgrade_sync",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.adjustments import Adjustments
 from ledger.audit import AuditLog
+from ledger.coordination import Coordination, new_replica_id
 from ledger.engine import create_engine
 from ledger.evidence import EvidenceQueries
 from ledger.incidents import Incidents
@@ -38,6 +39,7 @@ class Ledger(
     EvidenceQueries,
     Verdicts,
     KpiQueries,
+    Coordination,
 ):
     """The database, behind async methods. Build it with :meth:`from_url`.
 
@@ -47,6 +49,9 @@ class Ledger(
     def __init__(self, engine: AsyncEngine) -> None:
         """Wrap an engine made by :func:`ledger.engine.create_engine`."""
         super().__init__(engine)
+        #: this process's name among the replicas on the database (ledger/coordination.py):
+        #: the heartbeats, leases, claims and resyncs it makes carry it
+        self.replica_id = new_replica_id()
 
     @classmethod
     def from_url(cls, url: str | URL) -> Self:

@@ -2,7 +2,9 @@
 
 A key is (system, sku, location, state). ``level_current`` holds the latest value of
 each key; ``level_history`` gets a row only when a value differs from the one before it,
-so a poll that finds nothing new writes no history at all.
+so a poll that finds nothing new writes no history at all. Recording is serialized
+across replicas (a transaction-scoped advisory lock on PostgreSQL, the write lock on
+SQLite), so replicas recording the same change at once write it once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from ledger.types import require_utc
 CHUNK = 20_000
 #: SKUs per query in current_levels.
 READ_CHUNK = 500
+#: the PostgreSQL advisory lock (transaction-scoped) that serializes level recording
+#: across replicas; a fixed 64-bit key ("dw-level" in ASCII)
+LEVELS_LOCK = 0x64772D6C6576656C
 
 
 class Levels(Store):
@@ -54,6 +59,13 @@ class Levels(Store):
         bulk = bulk_for(self.dialect)
         total = changed = stale = 0
         async with self._write() as conn:
+            if self.dialect == "postgresql":
+                # Replicas recording at once would each read the value before the
+                # other's change and each write the change: one at a time (SQLite's
+                # BEGIN IMMEDIATE already serializes writers). Transaction-scoped, so
+                # released at commit or rollback whatever the pool does with the
+                # connection afterwards.
+                await conn.execute(select(func.pg_advisory_xact_lock(LEVELS_LOCK)))
             for chunk in itertools.chain((first,), chunks):
                 total += len(chunk)
                 written, ignored = await _record_chunk(conn, bulk, chunk)

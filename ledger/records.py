@@ -134,6 +134,9 @@ class Resync(_FromRow):
     updated_at: datetime
     #: the reason the write carried; None for resyncs recorded before it was kept
     reason: str | None = None
+    #: the replica (process) that made the request (migration 0010): while it is alive
+    #: a pending resync is in flight there, not left behind by a dead process
+    replica: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,7 @@ class Resyncs(Store):
                                     created_at=at,
                                     updated_at=at,
                                     reason=reason,
+                                    replica=self.replica_id,
                                 )
                                 .returning(*RESYNCS.c)
                             )

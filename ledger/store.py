@@ -19,6 +19,9 @@ from ledger.errors import DatabaseUnavailable, InvalidArgument
 class Store:
     """Holds the engine; hands out transactions."""
 
+    #: this process's name among the replicas on the database (set by ``Ledger``)
+    replica_id: str = ""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 

@@ -181,6 +181,8 @@ class ResyncRow(SQLModel, table=True):
     #: the reason the write carried (None before migration 0004: ``correction``), so a
     #: resync settled after a crash is replayed with exactly the input first sent
     reason: str | None = None
+    #: the replica that requested it (migration 0010; see ledger/coordination.py)
+    replica: str | None = None
 
 
 class AdjustmentRow(SQLModel, table=True):
@@ -355,6 +357,84 @@ class KpiWeekRow(SQLModel, table=True):
     captured_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class ReplicaRow(SQLModel, table=True):
+    """A running Driftwatch process on this database, and when it last said so.
+
+    A replica is alive while ``heartbeat_at`` is within the lease TTL
+    (:data:`ledger.coordination.LEASE_TTL_SECONDS`) and it has not stopped."""
+
+    __tablename__ = "replicas"
+
+    id: str = Field(primary_key=True)
+    host: str
+    pid: int
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(sa_type=UTCDateTime)
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class JobLeaseRow(SQLModel, table=True):
+    """Who runs one job for one unit of work (a store, or ``all``), until when.
+
+    ``token`` is the fencing token: bumped on every takeover, and every write a holder
+    makes under the lease (a tick claim) names it, so a holder whose lease ran out and
+    was taken over cannot write anything more under it."""
+
+    __tablename__ = "job_leases"
+
+    job: str = Field(primary_key=True)
+    unit: str = Field(primary_key=True)
+    holder: str | None = None
+    token: int = Field(default=0, sa_type=BigId)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acquired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class JobClaimRow(SQLModel, table=True):
+    """One run of a job for a unit at a tick, claimed by one replica: the primary key
+    makes the claim race-safe (a tick runs once across replicas). Also one auto-resync
+    decision per incident opening (job ``policy``)."""
+
+    __tablename__ = "job_claims"
+    __table_args__ = (Index("ix_job_claims_claimed_at", "claimed_at"),)
+
+    job: str = Field(primary_key=True)
+    unit: str = Field(primary_key=True)
+    tick: str = Field(primary_key=True)
+    replica: str
+    token: int = Field(default=0, sa_type=BigId)
+    claimed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SlackPaceRow(SQLModel, table=True):
+    """The next moment a message may be posted to one Slack channel, shared by every
+    replica (chat.postMessage allows about one per second per channel)."""
+
+    __tablename__ = "slack_pace"
+
+    channel: str = Field(primary_key=True)
+    next_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ReplicaHealthRow(SQLModel, table=True):
+    """One replica's running account of one connector (its counters only grow), so the
+    health job sees the throttles and failures of every replica, not only its own."""
+
+    __tablename__ = "replica_health"
+
+    replica: str = Field(primary_key=True)
+    system: str = Field(primary_key=True)
+    requests: int = Field(default=0, sa_type=BigId)
+    throttles: int = Field(default=0, sa_type=BigId)
+    retries: int = Field(default=0, sa_type=BigId)
+    failures: int = Field(default=0, sa_type=BigId)
+    error_streak: int = 0
+    last_success: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = None
+    last_error_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
 def _table(name: str) -> Table:
     return metadata.tables[name]
 
@@ -372,6 +452,11 @@ WEBHOOK_DELIVERIES = _table("webhook_deliveries")
 WEBHOOK_REFUSALS = _table("webhook_refusals")
 WEEK_VERDICTS = _table("week_verdicts")
 KPI_WEEKS = _table("kpi_weeks")
+REPLICAS = _table("replicas")
+JOB_LEASES = _table("job_leases")
+JOB_CLAIMS = _table("job_claims")
+SLACK_PACE = _table("slack_pace")
+REPLICA_HEALTH = _table("replica_health")
 
 __all__ = [
     "ADJUSTMENTS",
@@ -379,11 +464,16 @@ __all__ = [
     "INCIDENTS",
     "ITEMS",
     "ITEM_SYSTEM_IDS",
+    "JOB_CLAIMS",
+    "JOB_LEASES",
     "KPI_WEEKS",
     "LEVEL_CURRENT",
     "LEVEL_HISTORY",
     "OUTBOX",
+    "REPLICAS",
+    "REPLICA_HEALTH",
     "RESYNCS",
+    "SLACK_PACE",
     "WEBHOOK_DELIVERIES",
     "WEBHOOK_REFUSALS",
     "WEEK_VERDICTS",
@@ -392,11 +482,16 @@ __all__ = [
     "IncidentRow",
     "ItemRow",
     "ItemSystemIdRow",
+    "JobClaimRow",
+    "JobLeaseRow",
     "KpiWeekRow",
     "LevelCurrentRow",
     "LevelHistoryRow",
     "OutboxRow",
+    "ReplicaHealthRow",
+    "ReplicaRow",
     "ResyncRow",
+    "SlackPaceRow",
     "WebhookDeliveryRow",
     "WebhookRefusalRow",
     "WeekVerdictRow",

@@ -26,7 +26,11 @@ auto-resynced. A drift that the policy would resync but whose auto-resync does n
 through (a refused or failed write, a count that kept changing) is escalated too.
 
 Exactly once. Each incident opening (its ``reopened_count``) gets at most one decision,
-and the decision is recorded in the audit log (``policy.applied``, ``policy.shadow``,
+across every replica on the database: the replica that decides first claims the opening
+(a ``job_claims`` row, job ``policy``, under a primary key); the others leave it alone
+while that replica is alive (its resync is *in progress* there, not unfinished), and
+only once it is dead does an unrecorded resync of it count as "did not finish". The
+decision is recorded in the audit log (``policy.applied``, ``policy.shadow``,
 ``policy.escalated``, subject ``incident:<id>``) before anything is shown; the resync
 itself is a row in the ledger linked to the incident, requested by
 :data:`ledger.SYSTEM_ACTOR` (which is how the weekly report counts automatic resyncs).
@@ -88,6 +92,10 @@ ESCALATED = "escalated"
 IN_SYNC = "in_sync"
 #: outcomes that settle an incident opening (``in_sync`` wrote nothing: try again)
 FINAL = frozenset({APPLIED, SHADOWED, ESCALATED})
+#: the claim job of a decision (one claim row per incident and opening)
+POLICY_JOB = "policy"
+#: what :meth:`AutoResyncPolicy._recorded` says of an opening a live replica decides now
+IN_PROGRESS: dict[str, Any] = {"outcome": "in_progress"}
 
 
 @dataclass(frozen=True)
@@ -158,16 +166,42 @@ class AutoResyncPolicy:
             if _shown(incident):
                 continue  # this opening's decision is settled and on the alert already
             outcome = await self._recorded(incident)
+            if outcome is IN_PROGRESS:
+                continue  # another replica is deciding this opening now
             if outcome is None:
-                outcome = await self._decide_and_act(drift, incident)
+                outcome = await self._claimed_decision(drift, incident)
             if outcome is not None and outcome["outcome"] in FINAL:
                 await self._show(incident, outcome)
+
+    async def _claimed_decision(self, drift: Drift, incident: Incident) -> dict[str, Any] | None:
+        """Claim the opening, then decide and act; None (nothing done) if another
+        replica claimed it first. A decision that settles nothing (nothing to do, or
+        in sync) gives the claim back, so a later diff may decide."""
+        unit, opening = _subject(incident.id), str(incident.reopened_count)
+        replica, now = self._ledger.replica_id, self._clock.now()
+        if not await self._ledger.claim_tick(POLICY_JOB, unit, opening, replica, now):
+            # claimed already: by a replica deciding now, or by one that died before
+            # it wrote anything (no resync of it was found), whose claim is taken over
+            holder = await self._ledger.claim_holder(POLICY_JOB, unit, opening)
+            if holder is None or holder == replica:
+                return None
+            if await self._ledger.replica_alive(holder, now):
+                return None
+            if not await self._ledger.take_over_claim(
+                POLICY_JOB, unit, opening, replica, holder, now
+            ):
+                return None
+        outcome = await self._decide_and_act(drift, incident)
+        if outcome is None or outcome["outcome"] not in FINAL:
+            await self._ledger.release_claim(POLICY_JOB, unit, opening, replica)
+        return outcome
 
     # -- the record ----------------------------------------------------------------
 
     async def _recorded(self, incident: Incident) -> dict[str, Any] | None:
-        """This opening's settled decision: from the audit log, else (a process that
-        died between writing and auditing) from a resync row the policy requested."""
+        """This opening's settled decision: from the audit log, else :data:`IN_PROGRESS`
+        while another live replica holds the opening's claim, else (a process that died
+        between writing and auditing) from a resync row the policy requested."""
         entries = await self._ledger.list_audit(subject=_subject(incident.id), limit=1000)
         for entry in entries:  # newest first
             detail = entry.detail or {}
@@ -178,6 +212,15 @@ class AutoResyncPolicy:
                 and detail["policy"].get("outcome") in FINAL
             ):
                 return dict(detail["policy"])
+        holder = await self._ledger.claim_holder(
+            POLICY_JOB, _subject(incident.id), str(incident.reopened_count)
+        )
+        if (
+            holder is not None
+            and holder != self._ledger.replica_id
+            and await self._ledger.replica_alive(holder, self._clock.now())
+        ):
+            return IN_PROGRESS
         reopened_at = _reopened_at(entries)
         mine = [
             r

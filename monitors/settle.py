@@ -90,8 +90,12 @@ class ResyncSettler:
         self.after: list[Callable[[Resync, ResyncResult], Awaitable[None]]] = []
 
     async def pending_ids(self) -> set[int]:
-        """The resyncs pending now: at start, all of them belong to a dead process."""
-        return {r.id for r in await self._ledger.pending_resyncs()}
+        """The resyncs a dead process left pending: at start, every pending one except
+        those another replica on the database requested and is alive to finish (in
+        flight there, not cut off)."""
+        live = set(await self._ledger.live_replicas(self._clock.now()))
+        live.discard(self._ledger.replica_id)
+        return {r.id for r in await self._ledger.pending_resyncs() if r.replica not in live}
 
     async def settle(self, ids: Collection[int]) -> Settled:
         """Settle the pending resyncs among ``ids`` (others are not this pass's: a resync

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,7 +18,9 @@ from typing import Any
 import httpx
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -31,6 +34,7 @@ from bot.service.connections import (
     ConnectionLimit,
 )
 from bot.service.kpi_jobs import KpiJobs
+from bot.service.replicas import ALL, Coordinator, Shared, Solo
 from bot.slack.app import EVENTS_PATH, build_slack_app, events_handler
 from bot.slack.deps import BotDeps, Work
 from bot.slack.outbox import OutboxWorker
@@ -41,7 +45,7 @@ from connectors.base import InventorySystem
 from connectors.clock import Clock, SystemClock
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.webhooks import Touched, WebhookReceiver, make_webhook_handler
-from ledger import Ledger
+from ledger import HEARTBEAT_SECONDS, Ledger
 from monitors.assemble import (
     after_diff_hooks,
     evidence_source,
@@ -61,6 +65,11 @@ log = logging.getLogger("driftwatch.service")
 
 OUTBOX_INTERVAL_SECONDS = 2.0
 WEBHOOKS_PATH = "/webhooks/shopify"
+
+#: scheduled jobs one replica runs per unit and tick, under a lease (bot/service/replicas.py)
+LEASED_JOBS = ("drift-diff", "health", "webhook-health", "chain-health", "verdict-reminder")
+#: scheduled jobs with no lease that run once per tick across replicas (the reports)
+ONCE_JOBS = ("weekly-summary", "daily-adjustments")
 
 
 def ledger_url(config: Config, environ: Mapping[str, str]) -> str:
@@ -181,6 +190,15 @@ class Service:
             "driftwatch_job_runs", "Scheduled job runs", ["job", "outcome"], registry=self.registry
         )
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
+        #: who runs which job on a shared PostgreSQL (alone on SQLite)
+        self.coordinator: Coordinator = (
+            Shared(ledger, self.clock, self.registry, self._job_units())
+            if ledger.dialect == "postgresql"
+            else Solo(ledger)
+        )
+        self.coordinator.on_taken.append(self._taken_over)
+        #: the jobs as registered, before coordination wraps them (run_job runs these)
+        self._job_funcs: dict[str, Callable[[], Awaitable[None]]] = {}
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         #: open connections are capped; slow clients are evicted, oldest first
@@ -505,6 +523,17 @@ class Service:
         )
         self._schedule_reports()
         self.kpi_jobs.schedule(self.scheduler, self._tracked)
+        self._coordinate_jobs()
+        if self.coordinator.shared:
+            self.scheduler.add_job(
+                self._heartbeat,
+                "interval",
+                seconds=HEARTBEAT_SECONDS,
+                id="replica-heartbeat",
+                max_instances=1,
+                coalesce=True,
+            )
+            await self._heartbeat()  # registered, with its share of leases, before a job
         self.scheduler.start(paused=not schedule)
         self._resume_webhooks()
         # keepalive_timeout is also how long a connection may take to send a request
@@ -531,13 +560,73 @@ class Service:
         self._freeze_startup_heap()
         return self.url
 
-    async def run_job(self, job_id: str) -> None:
+    async def run_job(self, job_id: str, *, scheduled: bool = False) -> None:
         """Run the scheduled job ``job_id`` (``drift-diff``, ``health``, ``outbox``,
-        ``webhook-health``, ``weekly-summary``, ``daily-adjustments``) now, once."""
+        ``webhook-health``, ``weekly-summary``, ``daily-adjustments``) now, once.
+
+        On a shared PostgreSQL a leased job runs only where its lease is held.
+        ``scheduled``: as its timer would, i.e. also only if this replica wins the
+        current tick's claim (a report: the day's or week's claim)."""
         job = self.scheduler.get_job(job_id)
         if job is None:
             raise KeyError(f"no job {job_id!r}")
-        await job.func()
+        if scheduled or job_id not in self._job_funcs:
+            await job.func()
+        else:
+            await self._run_coordinated(job_id, None)
+
+    def _job_units(self) -> dict[str, list[str]]:
+        """The leases there are: each leased job's units (today one, ``all``)."""
+        jobs = [j for j in LEASED_JOBS if j != "webhook-health" or self.webhook_health_job]
+        return {job: [ALL] for job in jobs}
+
+    def _tick(self, job_id: str) -> str:
+        """The current tick of a job's timer: the interval's number since the epoch, or
+        the local day of a cron timer (the reports fire at most once a day)."""
+        job = self.scheduler.get_job(job_id)
+        now = self.clock.now()
+        if job is not None and isinstance(job.trigger, IntervalTrigger):
+            seconds = max(1.0, job.trigger.interval.total_seconds())
+            return str(int(now.timestamp() // seconds))
+        return now.astimezone(self.config.tz).strftime("%Y-%m-%d")
+
+    def _coordinate_jobs(self) -> None:
+        """Wrap the registered jobs so a fired timer asks the coordinator first."""
+        for job in self.scheduler.get_jobs():
+            if job.id not in LEASED_JOBS and job.id not in ONCE_JOBS:
+                continue
+            self._job_funcs[job.id] = job.func
+            # a partial of a coroutine function: APScheduler's asyncio executor awaits it
+            job.modify(func=functools.partial(self._fire, job.id))
+
+    async def _fire(self, job_id: str) -> None:
+        """A job's timer fired."""
+        await self._run_coordinated(job_id, self._tick(job_id))
+
+    async def _run_coordinated(self, job_id: str, tick: str | None) -> None:
+        """Run ``job_id`` if this replica should: holds its lease (and wins ``tick``),
+        or, for a report, wins its tick."""
+        work = self._job_funcs[job_id]
+        if job_id in ONCE_JOBS:
+            if tick is None or await self.coordinator.claim_once(job_id, tick):
+                await work()
+            return
+        if await self.coordinator.should_run(job_id, ALL, tick):
+            await work()
+
+    async def _taken_over(self, job_id: str, unit: str) -> None:
+        """A lease was just taken (its holder died or left): run its job for the
+        current tick at once, unless that tick ran already; only while timers run."""
+        if self.scheduler.state != STATE_RUNNING or job_id not in self._job_funcs:
+            return
+        tick = self._tick(job_id)
+        self.spawn(f"takeover:{job_id}", lambda: self._run_coordinated(job_id, tick))
+
+    async def _heartbeat(self) -> None:
+        try:
+            await self.coordinator.beat()
+        except Exception:
+            log.exception("replica heartbeat failed")
 
     def _resume_webhooks(self) -> None:
         """Process the webhooks a previous process answered but never processed."""
@@ -579,6 +668,10 @@ class Service:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            await self.coordinator.stop()  # the other replicas take the leases at once
+        except Exception:
+            log.exception("could not release this replica's leases")
         if self._listener is not None:
             self._listener.close()
         if self._runner is not None:

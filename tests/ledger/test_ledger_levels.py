@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta, timezone
 
@@ -206,3 +207,40 @@ async def test_known_skus_come_from_levels_and_items(ledger: Ledger) -> None:
     await ledger.record_levels([obs(1, sku="B"), obs(2, sku="A")])
     await ledger.upsert_item("C", "shopify", "gid://shopify/InventoryItem/3")
     assert await ledger.known_skus() == ["A", "B", "C"]
+
+
+async def test_replicas_recording_one_poll_at_once_write_each_change_once(
+    db_url: str, ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """Three replicas (ledgers) record the same poll of 200 keys at the same moment,
+    each with its own read time: every key gets one history row, not one per replica;
+    a repeated storm of the same values writes nothing more."""
+    skus = [f"SKU-{n:03}" for n in range(100)]
+
+    def poll(seconds: float, quantity: int) -> list[LevelObservation]:
+        return [
+            obs(quantity, seconds / 60, sku=sku, system=system)
+            for sku in skus
+            for system in ("shopify", "wms")
+        ]
+
+    replicas = [Ledger.from_url(db_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(r.record_levels(poll(n * 0.001, 5)) for n, r in enumerate(replicas)))
+        await asyncio.gather(
+            *(r.record_levels(poll(1 + n * 0.001, 5)) for n, r in enumerate(replicas))
+        )
+        await asyncio.gather(
+            *(r.record_levels(poll(2 + n * 0.001, 6)) for n, r in enumerate(replicas))
+        )
+    finally:
+        for r in replicas:
+            await r.close()
+    assert await scalar(raw, "SELECT count(*) FROM level_history") == 400
+    duplicated = await scalar(
+        raw,
+        "SELECT count(*) FROM (SELECT system, sku, location, state, quantity"
+        " FROM level_history GROUP BY system, sku, location, state, quantity"
+        " HAVING count(*) > 1) AS d",
+    )
+    assert duplicated == 0

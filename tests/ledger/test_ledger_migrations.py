@@ -29,6 +29,11 @@ TABLES = {
     "webhook_deliveries",
     "week_verdicts",
     "kpi_weeks",
+    "replicas",
+    "job_leases",
+    "job_claims",
+    "slack_pace",
+    "replica_health",
 }
 
 

@@ -1,0 +1,356 @@
+"""Replicas on one database: heartbeats, job leases with fencing tokens, per-tick claims.
+
+Several Driftwatch processes (replicas) may share one PostgreSQL. What each scheduled job
+does must happen once, and the work must spread over the replicas. Three kinds of rows
+decide it, all inspectable in SQL:
+
+``replicas``
+    Every process heartbeats its row every :data:`HEARTBEAT_SECONDS`. One whose
+    ``heartbeat_at`` is older than :data:`LEASE_TTL_SECONDS` (or that stopped) is dead.
+``job_leases``
+    One row per job and unit of work (a store, or ``all``): who runs it, until when. A
+    holder renews its leases with every heartbeat; a lease that ran out (its holder died
+    or stalled) is taken over by another replica, which bumps the row's ``token`` (the
+    fencing token). Every write made under a lease names its token, and is refused once
+    the token moved on: a holder that stalled past its lease cannot act on top of the
+    replica that took over.
+``job_claims``
+    One row per job, unit and tick, under a primary key: whichever replica inserts it
+    first runs that tick; the others (a late scheduler, a holder in the middle of a
+    takeover) find it and skip. The same rows give one auto-resync decision per incident
+    opening (job ``policy``).
+
+Why leases rather than PostgreSQL advisory locks: a session lock lives as long as its
+connection, and a pooled connection outlives the work that took the lock (or is
+recycled under it), so who holds what is easy to get subtly wrong, and it cannot be seen
+from outside the connection. A lease row with an expiry and a fencing token says who
+holds what, until when, and since which takeover, in plain SQL and in ``/metrics``; a
+replica killed with ``kill -9`` loses its leases after the TTL with no connection state
+involved.
+
+SQLite has one process by design; the same methods work there (the write lock taken at
+``BEGIN IMMEDIATE`` serializes them).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+
+from ledger.errors import InvalidArgument, LeaseLost
+from ledger.store import Store, dialect_insert
+from ledger.tables import JOB_CLAIMS, JOB_LEASES, REPLICAS
+from ledger.types import require_text, require_utc
+
+#: how often a replica heartbeats and renews its leases
+HEARTBEAT_SECONDS = 5.0
+#: how long a lease (and a heartbeat) holds without renewal: a replica killed with
+#: ``kill -9`` loses its leases this long after its last heartbeat, and another replica
+#: takes them at its next heartbeat (failover ≤ TTL + heartbeat = 20 s)
+LEASE_TTL_SECONDS = 15.0
+
+
+def new_replica_id() -> str:
+    """An id for this process: host, pid, and a random part (a pid is reused)."""
+    host = socket.gethostname()[:60] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A job's lease for one unit, as stored."""
+
+    job: str
+    unit: str
+    holder: str | None
+    token: int
+    expires_at: datetime | None
+    acquired_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Acquired:
+    """A lease this replica holds now; ``taken`` when it was just taken (its token
+    bumped), ``previous`` the holder it was taken from (None: it was free)."""
+
+    lease: Lease
+    taken: bool
+    previous: str | None
+
+
+def _lease(row: object) -> Lease:
+    return Lease(
+        job=row.job,  # type: ignore[attr-defined]
+        unit=row.unit,  # type: ignore[attr-defined]
+        holder=row.holder,  # type: ignore[attr-defined]
+        token=int(row.token),  # type: ignore[attr-defined]
+        expires_at=row.expires_at,  # type: ignore[attr-defined]
+        acquired_at=row.acquired_at,  # type: ignore[attr-defined]
+    )
+
+
+class Coordination(Store):
+    """Heartbeats, leases and claims (see the module docstring)."""
+
+    # -- replicas ---------------------------------------------------------------------
+
+    async def heartbeat(self, replica: str, now: datetime, *, host: str, pid: int) -> None:
+        """Say ``replica`` is alive at ``now`` (registering it the first time)."""
+        now = require_utc(now, "now")
+        stmt = dialect_insert(self.dialect, REPLICAS).values(
+            id=require_text(replica, "replica"),
+            host=host,
+            pid=pid,
+            started_at=now,
+            heartbeat_at=now,
+            stopped_at=None,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"], set_={"heartbeat_at": now, "stopped_at": None}
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+
+    async def stop_replica(self, replica: str, now: datetime) -> None:
+        """``replica`` stops: it is no longer alive and its leases are free at once."""
+        now = require_utc(now, "now")
+        async with self._write() as conn:
+            await conn.execute(
+                update(REPLICAS).where(REPLICAS.c.id == replica).values(stopped_at=now)
+            )
+            await conn.execute(
+                update(JOB_LEASES)
+                .where(JOB_LEASES.c.holder == replica)
+                .values(holder=None, expires_at=None)
+            )
+
+    async def live_replicas(self, now: datetime, ttl: float = LEASE_TTL_SECONDS) -> list[str]:
+        """The replicas that heartbeat within ``ttl`` of ``now`` and did not stop."""
+        since = require_utc(now, "now") - timedelta(seconds=ttl)
+        query = (
+            select(REPLICAS.c.id)
+            .where(REPLICAS.c.heartbeat_at > since, REPLICAS.c.stopped_at.is_(None))
+            .order_by(REPLICAS.c.id)
+        )
+        async with self._read() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def replica_alive(
+        self, replica: str, now: datetime, ttl: float = LEASE_TTL_SECONDS
+    ) -> bool:
+        """Whether ``replica`` heartbeat within ``ttl`` of ``now`` and did not stop."""
+        return replica in await self.live_replicas(now, ttl)
+
+    # -- leases -----------------------------------------------------------------------
+
+    async def acquire_lease(
+        self,
+        job: str,
+        unit: str,
+        replica: str,
+        now: datetime,
+        *,
+        ttl: float = LEASE_TTL_SECONDS,
+        cap: int | None = None,
+    ) -> Acquired | None:
+        """Hold the lease of ``job`` for ``unit`` until ``now + ttl``.
+
+        Renewed if ``replica`` holds it still; taken (``token`` + 1) if it is free or ran
+        out, unless ``replica`` already holds ``cap`` unexpired leases (its fair share);
+        None if another replica holds it (or the share is full)."""
+        now = require_utc(now, "now")
+        if ttl <= 0:
+            raise InvalidArgument("ttl must be positive")
+        until = now + timedelta(seconds=ttl)
+        key = (JOB_LEASES.c.job == job, JOB_LEASES.c.unit == unit)
+        async with self._write() as conn:
+            await conn.execute(
+                dialect_insert(self.dialect, JOB_LEASES)
+                .values(job=require_text(job, "job"), unit=require_text(unit, "unit"), token=0)
+                .on_conflict_do_nothing(index_elements=["job", "unit"])
+            )
+            row = (await conn.execute(select(JOB_LEASES).where(*key).with_for_update())).first()
+            assert row is not None
+            current = _lease(row)
+            live = current.expires_at is not None and current.expires_at > now
+            if current.holder == replica and live:
+                renewed = (
+                    await conn.execute(
+                        update(JOB_LEASES)
+                        .where(*key)
+                        .values(expires_at=until)
+                        .returning(*JOB_LEASES.c)
+                    )
+                ).first()
+                return Acquired(_lease(renewed), taken=False, previous=None)
+            if current.holder is not None and live:
+                return None
+            if cap is not None:
+                held = (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(JOB_LEASES)
+                        .where(JOB_LEASES.c.holder == replica, JOB_LEASES.c.expires_at > now)
+                    )
+                ).scalar_one()
+                if held >= cap:
+                    return None
+            taken = (
+                await conn.execute(
+                    update(JOB_LEASES)
+                    .where(*key)
+                    .values(
+                        holder=replica,
+                        token=JOB_LEASES.c.token + 1,
+                        expires_at=until,
+                        acquired_at=now,
+                    )
+                    .returning(*JOB_LEASES.c)
+                )
+            ).first()
+            return Acquired(_lease(taken), taken=True, previous=current.holder)
+
+    async def renew_leases(
+        self, replica: str, now: datetime, ttl: float = LEASE_TTL_SECONDS
+    ) -> list[Lease]:
+        """Extend every lease ``replica`` still holds (unexpired) to ``now + ttl``; the
+        leases that ran out are not renewed (another replica may have them already)."""
+        now = require_utc(now, "now")
+        stmt = (
+            update(JOB_LEASES)
+            .where(JOB_LEASES.c.holder == replica, JOB_LEASES.c.expires_at > now)
+            .values(expires_at=now + timedelta(seconds=ttl))
+            .returning(*JOB_LEASES.c)
+        )
+        async with self._write() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return sorted((_lease(r) for r in rows), key=lambda lease: (lease.job, lease.unit))
+
+    async def release_lease(self, job: str, unit: str, replica: str, token: int) -> bool:
+        """Give the lease up (for another replica to take); False if it was not held by
+        ``replica`` under ``token`` any more."""
+        stmt = (
+            update(JOB_LEASES)
+            .where(
+                JOB_LEASES.c.job == job,
+                JOB_LEASES.c.unit == unit,
+                JOB_LEASES.c.holder == replica,
+                JOB_LEASES.c.token == token,
+            )
+            .values(holder=None, expires_at=None)
+        )
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).rowcount > 0
+
+    async def list_leases(self, job: str | None = None) -> list[Lease]:
+        """Every lease row (held or not), by job and unit."""
+        query = select(JOB_LEASES).order_by(JOB_LEASES.c.job, JOB_LEASES.c.unit)
+        if job is not None:
+            query = query.where(JOB_LEASES.c.job == job)
+        async with self._read() as conn:
+            return [_lease(r) for r in await conn.execute(query)]
+
+    # -- claims -----------------------------------------------------------------------
+
+    async def claim_tick(
+        self,
+        job: str,
+        unit: str,
+        tick: str,
+        replica: str,
+        now: datetime,
+        *,
+        token: int | None = None,
+    ) -> bool:
+        """Claim the run of ``job`` for ``unit`` at ``tick``: True for the one replica
+        that claims it first, False for every other.
+
+        With ``token`` the claim is fenced: :class:`LeaseLost` (and nothing written)
+        unless ``replica`` holds the job's lease for ``unit`` under that token, unexpired."""
+        now = require_utc(now, "now")
+        async with self._write() as conn:
+            if token is not None:
+                held = (
+                    await conn.execute(
+                        select(JOB_LEASES.c.token)
+                        .where(
+                            JOB_LEASES.c.job == job,
+                            JOB_LEASES.c.unit == unit,
+                            JOB_LEASES.c.holder == replica,
+                            JOB_LEASES.c.token == token,
+                            JOB_LEASES.c.expires_at > now,
+                        )
+                        .with_for_update()
+                    )
+                ).first()
+                if held is None:
+                    raise LeaseLost(
+                        f"the lease of {job} for {unit} is not held by {replica} "
+                        f"under token {token}"
+                    )
+            stmt = (
+                dialect_insert(self.dialect, JOB_CLAIMS)
+                .values(
+                    job=require_text(job, "job"),
+                    unit=require_text(unit, "unit"),
+                    tick=require_text(tick, "tick"),
+                    replica=replica,
+                    token=token or 0,
+                    claimed_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["job", "unit", "tick"])
+                .returning(JOB_CLAIMS.c.replica)
+            )
+            return (await conn.execute(stmt)).first() is not None
+
+    async def claim_holder(self, job: str, unit: str, tick: str) -> str | None:
+        """The replica that claimed ``job`` for ``unit`` at ``tick``; None if none did."""
+        query = select(JOB_CLAIMS.c.replica).where(
+            JOB_CLAIMS.c.job == job, JOB_CLAIMS.c.unit == unit, JOB_CLAIMS.c.tick == tick
+        )
+        async with self._read() as conn:
+            return (await conn.execute(query)).scalar_one_or_none()
+
+    async def take_over_claim(
+        self, job: str, unit: str, tick: str, replica: str, dead: str, now: datetime
+    ) -> bool:
+        """Make ``replica`` the claimer in place of ``dead`` (which died holding it);
+        False if the claim is not ``dead``'s any more (another replica took it)."""
+        stmt = (
+            update(JOB_CLAIMS)
+            .where(
+                JOB_CLAIMS.c.job == job,
+                JOB_CLAIMS.c.unit == unit,
+                JOB_CLAIMS.c.tick == tick,
+                JOB_CLAIMS.c.replica == dead,
+            )
+            .values(replica=replica, claimed_at=require_utc(now, "now"))
+        )
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).rowcount > 0
+
+    async def release_claim(self, job: str, unit: str, tick: str, replica: str) -> None:
+        """Undo ``replica``'s claim (its work turned out to have nothing to decide)."""
+        stmt = delete(JOB_CLAIMS).where(
+            JOB_CLAIMS.c.job == job,
+            JOB_CLAIMS.c.unit == unit,
+            JOB_CLAIMS.c.tick == tick,
+            JOB_CLAIMS.c.replica == replica,
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+
+    async def prune_claims(self, before: datetime, *, keep_job: str = "policy") -> int:
+        """Forget the tick claims made before ``before`` (the ticks are long past); the
+        decisions of ``keep_job`` stay."""
+        stmt = delete(JOB_CLAIMS).where(
+            JOB_CLAIMS.c.claimed_at < require_utc(before, "before"),
+            JOB_CLAIMS.c.job != keep_job,
+        )
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).rowcount

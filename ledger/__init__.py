@@ -61,6 +61,7 @@ from ledger.coordination import (
     HEARTBEAT_SECONDS,
     LEASE_TTL_SECONDS,
     Acquired,
+    HealthCounters,
     Lease,
     new_replica_id,
 )
@@ -137,6 +138,7 @@ __all__ = [
     "DatabaseUnavailable",
     "DeliveryStats",
     "FollowUp",
+    "HealthCounters",
     "Incident",
     "IncidentCount",
     "IncidentStats",

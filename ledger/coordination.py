@@ -37,15 +37,24 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
 from ledger.errors import InvalidArgument, LeaseLost
 from ledger.store import Store, dialect_insert
-from ledger.tables import JOB_CLAIMS, JOB_LEASES, REPLICAS
-from ledger.types import require_text, require_utc
+from ledger.tables import (
+    JOB_CLAIMS,
+    JOB_LEASES,
+    JOB_STATE,
+    REPLICA_HEALTH,
+    REPLICAS,
+    SLACK_PACE,
+)
+from ledger.types import require_json, require_text, require_utc
 
 #: how often a replica heartbeats and renews its leases
 HEARTBEAT_SECONDS = 5.0
@@ -81,6 +90,21 @@ class Acquired:
     lease: Lease
     taken: bool
     previous: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCounters:
+    """One replica's account of one connector (its counters only grow)."""
+
+    system: str
+    requests: int
+    throttles: int
+    retries: int
+    failures: int
+    error_streak: int
+    last_success: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
 
 
 def _lease(row: object) -> Lease:
@@ -354,3 +378,156 @@ class Coordination(Store):
         )
         async with self._write() as conn:
             return (await conn.execute(stmt)).rowcount
+
+    # -- the Slack pace ---------------------------------------------------------------
+
+    async def reserve_slot(
+        self, channel: str, now: datetime, spacing: float, max_wait: float
+    ) -> datetime:
+        """The channel's next free posting slot (at or after ``now``), taken (the next
+        one moves ``spacing`` seconds on) only if it is at most ``max_wait`` seconds
+        away. One row per channel, locked for the read-and-move: replicas reserving at
+        once get different slots."""
+        now = require_utc(now, "now")
+        async with self._write() as conn:
+            await conn.execute(
+                dialect_insert(self.dialect, SLACK_PACE)
+                .values(channel=require_text(channel, "channel"), next_at=now)
+                .on_conflict_do_nothing(index_elements=["channel"])
+            )
+            next_at: datetime = (
+                await conn.execute(
+                    select(SLACK_PACE.c.next_at)
+                    .where(SLACK_PACE.c.channel == channel)
+                    .with_for_update()
+                )
+            ).scalar_one()
+            slot = max(now, next_at)
+            if (slot - now).total_seconds() <= max_wait:
+                await conn.execute(
+                    update(SLACK_PACE)
+                    .where(SLACK_PACE.c.channel == channel)
+                    .values(next_at=slot + timedelta(seconds=spacing))
+                )
+        return slot
+
+    async def hold_channel(self, channel: str, until: datetime) -> None:
+        """No slot in ``channel`` before ``until`` (Slack answered 429 Retry-After)."""
+        until = require_utc(until, "until")
+        later = func.max if self.dialect == "sqlite" else func.greatest
+        stmt = dialect_insert(self.dialect, SLACK_PACE).values(
+            channel=require_text(channel, "channel"), next_at=until
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["channel"],
+            set_={"next_at": later(SLACK_PACE.c.next_at, stmt.excluded.next_at)},
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+
+    # -- leased jobs' state -----------------------------------------------------------
+
+    async def save_job_state(
+        self,
+        job: str,
+        unit: str,
+        replica: str,
+        token: int,
+        state: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        """Keep ``state`` for the next holder of the lease of ``job`` for ``unit``;
+        :class:`LeaseLost` (nothing written) unless ``replica`` holds it under ``token``."""
+        now = require_utc(now, "now")
+        async with self._write() as conn:
+            held = (
+                await conn.execute(
+                    select(JOB_LEASES.c.token)
+                    .where(
+                        JOB_LEASES.c.job == job,
+                        JOB_LEASES.c.unit == unit,
+                        JOB_LEASES.c.holder == replica,
+                        JOB_LEASES.c.token == token,
+                    )
+                    .with_for_update()
+                )
+            ).first()
+            if held is None:
+                raise LeaseLost(f"the lease of {job} for {unit} moved on from token {token}")
+            stmt = dialect_insert(self.dialect, JOB_STATE).values(
+                job=job,
+                unit=unit,
+                token=token,
+                state=require_json(dict(state), "state"),
+                updated_at=now,
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["job", "unit"],
+                set_={"token": token, "state": stmt.excluded.state, "updated_at": now},
+            )
+            await conn.execute(stmt)
+
+    async def load_job_state(self, job: str, unit: str) -> dict[str, Any] | None:
+        """The state the last holder kept for ``job`` and ``unit``; None if none did."""
+        query = select(JOB_STATE.c.state).where(JOB_STATE.c.job == job, JOB_STATE.c.unit == unit)
+        async with self._read() as conn:
+            state = (await conn.execute(query)).scalar_one_or_none()
+        return dict(state) if isinstance(state, dict) else None
+
+    # -- connector counters -----------------------------------------------------------
+
+    async def publish_health(
+        self, replica: str, counters: Sequence[HealthCounters], now: datetime
+    ) -> None:
+        """Store ``replica``'s current connector counters (one row per system)."""
+        now = require_utc(now, "now")
+        if not counters:
+            return
+        rows = [
+            {
+                "replica": replica,
+                "system": c.system,
+                "requests": c.requests,
+                "throttles": c.throttles,
+                "retries": c.retries,
+                "failures": c.failures,
+                "error_streak": c.error_streak,
+                "last_success": c.last_success,
+                "last_error": c.last_error,
+                "last_error_at": c.last_error_at,
+                "updated_at": now,
+            }
+            for c in counters
+        ]
+        stmt = dialect_insert(self.dialect, REPLICA_HEALTH).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["replica", "system"],
+            set_={
+                name: stmt.excluded[name] for name in rows[0] if name not in ("replica", "system")
+            },
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+
+    async def replica_health(self) -> list[tuple[str, HealthCounters]]:
+        """Every replica's last published counters, as (replica, counters)."""
+        query = select(REPLICA_HEALTH).order_by(REPLICA_HEALTH.c.system, REPLICA_HEALTH.c.replica)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            (
+                r["replica"],
+                HealthCounters(
+                    system=r["system"],
+                    requests=r["requests"],
+                    throttles=r["throttles"],
+                    retries=r["retries"],
+                    failures=r["failures"],
+                    error_streak=r["error_streak"],
+                    last_success=r["last_success"],
+                    last_error=r["last_error"],
+                    last_error_at=r["last_error_at"],
+                ),
+            )
+            for r in rows
+        ]

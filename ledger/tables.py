@@ -416,6 +416,20 @@ class SlackPaceRow(SQLModel, table=True):
     next_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class JobStateRow(SQLModel, table=True):
+    """What a leased job keeps between runs for one unit (e.g. the health window),
+    written only by the lease holder under its fencing token, so the replica that takes
+    the lease over continues from it instead of starting blind."""
+
+    __tablename__ = "job_state"
+
+    job: str = Field(primary_key=True)
+    unit: str = Field(primary_key=True)
+    token: int = Field(default=0, sa_type=BigId)
+    state: JSONDict = Field(default_factory=dict, sa_type=json_type())
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class ReplicaHealthRow(SQLModel, table=True):
     """One replica's running account of one connector (its counters only grow), so the
     health job sees the throttles and failures of every replica, not only its own."""
@@ -457,6 +471,7 @@ JOB_LEASES = _table("job_leases")
 JOB_CLAIMS = _table("job_claims")
 SLACK_PACE = _table("slack_pace")
 REPLICA_HEALTH = _table("replica_health")
+JOB_STATE = _table("job_state")
 
 __all__ = [
     "ADJUSTMENTS",
@@ -466,6 +481,7 @@ __all__ = [
     "ITEM_SYSTEM_IDS",
     "JOB_CLAIMS",
     "JOB_LEASES",
+    "JOB_STATE",
     "KPI_WEEKS",
     "LEVEL_CURRENT",
     "LEVEL_HISTORY",
@@ -484,6 +500,7 @@ __all__ = [
     "ItemSystemIdRow",
     "JobClaimRow",
     "JobLeaseRow",
+    "JobStateRow",
     "KpiWeekRow",
     "LevelCurrentRow",
     "LevelHistoryRow",

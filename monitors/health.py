@@ -16,11 +16,13 @@ pipeline candidates in the ``health:`` family:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from connectors.health import Health
+from ledger import HealthCounters
 from monitors.pipeline import Candidate
 
 FAMILY = "health:"
@@ -51,6 +53,36 @@ class HealthWindow:
         while samples and at - samples[0].at > self.window:
             samples.popleft()
 
+    def to_json(self) -> dict[str, Any]:
+        """The samples, for the next holder of the health job's lease."""
+        return {
+            system: [[s.at.isoformat(), s.requests, s.throttles, s.retries] for s in samples]
+            for system, samples in self._samples.items()
+        }
+
+    @classmethod
+    def from_json(
+        cls, data: Mapping[str, Any], window: timedelta = timedelta(minutes=5)
+    ) -> HealthWindow:
+        """A window holding the samples of :meth:`to_json` (malformed ones skipped)."""
+        restored = cls(window)
+        for system, samples in data.items():
+            if not isinstance(samples, list):
+                continue
+            kept: deque[Sample] = deque()
+            for sample in samples:
+                try:
+                    at, requests, throttles, retries = sample
+                    kept.append(
+                        Sample(
+                            datetime.fromisoformat(at), int(requests), int(throttles), int(retries)
+                        )
+                    )
+                except (TypeError, ValueError):
+                    continue
+            restored._samples[str(system)] = kept
+        return restored
+
     def delta(self, system: str) -> Sample | None:
         """Counts between the oldest and newest sample in the window."""
         samples = self._samples.get(system)
@@ -63,6 +95,50 @@ class HealthWindow:
             last.throttles - first.throttles,
             last.retries - first.retries,
         )
+
+
+def counters(health: Health) -> HealthCounters:
+    """What a replica publishes of one connector's :class:`Health`."""
+    return HealthCounters(
+        system=health.system,
+        requests=health.requests,
+        throttles=health.throttles,
+        retries=health.retries,
+        failures=health.failures,
+        error_streak=health.error_streak,
+        last_success=health.last_success,
+        last_error=health.last_error,
+        last_error_at=health.last_error_at,
+    )
+
+
+def combined(local: Health, published: Sequence[HealthCounters]) -> Health:
+    """One connector's health across replicas: ``local`` (this replica's, whose
+    throttle state it keeps) with every replica's ``published`` counters of the same
+    system (this replica's among them) summed; the newest success and error anywhere;
+    a failure streak only where it is newer than the newest success anywhere."""
+    rows = [c for c in published if c.system == local.system] or [counters(local)]
+    successes = [c.last_success for c in rows if c.last_success is not None]
+    last_success = max(successes) if successes else None
+    errors = [c for c in rows if c.last_error_at is not None]
+    newest_error = max(errors, key=lambda c: c.last_error_at or datetime.min) if errors else None
+    streaks = [
+        c.error_streak
+        for c in errors
+        if c.last_error_at is not None and (last_success is None or c.last_error_at > last_success)
+    ]
+    return Health(
+        system=local.system,
+        last_success=last_success,
+        last_error=newest_error.last_error if newest_error else None,
+        last_error_at=newest_error.last_error_at if newest_error else None,
+        error_streak=max(streaks, default=0),
+        requests=sum(c.requests for c in rows),
+        throttles=sum(c.throttles for c in rows),
+        retries=sum(c.retries for c in rows),
+        failures=sum(c.failures for c in rows),
+        throttle=local.throttle,
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

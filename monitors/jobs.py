@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from connectors.base import InventorySystem
 from connectors.clock import Clock
+from connectors.health import Health
 from connectors.levels import Level
 from ledger import SYSTEM_ACTOR, Incident, Ledger, Resync
 from monitors.drift import DiffRules, Drift
@@ -92,6 +93,16 @@ class DriftDiffJob:
         self._clock = clock
         self._channel = channel
         self.last: DiffResult | None = None
+
+    @property
+    def seen(self) -> dict[str, Seen]:
+        """The debounce state (drift fingerprint -> its run of sightings), a copy."""
+        return dict(self._seen)
+
+    @seen.setter
+    def seen(self, state: Mapping[str, Seen]) -> None:
+        """Continue from ``state`` (kept by the replica that ran the diff before)."""
+        self._seen = dict(state)
 
     async def run(
         self,
@@ -296,10 +307,22 @@ class HealthJob:
         self._pipeline = pipeline or build_pipeline()
         self._started = clock.now()
 
-    async def run(self) -> Context:
+    @property
+    def window(self) -> HealthWindow:
+        """The rolling window of counter samples."""
+        return self._window
+
+    @window.setter
+    def window(self, window: HealthWindow) -> None:
+        """Continue from ``window`` (kept by the replica that ran the job before)."""
+        self._window = window
+
+    async def run(self, healths: Sequence[Health] | None = None) -> Context:
+        """Evaluate ``healths`` (default: this process's connectors' own accounts; with
+        replicas, every replica's counters combined)."""
         now = self._clock.now()
         candidates = evaluate_health(
-            [s.health() for s in self._systems],
+            list(healths) if healths is not None else [s.health() for s in self._systems],
             sla_seconds=self._sla,
             window=self._window,
             now=now,

@@ -34,15 +34,17 @@ from bot.service.connections import (
     ConnectionLimit,
 )
 from bot.service.kpi_jobs import KpiJobs
-from bot.service.replicas import ALL, Coordinator, Shared, Solo
+from bot.service.replicas import ALL, Coordinator, HeldState, Shared, Solo
 from bot.slack.app import EVENTS_PATH, build_slack_app, events_handler
 from bot.slack.deps import BotDeps, Work
-from bot.slack.outbox import OutboxWorker
+from bot.slack.outbox import LeaseKeepingClient, OutboxWorker
+from bot.slack.pace import LedgerPacer
 from bot.slack.render.summary import post_daily_adjustments
 from bot.slack.socket_mode import SocketMode
 from bot.slack.weekly_review import post_weekly_review
 from connectors.base import InventorySystem
 from connectors.clock import Clock, SystemClock
+from connectors.health import Health
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.webhooks import Touched, WebhookReceiver, make_webhook_handler
 from ledger import HEARTBEAT_SECONDS, Ledger
@@ -53,8 +55,10 @@ from monitors.assemble import (
     webhook_health_job,
 )
 from monitors.config import Config, ShopifySystem, resolve_secret
+from monitors.health import HealthWindow, combined
+from monitors.health import counters as health_counters
 from monitors.jobs import DriftDiffJob, HealthJob, Recheck
-from monitors.persistence import Persistence
+from monitors.persistence import Persistence, Seen
 from monitors.plans import ResyncPlanner
 from monitors.reports import AdjustmentRules
 from monitors.resync import ResyncService
@@ -119,9 +123,14 @@ class Service:
         slack_kwargs: dict[str, Any] = {"token": token.get_secret_value()}
         if config.slack.api_url:
             slack_kwargs["base_url"] = str(config.slack.api_url)
-        self.slack = AsyncWebClient(**slack_kwargs)
+        self.slack: AsyncWebClient = LeaseKeepingClient(**slack_kwargs)
         self.outbox = OutboxWorker(
-            ledger, self.slack, self.clock, health_channel=config.slack.alerts_channel
+            ledger,
+            self.slack,
+            self.clock,
+            health_channel=config.slack.alerts_channel,
+            # replicas on PostgreSQL share one pace per channel; SQLite has one process
+            pacer=LedgerPacer(ledger) if ledger.dialect == "postgresql" else None,
         )
         self.rules = rules_from_config(config)
         self.outbox.on_alert_posted.append(AlertChart(ledger, self.slack, self.rules, self.clock))
@@ -197,6 +206,15 @@ class Service:
             else Solo(ledger)
         )
         self.coordinator.on_taken.append(self._taken_over)
+        #: the health window and the drift debounce, kept for the next lease holder
+        self._held_state = (
+            {
+                job: HeldState(ledger, self.coordinator, self.clock, job)
+                for job in ("health", "drift-diff")
+            }
+            if isinstance(self.coordinator, Shared)
+            else {}
+        )
         #: the jobs as registered, before coordination wraps them (run_job runs these)
         self._job_funcs: dict[str, Callable[[], Awaitable[None]]] = {}
         self._runner: web.AppRunner | None = None
@@ -351,7 +369,14 @@ class Service:
 
     async def _diff(self) -> None:
         async def work() -> None:
+            held = self._held_state.get("drift-diff")
+            if held is not None:
+                state = await held.resume()
+                if state is not None:
+                    self.diff_job.seen = _seen_from_json(state)
             await self.diff_job.run()
+            if held is not None:
+                await held.keep({fp: seen.to_json() for fp, seen in self.diff_job.seen.items()})
             self._sample_health()
             await self.outbox.deliver_due()
 
@@ -414,7 +439,19 @@ class Service:
     async def _health(self) -> None:
         async def work() -> None:
             self._sample_health()
-            await self.health_job.run()
+            held = self._held_state.get("health")
+            if held is None:
+                await self.health_job.run()
+            else:
+                # the lease holder judges every replica's counters, from the window the
+                # previous holder kept: no replica flaps an incident another one owns
+                state = await held.resume()
+                if state is not None:
+                    self.health_job.window = HealthWindow.from_json(
+                        state, self.health_job.window.window
+                    )
+                await self.health_job.run(await self._combined_health())
+                await held.keep(self.health_job.window.to_json())
             await self.outbox.deliver_due()
 
         await self._tracked("health", work)
@@ -625,8 +662,23 @@ class Service:
     async def _heartbeat(self) -> None:
         try:
             await self.coordinator.beat()
+            await self._publish_health()
         except Exception:
             log.exception("replica heartbeat failed")
+
+    async def _publish_health(self) -> None:
+        """This replica's connector counters, for the health job's holder to sum."""
+        await self.ledger.publish_health(
+            self.ledger.replica_id,
+            [health_counters(s.health()) for s in self.systems],
+            self.clock.now(),
+        )
+
+    async def _combined_health(self) -> list[Health]:
+        """Every connector's health across the replicas (this one's published first)."""
+        await self._publish_health()
+        published = [counters for _, counters in await self.ledger.replica_health()]
+        return [combined(s.health(), published) for s in self.systems]
 
     def _resume_webhooks(self) -> None:
         """Process the webhooks a previous process answered but never processed."""
@@ -710,3 +762,14 @@ class Service:
             body=generate_latest(self.registry),
             headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
+
+
+def _seen_from_json(state: Mapping[str, Any]) -> dict[str, Seen]:
+    """The drift debounce a previous lease holder kept (malformed entries skipped)."""
+    seen: dict[str, Seen] = {}
+    for fingerprint, data in state.items():
+        try:
+            seen[str(fingerprint)] = Seen.from_json(data)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return seen

@@ -30,6 +30,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -231,3 +232,39 @@ class Shared:
 
 
 Coordinator = Solo | Shared
+
+
+class HeldState:
+    """What a leased job keeps between runs (``job_state``), for whoever holds its lease.
+
+    The holder continues from the stored state when it has just taken the lease (its
+    token is not the one it last loaded under) and stores its state after each run
+    under its token; a holder whose lease was taken over cannot overwrite the new
+    holder's state (``LeaseLost``, logged)."""
+
+    def __init__(self, ledger: Ledger, coordinator: Shared, clock: Clock, job: str) -> None:
+        self._ledger = ledger
+        self._coordinator = coordinator
+        self._clock = clock
+        self._job = job
+        self._loaded: int | None = None
+
+    async def resume(self) -> dict[str, Any] | None:
+        """The stored state to continue from, when the lease is newly this replica's;
+        None to go on with what this replica has."""
+        token = self._coordinator.held.get((self._job, ALL))
+        if token is None or token == self._loaded:
+            return None
+        self._loaded = token
+        return await self._ledger.load_job_state(self._job, ALL)
+
+    async def keep(self, state: Mapping[str, Any]) -> None:
+        token = self._coordinator.held.get((self._job, ALL))
+        if token is None:
+            return
+        try:
+            await self._ledger.save_job_state(
+                self._job, ALL, self._ledger.replica_id, token, state, self._clock.now()
+            )
+        except LeaseLost as lost:
+            log.warning("%s state not kept: %s", self._job, lost)

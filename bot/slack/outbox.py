@@ -4,8 +4,9 @@ once, nothing held up for ever.
 **One entry at a time.** The worker claims one entry, does its Slack calls, records the
 outcome, and only then claims the next: a lease covers one entry's work, never a batch
 sent one after another. Before each Slack call the lease is renewed when less than half
-of it is left, and the lease is at least three of the client's timeouts, so a slow Slack
-does not let another worker take the entry over. Every claim
+of it is left, and the lease is at least three of the client's timeouts; through
+:class:`LeaseKeepingClient` every Web API call of the entry (the chart hooks' uploads
+too) renews it first, so a slow Slack does not let another worker take the entry over. Every claim
 carries a fencing token (:attr:`ledger.OutboxEntry.fence`); recording anything requires
 it, so a worker that lost its lease anyway cannot record a delivery
 (:class:`ledger.LeaseLost`) — it stops.
@@ -36,8 +37,8 @@ other entries.
 **Paced.** ``chat.postMessage`` is limited to about one message per second per channel;
 the worker reserves a slot from a :class:`Pacer` before each post and waits for it (or,
 past :data:`MAX_PACE_WAIT`, puts the entry back until then). :class:`ChannelPacer` keeps
-the slots in this process; a pacer that keeps them in the database can share the pace
-between replicas without changing the worker. Rate-limited answers (429) push the slot
+the slots in this process; :class:`~bot.slack.pace.LedgerPacer` keeps them in the
+database, one pace per channel shared by every replica. Rate-limited answers (429) push the slot
 back by their Retry-After.
 
 Outages (5xx, timeouts), rate limits and errors a person must fix (a revoked token, a
@@ -50,11 +51,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.slack.errors import SlackDeliveryError, SlackRateLimited, SlackUnavailable, classify
 from bot.slack.pace import POST_SPACING_SECONDS, ChannelPacer, Pacer
@@ -149,6 +152,25 @@ class _Attempt:
             self._until = until
 
 
+#: the claim being delivered in this task: :class:`LeaseKeepingClient` renews its lease
+#: before every Slack call, the chart hooks' calls included
+_DELIVERING: ContextVar[_Attempt | None] = ContextVar("driftwatch_outbox_attempt", default=None)
+
+
+class LeaseKeepingClient(AsyncWebClient):
+    """slack_sdk's client, renewing the lease of the outbox entry being delivered (in this
+    task) before each Web API call, so however many slow calls an entry takes (a chart
+    upload is three), its lease never runs out between two of them while Slack answers
+    within the client's timeout; a worker that lost its entry stops before the next
+    call (:class:`ledger.LeaseLost`)."""
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        attempt = _DELIVERING.get()
+        if attempt is not None:
+            await attempt.renew(force=True)
+        return await super().api_call(api_method, **kwargs)
+
+
 class OutboxWorker:
     """Sends due outbox entries through the real slack_sdk client."""
 
@@ -207,6 +229,7 @@ class OutboxWorker:
 
     async def _deliver(self, entry: OutboxEntry, report: DeliveryReport) -> None:
         attempt = _Attempt(entry, self._ledger, self._clock, self._lease)
+        delivering = _DELIVERING.set(attempt)
         try:
             try:
                 outcome = await self._send(attempt)
@@ -236,6 +259,8 @@ class OutboxWorker:
         except LeaseLost as lost:
             log.warning("outbox entry %s: %s; leaving it to its new holder", entry.id, lost)
             report.lost.append(entry.id)
+        finally:
+            _DELIVERING.reset(delivering)
 
     async def _failed(
         self, attempt: _Attempt, error: SlackDeliveryError, report: DeliveryReport

@@ -3,16 +3,18 @@
 "chat.postMessage ... generally allows posting one message per second per channel"
 (https://docs.slack.dev/apis/web-api/rate-limits); past that Slack answers 429. The
 outbox reserves a slot from a :class:`Pacer` before each post and waits for it.
-:class:`ChannelPacer` keeps the slots in this process, which is enough for one worker
-per process. To share the pace between replicas, a pacer can keep one row per channel
-("next allowed send") in the database and reserve a slot with a compare-and-set on it;
-the worker does not change.
+:class:`ChannelPacer` keeps the slots in this process: enough for the one process on
+SQLite. Replicas on PostgreSQL share one pace per channel with :class:`LedgerPacer`: a
+row per channel (``slack_pace.next_at``) locked while a slot is taken, so three replicas
+posting to one channel post one second apart, not three at once into 429s.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Protocol
+
+from ledger import Ledger
 
 #: chat.postMessage's documented pace: one message per second per channel
 POST_SPACING_SECONDS = 1.0
@@ -46,3 +48,17 @@ class ChannelPacer:
 
     async def hold(self, channel: str, until: datetime) -> None:
         self._next[channel] = max(until, self._next.get(channel, until))
+
+
+class LedgerPacer:
+    """The pace kept in the database, shared by every replica (``slack_pace``)."""
+
+    def __init__(self, ledger: Ledger, spacing: float = POST_SPACING_SECONDS) -> None:
+        self._ledger = ledger
+        self._spacing = spacing
+
+    async def reserve(self, channel: str, now: datetime, max_wait: float) -> datetime:
+        return await self._ledger.reserve_slot(channel, now, self._spacing, max_wait)
+
+    async def hold(self, channel: str, until: datetime) -> None:
+        await self._ledger.hold_channel(channel, until)

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from ledger_testing import at
 
-from ledger import LEASE_TTL_SECONDS, LeaseLost, Ledger
+from ledger import LEASE_TTL_SECONDS, HealthCounters, LeaseLost, Ledger
 
 TTL = LEASE_TTL_SECONDS
 
@@ -154,3 +154,55 @@ async def test_old_tick_claims_are_pruned_but_policy_decisions_stay(ledger: Ledg
     assert await ledger.prune_claims(at(10)) == 1
     assert await ledger.claim_holder("health", "all", "1") is None
     assert await ledger.claim_holder("policy", "incident:1", "0") == "a"
+
+
+async def test_replicas_reserving_slots_at_once_get_one_second_apart(
+    db_url: str, ledger: Ledger
+) -> None:
+    ledgers = [Ledger.from_url(db_url) for _ in range(3)]
+    try:
+        slots = await asyncio.gather(
+            *(lg.reserve_slot("C0ALERTS", at(0), 1.0, 10.0) for lg in ledgers for _ in range(3))
+        )
+    finally:
+        for lg in ledgers:
+            await lg.close()
+    assert sorted((s - at(0)).total_seconds() for s in slots) == [float(n) for n in range(9)]
+    # past the longest wait, a slot is told but not taken
+    far = await ledger.reserve_slot("C0ALERTS", at(0), 1.0, 5.0)
+    assert (far - at(0)).total_seconds() == 9.0
+    assert await ledger.reserve_slot("C0ALERTS", at(0), 1.0, 10.0) == far
+    # another channel has its own pace
+    assert await ledger.reserve_slot("C0OTHER", at(0), 1.0, 10.0) == at(0)
+
+
+async def test_a_retry_after_holds_the_channel_for_every_replica(ledger: Ledger) -> None:
+    await ledger.hold_channel("C0ALERTS", at(1))
+    assert await ledger.reserve_slot("C0ALERTS", at(0), 1.0, 120.0) == at(1)
+    await ledger.hold_channel("C0ALERTS", at(0.5))  # an earlier hold moves nothing back
+    assert await ledger.reserve_slot("C0ALERTS", at(0), 1.0, 120.0) == at(1 + 1 / 60)
+
+
+async def test_a_jobs_state_is_written_only_under_the_current_token(ledger: Ledger) -> None:
+    a = await ledger.acquire_lease("health", "all", "a", at(0))
+    assert a is not None
+    await ledger.save_job_state("health", "all", "a", a.lease.token, {"n": 1}, at(0))
+    b = await ledger.acquire_lease("health", "all", "b", at(1))
+    assert b is not None
+    assert await ledger.load_job_state("health", "all") == {"n": 1}  # b continues from it
+    with pytest.raises(LeaseLost):  # a woke up late: it cannot overwrite b's state
+        await ledger.save_job_state("health", "all", "a", a.lease.token, {"n": 99}, at(1))
+    await ledger.save_job_state("health", "all", "b", b.lease.token, {"n": 2}, at(1))
+    assert await ledger.load_job_state("health", "all") == {"n": 2}
+    assert await ledger.load_job_state("drift-diff", "all") is None
+
+
+async def test_every_replicas_connector_counters_are_kept(ledger: Ledger) -> None:
+    def counters(throttles: int) -> HealthCounters:
+        return HealthCounters("shopify", 40, throttles, throttles, 0, 0, at(0), None, None)
+
+    await ledger.publish_health("a", [counters(3)], at(0))
+    await ledger.publish_health("b", [counters(20)], at(0))
+    await ledger.publish_health("a", [counters(5)], at(1))  # a's counters grew
+    kept = {replica: c.throttles for replica, c in await ledger.replica_health()}
+    assert kept == {"a": 5, "b": 20}

@@ -34,6 +34,7 @@ TABLES = {
     "job_claims",
     "slack_pace",
     "replica_health",
+    "job_state",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,9 @@ import pytest
 from bot.cli.demo import DemoWorld, demo_world
 from connectors import ManualClock
 from connectors.base import InventorySystem
-from ledger import Ledger
+from connectors.health import Health
+from ledger import HealthCounters, Ledger
+from monitors.health import HealthWindow, combined
 from monitors.jobs import HealthJob
 from monitors.reconcile import read_all
 from monitors.wiring import build_systems
@@ -93,3 +96,47 @@ async def test_repeated_throttling_is_a_rate_limit_incident(setup: Setup) -> Non
     [incident] = [i for i in ctx.opened if i.kind == "rate_limited"]
     assert incident.system == "shopify"
     assert incident.details["throttles_in_window"] == 12
+
+
+def test_the_health_window_survives_a_round_trip_through_json() -> None:
+    t0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    window = HealthWindow()
+    window.add(Health("shopify", requests=10, throttles=1), t0)
+    window.add(Health("shopify", requests=30, throttles=21, retries=4), t0 + timedelta(minutes=1))
+    restored = HealthWindow.from_json(window.to_json())
+    assert restored.delta("shopify") == window.delta("shopify")
+    # hostile or damaged state is skipped, not trusted
+    damaged = HealthWindow.from_json({"shopify": [["not a time", 1, 2, 3], [1]], "wms": "x"})
+    assert damaged.delta("shopify") is None
+    assert damaged.delta("wms") is None
+
+
+def test_replicas_counters_combine_into_one_health() -> None:
+    t0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    local = Health("shopify", last_success=t0, requests=5)
+    published = [
+        HealthCounters("shopify", 5, 0, 0, 0, 0, t0, None, None),
+        # another replica: 20 throttles, and a streak of failures older than a success
+        HealthCounters(
+            "shopify",
+            30,
+            20,
+            20,
+            3,
+            3,
+            t0 - timedelta(minutes=1),
+            "HTTP 503",
+            t0 - timedelta(seconds=30),
+        ),
+        HealthCounters("wms", 99, 99, 99, 99, 9, None, "down", t0),
+    ]
+    health = combined(local, published)
+    assert (health.requests, health.throttles, health.retries) == (35, 20, 20)
+    assert health.last_success == t0
+    assert health.error_streak == 0  # a success came after that replica's failures
+    assert health.last_error == "HTTP 503"
+    fresh = [
+        *published[:1],
+        HealthCounters("shopify", 1, 0, 0, 3, 3, None, "boom", t0 + timedelta(seconds=1)),
+    ]
+    assert combined(local, fresh).error_streak == 3

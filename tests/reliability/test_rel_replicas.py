@@ -87,6 +87,11 @@ async def test_a_killed_lease_holder_is_replaced_within_30_seconds() -> None:
         await group.tick("drift-diff")
         assert group.runs("diff") == 2
         assert int(successor.job_runs.labels("diff", "ok")._value.get()) == 1
+        # the drift debounce went on from the dead holder's (its second sighting, not a
+        # first one after the takeover): a drift is not paged later for a failover
+        kept = await successor.ledger.load_job_state("drift-diff", "all")
+        assert kept is not None
+        assert [seen["count"] for seen in kept.values()] == [2]
         assert dead.ledger.replica_id not in await dead.ledger.live_replicas(group.clock.now())
         assert successor.url is not None
         async with httpx.AsyncClient() as http:

@@ -9,6 +9,8 @@ claims, the shared Slack pace, and each replica's connector counters.
   decision per incident opening.
 * ``slack_pace``: the next free posting slot per Slack channel, shared.
 * ``replica_health``: each replica's connector counters, summed by the health job.
+* ``job_state``: what a leased job keeps between runs (the health window, the drift
+  debounce), written under the lease's fencing token, read by the next holder.
 * ``resyncs.replica``: the replica that requested a resync, so a pending one of a live
   replica is "in progress" there, not left behind by a dead process.
 
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0010"
 down_revision: str | None = "0008"
@@ -32,6 +35,7 @@ depends_on: str | Sequence[str] | None = None
 # Frozen copies of ledger.types, so later changes there cannot change this migration.
 UTC_DATETIME = sa.DateTime(timezone=True)
 BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSON = sa.JSON(none_as_null=False).with_variant(postgresql.JSONB(none_as_null=False), "postgresql")
 
 
 def upgrade() -> None:
@@ -71,6 +75,14 @@ def upgrade() -> None:
         sa.Column("next_at", UTC_DATETIME, nullable=False),
     )
     op.create_table(
+        "job_state",
+        sa.Column("job", sa.String(), primary_key=True),
+        sa.Column("unit", sa.String(), primary_key=True),
+        sa.Column("token", BIG, nullable=False),
+        sa.Column("state", JSON, nullable=False),
+        sa.Column("updated_at", UTC_DATETIME, nullable=False),
+    )
+    op.create_table(
         "replica_health",
         sa.Column("replica", sa.String(), primary_key=True),
         sa.Column("system", sa.String(), primary_key=True),
@@ -88,6 +100,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("replica_health")
+    op.drop_table("job_state")
     op.drop_table("slack_pace")
     op.drop_index("ix_job_claims_claimed_at", table_name="job_claims")
     op.drop_table("job_claims")

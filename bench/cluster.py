@@ -191,11 +191,26 @@ class Cluster:
         self.db_url = url.render_as_string(hide_password=False)
         self._db = psycopg.connect(libpq_url(self.db_url), autocommit=True)
         self._start_fleet()
-        # The first replica migrates the empty schema; the others start once it serves.
-        for index in range(self.settings.replicas):
-            self.replicas.append(self._start_replica(index))
-            self._wait_serving(self.replicas[-1])
+        # Migrated once, as a deployment does before it starts its replicas; then all
+        # replicas start at once (so their first polls race, as they would).
+        self._migrate()
+        self.replicas = [self._start_replica(i) for i in range(self.settings.replicas)]
+        for replica in self.replicas:
+            self._wait_serving(replica)
         self.set_backends()
+
+    def _migrate(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "db", "upgrade"],
+            env=self.environment(),
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ClusterError(f"driftwatch db upgrade failed:\n{done.stderr[-3000:]}")
 
     def stop(self) -> None:
         for replica in self.replicas:
@@ -216,6 +231,8 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 self._fleet_process.kill()
                 self._fleet_process.wait()
+            if self._fleet_process.stdout is not None:
+                self._fleet_process.stdout.close()
             self._fleet_process = None
         self._http.close()
         if self._db is not None:
@@ -237,13 +254,10 @@ class Cluster:
             "--erp-dir",
             str(self.workdir / "erp"),
         ]
-        self._fleet_process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=(self.workdir / "fleet.log").open("w"),
-            text=True,
-        )
+        with (self.workdir / "fleet.log").open("w") as log:
+            self._fleet_process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+            )
         assert self._fleet_process.stdout is not None
         line = self._fleet_process.stdout.readline()
         if not line:
@@ -356,15 +370,16 @@ class Cluster:
         config_path.write_text(toml(self.config(index)), encoding="utf-8")
         log_path = self.workdir / f"replica{index}.log"
         command = [sys.executable, "-m", "bot.cli", "serve", "--config", str(config_path)]
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-            env=self.environment(),
-            cwd=self.workdir,
-            start_new_session=True,
-        )
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                cwd=self.workdir,
+                start_new_session=True,
+            )
         return Replica(index, config_path, log_path, process)
 
     def _wait_serving(self, replica: Replica) -> None:
@@ -381,8 +396,10 @@ class Cluster:
 
         replica.url = self.wait_for(serving, START_TIMEOUT, f"replica {replica.index} serving")
 
-    def set_backends(self) -> None:
-        backends = [f"127.0.0.1:{r.port}" for r in self.replicas if r.alive]
+    def set_backends(self, replicas: list[Replica] | None = None) -> None:
+        """The balancer sends to ``replicas`` (default: every live one)."""
+        chosen = self.replicas if replicas is None else replicas
+        backends = [f"127.0.0.1:{r.port}" for r in chosen if r.alive]
         self.control("/balancer", {"backends": backends})
 
     # ------------------------------------------------------------------ looking
@@ -431,6 +448,16 @@ class Cluster:
         """Rows of a query on the replicas' schema, read around the product."""
         assert self._db is not None
         return list(self._db.execute(query, params).fetchall())
+
+    def lease_holder(self, job: str) -> Replica | None:
+        """The live replica holding ``job``'s lease now (``job_leases``, ``replicas``)."""
+        rows = self.sql(
+            "SELECT r.pid FROM job_leases l JOIN replicas r ON r.id = l.holder "
+            "WHERE l.job = %s AND l.expires_at > now()",
+            job,
+        )
+        by_pid = {r.pid: r for r in self.replicas if r.alive}
+        return by_pid.get(rows[0][0]) if rows else None
 
     def wait_for(self, condition: Callable[[], T | None], timeout: float, what: str) -> T:
         """Poll ``condition`` until it returns something truthy; ClusterError after

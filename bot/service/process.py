@@ -159,23 +159,20 @@ class Service:
         self.settler = ResyncSettler(self.resync, ledger, self.clock, config.slack.alerts_channel)
         #: the ids found pending at start and not settled yet (their system was down)
         self.unsettled: set[int] = set()
-        self.diff_job = DriftDiffJob(
-            self.systems,
-            self.rules,
-            ledger,
-            self.clock,
-            channel=config.slack.alerts_channel,
-            persistence=Persistence.from_config(config),
-            pipeline=incident_pipeline(config),
-            kinds={s.name: s.kind for s in config.systems},
-            evidence=evidence_source(config, ledger, self.clock),
-            after=after_diff_hooks(config, ledger, self.resync, self.clock),
-            planner=ResyncPlanner(
-                self.rules,
-                {s.name: s.write_state for s in config.systems if s.writable},
-                config.policy,
-                config.sku_tags,
-            ),
+        self.diff_job = self._diff_job_over(self.systems)
+        shops = [s.name for s in config.systems if isinstance(s, ShopifySystem)]
+        others = [s for s in self.systems if s.name not in shops]
+        #: with several Shopify stores the scheduled diff is one per store (that store
+        #: and the systems that are not Shopify stores), each under its own lease, so
+        #: different stores' diffs run on different replicas; webhooks' targeted diffs
+        #: and re-checks still read every system (:attr:`diff_job`)
+        self.store_diffs: dict[str, DriftDiffJob] = (
+            {
+                shop: self._diff_job_over([s for s in self.systems if s.name == shop] + others)
+                for shop in shops
+            }
+            if len(shops) > 1
+            else {}
         )
         #: after every resync, its SKU is read again and its alerts tell what is true now
         self.recheck = Recheck(self.diff_job)
@@ -209,8 +206,10 @@ class Service:
         #: the health window and the drift debounce, kept for the next lease holder
         self._held_state = (
             {
-                job: HeldState(ledger, self.coordinator, self.clock, job)
-                for job in ("health", "drift-diff")
+                (job, unit): HeldState(ledger, self.coordinator, self.clock, job, unit)
+                for job, units in self._job_units().items()
+                if job in ("health", "drift-diff")
+                for unit in units
             }
             if isinstance(self.coordinator, Shared)
             else {}
@@ -245,6 +244,28 @@ class Service:
         self.targeted_done = asyncio.Event()
         self._shop_name = ""
         self.webhooks = self._build_webhooks(environ)
+
+    def _diff_job_over(self, systems: list[InventorySystem]) -> DriftDiffJob:
+        """A drift diff of ``systems`` (every system, or one store's)."""
+        config, ledger = self.config, self.ledger
+        return DriftDiffJob(
+            systems,
+            self.rules,
+            ledger,
+            self.clock,
+            channel=config.slack.alerts_channel,
+            persistence=Persistence.from_config(config),
+            pipeline=incident_pipeline(config),
+            kinds={s.name: s.kind for s in config.systems},
+            evidence=evidence_source(config, ledger, self.clock),
+            after=after_diff_hooks(config, ledger, self.resync, self.clock),
+            planner=ResyncPlanner(
+                self.rules,
+                {s.name: s.write_state for s in config.systems if s.writable},
+                config.policy,
+                config.sku_tags,
+            ),
+        )
 
     def _build_webhooks(self, environ: Mapping[str, str]) -> WebhookReceiver | None:
         """The Shopify webhook receiver at /webhooks/shopify, when a secret is configured."""
@@ -367,20 +388,28 @@ class Service:
     def _sample_health(self) -> None:
         self.health_history.record([s.health() for s in self.systems], self.clock.now())
 
-    async def _diff(self) -> None:
+    async def _diff(self, unit: str = ALL) -> None:
+        """The scheduled diff of ``unit``: every system, or one store's (with several).
+        Run for every unit when called without coordination (SQLite)."""
+        if unit == ALL and self.store_diffs:
+            for store in self.store_diffs:
+                await self._diff(store)
+            return
+        job = self.store_diffs.get(unit, self.diff_job)
+
         async def work() -> None:
-            held = self._held_state.get("drift-diff")
+            held = self._held_state.get(("drift-diff", unit))
             if held is not None:
                 state = await held.resume()
                 if state is not None:
-                    self.diff_job.seen = _seen_from_json(state)
-            await self.diff_job.run()
+                    job.seen = _seen_from_json(state)
+            await job.run()
             if held is not None:
-                await held.keep({fp: seen.to_json() for fp, seen in self.diff_job.seen.items()})
+                await held.keep({fp: seen.to_json() for fp, seen in job.seen.items()})
             self._sample_health()
             await self.outbox.deliver_due()
 
-        await self._tracked("diff", work)
+        await self._tracked("diff" if unit == ALL else f"diff:{unit}", work)
         self.diff_done.set()
 
     async def _deliver(self) -> None:
@@ -439,7 +468,7 @@ class Service:
     async def _health(self) -> None:
         async def work() -> None:
             self._sample_health()
-            held = self._held_state.get("health")
+            held = self._held_state.get(("health", ALL))
             if held is None:
                 await self.health_job.run()
             else:
@@ -613,9 +642,13 @@ class Service:
             await self._run_coordinated(job_id, None)
 
     def _job_units(self) -> dict[str, list[str]]:
-        """The leases there are: each leased job's units (today one, ``all``)."""
+        """The leases there are: each leased job's units (the drift diff's stores, when
+        there are several; ``all`` otherwise)."""
         jobs = [j for j in LEASED_JOBS if j != "webhook-health" or self.webhook_health_job]
-        return {job: [ALL] for job in jobs}
+        units = {job: [ALL] for job in jobs}
+        if self.store_diffs:
+            units["drift-diff"] = sorted(self.store_diffs)
+        return units
 
     def _tick(self, job_id: str) -> str:
         """The current tick of a job's timer: the interval's number since the epoch, or
@@ -640,16 +673,23 @@ class Service:
         """A job's timer fired."""
         await self._run_coordinated(job_id, self._tick(job_id))
 
-    async def _run_coordinated(self, job_id: str, tick: str | None) -> None:
-        """Run ``job_id`` if this replica should: holds its lease (and wins ``tick``),
-        or, for a report, wins its tick."""
+    async def _run_coordinated(
+        self, job_id: str, tick: str | None, units: list[str] | None = None
+    ) -> None:
+        """Run ``job_id`` for each of its units (default: all) this replica should: it
+        holds the unit's lease (and wins ``tick``); for a report, wins its tick."""
         work = self._job_funcs[job_id]
         if job_id in ONCE_JOBS:
             if tick is None or await self.coordinator.claim_once(job_id, tick):
                 await work()
             return
-        if await self.coordinator.should_run(job_id, ALL, tick):
-            await work()
+        for unit in units if units is not None else self._job_units().get(job_id, [ALL]):
+            if not await self.coordinator.should_run(job_id, unit, tick):
+                continue
+            if job_id == "drift-diff":
+                await self._diff(unit)
+            else:
+                await work()
 
     async def _taken_over(self, job_id: str, unit: str) -> None:
         """A lease was just taken (its holder died or left): run its job for the
@@ -657,7 +697,7 @@ class Service:
         if self.scheduler.state != STATE_RUNNING or job_id not in self._job_funcs:
             return
         tick = self._tick(job_id)
-        self.spawn(f"takeover:{job_id}", lambda: self._run_coordinated(job_id, tick))
+        self.spawn(f"takeover:{job_id}:{unit}", lambda: self._run_coordinated(job_id, tick, [unit]))
 
     async def _heartbeat(self) -> None:
         try:

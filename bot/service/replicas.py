@@ -242,29 +242,32 @@ class HeldState:
     under its token; a holder whose lease was taken over cannot overwrite the new
     holder's state (``LeaseLost``, logged)."""
 
-    def __init__(self, ledger: Ledger, coordinator: Shared, clock: Clock, job: str) -> None:
+    def __init__(
+        self, ledger: Ledger, coordinator: Shared, clock: Clock, job: str, unit: str = ALL
+    ) -> None:
         self._ledger = ledger
         self._coordinator = coordinator
         self._clock = clock
         self._job = job
+        self._unit = unit
         self._loaded: int | None = None
 
     async def resume(self) -> dict[str, Any] | None:
         """The stored state to continue from, when the lease is newly this replica's;
         None to go on with what this replica has."""
-        token = self._coordinator.held.get((self._job, ALL))
+        token = self._coordinator.held.get((self._job, self._unit))
         if token is None or token == self._loaded:
             return None
         self._loaded = token
-        return await self._ledger.load_job_state(self._job, ALL)
+        return await self._ledger.load_job_state(self._job, self._unit)
 
     async def keep(self, state: Mapping[str, Any]) -> None:
-        token = self._coordinator.held.get((self._job, ALL))
+        token = self._coordinator.held.get((self._job, self._unit))
         if token is None:
             return
         try:
             await self._ledger.save_job_state(
-                self._job, ALL, self._ledger.replica_id, token, state, self._clock.now()
+                self._job, self._unit, self._ledger.replica_id, token, state, self._clock.now()
             )
         except LeaseLost as lost:
             log.warning("%s state not kept: %s", self._job, lost)

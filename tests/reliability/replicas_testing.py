@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from reliability_testing import SECRET, postgres_url
@@ -65,10 +66,22 @@ class Replicas:
 INTERVAL_SECONDS = 30
 
 
+def second_store(raw: dict[str, Any]) -> None:
+    """A second Shopify store, ``shop2``, in the configuration (it reads the same fake
+    shop under another name, without webhooks)."""
+    [shopify] = [s for s in raw["systems"] if s["name"] == "shopify"]
+    shop2 = {k: v for k, v in shopify.items() if k != "webhook_secret_env"}
+    shop2["name"] = "shop2"
+    raw["systems"].append(shop2)
+    for location in raw["locations"].values():
+        location["shop2"] = location["shopify"]
+
+
 @contextlib.asynccontextmanager
-async def replicas(count: int = 3) -> AsyncIterator[Replicas]:
+async def replicas(count: int = 3, *, stores: int = 1) -> AsyncIterator[Replicas]:
     """``count`` started Services (timers paused) on one fresh PostgreSQL schema, their
-    diff and health timers every :data:`INTERVAL_SECONDS`."""
+    diff and health timers every :data:`INTERVAL_SECONDS`; ``stores``: 1 or 2 Shopify
+    stores."""
     clock = ManualClock()
     async with (
         postgres_url() as url,
@@ -81,6 +94,8 @@ async def replicas(count: int = 3) -> AsyncIterator[Replicas]:
         environ = {**demo.environ, "DEMO_SLACK_SIGNING_SECRET": SECRET}
         raw = demo_config(demo.world)
         raw["schedules"].update(full_diff_seconds=INTERVAL_SECONDS, health_seconds=INTERVAL_SECONDS)
+        if stores == 2:
+            second_store(raw)
         demo = DemoWorld(demo.world, config_from_dict(raw), demo.environ)
         services: list[Service] = []
         for n in range(count):

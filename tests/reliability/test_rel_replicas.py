@@ -5,17 +5,19 @@ messages, lease rows."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 
 import httpx
 import pytest
-from reliability_testing import Bot
+from prometheus_client import CollectorRegistry
+from reliability_testing import Bot, postgres_url
 from replicas_testing import INTERVAL_SECONDS, Replicas, replicas
 
 from bot.service import Service
-from ledger import HEARTBEAT_SECONDS, LEASE_TTL_SECONDS
-
-pytestmark = pytest.mark.postgres
+from bot.service.replicas import Shared
+from connectors import ManualClock
+from ledger import HEARTBEAT_SECONDS, LEASE_TTL_SECONDS, Ledger
 
 
 async def advance(group: Replicas, seconds: float, *alive: Service) -> None:
@@ -34,6 +36,7 @@ async def holders(group: Replicas) -> Counter[str | None]:
     return Counter(lease.holder for lease in leases)
 
 
+@pytest.mark.postgres
 async def test_each_job_runs_once_per_tick_across_three_replicas() -> None:
     async with replicas(3) as group:
         await group.beat()
@@ -61,6 +64,31 @@ async def test_each_job_runs_once_per_tick_across_three_replicas() -> None:
         assert incident.slack_ts is not None
 
 
+@pytest.mark.postgres
+async def test_two_stores_diffs_are_leased_and_run_once_per_tick_each() -> None:
+    async with replicas(3, stores=2) as group:
+        await group.beat()
+        leases = await group.services[0].ledger.list_leases("drift-diff")
+        assert [lease.unit for lease in leases] == ["shop2", "shopify"]
+        held = await holders(group)
+        # six leases (two stores' diffs, health, webhook-health, chain, reminder): 2/2/2
+        assert sorted(held.values()) == [2, 2, 2]
+        for _ in range(3):
+            await group.tick("drift-diff")
+            await advance(group, INTERVAL_SECONDS)
+        assert group.runs("diff:shopify") == 3
+        assert group.runs("diff:shop2") == 3
+        assert group.runs("diff") == 0  # never every system at once on a timer
+        for lease in leases:
+            [holder] = [s for s in group.services if s.ledger.replica_id == lease.holder]
+            assert int(holder.job_runs.labels(f"diff:{lease.unit}", "ok")._value.get()) >= 1
+        await group.tick("outbox")
+        incidents = await group.services[0].ledger.list_incidents(sku="TEE-BLK-M")
+        assert sorted(i.system or "" for i in incidents) == ["shop2", "shopify"]
+        assert group.alerts("TEE-BLK-M") == 2  # one per store, not one per replica
+
+
+@pytest.mark.postgres
 async def test_a_killed_lease_holder_is_replaced_within_30_seconds() -> None:
     async with replicas(3) as group:
         await group.beat()
@@ -102,6 +130,7 @@ async def test_a_killed_lease_holder_is_replaced_within_30_seconds() -> None:
         assert 'driftwatch_job_claims_total{job="drift-diff",outcome="fenced"} 1.0' in stale
 
 
+@pytest.mark.postgres
 async def test_a_replica_that_stops_hands_its_leases_over_at_once() -> None:
     async with replicas(2) as group:
         await group.beat()
@@ -118,3 +147,45 @@ async def test_on_sqlite_one_process_runs_every_job(bot: Bot) -> None:
     await bot.service.run_job("health", scheduled=True)
     await bot.service.run_job("health", scheduled=True)
     assert int(bot.service.job_runs.labels("health", "ok")._value.get()) == before + 2
+
+
+@pytest.mark.postgres
+async def test_fifty_stores_spread_over_three_replicas_and_fail_over() -> None:
+    """The coordinator alone (no Service): 50 stores' diff leases over three replicas,
+    no leader; one killed, its stores move to the other two; it comes back, they are
+    shared out again."""
+    stores = {"drift-diff": [f"store-{n:02}" for n in range(50)]}
+    clock = ManualClock()
+    async with postgres_url() as url, contextlib.AsyncExitStack() as stack:
+        ledgers = [await stack.enter_async_context(Ledger.from_url(url)) for _ in range(3)]
+        await ledgers[0].upgrade()
+        coordinators = [Shared(lg, clock, CollectorRegistry(), stores) for lg in ledgers]
+
+        async def beat(*which: Shared) -> None:
+            for _ in range(2):  # a round to give back, a round to take
+                clock.advance(HEARTBEAT_SECONDS)
+                for coordinator in which:
+                    await coordinator.beat()
+
+        await beat(*coordinators)
+        counts = sorted(len(c.held) for c in coordinators)
+        assert sum(counts) == 50
+        assert counts == [16, 17, 17]
+        owners = [c for c in coordinators if c.holds("drift-diff", "store-07")]
+        assert len(owners) == 1
+        # one is killed: after the TTL the other two hold everything, 25 each
+        dead, *alive = coordinators
+        dead_stores = {unit for _, unit in dead.held}
+        await beat(*alive)
+        await beat(*alive)
+        assert sorted(len(c.held) for c in alive) == [25, 25]
+        taken = {unit for c in alive for _, unit in c.held}
+        assert dead_stores <= taken
+        # it restarts (a new replica id) and gets its share back from the others
+        reborn = Shared(Ledger.from_url(url), clock, CollectorRegistry(), stores)
+        stack.push_async_callback(reborn._ledger.close)
+        await beat(*alive, reborn)
+        await beat(*alive, reborn)
+        assert sorted(len(c.held) for c in [*alive, reborn]) == [16, 17, 17]
+        leases = await ledgers[0].list_leases("drift-diff")
+        assert len({lease.unit for lease in leases if lease.holder is not None}) == 50

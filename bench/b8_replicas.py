@@ -28,6 +28,7 @@ import math
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,6 +83,10 @@ def _delivery(fleet: dict[str, Any], n: int) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
+#: answers to the measured webhook posts that were not 2xx ("503", "ReadTimeout", ...)
+REFUSED: Counter[str] = Counter()
+
+
 async def post_webhooks(cluster: Cluster, count: int, concurrency: int) -> tuple[int, float]:
     """``count`` signed deliveries through the balancer; (accepted, wall seconds)."""
     url = cluster.fleet["balancer_url"] + "/webhooks/shopify"
@@ -98,10 +103,13 @@ async def post_webhooks(cluster: Cluster, count: int, concurrency: int) -> tuple
             body, headers = queue.get_nowait()
             try:
                 response = await client.post(url, content=body, headers=headers)
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
+                REFUSED[type(exc).__name__] += 1
                 continue
             if 200 <= response.status_code < 300:
                 accepted += 1
+            else:
+                REFUSED[str(response.status_code)] += 1
 
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
         start = time.perf_counter()
@@ -136,6 +144,7 @@ async def run(size: Size) -> Outcome:
             # starts once the deliveries before it are processed (and after a warm-up)
             await post_webhooks(cluster, size.concurrency, size.concurrency)
             cluster.wait_for(lambda: _webhooks_processed(cluster), 300, "warm-up deliveries")
+            REFUSED.clear()
             cluster.set_backends(cluster.replicas[:1])
             one, one_s = await post_webhooks(cluster, size.webhooks, size.concurrency)
             cluster.wait_for(lambda: _webhooks_processed(cluster), 300, "the first batch")
@@ -201,6 +210,7 @@ async def run(size: Size) -> Outcome:
             "webhooks_per_s_3_replicas": round(rate_three, 1),
             "webhooks_ratio_3_vs_1": round(rate_three / rate_one, 2) if rate_one else "n/a",
             "slack_429s": limited,
+            "webhooks_not_accepted": ", ".join(f"{k}: {n}" for k, n in REFUSED.items()) or "none",
         }
     )
     out.checks += [

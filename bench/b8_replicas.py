@@ -55,7 +55,9 @@ FULL = Size(ticks=30, drifts=6, webhooks=3000, concurrency=48)
 QUICK = Size(ticks=2, drifts=1, webhooks=100, concurrency=12)
 
 
-def _delivery(fleet: dict[str, Any], n: int) -> tuple[bytes, dict[str, str]]:
+def signed_delivery(fleet: dict[str, Any], n: int) -> tuple[bytes, dict[str, str]]:
+    """A signed ``inventory_levels/update`` delivery about catalog item ``n``, as Shopify
+    sends it (a fresh event id)."""
     items = sorted(fleet["items"].items())
     _sku, item = items[n % len(items)]
     location = fleet["location_ids"]["east"]
@@ -90,7 +92,7 @@ REFUSED: Counter[str] = Counter()
 async def post_webhooks(cluster: Cluster, count: int, concurrency: int) -> tuple[int, float]:
     """``count`` signed deliveries through the balancer; (accepted, wall seconds)."""
     url = cluster.fleet["balancer_url"] + "/webhooks/shopify"
-    deliveries = [_delivery(cluster.fleet, n) for n in range(count)]
+    deliveries = [signed_delivery(cluster.fleet, n) for n in range(count)]
     queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
     for delivery in deliveries:
         queue.put_nowait(delivery)

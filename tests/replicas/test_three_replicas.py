@@ -20,8 +20,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
+from bench.b8_replicas import signed_delivery
 from bench.cluster import (
     Cluster,
     ClusterError,
@@ -144,6 +146,29 @@ def test_level_history_has_no_duplicates(cluster: Cluster) -> None:
     total = cluster.sql("SELECT count(*) FROM level_history")[0][0]
     assert total > 0
     assert duplicates == 0, f"{duplicates} of {total} level_history rows repeat the one before"
+
+
+def test_one_webhook_delivered_to_every_replica_is_processed_once(cluster: Cluster) -> None:
+    body, headers = signed_delivery(cluster.fleet, 5)
+    event = headers["X-Shopify-Event-Id"]
+    before = dict(cluster.state()["balancer"])
+    statuses = []
+    for _ in range(3):  # Shopify's retries; a new connection each: the next replica
+        with httpx.Client(timeout=30.0) as client:
+            url = cluster.fleet["balancer_url"] + "/webhooks/shopify"
+            statuses.append(client.post(url, content=body, headers=headers).status_code)
+    assert statuses == [200, 200, 200]
+    after = cluster.state()["balancer"]
+    reached = [b for b, n in after.items() if n > before.get(b, 0)]
+    assert len(reached) == 3, f"the balancer sent the three deliveries to {reached}"
+
+    def outcomes() -> list[str] | None:
+        rows = cluster.sql("SELECT outcome FROM webhook_deliveries WHERE event_id = %s", event)
+        found = sorted(r[0] for r in rows)
+        return found if "received" not in found and len(found) == 3 else None
+
+    found = cluster.wait_for(outcomes, 60, "the three deliveries to be settled")
+    assert found == ["duplicate", "duplicate", "processed"], found
 
 
 def test_429s_on_one_replica_make_one_health_alert(cluster: Cluster) -> None:

@@ -700,6 +700,8 @@ class Service:
         self.spawn(f"takeover:{job_id}:{unit}", lambda: self._run_coordinated(job_id, tick, [unit]))
 
     async def _heartbeat(self) -> None:
+        if self._stopping:
+            return  # a heartbeat after stop would bring this replica back to life
         try:
             await self.coordinator.beat()
             await self._publish_health()

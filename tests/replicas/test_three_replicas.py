@@ -172,26 +172,17 @@ def test_one_webhook_delivered_to_every_replica_is_processed_once(cluster: Clust
 
 
 def test_429s_on_one_replica_make_one_health_alert(cluster: Cluster) -> None:
-    # Aim at a replica that is polling Shopify now (leases may leave others idle).
-    before = cluster.state()["shopify_requests"]
-    polling = cluster.wait_for(
-        lambda: [
-            k
-            for k, n in cluster.state()["shopify_requests"].items()
-            if n > before.get(k, 0) and cluster.replicas[int(k)].alive
-        ],
-        60,
-        "a replica reading Shopify",
+    # Aim at the replica reading Shopify every tick: the holder of the diff's lease.
+    holder = cluster.wait_for(
+        lambda: cluster.lease_holder("drift-diff"), 60, "the drift-diff lease holder"
     )
-    client = int(polling[0])
+    client = holder.index
     cluster.control("/shopify/429", {"client": client, "n": 20, "retry_after": 0.1})
-    cluster.wait_for(
-        lambda: cluster.state()["shopify_429"].get(str(client), 0) >= 20,
-        120,
-        "the 20 forced 429s to be answered",
-    )
     cluster.wait_for(lambda: _alerts(cluster, "rate limited"), 120, "the rate-limit alert")
     _runs_after(cluster, "health", 15)  # long enough for another replica to disagree
+    # (a failing read backs off, so not all 20 need to have been asked for by now)
+    answered = cluster.state()["shopify_429"].get(str(client), 0)
+    assert answered >= 10, f"only {answered} forced 429s were answered"
     alerts = _alerts(cluster, "rate limited")
     assert len(alerts) == 1, [a["text"] for a in alerts]
     again = [r for a in alerts for r in a["replies"] if "again" in r["text"]]

@@ -20,8 +20,18 @@ from bench._common import machine
 from bench.report import Summary, render, summarize
 from bench.worker import MODULES
 
-#: runs per benchmark in the full run (B1, B2 and B4 repeat inside one run or take long)
-FULL_RUNS = {"B1": 1, "B1PG": 1, "B2": 1, "B3": 3, "B4": 1, "B5": 3, "B6": 3, "B7": 3}
+#: runs per benchmark in the full run (B1, B2, B4 and B8 repeat inside one run or take long)
+FULL_RUNS = {
+    "B1": 1,
+    "B1PG": 1,
+    "B2": 1,
+    "B3": 3,
+    "B4": 1,
+    "B5": 3,
+    "B6": 3,
+    "B7": 3,
+    "B8": 1,
+}
 
 
 def run_worker(name: str, quick: bool) -> dict[str, Any]:

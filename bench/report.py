@@ -89,6 +89,17 @@ NOTES = """\
 - **B7** `bot.charts.sku.render_sku_chart` (Agg in the chart worker process,
   `bot.charts.sku.off_loop`); lag = how late a 5 ms ticker on the loop wakes, while all
   charts render at once. Baseline: the same charts rendered on the loop.
+- **B8** three `driftwatch serve` processes on one PostgreSQL schema, the fakes in a
+  process of their own (`sandbox/fleet.py`), a round-robin TCP balancer in front
+  (`bench/cluster.py`), 2 s ticks on real time. Runs per tick: `driftwatch_job_runs_total
+  {job="diff"}` summed over the replicas' `/metrics` ÷ the most ticks one timer fires
+  in the window (`ceil(seconds ÷ 2)`). Duplicate
+  alerts: Slack alerts beyond one per drifting SKU once the outbox is empty. Failover:
+  kill -9 of the drift-diff lease holder → a survivor's diff counter moves.
+  Webhooks/s: signed `inventory_levels/update` deliveries posted concurrently through
+  the balancer, 2xx per second of wall time, with the balancer sending to one replica
+  and then to all three (baseline: one replica; target: at least 90 % of it — the
+  replicas are CPU-bound, so on a shared 2-core machine three add little).
 """
 
 

@@ -23,6 +23,7 @@ MODULES = {
     "B5": "bench.b5_latency",
     "B6": "bench.b6_storm",
     "B7": "bench.b7_charts",
+    "B8": "bench.b8_replicas",
 }
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -826,12 +827,17 @@ def _seen_from_json(state: Mapping[str, Any]) -> dict[str, Seen]:
 def _store_groups(
     shops: Sequence[str], truth: Sequence[str], orders: Mapping[str, Sequence[str]]
 ) -> list[tuple[str, ...]]:
-    """The stores, grouped so that a store and every store its counts are judged
-    against (the global truth order, or its own) are read in one diff."""
+    """The stores, grouped so that a store and the stores its counts are judged against
+    first (the stores its truth order, its own or the global one, names before any
+    other system) are read in one diff. A store named only as a fallback behind a
+    warehouse does not join: while that warehouse cannot be read, such a store's diff
+    finds no truth rather than every store's diff reading every store."""
     group = {shop: {shop} for shop in shops}
     for shop in shops:
-        for other in (*truth, *orders.get(shop, ())):
-            if other in group and group[other] is not group[shop]:
+        order = orders.get(shop) or truth
+        first = list(itertools.takewhile(lambda name: name in group, order))
+        for other in first:
+            if group[other] is not group[shop]:
                 merged = group[shop] | group[other]
                 for member in merged:
                     group[member] = merged

@@ -31,6 +31,8 @@ import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from bench.world import wms_system
+
 T = TypeVar("T")
 
 SHOPIFY_TOKEN_ENV = "FLEET_SHOPIFY_TOKEN"
@@ -292,32 +294,7 @@ class Cluster:
                     "webhook_secret_env": WEBHOOK_SECRET_ENV,
                     "writable": True,
                 },
-                {
-                    "name": "wms",
-                    "kind": "rest",
-                    "role": "warehouse",
-                    "base_url": f["wms_url"],
-                    "auth": {"type": "bearer", "token_env": WMS_TOKEN_ENV},
-                    "list": {
-                        "path": "/api/v1/inventory",
-                        "pagination": "page",
-                        "page_param": "page",
-                        "size_param": "per_page",
-                        "items_path": "items",
-                        "page_size": 500,
-                    },
-                    "fields": {
-                        "sku": "sku",
-                        "location": "warehouse",
-                        "updated_at": "updated_at",
-                        "quantities": {
-                            "on_hand": "on_hand",
-                            "available": "pickable",
-                            "committed": "allocated",
-                            "damaged": "damaged",
-                        },
-                    },
-                },
+                wms_system(f["wms_url"], WMS_TOKEN_ENV),
                 {
                     "name": "erp",
                     "kind": "csv",

@@ -26,13 +26,14 @@ def shopify_system(url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def wms_system(url: str) -> dict[str, Any]:
+def wms_system(url: str, token_env: str = WMS_TOKEN_ENV) -> dict[str, Any]:
+    """The fake WMS as a ``[[systems]]`` entry (paged REST, its field names mapped)."""
     return {
         "name": "wms",
         "kind": "rest",
         "role": "warehouse",
         "base_url": url,
-        "auth": {"type": "bearer", "token_env": WMS_TOKEN_ENV},
+        "auth": {"type": "bearer", "token_env": token_env},
         "list": {
             "path": "/api/v1/inventory",
             "pagination": "page",

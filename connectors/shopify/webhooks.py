@@ -340,6 +340,11 @@ class WebhookReceiver:
         self._writer: asyncio.Future[Any] | None = None
         #: deliveries queued for processing by this process and not settled yet
         self._in_flight: set[int] = set()
+        #: deliveries queued for the group commit and not written yet, by dedupe key: a
+        #: retry (same event id) waits for the first copy instead of queueing another,
+        #: so a slow store under a retry storm writes each delivery once, not once per
+        #: retry (each retry would lengthen the queue that made the first one late)
+        self._recording: dict[str, asyncio.Future[None]] = {}
         #: Deliveries by outcome, as decided by this process (for /metrics).
         self.outcomes: Counter[str] = Counter()
         #: Verified deliveries by the index of the secret that matched.
@@ -388,7 +393,11 @@ class WebhookReceiver:
         job.detail = {**headers.detail(), **job.detail, "secret": secret, **job.summary}
         job.ignored = self._ignore_reason(job)
         dedupe_key = headers.event_id or headers.webhook_id or _body_key(headers.topic, body)
-        recorded = self._record(self._fields(job, headers, dedupe_key), job)
+        recorded = self._recording.get(dedupe_key) if not job.ignored else None
+        if recorded is None:  # not a retry of a delivery still being written
+            recorded = self._record(self._fields(job, headers, dedupe_key), job)
+        else:
+            self.outcomes["retried_while_recording"] += 1
         try:
             async with asyncio.timeout(self._ack_budget):
                 await asyncio.shield(recorded)
@@ -522,8 +531,16 @@ class WebhookReceiver:
         recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         recorded.add_done_callback(_retrieve)  # the writer logs a failure; no handler may wait
         self._pending.append(_Pending(fields, job, recorded))
+        key = fields["dedupe_key"]
+        if key is not None:
+            self._recording[key] = recorded
+            recorded.add_done_callback(lambda done: self._written(key, done))
         self._kick()
         return recorded
+
+    def _written(self, key: str, recorded: asyncio.Future[None]) -> None:
+        if self._recording.get(key) is recorded:
+            del self._recording[key]
 
     def _kick(self) -> None:
         if self._writer is None or self._writer.done():

@@ -367,7 +367,11 @@ async def test_a_storm_of_both_kinds_is_sorted_without_loss(tmp_path: Path) -> N
                         return answer.status_code
                 raise AssertionError(f"delivery {n} was never recorded")
 
-            statuses = await asyncio.gather(*(send(n) for n in range(300)))
+            # a TaskGroup: one failure cancels the rest (no sends left running into the
+            # next test's event loop)
+            async with asyncio.TaskGroup() as group:
+                sent = [group.create_task(send(n)) for n in range(300)]
+            statuses = [task.result() for task in sent]
         await stores.settle()
         eu = await stores.ledger.list_deliveries(system="shopify_eu", limit=1000)
         first_store = await stores.ledger.list_deliveries(system="shopify")

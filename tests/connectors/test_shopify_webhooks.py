@@ -521,6 +521,30 @@ async def slow_harness(
         await server.runner.cleanup()
 
 
+async def test_retries_of_a_delivery_still_being_written_wait_for_it_instead_of_queueing(
+    ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """A retry storm against a slow store (seen in CI: 300 deliveries, every 503 sent
+    again at once) must not queue a copy per retry: each copy lengthens the very write
+    that made the first one late, and the store never catches up."""
+    async for hub, store in slow_harness(ledger, http, clock, ack_budget=0.2):
+        answers = [(await hub.post(event_id="storm-1")).status_code for _ in range(5)]
+        assert answers == [503] * 5  # the store is stuck: nothing can be acknowledged
+        assert store.batches == []
+        store.gate.set()
+        await hub.receiver.idle()
+        for _ in range(20):  # Shopify retries until a 2xx
+            if (answer := await hub.post(event_id="storm-1")).status_code != 503:
+                break
+        assert answer.status_code == 200
+        outcomes = await hub.outcomes()
+        assert store.batches[0] == 1, "four retries waited for the first copy"
+        assert outcomes[0] == "processed"
+        assert set(outcomes[1:]) == {"duplicate"}
+        assert len(outcomes) <= 2, outcomes  # only a retry after it landed is written
+        assert len(hub.touched) == 1
+
+
 @pytest.fixture
 async def gated(
     ledger: Ledger, http: httpx.AsyncClient, clock: ManualClock

@@ -26,11 +26,12 @@ from sqlalchemy import case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.audit import insert_audit
+from ledger.coordination import LEASE_TTL_SECONDS
 from ledger.errors import InvalidArgument, LeaseLost, NotFound
 from ledger.incidents import require_incident
 from ledger.records import OutboxEntry, OutboxStats
 from ledger.store import Store, dialect_insert
-from ledger.tables import INCIDENTS, OUTBOX
+from ledger.tables import INCIDENTS, OUTBOX, REPLICAS
 from ledger.types import SYSTEM_ACTOR, require_json, require_text, require_utc
 
 
@@ -99,21 +100,35 @@ class Outbox(Store):
         return OutboxEntry.from_row(row) if row is not None else None
 
     async def claim_outbox(
-        self, now: datetime, limit: int = 20, lease_seconds: float = 60
+        self,
+        now: datetime,
+        limit: int = 20,
+        lease_seconds: float = 60,
+        *,
+        dead_after: float = LEASE_TTL_SECONDS,
     ) -> list[OutboxEntry]:
         """Lease up to ``limit`` due entries for delivery, oldest first (a worker claims
         one at a time, so each lease covers one entry's work).
 
         An entry is due when it is pending, ``next_attempt_at <= now``, its lease (if
-        any) has run out, and no older pending entry of the same incident exists. Claimed
-        entries get ``lease_until = now + lease_seconds``, one more attempt and a new
-        ``fence``; one whose previous lease ran out unsettled becomes ``in_doubt``. Two
-        workers claiming at once get disjoint sets (PostgreSQL: ``FOR UPDATE SKIP
-        LOCKED``; SQLite: the write lock taken at BEGIN IMMEDIATE).
+        any) has run out or is held by a replica that is no longer alive (see
+        :meth:`~ledger.coordination.Coordination.live_replicas`: a ``kill -9`` stops its
+        heartbeat, so its claims are free after ``dead_after`` seconds, not after the
+        whole lease), and no older pending entry of the same incident exists. Claimed
+        entries get ``lease_until = now + lease_seconds``, one more attempt, a new
+        ``fence`` and ``claimed_by`` = this ledger's replica; one whose previous claim
+        was unsettled becomes ``in_doubt``. Two workers claiming at once get disjoint
+        sets (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: the write lock taken at
+        BEGIN IMMEDIATE). A claimer with no ``replicas`` row (one process on SQLite,
+        nothing heartbeats) is never judged dead: its lease alone counts.
         """
         now = require_utc(now, "now")
         if lease_seconds <= 0:
             raise InvalidArgument("lease_seconds must be positive")
+        since = now - timedelta(seconds=dead_after)
+        dead = select(REPLICAS.c.id).where(
+            or_(REPLICAS.c.stopped_at.is_not(None), REPLICAS.c.heartbeat_at <= since)
+        )
         older = OUTBOX.alias("older")
         blocked = exists().where(
             older.c.incident_id == OUTBOX.c.incident_id,
@@ -125,7 +140,11 @@ class Outbox(Store):
             .where(
                 OUTBOX.c.status == "pending",
                 OUTBOX.c.next_attempt_at <= now,
-                or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until <= now),
+                or_(
+                    OUTBOX.c.lease_until.is_(None),
+                    OUTBOX.c.lease_until <= now,
+                    OUTBOX.c.claimed_by.in_(dead.scalar_subquery()),
+                ),
                 or_(OUTBOX.c.incident_id.is_(None), ~blocked),
             )
             .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
@@ -145,6 +164,7 @@ class Outbox(Store):
                             lease_until=now + timedelta(seconds=lease_seconds),
                             attempts=OUTBOX.c.attempts + 1,
                             fence=OUTBOX.c.fence + 1,
+                            claimed_by=self.replica_id or None,
                             in_doubt=case(
                                 (OUTBOX.c.lease_until.is_not(None), True),
                                 else_=OUTBOX.c.in_doubt,

@@ -196,6 +196,8 @@ class OutboxEntry(_FromRow):
     fence: int = 0
     #: an earlier attempt may have reached Slack unrecorded: look before posting again
     in_doubt: bool = False
+    #: the replica that claimed it last (None: never claimed, or before migration 0011)
+    claimed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -285,6 +285,9 @@ class OutboxRow(SQLModel, table=True):
     fence: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
     #: an earlier attempt may have reached Slack without being recorded (migration 0006)
     in_doubt: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    #: the replica (``replicas.id``) that claimed it last; a dead one's claim is taken
+    #: over before its lease runs out (migration 0011)
+    claimed_by: str | None = None
 
 
 class WebhookDeliveryRow(SQLModel, table=True):

@@ -158,16 +158,18 @@ _DELIVERING: ContextVar[_Attempt | None] = ContextVar("driftwatch_outbox_attempt
 
 
 class LeaseKeepingClient(AsyncWebClient):
-    """slack_sdk's client, renewing the lease of the outbox entry being delivered (in this
-    task) before each Web API call, so however many slow calls an entry takes (a chart
-    upload is three), its lease never runs out between two of them while Slack answers
-    within the client's timeout; a worker that lost its entry stops before the next
-    call (:class:`ledger.LeaseLost`)."""
+    """slack_sdk's client, keeping the lease of the outbox entry being delivered (in this
+    task) before each Web API call: renewed when less than half is left, and half a
+    lease is at least one and a half client timeouts, so however many slow calls an
+    entry takes (a chart upload is three), its lease never runs out between two of them
+    while Slack answers within the client's timeout. A worker that lost its entry stops
+    before the next call (:class:`ledger.LeaseLost`). Not a write before every call: a
+    post goes out right after its pace slot, with no database round trip between."""
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         attempt = _DELIVERING.get()
         if attempt is not None:
-            await attempt.renew(force=True)
+            await attempt.renew()
         return await super().api_call(api_method, **kwargs)
 
 
@@ -554,7 +556,10 @@ class OutboxWorker:
         return self._channel_ids.get(channel, channel)
 
     async def _pace(self, attempt: _Attempt, channel: str) -> None:
-        """Wait for the channel's next post slot (renewing the lease), or defer."""
+        """Wait for the channel's next post slot, or defer. The lease is renewed first
+        (it covers the wait, at most :data:`MAX_PACE_WAIT`): once the slot comes the post
+        goes out at once, before another replica's next slot."""
+        await attempt.renew(force=True)
         now = self._clock.now()
         slot = await self._pacer.reserve(self._pace_key(channel), now, MAX_PACE_WAIT)
         wait = (slot - now).total_seconds()
@@ -562,7 +567,6 @@ class OutboxWorker:
             raise _Deferred(slot)
         if wait > 0:
             await self._clock.sleep(wait)
-        await attempt.renew()
 
     async def _find(
         self, attempt: _Attempt, part: str, channel: str, thread_ts: str | None

@@ -95,6 +95,45 @@ async def test_a_lease_holds_until_it_runs_out(ledger: Ledger) -> None:
     assert (again.id, again.attempts, again.lease_until) == (entry.id, 2, at(1))
 
 
+async def test_a_dead_replicas_claim_is_taken_over_before_its_lease_runs_out(
+    ledger: Ledger, db_url: str
+) -> None:
+    """A kill -9 stops the claimer's heartbeat: after the TTL its claim is free, though
+    its lease (sized for the slowest Slack call) would hold for another minute."""
+    entry = await put(ledger)
+    await ledger.heartbeat(ledger.replica_id, T0, host="a", pid=1)
+    [claimed] = await ledger.claim_outbox(T0, lease_seconds=90)
+    assert claimed.claimed_by == ledger.replica_id
+    async with Ledger.from_url(db_url) as other:
+        await other.heartbeat(other.replica_id, at(0.2), host="b", pid=2)
+        assert await other.claim_outbox(at(0.2)) == []  # 12 s: the claimer may be alive
+        await ledger.heartbeat(ledger.replica_id, at(0.2), host="a", pid=1)
+        assert await other.claim_outbox(at(0.4)) == []  # it heartbeat: a slow call, not dead
+        [taken] = await other.claim_outbox(at(0.5))  # 18 s without a heartbeat: dead
+    assert (taken.id, taken.claimed_by, taken.in_doubt) == (entry.id, other.replica_id, True)
+    assert taken.attempts == 2
+    assert taken.lease_until == at(1.5)  # its own lease, from the takeover
+
+
+async def test_a_stopped_replicas_claim_is_free_at_once(ledger: Ledger, db_url: str) -> None:
+    entry = await put(ledger)
+    await ledger.heartbeat(ledger.replica_id, T0, host="a", pid=1)
+    await ledger.claim_outbox(T0, lease_seconds=90)
+    await ledger.stop_replica(ledger.replica_id, at(0.01))
+    async with Ledger.from_url(db_url) as other:
+        [taken] = await other.claim_outbox(at(0.02))
+    assert (taken.id, taken.in_doubt) == (entry.id, True)
+
+
+async def test_a_claimer_that_never_heartbeat_keeps_its_lease(ledger: Ledger, db_url: str) -> None:
+    """One process on SQLite heartbeats nowhere: only its lease counts."""
+    await put(ledger)
+    await ledger.claim_outbox(T0, lease_seconds=90)
+    async with Ledger.from_url(db_url) as other:
+        assert await other.claim_outbox(at(1.4)) == []
+        assert len(await other.claim_outbox(at(1.5))) == 1
+
+
 async def test_retry_waits_for_its_time(ledger: Ledger) -> None:
     entry = await put(ledger)
     await ledger.claim_outbox(T0)

@@ -258,13 +258,6 @@ def test_kill_9_during_the_chart_upload(cluster: Cluster) -> None:
     assert alerts[0]["files"] or any(r["files"] for r in alerts[0]["replies"]), "no chart"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outbox entries are claimed under a lease of max(60 s, 3 x the Slack client's "
-    "30 s timeout) = 90 s (bot/slack/outbox.py LEASE_SECONDS): renewing it before every "
-    "Slack call does not shorten how long a kill -9 holds the entry; missing: a short "
-    "outbox lease (<= 15 s, like the job leases) kept alive while a call is in flight",
-)
 def test_a_killed_replicas_chart_goes_out_within_30_s(cluster: Cluster) -> None:
     failover = KILLED.get("chart_failover")
     assert isinstance(failover, float), "the chart-upload kill did not run"

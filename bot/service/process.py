@@ -549,61 +549,19 @@ class Service:
             await self.socket_mode.start()
         await self.settle_resyncs()
         now = datetime.now(self.config.tz)
-        self.scheduler.add_job(
-            self.settle_resyncs,
-            "interval",
-            seconds=self.config.schedules.health_seconds,
-            id="settle-resyncs",
-            max_instances=1,
-            coalesce=True,
-        )
-        self.scheduler.add_job(
-            self._diff,
-            "interval",
-            seconds=self.config.schedules.full_diff_seconds,
-            id="drift-diff",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=now,
-        )
-        self.scheduler.add_job(
-            self._health,
-            "interval",
-            seconds=self.config.schedules.health_seconds,
-            id="health",
-            max_instances=1,
-            coalesce=True,
-        )
+        every = self.config.schedules
+        self._every(self.settle_resyncs, every.health_seconds, "settle-resyncs")
+        self._every(self._diff, every.full_diff_seconds, "drift-diff", next_run_time=now)
+        self._every(self._health, every.health_seconds, "health")
         if self.webhook_health_job is not None:
             # as often as sync health; the job spaces its own subscription checks
-            self.scheduler.add_job(
-                self._webhook_health,
-                "interval",
-                seconds=self.config.schedules.health_seconds,
-                id="webhook-health",
-                max_instances=1,
-                coalesce=True,
-            )
-        self.scheduler.add_job(
-            self._deliver,
-            "interval",
-            seconds=OUTBOX_INTERVAL_SECONDS,
-            id="outbox",
-            max_instances=1,
-            coalesce=True,
-        )
+            self._every(self._webhook_health, every.health_seconds, "webhook-health")
+        self._every(self._deliver, OUTBOX_INTERVAL_SECONDS, "outbox")
         self._schedule_reports()
         self.kpi_jobs.schedule(self.scheduler, self._tracked)
         self._coordinate_jobs()
         if self.coordinator.shared:
-            self.scheduler.add_job(
-                self._heartbeat,
-                "interval",
-                seconds=HEARTBEAT_SECONDS,
-                id="replica-heartbeat",
-                max_instances=1,
-                coalesce=True,
-            )
+            self._every(self._heartbeat, HEARTBEAT_SECONDS, "replica-heartbeat")
             await self._heartbeat()  # registered, with its share of leases, before a job
         self.scheduler.start(paused=not schedule)
         self._resume_webhooks()
@@ -630,6 +588,15 @@ class Service:
         self.url = f"http://{bind_host}:{bound}"
         self._freeze_startup_heap()
         return self.url
+
+    def _every(
+        self, func: Callable[[], Awaitable[None]], seconds: float, job_id: str, **kw: Any
+    ) -> None:
+        """An interval job on this replica's timers: one run at a time, a missed run
+        coalesced into the next (whether it runs here is decided by the coordinator)."""
+        self.scheduler.add_job(
+            func, "interval", seconds=seconds, id=job_id, max_instances=1, coalesce=True, **kw
+        )
 
     async def run_job(self, job_id: str, *, scheduled: bool = False) -> None:
         """Run the scheduled job ``job_id`` (``drift-diff``, ``health``, ``outbox``,

@@ -341,9 +341,9 @@ class WebhookReceiver:
         #: deliveries queued for processing by this process and not settled yet
         self._in_flight: set[int] = set()
         #: deliveries queued for the group commit and not written yet, by dedupe key: a
-        #: retry (same event id) waits for the first copy instead of queueing another,
-        #: so a slow store under a retry storm writes each delivery once, not once per
-        #: retry (each retry would lengthen the queue that made the first one late)
+        #: retry (same event id) waits for the first copy instead of queueing behind it,
+        #: so under a retry storm a slow store is never asked for a copy per retry before
+        #: it can answer any (each would lengthen the queue that made the first one late)
         self._recording: dict[str, asyncio.Future[None]] = {}
         #: Deliveries by outcome, as decided by this process (for /metrics).
         self.outcomes: Counter[str] = Counter()
@@ -393,11 +393,12 @@ class WebhookReceiver:
         job.detail = {**headers.detail(), **job.detail, "secret": secret, **job.summary}
         job.ignored = self._ignore_reason(job)
         dedupe_key = headers.event_id or headers.webhook_id or _body_key(headers.topic, body)
-        recorded = self._recording.get(dedupe_key) if not job.ignored else None
-        if recorded is None:  # not a retry of a delivery still being written
-            recorded = self._record(self._fields(job, headers, dedupe_key), job)
-        else:
-            self.outcomes["retried_while_recording"] += 1
+        fields = self._fields(job, headers, dedupe_key)
+        first = self._recording.get(dedupe_key) if not job.ignored else None
+        # a retry of a delivery still waiting for the group commit waits for that write,
+        # not for one of its own queued behind it; once the first copy is recorded it is
+        # answered, and its own row (a duplicate) is written with the next commit
+        recorded = self._record(fields, job) if first is None else first
         try:
             async with asyncio.timeout(self._ack_budget):
                 await asyncio.shield(recorded)
@@ -411,6 +412,8 @@ class WebhookReceiver:
         except Exception as exc:
             log.warning("%s: could not record webhook %s; 503: %s", self.system, job.topic, exc)
             return web.Response(status=503, text="try again")
+        if first is not None:
+            self._record(fields, job)  # every delivery answered 200 is a row
         return web.Response(status=200, text="ok")
 
     async def flush(self) -> None:

@@ -542,17 +542,40 @@ class WebhookDeliveries(Store):
     ) -> list[WebhookDelivery]:
         """Deliveries of ``system`` accepted but not settled (``received``), by id, the
         first ``limit`` after ``after_id``: what a process that died left unprocessed."""
+        return await self.deliveries_after(system, "received", after_id=after_id, limit=limit)
+
+    async def deliveries_after(
+        self,
+        system: str,
+        outcome: str,
+        *,
+        after_id: int = 0,
+        topic: str | None = None,
+        limit: int = 500,
+    ) -> list[WebhookDelivery]:
+        """Deliveries of ``system`` with ``outcome`` (and ``topic``), by id, the first
+        ``limit`` after ``after_id`` (ids grow as deliveries are recorded, by any
+        replica: a reader that remembers the last id it saw misses none)."""
         if limit <= 0:
             raise InvalidArgument("limit must be positive")
+        require_choice(outcome, WEBHOOK_OUTCOMES, "outcome")
         query = (
             select(WD)
-            .where(WD.c.system == system, WD.c.outcome == "received", WD.c.id > after_id)
+            .where(WD.c.system == system, WD.c.outcome == outcome, WD.c.id > after_id)
             .order_by(WD.c.id)
             .limit(limit)
         )
+        if topic is not None:
+            query = query.where(WD.c.topic == topic)
         async with self._read() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [WebhookDelivery.from_row(row) for row in rows]
+
+    async def latest_delivery_id(self, system: str) -> int:
+        """The id of ``system``'s newest delivery (0: none yet)."""
+        query = select(func.max(WD.c.id)).where(WD.c.system == system)
+        async with self._read() as conn:
+            return int((await conn.execute(query)).scalar() or 0)
 
     async def get_delivery(self, delivery_id: int) -> WebhookDelivery:
         """The delivery with this id; :class:`NotFound` if there is none."""

@@ -36,6 +36,7 @@ from bot.service.connections import (
 )
 from bot.service.kpi_jobs import KpiJobs
 from bot.service.replicas import ALL, Coordinator, HeldState, Shared, Solo
+from bot.service.targeted import TargetedDiffs
 from bot.service.webhooks import build_webhooks
 from bot.slack.app import EVENTS_PATH, build_slack_app, events_handler
 from bot.slack.deps import BotDeps, Work
@@ -246,10 +247,19 @@ class Service:
             if self.slack_app is not None and app_token
             else None
         )
-        self._touched_skus: set[str] = set()
-        self._touched_unknown = False
-        self._targeted_pending = False
-        self.targeted_done = asyncio.Event()
+        #: webhook-touched SKUs, diffed soon by the unit's diff job (and its holder)
+        self.targeted = TargetedDiffs(
+            ledger,
+            self.clock,
+            debounce_seconds=config.schedules.debounce_seconds,
+            unit_of=self._diff_unit_of,
+            job_of=lambda unit: self.store_diffs.get(unit, self.diff_job),
+            sku_for=self._sku_for,
+            spawn=self.spawn,
+            after=self.outbox.deliver_due,
+        )
+        #: set after every targeted diff
+        self.targeted_done = self.targeted.done
         self.webhooks = self._build_webhooks(environ)
         self._process_lock: ProcessLock | None = None
 
@@ -287,30 +297,29 @@ class Service:
         )
 
     async def _touched(self, system: str, touched: Touched) -> None:
-        """A store's webhook says a level changed: diff just that SKU, soon (debounced)."""
-        connector = next((s for s in self.systems if s.name == system), None)
-        sku = (
-            connector.sku_for_item(touched.inventory_item_id)
-            if isinstance(connector, ShopifyConnector)
-            else None
-        )
-        if sku is None:
-            self._touched_unknown = True  # an item not seen yet: a full diff finds it
-        else:
-            self._touched_skus.add(sku)
-        if not self._targeted_pending:
-            self._targeted_pending = True
-            self.spawn("targeted-diff", self._targeted_diff)
+        """A store's webhook says a level changed: diff just that SKU, soon (debounced).
+        With replicas the holder of the store's diff lease does, from the ledger, at its
+        next heartbeat (:meth:`pick_up_touched`), whichever replica received it."""
+        if not self.coordinator.shared:
+            self.targeted.touch(system, touched.inventory_item_id)
 
-    async def _targeted_diff(self) -> None:
-        await self.clock.sleep(self.config.schedules.debounce_seconds)
-        skus = None if self._touched_unknown else sorted(self._touched_skus)
-        self._touched_skus.clear()
-        self._touched_unknown = False
-        self._targeted_pending = False
-        await self.diff_job.run(skus=skus)
-        await self.outbox.deliver_due()
-        self.targeted_done.set()
+    async def pick_up_touched(self) -> int:
+        """Replicas: touch what any replica received for the stores whose diff lease
+        this replica holds (run at every heartbeat); how many deliveries."""
+        stores = [s.name for s in self.systems if isinstance(s, ShopifyConnector)]
+        return await self.targeted.pick_up(
+            stores, lambda unit: self.coordinator.holds("drift-diff", unit)
+        )
+
+    def _diff_unit_of(self, system: str) -> str:
+        """The diff unit (lease) a store's levels are diffed in."""
+        return next((unit for unit in self.store_diffs if system in unit.split("+")), ALL)
+
+    def _sku_for(self, system: str, inventory_item_id: str) -> str | None:
+        connector = next((s for s in self.systems if s.name == system), None)
+        if isinstance(connector, ShopifyConnector):
+            return connector.sku_for_item(inventory_item_id)
+        return None
 
     def _build_slack_app(self, environ: Mapping[str, str]) -> AsyncApp | None:
         """The bolt app: at /slack/events with a signing secret, over Socket Mode with an
@@ -677,6 +686,7 @@ class Service:
         try:
             await self.coordinator.beat()
             await self._publish_health()
+            await self.pick_up_touched()
         except Exception:
             log.exception("replica heartbeat failed")
 

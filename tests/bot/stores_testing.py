@@ -57,7 +57,25 @@ class TwoStores:
                 if service.webhooks is not None:
                     await service.webhooks.idle()
                 await service.idle()
+            if len(self.replicas) > 1:  # each replica's heartbeat timer: the holder of a
+                for service in self.replicas:  # store's diff picks up what any received
+                    await service.pick_up_touched()
+                for service in self.replicas:
+                    await service.idle()
             await self.service.outbox.deliver_due()
+
+    async def targeted(self) -> None:
+        """Wait for the targeted diff a webhook caused (on whichever replica holds the
+        store's diff), and its messages."""
+        await self.settle()
+        waits = [asyncio.ensure_future(s.targeted_done.wait()) for s in self.replicas]
+        try:
+            async with asyncio.timeout(30):
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        await self.settle()
 
     def texts(self, channel: str) -> list[str]:
         return [m.text for m in self.demo.world.slack.messages(channel)]

@@ -39,9 +39,7 @@ async def subscribe_both(stores: TwoStores) -> None:
 
 async def changed(stores: TwoStores) -> None:
     """Wait for the targeted diff a webhook caused, and its messages."""
-    await stores.settle()
-    await stores.service.targeted_done.wait()
-    await stores.settle()
+    await stores.targeted()
 
 
 async def test_the_second_store_webhooks_are_accepted_and_recorded_under_it(

@@ -5,6 +5,7 @@ messages, lease rows."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import Counter
 
@@ -189,3 +190,44 @@ async def test_fifty_stores_spread_over_three_replicas_and_fail_over() -> None:
         assert sorted(len(c.held) for c in [*alive, reborn]) == [16, 17, 17]
         leases = await ledgers[0].list_leases("drift-diff")
         assert len({lease.unit for lease in leases if lease.holder is not None}) == 50
+
+
+@pytest.mark.postgres
+async def test_a_webhook_any_replica_receives_is_diffed_once_by_the_diff_holder() -> None:
+    """The drift debounce belongs to the holder of the diff lease: a delivery that lands
+    on another replica (a round-robin balancer) is picked up by the holder at its next
+    heartbeat and diffed there, once; the replica that received it diffs nothing."""
+    async with replicas(3) as group:
+        await group.beat()
+        await group.tick("drift-diff")
+        [holder] = [s for s in group.services if s.coordinator.holds("drift-diff")]
+        receiver = next(s for s in group.services if s is not holder)
+        assert receiver.url is not None
+        assert receiver.webhooks is not None
+        world = group.demo.world
+        world.shopify.webhooks.subscribe(
+            "inventory_levels/update", f"{receiver.url}/webhooks/shopify"
+        )
+        before = len(world.shopify.requests)
+        world.shopify.set_quantities("CAP-NAVY", world.locations["west"][0], available=20)
+        async with asyncio.timeout(30):
+            await world.shopify.webhooks.idle()
+            await receiver.webhooks.idle()
+            for service in group.services:
+                await service.idle()
+        [delivery] = await holder.ledger.list_deliveries()
+        assert delivery.outcome == "processed"
+        assert not any(s.targeted_done.is_set() for s in group.services), "diffed on receipt"
+
+        for _ in range(2):  # two heartbeats of every replica: picked up once, by the holder
+            for service in group.services:
+                await service.pick_up_touched()
+            async with asyncio.timeout(30):
+                for service in group.services:
+                    await service.idle()
+        reads = [r for r in world.shopify.requests[before:] if r.operation_name == "InventoryItems"]
+        titles = [i.title for i in await holder.ledger.list_incidents(sku="CAP-NAVY")]
+    assert holder.targeted.runs == {"all": 1}
+    assert [s.targeted.runs for s in group.services if s is not holder] == [{}, {}]
+    assert {r.variables["query"] for r in reads} == {"sku:CAP-NAVY"}, "only that SKU was read"
+    assert any(t.startswith("Oversell risk: CAP-NAVY at west") for t in titles)

@@ -571,9 +571,12 @@ class WebhookDeliveries(Store):
             rows = (await conn.execute(query)).mappings().all()
         return [WebhookDelivery.from_row(row) for row in rows]
 
-    async def latest_delivery_id(self, system: str) -> int:
-        """The id of ``system``'s newest delivery (0: none yet)."""
+    async def latest_delivery_id(self, system: str, *, before: datetime | None = None) -> int:
+        """The id of ``system``'s newest delivery (received before ``before``, if
+        given); 0 if there is none."""
         query = select(func.max(WD.c.id)).where(WD.c.system == system)
+        if before is not None:
+            query = query.where(WD.c.received_at < require_utc(before, "before"))
         async with self._read() as conn:
             return int((await conn.execute(query)).scalar() or 0)
 

@@ -253,7 +253,7 @@ class Service:
             self.clock,
             debounce_seconds=config.schedules.debounce_seconds,
             unit_of=self._diff_unit_of,
-            job_of=lambda unit: self.store_diffs.get(unit, self.diff_job),
+            run=self._diff_unit,
             sku_for=self._sku_for,
             spawn=self.spawn,
             after=self.outbox.deliver_due,
@@ -396,22 +396,28 @@ class Service:
             for store in self.store_diffs:
                 await self._diff(store)
             return
-        job = self.store_diffs.get(unit, self.diff_job)
 
         async def work() -> None:
-            held = self._held_state.get(("drift-diff", unit))
-            if held is not None:
-                state = await held.resume()
-                if state is not None:
-                    job.seen = _seen_from_json(state)
-            await job.run()
-            if held is not None:
-                await held.keep({fp: seen.to_json() for fp, seen in job.seen.items()})
+            await self._diff_unit(unit)
             self._sample_health()
             await self.outbox.deliver_due()
 
         await self._tracked("diff" if unit == ALL else f"diff:{unit}", work)
         self.diff_done.set()
+
+    async def _diff_unit(self, unit: str, skus: list[str] | None = None) -> None:
+        """One diff of ``unit`` (of ``skus`` only, if given) with the unit's drift
+        debounce: on a shared PostgreSQL, continued from what the previous lease holder
+        kept when this replica has just taken the lease, and kept for the next."""
+        job = self.store_diffs.get(unit, self.diff_job)
+        held = self._held_state.get(("drift-diff", unit))
+        if held is not None:
+            state = await held.resume()
+            if state is not None:
+                job.seen = _seen_from_json(state)
+        await job.run(skus=skus)
+        if held is not None:
+            await held.keep({fp: seen.to_json() for fp, seen in job.seen.items()})
 
     async def _deliver(self) -> None:
         await self._tracked("outbox", self.outbox.deliver_due)

@@ -2,8 +2,9 @@
 
 Every SKU touched within ``debounce_seconds`` goes into one targeted diff, run by the
 scheduled diff job of the touched store's unit (its store, or every system), so a
-targeted diff judges with the same drift debounce as that unit's full diffs: the two
-never disagree about how long a drift has lasted. An item not seen yet (no SKU known
+targeted diff judges with the same drift debounce as that unit's full diffs (continued
+from what the previous lease holder kept, after a takeover): the two never disagree
+about how long a drift has lasted. An item not seen yet (no SKU known
 for it) makes the unit's next targeted diff a full one.
 
 One process (SQLite): the process that received the webhook runs the diff. Replicas on
@@ -11,8 +12,11 @@ PostgreSQL: a delivery lands on whichever replica the balancer picked, but the d
 debounce state belongs to the holder of the unit's diff lease (``job_state``, issue 15),
 so only the holder runs targeted diffs. At every heartbeat it picks up, from the
 ledger, the inventory-level deliveries processed since it last looked, by any replica
-(:meth:`TargetedDiffs.pick_up`). A replica that takes a lease starts from the newest
-delivery; the full diff a takeover runs at once covers what came before.
+(:meth:`TargetedDiffs.pick_up`). A replica that takes a lease (at start, after a
+rebalance or a takeover) starts with the deliveries of the last
+:data:`PICK_UP_MARGIN_SECONDS`: the previous holder may not have picked those up before
+it let go or died, and diffing a SKU twice costs a read, missing one costs a drift left
+unseen until the next full diff.
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 
 from bot.slack.deps import Work
 from connectors.clock import Clock
 from connectors.shopify.webhooks import INVENTORY_LEVELS_UPDATE
 from ledger import Ledger
-from monitors.jobs import DriftDiffJob
 
 log = logging.getLogger("driftwatch.service")
 
 #: deliveries read per query when picking up what other replicas received
 PAGE = 500
+#: how far back a replica that just took a store's diff lease picks up deliveries:
+#: longer than a dead holder's silence before its lease is taken (TTL + heartbeat)
+PICK_UP_MARGIN_SECONDS = 30.0
 
 
 class TargetedDiffs:
@@ -38,7 +45,7 @@ class TargetedDiffs:
     replicas received (see the module docstring).
 
     :param unit_of: the diff unit a store's levels are diffed in
-    :param job_of: the scheduled diff job of a unit
+    :param run: diffs a unit (its SKUs only, if given) with the unit's debounce state
     :param sku_for: the SKU of a store's inventory item id (None: not seen yet)
     :param spawn: runs work in the background, tracked (:meth:`Service.spawn`)
     :param after: run after each targeted diff (deliver the outbox)
@@ -51,7 +58,7 @@ class TargetedDiffs:
         *,
         debounce_seconds: float,
         unit_of: Callable[[str], str],
-        job_of: Callable[[str], DriftDiffJob],
+        run: Callable[[str, list[str] | None], Awaitable[None]],
         sku_for: Callable[[str, str], str | None],
         spawn: Callable[[str, Work], None],
         after: Callable[[], Awaitable[object]],
@@ -60,7 +67,7 @@ class TargetedDiffs:
         self._clock = clock
         self._debounce = debounce_seconds
         self._unit_of = unit_of
-        self._job_of = job_of
+        self._diff = run
         self._sku_for = sku_for
         self._spawn = spawn
         self._after = after
@@ -93,7 +100,7 @@ class TargetedDiffs:
         self._skus.pop(unit, None)
         self._everything.discard(unit)
         self._pending.discard(unit)
-        await self._job_of(unit).run(skus=skus)
+        await self._diff(unit, skus)
         self.runs[unit] = self.runs.get(unit, 0) + 1
         await self._after()
         self.done.set()
@@ -107,9 +114,10 @@ class TargetedDiffs:
                 self._seen_up_to.pop(store, None)  # re-read from the newest when held again
                 continue
             after = self._seen_up_to.get(store)
-            if after is None:
-                self._seen_up_to[store] = await self._ledger.latest_delivery_id(store)
-                continue
+            if after is None:  # newly held: from shortly before now
+                since = self._clock.now() - timedelta(seconds=PICK_UP_MARGIN_SECONDS)
+                after = await self._ledger.latest_delivery_id(store, before=since)
+                self._seen_up_to[store] = after
             while True:
                 rows = await self._ledger.deliveries_after(
                     store, "processed", after_id=after, topic=INVENTORY_LEVELS_UPDATE, limit=PAGE

@@ -215,8 +215,9 @@ async def test_a_webhook_any_replica_receives_is_diffed_once_by_the_diff_holder(
             await receiver.webhooks.idle()
             for service in group.services:
                 await service.idle()
-        [delivery] = await holder.ledger.list_deliveries()
-        assert delivery.outcome == "processed"
+        # (on a loaded machine the first answer may be a 503 and Shopify retries)
+        outcomes = [d.outcome for d in await holder.ledger.list_deliveries()]
+        assert outcomes.count("processed") == 1, outcomes
         assert not any(s.targeted_done.is_set() for s in group.services), "diffed on receipt"
 
         for _ in range(2):  # two heartbeats of every replica: picked up once, by the holder
@@ -231,3 +232,32 @@ async def test_a_webhook_any_replica_receives_is_diffed_once_by_the_diff_holder(
     assert [s.targeted.runs for s in group.services if s is not holder] == [{}, {}]
     assert {r.variables["query"] for r in reads} == {"sku:CAP-NAVY"}, "only that SKU was read"
     assert any(t.startswith("Oversell risk: CAP-NAVY at west") for t in titles)
+
+
+@pytest.mark.postgres
+async def test_a_delivery_the_dead_holder_never_picked_up_is_diffed_by_the_next() -> None:
+    """The diff holder dies right after another replica processed a delivery and before
+    its own heartbeat picked it up: the replica that takes the lease over diffs it."""
+    async with replicas(2) as group:
+        await group.beat()
+        await group.tick("drift-diff")
+        [holder] = [s for s in group.services if s.coordinator.holds("drift-diff")]
+        [survivor] = [s for s in group.services if s is not holder]
+        assert survivor.url is not None
+        assert survivor.webhooks is not None
+        world = group.demo.world
+        world.shopify.webhooks.subscribe(
+            "inventory_levels/update", f"{survivor.url}/webhooks/shopify"
+        )
+        world.shopify.set_quantities("CAP-NAVY", world.locations["west"][0], available=20)
+        async with asyncio.timeout(30):
+            await world.shopify.webhooks.idle()
+            await survivor.webhooks.idle()
+        # kill -9 of the holder: only the survivor heartbeats until it has the lease
+        await advance(group, LEASE_TTL_SECONDS + HEARTBEAT_SECONDS, survivor)
+        assert survivor.coordinator.holds("drift-diff")
+        await survivor.pick_up_touched()  # its heartbeat timer
+        async with asyncio.timeout(30):
+            await survivor.idle()
+    assert survivor.targeted.runs == {"all": 1}
+    assert holder.targeted.runs == {}

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import pytest
-from sqlalchemy.engine import make_url
+from pg_testing import pg_schema
 
 from bot.cli.demo import DemoWorld, demo_config, demo_world
 from bot.service import Service
@@ -81,30 +77,8 @@ class TwoStores:
         return [m.text for m in self.demo.world.slack.messages(channel)]
 
 
-@contextlib.asynccontextmanager
-async def postgres_schema() -> AsyncIterator[str]:
-    """A URL whose ``search_path`` is a fresh PostgreSQL schema, dropped afterwards;
-    skips where PostgreSQL is not reachable (fails under ``CI=true``)."""
-    base = os.environ.get("DRIFTWATCH_TEST_PG_URL", "").strip() or (
-        f"postgresql://{os.environ.get('PGUSER') or 'postgres'}@127.0.0.1:5432/test"
-    )
-    libpq = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        admin = await psycopg.AsyncConnection.connect(libpq, autocommit=True, connect_timeout=3)
-    except (OSError, psycopg.Error) as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL not reachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    schema = f"dw_{secrets.token_hex(6)}"
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        try:
-            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await admin.close()
+#: a URL whose ``search_path`` is a fresh PostgreSQL schema (see ``pg_testing``)
+postgres_schema = pg_schema
 
 
 @contextlib.asynccontextmanager

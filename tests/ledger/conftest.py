@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from ledger_testing import pg_schema
+from pg_testing import pg_schema
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ledger import Ledger, normalize_url

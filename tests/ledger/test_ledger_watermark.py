@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_testing import at, obs, pg_schema, scalar
+from ledger_testing import at, obs, scalar
+from pg_testing import pg_schema
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 

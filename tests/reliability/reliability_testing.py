@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -21,10 +19,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import psycopg
-import pytest
+from pg_testing import pg_schema
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy.engine import make_url
 
 from bot.cli.demo import DemoWorld, demo_config, demo_world
 from bot.service import Service
@@ -179,28 +175,8 @@ def with_writers(demo: DemoWorld, writers: Mapping[str, Any]) -> DemoWorld:
     return DemoWorld(demo.world, config_from_dict(raw), demo.environ)
 
 
-@contextlib.asynccontextmanager
-async def postgres_url() -> AsyncIterator[str]:
-    """A URL whose ``search_path`` is a fresh PostgreSQL schema, dropped afterwards;
-    skips where PostgreSQL is not reachable (fails under ``CI=true``)."""
-    base = os.environ.get("DRIFTWATCH_TEST_PG_URL", "").strip() or (
-        f"postgresql://{os.environ.get('PGUSER') or 'postgres'}@127.0.0.1:5432/test"
-    )
-    libpq = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        admin = await psycopg.AsyncConnection.connect(libpq, autocommit=True, connect_timeout=3)
-    except (OSError, psycopg.Error) as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL not reachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    schema = f"dw_{secrets.token_hex(6)}"
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
+#: a URL whose ``search_path`` is a fresh PostgreSQL schema (see ``pg_testing``)
+postgres_url = pg_schema
 
 
 @contextlib.asynccontextmanager

@@ -9,18 +9,15 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 from alembic.script import ScriptDirectory
+from pg_testing import pg_schema
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from ledger import Ledger, head_revision
@@ -43,24 +40,8 @@ async def _database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'upgrade.db'}"
         return
-    base = os.environ.get("DRIFTWATCH_TEST_PG_URL", "").strip() or (
-        f"postgresql://{os.environ.get('PGUSER') or 'postgres'}@127.0.0.1:5432/test"
-    )
-    libpq = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        admin = await psycopg.AsyncConnection.connect(libpq, autocommit=True, connect_timeout=3)
-    except (OSError, psycopg.Error) as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL not reachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    schema = f"dw_{secrets.token_hex(6)}"
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
+    async with pg_schema() as url:
+        yield url
 
 
 BACKENDS = [

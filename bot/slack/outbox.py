@@ -77,6 +77,8 @@ LEASE_SECONDS = 60.0
 MAX_ATTEMPTS = 8
 #: a post whose slot is further away than this goes back to the outbox until then
 MAX_PACE_WAIT = 10.0
+#: a Slack call renews its entry's lease unless it was renewed this recently
+CONFIRMED_WITHIN_SECONDS = 1.0
 #: how far before an entry was queued its post may carry a timestamp (clock skew)
 LOOKUP_MARGIN_SECONDS = 300.0
 HEALTH_FINGERPRINT = "health:slack_refused"
@@ -141,6 +143,7 @@ class _Attempt:
         self._clock = clock
         self._lease = lease
         self._until = entry.lease_until or clock.now()
+        self._renewed_at: datetime | None = None
 
     async def renew(self, *, force: bool = False) -> None:
         """Keep the lease: renewed when less than half of it is left (LeaseLost if
@@ -150,6 +153,16 @@ class _Attempt:
             until = now + timedelta(seconds=self._lease)
             await self._ledger.renew_lease(self.entry.id, self.entry.fence, until)
             self._until = until
+            self._renewed_at = now
+
+    async def confirm(self) -> None:
+        """Before a Slack call: renew (and so confirm the entry is still this worker's)
+        unless that was done within the last :data:`CONFIRMED_WITHIN_SECONDS`."""
+        now = self._clock.now()
+        recent = self._renewed_at is not None and (
+            (now - self._renewed_at).total_seconds() < CONFIRMED_WITHIN_SECONDS
+        )
+        await self.renew(force=not recent)
 
 
 #: the claim being delivered in this task: :class:`LeaseKeepingClient` renews its lease
@@ -158,18 +171,18 @@ _DELIVERING: ContextVar[_Attempt | None] = ContextVar("driftwatch_outbox_attempt
 
 
 class LeaseKeepingClient(AsyncWebClient):
-    """slack_sdk's client, keeping the lease of the outbox entry being delivered (in this
-    task) before each Web API call: renewed when less than half is left, and half a
-    lease is at least one and a half client timeouts, so however many slow calls an
-    entry takes (a chart upload is three), its lease never runs out between two of them
-    while Slack answers within the client's timeout. A worker that lost its entry stops
-    before the next call (:class:`ledger.LeaseLost`). Not a write before every call: a
-    post goes out right after its pace slot, with no database round trip between."""
+    """slack_sdk's client, renewing the lease of the outbox entry being delivered (in
+    this task) before each Web API call, so however many slow calls an entry takes (a
+    chart upload is three), its lease never runs out between two of them while Slack
+    answers within the client's timeout; a worker that lost its entry stops before the
+    next call (:class:`ledger.LeaseLost`). Not when it was renewed within the last
+    second: a post goes out right after its pace slot (renewed just before it was
+    reserved), with no database round trip between."""
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         attempt = _DELIVERING.get()
         if attempt is not None:
-            await attempt.renew()
+            await attempt.confirm()
         return await super().api_call(api_method, **kwargs)
 
 

@@ -43,6 +43,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.errors import InvalidArgument, LeaseLost
 from ledger.store import Store, dialect_insert
@@ -299,24 +300,7 @@ class Coordination(Store):
         now = require_utc(now, "now")
         async with self._write() as conn:
             if token is not None:
-                held = (
-                    await conn.execute(
-                        select(JOB_LEASES.c.token)
-                        .where(
-                            JOB_LEASES.c.job == job,
-                            JOB_LEASES.c.unit == unit,
-                            JOB_LEASES.c.holder == replica,
-                            JOB_LEASES.c.token == token,
-                            JOB_LEASES.c.expires_at > now,
-                        )
-                        .with_for_update()
-                    )
-                ).first()
-                if held is None:
-                    raise LeaseLost(
-                        f"the lease of {job} for {unit} is not held by {replica} "
-                        f"under token {token}"
-                    )
+                await _require_lease(conn, job, unit, replica, token, unexpired_at=now)
             stmt = (
                 dialect_insert(self.dialect, JOB_CLAIMS)
                 .values(
@@ -440,20 +424,7 @@ class Coordination(Store):
         :class:`LeaseLost` (nothing written) unless ``replica`` holds it under ``token``."""
         now = require_utc(now, "now")
         async with self._write() as conn:
-            held = (
-                await conn.execute(
-                    select(JOB_LEASES.c.token)
-                    .where(
-                        JOB_LEASES.c.job == job,
-                        JOB_LEASES.c.unit == unit,
-                        JOB_LEASES.c.holder == replica,
-                        JOB_LEASES.c.token == token,
-                    )
-                    .with_for_update()
-                )
-            ).first()
-            if held is None:
-                raise LeaseLost(f"the lease of {job} for {unit} moved on from token {token}")
+            await _require_lease(conn, job, unit, replica, token)
             stmt = dialect_insert(self.dialect, JOB_STATE).values(
                 job=job,
                 unit=unit,
@@ -531,3 +502,27 @@ class Coordination(Store):
             )
             for r in rows
         ]
+
+
+async def _require_lease(
+    conn: AsyncConnection,
+    job: str,
+    unit: str,
+    replica: str,
+    token: int,
+    *,
+    unexpired_at: datetime | None = None,
+) -> None:
+    """Lock the lease row of ``job`` for ``unit`` for this transaction, or raise
+    :class:`LeaseLost` unless ``replica`` holds it under ``token`` (and, with
+    ``unexpired_at``, it has not run out by then)."""
+    query = select(JOB_LEASES.c.token).where(
+        JOB_LEASES.c.job == job,
+        JOB_LEASES.c.unit == unit,
+        JOB_LEASES.c.holder == replica,
+        JOB_LEASES.c.token == token,
+    )
+    if unexpired_at is not None:
+        query = query.where(JOB_LEASES.c.expires_at > unexpired_at)
+    if (await conn.execute(query.with_for_update())).first() is None:
+        raise LeaseLost(f"the lease of {job} for {unit} is not held by {replica} under {token}")

@@ -12,23 +12,12 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-
-def pg_base_url() -> str:
-    """The PostgreSQL the tests use: ``$DRIFTWATCH_TEST_PG_URL`` or the local one."""
-    override = os.environ.get("DRIFTWATCH_TEST_PG_URL", "").strip()
-    if override:
-        return override
-    user = os.environ.get("PGUSER") or "postgres"
-    return f"postgresql://{user}@127.0.0.1:5432/test"
+from bench.cluster import libpq_url, pg_base_url
 
 
 def _where(url: str) -> str:
     parsed = make_url(url)
     return f"{parsed.host or 'localhost'}:{parsed.port or 5432} (database {parsed.database})"
-
-
-def _libpq_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 #: The first connection failure, so later tests skip (or fail) without waiting again.
@@ -46,7 +35,7 @@ async def pg_schema() -> AsyncIterator[str]:
         if _unreachable:
             raise OSError(_unreachable[0])
         admin = await psycopg.AsyncConnection.connect(
-            _libpq_url(base), autocommit=True, connect_timeout=3
+            libpq_url(base), autocommit=True, connect_timeout=3
         )
     except (OSError, psycopg.Error) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.errors import InvalidArgument, LeaseLost
@@ -63,6 +63,13 @@ HEARTBEAT_SECONDS = 5.0
 #: ``kill -9`` loses its leases this long after its last heartbeat, and another replica
 #: takes them at its next heartbeat (failover ≤ TTL + heartbeat = 20 s)
 LEASE_TTL_SECONDS = 15.0
+
+
+def alive(now: datetime, ttl: float = LEASE_TTL_SECONDS) -> ColumnElement[bool]:
+    """The ``replicas`` rows alive at ``now``: heartbeat within ``ttl``, not stopped (a
+    claim held by any other replica is free to take, see ``ledger/outbox.py``)."""
+    since = require_utc(now, "now") - timedelta(seconds=ttl)
+    return and_(REPLICAS.c.heartbeat_at > since, REPLICAS.c.stopped_at.is_(None))
 
 
 def new_replica_id() -> str:
@@ -156,12 +163,7 @@ class Coordination(Store):
 
     async def live_replicas(self, now: datetime, ttl: float = LEASE_TTL_SECONDS) -> list[str]:
         """The replicas that heartbeat within ``ttl`` of ``now`` and did not stop."""
-        since = require_utc(now, "now") - timedelta(seconds=ttl)
-        query = (
-            select(REPLICAS.c.id)
-            .where(REPLICAS.c.heartbeat_at > since, REPLICAS.c.stopped_at.is_(None))
-            .order_by(REPLICAS.c.id)
-        )
+        query = select(REPLICAS.c.id).where(alive(now, ttl)).order_by(REPLICAS.c.id)
         async with self._read() as conn:
             return list((await conn.execute(query)).scalars())
 

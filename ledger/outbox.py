@@ -26,7 +26,7 @@ from sqlalchemy import case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.audit import insert_audit
-from ledger.coordination import LEASE_TTL_SECONDS
+from ledger.coordination import LEASE_TTL_SECONDS, alive
 from ledger.errors import InvalidArgument, LeaseLost, NotFound
 from ledger.incidents import require_incident
 from ledger.records import OutboxEntry, OutboxStats
@@ -125,10 +125,7 @@ class Outbox(Store):
         now = require_utc(now, "now")
         if lease_seconds <= 0:
             raise InvalidArgument("lease_seconds must be positive")
-        since = now - timedelta(seconds=dead_after)
-        dead = select(REPLICAS.c.id).where(
-            or_(REPLICAS.c.stopped_at.is_not(None), REPLICAS.c.heartbeat_at <= since)
-        )
+        dead = select(REPLICAS.c.id).where(~alive(now, dead_after))
         older = OUTBOX.alias("older")
         blocked = exists().where(
             older.c.incident_id == OUTBOX.c.incident_id,

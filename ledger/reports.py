@@ -16,12 +16,17 @@ Which time places a row in a period:
 
 Mismatch rate by location is an approximation, documented on
 :meth:`Reports.mismatch_by_location`.
+
+``systems`` (every query of the weekly summary takes it) narrows a report to one
+store's systems: incidents, resyncs and adjustments whose ``system`` is one of them, and
+the levels those systems hold. An incident about no single system (a storm grouped over
+several, a health incident of the deployment) is only in the report of every system.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -164,26 +169,33 @@ class LocationMismatch:
 class Reports(Store):
     """Aggregates over a period, for the weekly summary and the daily adjustment report."""
 
-    async def incident_stats(self, start: datetime, end: datetime) -> IncidentStats:
-        """Incidents opened and resolved in ``[start, end)``."""
+    async def incident_stats(
+        self, start: datetime, end: datetime, *, systems: Collection[str] | None = None
+    ) -> IncidentStats:
+        """Incidents opened and resolved in ``[start, end)`` (about ``systems``, if given)."""
         start, end = _period(start, end)
-        opened = await self._incident_counts(INCIDENTS.c.opened_at, start, end)
-        resolved = await self._incident_counts(INCIDENTS.c.resolved_at, start, end)
+        opened = await self._incident_counts(INCIDENTS.c.opened_at, start, end, systems)
+        resolved = await self._incident_counts(INCIDENTS.c.resolved_at, start, end, systems)
         query = select(func.count()).where(
             _within(INCIDENTS.c.resolved_at, start, end),
             INCIDENTS.c.resolved_by != SYSTEM_ACTOR,
+            *_of(INCIDENTS.c.system, systems),
         )
         async with self._read() as conn:
             by_person = int((await conn.execute(query)).scalar_one())
         return IncidentStats(opened, resolved, by_person)
 
     async def _incident_counts(
-        self, column: KeyedColumnElement[Any], start: datetime, end: datetime
+        self,
+        column: KeyedColumnElement[Any],
+        start: datetime,
+        end: datetime,
+        systems: Collection[str] | None,
     ) -> tuple[IncidentCount, ...]:
         c = INCIDENTS.c
         query = (
             select(c.kind, c.location, c.root_cause, func.count().label("n"))
-            .where(_within(column, start, end))
+            .where(_within(column, start, end), *_of(c.system, systems))
             .group_by(c.kind, c.location, c.root_cause)
         )
         async with self._read() as conn:
@@ -192,21 +204,25 @@ class Reports(Store):
         counts.sort(key=lambda x: (x.kind, x.location or "", x.root_cause or ""))
         return tuple(counts)
 
-    async def response_times(self, start: datetime, end: datetime) -> ResponseTimes:
-        """MTTA over incidents acknowledged in ``[start, end)``, MTTR over those resolved."""
+    async def response_times(
+        self, start: datetime, end: datetime, *, systems: Collection[str] | None = None
+    ) -> ResponseTimes:
+        """MTTA over incidents acknowledged in ``[start, end)``, MTTR over those resolved
+        (about ``systems``, if given)."""
         start, end = _period(start, end)
         c = INCIDENTS.c
         ack = self._mean_seconds(c.opened_at, c.acknowledged_at)
         res = self._mean_seconds(c.opened_at, c.resolved_at)
+        mine = _of(c.system, systems)
         async with self._read() as conn:
             acked = (
                 await conn.execute(
-                    select(func.count(), ack).where(_within(c.acknowledged_at, start, end))
+                    select(func.count(), ack).where(_within(c.acknowledged_at, start, end), *mine)
                 )
             ).one()
             resolved = (
                 await conn.execute(
-                    select(func.count(), res).where(_within(c.resolved_at, start, end))
+                    select(func.count(), res).where(_within(c.resolved_at, start, end), *mine)
                 )
             ).one()
         return ResponseTimes(
@@ -224,15 +240,17 @@ class Reports(Store):
         # SQLite keeps UTC wall times as text; julianday() reads them (in days).
         return func.avg((func.julianday(until) - func.julianday(since)) * literal(86400.0))
 
-    async def resync_stats(self, start: datetime, end: datetime) -> ResyncStats:
-        """Resyncs requested in ``[start, end)``, by current status, requester and whether
-        they are linked to an incident."""
+    async def resync_stats(
+        self, start: datetime, end: datetime, *, systems: Collection[str] | None = None
+    ) -> ResyncStats:
+        """Resyncs requested in ``[start, end)`` (of ``systems``' levels, if given), by
+        current status, requester and whether they are linked to an incident."""
         start, end = _period(start, end)
         c = RESYNCS.c
         linked = case((c.incident_id.is_(None), literal(0)), else_=literal(1)).label("linked")
         query = (
             select(c.status, c.requested_by, linked, func.count().label("n"))
-            .where(_within(c.created_at, start, end))
+            .where(_within(c.created_at, start, end), *_of(c.system, systems))
             .group_by(c.status, c.requested_by, linked)
             .order_by(c.status, c.requested_by, linked)
         )
@@ -243,16 +261,22 @@ class Reports(Store):
         )
 
     async def adjustment_counts(
-        self, start: datetime, end: datetime, status: str = "applied"
+        self,
+        start: datetime,
+        end: datetime,
+        status: str = "applied",
+        *,
+        systems: Collection[str] | None = None,
     ) -> list[AdjustmentCount]:
-        """Adjustments recorded in ``[start, end)`` that ended ``status`` (those that
-        applied, by default) by operator and reason code, most first."""
+        """Adjustments recorded in ``[start, end)`` (in ``systems``, if given) that ended
+        ``status`` (those that applied, by default) by operator and reason code, most
+        first."""
         start, end = _period(start, end)
         c = ADJUSTMENTS.c
         n = func.count().label("n")
         query = (
             select(c.operator, c.reason_code, n)
-            .where(_within(c.created_at, start, end), c.status == status)
+            .where(_within(c.created_at, start, end), c.status == status, *_of(c.system, systems))
             .group_by(c.operator, c.reason_code)
             .order_by(n.desc(), c.operator, c.reason_code)
         )
@@ -291,15 +315,17 @@ class Reports(Store):
         end: datetime,
         limit: int = 10,
         kinds: Sequence[str] | None = None,
+        *,
+        systems: Collection[str] | None = None,
     ) -> list[SkuDrift]:
-        """The SKUs with the most incidents opened in ``[start, end)`` (of ``kinds``, if
-        given), most first, then by SKU."""
+        """The SKUs with the most incidents opened in ``[start, end)`` (of ``kinds``, about
+        ``systems``, if given), most first, then by SKU."""
         start, end = _period(start, end)
         c = INCIDENTS.c
         n = func.count().label("incidents")
         query = (
             select(c.sku, n, func.count(func.distinct(c.location)).label("locations"))
-            .where(_within(c.opened_at, start, end), c.sku.is_not(None))
+            .where(_within(c.opened_at, start, end), c.sku.is_not(None), *_of(c.system, systems))
             .group_by(c.sku)
             .order_by(n.desc(), c.sku)
             .limit(limit)
@@ -311,7 +337,12 @@ class Reports(Store):
         return [SkuDrift(r.sku, int(r.incidents), int(r.locations)) for r in rows]
 
     async def mismatch_by_location(
-        self, start: datetime, end: datetime, kinds: Sequence[str] | None = None
+        self,
+        start: datetime,
+        end: datetime,
+        kinds: Sequence[str] | None = None,
+        *,
+        systems: Collection[str] | None = None,
     ) -> list[LocationMismatch]:
         """Per location, SKUs compared and SKUs in drift, in location order.
 
@@ -320,12 +351,15 @@ class Reports(Store):
         the location (in any system) *now*, not during the period; ``drifting`` is the
         number of distinct SKUs with an incident (of ``kinds``, if given) opened at the
         location during the period. An incident opened before the period and still open
-        is not counted; a SKU that drifted twice counts once.
+        is not counted; a SKU that drifted twice counts once. With ``systems``: the SKUs
+        those systems hold at the location, and their incidents.
         """
         start, end = _period(start, end)
         lc, inc = LEVEL_CURRENT.c, INCIDENTS.c
-        compared_q = select(lc.location, func.count(func.distinct(lc.sku)).label("n")).group_by(
-            lc.location
+        compared_q = (
+            select(lc.location, func.count(func.distinct(lc.sku)).label("n"))
+            .where(*_of(lc.system, systems))
+            .group_by(lc.location)
         )
         drifting_q = (
             select(inc.location, func.count(func.distinct(inc.sku)).label("n"))
@@ -333,6 +367,7 @@ class Reports(Store):
                 _within(inc.opened_at, start, end),
                 inc.sku.is_not(None),
                 inc.location.is_not(None),
+                *_of(inc.system, systems),
             )
             .group_by(inc.location)
         )
@@ -347,11 +382,11 @@ class Reports(Store):
         ]
 
     async def incidents_opened_by_bucket(
-        self, boundaries: Sequence[datetime]
+        self, boundaries: Sequence[datetime], *, systems: Collection[str] | None = None
     ) -> dict[tuple[int, str], int]:
-        """Incidents opened in each ``[boundaries[i], boundaries[i+1])``, by kind:
-        ``(i, kind) → count``. Bucketing happens in the database (a CASE on the
-        boundaries), so days in any time zone cost one query."""
+        """Incidents opened in each ``[boundaries[i], boundaries[i+1])`` (about
+        ``systems``, if given), by kind: ``(i, kind) → count``. Bucketing happens in the
+        database (a CASE on the boundaries), so days in any time zone cost one query."""
         edges = [require_utc(b, "boundary") for b in boundaries]
         if len(edges) < 2 or any(a >= b for a, b in pairwise(edges)):
             raise InvalidArgument("boundaries must be at least two increasing datetimes")
@@ -361,7 +396,7 @@ class Reports(Store):
         ).label("bucket")
         query = (
             select(bucket, c.kind, func.count().label("n"))
-            .where(_within(c.opened_at, edges[0], edges[-1]))
+            .where(_within(c.opened_at, edges[0], edges[-1]), *_of(c.system, systems))
             .group_by(bucket, c.kind)
         )
         async with self._read() as conn:
@@ -378,6 +413,15 @@ def _period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 def _within(column: KeyedColumnElement[Any], start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(column >= start, column < end)
+
+
+def _of(
+    column: KeyedColumnElement[Any], systems: Collection[str] | None
+) -> tuple[ColumnElement[bool], ...]:
+    """The condition that ``column`` names one of ``systems`` (None: no condition)."""
+    if systems is None:
+        return ()
+    return (column.in_(sorted(systems)),)
 
 
 def _seconds(value: Any) -> timedelta | None:

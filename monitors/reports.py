@@ -37,7 +37,7 @@ Nothing here reads the clock: periods start at the given dates and times.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
@@ -120,6 +120,8 @@ class WeeklySummary:
     this_week: WeekFigures
     last_week: WeekFigures
     tz: tzinfo
+    #: the systems the summary covers (a store's own summary); empty: the deployment's
+    systems: tuple[str, ...] = ()
 
     @property
     def day_labels(self) -> list[str]:
@@ -170,19 +172,24 @@ def _day_edges(week_start: date, tz: tzinfo, days: int) -> list[datetime]:
     return [datetime.combine(week_start + timedelta(days=i), time(), tz) for i in range(days + 1)]
 
 
-async def weekly_summary(ledger: Ledger, week_start: date, tz: tzinfo) -> WeeklySummary:
-    """The week from local midnight of ``week_start`` in ``tz``, and the week before."""
+async def weekly_summary(
+    ledger: Ledger, week_start: date, tz: tzinfo, systems: Collection[str] | None = None
+) -> WeeklySummary:
+    """The week from local midnight of ``week_start`` in ``tz``, and the week before;
+    of ``systems`` only (a store's own summary), if given."""
     if isinstance(week_start, datetime):
         week_start = week_start.date()
     previous = week_start - timedelta(days=DAYS)
     edges = _day_edges(previous, tz, 2 * DAYS)
-    buckets = await ledger.incidents_opened_by_bucket(edges)
+    buckets = await ledger.incidents_opened_by_bucket(edges, systems=systems)
     daily: list[dict[str, int]] = [{} for _ in range(2 * DAYS)]
     for (day, kind), n in sorted(buckets.items()):
         daily[day][kind] = n
-    last = await _week(ledger, *week_bounds(previous, tz), tuple(daily[:DAYS]))
-    this = await _week(ledger, *week_bounds(week_start, tz), tuple(daily[DAYS:]))
-    return WeeklySummary(this_week=this, last_week=last, tz=tz)
+    last = await _week(ledger, *week_bounds(previous, tz), tuple(daily[:DAYS]), systems)
+    this = await _week(ledger, *week_bounds(week_start, tz), tuple(daily[DAYS:]), systems)
+    return WeeklySummary(
+        this_week=this, last_week=last, tz=tz, systems=tuple(sorted(systems or ()))
+    )
 
 
 async def week_figures(ledger: Ledger, week_start: date, tz: tzinfo) -> WeekFigures:
@@ -198,18 +205,24 @@ async def week_figures(ledger: Ledger, week_start: date, tz: tzinfo) -> WeekFigu
 
 
 async def _week(
-    ledger: Ledger, start: datetime, end: datetime, daily: tuple[dict[str, int], ...]
+    ledger: Ledger,
+    start: datetime,
+    end: datetime,
+    daily: tuple[dict[str, int], ...],
+    systems: Collection[str] | None = None,
 ) -> WeekFigures:
-    incidents = await ledger.incident_stats(start, end)
-    resyncs = await ledger.resync_stats(start, end)
-    adjustments = await ledger.adjustment_counts(start, end)
+    incidents = await ledger.incident_stats(start, end, systems=systems)
+    resyncs = await ledger.resync_stats(start, end, systems=systems)
+    adjustments = await ledger.adjustment_counts(start, end, systems=systems)
     by_kind: dict[str, int] = {
         str(k): n for k, n in incidents.opened_by("kind").items() if k is not None
     }
     return WeekFigures(
         start=start,
         end=end,
-        mismatch=tuple(await ledger.mismatch_by_location(start, end, kinds=MISMATCH_KINDS)),
+        mismatch=tuple(
+            await ledger.mismatch_by_location(start, end, kinds=MISMATCH_KINDS, systems=systems)
+        ),
         oversell_incidents=incidents.opened_of(OVERSELL_KINDS),
         auto_resyncs_applied=resyncs.count("applied", automatic=True),
         auto_resyncs_failed=resyncs.count("failed", automatic=True),
@@ -219,10 +232,10 @@ async def _week(
         manual_resolutions=incidents.resolved_by_person,
         incidents_opened=incidents.opened_total,
         incidents_resolved=incidents.resolved_total,
-        response=await ledger.response_times(start, end),
+        response=await ledger.response_times(start, end, systems=systems),
         by_root_cause=incidents.opened_by("root_cause"),
         by_kind=by_kind,
-        top_skus=tuple(await ledger.top_drifting_skus(start, end, limit=TOP_SKUS)),
+        top_skus=tuple(await ledger.top_drifting_skus(start, end, limit=TOP_SKUS, systems=systems)),
         daily=daily,
     )
 

@@ -189,7 +189,8 @@ async def render_hop_trend_chart(report: ChainReport, title: str | None = None) 
 
 class HopTrendChart:
     """An outbox hook: once a weekly summary is posted, the 30-day drift rate per hop goes
-    into its thread (next to the incidents chart)."""
+    into its thread (next to the incidents chart). The hops are the deployment's: a
+    store's own summary (its chart names ``systems``) gets none."""
 
     def __init__(
         self, config: Config, rules: DiffRules, ledger: Ledger, client: AsyncWebClient
@@ -202,6 +203,8 @@ class HopTrendChart:
     async def __call__(self, payload: Mapping[str, Any], channel: str, ts: str) -> None:
         chart = payload.get("chart")
         if not isinstance(chart, Mapping) or chart.get("kind") != WEEKLY_CHART:
+            return
+        if chart.get("systems"):
             return
         week = date.fromisoformat(str(chart["week_start"]))
         start, end = week_bounds(week, self._config.tz)

@@ -73,10 +73,11 @@ def weekly_figure(summary: WeeklySummary) -> Figure:
     ax.set_ylim(bottom=0, top=max(1, _tallest(summary)) * 1.18)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     total_this, total_last = this.incidents_opened, last.incidents_opened
+    where = f" in {', '.join(summary.systems)}" if summary.systems else ""
     ax.set_title(
         wrapped(
-            f"Incidents opened per day: this week {total_this}, last week {total_last} "
-            "(faded, left of each day)"
+            f"Incidents opened per day{where}: this week {total_this}, "
+            f"last week {total_last} (faded, left of each day)"
         ),
         loc="left",
     )
@@ -103,13 +104,14 @@ async def upload_weekly_chart(
     """Render the chart and upload it into the summary's thread."""
     png = await render_weekly_chart(summary)
     start = summary.this_week.start.astimezone(summary.tz).date()
+    where = f" in {', '.join(summary.systems)}" if summary.systems else ""
     await upload_chart(
         client,
         channel,
         thread_ts,
         png,
         f"weekly-summary-{start.isoformat()}.png",
-        f"Incidents opened per day, week of {start.isoformat()} vs the week before",
+        f"Incidents opened per day{where}, week of {start.isoformat()} vs the week before",
     )
 
 
@@ -129,7 +131,9 @@ class WeeklyChart:
         if not isinstance(chart, Mapping) or chart.get("kind") != WEEKLY_CHART:
             return
         week = date.fromisoformat(str(chart["week_start"]))
-        summary = await weekly_summary(self._ledger, week, self._tz)
+        systems = chart.get("systems")  # a store's own summary: its systems only
+        mine = [str(s) for s in systems] if isinstance(systems, list) else None
+        summary = await weekly_summary(self._ledger, week, self._tz, mine)
         await upload_weekly_chart(self._client, channel, ts, summary)
 
 

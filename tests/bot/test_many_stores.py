@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import hmac
 import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +28,7 @@ from stores_testing import (
     two_stores,
 )
 
+from monitors.reports import previous_week_start, week_bounds
 from sandbox.world import ALERTS_CHANNEL
 
 
@@ -293,6 +294,56 @@ async def test_each_store_with_its_own_channel_gets_its_own_adjustment_report(
     assert " in shopify" not in whole
     assert eu_again == eu_texts
     assert global_again == global_texts
+
+
+async def test_each_store_with_its_own_channel_gets_its_own_weekly_summary(
+    tmp_path: Path,
+) -> None:
+    async with two_stores(tmp_path) as stores:
+        week = previous_week_start(stores.clock.now(), stores.config.tz)
+        tuesday = week_bounds(week, stores.config.tz)[0].astimezone(UTC) + timedelta(days=1)
+        for name, sku, system in (
+            ("eu", "MUG-STONE", "shopify_eu"),
+            ("us-1", "TEE-WHT-M", "shopify"),
+            ("us-2", "CAP-NAVY", "shopify"),
+        ):
+            await stores.ledger.open_incident(
+                f"fp:{name}", "oversell_risk", "critical", name, tuesday, sku, "east", system
+            )
+        await stores.service.run_job("weekly-summary")
+        await stores.settle()
+        slack = stores.demo.world.slack
+        eu_weekly = [m for m in slack.messages(EU_CHANNEL) if m.text.startswith("Weekly")]
+        whole = [m for m in slack.messages(ALERTS_CHANNEL) if m.text.startswith("Weekly")]
+        eu_replies = [r for m in eu_weekly for r in slack.thread(EU_CHANNEL, m.ts)[1:]]
+        titles = {f.title for f in slack.files.values() if f.filename.startswith("weekly")}
+        # the same job again (a second tick, a restart): no second summary anywhere
+        await stores.service.run_job("weekly-summary")
+        await stores.settle()
+        eu_again = [m.text for m in slack.messages(EU_CHANNEL) if m.text.startswith("Weekly")]
+        whole_again = [m.text for m in slack.messages(ALERTS_CHANNEL) if m.text.startswith("W")]
+
+    [eu] = eu_weekly
+    assert eu.text.startswith("Weekly drift summary in shopify_eu, ")
+    assert "Oversell incidents 1 " in eu.text
+    eu_blocks = str(eu.blocks)
+    assert "MUG-STONE" in eu_blocks
+    assert "TEE-WHT-M" not in eu_blocks and "CAP-NAVY" not in eu_blocks
+    # the review and its decision buttons are the deployment's
+    assert "actions" not in [b["type"] for b in eu.blocks]
+    # its own incidents chart, not the deployment's chain of hops
+    [png] = [f["name"] for r in eu_replies for f in r.files]
+    assert png.startswith("weekly-summary-")
+    assert titles == {
+        f"Incidents opened per day{where}, week of {week.isoformat()} vs the week before"
+        for where in ("", " in shopify_eu")
+    }
+    [deployment] = whole
+    assert " in shopify" not in deployment.text
+    assert "Oversell incidents 3 " in deployment.text
+    assert "actions" in [b["type"] for b in deployment.blocks]
+    assert eu_again == [eu.text]
+    assert whole_again == [deployment.text]
 
 
 @pytest.mark.postgres

@@ -192,3 +192,73 @@ async def test_incidents_opened_by_bucket(ledger: Ledger) -> None:
         await ledger.incidents_opened_by_bucket([T0, T0])
     with pytest.raises(InvalidArgument):
         await ledger.incident_stats(WEEK, T0)
+
+
+async def seed_two_stores(ledger: Ledger) -> None:
+    """Two stores' incidents, resyncs, adjustments and levels in one week, and some of
+    the deployment's own (an incident about no single system, the WMS's levels)."""
+    for name, kind, minutes, sku, location, system in (
+        ("eu-1", "oversell_risk", 10, "MUG", "east", "shopify_eu"),
+        ("eu-2", "undersell", 20, "MUG", "west", "shopify_eu"),
+        ("us-1", "oversell_risk", 30, "TEE", "east", "shopify"),
+        ("storm", "drift_storm", 40, None, None, None),
+    ):
+        incident, _ = await ledger.open_incident(
+            f"fp:{name}", kind, "warning", name, at(minutes), sku, location, system
+        )
+        await ledger.acknowledge(incident.id, "U1", at(minutes + (5 if system else 45)))
+        await ledger.resolve(incident.id, "U1", at(minutes + 60))
+    for key, system in (("r-eu", "shopify_eu"), ("r-us", "shopify"), ("r-us2", "shopify")):
+        row, _ = await ledger.create_resync(
+            key, system, "MUG", "east", "available", 5, "driftwatch", at(50)
+        )
+        await ledger.update_resync(row.id, "applied", at(51), after=5)
+    for key, system in (("a-eu", "shopify_eu"), ("a-wms", "wms")):
+        adjustment, _ = await ledger.record_adjustment(
+            key, "MUG", "east", system, "cycle_count", "U2", at(70), delta=-1
+        )
+        await ledger.settle_adjustment(adjustment.id, "applied", at(70), before=3, after=2)
+    await ledger.record_levels(
+        [
+            obs(5, sku="MUG", location="east", system="shopify_eu"),
+            obs(5, sku="MUG", location="west", system="shopify_eu"),
+            obs(5, sku="TEE", location="east", system="shopify"),
+            obs(5, sku="CAP", location="east", system="wms"),
+        ]
+    )
+
+
+async def test_every_weekly_query_narrows_to_a_stores_systems(ledger: Ledger) -> None:
+    await seed_two_stores(ledger)
+    eu = {"shopify_eu"}
+    stats = await ledger.incident_stats(T0, WEEK, systems=eu)
+    assert (stats.opened_total, stats.resolved_total, stats.resolved_by_person) == (2, 2, 2)
+    assert stats.opened_by("kind") == {"oversell_risk": 1, "undersell": 1}
+    everyone = await ledger.incident_stats(T0, WEEK)
+    assert everyone.opened_total == 4
+    # the storm was acknowledged after 45 min, the store's incidents after 5
+    assert await ledger.response_times(T0, WEEK, systems=eu) == ResponseTimes(
+        acknowledged=2, mtta=timedelta(minutes=5), resolved=2, mttr=timedelta(minutes=60)
+    )
+    assert (await ledger.response_times(T0, WEEK)).mtta == timedelta(minutes=15)
+    assert (await ledger.resync_stats(T0, WEEK, systems=eu)).count("applied") == 1
+    assert (await ledger.resync_stats(T0, WEEK, systems={"shopify"})).count("applied") == 2
+    assert await ledger.adjustment_counts(T0, WEEK, systems=eu) == [
+        AdjustmentCount("U2", "cycle_count", 1)
+    ]
+    assert await ledger.adjustment_counts(T0, WEEK) == [AdjustmentCount("U2", "cycle_count", 2)]
+    assert await ledger.top_drifting_skus(T0, WEEK, systems=eu) == [SkuDrift("MUG", 2, 2)]
+    assert await ledger.mismatch_by_location(T0, WEEK, systems=eu) == [
+        LocationMismatch("east", 1, 1),
+        LocationMismatch("west", 1, 1),
+    ]
+    # every system: MUG, TEE and CAP are known at east, MUG and TEE drifted there
+    assert await ledger.mismatch_by_location(T0, WEEK) == [
+        LocationMismatch("east", 3, 2),
+        LocationMismatch("west", 1, 1),
+    ]
+    buckets = await ledger.incidents_opened_by_bucket([T0, at(25), WEEK], systems=eu)
+    assert buckets == {(0, "oversell_risk"): 1, (0, "undersell"): 1}
+    # a store with nothing recorded reads as an empty week, not as everyone's
+    assert (await ledger.incident_stats(T0, WEEK, systems={"shopify_ca"})).opened_total == 0
+    assert await ledger.mismatch_by_location(T0, WEEK, systems={"shopify_ca"}) == []

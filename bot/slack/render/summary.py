@@ -8,7 +8,7 @@ better, a higher auto-resync success rate is better.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Any
 
@@ -117,7 +117,7 @@ def weekly_blocks(summary: WeeklySummary) -> list[Block]:
         for s in this.top_skus
     ]
     return [
-        header(f"Weekly drift summary: {_period(this, summary.tz)}"),
+        header(f"Weekly drift summary{_in(summary.systems)}: {_period(this, summary.tz)}"),
         SectionBlock(fields=[kpi_field(k) for k in summary.kpis()]),
         _lines("Mismatch rate by location", mismatch, "no SKU compared yet"),
         DividerBlock(),
@@ -158,13 +158,15 @@ def weekly_text(summary: WeeklySummary) -> str:
         for k in summary.kpis()
     ]
     period = _period(summary.this_week, summary.tz)
-    return message_text(f"Weekly drift summary, {period}: " + "; ".join(parts))
+    return message_text(
+        f"Weekly drift summary{_in(summary.systems)}, {period}: " + "; ".join(parts)
+    )
 
 
 def adjustment_blocks(report: AdjustmentReport, tz: tzinfo) -> list[Block]:
     """The daily adjustment report: counts by operator and reason code, then the flags."""
     day = report.start.astimezone(tz)
-    title = header(f"Adjustments{_in(report)} on {day:%a %b} {day.day}: {report.total}")
+    title = header(f"Adjustments{_in(report.systems)} on {day:%a %b} {day.day}: {report.total}")
     refused: list[Block] = []
     if report.refused:
         listed = "; ".join(
@@ -207,12 +209,12 @@ def adjustment_blocks(report: AdjustmentReport, tz: tzinfo) -> list[Block]:
 def adjustment_text(report: AdjustmentReport, tz: tzinfo) -> str:
     day = report.start.astimezone(tz)
     unusual = f", {len(report.flags)} unusual" if report.flags else ""
-    return f"Adjustments{_in(report)} on {day:%a %b} {day.day}: {report.total}{unusual}"
+    return f"Adjustments{_in(report.systems)} on {day:%a %b} {day.day}: {report.total}{unusual}"
 
 
-def _in(report: AdjustmentReport) -> str:
-    """`` in shopify_eu`` for a store's own report; nothing for the whole day's."""
-    return f" in {escape(', '.join(report.systems), 200)}" if report.systems else ""
+def _in(systems: Sequence[str]) -> str:
+    """`` in shopify_eu`` for a store's own report; nothing for the deployment's."""
+    return f" in {escape(', '.join(systems), 200)}" if systems else ""
 
 
 def weekly_summary_key(channel: str, week: date) -> str:
@@ -227,20 +229,25 @@ async def post_weekly_summary(
     tz: tzinfo,
     week_start: date | None = None,
     extra: Sequence[Block] = (),
+    systems: Collection[str] | None = None,
 ) -> OutboxEntry | None:
     """Queue the summary of ``week_start`` (default: the last complete week before
-    ``now``) as a ``message``, ``extra`` blocks after it (the weekly review); None if
-    that week's summary was queued before."""
+    ``now``) as a ``message``, ``extra`` blocks after it (the weekly review); of
+    ``systems`` only (a store's own summary), if given. None if that week's summary was
+    queued for ``channel`` before."""
     week = week_start or previous_week_start(now, tz)
-    summary = await weekly_summary(ledger, week, tz)
+    summary = await weekly_summary(ledger, week, tz, systems)
+    # the chart goes into the message's thread once posted (bot.summary_chart)
+    chart: dict[str, Any] = {"kind": WEEKLY_CHART, "week_start": week.isoformat()}
+    if summary.systems:
+        chart["systems"] = list(summary.systems)
     return await ledger.enqueue(
         WEEKLY_KIND,
         channel,
         {
             "text": weekly_text(summary),
             "blocks": blocks_json([*weekly_blocks(summary), *extra]),
-            # the chart goes into the message's thread once posted (bot.summary_chart)
-            "chart": {"kind": WEEKLY_CHART, "week_start": week.isoformat()},
+            "chart": chart,
         },
         now,
         dedupe_key=weekly_summary_key(channel, week),

@@ -98,8 +98,11 @@ NOTES = """\
   kill -9 of the drift-diff lease holder → a survivor's diff counter moves.
   Webhooks/s: signed `inventory_levels/update` deliveries posted concurrently through
   the balancer, 2xx per second of wall time, with the balancer sending to one replica
-  and then to all three (baseline: one replica; target: at least 90 % of it — the
-  replicas are CPU-bound, so on a shared 2-core machine three add little).
+  and to all three in turn, 1, 3, 3, 1 (in the facts below; a replica is CPU-bound, so three add
+  throughput only on free cores, which a 2-core machine shared with PostgreSQL, the
+  fakes and the balancer does not have). The target is the replicas' own CPU per
+  delivery (user + system from `/proc`, until every delivery is processed): with three
+  replicas at most 1.25× one's, so throughput on N free cores is about N ÷ that cost.
 """
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from ledger.types import JSONDict
 
@@ -22,11 +22,14 @@ class _FromRow:
         return cls(**{name: row[name] for name in names})
 
 
-@dataclass(frozen=True, slots=True)
-class LevelObservation:
+class LevelObservation(NamedTuple):
     """One system's quantity of one state of one SKU at one location, at ``observed_at``.
 
     ``changed_at`` is when the system says the quantity last changed, where it says so.
+
+    A named tuple, not a frozen dataclass like the records below: a full read makes one
+    per level and state (6.5 million for 100,000 SKUs × 5 locations in three systems),
+    and a tuple is built in a third of the time (issue 16).
     """
 
     system: str

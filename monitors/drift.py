@@ -65,16 +65,16 @@ have disagreed, at least.
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
 from connectors.levels import Level
+from monitors.collector import cyclic_gc_paused
 
 ROLE_STOREFRONT = "storefront"
 
@@ -369,7 +369,7 @@ def _diff(
         if not levels:
             return []
         now = max(level.observed_at for level in levels)
-    with _cyclic_gc_paused():  # the grid is built and freed inside (see the docstring)
+    with cyclic_gc_paused():  # the grid is built and freed inside (monitors/collector.py)
         drifts = _judge_cells(_Context(rules, now, *_grid(levels, rules)), fast=fast)
     drifts.sort(key=lambda d: (-abs(d.gap), d.sku, d.location, d.system, d.kind))
     return drifts
@@ -463,22 +463,6 @@ def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
                 continue  # a quiet cell
         drifts.extend(_Cell(sku, location, by_system, ctx).drifts())
     return drifts
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a diff builds, judges and frees its grid:
-    a million cells are a million small dicts, none in a cycle, and the collector would
-    walk them and all the caller's live objects (the levels too) over and over for
-    nothing; at 1,000,000 cells that was more than half the time of the diff. Memory is
-    still freed by reference counting; the collector is back on (if it was) after."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 _Cells = dict[tuple[str, str], dict[str, Level]]

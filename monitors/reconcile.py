@@ -17,6 +17,7 @@ from connectors.base import InventorySystem
 from connectors.errors import ConnectorError
 from connectors.levels import Level
 from ledger import Ledger, LevelObservation, RecordResult
+from monitors.collector import cyclic_gc_paused
 from monitors.drift import (
     DUPLICATE_SKU,
     MISSING,
@@ -62,18 +63,12 @@ async def read_all(
 
 def observations(levels: Iterable[Level]) -> Iterable[LevelObservation]:
     """One ledger observation per level and state."""
+    make = LevelObservation
     for level in levels:
+        system, sku, location = level.system, level.sku, level.location
+        observed_at, source, changed_at = level.observed_at, level.source, level.changed_at
         for state, quantity in level.quantities.items():
-            yield LevelObservation(
-                system=level.system,
-                sku=level.sku,
-                location=level.location,
-                state=state,
-                quantity=quantity,
-                observed_at=level.observed_at,
-                source=level.source,
-                changed_at=level.changed_at,
-            )
+            yield make(system, sku, location, state, quantity, observed_at, source, changed_at)
 
 
 def with_bundles(skus: Iterable[str], rules: DiffRules) -> list[str]:
@@ -99,7 +94,19 @@ async def run_diff(
     now: datetime | None = None,
 ) -> DiffRun:
     """Read, record (when given a ledger) and diff at ``now`` (default: the latest
-    observation read, i.e. the time of the read)."""
+    observation read, i.e. the time of the read), with the cyclic garbage collector
+    paused (``monitors.collector``)."""
+    with cyclic_gc_paused():
+        return await _run_diff(systems, rules, ledger, skus, now)
+
+
+async def _run_diff(
+    systems: Sequence[InventorySystem],
+    rules: DiffRules,
+    ledger: Ledger | None,
+    skus: Sequence[str] | None,
+    now: datetime | None,
+) -> DiffRun:
     if skus is not None:
         skus = with_bundles(skus, rules)
     levels, failures = await read_all(systems, skus)

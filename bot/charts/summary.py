@@ -73,10 +73,9 @@ def weekly_figure(summary: WeeklySummary) -> Figure:
     ax.set_ylim(bottom=0, top=max(1, _tallest(summary)) * 1.18)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     total_this, total_last = this.incidents_opened, last.incidents_opened
-    where = f" in {', '.join(summary.systems)}" if summary.systems else ""
     ax.set_title(
         wrapped(
-            f"Incidents opened per day{where}: this week {total_this}, "
+            f"Incidents opened per day{_where(summary)}: this week {total_this}, "
             f"last week {total_last} (faded, left of each day)"
         ),
         loc="left",
@@ -86,6 +85,11 @@ def weekly_figure(summary: WeeklySummary) -> Figure:
         ax.text(0.5, 0.5, "no incident in either week", ha="center", transform=ax.transAxes)
     legend_below(figure, ax)
     return figure
+
+
+def _where(summary: WeeklySummary) -> str:
+    """`` in shopify_eu`` for a store's own summary; nothing for the deployment's."""
+    return f" in {', '.join(summary.systems)}" if summary.systems else ""
 
 
 def _tallest(summary: WeeklySummary) -> int:
@@ -104,14 +108,14 @@ async def upload_weekly_chart(
     """Render the chart and upload it into the summary's thread."""
     png = await render_weekly_chart(summary)
     start = summary.this_week.start.astimezone(summary.tz).date()
-    where = f" in {', '.join(summary.systems)}" if summary.systems else ""
     await upload_chart(
         client,
         channel,
         thread_ts,
         png,
         f"weekly-summary-{start.isoformat()}.png",
-        f"Incidents opened per day{where}, week of {start.isoformat()} vs the week before",
+        f"Incidents opened per day{_where(summary)}, week of {start.isoformat()} "
+        "vs the week before",
     )
 
 

@@ -11,11 +11,8 @@ the product's (this process: connectors, ledger, engine). The run is
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import secrets
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -30,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from bench import catalog, world
 from bench._common import Check, Outcome, cpu_seconds, peak_rss_mb, process_cpu_seconds
+from bench.child import Child
 from connectors.clock import SystemClock
 from ledger import Ledger
 from ledger.engine import create_engine
@@ -54,50 +52,9 @@ FULL = Size(100_000)
 QUICK = Size(6_000)
 
 
-class FakesProcess:
+def fakes_process(size: Size, erp_dir: Path) -> Child:
     """``bench.fakes`` in a child process, spoken to over its stdin and stdout."""
-
-    def __init__(self, size: Size, erp_dir: Path) -> None:
-        self.size, self.erp_dir = size, erp_dir
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> dict[str, object]:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.fakes",
-            str(self.size.skus),
-            str(self.size.locations),
-            str(self.erp_dir),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        return await self._answer()
-
-    async def ask(self, command: dict[str, object]) -> dict[str, object]:
-        assert self.proc is not None
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(command) + "\n").encode())
-        await self.proc.stdin.drain()
-        return await self._answer()
-
-    async def _answer(self) -> dict[str, object]:
-        assert self.proc is not None
-        assert self.proc.stdout is not None
-        line = await self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("bench.fakes exited early")
-        answer: dict[str, object] = json.loads(line)
-        return answer
-
-    async def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.stdin is not None:
-            self.proc.stdin.write(b'{"cmd": "stop"}\n')
-            await self.proc.stdin.drain()
-            self.proc.stdin.close()
-        await self.proc.wait()
+    return Child("bench.fakes", str(size.skus), str(size.locations), str(erp_dir), greets=True)
 
 
 class Meter:
@@ -186,7 +143,7 @@ async def run(size: Size, dialect: str = "sqlite") -> Outcome:
     with tempfile.TemporaryDirectory(prefix="bench-b1-") as tmp:
         erp_dir = Path(tmp) / "erp"
         erp_dir.mkdir()
-        fakes = FakesProcess(size, erp_dir)
+        fakes = fakes_process(size, erp_dir)
         address = await fakes.start()
         try:
             async with Database(dialect, Path(tmp)) as database:
@@ -201,7 +158,7 @@ async def _measure(
     address: dict[str, object],
     database: Database,
     erp_dir: Path,
-    fakes: FakesProcess,
+    fakes: Child,
     out: Outcome,
 ) -> None:
     gids = [str(g) for g in address["locations"]]  # type: ignore[attr-defined]

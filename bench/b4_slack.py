@@ -4,7 +4,10 @@ levels with a week of history.
 
 * **Ack:** C ``/drift SKU`` commands sent at once from another process
   (:mod:`bench.b4_sender`, so the load generator does not share the bot's event loop);
-  each one's time to the HTTP answer (Slack's ack) is measured by that sender.
+  each one's time to the HTTP answer (Slack's ack) is measured by that sender. The
+  fake Shopify, WMS and Slack run in a third process (:mod:`bench.b4_fakes`): the bot's
+  process holds only the bot (its answers through the response_url are received and
+  validated by the fake Slack elsewhere, as Slack's own servers would).
 * **Full answer with its chart:** ``/drift SKU`` answers privately through the
   ``response_url`` (no chart); the chart comes with its "Share in channel" button (the
   report posted in the channel and the 7-day chart uploaded in its thread). A sample is
@@ -18,30 +21,19 @@ what the history and the 500,000 levels cost.
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
-
-import aiohttp
-from slack_sdk.signature import SignatureVerifier
 
 from bench._common import Check, Outcome, Stopwatch, percentile
-from bot.cli.demo import demo_config
+from bench.b4_fakes import SECRET
+from bench.child import Child
 from bot.service import Service
 from ledger import Ledger, LevelObservation
 from monitors.config import config_from_dict
-from sandbox.shopify import FakeShopify
-from sandbox.slack import Call, FakeSlack
-from sandbox.wms import FakeWMS
-from sandbox.world import ALERTS_CHANNEL, SLACK_TOKEN, WMS_TOKEN, World
 
-USER = "U0OPS001"
 LOCATIONS = ("east", "west", "north", "south", "central")
 
 
@@ -95,192 +87,47 @@ def _observations(skus: int, now: datetime) -> list[list[LevelObservation]]:
     return batches
 
 
-class Sender:
-    def __init__(
-        self, http: aiohttp.ClientSession, url: str, secret: str, slack: FakeSlack
-    ) -> None:
-        self.http, self.url, self.slack = http, url, slack
-        self.verifier = SignatureVerifier(secret)
-        self.change = asyncio.Event()
-        slack.on_change(self.change.set)
-
-    async def post(self, body: str) -> tuple[float, int]:
-        ts = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": str(self.verifier.generate_signature(timestamp=ts, body=body)),
-        }
-        start = time.perf_counter()
-        async with self.http.post(
-            f"{self.url}/slack/events", data=body.encode(), headers=headers
-        ) as response:
-            await response.read()
-            return time.perf_counter() - start, response.status
-
-    def command(self, sku: str) -> tuple[str, str]:
-        response_url = self.slack.new_response_url(ALERTS_CHANNEL, USER)
-        form = {
-            "command": "/drift",
-            "text": sku,
-            "user_id": USER,
-            "team_id": "T0SANDBOX",
-            "channel_id": ALERTS_CHANNEL,
-            "api_app_id": "A0DRIFT",
-            "trigger_id": self.slack.new_trigger_id(USER),
-            "response_url": response_url,
-        }
-        return urlencode(form), response_url.rsplit("/", 1)[-1]
-
-    def share(self, sku: str) -> str:
-        payload: dict[str, Any] = {
-            "type": "block_actions",
-            "user": {"id": USER, "team_id": "T0SANDBOX"},
-            "team": {"id": "T0SANDBOX"},
-            "api_app_id": "A0DRIFT",
-            "container": {"type": "message", "channel_id": ALERTS_CHANNEL, "is_ephemeral": True},
-            "channel": {"id": ALERTS_CHANNEL, "name": "ops-inventory"},
-            "trigger_id": self.slack.new_trigger_id(USER),
-            "response_url": self.slack.new_response_url(ALERTS_CHANNEL, USER),
-            "actions": [
-                {"action_id": "share_drift", "block_id": "share", "type": "button", "value": sku}
-            ],
-        }
-        return urlencode({"payload": json.dumps(payload)})
-
-    async def answered(self, url_id: str) -> None:
-        while not any(p.url_id == url_id for p in self.slack.ws.response_url_posts):
-            self.change.clear()
-            await self.change.wait()
-
-    async def full_answer(self, sku: str) -> float:
-        body, url_id = self.command(sku)
-        uploads = len(self.slack.calls("files.completeUploadExternal"))
-        start = time.perf_counter()
-        await self.post(body)
-        await asyncio.wait_for(self.answered(url_id), 30)
-        await self.post(self.share(sku))
-        call: Call = await asyncio.wait_for(
-            self.slack.wait_for_call(
-                lambda c: (
-                    c.method == "files.completeUploadExternal"
-                    and len(self.slack.calls("files.completeUploadExternal")) > uploads
-                )
-            ),
-            30,
-        )
-        if not call.ok:
-            raise RuntimeError(f"B4: the chart upload failed: {call.error}")
-        return time.perf_counter() - start
-
-
-class LoadProcess:
-    """:mod:`bench.b4_sender` in a child process: the concurrent commands are sent from
-    there, so the sender's own work does not run on the bot's event loop."""
-
-    def __init__(self) -> None:
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def __aenter__(self) -> LoadProcess:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.b4_sender",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        return self
-
-    async def send(self, job: dict[str, Any]) -> list[tuple[float, int]]:
-        assert self.proc is not None
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self.proc.stdin.write((json.dumps(job) + "\n").encode())
-        await self.proc.stdin.drain()
-        line = await self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("B4: the load generator exited early")
-        return [(float(s), int(status)) for s, status in json.loads(line)["acks"]]
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.proc is None:
-            return
-        if self.proc.stdin is not None:
-            self.proc.stdin.write(b"\n")
-            await self.proc.stdin.drain()
-            self.proc.stdin.close()
-        await self.proc.wait()
-
-
 async def _measure(size: Size, history: bool, tmp: Path) -> dict[str, Any]:
-    shopify, wms = FakeShopify(), FakeWMS(token=WMS_TOKEN)
-    slack = FakeSlack(
-        bot_token=SLACK_TOKEN, channels={ALERTS_CHANNEL: "ops"}, post_rate=1000, post_burst=1000
-    )
-    await shopify.start()
-    await wms.start()
-    await slack.start()
-    world = World(shopify, wms, slack)
-    gid = shopify.add_location("Brooklyn DC")
-    world.locations["east"] = (gid, "WH-EAST")
-    for i in range(20):
-        sku = f"SKU-{i:06d}"
-        shopify.set_quantities(shopify.add_item(sku, title=sku), gid, available=26, committed=0)
-        wms.set_level(sku, "WH-EAST", pickable=25, allocated=0, on_hand=25, damaged=0)
-    config = config_from_dict(demo_config(world))
-    secret = "bench-signing-secret"
-    environ = {
-        "DEMO_SHOPIFY_ACCESS_TOKEN": world.shopify_token,
-        "DEMO_WMS_TOKEN": WMS_TOKEN,
-        "DEMO_SLACK_BOT_TOKEN": SLACK_TOKEN,
-        "DEMO_SLACK_SIGNING_SECRET": secret,
-    }
     result: dict[str, Any] = {}
-    try:
-        async with (
-            LoadProcess() as load,
-            Ledger.from_url(f"sqlite:///{tmp / f'b4-{history}.db'}") as ledger,
-        ):
-            await ledger.upgrade()
-            levels = 0
-            if history:
-                with Stopwatch() as fill:
-                    for batch in _observations(size.ledger_skus, datetime.now(UTC)):
-                        recorded = await ledger.record_levels(batch)
-                        levels = max(levels, recorded.observed)
-                result["fill_s"] = round(fill.seconds, 1)
-                result["levels"] = levels
-            service = Service(config, environ, ledger)
-            url = await service.start(host="127.0.0.1", port=0)
-            try:
-                await asyncio.wait_for(service.diff_done.wait(), 120)
-                await service.idle()
-                # aiohttp as the sender: httpx's pool spends O(n^2) time assigning 200
-                # concurrent requests to connections (profiled), which is the harness's
-                # cost, not the bot's, and on the same event loop as the bot
-                connector = aiohttp.TCPConnector(limit=size.concurrent + 10)
-                timeout = aiohttp.ClientTimeout(total=60)
-                async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-                    sender = Sender(http, url, secret, slack)
-                    await sender.full_answer("SKU-000000")  # warm-up: fonts, caches
-                    bodies = [
-                        sender.command(f"SKU-{n % 20:06d}")[0] for n in range(size.concurrent)
-                    ]
-                    acks = await load.send({"url": url, "secret": secret, "bodies": bodies})
-                    bad = [status for _, status in acks if status != 200]
-                    if bad:
-                        raise RuntimeError(f"B4: acks failed: {bad[:5]}")
-                    result["acks"] = [s for s, _ in acks]
-                    await service.idle()
-                    result["full"] = [
-                        await sender.full_answer(f"SKU-{n % 20:06d}") for n in range(size.samples)
-                    ]
-            finally:
-                await service.stop()
-    finally:
-        await slack.stop()
-        await wms.stop()
-        await shopify.stop()
+    async with (
+        Child("bench.b4_fakes", greets=True) as fakes,
+        Child("bench.b4_sender") as load,
+        Ledger.from_url(f"sqlite:///{tmp / f'b4-{history}.db'}") as ledger,
+    ):
+        await ledger.upgrade()
+        levels = 0
+        if history:
+            with Stopwatch() as fill:
+                for batch in _observations(size.ledger_skus, datetime.now(UTC)):
+                    recorded = await ledger.record_levels(batch)
+                    levels = max(levels, recorded.observed)
+            result["fill_s"] = round(fill.seconds, 1)
+            result["levels"] = levels
+        config = config_from_dict(fakes.greeting["config"])
+        service = Service(config, fakes.greeting["environ"], ledger)
+        url = await service.start(host="127.0.0.1", port=0)
+        try:
+            await asyncio.wait_for(service.diff_done.wait(), 120)
+            await service.idle()
+
+            async def full_answer(sku: str) -> float:
+                return float(
+                    (await fakes.ask({"cmd": "full_answer", "url": url, "sku": sku}))["seconds"]
+                )
+
+            await full_answer("SKU-000000")  # warm-up: fonts, caches
+            skus = [f"SKU-{n % 20:06d}" for n in range(size.concurrent)]
+            bodies = (await fakes.ask({"cmd": "bodies", "skus": skus}))["bodies"]
+            answer = await load.ask({"url": url, "secret": SECRET, "bodies": bodies})
+            acks = [(float(s), int(status)) for s, status in answer["acks"]]
+            bad = [status for _, status in acks if status != 200]
+            if bad:
+                raise RuntimeError(f"B4: acks failed: {bad[:5]}")
+            result["acks"] = [s for s, _ in acks]
+            await service.idle()
+            result["full"] = [await full_answer(f"SKU-{n % 20:06d}") for n in range(size.samples)]
+        finally:
+            await service.stop()
     return result
 
 

@@ -99,6 +99,11 @@ def _payload_problem(body: str, content_type: str) -> str | None:
     if content_type == "application/json" or body.lstrip().startswith("{"):
         text = body
     else:
+        # A slash command's form has no payload field: not parsed a second time here
+        # (bolt parses it), unless a key is encoded and might decode to "payload".
+        keys = [field.partition("=")[0] for field in body.split("&")]
+        if "payload" not in keys and not any("%" in k or "+" in k for k in keys):
+            return None
         payload = parse_qs(body).get("payload")
         text = payload[0] if payload else None
     if text is None:

@@ -72,12 +72,14 @@ async def test_unsigned_malformed_slack_requests_are_refused_not_crashed(
     assert await _effects(bot) == before
 
 
-@pytest.mark.parametrize("form", ["payload", "json"])
+@pytest.mark.parametrize("form", ["payload", "encoded_key", "json"])
 async def test_a_signed_body_nested_100000_levels_is_400(bot: Bot, form: str) -> None:
     before = await _effects(bot)
     deep = "[" * DEEP + "]" * DEEP  # under 1 MiB even URL-encoded
-    if form == "payload":
-        body = ("payload=" + quote(deep)).encode()
+    if form in ("payload", "encoded_key"):
+        # "p%61yload" is "payload" once decoded, as bolt decodes it
+        key = "payload" if form == "payload" else "command=%2Fdrift&p%61yload"
+        body = (key + "=" + quote(deep)).encode()
         headers = _signed(body, "application/x-www-form-urlencoded")
     else:
         body = deep.encode()

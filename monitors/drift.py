@@ -376,16 +376,24 @@ def _diff(
 
 
 _Plan = list[
-    tuple[str, tuple[str, ...], Callable[[Mapping[str, int]], Any], bool, datetime | None, bool]
+    tuple[
+        str,
+        tuple[str, ...],
+        str,
+        str | None,
+        Callable[[Mapping[str, int]], Any] | None,
+        bool,
+        datetime | None,
+    ]
 ]
 
 
 def _fast_plan(ctx: _Context) -> _Plan:
-    """Per system, what the fast path reads: name, compared states and a getter of them,
-    whether a storefront,
-    the freshness cutoff (None: never stale), whether it is the truth in use (it comes
-    first). Empty when the fast path cannot be sure (no source of truth, or a system
-    whose cutoff is unknown)."""
+    """Per system, what the fast path reads: name, compared states, the first and the
+    second compared state (None: only one), a getter of them all when there are more
+    than two (None: one or two), whether a storefront, the freshness cutoff (None:
+    never stale). The truth in use comes first. Empty when the fast path cannot be
+    sure (no source of truth, or a system whose cutoff is unknown)."""
     if not ctx.truths:
         return []
     order = [ctx.truths[0], *(name for name in ctx.rules.systems if name != ctx.truths[0])]
@@ -395,9 +403,10 @@ def _fast_plan(ctx: _Context) -> _Plan:
         states = ctx.rules.systems[name].compare_states
         if not states or (not freshness.never and freshness.fresh_from is None):
             return []
-        getter = itemgetter(*states)
+        second = states[1] if len(states) > 1 else None
+        getter = itemgetter(*states) if len(states) > 2 else None
         storefront = name in ctx.storefronts
-        plan.append((name, states, getter, storefront, freshness.fresh_from, not plan))
+        plan.append((name, states, states[0], second, getter, storefront, freshness.fresh_from))
     return plan
 
 
@@ -417,6 +426,7 @@ def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
     threshold_of = rules.threshold
     duplicates = ctx.duplicates
     drifts: list[Drift] = []
+    truth_name = plan[0][0] if plan else ""
     for (sku, location), by_system in ctx.grid.items():
         if (
             systems
@@ -427,20 +437,24 @@ def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
             truth = 0
             safety: int | None = None
             threshold: Threshold | None = None
-            for name, states, getter, storefront, fresh_from, is_truth in plan:
+            for name, states, first, second, getter, storefront, fresh_from in plan:
                 level = by_system[name]
                 if fresh_from is not None and level.observed_at < fresh_from:
                     break
                 value: int | None
+                quantities = level.quantities
                 try:
-                    got = getter(level.quantities)
+                    if getter is not None:
+                        value = sum(getter(quantities))
+                    elif second is None:
+                        value = quantities[first]
+                    else:
+                        value = quantities[first] + quantities[second]
                 except KeyError:  # not every compared state reported: the sum of those that are
                     value = level.total(states)
-                else:
-                    value = sum(got) if len(states) > 1 else got
                 if value is None or value < 0:
                     break
-                if is_truth:
+                if name == truth_name:
                     truth = value
                     continue
                 expected = truth
@@ -451,9 +465,14 @@ def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
                         or str(flags.get("inventory_policy", "")).upper() == "CONTINUE"
                     ):
                         break
-                    if safety is None:
-                        safety = 0 if no_safety_stock else safety_stock(sku, location)
-                    expected = max(0, truth - safety)
+                    if no_safety_stock:
+                        safety = 0
+                    elif safety is None:
+                        safety = safety_stock(sku, location)
+                    if safety:
+                        expected = truth - safety
+                        if expected < 0:
+                            expected = 0
                 if value != expected:
                     if threshold is None:
                         threshold = threshold_of(sku)
@@ -485,15 +504,16 @@ def _grid(levels: Iterable[Level], rules: DiffRules) -> tuple[_Cells, _Dups]:
             cell = cell_of(key)
             if cell is None:
                 grid[key] = {name: level}
-            else:
-                prior = cell.get(name)
-                if prior is not None and item_id(prior) != item_id(level):
+                continue
+            if name in cell:  # the system reported this SKU here before
+                prior = cell[name]
+                if item_id(prior) != item_id(level):
                     items = duplicates.setdefault(key, {}).setdefault(name, {})
                     items.setdefault(item_id(prior), prior)
                     items[item_id(level)] = level
-                elif prior is not None and key in duplicates and name in duplicates[key]:
+                elif key in duplicates and name in duplicates[key]:
                     duplicates[key][name][item_id(level)] = level
-                cell[name] = level
+            cell[name] = level
     if rules.bundles:
         bundles_of: dict[str, list[str]] = defaultdict(list)
         for bundle, components in rules.bundles.items():

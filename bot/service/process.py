@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.charts.health import HealthChart, HealthHistory
 from bot.charts.sku import AlertChart
 from bot.charts.summary import DailyAdjustmentsChart, WeeklyChart
+from bot.service.ackfirst import AckFirst
 from bot.service.connections import (
     BODY_TIMEOUT_SECONDS,
     HEADER_TIMEOUT_SECONDS,
@@ -234,6 +235,8 @@ class Service:
         self._frozen = False
         self._running: set[asyncio.Task[Any]] = set()
         self._answers = asyncio.Semaphore(ANSWER_CONCURRENCY)
+        #: answers wait for a lull in Slack requests (acks first)
+        self.ack_first = AckFirst()
         self._stopping = False
         #: set after every completed diff run (tests and the demo wait on it)
         self.diff_done = asyncio.Event()
@@ -355,10 +358,12 @@ class Service:
 
     def spawn_answer(self, name: str, work: Work) -> None:
         """Like :meth:`spawn`, for the work a Slack ack hands over (answers, resyncs):
-        at most :data:`ANSWER_CONCURRENCY` run at once, so a burst of commands is acked
-        first and answered right after instead of every answer slowing every ack."""
+        it starts once Slack's requests pause (:mod:`bot.service.ackfirst`), and at most
+        :data:`ANSWER_CONCURRENCY` run at once, so a burst of commands is acked first
+        and answered right after instead of every answer slowing every ack."""
 
         async def limited() -> None:
+            await self.ack_first.settled()
             async with self._answers:
                 await work()
 
@@ -532,8 +537,10 @@ class Service:
         if self.slack_app is not None and self._signing_secret:
             app.router.add_post(
                 EVENTS_PATH,
-                events_handler(
-                    self.slack_app, self._signing_secret, read_timeout=self._body_timeout
+                self.ack_first.wrap(
+                    events_handler(
+                        self.slack_app, self._signing_secret, read_timeout=self._body_timeout
+                    )
                 ),
             )
         if self.webhooks is not None:

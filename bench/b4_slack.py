@@ -2,12 +2,14 @@
 ``bot.service.Service`` (the real bolt app at ``/slack/events``), its ledger holding N
 levels with a week of history.
 
-* **Ack:** C ``/drift SKU`` commands sent at once from another process
+* **Ack:** bursts of C ``/drift SKU`` commands sent at once from another process
   (:mod:`bench.b4_sender`, so the load generator does not share the bot's event loop);
-  each one's time to the HTTP answer (Slack's ack) is measured by that sender. The
-  fake Shopify, WMS and Slack run in a third process (:mod:`bench.b4_fakes`): the bot's
-  process holds only the bot (its answers through the response_url are received and
-  validated by the fake Slack elsewhere, as Slack's own servers would).
+  each one's time to the HTTP answer (Slack's ack) is measured by that sender, and
+  the figure is the median of the bursts' p99s (every answer is sent between two
+  bursts). The fake Shopify, WMS and Slack run in a third process
+  (:mod:`bench.b4_fakes`): the bot's process holds only the bot (its answers through
+  the response_url are received and validated by the fake Slack elsewhere, as Slack's
+  own servers would).
 * **Full answer with its chart:** ``/drift SKU`` answers privately through the
   ``response_url`` (no chart); the chart comes with its "Share in channel" button (the
   report posted in the channel and the 7-day chart uploaded in its thread). A sample is
@@ -27,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench._common import Check, Outcome, Stopwatch, percentile
+from bench._common import Check, Outcome, Stopwatch, median, percentile
 from bench.b4_fakes import SECRET
 from bench.child import Child
 from bot.service import Service
@@ -42,10 +44,12 @@ class Size:
     ledger_skus: int
     concurrent: int
     samples: int
+    #: bursts of ``concurrent`` commands; the figure is the median of their p99s
+    bursts: int = 5
 
 
 FULL = Size(ledger_skus=50_000, concurrent=200, samples=20)  # × 5 locations × 2 systems
-QUICK = Size(ledger_skus=500, concurrent=50, samples=5)
+QUICK = Size(ledger_skus=500, concurrent=50, samples=5, bursts=2)
 
 
 def _observations(skus: int, now: datetime) -> list[list[LevelObservation]]:
@@ -116,19 +120,27 @@ async def _measure(size: Size, history: bool, tmp: Path) -> dict[str, Any]:
                 )
 
             await full_answer("SKU-000000")  # warm-up: fonts, caches
-            skus = [f"SKU-{n % 20:06d}" for n in range(size.concurrent)]
-            bodies = (await fakes.ask({"cmd": "bodies", "skus": skus}))["bodies"]
-            answer = await load.ask({"url": url, "secret": SECRET, "bodies": bodies})
-            acks = [(float(s), int(status)) for s, status in answer["acks"]]
-            bad = [status for _, status in acks if status != 200]
-            if bad:
-                raise RuntimeError(f"B4: acks failed: {bad[:5]}")
-            result["acks"] = [s for s, _ in acks]
-            await service.idle()
+            result["bursts"] = []
+            for _ in range(size.bursts):
+                skus = [f"SKU-{n % 20:06d}" for n in range(size.concurrent)]
+                bodies = (await fakes.ask({"cmd": "bodies", "skus": skus}))["bodies"]
+                answer = await load.ask({"url": url, "secret": SECRET, "bodies": bodies})
+                acks = [(float(s), int(status)) for s, status in answer["acks"]]
+                bad = [status for _, status in acks if status != 200]
+                if bad:
+                    raise RuntimeError(f"B4: acks failed: {bad[:5]}")
+                result["bursts"].append([s for s, _ in acks])
+                await service.idle()  # every answer of the burst sent before the next
             result["full"] = [await full_answer(f"SKU-{n % 20:06d}") for n in range(size.samples)]
         finally:
             await service.stop()
     return result
+
+
+def _burst_p99(result: dict[str, Any]) -> float:
+    """The median over the bursts of each burst's p99 (one burst is one sample of the
+    machine's mood; several make the figure steadier)."""
+    return median([percentile(burst, 99) for burst in result["bursts"]])
 
 
 async def run(size: Size) -> Outcome:
@@ -136,19 +148,24 @@ async def run(size: Size) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="bench-b4-") as tmp:
         loaded = await _measure(size, True, Path(tmp))
         empty = await _measure(size, False, Path(tmp))
-    ack_p99 = 1000 * percentile(loaded["acks"], 99)
+    ack_p99 = 1000 * _burst_p99(loaded)
+    every_ack = [s for burst in loaded["bursts"] for s in burst]
     full_p95 = percentile(loaded["full"], 95)
     out.facts.update(
         {
             "ledger_levels": loaded["levels"],
             "ledger_fill_s": loaded["fill_s"],
             "concurrent_commands": size.concurrent,
-            "ack_p50_ms": round(1000 * percentile(loaded["acks"], 50), 1),
+            "bursts": size.bursts,
+            "ack_p50_ms": round(1000 * percentile(every_ack, 50), 1),
+            "ack_p99_ms_per_burst": ", ".join(
+                f"{1000 * percentile(b, 99):.0f}" for b in loaded["bursts"]
+            ),
             "ack_p99_ms": round(ack_p99, 1),
             "full_answer_samples": size.samples,
             "full_answer_p50_s": round(percentile(loaded["full"], 50), 2),
             "full_answer_p95_s": round(full_p95, 2),
-            "baseline_empty_ledger_ack_p99_ms": round(1000 * percentile(empty["acks"], 99), 1),
+            "baseline_empty_ledger_ack_p99_ms": round(1000 * _burst_p99(empty), 1),
             "baseline_empty_ledger_full_p95_s": round(percentile(empty["full"], 95), 2),
         }
     )
@@ -159,7 +176,7 @@ async def run(size: Size) -> Outcome:
             "ms",
             "<=",
             150.0,
-            1000 * percentile(empty["acks"], 99),
+            1000 * _burst_p99(empty),
         ),
         Check(
             "B4 /drift SKU full answer with its chart p95",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 
 #: Inventory states Driftwatch knows. Shopify's identity holds between them:
 #: on_hand = available + committed + reserved + damaged + safety_stock + quality_control;
@@ -19,6 +20,14 @@ STATES: tuple[str, ...] = (
     "quality_control",
     "incoming",
 )
+
+
+#: the flags of a level that has none, shared (a full read holds millions of levels)
+NO_FLAGS: Mapping[str, str | bool] = MappingProxyType({})
+
+
+def _no_flags() -> Mapping[str, str | bool]:
+    return NO_FLAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +50,7 @@ class Level:
     #: The system's own identifiers (e.g. Shopify inventory item and location gids).
     refs: Mapping[str, str] = field(default_factory=dict)
     #: Facts that are not quantities: Shopify's ``tracked`` and ``inventoryPolicy``.
-    flags: Mapping[str, str | bool] = field(default_factory=dict)
+    flags: Mapping[str, str | bool] = field(default_factory=_no_flags)
 
     def total(self, states: tuple[str, ...] | list[str]) -> int | None:
         """Sum of the given states, or None if the system reports none of them."""

@@ -44,6 +44,7 @@ import logging
 import os
 import re
 import stat
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Mapping as MappingOf
 from dataclasses import dataclass, field
@@ -393,7 +394,11 @@ class CsvConnector:
             location=self._mapping.location_key(self.name, raw_location) or raw_location,
             quantities=quantities,
             observed_at=observed,
-            refs={"file": file, "location_id": raw_location, "sku": raw_sku},
+            refs={
+                "file": file,
+                "location_id": sys.intern(raw_location),  # a few locations, many rows
+                "sku": sku if sku == raw_sku else raw_sku,
+            },
         )
 
     def _units_per_count(self, row: list[str], index: dict[str, int], sku: str) -> int:

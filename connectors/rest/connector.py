@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -161,7 +162,7 @@ class RestConnector:
                 quantities[state] = to_units(int(value), pack)
             except (TypeError, ValueError):
                 continue
-        location = str(raw_location)
+        location = sys.intern(str(raw_location))  # a few locations, a million levels
         changed = _time(dig(item, f.updated_at)) if f.updated_at else None
         return Level(
             system=self.name,
@@ -170,7 +171,7 @@ class RestConnector:
             quantities=quantities,
             observed_at=observed,
             changed_at=changed,
-            refs={"location_id": location, "sku": str(raw_sku)},
+            refs={"location_id": location, "sku": sku if sku == raw_sku else str(raw_sku)},
         )
 
     async def write_levels(self, writes: Sequence[LevelWrite]) -> list[WriteOutcome]:

@@ -7,6 +7,7 @@ lines, joined to their item by ``__parentId``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,10 +52,11 @@ def level_of(
     observed_at: datetime,
 ) -> Level:
     """One ``InventoryLevel`` (with ``location { id }`` and ``quantities``) as a Level."""
-    location_gid = level["location"]["id"]
+    location_gid = sys.intern(str(level["location"]["id"]))  # a few locations, many levels
     location = mapping.location_key(system, location_gid) or location_gid
+    # the state names interned: JSON gives every level eight strings of its own
     quantities = {
-        q["name"]: to_units(int(q["quantity"]), facts.pack)
+        sys.intern(str(q["name"])): to_units(int(q["quantity"]), facts.pack)
         for q in level.get("quantities") or []
         if q.get("quantity") is not None
     }

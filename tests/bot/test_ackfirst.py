@@ -42,37 +42,43 @@ async def _request_in_flight(
     return task, release
 
 
+class Waiting:
+    """A gate with one Slack request in flight and one answer waiting on it."""
+
+    def __init__(self, longest: float) -> None:
+        self.clock = Clock()
+        self.gate = AckFirst(quiet=0.001, longest=longest, monotonic=self.clock)
+
+    async def __aenter__(self) -> Waiting:
+        self.request, self.release = await _request_in_flight(self.gate)
+        self.answer = asyncio.create_task(self.gate.settled())
+        await _spin()
+        assert not self.answer.done(), "an answer must not start while a request is handled"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release.set()
+        await self.request
+        self.answer.cancel()
+
+
 async def test_an_answer_waits_for_the_request_being_handled_then_for_a_lull() -> None:
-    clock = Clock()
-    gate = AckFirst(quiet=0.001, longest=60.0, monotonic=clock)
-    request, release = await _request_in_flight(gate)
-    answer = asyncio.create_task(gate.settled())
-    await _spin()
-    assert not answer.done(), "an answer must not start while a request is being handled"
+    async with Waiting(longest=60.0) as w:
+        w.release.set()
+        assert (await w.request).status == 200
+        assert w.gate.handling == 0
+        await _spin()
+        assert not w.answer.done(), "a request arrived just now: wait for the lull"
 
-    release.set()
-    assert (await request).status == 200
-    assert gate.handling == 0
-    await _spin()
-    assert not answer.done(), "a request arrived just now: wait for the lull"
-
-    clock.now += 0.01
-    await asyncio.wait_for(answer, 30)
+        w.clock.now += 0.01
+        await asyncio.wait_for(w.answer, 30)
 
 
 async def test_a_steady_stream_of_requests_does_not_starve_an_answer() -> None:
-    clock = Clock()
-    gate = AckFirst(quiet=0.001, longest=1.0, monotonic=clock)
-    request, release = await _request_in_flight(gate)
-    answer = asyncio.create_task(gate.settled())
-    await _spin()
-    assert not answer.done()
-
-    clock.now += 1.0  # the request is still being handled: the bound decides
-    await asyncio.wait_for(answer, 30)
-    assert gate.handling == 1
-    release.set()
-    await request
+    async with Waiting(longest=1.0) as w:
+        w.clock.now += 1.0  # the request is still being handled: the bound decides
+        await asyncio.wait_for(w.answer, 30)
+        assert w.gate.handling == 1
 
 
 async def test_a_failing_handler_is_no_longer_counted() -> None:

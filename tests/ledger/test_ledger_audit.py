@@ -100,6 +100,26 @@ async def test_unrelated_entries_succeed_or_fail_each_on_its_own(
     assert await scalar(raw, "SELECT count(*) FROM audit_log") == 4
 
 
+async def test_written_without_reading_back_each_entry_still_succeeds_or_fails_alone(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    entries = [
+        ("U_ALICE", "slack.command", "command:/drift", {"text": "TEE-BLK-M"}, T0),
+        ("U_BOB", "slack.command", "command:/drift", {"text": "TEE\u0000NUL"}, T0),
+        ("", "slack.command", "command:/drift", None, T0),  # the ledger refuses it
+        ("U_DAN", "slack.command", "command:/drift", {"n": float("nan")}, T0),
+    ]
+    results = await ledger.write_audit_each(entries)
+    assert [type(r) for r in results] == [type(None), type(None), InvalidArgument, type(None)]
+    written = sorted(await ledger.list_audit(), key=lambda e: e.id)
+    assert [(e.actor, e.detail) for e in written] == [
+        ("U_ALICE", {"text": "TEE-BLK-M"}),
+        ("U_BOB", {"text": "TEE\ufffdNUL"}),
+        ("U_DAN", {"n": "nan"}),
+    ]
+    assert await scalar(raw, "SELECT count(*) FROM audit_log") == 3
+
+
 async def test_an_entry_the_database_refuses_is_written_without_its_detail(
     ledger: Ledger, raw: AsyncEngine
 ) -> None:

@@ -4,7 +4,7 @@ the Slack user id of the person, before any listener runs.
 The entries are group-committed: requests arriving while one audit write is in flight
 are written together in the next transaction, so 200 simultaneous slash commands cost
 a few SQLite transactions before their acks, not 200 queued one behind another. Each
-entry still succeeds or fails on its own (``Ledger.append_audit_each``): one request
+entry still succeeds or fails on its own (``Ledger.write_audit_each``): one request
 whose text the database refuses does not fail the others that shared its write."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class AuditBatch:
             if not done.done():  # nobody wrote it while we waited: write all that queued
                 batch, self._pending = self._pending, []
                 try:
-                    results = await self._ledger.append_audit_each([e for e, _ in batch])
+                    results = await self._ledger.write_audit_each([e for e, _ in batch])
                 except Exception as exc:
                     for _, waiter in batch:
                         if not waiter.done():

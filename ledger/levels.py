@@ -241,6 +241,8 @@ class _Batch:
         self.total += len(chunk)
         del chunk
         passed: list[LevelObservation] = []
+        #: observations of keys the watermark knows to be new, each alone in the chunk
+        fresh: list[LevelObservation] = []
         probes: list[tuple[str, list[LevelObservation], Probe]] = []
         #: keys whose stored row the watermark knows (None: new): no database read
         known: dict[Key, CurrentRow | None] = {}
@@ -259,14 +261,26 @@ class _Batch:
                 keep = ~probe.unchanged()
                 observations = list(itertools.compress(observations, keep.tolist()))
                 probe.select(keep)
+                # A key surely new, observed once in the chunk: its rows need no lookup.
+                first = probe.first_sight()
+                if first.any():
+                    fresh += itertools.compress(observations, first.tolist())
+                    later = ~first
+                    observations = list(itertools.compress(observations, later.tolist()))
+                    probe.select(later)
                 known.update(probe.stored(system))
             passed += observations
             probes.append((system, observations, probe))
         del by_system
-        written, stale, upserts, pending = await _record_chunk(conn, self.bulk, passed, known)
+        written, stale, upserts, pending = await _record_chunk(
+            conn, self.bulk, passed, known, fresh
+        )
+        del fresh
         self.changed += written
         self.stale += stale
-        by_system_rows = {s: list(rows) for s, rows in itertools.groupby(upserts, itemgetter(0))}
+        by_system_rows: dict[str, list[CurrentRow]] = {}
+        for row in upserts:
+            by_system_rows.setdefault(row[0], []).append(row)
         for system, observations, probe in probes:
             changes = self.changes[system]
             rows = by_system_rows.get(system, [])
@@ -334,10 +348,16 @@ async def _record_chunk(
     bulk: LevelBulk,
     chunk: list[LevelObservation],
     known: dict[Key, CurrentRow | None],
+    fresh: Sequence[LevelObservation] = (),
 ) -> tuple[int, int, list[CurrentRow], set[Key]]:
     """One chunk recorded: history rows written, stale observations, the current rows
     written and the keys applied one by one (new, changed, stale, or ``known``: their
-    stored row, None for a new key, came from the watermark instead of the database)."""
+    stored row, None for a new key, came from the watermark instead of the database).
+
+    ``fresh`` are observations of keys the watermark knows to be new, one per key and
+    none of them in ``chunk``: each is its key's first history row and current row, as
+    :func:`_apply` would make them, without the per-key bookkeeping (a first read of a
+    system is millions of them)."""
     single: dict[Key, LevelObservation] = {}
     repeated: dict[Key, list[LevelObservation]] = {}
     for obs in chunk:
@@ -365,8 +385,23 @@ async def _record_chunk(
         loaded = [(row[:4], row) for row in await bulk.load_current(conn, unknown)]
         pending += loaded
         pending += [(key, None) for key in set(unknown) - {key for key, _ in loaded}]
-    history: list[HistoryRow] = []
-    upserts: list[CurrentRow] = []
+    history: list[HistoryRow] = [
+        (o.system, o.sku, o.location, o.state, o.quantity, o.observed_at, o.source)
+        for o in fresh
+    ]
+    upserts: list[CurrentRow] = [
+        (
+            o.system,
+            o.sku,
+            o.location,
+            o.state,
+            o.quantity,
+            o.observed_at,
+            o.changed_at or o.observed_at,
+            o.source,
+        )
+        for o in fresh
+    ]
     stale = 0
     for key, stored in sorted(pending):
         batch = repeated[key] if key in repeated else [single[key]]

@@ -162,6 +162,18 @@ class Probe:
         self.present = self.present[keep]
         self._observations = list(itertools.compress(self._observations, keep.tolist()))
 
+    def first_sight(self) -> Bools:
+        """The observations of keys surely new (their hash is unknown) that are the only
+        observation of their key in the chunk."""
+        new = ~self.present
+        if not new.any():
+            return new
+        ordered = np.sort(self.hashes)
+        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+        if len(repeated):
+            new &= ~np.isin(self.hashes, repeated)
+        return new
+
     def stored(self, system: str) -> dict[tuple[str, str, str, str], Any]:
         """The stored current row, as the ledger's bulk statements return it, of each
         observation's key the watermark knows for sure (None: a new key) — the database

@@ -158,6 +158,23 @@ async def test_an_observation_older_than_the_complete_read_is_stale(ledger: Ledg
     assert (row.quantity, row.observed_at) == (10, at(10))
 
 
+async def test_a_first_read_holding_a_new_key_twice_applies_both_in_time_order(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    # A key the watermark has never seen usually takes a shortcut to its first rows;
+    # seen twice in one batch, it is applied observation by observation: the later,
+    # equal one is no change.
+    batch = [obs(3, 5, sku="SKU-0"), obs(3, 0, sku="SKU-0"), obs(8, 0, sku="SKU-1")]
+    result = await ledger.record_levels(batch, complete=["shopify"])
+    assert result == RecordResult(observed=3, changed=2, stale=0)
+    series = await ledger.level_series("SKU-0", since=at(-60))
+    assert [(r.quantity, r.observed_at) for r in series] == [(3, at(0))]
+    rows = {r.sku: r for r in await ledger.current_levels(skus=["SKU-0", "SKU-1"])}
+    assert (rows["SKU-0"].quantity, rows["SKU-0"].changed_at) == (3, at(0))
+    assert (rows["SKU-1"].quantity, rows["SKU-1"].changed_at) == (8, at(0))
+    assert await history(raw) == 2
+
+
 # -- the watermark never changes what is recorded: against the plain path -----------------
 
 quantities = st.lists(st.integers(min_value=0, max_value=3), min_size=4, max_size=4)

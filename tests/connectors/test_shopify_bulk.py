@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from connectors import ManualClock
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, ResponseError
 from connectors.levels import Level
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.bulk import BulkOperationFailed, BulkOperationRejected
@@ -142,6 +142,25 @@ async def test_levels_stream_before_the_download_has_finished(shop: Shop) -> Non
     rest = [lv async for lv in stream]
     assert download.finished
     assert len(rest) + 1 == 600
+
+
+async def test_a_garbled_line_in_the_result_file_is_a_clear_error(shop: Shop) -> None:
+    shop.stock(300)
+    shop.fake.bulk.page_size = 1
+    shop.fake.bulk.chunk_size = 4096
+    shop.fake.bulk.download_gate = gate = asyncio.Event()
+    connector = shop.connector(use_bulk=True)
+    stream = connector.bulk.levels()
+    await anext(stream)  # the first chunk has arrived; garble a line of a later one
+    [operation] = shop.fake.bulk.operations
+    assert operation.path is not None
+    with operation.path.open("r+b") as fh:
+        fh.seek(10_000)
+        fh.write(b'\n{"id": "gid://shopify/InventoryItem/1", \xff"sku":\n')
+    gate.set()
+    with pytest.raises(ResponseError, match="a bulk result line is not JSON"):
+        async for _ in stream:
+            pass
 
 
 async def test_a_failed_operation_is_a_typed_error_in_health(shop: Shop) -> None:

@@ -290,7 +290,7 @@ class CsvConnector:
                 line = reader.line_num
                 index = self._index(path.name, header)
                 for line, row, last in _with_last(reader, lambda: reader.line_num):
-                    if not any(cell.strip() for cell in row):
+                    if not "".join(row).strip():
                         continue  # blank line
                     if last and not terminated:
                         result.problems.append(

@@ -201,6 +201,7 @@ async def test_empty_cells_and_unknown_units_are_problems(
         b"SKU-1,WH-EAST,1,PALLET,x\r\n"
         b"SKU-1,WH-EAST,1_000,EA,x\r\n"
         b"\r\n"
+        b" , ,\t,,\r\n"  # blank cells only: a blank line too
         b"SKU-2,WH-EAST,-3,EA,x,extra\r\n"
         b"SKU-3,WH-EAST,-3,EA,x\r\n",
         clock,
@@ -214,7 +215,7 @@ async def test_empty_cells_and_unknown_units_are_problems(
         (4, "QTY_ON_HAND '' is not an integer"),
         (5, "unknown unit of measure 'PALLET'"),
         (6, "QTY_ON_HAND '1_000' is not an integer"),
-        (8, "6 cells where the header has 5"),
+        (9, "6 cells where the header has 5"),
     ]
 
 

@@ -386,8 +386,7 @@ async def _record_chunk(
         pending += loaded
         pending += [(key, None) for key in set(unknown) - {key for key, _ in loaded}]
     history: list[HistoryRow] = [
-        (o.system, o.sku, o.location, o.state, o.quantity, o.observed_at, o.source)
-        for o in fresh
+        (o.system, o.sku, o.location, o.state, o.quantity, o.observed_at, o.source) for o in fresh
     ]
     upserts: list[CurrentRow] = [
         (

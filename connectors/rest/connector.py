@@ -103,6 +103,9 @@ class RestConnector:
         elif spec.pagination == "offset":
             params[spec.offset_param] = 0
         largest = 0
+        #: this read's SKU spellings and locations, each worked out once (a SKU is on
+        #: every location's page)
+        seen: _Seen = ({}, {})
         while url is not None:
             response = await self._get(url, params)
             body = _body(response, self.name)
@@ -114,7 +117,7 @@ class RestConnector:
             largest = max(largest, len(items))
             observed = self._clock.now()
             for item in items:
-                level = self._level(item, observed)
+                level = self._level(item, observed, seen)
                 if level is not None:
                     yield level
             url, params = self._next(url, params, response, body, len(items), largest)
@@ -145,14 +148,20 @@ class RestConnector:
             return url, {**params, spec.offset_param: int(params[spec.offset_param]) + count}
         return url, {**params, spec.page_param: int(params[spec.page_param]) + 1}
 
-    def _level(self, item: Any, observed: datetime) -> Level | None:
+    def _level(self, item: Any, observed: datetime, seen: _Seen) -> Level | None:
         f = self._fields
         raw_sku, raw_location = dig(item, f.sku), dig(item, f.location)
         if raw_sku in (None, "") or raw_location in (None, ""):
             return None
-        sku = self._mapping.normalize_sku(str(raw_sku))
-        self._raw_skus.setdefault(sku, set()).add(str(raw_sku))
-        pack = self._mapping.pack_size(self.name, sku)
+        skus, places = seen
+        raw = str(raw_sku)
+        spelled = skus.get(raw)
+        if spelled is None:
+            sku = self._mapping.normalize_sku(raw)
+            self._raw_skus.setdefault(sku, set()).add(raw)
+            pack = self._mapping.pack_size(self.name, sku)
+            spelled = skus[raw] = (sku, pack, sku if sku == raw_sku else raw)
+        sku, pack, own_sku = spelled
         quantities: dict[str, int] = {}
         for state, path in f.quantities.items():
             value = dig(item, path)
@@ -162,16 +171,24 @@ class RestConnector:
                 quantities[state] = to_units(int(value), pack)
             except (TypeError, ValueError):
                 continue
-        location = sys.intern(str(raw_location))  # a few locations, a million levels
+        location = str(raw_location)
+        place = places.get(location)
+        if place is None:
+            location = sys.intern(location)  # a few locations, a million levels
+            place = places[location] = (
+                location,
+                self._mapping.location_key(self.name, location) or location,
+            )
+        location, key = place
         changed = _time(dig(item, f.updated_at)) if f.updated_at else None
         return Level(
             system=self.name,
             sku=sku,
-            location=self._mapping.location_key(self.name, location) or location,
+            location=key,
             quantities=quantities,
             observed_at=observed,
             changed_at=changed,
-            refs={"location_id": location, "sku": sku if sku == raw_sku else str(raw_sku)},
+            refs={"location_id": location, "sku": own_sku},
         )
 
     async def write_levels(self, writes: Sequence[LevelWrite]) -> list[WriteOutcome]:
@@ -221,6 +238,11 @@ class RestConnector:
                 write, "failed", error=f"HTTP {response.status_code}: {_maybe_json(response)}"
             )
         return WriteOutcome(write, "applied", before=write.expected, after=write.quantity)
+
+
+#: one read's SKU spellings -> (SKU, pack size, the system's spelling), and its
+#: locations -> (the id interned, the location key)
+_Seen = tuple[dict[str, tuple[str, int, str]], dict[str, tuple[str, str]]]
 
 
 def _body(response: httpx.Response, system: str) -> Any:

@@ -415,10 +415,14 @@ async def _record_chunk(
 
 
 def _check(obs: LevelObservation) -> None:
-    if obs.observed_at.tzinfo is None or (
-        obs.changed_at is not None and obs.changed_at.tzinfo is None
+    observed, changed = obs.observed_at, obs.changed_at
+    if not (isinstance(observed, datetime) and observed.tzinfo is not None) or (
+        changed is not None and not (isinstance(changed, datetime) and changed.tzinfo is not None)
     ):
-        raise InvalidArgument(f"naive datetime in observation {obs!r}")
+        raise InvalidArgument(
+            f"naive datetime or no datetime in observation {obs!r}: observed_at (and "
+            "changed_at, when given) must be timezone-aware datetimes"
+        )
     if not isinstance(obs.quantity, int):
         raise InvalidArgument(f"quantity must be an int in observation {obs!r}")
 

@@ -63,12 +63,14 @@ async def read_all(
 
 def observations(levels: Iterable[Level]) -> Iterable[LevelObservation]:
     """One ledger observation per level and state."""
-    make = LevelObservation
+    # tuple.__new__ skips the named tuple's Python-level __new__: a full read makes
+    # millions of observations (fields in LevelObservation's order)
+    new, cls = tuple.__new__, LevelObservation
     for level in levels:
         system, sku, location = level.system, level.sku, level.location
-        observed_at, source, changed_at = level.observed_at, level.source, level.changed_at
+        observed_at, source, changed = level.observed_at, level.source, level.changed_at
         for state, quantity in level.quantities.items():
-            yield make(system, sku, location, state, quantity, observed_at, source, changed_at)
+            yield new(cls, (system, sku, location, state, quantity, observed_at, source, changed))
 
 
 def with_bundles(skus: Iterable[str], rules: DiffRules) -> list[str]:

@@ -145,6 +145,26 @@ async def test_naive_times_are_refused(ledger: Ledger) -> None:
     assert await ledger.current_levels("SKU-1") == []
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"changed_at": T0.replace(tzinfo=None)}, "naive datetime"),
+        ({"observed_at": None}, "no datetime"),
+        ({"observed_at": "2026-11-02T09:00:00+00:00"}, "no datetime"),
+        ({"quantity": 2.5}, "quantity must be an int"),
+        ({"quantity": "7"}, "quantity must be an int"),
+    ],
+)
+async def test_one_bad_observation_in_a_large_batch_is_named_and_nothing_is_written(
+    ledger: Ledger, bad: dict[str, object], message: str
+) -> None:
+    good = [obs(n % 9, 0, sku=f"SKU-{n}", system="erp") for n in range(3_000)]
+    culprit = good[1_234]._replace(**bad)
+    with pytest.raises(InvalidArgument, match=message):
+        await ledger.record_levels([*good[:1_234], culprit, *good[1_235:]], complete=["erp"])
+    assert await ledger.current_levels() == []
+
+
 async def test_a_realistic_bulk_batch_records_changes_only(
     ledger: Ledger, raw: AsyncEngine
 ) -> None:

@@ -24,6 +24,7 @@ from bench.worker import MODULES
 FULL_RUNS = {
     "B1": 1,
     "B1PG": 1,
+    "B1F": 1,
     "B2": 1,
     "B3": 3,
     "B4": 1,

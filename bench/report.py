@@ -65,6 +65,12 @@ NOTES = """\
   remove costs of the fakes only: the bulk operation completes as soon as it is polled,
   and the fake WMS keeps its levels sorted between pages (it sorts the whole table per
   request). The product still waits its first bulk poll interval (1 s).
+- **B1F** the floor under B1's first run on SQLite: B1's 6.5 million current rows and
+  6.5 million history rows (13 keys per SKU × location) written into the ledger's own
+  schema by the standard library's `sqlite3` alone (`executemany`, 20,000 rows a
+  transaction, WAL, `synchronous=NORMAL`), rows built before the clock starts. No
+  Driftwatch code runs while it is timed: above B1's 20 s target, it shows that no code
+  change meets that target while the schema holds one row per state and key.
 - **B2** `monitors.drift.diff` on Level objects built before the clock starts. Baseline:
   a polars full outer join of the three systems' rows on (sku, location) computing each
   gap to the truth (loading included; polars uses every core, the engine one); a Python

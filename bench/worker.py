@@ -17,6 +17,7 @@ from bench._common import Outcome
 MODULES = {
     "B1": "bench.b1_reconcile",
     "B1PG": "bench.b1_postgres",
+    "B1F": "bench.b1_floor",
     "B2": "bench.b2_engine",
     "B3": "bench.b3_shopify",
     "B4": "bench.b4_slack",

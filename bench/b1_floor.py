@@ -1,0 +1,152 @@
+"""B1F, the floor under B1's first run on SQLite: what SQLite alone costs to write B1's
+rows into the ledger's schema, with no Driftwatch code running while the clock does.
+
+B1's first full reconciliation records every key new: one ``level_current`` row and one
+``level_history`` row per key, 13 keys per SKU × location (Shopify's 8 states, the WMS's
+4, the ERP's 1): 6.5 million of each at 100,000 SKUs × 5 locations. Here the same
+number of rows, in the same key order and shape (catalog SKUs, location keys, the ISO
+text :class:`ledger.types.UTCDateTime` stores), go into a database made by the ledger's
+own migrations, with the standard library's ``sqlite3``: ``executemany`` in chunks of
+20,000 rows (the ledger's chunk), one transaction each, WAL and ``synchronous=NORMAL`` as
+:mod:`ledger.engine` sets them. ``level_current`` first (its primary key is its one
+index), then ``level_history`` (two indexes). The rows are built before the clock starts.
+
+If the floor is above B1's target, no change to Driftwatch's code can meet the target
+with this schema: that is the limit to name.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import catalog
+from bench._common import Check, Outcome, cpu_seconds
+from ledger import Ledger
+from ledger.levels import CHUNK
+
+#: states per system as B1 reads them (the fakes' Shopify, WMS and ERP)
+STATES = {
+    "shopify": (
+        "available",
+        "committed",
+        "on_hand",
+        "reserved",
+        "damaged",
+        "safety_stock",
+        "quality_control",
+        "incoming",
+    ),
+    "wms": ("available", "committed", "on_hand", "damaged"),
+    "erp": ("on_hand",),
+}
+OBSERVED_AT = "2026-11-02 09:00:00.000000"
+#: B1's first-run target (product CPU, seconds)
+TARGET = 20.0
+
+
+@dataclass(frozen=True)
+class Size:
+    skus: int
+    locations: int = 5
+
+
+FULL = Size(100_000)
+QUICK = Size(6_000)
+
+Row = tuple[str, str, str, str, int, str, str, str]
+
+
+def rows(size: Size) -> Iterator[Row]:
+    """B1's keys, system by system, SKU by SKU, as a first read records them."""
+    for system, states in STATES.items():
+        source = "csv" if system == "erp" else "poll"
+        for i in range(size.skus):
+            sku = catalog.sku(i)
+            for j in range(size.locations):
+                location = catalog.location_key(j)
+                q = catalog.base_quantity(i, j)
+                for state in states:
+                    yield (system, sku, location, state, q, OBSERVED_AT, OBSERVED_AT, source)
+
+
+def _chunks(all_rows: list[Row]) -> Iterator[list[Row]]:
+    for start in range(0, len(all_rows), CHUNK):
+        yield all_rows[start : start + CHUNK]
+
+
+def write(path: Path, all_rows: list[Row], history: list[tuple[object, ...]]) -> dict[str, float]:
+    """CPU seconds of writing the current rows, then the history rows."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    figures: dict[str, float] = {}
+    try:
+        before = cpu_seconds()
+        for chunk in _chunks(all_rows):
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT INTO level_current (system, sku, location, state, quantity, "
+                "observed_at, changed_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                chunk,
+            )
+            conn.execute("COMMIT")
+        middle = cpu_seconds()
+        for start in range(0, len(history), CHUNK):
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT INTO level_history (system, sku, location, state, quantity, "
+                "observed_at, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                history[start : start + CHUNK],
+            )
+            conn.execute("COMMIT")
+        after = cpu_seconds()
+    finally:
+        conn.close()
+    figures["current_cpu_s"] = middle - before
+    figures["history_cpu_s"] = after - middle
+    return figures
+
+
+async def run(size: Size) -> Outcome:
+    out = Outcome()
+    all_rows = list(rows(size))
+    history = [(*r[:6], r[7]) for r in all_rows]
+    with tempfile.TemporaryDirectory(prefix="bench-b1f-") as tmp:
+        path = Path(tmp) / "floor.db"
+        async with Ledger.from_url(f"sqlite:///{path}") as ledger:
+            await ledger.upgrade()
+        wall = time.perf_counter()
+        figures = write(path, all_rows, history)
+        wall = time.perf_counter() - wall
+    total = figures["current_cpu_s"] + figures["history_cpu_s"]
+    out.facts.update(
+        {
+            "size": f"{size.skus:,} SKUs × {size.locations} locations",
+            "rows_per_table": len(all_rows),
+            "current_cpu_s": round(figures["current_cpu_s"], 2),
+            "history_cpu_s": round(figures["history_cpu_s"], 2),
+            "total_cpu_s": round(total, 2),
+            "wall_s": round(wall, 2),
+            "current_us_per_row": round(figures["current_cpu_s"] / len(all_rows) * 1e6, 2),
+            "history_us_per_row": round(figures["history_cpu_s"] / len(all_rows) * 1e6, 2),
+        }
+    )
+    out.checks.append(
+        Check(
+            "B1F SQLite alone writing B1's first-run rows (current + history), CPU",
+            total,
+            "s",
+            "<=",
+            TARGET,
+        )
+    )
+    return out
+
+
+async def bench(quick: bool) -> Outcome:
+    return await run(QUICK if quick else FULL)

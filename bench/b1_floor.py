@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +79,9 @@ def _chunks(all_rows: list[Row]) -> Iterator[list[Row]]:
         yield all_rows[start : start + CHUNK]
 
 
-def write(path: Path, all_rows: list[Row], history: list[tuple[object, ...]]) -> dict[str, float]:
+def write(
+    path: Path, all_rows: list[Row], history: Sequence[tuple[object, ...]]
+) -> dict[str, float]:
     """CPU seconds of writing the current rows, then the history rows."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")

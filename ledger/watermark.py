@@ -171,12 +171,10 @@ class Probe:
         """The observations of keys surely new (their hash is unknown) that are the only
         observation of their key in the chunk."""
         new = ~self.present
-        if not new.any():
-            return new
-        ordered = np.sort(self.hashes)
-        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-        if len(repeated):
-            new &= ~np.isin(self.hashes, repeated)
+        if new.any():
+            repeated = _repeated(self.hashes)
+            if len(repeated):
+                new &= ~np.isin(self.hashes, repeated)
         return new
 
     def stored(self, system: str) -> dict[tuple[str, str, str, str], Any]:
@@ -221,8 +219,7 @@ class Probe:
         source = np.fromiter(
             map(ids.get, map(attrgetter("source"), obs), itertools.repeat(-1)), np.int32, n
         )
-        ordered = np.sort(self.hashes)
-        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+        repeated = _repeated(self.hashes)
         stored_at = np.maximum(m.observed[at], m.confirmed)
         same: Bools = (
             self.found
@@ -235,6 +232,14 @@ class Probe:
         if len(repeated):
             same &= ~np.isin(self.hashes, repeated)
         return same
+
+
+def _repeated(hashes: I64) -> I64:
+    """The hashes found more than once in ``hashes`` (sorted, each repeated as often as it
+    repeats, less one)."""
+    ordered = np.sort(hashes)
+    repeated: I64 = ordered[1:][ordered[1:] == ordered[:-1]]
+    return repeated
 
 
 @dataclass

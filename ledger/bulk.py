@@ -4,7 +4,10 @@ A poll can bring hundreds of thousands of observations, so :mod:`ledger.levels` 
 and writes them here in large chunks: each chunk of keys or rows travels as ONE JSON
 array parameter and is expanded server-side (``json_array_elements`` on PostgreSQL,
 ``json_each`` on SQLite), so a chunk costs one statement, and the encoding is a single
-C-speed ``json.dumps`` rather than per-row parameter processing.
+C-speed ``json.dumps`` rather than per-row parameter processing. SQLite's inserts are
+the exception: there ``executemany`` binds the rows in C, and SQLite parses no JSON
+(a first read of 100,000 SKUs writes 6.5 million rows to each table; the JSON form took
+about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16).
 
 Rows are tuples in column order: history ``(system, sku, location, state, quantity,
 observed_at, source)``, current ``(system, sku, location, state, quantity, observed_at,
@@ -58,8 +61,12 @@ class LevelBulk:
         time_to_text: Callable[[datetime], str],
         time_from_db: Callable[[str | datetime], datetime],
         same: str,
+        placeholder: str | None = None,
     ) -> None:
+        """``placeholder``: the driver's parameter marker, when inserts go row by row
+        through ``executemany`` (else they go as one JSON array)."""
         self._time_to_text = time_to_text
+        self._many = placeholder is not None
         self._time_from_db = time_from_db
 
         def select(names: Sequence[str], types: Sequence[str]) -> str:
@@ -92,15 +99,24 @@ class LevelBulk:
             f"INSERT INTO level_history ({', '.join(_HISTORY)}) {select(_HISTORY, history_types)}"
         )
         current_types = (*text4, "integer", "timestamptz", "timestamptz", "text")
-        # "WHERE true" lets SQLite parse ON CONFLICT after INSERT ... SELECT.
-        self._upsert = (
-            f"INSERT INTO level_current ({', '.join(_CURRENT)}) "
-            f"{select(_CURRENT, current_types)} WHERE true "
+        on_conflict = (
             "ON CONFLICT (system, sku, location, state) DO UPDATE SET "
             "quantity = excluded.quantity, observed_at = excluded.observed_at, "
             "changed_at = excluded.changed_at, source = excluded.source, absent = false "
             "WHERE level_current.observed_at <= excluded.observed_at"
         )
+        # "WHERE true" lets SQLite parse ON CONFLICT after INSERT ... SELECT.
+        self._upsert = (
+            f"INSERT INTO level_current ({', '.join(_CURRENT)}) "
+            f"{select(_CURRENT, current_types)} WHERE true {on_conflict}"
+        )
+        if placeholder is not None:
+            marks = ", ".join([placeholder] * len(_HISTORY))
+            self._history = f"INSERT INTO level_history ({', '.join(_HISTORY)}) VALUES ({marks})"
+            marks = ", ".join([placeholder] * len(_CURRENT))
+            self._upsert = (
+                f"INSERT INTO level_current ({', '.join(_CURRENT)}) VALUES ({marks}) {on_conflict}"
+            )
         # An observation that brings nothing new: same quantity and source, and either
         # no changed_at or the stored one; its row needs at most a later observed_at.
         incoming = f"({select(_CURRENT, current_types)})"
@@ -189,14 +205,14 @@ class LevelBulk:
         if rows:
             text = self._time_to_text
             data = [(*r[:5], text(r[5]), r[6]) for r in rows]
-            await conn.exec_driver_sql(self._history, (json.dumps(data),))
+            await conn.exec_driver_sql(self._history, data if self._many else (json.dumps(data),))
 
     async def upsert_current(self, conn: AsyncConnection, rows: Sequence[CurrentRow]) -> None:
         """Insert or update current rows, never replacing a newer ``observed_at``."""
         if rows:
             text = self._time_to_text
             data = [(*r[:5], text(r[5]), text(r[6]) if r[6] else None, r[7]) for r in rows]
-            await conn.exec_driver_sql(self._upsert, (json.dumps(data),))
+            await conn.exec_driver_sql(self._upsert, data if self._many else (json.dumps(data),))
 
 
 def _join(left: str, right: str) -> str:
@@ -234,6 +250,7 @@ _SQLITE = LevelBulk(
     time_to_text=sqlite_text,
     time_from_db=_sqlite_time,
     same="IS",
+    placeholder="?",
 )
 
 

@@ -21,11 +21,11 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench import catalog
 from bench._common import Check, Outcome, cpu_seconds
+from bench.b1_reconcile import FULL, QUICK, Size
 from ledger import Ledger
 from ledger.levels import CHUNK
 
@@ -48,15 +48,6 @@ OBSERVED_AT = "2026-11-02 09:00:00.000000"
 #: B1's first-run target (product CPU, seconds)
 TARGET = 20.0
 
-
-@dataclass(frozen=True)
-class Size:
-    skus: int
-    locations: int = 5
-
-
-FULL = Size(100_000)
-QUICK = Size(6_000)
 
 Row = tuple[str, str, str, str, int, str, str, str]
 

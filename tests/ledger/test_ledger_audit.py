@@ -80,17 +80,21 @@ async def test_postgresql_also_refuses_truncate(ledger: Ledger, raw: AsyncEngine
     assert await scalar(raw, "SELECT count(*) FROM audit_log") == 1
 
 
+#: one request's worth of what Slack can send: a NUL, lone surrogates, an empty actor
+#: (the ledger refuses it), a NaN
+HOSTILE_ENTRIES = [
+    ("U_ALICE", "slack.command", "command:/drift", {"text": "TEE-BLK-M"}, T0),
+    ("U_BOB", "slack.command", "command:/drift", {"text": "TEE\u0000NUL"}, T0),
+    ("U_CAROL", "slack.action", "incident:\ud800", {"value": "\udcff"}, T0),
+    ("", "slack.command", "command:/drift", None, T0),
+    ("U_DAN", "slack.command", "command:/drift", {"n": float("nan")}, T0),
+]
+
+
 async def test_unrelated_entries_succeed_or_fail_each_on_its_own(
     ledger: Ledger, raw: AsyncEngine
 ) -> None:
-    entries = [
-        ("U_ALICE", "slack.command", "command:/drift", {"text": "TEE-BLK-M"}, T0),
-        ("U_BOB", "slack.command", "command:/drift", {"text": "TEE\u0000NUL"}, T0),
-        ("U_CAROL", "slack.action", "incident:\ud800", {"value": "\udcff"}, T0),
-        ("", "slack.command", "command:/drift", None, T0),  # the ledger refuses it
-        ("U_DAN", "slack.command", "command:/drift", {"n": float("nan")}, T0),
-    ]
-    results = await ledger.append_audit_each(entries)
+    results = await ledger.append_audit_each(HOSTILE_ENTRIES)
     assert isinstance(results[3], InvalidArgument)
     written = [r for r in results if not isinstance(r, Exception)]
     assert [e.actor for e in written] == ["U_ALICE", "U_BOB", "U_CAROL", "U_DAN"]
@@ -103,21 +107,16 @@ async def test_unrelated_entries_succeed_or_fail_each_on_its_own(
 async def test_written_without_reading_back_each_entry_still_succeeds_or_fails_alone(
     ledger: Ledger, raw: AsyncEngine
 ) -> None:
-    entries = [
-        ("U_ALICE", "slack.command", "command:/drift", {"text": "TEE-BLK-M"}, T0),
-        ("U_BOB", "slack.command", "command:/drift", {"text": "TEE\u0000NUL"}, T0),
-        ("", "slack.command", "command:/drift", None, T0),  # the ledger refuses it
-        ("U_DAN", "slack.command", "command:/drift", {"n": float("nan")}, T0),
-    ]
-    results = await ledger.write_audit_each(entries)
-    assert [type(r) for r in results] == [type(None), type(None), InvalidArgument, type(None)]
+    results = await ledger.write_audit_each(HOSTILE_ENTRIES)
+    assert [type(r) for r in results] == [*[type(None)] * 3, InvalidArgument, type(None)]
     written = sorted(await ledger.list_audit(), key=lambda e: e.id)
-    assert [(e.actor, e.detail) for e in written] == [
-        ("U_ALICE", {"text": "TEE-BLK-M"}),
-        ("U_BOB", {"text": "TEE\ufffdNUL"}),
-        ("U_DAN", {"n": "nan"}),
+    assert [(e.actor, e.subject, e.detail) for e in written] == [
+        ("U_ALICE", "command:/drift", {"text": "TEE-BLK-M"}),
+        ("U_BOB", "command:/drift", {"text": "TEE\ufffdNUL"}),
+        ("U_CAROL", "incident:\ufffd", {"value": "\ufffd"}),
+        ("U_DAN", "command:/drift", {"n": "nan"}),
     ]
-    assert await scalar(raw, "SELECT count(*) FROM audit_log") == 3
+    assert await scalar(raw, "SELECT count(*) FROM audit_log") == 4
 
 
 async def test_an_entry_the_database_refuses_is_written_without_its_detail(

@@ -95,9 +95,6 @@ class LevelBulk:
             f"WHERE {_join('c', 'k')} AND r.system = c.system"
         )
         history_types = (*text4, "integer", "timestamptz", "text")
-        self._history = (
-            f"INSERT INTO level_history ({', '.join(_HISTORY)}) {select(_HISTORY, history_types)}"
-        )
         current_types = (*text4, "integer", "timestamptz", "timestamptz", "text")
         on_conflict = (
             "ON CONFLICT (system, sku, location, state) DO UPDATE SET "
@@ -105,18 +102,17 @@ class LevelBulk:
             "changed_at = excluded.changed_at, source = excluded.source, absent = false "
             "WHERE level_current.observed_at <= excluded.observed_at"
         )
-        # "WHERE true" lets SQLite parse ON CONFLICT after INSERT ... SELECT.
+        if placeholder is None:  # rows as one JSON array
+            history_rows = select(_HISTORY, history_types)
+            # "WHERE true" lets SQLite parse ON CONFLICT after INSERT ... SELECT.
+            current_rows = f"{select(_CURRENT, current_types)} WHERE true"
+        else:  # one row of parameters, for executemany
+            history_rows = f"VALUES ({', '.join([placeholder] * len(_HISTORY))})"
+            current_rows = f"VALUES ({', '.join([placeholder] * len(_CURRENT))})"
+        self._history = f"INSERT INTO level_history ({', '.join(_HISTORY)}) {history_rows}"
         self._upsert = (
-            f"INSERT INTO level_current ({', '.join(_CURRENT)}) "
-            f"{select(_CURRENT, current_types)} WHERE true {on_conflict}"
+            f"INSERT INTO level_current ({', '.join(_CURRENT)}) {current_rows} {on_conflict}"
         )
-        if placeholder is not None:
-            marks = ", ".join([placeholder] * len(_HISTORY))
-            self._history = f"INSERT INTO level_history ({', '.join(_HISTORY)}) VALUES ({marks})"
-            marks = ", ".join([placeholder] * len(_CURRENT))
-            self._upsert = (
-                f"INSERT INTO level_current ({', '.join(_CURRENT)}) VALUES ({marks}) {on_conflict}"
-            )
         # An observation that brings nothing new: same quantity and source, and either
         # no changed_at or the stored one; its row needs at most a later observed_at.
         incoming = f"({select(_CURRENT, current_types)})"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import Generic, TypeVar, overload
 
 #: Inventory states Driftwatch knows. Shopify's identity holds between them:
 #: on_hand = available + committed + reserved + damaged + safety_stock + quality_control;
@@ -20,6 +22,112 @@ STATES: tuple[str, ...] = (
     "quality_control",
     "incoming",
 )
+
+
+V = TypeVar("V")
+D = TypeVar("D")
+
+
+class TupleMap(Mapping[str, V], Generic[V]):
+    """A read-only mapping held as two tuples: its keys, one tuple shared by every map
+    with the same keys, and its values.
+
+    A full read holds millions of levels, each with its quantities and references. As
+    dicts they cost 184 to 272 bytes each; as a TupleMap, 48 bytes and a tuple of the
+    values (BENCHMARKS.md, issue 16). A lookup walks a handful of keys at C speed.
+    Build one with :func:`tuple_map`, which shares the key tuples.
+    """
+
+    __slots__ = ("_keys", "_values")
+
+    def __init__(self, keys: tuple[str, ...], values: tuple[V, ...]) -> None:
+        if len(keys) != len(values):
+            raise ValueError(f"{len(keys)} keys for {len(values)} values")
+        self._keys, self._values = keys, values
+
+    def __getitem__(self, key: str) -> V:
+        try:
+            return self._values[self._keys.index(key)]
+        except ValueError:
+            raise KeyError(key) from None
+
+    @overload
+    def get(self, key: str, /) -> V | None: ...
+    @overload
+    def get(self, key: str, /, default: V | D) -> V | D: ...
+    def get(self, key: str, /, default: object = None) -> object:
+        keys = self._keys
+        return self._values[keys.index(key)] if key in keys else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def items(self) -> ItemsView[str, V]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[V]:
+        return _Values(self)
+
+    def __repr__(self) -> str:
+        return f"TupleMap({dict(zip(self._keys, self._values, strict=True))!r})"
+
+
+class _Items(ItemsView[str, V]):
+    __slots__ = ()
+    _mapping: TupleMap[V]
+
+    def __iter__(self) -> Iterator[tuple[str, V]]:
+        m = self._mapping
+        return zip(m._keys, m._values)  # noqa: B905 (equal lengths: TupleMap's invariant)
+
+
+class _Values(ValuesView[V]):
+    __slots__ = ()
+    _mapping: TupleMap[V]
+
+    def __iter__(self) -> Iterator[V]:
+        return iter(self._mapping._values)
+
+
+#: key tuples seen, each kept once (interned names), for every TupleMap to share
+_SHARED_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
+#: past this many distinct key tuples, new ones are no longer shared (bounds the table
+#: whatever the systems report)
+_SHARED_LIMIT = 4096
+
+
+def tuple_map(keys: Iterable[str], values: Iterable[V]) -> TupleMap[V]:
+    """A :class:`TupleMap` of ``keys`` and ``values`` (taken pairwise, equal in number).
+    A key that is not a string is made one (keys come from outside); a key given twice
+    keeps its last value, as in a dict."""
+    names, held = tuple(keys), tuple(values)
+    shared = _SHARED_KEYS.get(names)  # a hit is all strings: nothing else equals one
+    if shared is None:
+        shared, held = _shared(names, held)
+    return TupleMap(shared, held)
+
+
+def _shared(
+    names: tuple[object, ...], held: tuple[V, ...]
+) -> tuple[tuple[str, ...], tuple[V, ...]]:
+    keys = tuple(map(str, names))
+    if len(keys) != len(held):
+        raise ValueError(f"{len(keys)} keys for {len(held)} values")
+    if len(set(keys)) != len(keys):
+        pairs = dict(zip(keys, held, strict=True))
+        keys, held = tuple(pairs), tuple(pairs.values())
+    shared = _SHARED_KEYS.get(keys)
+    if shared is None:
+        shared = tuple(map(sys.intern, keys))
+        if len(_SHARED_KEYS) < _SHARED_LIMIT:
+            shared = _SHARED_KEYS.setdefault(shared, shared)
+    return shared, held
 
 
 #: the flags of a level that has none, shared (a full read holds millions of levels)

@@ -55,7 +55,7 @@ from typing import TypeAlias
 from connectors.clock import Clock
 from connectors.errors import ConnectorError, WriteRejected
 from connectors.health import Health
-from connectors.levels import Level, LevelWrite, WriteOutcome
+from connectors.levels import Level, LevelWrite, TupleMap, WriteOutcome, tuple_map
 from connectors.normalize import Mapping, to_units
 
 __all__ = [
@@ -78,6 +78,8 @@ _INTEGER = re.compile(r"[+-]?\d+")
 _CARTON = re.compile(r"(?:CS|CT|PK|BX)(\d+)")
 _EACH = frozenset({"EA", "EACH", "PC", "PCS", "UNIT", "UN"})
 _SHOWN = 40  # characters of a bad cell quoted in a problem message
+#: the keys of every level's refs
+_REFS = ("file", "location_id", "sku")
 
 
 def default_uom_units(code: str) -> int:
@@ -379,12 +381,12 @@ class CsvConnector:
         if not sku:
             raise _BadRow(f"{c.sku} {_shown(raw_sku)} normalizes to nothing")
         pack = self._units_per_count(row, index, sku)
-        quantities: dict[str, int] = {}
-        for state, column in c.quantities.items():
+        counts: list[int] = []
+        for column in c.quantities.values():
             cell = row[index[column]].strip()
             if not _INTEGER.fullmatch(cell):
                 raise _BadRow(f"{column} {_shown(cell)} is not an integer")
-            quantities[state] = to_units(int(cell), pack)
+            counts.append(to_units(int(cell), pack))
         observed = file_time
         if c.observed_at:
             observed = _parse_time(row[index[c.observed_at]], c.observed_at)
@@ -392,13 +394,17 @@ class CsvConnector:
             system=self.name,
             sku=sku,
             location=self._mapping.location_key(self.name, raw_location) or raw_location,
-            quantities=quantities,
+            # compact: a file holds up to millions of rows
+            quantities=tuple_map(c.quantities, counts),
             observed_at=observed,
-            refs={
-                "file": file,
-                "location_id": sys.intern(raw_location),  # a few locations, many rows
-                "sku": sku if sku == raw_sku else raw_sku,
-            },
+            refs=TupleMap(
+                _REFS,
+                (
+                    file,
+                    sys.intern(raw_location),  # a few locations, many rows
+                    sku if sku == raw_sku else raw_sku,
+                ),
+            ),
         )
 
     def _units_per_count(self, row: list[str], index: dict[str, int], sku: str) -> int:

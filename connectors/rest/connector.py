@@ -16,7 +16,7 @@ from connectors.clock import Clock
 from connectors.errors import ResponseError, WriteRejected
 from connectors.health import Health
 from connectors.http import RetryPolicy, send
-from connectors.levels import Level, LevelWrite, WriteOutcome
+from connectors.levels import Level, LevelWrite, TupleMap, WriteOutcome, tuple_map
 from connectors.normalize import Mapping, from_units, to_units
 from connectors.rest.spec import FieldSpec, ListSpec, WriteSpec, dig
 
@@ -162,15 +162,17 @@ class RestConnector:
             pack = self._mapping.pack_size(self.name, sku)
             spelled = skus[raw] = (sku, pack, sku if sku == raw_sku else raw)
         sku, pack, own_sku = spelled
-        quantities: dict[str, int] = {}
+        states: list[str] = []
+        counts: list[int] = []
         for state, path in f.quantities.items():
             value = dig(item, path)
             if isinstance(value, bool) or value is None:
                 continue
             try:
-                quantities[state] = to_units(int(value), pack)
+                counts.append(to_units(int(value), pack))
             except (TypeError, ValueError):
                 continue
+            states.append(state)
         location = str(raw_location)
         place = places.get(location)
         if place is None:
@@ -185,10 +187,10 @@ class RestConnector:
             system=self.name,
             sku=sku,
             location=key,
-            quantities=quantities,
+            quantities=tuple_map(states, counts),  # compact: a read holds millions
             observed_at=observed,
             changed_at=changed,
-            refs={"location_id": location, "sku": own_sku},
+            refs=TupleMap(_REFS, (location, own_sku)),
         )
 
     async def write_levels(self, writes: Sequence[LevelWrite]) -> list[WriteOutcome]:
@@ -242,6 +244,8 @@ class RestConnector:
 
 #: one read's SKU spellings -> (SKU, pack size, the system's spelling), and its
 #: locations -> (the id interned, the location key)
+#: the keys of every level's refs
+_REFS = ("location_id", "sku")
 _Seen = tuple[dict[str, tuple[str, int, str]], dict[str, tuple[str, str]]]
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connectors.levels import Level
+from connectors.levels import Level, TupleMap, tuple_map
 from connectors.normalize import Mapping as SkuMapping
 from connectors.normalize import to_units
 
@@ -28,6 +28,9 @@ class ItemFacts:
     flags: Mapping[str, str | bool]
     #: the SKU as Shopify spells it (searches must use this spelling)
     raw_sku: str = ""
+
+
+_REFS = ("inventory_item_id", "location_id", "sku")
 
 
 def item_facts(node: Mapping[str, Any], *, system: str, mapping: SkuMapping) -> ItemFacts | None:
@@ -54,24 +57,24 @@ def level_of(
     """One ``InventoryLevel`` (with ``location { id }`` and ``quantities``) as a Level."""
     location_gid = sys.intern(str(level["location"]["id"]))  # a few locations, many levels
     location = mapping.location_key(system, location_gid) or location_gid
-    # the state names interned: JSON gives every level eight strings of its own
-    quantities = {
-        sys.intern(str(q["name"])): to_units(int(q["quantity"]), facts.pack)
-        for q in level.get("quantities") or []
-        if q.get("quantity") is not None
-    }
+    quantities = level.get("quantities") or []
+    # two passes, not a dict built per level: a full read holds millions of levels
+    names = [q["name"] for q in quantities]
+    counts = [q.get("quantity") for q in quantities]
+    if None in counts:  # a state the level does not report
+        names = [n for n, c in zip(names, counts, strict=True) if c is not None]
+        counts = [c for c in counts if c is not None]
+    pack = facts.pack
+    units = map(int, counts) if pack == 1 else (to_units(int(c), pack) for c in counts)
     return Level(
         system=system,
         sku=facts.sku,
         location=location,
-        quantities=quantities,
+        # compact, its state names shared: a full read holds millions of levels
+        quantities=tuple_map(names, units),
         observed_at=observed_at,
         changed_at=parse_time(level.get("updatedAt")),
-        refs={
-            "inventory_item_id": facts.item_id,
-            "location_id": location_gid,
-            "sku": facts.raw_sku or facts.sku,
-        },
+        refs=TupleMap(_REFS, (facts.item_id, location_gid, facts.raw_sku or facts.sku)),
         flags=facts.flags,
     )
 

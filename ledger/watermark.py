@@ -242,13 +242,52 @@ def _repeated(hashes: I64) -> I64:
     return repeated
 
 
+class _Column:
+    """A numpy array filled in place, its capacity doubled as it grows: a batch's
+    millions of rows are one large allocation, which the OS takes back when it is freed,
+    not thousands of small ones left in the heap (the peak memory of a first read)."""
+
+    __slots__ = ("data", "size")
+
+    def __init__(self, dtype: type[np.generic]) -> None:
+        self.data: npt.NDArray[Any] = np.empty(0, dtype)
+        self.size = 0
+
+    def extend(self, values: npt.NDArray[Any]) -> None:
+        end = self.size + len(values)
+        if end > len(self.data):
+            grown = np.empty(max(end, 2 * len(self.data), 1024), self.data.dtype)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size : end] = values
+        self.size = end
+
+    def take(self) -> npt.NDArray[Any]:
+        """What was added, leaving the column empty."""
+        data = self.data[: self.size]
+        self.data, self.size = np.empty(0, self.data.dtype), 0
+        return data
+
+
+#: the columns of :class:`Marks` that current rows written set
+_VALUES = ("quantity", "observed", "changed", "source")
+
+
 @dataclass
 class Changes:
     """What one batch did to one system's keys, applied to its :class:`Marks` only
     once the batch's transaction committed."""
 
-    #: current rows written, per chunk: hashes, quantity, observed, changed, source ids
-    written: list[tuple[I64, I64, I64, I64, npt.NDArray[np.int32]]] = field(default_factory=list)
+    #: current rows written, in the order written: hashes, then :data:`_VALUES`
+    written: dict[str, _Column] = field(
+        default_factory=lambda: {
+            "keys": _Column(np.int64),
+            "quantity": _Column(np.int64),
+            "observed": _Column(np.int64),
+            "changed": _Column(np.int64),
+            "source": _Column(np.int32),
+        }
+    )
     #: positions of known keys the database refreshed (same value, later observed_at)
     refreshed_at: list[I64] = field(default_factory=list)
     refreshed_observed: list[I64] = field(default_factory=list)
@@ -264,18 +303,16 @@ class Changes:
             return
         n = len(rows)
         ids = {name: marks.source_id(name) for name in set(map(itemgetter(6), rows))}
-        self.written.append(
-            (
-                _hashes(map(_ROW_KEY, rows), n),
-                _ints(map(itemgetter(3), rows), n),
-                _times(map(itemgetter(4), rows), n),
-                _times(map(itemgetter(5), rows), n),
-                np.fromiter(map(ids.__getitem__, map(itemgetter(6), rows)), np.int32, n),
-            )
-        )
+        w = self.written
+        w["keys"].extend(_hashes(map(_ROW_KEY, rows), n))
+        w["quantity"].extend(_ints(map(itemgetter(3), rows), n))
+        w["observed"].extend(_times(map(itemgetter(4), rows), n))
+        w["changed"].extend(_times(map(itemgetter(5), rows), n))
+        w["source"].extend(np.fromiter(map(ids.__getitem__, map(itemgetter(6), rows)), np.int32, n))
 
     def apply(self, marks: Marks, version: int) -> Marks:
-        """``marks`` with these changes; ``version`` is the one the batch wrote."""
+        """``marks`` with these changes (changed in place); ``version`` is the one the
+        batch wrote."""
         if self.seen is not None and self.confirmed is not None:
             vanished = ~self.seen & ~marks.absent
             if vanished.any():
@@ -286,41 +323,35 @@ class Changes:
             marks.observed[at] = np.maximum(marks.observed[at], observed)
             marks.absent[at] = False
         marks.version = version
-        if not self.written:
+        written = self.written["keys"].take()
+        if not len(written):
             return marks
-        hashes, quantity, observed, changed, source = (
-            np.concatenate(parts) for parts in zip(*self.written, strict=True)
-        )
-        self.written = []
         # the last row written of each key wins
-        last = len(hashes) - 1 - np.unique(hashes[::-1], return_index=True)[1]
-        hashes, quantity, observed = hashes[last], quantity[last], observed[last]
-        changed, source = changed[last], source[last]
+        last = len(written) - 1 - np.unique(written[::-1], return_index=True)[1]
+        hashes = written[last]
+        del written
         at, found = marks.find(hashes)
         hit = at[found]
-        marks.quantity[hit] = quantity[found]
-        marks.observed[hit] = observed[found]
-        marks.changed[hit] = changed[found]
-        marks.source[hit] = source[found]
-        marks.absent[hit] = False
         # a key whose hash is there (even an unusable, colliding one) is not new
         new = ~(marks.keys[at] == hashes) if len(marks.keys) else np.ones(len(hashes), np.bool_)
         added = int(new.sum())
-        if not added:
-            return marks
-        keys = np.concatenate([marks.keys, hashes[new]])
-        order = np.argsort(keys, kind="stable")
-        grown = Marks(
-            keys=keys[order],
-            quantity=np.concatenate([marks.quantity, quantity[new]])[order],
-            observed=np.concatenate([marks.observed, observed[new]])[order],
-            changed=np.concatenate([marks.changed, changed[new]])[order],
-            source=np.concatenate([marks.source, source[new]])[order],
-            absent=np.concatenate([marks.absent, np.zeros(added, np.bool_)])[order],
-            usable=np.concatenate([marks.usable, np.ones(added, np.bool_)])[order],
-            confirmed=marks.confirmed,
-            version=version,
-            sources=marks.sources,
-        )
-        grown._mark_collisions()
-        return grown
+        order: I64 | None = None
+        if added:
+            keys = np.concatenate([marks.keys, hashes[new]])
+            order = np.argsort(keys, kind="stable")
+            marks.keys = keys[order]
+        del hashes
+        # one column at a time, each freed before the next: a first read is millions
+        for name in _VALUES:
+            values = self.written[name].take()[last]
+            column = getattr(marks, name)
+            column[hit] = values[found]
+            if order is not None:
+                setattr(marks, name, np.concatenate([column, values[new]])[order])
+            del values, column
+        marks.absent[hit] = False
+        if order is not None:
+            marks.absent = np.concatenate([marks.absent, np.zeros(added, np.bool_)])[order]
+            marks.usable = np.concatenate([marks.usable, np.ones(added, np.bool_)])[order]
+            marks._mark_collisions()
+        return marks

@@ -175,6 +175,33 @@ async def test_a_first_read_holding_a_new_key_twice_applies_both_in_time_order(
     assert await history(raw) == 2
 
 
+async def test_thousands_of_keys_then_a_few_changed_and_one_new_write_only_those(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """Past the sizes the other tests use: the watermark grows its columns as a large
+    first read streams in, and takes in a second read that mixes known and new keys."""
+    skus = [f"BULK-{n:05}" for n in range(3_000)]
+    first = {sku: n % 50 for n, sku in enumerate(skus)}
+    result = await ledger.record_levels(read(first, 0), complete=["shopify"])
+    assert result == RecordResult(observed=3_000, changed=3_000, stale=0)
+    second = {**first, "BULK-00007": 999, "BULK-01500": 77, "BULK-02999": 1, "BULK-NEW": 4}
+    with Writes(ledger) as writes:
+        result = await ledger.record_levels(read(second, 5), complete=["shopify"])
+    assert result == RecordResult(observed=3_001, changed=4, stale=0)
+    assert writes.rows == 8  # four history rows, four current rows
+    third = {**second, "BULK-00008": 12}
+    assert await ledger.record_levels(read(third, 10), complete=["shopify"]) == RecordResult(
+        observed=3_001, changed=1, stale=0
+    )
+    assert await history(raw) == 3_005
+    rows = {r.sku: r for r in await ledger.current_levels()}
+    assert {sku: r.quantity for sku, r in rows.items()} == third
+    assert {sku: r.observed_at for sku, r in rows.items()} == dict.fromkeys(third, at(10))
+    assert rows["BULK-00007"].changed_at == at(5)
+    assert rows["BULK-00008"].changed_at == at(10)
+    assert rows["BULK-00009"].changed_at == at(0)
+
+
 # -- the watermark never changes what is recorded: against the plain path -----------------
 
 quantities = st.lists(st.integers(min_value=0, max_value=3), min_size=4, max_size=4)

@@ -130,16 +130,21 @@ class Marks:
             self.sources.append(source)
             return len(self.sources) - 1
 
-    def find(self, hashes: I64) -> tuple[I64, Bools]:
-        """Positions of ``hashes`` and whether each is a known, usable key."""
+    def find(self, hashes: I64, *, ordered: bool = False) -> tuple[I64, Bools]:
+        """Positions of ``hashes`` and whether each is a known, usable key; ``ordered``
+        says ``hashes`` is sorted already."""
         if not len(self.keys):
             return np.zeros(len(hashes), np.int64), np.zeros(len(hashes), np.bool_)
         # Sorted first: numpy's binary search narrows each search by the one before, so
         # a chunk walks the keys once instead of missing the cache on every lookup (5x
         # faster with millions of keys, BENCHMARKS.md, issue 16).
-        order = np.argsort(hashes)
-        at = np.empty(len(hashes), np.int64)
-        at[order] = np.searchsorted(self.keys, hashes[order])
+        if ordered:
+            at = np.searchsorted(self.keys, hashes)
+        else:
+            order = np.argsort(hashes)
+            at = np.empty(len(hashes), np.int64)
+            at[order] = np.searchsorted(self.keys, hashes[order])
+            del order
         np.minimum(at, len(self.keys) - 1, out=at)
         found = (self.keys[at] == hashes) & self.usable[at]
         return at, found
@@ -326,32 +331,41 @@ class Changes:
         written = self.written["keys"].take()
         if not len(written):
             return marks
-        # the last row written of each key wins
-        last = len(written) - 1 - np.unique(written[::-1], return_index=True)[1]
-        hashes = written[last]
+        # The last row written of each key wins: sorted stably, a key's rows are a run in
+        # write order, and the run's last is taken. ``hashes`` comes out sorted, unique.
+        order = np.argsort(written, kind="stable")
+        hashes = written[order]
         del written
-        at, found = marks.find(hashes)
-        hit = at[found]
-        # a key whose hash is there (even an unusable, colliding one) is not new
-        new = ~(marks.keys[at] == hashes) if len(marks.keys) else np.ones(len(hashes), np.bool_)
+        last = np.ones(len(hashes), np.bool_)
+        np.not_equal(hashes[1:], hashes[:-1], out=last[:-1])
+        pick, hashes = order[last], hashes[last]
+        del order, last
+        if len(marks.keys):
+            at, found = marks.find(hashes, ordered=True)
+            hit = at[found]
+            # a key whose hash is there (even an unusable, colliding one) is not new
+            new = marks.keys[at] != hashes
+            del at
+        else:  # the system's first read: every key is new
+            found, hit = np.zeros(len(hashes), np.bool_), np.zeros(0, np.int64)
+            new = np.ones(len(hashes), np.bool_)
         added = int(new.sum())
-        order: I64 | None = None
-        if added:
-            keys = np.concatenate([marks.keys, hashes[new]])
-            order = np.argsort(keys, kind="stable")
-            marks.keys = keys[order]
+        # new keys go in at their sorted places: one merge, no sort of the whole
+        place = np.searchsorted(marks.keys, hashes[new]) if added else None
+        if place is not None:
+            marks.keys = np.insert(marks.keys, place, hashes[new])
         del hashes
         # one column at a time, each freed before the next: a first read is millions
         for name in _VALUES:
-            values = self.written[name].take()[last]
+            values = self.written[name].take()[pick]
             column = getattr(marks, name)
             column[hit] = values[found]
-            if order is not None:
-                setattr(marks, name, np.concatenate([column, values[new]])[order])
+            if place is not None:
+                setattr(marks, name, np.insert(column, place, values[new]))
             del values, column
         marks.absent[hit] = False
-        if order is not None:
-            marks.absent = np.concatenate([marks.absent, np.zeros(added, np.bool_)])[order]
-            marks.usable = np.concatenate([marks.usable, np.ones(added, np.bool_)])[order]
+        if place is not None:
+            marks.absent = np.insert(marks.absent, place, False)
+            marks.usable = np.insert(marks.usable, place, True)
             marks._mark_collisions()
         return marks

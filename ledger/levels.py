@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.bulk import CurrentRow, HistoryRow, Key, LevelBulk, bulk_for
 from ledger.errors import InvalidArgument
+from ledger.memory import release_free_heap
 from ledger.records import LevelObservation, LevelRow, RecordResult
 from ledger.store import Store, dialect_insert
 from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_HISTORY, LEVEL_READS
@@ -30,6 +31,9 @@ from ledger.watermark import Changes, Marks, Probe, key_hash, micros
 
 #: Observations per round of record_levels: one UPDATE, one read and two writes a round.
 CHUNK = 20_000
+#: Rows a system's batch writes past which the freed heap goes back to the OS once the
+#: watermark has taken them (:mod:`ledger.memory`)
+TRIM_AFTER = 100_000
 #: SKUs per query in current_levels.
 READ_CHUNK = 500
 #: the PostgreSQL advisory lock (transaction-scoped) that serializes level recording
@@ -340,7 +344,10 @@ class _Batch:
             if changes is None:  # loaded by another batch since? keep it only if in step
                 del self.marks[system]
                 continue
+            rows = changes.written["keys"].size
             self.marks[system] = changes.apply(marks, version + 1)
+            if rows >= TRIM_AFTER:
+                release_free_heap()
 
 
 async def _record_chunk(

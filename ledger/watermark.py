@@ -340,22 +340,28 @@ class Changes:
         np.not_equal(hashes[1:], hashes[:-1], out=last[:-1])
         pick, hashes = order[last], hashes[last]
         del order, last
-        if len(marks.keys):
-            at, found = marks.find(hashes, ordered=True)
-            hit = at[found]
-            # a key whose hash is there (even an unusable, colliding one) is not new
-            new = marks.keys[at] != hashes
-            del at
-        else:  # the system's first read: every key is new
-            found, hit = np.zeros(len(hashes), np.bool_), np.zeros(0, np.int64)
-            new = np.ones(len(hashes), np.bool_)
+        if not len(marks.keys):
+            # the system's first read: every key is new, and the rows taken are already
+            # in key order, so they are the columns (no merge, no copies)
+            marks.keys = hashes
+            for name in _VALUES:
+                setattr(marks, name, self.written[name].take()[pick])
+            marks.absent = np.zeros(len(hashes), np.bool_)
+            marks.usable = np.ones(len(hashes), np.bool_)
+            marks._mark_collisions()
+            return marks
+        at, found = marks.find(hashes, ordered=True)
+        hit = at[found]
+        # a key whose hash is there (even an unusable, colliding one) is not new
+        new = marks.keys[at] != hashes
+        del at
         added = int(new.sum())
         # new keys go in at their sorted places: one merge, no sort of the whole
         place = np.searchsorted(marks.keys, hashes[new]) if added else None
         if place is not None:
             marks.keys = np.insert(marks.keys, place, hashes[new])
         del hashes
-        # one column at a time, each freed before the next: a first read is millions
+        # one column at a time, each freed before the next: a read can be millions
         for name in _VALUES:
             values = self.written[name].take()[pick]
             column = getattr(marks, name)

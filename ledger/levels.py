@@ -344,7 +344,7 @@ class _Batch:
             if changes is None:  # loaded by another batch since? keep it only if in step
                 del self.marks[system]
                 continue
-            rows = changes.written["keys"].size
+            rows = changes.rows_written
             self.marks[system] = changes.apply(marks, version + 1)
             if rows >= TRIM_AFTER:
                 release_free_heap()

@@ -301,6 +301,11 @@ class Changes:
     #: the complete read's time (microseconds), when it was one
     confirmed: int | None = None
 
+    @property
+    def rows_written(self) -> int:
+        """Current rows noted by :meth:`write` and not applied yet."""
+        return self.written["keys"].size
+
     def write(self, marks: Marks, rows: Sequence[tuple[Any, ...]]) -> None:
         """Note current rows ``(sku, location, state, quantity, observed_at,
         changed_at, source)`` written by the batch."""

@@ -352,8 +352,7 @@ class Changes:
             for name in _VALUES:
                 setattr(marks, name, self.written[name].take()[pick])
             marks.absent = np.zeros(len(hashes), np.bool_)
-            marks.usable = np.ones(len(hashes), np.bool_)
-            marks._mark_collisions()
+            marks.usable = np.ones(len(hashes), np.bool_)  # unique: no collisions
             return marks
         at, found = marks.find(hashes, ordered=True)
         hit = at[found]

@@ -242,10 +242,10 @@ class RestConnector:
         return WriteOutcome(write, "applied", before=write.expected, after=write.quantity)
 
 
-#: one read's SKU spellings -> (SKU, pack size, the system's spelling), and its
-#: locations -> (the id interned, the location key)
 #: the keys of every level's refs
 _REFS = ("location_id", "sku")
+#: one read's SKU spellings -> (SKU, pack size, the system's spelling), and its
+#: locations -> (the id interned, the location key)
 _Seen = tuple[dict[str, tuple[str, int, str]], dict[str, tuple[str, str]]]
 
 

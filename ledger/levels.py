@@ -395,7 +395,7 @@ async def _record_chunk(
     history: list[HistoryRow] = [
         (o.system, o.sku, o.location, o.state, o.quantity, o.observed_at, o.source) for o in fresh
     ]
-    upserts: list[CurrentRow] = [
+    inserts: list[CurrentRow] = [
         (
             o.system,
             o.sku,
@@ -408,6 +408,7 @@ async def _record_chunk(
         )
         for o in fresh
     ]
+    upserts: list[CurrentRow] = []
     stale = 0
     for key, stored in sorted(pending):
         batch = repeated[key] if key in repeated else [single[key]]
@@ -417,8 +418,10 @@ async def _record_chunk(
         if row is not None:
             upserts.append(row)
     await bulk.insert_history(conn, history)
+    await bulk.insert_current(conn, inserts)
     await bulk.upsert_current(conn, upserts)
-    return len(history), stale, upserts, {key for key, _ in pending} | repeated.keys()
+    inserts += upserts
+    return len(history), stale, inserts, {key for key, _ in pending} | repeated.keys()
 
 
 def _check(obs: LevelObservation) -> None:

@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_testing import at, obs, scalar
 from pg_testing import pg_schema
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import Ledger, LevelObservation, RecordResult
@@ -33,23 +32,56 @@ async def history(raw: AsyncEngine) -> int:
 
 
 class Writes:
-    """Rows the ledger's statements wrote to level_current and level_history."""
+    """Rows the database wrote to level_current and level_history, counted by row
+    triggers, so every way in counts: INSERT, UPDATE, upsert and COPY."""
 
-    def __init__(self, ledger: Ledger) -> None:
-        self.rows = 0
-        self._engine = ledger._engine.sync_engine
+    _TABLES = ("level_current", "level_history")
 
-    def _count(self, _conn: object, cursor: object, statement: str, *_: object) -> None:
-        head = statement.lstrip().upper()
-        if head.startswith(("INSERT INTO LEVEL_", "UPDATE LEVEL_CURRENT")):
-            self.rows += max(0, int(getattr(cursor, "rowcount", 0) or 0))
+    def __init__(self, raw: AsyncEngine) -> None:
+        self._raw = raw
 
-    def __enter__(self) -> Writes:
-        event.listen(self._engine, "after_cursor_execute", self._count)
+    def _statements(self) -> list[str]:
+        made = [
+            "CREATE TABLE write_count (n integer NOT NULL)",
+            "INSERT INTO write_count VALUES (0)",
+        ]
+        bump = "UPDATE write_count SET n = n + 1"
+        if self._raw.dialect.name == "postgresql":
+            made.append(
+                "CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN {bump}; RETURN NULL; END $$"
+            )
+            made += [
+                f"CREATE TRIGGER count_{t} AFTER INSERT OR UPDATE ON {t} "
+                "FOR EACH ROW EXECUTE FUNCTION count_write()"
+                for t in self._TABLES
+            ]
+        else:
+            made += [
+                f"CREATE TRIGGER count_{t}_{op} AFTER {op} ON {t} BEGIN {bump}; END"
+                for t in self._TABLES
+                for op in ("INSERT", "UPDATE")
+            ]
+        return made
+
+    async def __aenter__(self) -> Writes:
+        async with self._raw.begin() as conn:
+            for statement in self._statements():
+                await conn.exec_driver_sql(statement)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self._engine, "after_cursor_execute", self._count)
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._raw.begin() as conn:
+            self.rows = int((await conn.exec_driver_sql("SELECT n FROM write_count")).scalar_one())
+            for t in self._TABLES:
+                if self._raw.dialect.name == "postgresql":
+                    await conn.exec_driver_sql(f"DROP TRIGGER count_{t} ON {t}")
+                else:
+                    for op in ("INSERT", "UPDATE"):
+                        await conn.exec_driver_sql(f"DROP TRIGGER count_{t}_{op}")
+            await conn.exec_driver_sql("DROP TABLE write_count")
+            if self._raw.dialect.name == "postgresql":
+                await conn.exec_driver_sql("DROP FUNCTION count_write()")
 
 
 async def test_a_second_complete_read_writes_only_the_changed_keys(
@@ -58,7 +90,7 @@ async def test_a_second_complete_read_writes_only_the_changed_keys(
     first = dict.fromkeys(SKUS, 10)
     assert await ledger.record_levels(read(first, 0), complete=["shopify"]) == RecordResult(6, 6, 0)
     second = {**first, "SKU-2": 7}
-    with Writes(ledger) as writes:
+    async with Writes(raw) as writes:
         result = await ledger.record_levels(read(second, 5), complete=["shopify"])
     assert result == RecordResult(observed=6, changed=1, stale=0)
     assert writes.rows == 2  # SKU-2's history row and its current row, nothing else
@@ -94,7 +126,7 @@ async def test_the_watermark_is_rebuilt_from_the_ledger_after_a_restart(
         changed = {**dict.fromkeys(SKUS, 10), "SKU-1": 3}
         await before.record_levels(read(changed, 5), complete=["shopify"])
     async with Ledger.from_url(db_url) as after:
-        with Writes(after) as writes:
+        async with Writes(raw) as writes:
             result = await after.record_levels(
                 read({**dict.fromkeys(SKUS, 10), "SKU-1": 3, "SKU-4": 11}, 10),
                 complete=["shopify"],
@@ -185,7 +217,7 @@ async def test_thousands_of_keys_then_a_few_changed_and_one_new_write_only_those
     result = await ledger.record_levels(read(first, 0), complete=["shopify"])
     assert result == RecordResult(observed=3_000, changed=3_000, stale=0)
     second = {**first, "BULK-00007": 999, "BULK-01500": 77, "BULK-02999": 1, "BULK-NEW": 4}
-    with Writes(ledger) as writes:
+    async with Writes(raw) as writes:
         result = await ledger.record_levels(read(second, 5), complete=["shopify"])
     assert result == RecordResult(observed=3_001, changed=4, stale=0)
     assert writes.rows == 8  # four history rows, four current rows

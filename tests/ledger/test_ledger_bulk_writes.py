@@ -1,0 +1,98 @@
+"""The bulk write paths (COPY on PostgreSQL, executemany on SQLite) store every string
+exactly as it came, whatever another system put in it.
+
+A first complete read of a system goes through them (its keys are surely new), and so
+does every history row. COPY's text format gives a tab, a newline, a carriage return and
+a backslash a meaning, and ``\\N`` means NULL: these keys must come back unchanged, in
+a read full of ordinary keys too (the whole chunk then takes the escaping path).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ledger_testing import at, obs, scalar
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger import Ledger, RecordResult
+
+HOSTILE = [
+    "TAB\tSKU",
+    "LINE\nSKU",
+    "CR\rSKU",
+    "BACK\\SLASH",
+    "\\N",
+    "None",
+    "\\.",
+    "end\\",
+    "ÜBER-Größe-😀",
+    "'; DROP TABLE level_current; --",
+    " lead and trail ",
+]
+
+
+@pytest.mark.parametrize("plain", [0, 500], ids=["alone", "among-500-plain-keys"])
+async def test_hostile_keys_round_trip_through_a_first_read_and_a_change(
+    ledger: Ledger, raw: AsyncEngine, plain: int
+) -> None:
+    skus = HOSTILE + [f"PLAIN-{n}" for n in range(plain)]
+    first = [
+        obs(n, 0, sku=sku, location=f"loc\t{n % 3}", state="on\nhand") for n, sku in enumerate(skus)
+    ]
+    result = await ledger.record_levels(first, complete=["shopify"])
+    assert result == RecordResult(observed=len(skus), changed=len(skus), stale=0)
+    second = [
+        o._replace(observed_at=at(5), quantity=o.quantity + (o.sku in HOSTILE)) for o in first
+    ]
+    result = await ledger.record_levels(second, complete=["shopify"])
+    assert result == RecordResult(observed=len(skus), changed=len(HOSTILE), stale=0)
+
+    rows = {r.sku: r for r in await ledger.current_levels()}
+    assert set(rows) == set(skus)
+    for n, sku in enumerate(skus):
+        row = rows[sku]
+        assert (row.location, row.state) == (f"loc\t{n % 3}", "on\nhand")
+        assert row.quantity == n + (sku in HOSTILE)
+        assert row.changed_at == (at(5) if sku in HOSTILE else at(0))
+    series = await ledger.level_series("\\N", at(-1))
+    assert [(r.sku, r.quantity, r.observed_at) for r in series] == [
+        ("\\N", 4, at(0)),
+        ("\\N", 5, at(5)),
+    ]
+    assert await scalar(raw, "SELECT count(*) FROM level_history") == len(skus) + len(HOSTILE)
+
+
+async def test_a_first_read_without_the_systems_changed_at_stores_the_read_time(
+    ledger: Ledger,
+) -> None:
+    """No ``changed_at`` from the system: the first value's is its observation (never a
+    NULL, never the text 'None')."""
+    await ledger.record_levels([obs(3, 0, sku=s) for s in ("A", "None")], complete=["wms"])
+    rows = await ledger.current_levels()
+    assert [(r.sku, r.changed_at) for r in rows] == [("A", at(0)), ("None", at(0))]
+
+
+_SYSTEMS = iter(range(1_000_000))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    skus=st.lists(
+        st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12),
+        min_size=1,
+        max_size=30,
+        unique=True,
+    )
+)
+async def test_any_storable_text_round_trips(ledger: Ledger, skus: list[str]) -> None:
+    """Every key both backends can store comes back as it went in, from a first read
+    (COPY on PostgreSQL); each example reads a system of its own."""
+    system = f"erp-{next(_SYSTEMS)}"
+    await ledger.record_levels([obs(1, 0, sku=s, system=system) for s in skus], complete=[system])
+    back = [r.sku for r in await ledger.current_levels(skus=skus) if r.system == system]
+    assert sorted(back) == sorted(skus)

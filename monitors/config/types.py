@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat, StrictInt
 from pydantic_core import PydanticCustomError
 
+from ledger.storable import storable_text
+
 #: Inventory states Driftwatch knows (the same names as ``connectors.levels.STATES``,
 #: repeated here because the configuration imports nothing from connectors/).
 STATES: tuple[str, ...] = (
@@ -277,8 +279,12 @@ Directory = Annotated[Path, BeforeValidator(_directory)]
 
 
 def clean_sku(raw: str, *, uppercase: bool = True, strip: bool = True, remove: str = "") -> str:
-    """A SKU as Driftwatch compares it: stripped, upper-cased, ``remove`` chars dropped."""
+    """A SKU as Driftwatch compares it: stripped, upper-cased, ``remove`` chars dropped,
+    and storable: a NUL or a lone surrogate (which other systems can send and PostgreSQL
+    cannot store) becomes U+FFFD, so one such SKU does not fail a whole read's record."""
     text = raw.strip() if strip else raw
+    if not text.isascii() or "\x00" in text:  # the check is cheap; most SKUs are ASCII
+        text = storable_text(text)
     if uppercase:
         text = text.upper()
         remove += remove.upper()

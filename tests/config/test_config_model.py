@@ -115,6 +115,9 @@ def test_system_lookup(config: Config) -> None:
         ("tee blk m old", "TEE-BLK-M"),  # alias key normalized like any SKU
         ("TEE-BLK-M-OLD", "TEE-BLK-M-OLD"),  # not the alias: the dashes stay
         ("teeblkmold", "TEE-BLK-M"),
+        ("nul\x00sku", "NUL\ufffdSKU"),  # PostgreSQL stores no NUL in text
+        ("half\ud83d", "HALF\ufffd"),  # nor a lone surrogate (no UTF-8 for it)
+        ("größe-😀", "GRÖSSE-😀"),  # the rest of Unicode passes
     ],
 )
 def test_normalize_sku_with_aliases(config: Config, raw: str, normalized: str) -> None:

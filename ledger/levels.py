@@ -13,7 +13,7 @@ import asyncio
 import itertools
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,10 @@ CHUNK = 20_000
 #: Rows a system's batch writes past which the freed heap goes back to the OS once the
 #: watermark has taken them (:mod:`ledger.memory`)
 TRIM_AFTER = 100_000
+_SYSTEM = attrgetter("system")
+_OBSERVED = attrgetter("observed_at")
+_CHANGED = attrgetter("changed_at")
+_QUANTITY = attrgetter("quantity")
 #: SKUs per query in current_levels.
 READ_CHUNK = 500
 #: the PostgreSQL advisory lock (transaction-scoped) that serializes level recording
@@ -237,10 +241,10 @@ class _Batch:
 
     async def record(self, conn: AsyncConnection, chunk: list[LevelObservation]) -> None:
         """One chunk: checked, filtered through the watermark, recorded."""
+        _check(chunk)
         by_system: dict[str, list[LevelObservation]] = {}
-        for obs in chunk:
-            _check(obs)
-            by_system.setdefault(obs.system, []).append(obs)
+        for system, run in itertools.groupby(chunk, _SYSTEM):  # a read comes in runs
+            by_system.setdefault(system, []).extend(run)
         await self._lock(conn, itertools.chain(self.complete, by_system))
         self.total += len(chunk)
         del chunk
@@ -424,17 +428,32 @@ async def _record_chunk(
     return len(history), stale, inserts, {key for key, _ in pending} | repeated.keys()
 
 
-def _check(obs: LevelObservation) -> None:
-    observed, changed = obs.observed_at, obs.changed_at
-    if not (isinstance(observed, datetime) and observed.tzinfo is not None) or (
-        changed is not None and not (isinstance(changed, datetime) and changed.tzinfo is not None)
-    ):
-        raise InvalidArgument(
-            f"naive datetime or no datetime in observation {obs!r}: observed_at (and "
-            "changed_at, when given) must be timezone-aware datetimes"
-        )
-    if not isinstance(obs.quantity, int):
-        raise InvalidArgument(f"quantity must be an int in observation {obs!r}")
+def _check(chunk: Sequence[LevelObservation]) -> None:
+    """Refuse the chunk if one of its observations has a naive or no datetime or a
+    quantity that is not an int, naming the first. The distinct times and quantity types
+    of a chunk are few, so they are checked once each (a full read is millions)."""
+    try:
+        times = set(map(_OBSERVED, chunk))
+        times.update(set(map(_CHANGED, chunk)) - {None})
+        fine = all(map(_aware, times))
+    except TypeError:  # unhashable: not a datetime, named below
+        fine = False
+    if fine and all(issubclass(t, int) for t in set(map(type, map(_QUANTITY, chunk)))):
+        return
+    for obs in chunk:
+        observed, changed_at = obs.observed_at, obs.changed_at
+        if not _aware(observed) or (changed_at is not None and not _aware(changed_at)):
+            raise InvalidArgument(
+                f"naive datetime or no datetime in observation {obs!r}: observed_at (and "
+                "changed_at, when given) must be timezone-aware datetimes"
+            )
+        if not isinstance(obs.quantity, int):
+            raise InvalidArgument(f"quantity must be an int in observation {obs!r}")
+    raise AssertionError("a chunk failed its check but no observation did")  # pragma: no cover
+
+
+def _aware(value: object) -> bool:
+    return isinstance(value, datetime) and value.tzinfo is not None
 
 
 def _apply(

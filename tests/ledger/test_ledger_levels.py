@@ -151,6 +151,8 @@ async def test_naive_times_are_refused(ledger: Ledger) -> None:
         ({"changed_at": T0.replace(tzinfo=None)}, "naive datetime"),
         ({"observed_at": None}, "no datetime"),
         ({"observed_at": "2026-11-02T09:00:00+00:00"}, "no datetime"),
+        ({"observed_at": ["not", "hashable"]}, "no datetime"),
+        ({"changed_at": {"not": "hashable"}}, "no datetime"),
         ({"quantity": 2.5}, "quantity must be an int"),
         ({"quantity": "7"}, "quantity must be an int"),
     ],

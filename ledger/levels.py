@@ -272,7 +272,12 @@ class _Batch:
                 # A key surely new, observed once in the chunk: its rows need no lookup.
                 first = probe.first_sight()
                 if first.any():
-                    fresh += itertools.compress(observations, first.tolist())
+                    new = list(itertools.compress(observations, first.tolist()))
+                    self.changes[system].write_new(
+                        marks, probe.hashes[first], probe.observed[first], new
+                    )
+                    fresh += new
+                    del new
                     later = ~first
                     observations = list(itertools.compress(observations, later.tolist()))
                     probe.select(later)
@@ -280,10 +285,10 @@ class _Batch:
             passed += observations
             probes.append((system, observations, probe))
         del by_system
-        written, stale, upserts, pending = await _record_chunk(
-            conn, self.bulk, passed, known, fresh
-        )
+        await self.bulk.insert_new(conn, fresh)
+        self.changed += len(fresh)
         del fresh
+        written, stale, upserts, pending = await _record_chunk(conn, self.bulk, passed, known)
         self.changed += written
         self.stale += stale
         by_system_rows: dict[str, list[CurrentRow]] = {}
@@ -359,16 +364,10 @@ async def _record_chunk(
     bulk: LevelBulk,
     chunk: list[LevelObservation],
     known: dict[Key, CurrentRow | None],
-    fresh: Sequence[LevelObservation] = (),
 ) -> tuple[int, int, list[CurrentRow], set[Key]]:
     """One chunk recorded: history rows written, stale observations, the current rows
     written and the keys applied one by one (new, changed, stale, or ``known``: their
-    stored row, None for a new key, came from the watermark instead of the database).
-
-    ``fresh`` are observations of keys the watermark knows to be new, one per key and
-    none of them in ``chunk``: each is its key's first history row and current row, as
-    :func:`_apply` would make them, without the per-key bookkeeping (a first read of a
-    system is millions of them)."""
+    stored row, None for a new key, came from the watermark instead of the database)."""
     single: dict[Key, LevelObservation] = {}
     repeated: dict[Key, list[LevelObservation]] = {}
     for obs in chunk:
@@ -396,22 +395,7 @@ async def _record_chunk(
         loaded = [(row[:4], row) for row in await bulk.load_current(conn, unknown)]
         pending += loaded
         pending += [(key, None) for key in set(unknown) - {key for key, _ in loaded}]
-    history: list[HistoryRow] = [
-        (o.system, o.sku, o.location, o.state, o.quantity, o.observed_at, o.source) for o in fresh
-    ]
-    inserts: list[CurrentRow] = [
-        (
-            o.system,
-            o.sku,
-            o.location,
-            o.state,
-            o.quantity,
-            o.observed_at,
-            o.changed_at or o.observed_at,
-            o.source,
-        )
-        for o in fresh
-    ]
+    history: list[HistoryRow] = []
     upserts: list[CurrentRow] = []
     stale = 0
     for key, stored in sorted(pending):
@@ -422,10 +406,8 @@ async def _record_chunk(
         if row is not None:
             upserts.append(row)
     await bulk.insert_history(conn, history)
-    await bulk.insert_current(conn, inserts)
     await bulk.upsert_current(conn, upserts)
-    inserts += upserts
-    return len(history), stale, inserts, {key for key, _ in pending} | repeated.keys()
+    return len(history), stale, upserts, {key for key, _ in pending} | repeated.keys()
 
 
 def _check(chunk: Sequence[LevelObservation]) -> None:

@@ -68,6 +68,11 @@ def _hashes(keys: Iterable[tuple[str, str, str]], n: int) -> I64:
 
 
 _OBS_KEY = attrgetter("sku", "location", "state")
+_QUANTITY, _SOURCE, _CHANGED = (
+    attrgetter("quantity"),
+    attrgetter("source"),
+    attrgetter("changed_at"),
+)
 _ROW_KEY = itemgetter(slice(0, 3))
 
 
@@ -319,6 +324,25 @@ class Changes:
         w["observed"].extend(_times(map(itemgetter(4), rows), n))
         w["changed"].extend(_times(map(itemgetter(5), rows), n))
         w["source"].extend(np.fromiter(map(ids.__getitem__, map(itemgetter(6), rows)), np.int32, n))
+
+    def write_new(
+        self, marks: Marks, hashes: I64, observed: I64, new: Sequence[LevelObservation]
+    ) -> None:
+        """Note the current rows written for ``new``, observations of new keys whose
+        hashes and observed times (microseconds) a :class:`Probe` has already computed:
+        each row is the observation's, its ``changed_at`` the system's or else the
+        observation's time."""
+        if not new:
+            return
+        n = len(new)
+        ids = {name: marks.source_id(name) for name in set(map(_SOURCE, new))}
+        changed = _times(map(_CHANGED, new), n)
+        w = self.written
+        w["keys"].extend(hashes)
+        w["quantity"].extend(_ints(map(_QUANTITY, new), n))
+        w["observed"].extend(observed)
+        w["changed"].extend(np.where(changed == NO_TIME, observed, changed))
+        w["source"].extend(np.fromiter(map(ids.__getitem__, map(_SOURCE, new)), np.int32, n))
 
     def apply(self, marks: Marks, version: int) -> Marks:
         """``marks`` with these changes (changed in place); ``version`` is the one the

@@ -9,13 +9,15 @@ a read full of ordinary keys too (the whole chunk then takes the escaping path).
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_testing import at, obs, scalar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger import Ledger, RecordResult
+from ledger import Ledger, LevelObservation, RecordResult
 
 HOSTILE = [
     "TAB\tSKU",
@@ -96,3 +98,39 @@ async def test_any_storable_text_round_trips(ledger: Ledger, skus: list[str]) ->
     await ledger.record_levels([obs(1, 0, sku=s, system=system) for s in skus], complete=[system])
     back = [r.sku for r in await ledger.current_levels(skus=skus) if r.system == system]
     assert sorted(back) == sorted(skus)
+
+
+async def test_replicas_making_the_first_complete_read_at_once_write_each_key_once(
+    db_url: str, raw: AsyncEngine
+) -> None:
+    """Three replicas record the same first complete read at the same moment. The first
+    one writes the new keys in bulk (COPY on PostgreSQL, which fails on a key that
+    exists); the others, serialized behind it, load the keys it wrote and find them
+    known: no error, one history row per key, and a second storm writes only changes."""
+    skus = [f"SKU-{n:03}" for n in range(300)]
+
+    def read(minutes: float, quantity: int) -> list[LevelObservation]:
+        return [obs(quantity, minutes, sku=s, system=sy) for s in skus for sy in ("erp", "wms")]
+
+    replicas = [Ledger.from_url(db_url) for _ in range(3)]
+    try:
+        await replicas[0].upgrade()
+        results = await asyncio.gather(
+            *(
+                r.record_levels(read(n * 0.01, 5), complete=["erp", "wms"])
+                for n, r in enumerate(replicas)
+            )
+        )
+        assert sorted(r.changed for r in results) == [0, 0, 600]
+        results = await asyncio.gather(
+            *(
+                r.record_levels(read(1 + n * 0.01, 6), complete=["erp", "wms"])
+                for n, r in enumerate(replicas)
+            )
+        )
+        assert sorted(r.changed for r in results) == [0, 0, 600]
+    finally:
+        for r in replicas:
+            await r.close()
+    assert await scalar(raw, "SELECT count(*) FROM level_history") == 1_200
+    assert await scalar(raw, "SELECT count(*) FROM level_current") == 600

@@ -4,13 +4,13 @@ A poll can bring hundreds of thousands of observations, so :mod:`ledger.levels` 
 and writes them here in large chunks: each chunk of keys or rows travels as ONE JSON
 array parameter and is expanded server-side (``json_array_elements`` on PostgreSQL,
 ``json_each`` on SQLite), so a chunk costs one statement, and the encoding is a single
-C-speed ``json.dumps`` rather than per-row parameter processing. Inserts are the
-exception, because a first read of 100,000 SKUs writes 6.5 million rows to each table:
-SQLite's go through ``executemany``, which binds the rows in C (the JSON form took about
-45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16), and PostgreSQL's history rows
-and the current rows of keys the watermark knows to be new go through ``COPY ... FROM
-STDIN`` (:func:`copy_rows`), which the server takes about three times faster than the
-JSON form.
+C-speed ``json.dumps`` rather than per-row parameter processing. Writes are the
+exception, because a first read of 100,000 SKUs writes 6.5 million rows to each table.
+On SQLite every insert and upsert goes through ``executemany``, which binds the rows in
+C (the JSON form took about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16). On
+PostgreSQL, history rows and the current rows of keys the watermark knows to be new go
+through ``COPY ... FROM STDIN`` (:func:`copy_rows`), which the server takes about three
+times faster than the JSON form; only the upserts of known keys travel as JSON.
 
 Rows are tuples in column order: history ``(system, sku, location, state, quantity,
 observed_at, source)``, current ``(system, sku, location, state, quantity, observed_at,
@@ -75,9 +75,11 @@ class LevelBulk:
         placeholder: str | None = None,
         copy: bool = False,
     ) -> None:
-        """``placeholder``: the driver's parameter marker, when inserts go row by row
-        through ``executemany``; ``copy``: inserts go through ``COPY`` (psycopg only).
-        With neither, they go as one JSON array."""
+        """Inserts go through ``COPY`` (``copy``, psycopg only) or else row by row
+        through ``executemany`` with ``placeholder``, the driver's parameter marker;
+        upserts go as one JSON array, or through ``executemany`` when there is one."""
+        if copy == (placeholder is not None):
+            raise ValueError("inserts go through COPY or executemany: give one of the two")
         self._time_to_text = time_to_text
         self._many = placeholder is not None
         self._copy = copy
@@ -108,7 +110,6 @@ class LevelBulk:
             f"FROM ({select(_KEY, text4)}) AS k, level_reads AS r "
             f"WHERE {_join('c', 'k')} AND r.system = c.system"
         )
-        history_types = (*text4, "integer", "timestamptz", "text")
         current_types = (*text4, "integer", "timestamptz", "timestamptz", "text")
         on_conflict = (
             "ON CONFLICT (system, sku, location, state) DO UPDATE SET "
@@ -116,15 +117,14 @@ class LevelBulk:
             "changed_at = excluded.changed_at, source = excluded.source, absent = false "
             "WHERE level_current.observed_at <= excluded.observed_at"
         )
-        if placeholder is None:  # rows as one JSON array
-            history_rows = select(_HISTORY, history_types)
-            # "WHERE true" lets SQLite parse ON CONFLICT after INSERT ... SELECT.
-            current_rows = f"{select(_CURRENT, current_types)} WHERE true"
+        if placeholder is None:  # upserts as one JSON array, inserts through COPY
+            current_rows = select(_CURRENT, current_types)
+            self._history = self._insert = ""
         else:  # one row of parameters, for executemany
             history_rows = f"VALUES ({', '.join([placeholder] * len(_HISTORY))})"
             current_rows = f"VALUES ({', '.join([placeholder] * len(_CURRENT))})"
-        self._history = f"INSERT INTO level_history ({', '.join(_HISTORY)}) {history_rows}"
-        self._insert = f"INSERT INTO level_current ({', '.join(_CURRENT)}) {current_rows}"
+            self._history = f"INSERT INTO level_history ({', '.join(_HISTORY)}) {history_rows}"
+            self._insert = f"INSERT INTO level_current ({', '.join(_CURRENT)}) {current_rows}"
         self._upsert = (
             f"INSERT INTO level_current ({', '.join(_CURRENT)}) {current_rows} {on_conflict}"
         )
@@ -220,7 +220,7 @@ class LevelBulk:
         if self._copy:
             await copy_rows(conn, "level_history", _HISTORY, data)
         else:
-            await conn.exec_driver_sql(self._history, data if self._many else (json.dumps(data),))
+            await conn.exec_driver_sql(self._history, data)
 
     async def insert_new(self, conn: AsyncConnection, new: Sequence[LevelObservation]) -> None:
         """Record observations of keys that have no current row (the caller vouches; a
@@ -247,12 +247,9 @@ class LevelBulk:
         if self._copy:
             await copy_rows(conn, "level_history", _HISTORY, history)
             await copy_rows(conn, "level_current", _CURRENT, current)
-        elif self._many:
+        else:
             await conn.exec_driver_sql(self._history, history)
             await conn.exec_driver_sql(self._insert, current)
-        else:
-            await conn.exec_driver_sql(self._history, (json.dumps(history),))
-            await conn.exec_driver_sql(self._insert, (json.dumps(current),))
 
     async def upsert_current(self, conn: AsyncConnection, rows: Sequence[CurrentRow]) -> None:
         """Insert or update current rows, never replacing a newer ``observed_at``."""

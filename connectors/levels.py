@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Generic, TypeVar, overload
+from typing import Generic, NamedTuple, TypeVar, overload
 
 #: Inventory states Driftwatch knows. Shopify's identity holds between them:
 #: on_hand = available + committed + reserved + damaged + safety_stock + quality_control;
@@ -130,22 +130,24 @@ def _shared(
     return shared, held
 
 
-#: the flags of a level that has none, shared (a full read holds millions of levels)
+#: the flags and the references of a level that has none, shared (a full read holds
+#: millions of levels)
 NO_FLAGS: Mapping[str, str | bool] = MappingProxyType({})
+NO_REFS: Mapping[str, str] = MappingProxyType({})
 
 
-def _no_flags() -> Mapping[str, str | bool]:
-    return NO_FLAGS
-
-
-@dataclass(frozen=True, slots=True)
-class Level:
+class Level(NamedTuple):
     """One system's view of one normalized SKU at one Driftwatch location.
 
     ``quantities`` holds only the states the system reports, already converted to
     units (pack sizes applied). ``location`` is the Driftwatch location key when the
     system's location is mapped, else the system's own id. ``changed_at`` is when the
     system says the level last changed, where it says so.
+
+    A named tuple, not a frozen dataclass like the records below: a full read builds one
+    per SKU and location in every system (1.5 million for 100,000 SKUs × 5 locations in
+    three systems), and a frozen dataclass sets each of its nine fields through
+    ``object.__setattr__``, about a quarter of a read's CPU (issue 16).
     """
 
     system: str
@@ -156,14 +158,37 @@ class Level:
     changed_at: datetime | None = None
     source: str = "poll"
     #: The system's own identifiers (e.g. Shopify inventory item and location gids).
-    refs: Mapping[str, str] = field(default_factory=dict)
+    refs: Mapping[str, str] = NO_REFS
     #: Facts that are not quantities: Shopify's ``tracked`` and ``inventoryPolicy``.
-    flags: Mapping[str, str | bool] = field(default_factory=_no_flags)
+    flags: Mapping[str, str | bool] = NO_FLAGS
 
     def total(self, states: tuple[str, ...] | list[str]) -> int | None:
         """Sum of the given states, or None if the system reports none of them."""
         present = [self.quantities[s] for s in states if s in self.quantities]
         return sum(present) if present else None
+
+
+_new_tuple = tuple.__new__
+
+
+def build_level(
+    *,
+    system: str,
+    sku: str,
+    location: str,
+    quantities: Mapping[str, int],
+    observed_at: datetime,
+    changed_at: datetime | None = None,
+    source: str = "poll",
+    refs: Mapping[str, str] = NO_REFS,
+    flags: Mapping[str, str | bool] = NO_FLAGS,
+) -> Level:
+    """``Level(...)`` for the connectors' read loops: the same level, built in 0.2 µs
+    instead of 0.5 (a named tuple's ``__new__`` goes through ``type.__call__``; a read
+    of 100,000 SKUs × 5 locations in three systems builds 1.5 million)."""
+    return _new_tuple(
+        Level, (system, sku, location, quantities, observed_at, changed_at, source, refs, flags)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ from typing import TypeAlias
 from connectors.clock import Clock
 from connectors.errors import ConnectorError, WriteRejected
 from connectors.health import Health
-from connectors.levels import Level, LevelWrite, TupleMap, WriteOutcome, tuple_map
+from connectors.levels import Level, LevelWrite, TupleMap, WriteOutcome, build_level, tuple_map
 from connectors.normalize import Mapping, to_units
 
 __all__ = [
@@ -390,7 +390,7 @@ class CsvConnector:
         observed = file_time
         if c.observed_at:
             observed = _parse_time(row[index[c.observed_at]], c.observed_at)
-        return Level(
+        return build_level(
             system=self.name,
             sku=sku,
             location=self._mapping.location_key(self.name, raw_location) or raw_location,

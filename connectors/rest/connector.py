@@ -16,7 +16,7 @@ from connectors.clock import Clock
 from connectors.errors import ResponseError, WriteRejected
 from connectors.health import Health
 from connectors.http import RetryPolicy, send
-from connectors.levels import Level, LevelWrite, TupleMap, WriteOutcome, tuple_map
+from connectors.levels import Level, LevelWrite, TupleMap, WriteOutcome, build_level, tuple_map
 from connectors.normalize import Mapping, from_units, to_units
 from connectors.rest.spec import FieldSpec, ListSpec, WriteSpec, dig
 
@@ -183,7 +183,7 @@ class RestConnector:
             )
         location, key = place
         changed = _time(dig(item, f.updated_at)) if f.updated_at else None
-        return Level(
+        return build_level(
             system=self.name,
             sku=sku,
             location=key,

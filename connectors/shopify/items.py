@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connectors.levels import Level, TupleMap, tuple_map
+from connectors.levels import Level, TupleMap, build_level, tuple_map
 from connectors.normalize import Mapping as SkuMapping
 from connectors.normalize import to_units
 
@@ -66,7 +66,7 @@ def level_of(
         counts = [c for c in counts if c is not None]
     pack = facts.pack
     units = map(int, counts) if pack == 1 else (to_units(int(c), pack) for c in counts)
-    return Level(
+    return build_level(
         system=system,
         sku=facts.sku,
         location=location,

@@ -4,13 +4,14 @@ whatever the keys, a TupleMap reads exactly as the dict of the same pairs would.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from connector_testing import TableMapping
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.levels import TupleMap, tuple_map
+from connectors.levels import Level, TupleMap, build_level, tuple_map
 from connectors.shopify.items import ItemFacts, level_of
 
 #: state names as systems send them, and strings nobody planned for
@@ -86,3 +87,25 @@ def test_a_shopify_level_reads_its_quantities_as_shopify_sent_them(mapping: Tabl
             "sku": sku,
         }
         assert level.changed_at == datetime(2026, 12, 1, 10, tzinfo=UTC)
+
+
+def test_build_level_is_the_level_its_keywords_name() -> None:
+    """The connectors' fast constructor puts every field where ``Level(...)`` would."""
+    fields: dict[str, Any] = {
+        "system": "wms",
+        "sku": "SKU-1",
+        "location": "east",
+        "quantities": tuple_map(["on_hand"], [4]),
+        "observed_at": datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+        "changed_at": datetime(2026, 11, 1, 8, 0, tzinfo=UTC),
+        "source": "bulk",
+        "refs": TupleMap(("sku",), ("sku-1",)),
+        "flags": {"tracked": True},
+    }
+    built = build_level(**fields)
+    assert type(built) is Level
+    assert built == Level(**fields)
+    assert {name: getattr(built, name) for name in fields} == fields
+    assert build_level(**{k: fields[k] for k in list(fields)[:5]}) == Level(
+        **{k: fields[k] for k in list(fields)[:5]}
+    )

@@ -3,6 +3,8 @@ toy size, in-process, and its outcome summarized and rendered as BENCHMARKS.md i
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 from bench import b6_storm
@@ -30,3 +32,28 @@ async def test_a_toy_storm_is_measured_and_reported() -> None:
     text = render([summary], machine(), "python -m bench --only B6", datetime.now(UTC), quick=True)
     assert "| B6 | B6 Slack 429 answers | 0 | == 0 | met | — | — | 2 |" in text
     assert f"{messages['value']} | <= 5 | met | 300 |" in text
+
+
+def test_the_steps_tool_refuses_a_size_shopify_would_read_page_by_page() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.steps", "300"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert "SKUS must be above 5,000" in done.stderr
+
+
+def test_the_steps_tool_reports_each_step_at_the_smallest_bulk_size() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.steps", "5001", "--reads", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["reads", "first", "second"]
+    levels = 5001 * 5 * 13  # SKUs × locations × states (Shopify's 8, the WMS's 4, the ERP's 1)
+    assert f"observed={levels}, changed={levels}, stale=0" in lines[1]
+    assert f"observed={levels}, changed=" in lines[2]
+    assert f"changed={levels}" not in lines[2]

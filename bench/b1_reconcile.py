@@ -32,7 +32,7 @@ from connectors.clock import SystemClock
 from ledger import Ledger
 from ledger.engine import create_engine
 from monitors.collector import cyclic_gc_paused
-from monitors.config import config_from_dict
+from monitors.config import Config, config_from_dict
 from monitors.drift import diff
 from monitors.reconcile import observations, read_all
 from monitors.wiring import build_systems, rules_from_config
@@ -55,6 +55,20 @@ QUICK = Size(6_000)
 def fakes_process(size: Size, erp_dir: Path) -> Child:
     """``bench.fakes`` in a child process, spoken to over its stdin and stdout."""
     return Child("bench.fakes", str(size.skus), str(size.locations), str(erp_dir), greets=True)
+
+
+def three_systems(address: dict[str, object], erp_dir: Path) -> tuple[Config, dict[str, str]]:
+    """The configuration of B1's three systems at the fakes' ``address`` (as
+    :mod:`bench.fakes` greets), and the environment holding their tokens."""
+    gids = [str(g) for g in address["locations"]]  # type: ignore[attr-defined]
+    config = config_from_dict(
+        world.three_systems(str(address["shopify_url"]), str(address["wms_url"]), erp_dir, gids)
+    )
+    environ = {
+        world.SHOPIFY_TOKEN_ENV: str(address["shopify_token"]),
+        world.WMS_TOKEN_ENV: catalog.WMS_TOKEN,
+    }
+    return config, environ
 
 
 class Meter:
@@ -161,14 +175,7 @@ async def _measure(
     fakes: Child,
     out: Outcome,
 ) -> None:
-    gids = [str(g) for g in address["locations"]]  # type: ignore[attr-defined]
-    config = config_from_dict(
-        world.three_systems(str(address["shopify_url"]), str(address["wms_url"]), erp_dir, gids)
-    )
-    environ = {
-        world.SHOPIFY_TOKEN_ENV: str(address["shopify_token"]),
-        world.WMS_TOKEN_ENV: catalog.WMS_TOKEN,
-    }
+    config, environ = three_systems(address, erp_dir)
     rules = rules_from_config(config)
     levels_total = size.skus * size.locations
     assert fakes.proc is not None

@@ -21,14 +21,12 @@ from pathlib import Path
 
 import httpx
 
-from bench import catalog, world
 from bench._common import cpu_seconds, peak_rss_mb
-from bench.b1_reconcile import CHANGED_FRACTION, Database, Size, fakes_process
+from bench.b1_reconcile import CHANGED_FRACTION, Database, Size, fakes_process, three_systems
 from bench.child import Child
 from connectors.clock import SystemClock
 from ledger import Ledger
 from monitors.collector import cyclic_gc_paused
-from monitors.config import config_from_dict
 from monitors.reconcile import observations, read_all
 from monitors.wiring import build_systems
 
@@ -52,14 +50,7 @@ async def run(skus: int, dialect: str, reads: int) -> None:
 async def _steps(
     address: dict[str, object], database: Database, erp_dir: Path, fakes: Child, reads: int
 ) -> None:
-    gids = [str(g) for g in address["locations"]]  # type: ignore[attr-defined]
-    config = config_from_dict(
-        world.three_systems(str(address["shopify_url"]), str(address["wms_url"]), erp_dir, gids)
-    )
-    environ = {
-        world.SHOPIFY_TOKEN_ENV: str(address["shopify_token"]),
-        world.WMS_TOKEN_ENV: catalog.WMS_TOKEN,
-    }
+    config, environ = three_systems(address, erp_dir)
     async with (
         httpx.AsyncClient(timeout=120.0) as client,
         Ledger.from_url(database.url) as ledger,

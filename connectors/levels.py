@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Generic, NamedTuple, TypeVar, overload
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 #: Inventory states Driftwatch knows. Shopify's identity holds between them:
 #: on_hand = available + committed + reserved + damaged + safety_stock + quality_control;
@@ -29,25 +29,53 @@ D = TypeVar("D")
 
 
 class TupleMap(Mapping[str, V], Generic[V]):
-    """A read-only mapping held as two tuples: its keys, one tuple shared by every map
-    with the same keys, and its values.
+    """A read-only mapping held as tuples: its keys, one tuple shared by every map with
+    the same keys, and its values.
 
     A full read holds millions of levels, each with its quantities and references. As
-    dicts they cost 184 to 272 bytes each; as a TupleMap, 48 bytes and a tuple of the
-    values (BENCHMARKS.md, issue 16). A lookup walks a handful of keys at C speed.
-    Build one with :func:`tuple_map`, which shares the key tuples.
+    dicts they cost 184 to 272 bytes each; a TupleMap of shared keys is one tuple of its
+    values and nothing else (BENCHMARKS.md, issue 16): an instance of a tuple subclass
+    made once per key tuple, which holds the keys as a class attribute. A lookup walks
+    a handful of keys at C speed.
+
+    ``TupleMap(keys, values)`` and :func:`tuple_map` build one (the latter also makes keys
+    strings and drops a repeated key's earlier values). Past a bound on distinct key
+    tuples (keys come from outside) a map holds its own keys instead: slower to build,
+    read the same.
+
+    A TupleMap is a Mapping and compares as one (never equal to a tuple), but the
+    ``json`` module sees a tuple subclass and would write its values as an array:
+    serialize ``dict(m)``.
     """
 
-    __slots__ = ("_keys", "_values")
+    __slots__ = ()
 
-    def __init__(self, keys: tuple[str, ...], values: tuple[V, ...]) -> None:
+    def __new__(cls, keys: tuple[str, ...], values: tuple[V, ...]) -> TupleMap[V]:
         if len(keys) != len(values):
             raise ValueError(f"{len(keys)} keys for {len(values)} values")
-        self._keys, self._values = keys, values
+        return tuple_map(keys, values)
 
-    def __getitem__(self, key: str) -> V:
+    def __reduce__(self) -> tuple[object, tuple[tuple[str, ...], tuple[V, ...]]]:
+        return tuple_map, (tuple(self), tuple(self.values()))
+
+    def __repr__(self) -> str:
+        return f"TupleMap({dict(self.items())!r})"
+
+
+_tuple_getitem = tuple.__getitem__
+_tuple_iter = tuple.__iter__
+_tuple_eq = tuple.__eq__
+
+
+class _Keyed(tuple[Any, ...], TupleMap[V]):  # a tuple read as a Mapping
+    """A TupleMap whose keys are its class's ``_keys``: the tuple is its values."""
+
+    __slots__ = ()
+    _keys: tuple[str, ...] = ()
+
+    def __getitem__(self, key: str) -> V:  # type: ignore[override]
         try:
-            return self._values[self._keys.index(key)]
+            return _tuple_getitem(self, self._keys.index(key))  # type: ignore[no-any-return]
         except ValueError:
             raise KeyError(key) from None
 
@@ -57,7 +85,7 @@ class TupleMap(Mapping[str, V], Generic[V]):
     def get(self, key: str, /, default: V | D) -> V | D: ...
     def get(self, key: str, /, default: object = None) -> object:
         keys = self._keys
-        return self._values[keys.index(key)] if key in keys else default
+        return _tuple_getitem(self, keys.index(key)) if key in keys else default
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys
@@ -68,37 +96,101 @@ class TupleMap(Mapping[str, V], Generic[V]):
     def __len__(self) -> int:
         return len(self._keys)
 
+    def keys(self) -> KeysView[str]:
+        return KeysView(self)
+
     def items(self) -> ItemsView[str, V]:
-        return _Items(self)
+        return _KeyedItems(self)
 
     def values(self) -> ValuesView[V]:
-        return _Values(self)
+        return _KeyedValues(self)
 
-    def __repr__(self) -> str:
-        return f"TupleMap({dict(zip(self._keys, self._values, strict=True))!r})"
+    def __eq__(self, other: object) -> bool:
+        if type(other) is type(self):  # the same keys: compare the values
+            return _tuple_eq(self, other)
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        # a plain tuple of the same values is not this mapping (left to tuple, it would be)
+        return False if isinstance(other, tuple) else NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]  # a Mapping, not a tuple: unhashable
+    __lt__ = __le__ = __gt__ = __ge__ = None  # type: ignore[assignment]  # not ordered
+    __add__ = __mul__ = __rmul__ = None  # type: ignore[assignment]  # no tuple arithmetic
+    __repr__ = TupleMap.__repr__
+    __reduce__ = TupleMap.__reduce__
 
 
-class _Items(ItemsView[str, V]):
+class _KeyedItems(ItemsView[str, V]):
     __slots__ = ()
-    _mapping: TupleMap[V]
+    _mapping: _Keyed[V]
 
     def __iter__(self) -> Iterator[tuple[str, V]]:
         m = self._mapping
-        return zip(m._keys, m._values)  # noqa: B905 (equal lengths: TupleMap's invariant)
+        return zip(m._keys, _tuple_iter(m))  # noqa: B905 (equal lengths: one class per key tuple)
 
 
-class _Values(ValuesView[V]):
+class _KeyedValues(ValuesView[V]):
     __slots__ = ()
-    _mapping: TupleMap[V]
+    _mapping: _Keyed[V]
+
+    def __iter__(self) -> Iterator[V]:
+        return _tuple_iter(self._mapping)
+
+
+class _Loose(TupleMap[V]):
+    """A TupleMap that holds its own keys: for key tuples past the shared table's bound."""
+
+    __slots__ = ("_keys", "_values")
+    _keys: tuple[str, ...]
+    _values: tuple[V, ...]
+
+    def __getitem__(self, key: str) -> V:
+        try:
+            return self._values[self._keys.index(key)]
+        except ValueError:
+            raise KeyError(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def values(self) -> ValuesView[V]:
+        return _LooseValues(self)
+
+    def items(self) -> ItemsView[str, V]:
+        return _LooseItems(self)
+
+
+class _LooseItems(ItemsView[str, V]):
+    __slots__ = ()
+    _mapping: _Loose[V]
+
+    def __iter__(self) -> Iterator[tuple[str, V]]:
+        m = self._mapping
+        return zip(m._keys, m._values)  # noqa: B905 (equal lengths: checked when built)
+
+
+class _LooseValues(ValuesView[V]):
+    __slots__ = ()
+    _mapping: _Loose[V]
 
     def __iter__(self) -> Iterator[V]:
         return iter(self._mapping._values)
 
 
-#: key tuples seen, each kept once (interned names), for every TupleMap to share
-_SHARED_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
-#: past this many distinct key tuples, new ones are no longer shared (bounds the table
-#: whatever the systems report)
+_new_tuple = tuple.__new__
+_new_object = object.__new__
+
+#: key tuples seen, each kept once (interned names), with the TupleMap class of each
+_SHARED_KEYS: dict[tuple[str, ...], tuple[tuple[str, ...], type[_Keyed[Any]]]] = {}
+#: past this many distinct key tuples, new ones get no class of their own (bounds the
+#: table and the classes made, whatever the systems report)
 _SHARED_LIMIT = 4096
 
 
@@ -108,14 +200,31 @@ def tuple_map(keys: Iterable[str], values: Iterable[V]) -> TupleMap[V]:
     keeps its last value, as in a dict."""
     names, held = tuple(keys), tuple(values)
     shared = _SHARED_KEYS.get(names)  # a hit is all strings: nothing else equals one
-    if shared is None:
-        shared, held = _shared(names, held)
-    return TupleMap(shared, held)
+    if shared is not None and len(held) == len(names):
+        return _new_tuple(shared[1], held)
+    return _built(names, held)
 
 
-def _shared(
-    names: tuple[object, ...], held: tuple[V, ...]
-) -> tuple[tuple[str, ...], tuple[V, ...]]:
+def map_type(keys: tuple[str, ...]) -> Callable[[tuple[V, ...]], TupleMap[V]]:
+    """A constructor of TupleMaps with these ``keys`` (distinct strings) from their
+    values, for a read loop that builds millions with the same keys: ``map_type(KEYS)(
+    values)`` is ``tuple_map(KEYS, values)``, without looking the keys up each time."""
+    if len(set(keys)) != len(keys) or not all(type(k) is str for k in keys):
+        raise ValueError(f"keys must be distinct strings: {keys!r}")
+    sample = tuple_map(keys, keys)
+    if not isinstance(sample, _Keyed):
+        return lambda values: tuple_map(keys, values)
+    cls = type(sample)
+
+    def build(values: tuple[V, ...]) -> TupleMap[V]:
+        if len(values) != len(keys):
+            raise ValueError(f"{len(keys)} keys for {len(values)} values")
+        return _new_tuple(cls, values)
+
+    return build
+
+
+def _built(names: tuple[object, ...], held: tuple[V, ...]) -> TupleMap[V]:
     keys = tuple(map(str, names))
     if len(keys) != len(held):
         raise ValueError(f"{len(keys)} keys for {len(held)} values")
@@ -124,10 +233,14 @@ def _shared(
         keys, held = tuple(pairs), tuple(pairs.values())
     shared = _SHARED_KEYS.get(keys)
     if shared is None:
-        shared = tuple(map(sys.intern, keys))
-        if len(_SHARED_KEYS) < _SHARED_LIMIT:
-            shared = _SHARED_KEYS.setdefault(shared, shared)
-    return shared, held
+        if len(_SHARED_KEYS) >= _SHARED_LIMIT:
+            loose: _Loose[V] = _new_object(_Loose)
+            loose._keys, loose._values = keys, held
+            return loose
+        interned = tuple(map(sys.intern, keys))
+        cls = type("TupleMap", (_Keyed,), {"__slots__": (), "_keys": interned})
+        shared = _SHARED_KEYS.setdefault(interned, (interned, cls))
+    return _new_tuple(shared[1], held)
 
 
 #: the flags and the references of a level that has none, shared (a full read holds
@@ -166,9 +279,6 @@ class Level(NamedTuple):
         """Sum of the given states, or None if the system reports none of them."""
         present = [self.quantities[s] for s in states if s in self.quantities]
         return sum(present) if present else None
-
-
-_new_tuple = tuple.__new__
 
 
 def build_level(

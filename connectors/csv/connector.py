@@ -55,7 +55,14 @@ from typing import TypeAlias
 from connectors.clock import Clock
 from connectors.errors import ConnectorError, WriteRejected
 from connectors.health import Health
-from connectors.levels import Level, LevelWrite, TupleMap, WriteOutcome, build_level, tuple_map
+from connectors.levels import (
+    Level,
+    LevelWrite,
+    WriteOutcome,
+    build_level,
+    map_type,
+    tuple_map,
+)
 from connectors.normalize import Mapping, to_units
 
 __all__ = [
@@ -79,7 +86,8 @@ _CARTON = re.compile(r"(?:CS|CT|PK|BX)(\d+)")
 _EACH = frozenset({"EA", "EACH", "PC", "PCS", "UNIT", "UN"})
 _SHOWN = 40  # characters of a bad cell quoted in a problem message
 #: the keys of every level's refs
-_REFS = ("file", "location_id", "sku")
+#: a level's references, built from their values (the keys shared: millions of rows)
+_refs = map_type(("file", "location_id", "sku"))
 
 
 def default_uom_units(code: str) -> int:
@@ -397,8 +405,7 @@ class CsvConnector:
             # compact: a file holds up to millions of rows
             quantities=tuple_map(c.quantities, counts),
             observed_at=observed,
-            refs=TupleMap(
-                _REFS,
+            refs=_refs(
                 (
                     file,
                     sys.intern(raw_location),  # a few locations, many rows

@@ -16,7 +16,14 @@ from connectors.clock import Clock
 from connectors.errors import ResponseError, WriteRejected
 from connectors.health import Health
 from connectors.http import RetryPolicy, send
-from connectors.levels import Level, LevelWrite, TupleMap, WriteOutcome, build_level, tuple_map
+from connectors.levels import (
+    Level,
+    LevelWrite,
+    WriteOutcome,
+    build_level,
+    map_type,
+    tuple_map,
+)
 from connectors.normalize import Mapping, from_units, to_units
 from connectors.rest.spec import FieldSpec, ListSpec, WriteSpec, dig
 
@@ -190,7 +197,7 @@ class RestConnector:
             quantities=tuple_map(states, counts),  # compact: a read holds millions
             observed_at=observed,
             changed_at=changed,
-            refs=TupleMap(_REFS, (location, own_sku)),
+            refs=_refs((location, own_sku)),
         )
 
     async def write_levels(self, writes: Sequence[LevelWrite]) -> list[WriteOutcome]:
@@ -243,7 +250,8 @@ class RestConnector:
 
 
 #: the keys of every level's refs
-_REFS = ("location_id", "sku")
+#: a level's references, built from their values (the keys shared: millions of levels)
+_refs = map_type(("location_id", "sku"))
 #: one read's SKU spellings -> (SKU, pack size, the system's spelling), and its
 #: locations -> (the id interned, the location key)
 _Seen = tuple[dict[str, tuple[str, int, str]], dict[str, tuple[str, str]]]

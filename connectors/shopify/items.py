@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connectors.levels import Level, TupleMap, build_level, tuple_map
+from connectors.levels import Level, build_level, map_type, tuple_map
 from connectors.normalize import Mapping as SkuMapping
 from connectors.normalize import to_units
 
@@ -30,7 +30,8 @@ class ItemFacts:
     raw_sku: str = ""
 
 
-_REFS = ("inventory_item_id", "location_id", "sku")
+#: a level's references, built from their values (the keys shared: millions of levels)
+_refs = map_type(("inventory_item_id", "location_id", "sku"))
 
 
 def item_facts(node: Mapping[str, Any], *, system: str, mapping: SkuMapping) -> ItemFacts | None:
@@ -74,7 +75,7 @@ def level_of(
         quantities=tuple_map(names, units),
         observed_at=observed_at,
         changed_at=parse_time(level.get("updatedAt")),
-        refs=TupleMap(_REFS, (facts.item_id, location_gid, facts.raw_sku or facts.sku)),
+        refs=_refs((facts.item_id, location_gid, facts.raw_sku or facts.sku)),
         flags=facts.flags,
     )
 

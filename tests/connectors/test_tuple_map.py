@@ -3,6 +3,12 @@ whatever the keys, a TupleMap reads exactly as the dict of the same pairs would.
 
 from __future__ import annotations
 
+import copy
+import json
+import pickle
+import struct
+import sys
+import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +17,8 @@ from connector_testing import TableMapping
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.levels import Level, TupleMap, build_level, tuple_map
+from connectors import levels
+from connectors.levels import Level, TupleMap, build_level, map_type, tuple_map
 from connectors.shopify.items import ItemFacts, level_of
 
 #: state names as systems send them, and strings nobody planned for
@@ -51,6 +58,14 @@ def test_keys_that_are_not_strings_become_strings_and_a_repeat_keeps_the_last() 
     assert got == {"5": 2, "None": 3}
 
 
+@pytest.fixture
+def own_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that fills the shared key table does it in a table of its own: the maps
+    other tests build (in this process) keep their shared keys."""
+    monkeypatch.setattr(levels, "_SHARED_KEYS", {})
+
+
+@pytest.mark.usefixtures("own_table")
 def test_many_distinct_key_sets_stay_correct_past_the_shared_table() -> None:
     maps = [tuple_map([f"state-{i}", "available"], [i, -i]) for i in range(5_000)]
     assert all(m == {f"state-{i}": i, "available": -i} for i, m in enumerate(maps))
@@ -109,3 +124,58 @@ def test_build_level_is_the_level_its_keywords_name() -> None:
     assert build_level(**{k: fields[k] for k in list(fields)[:5]}) == Level(
         **{k: fields[k] for k in list(fields)[:5]}
     )
+
+
+def test_a_tuple_map_is_no_bigger_than_the_tuple_of_its_values() -> None:
+    """The point of it: 1.5 million levels each hold two (issue 16). A map is one
+    allocation: a tuple subclass's (one spare slot, as CPython allocates subclasses), not
+    an object holding a tuple (48 bytes more)."""
+    keys, values = ["available", "on_hand"], (3, 4)
+    tuple_map(keys, values)  # the key tuple's class made before counting
+    tracemalloc.start()
+    try:
+        maps = [tuple_map(keys, values) for _ in range(1_000)]
+        per_map = (tracemalloc.get_traced_memory()[0] - sys.getsizeof(maps)) / len(maps)
+    finally:
+        tracemalloc.stop()
+    assert round(per_map) <= sys.getsizeof(values) + struct.calcsize("P")  # and the spare slot
+
+
+def test_a_tuple_map_is_a_mapping_not_a_tuple_of_its_values() -> None:
+    got = tuple_map(["a", "b"], [1, 2])
+    assert got != (1, 2)
+    assert got != (1, 2)
+    assert got == tuple_map(["b", "a"], [2, 1])  # a mapping: the order of keys is no matter
+    assert got != tuple_map(["a", "b"], [1, 3])
+    with pytest.raises(TypeError):
+        hash(got)
+    with pytest.raises(TypeError):
+        got < got  # noqa: B015 (the comparison is what must raise)
+    with pytest.raises(KeyError):
+        got[0]  # type: ignore[index]
+    assert dict(got) == {"a": 1, "b": 2}
+    assert json.dumps(dict(got)) == '{"a": 1, "b": 2}'
+
+
+@pytest.mark.usefixtures("own_table")
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_tuple_map_survives_pickling_and_copies(shared: bool) -> None:
+    """Levels cross to the chart worker's process; copies of either kind read the same."""
+    if shared:
+        got = tuple_map(["on_hand", "available"], [4, 3])
+    else:  # past the shared table's bound: a map that holds its own keys
+        for i in range(5_000):
+            tuple_map([f"filler-{i}"], [i])
+        got = tuple_map(["never-seen-before", "available"], [4, 3])
+    for copied in (pickle.loads(pickle.dumps(got)), copy.copy(got), copy.deepcopy(got)):
+        assert copied == got == {"on_hand" if shared else "never-seen-before": 4, "available": 3}
+        assert isinstance(copied, TupleMap)
+
+
+def test_map_type_builds_the_maps_tuple_map_would() -> None:
+    build = map_type(("location_id", "sku"))
+    assert build(("WH-1", "SKU-1")) == tuple_map(["location_id", "sku"], ["WH-1", "SKU-1"])
+    with pytest.raises(ValueError, match="2 keys for 1 values"):
+        build(("WH-1",))
+    with pytest.raises(ValueError, match="distinct strings"):
+        map_type(("sku", "sku"))

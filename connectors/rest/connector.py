@@ -26,6 +26,7 @@ from connectors.levels import (
 )
 from connectors.normalize import Mapping, from_units, to_units
 from connectors.rest.spec import FieldSpec, ListSpec, WriteSpec, dig
+from connectors.times import iso_time
 
 
 class RestConnector:
@@ -271,10 +272,5 @@ def _maybe_json(response: httpx.Response) -> Any:
         return response.text[:200]
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+#: a time the system wrote, parsed once per distinct string
+_time = iso_time

@@ -16,6 +16,7 @@ from typing import Any
 from connectors.levels import Level, build_level, map_type, tuple_map
 from connectors.normalize import Mapping as SkuMapping
 from connectors.normalize import to_units
+from connectors.times import iso_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +81,5 @@ def level_of(
     )
 
 
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+#: a time Shopify wrote (``updatedAt``, ``createdAt``), parsed once per distinct string
+parse_time = iso_time

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -214,3 +215,57 @@ async def test_an_empty_shop_has_no_file_and_no_levels(shop: Shop) -> None:
     assert await connector.read_levels() == []
     assert shop.fake.bulk.downloads == []
     assert connector.health().last_success == shop.clock.now()
+
+
+async def _file_read(shop: Shop, content: bytes, chunk_size: int) -> list[dict[str, Any]]:
+    """The objects the connector reads from a result file holding ``content``, served
+    ``chunk_size`` bytes at a time (lines cut anywhere, as the network cuts them)."""
+    connector = shop.connector(use_bulk=True)
+    if not shop.fake.bulk.operations:
+        shop.stock(2)
+        await connector.read_levels()  # an operation whose file the fake serves
+    [operation] = shop.fake.bulk.operations
+    assert operation.path is not None
+    assert operation.url is not None
+    operation.path.write_bytes(content)
+    operation.file_size = len(content)  # the Content-Length the fake sends
+    shop.fake.bulk.chunk_size = chunk_size
+    return [obj async for batch in connector.bulk.batches(operation.url) for obj in batch]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64 * 1024])
+async def test_lines_cut_anywhere_by_the_network_read_whole(shop: Shop, chunk_size: int) -> None:
+    lines = [
+        {"id": "gid://shopify/InventoryItem/1", "sku": "SKU-1"},
+        {"id": "gid://shopify/InventoryItem/2", "sku": "é 😀 \u2028 line\u2029sep", "n": 2},
+        {"id": "gid://shopify/InventoryLevel/3", "__parentId": "gid://shopify/InventoryItem/1"},
+    ]
+    content = b"".join(json.dumps(line, ensure_ascii=False).encode() + b"\n" for line in lines)
+    assert await _file_read(shop, content, chunk_size) == lines
+    # CRLF endings, blank lines, no newline at the end: as a line reader reads them
+    loose = b"\r\n".join([content.splitlines()[0], b"", b"   ", *content.splitlines()[1:]])
+    assert await _file_read(shop, loose, chunk_size) == lines
+
+
+async def test_bytes_that_are_not_utf8_are_replaced_not_fatal(shop: Shop) -> None:
+    content = b'{"id": "gid://shopify/InventoryItem/1", "sku": "SKU-\xff1"}\n{"id": "x"}\n'
+    assert await _file_read(shop, content, 64 * 1024) == [
+        {"id": "gid://shopify/InventoryItem/1", "sku": "SKU-\ufffd1"},
+        {"id": "x"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (b'{"id": "1"}{"id": "2"}\n', "not JSON"),  # two objects on one line
+        (b'{"id": "1"}\n["a list"]\n', "not an object"),
+        (b'{"id": "1"}\n{"sku": "\\ud800"}\n', "not JSON"),  # a lone surrogate
+        (b'{"id": "1"}\n{"id": \n', "not JSON"),  # cut off
+    ],
+)
+async def test_a_line_that_is_not_one_object_is_named(
+    shop: Shop, content: bytes, error: str
+) -> None:
+    with pytest.raises(ResponseError, match=f"a bulk result line is {error}"):
+        await _file_read(shop, content, 64 * 1024)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ledger_testing import at, obs, scalar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger import Ledger, LevelObservation, RecordResult
+from ledger import InvalidArgument, Ledger, LevelObservation, RecordResult
 
 HOSTILE = [
     "TAB\tSKU",
@@ -134,3 +134,25 @@ async def test_replicas_making_the_first_complete_read_at_once_write_each_key_on
             await r.close()
     assert await scalar(raw, "SELECT count(*) FROM level_history") == 1_200
     assert await scalar(raw, "SELECT count(*) FROM level_current") == 600
+
+
+@pytest.mark.parametrize("field", ["system", "sku", "location", "state", "source"])
+@pytest.mark.parametrize(
+    "bad", ["NUL\x00SKU", "LONE\ud800HALF", 42], ids=["nul", "surrogate", "int"]
+)
+@pytest.mark.parametrize("complete", [True, False], ids=["complete-read", "poll"])
+async def test_text_no_backend_can_store_is_refused_by_name_and_nothing_is_written(
+    ledger: Ledger, raw: AsyncEngine, field: str, bad: object, complete: bool
+) -> None:
+    """A SQLite ledger would keep a NUL that a PostgreSQL one refuses mid-transaction with
+    a driver error: both refuse it first, saying which field, and the batch writes
+    nothing (the connectors make such SKUs U+FFFD before they get here)."""
+    good = [obs(n, 0, sku=f"SKU-{n}") for n in range(30)]
+    hostile = obs(1, 0, sku="SKU-X")._replace(**{field: bad})
+    batch = [*good[:10], hostile, *good[10:]]
+    with pytest.raises(InvalidArgument, match=f"^{field} "):
+        await ledger.record_levels(batch, complete=["shopify"] if complete else ())
+    assert await ledger.current_levels() == []
+    assert await scalar(raw, "SELECT count(*) FROM level_history") == 0
+    # the same ledger goes on recording what it can store
+    assert (await ledger.record_levels(good, complete=["shopify"])).changed == 30

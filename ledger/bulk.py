@@ -31,6 +31,7 @@ from psycopg import AsyncConnection as PsycopgConnection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.records import LevelObservation
+from ledger.storable import require_storable
 
 Key = tuple[str, str, str, str]  # system, sku, location, state
 CurrentRow = tuple[str, str, str, str, int, datetime, datetime | None, str]
@@ -241,6 +242,10 @@ class LevelBulk:
         changed = list(map(times.get, map(_CHANGED, new), observed))
         key = [list(map(get, new)) for get in _KEY_FIELDS]
         quantity, source = list(map(_QUANTITY, new)), list(map(_SOURCE, new))
+        # text from outside, refused before anything is written (the system was
+        # checked with its chunk)
+        for name, column in (*zip(_KEY[1:], key[1:], strict=True), ("source", source)):
+            require_storable(name, column, new)
         history = list(zip(*key, quantity, observed, source, strict=True))
         current = list(zip(*key, quantity, observed, changed, source, strict=True))
         del key, quantity, source, observed, changed

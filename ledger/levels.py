@@ -24,7 +24,7 @@ from ledger.bulk import CurrentRow, HistoryRow, Key, LevelBulk, bulk_for
 from ledger.errors import InvalidArgument
 from ledger.memory import release_free_heap
 from ledger.records import LevelObservation, LevelRow, RecordResult
-from ledger.storable import storable_text
+from ledger.storable import require_storable
 from ledger.store import Store, dialect_insert
 from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_HISTORY, LEVEL_READS
 from ledger.types import require_utc
@@ -288,9 +288,9 @@ class _Batch:
             passed += observations
             probes.append((system, observations, probe))
         del by_system
-        # What is written: a key the watermark found unchanged was checked when written.
-        _check_text(fresh, _TEXT)
-        _check_text(passed, _TEXT)
+        # What is written: a key the watermark found unchanged was checked when written,
+        # and insert_new checks the columns it builds for the new keys.
+        _check_text(passed, ("sku", "location", "state", "source"))
         await self.bulk.insert_new(conn, fresh)
         self.changed += len(fresh)
         del fresh
@@ -440,32 +440,11 @@ def _check(chunk: Sequence[LevelObservation]) -> None:
     raise AssertionError("a chunk failed its check but no observation did")  # pragma: no cover
 
 
-#: an observation's text fields, besides its system
-_TEXT = ("sku", "location", "state", "source")
-
-
 def _check_text(observations: Sequence[LevelObservation], names: Sequence[str]) -> None:
-    """Refuse observations whose ``names`` fields are not text every backend stores: a
-    str without a NUL or a lone surrogate (PostgreSQL refuses both; SQLite would keep
-    what a PostgreSQL ledger cannot). Checked a field at a time over all of them joined,
-    which is C-speed; an observation is named only when one is refused."""
+    """Refuse observations whose ``names`` fields are not text every backend stores
+    (:func:`ledger.storable.require_storable`)."""
     for name in names:
-        field = attrgetter(name)
-        try:
-            joined = "".join(map(field, observations))
-        except TypeError:
-            joined = None
-        if joined is not None and storable_text(joined) is joined:
-            continue
-        for obs in observations:
-            value = field(obs)
-            if not isinstance(value, str):
-                raise InvalidArgument(f"{name} must be text in observation {obs!r}")
-            if storable_text(value) is not value:
-                raise InvalidArgument(
-                    f"{name} {value!r} holds a NUL or a lone surrogate, which the ledger cannot "
-                    f"store on every backend: observation {obs!r}"
-                )
+        require_storable(name, list(map(attrgetter(name), observations)), observations)
 
 
 def _aware(value: object) -> bool:

@@ -187,8 +187,8 @@ class _LooseValues(ValuesView[V]):
 _new_tuple = tuple.__new__
 _new_object = object.__new__
 
-#: key tuples seen, each kept once (interned names), with the TupleMap class of each
-_SHARED_KEYS: dict[tuple[str, ...], tuple[tuple[str, ...], type[_Keyed[Any]]]] = {}
+#: key tuples seen, each with its TupleMap class (which holds them, interned, as ``_keys``)
+_SHARED_KEYS: dict[tuple[str, ...], type[_Keyed[Any]]] = {}
 #: past this many distinct key tuples, new ones get no class of their own (bounds the
 #: table and the classes made, whatever the systems report)
 _SHARED_LIMIT = 4096
@@ -201,7 +201,7 @@ def tuple_map(keys: Iterable[str], values: Iterable[V]) -> TupleMap[V]:
     names, held = tuple(keys), tuple(values)
     shared = _SHARED_KEYS.get(names)  # a hit is all strings: nothing else equals one
     if shared is not None and len(held) == len(names):
-        return _new_tuple(shared[1], held)
+        return _new_tuple(shared, held)
     return _built(names, held)
 
 
@@ -239,8 +239,8 @@ def _built(names: tuple[object, ...], held: tuple[V, ...]) -> TupleMap[V]:
             return loose
         interned = tuple(map(sys.intern, keys))
         cls = type("TupleMap", (_Keyed,), {"__slots__": (), "_keys": interned})
-        shared = _SHARED_KEYS.setdefault(interned, (interned, cls))
-    return _new_tuple(shared[1], held)
+        shared = _SHARED_KEYS.setdefault(interned, cls)
+    return _new_tuple(shared, held)
 
 
 #: the flags and the references of a level that has none, shared (a full read holds

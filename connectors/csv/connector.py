@@ -85,7 +85,6 @@ _INTEGER = re.compile(r"[+-]?\d+")
 _CARTON = re.compile(r"(?:CS|CT|PK|BX)(\d+)")
 _EACH = frozenset({"EA", "EACH", "PC", "PCS", "UNIT", "UN"})
 _SHOWN = 40  # characters of a bad cell quoted in a problem message
-#: the keys of every level's refs
 #: a level's references, built from their values (the keys shared: millions of rows)
 _refs = map_type(("file", "location_id", "sku"))
 

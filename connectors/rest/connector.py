@@ -190,7 +190,7 @@ class RestConnector:
                 self._mapping.location_key(self.name, location) or location,
             )
         location, key = place
-        changed = _time(dig(item, f.updated_at)) if f.updated_at else None
+        changed = iso_time(dig(item, f.updated_at)) if f.updated_at else None
         return build_level(
             system=self.name,
             sku=sku,
@@ -250,7 +250,6 @@ class RestConnector:
         return WriteOutcome(write, "applied", before=write.expected, after=write.quantity)
 
 
-#: the keys of every level's refs
 #: a level's references, built from their values (the keys shared: millions of levels)
 _refs = map_type(("location_id", "sku"))
 #: one read's SKU spellings -> (SKU, pack size, the system's spelling), and its
@@ -270,7 +269,3 @@ def _maybe_json(response: httpx.Response) -> Any:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return response.text[:200]
-
-
-#: a time the system wrote, parsed once per distinct string
-_time = iso_time

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ledger.errors import InvalidArgument
+from ledger.storable import storable_text
 
 #: A JSON object as stored in ``details``, ``detail``, ``payload`` and ``response``.
 JSONDict = dict[str, Any]
@@ -103,9 +104,16 @@ def require_choice(value: str, choices: tuple[str, ...], name: str) -> str:
 
 
 def require_text(value: str, name: str) -> str:
-    """``value`` stripped of surrounding whitespace; refuses empty text."""
+    """``value`` stripped of surrounding whitespace; refuses empty text, and text no
+    backend can store (a NUL or a lone surrogate: PostgreSQL refuses both mid-transaction,
+    SQLite would keep what a PostgreSQL ledger cannot)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgument(f"{name} must be non-empty text (got {value!r})")
+    if storable_text(value) is not value:
+        raise InvalidArgument(
+            f"{name} {value!r} holds a NUL or a lone surrogate, which the ledger cannot "
+            "store on every backend"
+        )
     return value.strip()
 
 

@@ -74,3 +74,28 @@ async def test_rows_from_before_0008_take_their_outcome_from_the_audit_log(
         await ledger.upgrade()
         statuses = {a.idempotency_key: a.status for a in await ledger.list_adjustments()}
     assert statuses == {"k1": "applied", "k2": "failed", "k3": "pending"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("sku", "TEE\x00NUL"), ("location", "east\ud800"), ("operator", "U\x001")],
+)
+async def test_text_no_backend_can_store_is_refused_by_name(
+    ledger: Ledger, field: str, value: str
+) -> None:
+    """A NUL or a lone surrogate (Slack and other systems can send both) failed on
+    PostgreSQL with a driver error mid-transaction and was stored by SQLite: both
+    refuse it first, naming the field, and record nothing."""
+    fields = {"sku": "TEE", "location": "east", "operator": "U1", field: value}
+    with pytest.raises(InvalidArgument, match=f"^{field} "):
+        await ledger.record_adjustment(
+            "k3",
+            fields["sku"],
+            fields["location"],
+            "wms",
+            "damaged",
+            fields["operator"],
+            T0,
+            delta=-1,
+        )
+    assert await ledger.list_adjustments() == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -96,9 +96,6 @@ class _Keyed(tuple[Any, ...], TupleMap[V]):  # a tuple read as a Mapping
     def __len__(self) -> int:
         return len(self._keys)
 
-    def keys(self) -> KeysView[str]:
-        return KeysView(self)
-
     def items(self) -> ItemsView[str, V]:
         return _KeyedItems(self)
 
@@ -120,8 +117,7 @@ class _Keyed(tuple[Any, ...], TupleMap[V]):  # a tuple read as a Mapping
     __hash__ = None  # type: ignore[assignment]  # a Mapping, not a tuple: unhashable
     __lt__ = __le__ = __gt__ = __ge__ = None  # type: ignore[assignment]  # not ordered
     __add__ = __mul__ = __rmul__ = None  # type: ignore[assignment]  # no tuple arithmetic
-    __repr__ = TupleMap.__repr__
-    __reduce__ = TupleMap.__reduce__
+    __repr__ = TupleMap.__repr__  # tuple's would come first
 
 
 class _KeyedItems(ItemsView[str, V]):

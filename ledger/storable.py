@@ -53,13 +53,19 @@ def require_storable(name: str, values: Sequence[object], items: Sequence[object
     ):
         return  # the ASCII test and the NUL search are C loops; the pattern is slower
     for value, item in zip(values, items, strict=True):
-        if not isinstance(value, str):
-            raise InvalidArgument(f"{name} must be text in {item!r}")
-        if _UNSTORABLE.search(value):
-            raise InvalidArgument(
-                f"{name} {value!r} holds a NUL or a lone surrogate, which the ledger cannot "
-                f"store on every backend: {item!r}"
-            )
+        refuse_unstorable(name, value, f" in {item!r}")
+
+
+def refuse_unstorable(name: str, value: object, where: str = "") -> None:
+    """Refuse ``value`` unless it is a str every backend stores (see
+    :func:`require_storable`); ``where`` ends the message (what held it)."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be text{where}")
+    if _UNSTORABLE.search(value):
+        raise InvalidArgument(
+            f"{name} {value!r} holds a NUL or a lone surrogate, which the ledger cannot "
+            f"store on every backend{where}"
+        )
 
 
 def refusal_reason(error: BaseException, limit: int = 200) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ledger.errors import InvalidArgument
-from ledger.storable import storable_text
+from ledger.storable import refuse_unstorable
 
 #: A JSON object as stored in ``details``, ``detail``, ``payload`` and ``response``.
 JSONDict = dict[str, Any]
@@ -109,11 +109,7 @@ def require_text(value: str, name: str) -> str:
     SQLite would keep what a PostgreSQL ledger cannot)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgument(f"{name} must be non-empty text (got {value!r})")
-    if storable_text(value) is not value:
-        raise InvalidArgument(
-            f"{name} {value!r} holds a NUL or a lone surrogate, which the ledger cannot "
-            "store on every backend"
-        )
+    refuse_unstorable(name, value)
     return value.strip()
 
 

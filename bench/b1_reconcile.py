@@ -34,7 +34,7 @@ from ledger.engine import create_engine
 from monitors.collector import cyclic_gc_paused
 from monitors.config import Config, config_from_dict
 from monitors.drift import diff
-from monitors.reconcile import observations, read_all
+from monitors.reconcile import level_blocks, read_all
 from monitors.wiring import build_systems, rules_from_config
 
 CHANGED_FRACTION = 0.001
@@ -198,7 +198,7 @@ async def _measure(
                         raise RuntimeError(f"B1: systems failed: {failures}")
                     async with meter.step("record"):
                         recorded = await ledger.record_levels(
-                            observations(levels), complete=[s.name for s in systems]
+                            blocks=level_blocks(levels), complete=[s.name for s in systems]
                         )
                     async with meter.step("diff"):
                         drifts = diff(levels, rules)

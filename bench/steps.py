@@ -27,7 +27,7 @@ from bench.child import Child
 from connectors.clock import SystemClock
 from ledger import Ledger
 from monitors.collector import cyclic_gc_paused
-from monitors.reconcile import observations, read_all
+from monitors.reconcile import level_blocks, read_all
 from monitors.wiring import build_systems
 
 #: the Shopify connector's default: a shop with more variants is read in bulk
@@ -75,7 +75,7 @@ async def _steps(
                 if failures:
                     raise RuntimeError(f"systems failed: {failures}")
                 middle = cpu_seconds()
-                result = await ledger.record_levels(observations(levels), complete=names)
+                result = await ledger.record_levels(blocks=level_blocks(levels), complete=names)
                 after = cpu_seconds()
             del levels
             print(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -237,6 +237,30 @@ def _built(names: tuple[object, ...], held: tuple[V, ...]) -> TupleMap[V]:
         cls = type("TupleMap", (_Keyed,), {"__slots__": (), "_keys": interned})
         shared = _SHARED_KEYS.setdefault(interned, cls)
     return _new_tuple(shared, held)
+
+
+def grouped_by_keys(
+    maps: Sequence[Mapping[str, V]],
+) -> list[tuple[tuple[str, ...], Sequence[int], Callable[[Mapping[str, V]], Iterator[V]]]]:
+    """``maps`` grouped by their keys (in order of first appearance): for each key tuple,
+    the positions of the maps that have exactly those keys, and a function giving a
+    map's values in that order. For a full read's quantities as columns: when every map
+    is a TupleMap of the same keys (a system's read, usually) the grouping is one C-speed
+    pass and the values are the tuple's own, with no Python call per map."""
+    kinds = set(map(type, maps))
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        if issubclass(kind, _Keyed):
+            return [(kind._keys, range(len(maps)), _tuple_iter)]  # type: ignore[list-item]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, mapping in enumerate(maps):
+        keys = mapping._keys if isinstance(mapping, _Keyed) else tuple(mapping)
+        groups.setdefault(keys, []).append(i)
+    return [(keys, positions, _values_of) for keys, positions in groups.items()]
+
+
+def _values_of(mapping: Mapping[str, V]) -> Iterator[V]:
+    return iter(mapping.values())
 
 
 #: the flags and the references of a level that has none, shared (a full read holds

@@ -23,12 +23,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.bulk import CurrentRow, HistoryRow, Key, LevelBulk, bulk_for
 from ledger.errors import InvalidArgument
 from ledger.memory import release_free_heap
-from ledger.records import LevelObservation, LevelRow, RecordResult
+from ledger.records import LevelBlock, LevelObservation, LevelRow, RecordResult
 from ledger.storable import require_storable
 from ledger.store import Store, dialect_insert
 from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_HISTORY, LEVEL_READS
 from ledger.types import require_utc
-from ledger.watermark import Changes, Marks, Probe, key_hash, micros
+from ledger.watermark import (
+    I64,
+    Changes,
+    Marks,
+    Probe,
+    key_hash,
+    micros,
+    repeated_hashes,
+    time_column,
+    unchanged_levels,
+)
 
 #: Observations per round of record_levels: one UPDATE, one read and two writes a round.
 CHUNK = 20_000
@@ -54,7 +64,11 @@ class Levels(Store):
     _record_lock: asyncio.Lock | None = None
 
     async def record_levels(
-        self, observations: Iterable[LevelObservation], *, complete: Collection[str] = ()
+        self,
+        observations: Iterable[LevelObservation] = (),
+        *,
+        complete: Collection[str] = (),
+        blocks: Sequence[LevelBlock] = (),
     ) -> RecordResult:
         """Store a batch of observations, in one transaction.
 
@@ -77,10 +91,19 @@ class Levels(Store):
         chunks in arrival order (an observation of a key older than one an earlier chunk
         of the same batch stored is stale). A poll, one observation per key, is
         unaffected.
+
+        ``blocks`` hold levels as columns (:class:`LevelBlock`), recorded before
+        ``observations``. A level of a complete system that the watermark finds unchanged
+        in every state, and that is the only level of its SKU and location among its
+        system's blocks, is taken as read without an observation being made of it
+        (the bulk of a full read: no Python work per state); every other level is
+        recorded as its observations would be.
         """
+        # a block of levels without states holds no observation
+        blocks = [block for block in blocks if block.states and len(block)]
         chunks = _chunks(observations)
         first = next(chunks, None)
-        if first is None and not complete:
+        if first is None and not complete and not blocks:
             return RecordResult(observed=0, changed=0, stale=0)
         if self._record_lock is None:
             self._record_lock = asyncio.Lock()
@@ -96,7 +119,15 @@ class Levels(Store):
                         # opposite orders. Transaction-scoped: released at commit or
                         # rollback, whatever the pool does with the connection afterwards.
                         await conn.execute(select(func.pg_advisory_xact_lock(LEVELS_LOCK)))
-                    for chunk in itertools.chain((first or [],), chunks):
+                    pending: Iterable[list[LevelObservation]] = itertools.chain(
+                        (first or [],), chunks
+                    )
+                    if blocks:
+                        rest = await batch.vouch(conn, blocks)
+                        pending = _chunks(
+                            itertools.chain(rest, itertools.chain.from_iterable(pending))
+                        )
+                    for chunk in pending:
                         await batch.record(conn, chunk)
                     await batch.finish(conn)
             except BaseException:
@@ -239,6 +270,68 @@ class _Batch:
         rows = [tuple(r) for r in await conn.execute(query)]
         version, confirmed = self.locked[system]
         return Marks.build(rows, confirmed, version)
+
+    async def vouch(
+        self, conn: AsyncConnection, blocks: Sequence[LevelBlock]
+    ) -> Iterator[LevelObservation]:
+        """Take the blocks' levels the watermark vouches for as read (see
+        :meth:`Levels.record_levels`): counted, seen by their system's complete read,
+        nothing written. Returns the observations of the other levels, to be recorded."""
+        systems = list(dict.fromkeys(b.system for b in blocks))
+        require_storable("system", systems, systems)  # refused before anything is locked
+        await self._lock(conn, itertools.chain(self.complete, systems))
+        rest: list[tuple[LevelBlock, Iterable[int] | None]] = []
+        for system in systems:
+            group = [b for b in blocks if b.system == system]
+            marks = self.marks.get(system)
+            if system not in self.complete or marks is None or not len(marks):
+                rest += [(block, None) for block in group]
+                continue
+            columns = [_columns(block) for block in group]
+            hashes = [c[0] for c in columns if c is not None]
+            repeated = repeated_hashes(np.concatenate(hashes)) if hashes else np.empty(0, np.int64)
+            for block, plain in zip(group, columns, strict=True):
+                # a block that is not plain data is left to record's checks, which name it
+                rows = None if plain is None else self._vouch(system, marks, block, plain, repeated)
+                rest.append((block, rows))
+        return itertools.chain.from_iterable(block.observations(rows) for block, rows in rest)
+
+    def _vouch(
+        self,
+        system: str,
+        marks: Marks,
+        block: LevelBlock,
+        plain: tuple[I64, I64, I64, I64],
+        repeated: I64,
+    ) -> list[int]:
+        """The levels of ``block`` not vouched for (see :meth:`vouch`)."""
+        levels, quantity, observed, changed = plain
+        k = len(block.states)
+        states = np.fromiter(map(hash, block.states), np.int64, k)
+        seen = self.changes[system].seen
+        assert seen is not None
+        earliest = min(block.observed_at)
+        self.read_at[system] = min(self.read_at.get(system, earliest), earliest)
+        alone = ~np.isin(levels, repeated) if len(repeated) else np.ones(len(levels), np.bool_)
+        left: list[I64] = []
+        step = max(1, CHUNK // k)
+        for start in range(0, len(levels), step):
+            end = start + step
+            whole, at = unchanged_levels(
+                marks,
+                levels[start:end],
+                states,
+                quantity[start * k : end * k],
+                observed[start:end],
+                changed[start:end],
+                block.sources[start:end],
+                alone[start:end],
+            )
+            seen[at] = True
+            self.total += len(at)
+            left.append(np.flatnonzero(~whole) + start)
+        rows: list[int] = np.concatenate(left).tolist()
+        return rows
 
     async def record(self, conn: AsyncConnection, chunk: list[LevelObservation]) -> None:
         """One chunk: checked, filtered through the watermark, recorded."""
@@ -414,6 +507,28 @@ async def _record_chunk(
     await bulk.insert_history(conn, history)
     await bulk.upsert_current(conn, upserts)
     return len(history), stale, upserts, {key for key, _ in pending} | repeated.keys()
+
+
+def _columns(block: LevelBlock) -> tuple[I64, I64, I64, I64] | None:
+    """A block's level hashes (``hash((sku, location))``), quantities, and observed and
+    changed times (microseconds; NO_TIME for none), or None where it is not plain data
+    (text that is not ``str``, a quantity that is not an int of 64 bits, a time that is
+    not an aware datetime): its observations then meet record's checks, which name it."""
+    n = len(block)
+    text = (block.skus, block.locations, block.sources, block.states)
+    if any(set(map(type, column)) - {str} for column in text):
+        return None
+    times = set(block.observed_at)
+    if not all(map(_aware, times)) or not all(map(_aware, set(block.changed_at) - {None})):
+        return None
+    if not all(t is int for t in set(map(type, block.quantities))):
+        return None
+    try:
+        quantity = np.fromiter(block.quantities, np.int64, len(block.quantities))
+    except OverflowError:
+        return None
+    levels = np.fromiter(map(hash, zip(block.skus, block.locations, strict=True)), np.int64, n)
+    return levels, quantity, time_column(block.observed_at, n), time_column(block.changed_at, n)
 
 
 def _check(chunk: Sequence[LevelObservation]) -> None:

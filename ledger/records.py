@@ -3,11 +3,12 @@ session, safe to keep and pass around."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, NamedTuple, Self
 
+from ledger.errors import InvalidArgument
 from ledger.types import JSONDict
 
 
@@ -40,6 +41,61 @@ class LevelObservation(NamedTuple):
     observed_at: datetime
     source: str
     changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LevelBlock:
+    """Levels of one system that report the same states, held as columns: a full read
+    handed to :meth:`~ledger.Ledger.record_levels` without an observation per level and
+    state (6.5 million for 100,000 SKUs × 5 locations in three systems). The ledger
+    makes observations only of the levels its read watermark cannot vouch for.
+
+    Level ``i`` is ``skus[i]`` at ``locations[i]``, observed at ``observed_at[i]`` from
+    ``sources[i]``, with the system's ``changed_at[i]``; its quantities are
+    ``quantities[i * len(states) : (i + 1) * len(states)]``, in ``states`` order.
+    """
+
+    system: str
+    states: tuple[str, ...]
+    skus: Sequence[str]
+    locations: Sequence[str]
+    quantities: Sequence[int]
+    observed_at: Sequence[datetime]
+    changed_at: Sequence[datetime | None]
+    sources: Sequence[str]
+
+    def __post_init__(self) -> None:
+        n = len(self.skus)
+        columns = (self.locations, self.observed_at, self.changed_at, self.sources)
+        if any(len(c) != n for c in columns) or len(self.quantities) != n * len(self.states):
+            raise InvalidArgument(
+                f"a block of {n} levels of {len(self.states)} states needs {n} locations, "
+                f"times and sources and {n * len(self.states)} quantities"
+            )
+
+    def __len__(self) -> int:
+        return len(self.skus)
+
+    def observations(self, rows: Iterable[int] | None = None) -> Iterator[LevelObservation]:
+        """One observation per state of each level of ``rows`` (default: every level)."""
+        # tuple.__new__ skips the named tuple's Python-level __new__ (fields in order)
+        new, cls, system, states = tuple.__new__, LevelObservation, self.system, self.states
+        if rows is None:  # every level: the columns read through once, in step
+            values = iter(self.quantities)
+            columns = (self.skus, self.locations, self.observed_at, self.sources, self.changed_at)
+            for sku, location, observed, source, changed in zip(*columns, strict=True):
+                # zip asks states first: it takes exactly len(states) values
+                for state, quantity in zip(states, values):  # noqa: B905
+                    yield new(
+                        cls, (system, sku, location, state, quantity, observed, source, changed)
+                    )
+            return
+        k, quantities = len(states), self.quantities
+        for i in rows:
+            sku, location, observed = self.skus[i], self.locations[i], self.observed_at[i]
+            source, changed = self.sources[i], self.changed_at[i]
+            for state, quantity in zip(states, quantities[i * k : i * k + k], strict=True):
+                yield new(cls, (system, sku, location, state, quantity, observed, source, changed))
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,12 +43,28 @@ def micros(value: datetime) -> int:
     return (value - _EPOCH) // _MICRO
 
 
+#: odd (the 64-bit golden ratio), so ``level × _MIX + state`` is one-to-one in the level's
+#: hash for each state, modulo 2**64
+_MIX = 0x9E3779B97F4A7C15
+_MASK = (1 << 64) - 1
+
+
 def key_hash(sku: str, location: str, state: str) -> int:
-    """A key's 64-bit hash (within one system; valid in this process only)."""
-    return hash((sku, location, state))
+    """A key's 64-bit hash (within one system; valid in this process only): its SKU and
+    location's hash and its state's, combined as :func:`combine` does, so a level's
+    states are hashed from one hash of the level (a full read's levels, as columns)."""
+    mixed = (hash((sku, location)) * _MIX + hash(state)) & _MASK
+    return mixed - (1 << 64) if mixed >> 63 else mixed
 
 
-def _times(values: Iterable[datetime | None], n: int) -> I64:
+def combine(levels: I64, states: I64) -> I64:
+    """:func:`key_hash` of each pair of a level hash (``hash((sku, location))``) and a
+    state hash (``hash(state)``), broadcast as numpy does: wrapping at 64 bits."""
+    mixed = levels.view(np.uint64) * np.uint64(_MIX) + states.view(np.uint64)
+    return mixed.view(np.int64)
+
+
+def time_column(values: Iterable[datetime | None], n: int) -> I64:
     """Microseconds of ``values`` (NO_TIME for None). A read's observations share a few
     times, so each distinct one is converted once and the rest is C-speed lookups."""
     values = list(values)
@@ -62,18 +78,19 @@ def _ints(values: Iterable[int], n: int) -> I64:
     return np.fromiter(values, np.int64, n)
 
 
-def _hashes(keys: Iterable[tuple[str, str, str]], n: int) -> I64:
-    """:func:`key_hash` of ``(sku, location, state)`` tuples."""
-    return np.fromiter(map(hash, keys), np.int64, n)
+def _hashes(rows: Sequence[Any], n: int, *, at: int = 0) -> I64:
+    """:func:`key_hash` of the ``(sku, location, state)`` found at ``at`` in each of
+    ``rows`` (tuples)."""
+    pair, state = itemgetter(at, at + 1), itemgetter(at + 2)
+    levels = np.fromiter(map(hash, map(pair, rows)), np.int64, n)
+    return combine(levels, np.fromiter(map(hash, map(state, rows)), np.int64, n))
 
 
-_OBS_KEY = attrgetter("sku", "location", "state")
 _QUANTITY, _SOURCE, _CHANGED = (
     attrgetter("quantity"),
     attrgetter("source"),
     attrgetter("changed_at"),
 )
-_ROW_KEY = itemgetter(slice(0, 3))
 
 
 @dataclass
@@ -100,13 +117,13 @@ class Marks:
         absent)`` rows of ``level_current``."""
         n = len(rows)
         sources: dict[str, int] = {}
-        keys = _hashes(map(_ROW_KEY, rows), n)
+        keys = _hashes(rows, n)
         order = np.argsort(keys, kind="stable")
         marks = cls(
             keys=keys[order],
             quantity=_ints(map(itemgetter(3), rows), n)[order],
-            observed=_times(map(itemgetter(4), rows), n)[order],
-            changed=_times(map(itemgetter(5), rows), n)[order],
+            observed=time_column(map(itemgetter(4), rows), n)[order],
+            changed=time_column(map(itemgetter(5), rows), n)[order],
             source=np.fromiter((sources.setdefault(r[6], len(sources)) for r in rows), np.int32, n)[
                 order
             ],
@@ -160,13 +177,13 @@ class Probe:
 
     def __init__(self, marks: Marks, observations: Sequence[LevelObservation]) -> None:
         n = len(observations)
-        self.hashes = _hashes(map(_OBS_KEY, observations), n)
+        self.hashes = _hashes(observations, n, at=1)  # (system, sku, location, state, ...)
         self.at, self.found = marks.find(self.hashes)
         #: the key's hash is known (usable or not): the complement is surely a new key
         self.present = (
             marks.keys[self.at] == self.hashes if len(marks.keys) else np.zeros(n, np.bool_)
         )
-        self.observed = _times(map(attrgetter("observed_at"), observations), n)
+        self.observed = time_column(map(attrgetter("observed_at"), observations), n)
         self._marks = marks
         self._observations = observations
 
@@ -182,7 +199,7 @@ class Probe:
         observation of their key in the chunk."""
         new = ~self.present
         if new.any():
-            repeated = _repeated(self.hashes)
+            repeated = repeated_hashes(self.hashes)
             if len(repeated):
                 new &= ~np.isin(self.hashes, repeated)
         return new
@@ -224,12 +241,12 @@ class Probe:
         if not self.found.any():
             return np.zeros(n, np.bool_)
         quantity = _ints(map(attrgetter("quantity"), obs), n)
-        changed = _times(map(attrgetter("changed_at"), obs), n)
+        changed = time_column(map(attrgetter("changed_at"), obs), n)
         ids = {name: i for i, name in enumerate(m.sources)}
         source = np.fromiter(
             map(ids.get, map(attrgetter("source"), obs), itertools.repeat(-1)), np.int32, n
         )
-        repeated = _repeated(self.hashes)
+        repeated = repeated_hashes(self.hashes)
         stored_at = np.maximum(m.observed[at], m.confirmed)
         same: Bools = (
             self.found
@@ -244,7 +261,41 @@ class Probe:
         return same
 
 
-def _repeated(hashes: I64) -> I64:
+def unchanged_levels(
+    marks: Marks,
+    levels: I64,
+    states: I64,
+    quantity: I64,
+    observed: I64,
+    changed: I64,
+    source: Sequence[str],
+    alone: Bools,
+) -> tuple[Bools, I64]:
+    """Which of ``n`` levels bring nothing new in any of their ``k`` states, each state
+    judged as :meth:`Probe.unchanged` judges an observation; and the positions in
+    ``marks`` of those levels' keys. ``levels`` are the levels' hashes
+    (``hash((sku, location))``), ``states`` the states' (``hash(state)``); ``quantity``
+    is row by row (n × k); ``observed``, ``changed`` (microseconds, NO_TIME for none)
+    and ``source`` are one per level; ``alone`` says which levels are the only one of
+    their key in the read (no other is judged unchanged)."""
+    n, k = len(levels), len(states)
+    at, found = marks.find(combine(levels[:, None], states[None, :]).ravel())
+    ids = {name: i for i, name in enumerate(marks.sources)}
+    source_id = np.fromiter(map(ids.get, source, itertools.repeat(-1)), np.int32, n)
+    changed = np.repeat(changed, k)
+    same: Bools = (
+        found
+        & ~marks.absent[at]
+        & (marks.quantity[at] == quantity)
+        & (marks.source[at] == np.repeat(source_id, k))
+        & ((changed == NO_TIME) | (marks.changed[at] == changed))
+        & (np.repeat(observed, k) >= np.maximum(marks.observed[at], marks.confirmed))
+    )
+    whole: Bools = same.reshape(n, k).all(axis=1) & alone
+    return whole, at.reshape(n, k)[whole].ravel()
+
+
+def repeated_hashes(hashes: I64) -> I64:
     """The hashes found more than once in ``hashes`` (sorted, each repeated as often as it
     repeats, less one)."""
     ordered = np.sort(hashes)
@@ -319,10 +370,10 @@ class Changes:
         n = len(rows)
         ids = {name: marks.source_id(name) for name in set(map(itemgetter(6), rows))}
         w = self.written
-        w["keys"].extend(_hashes(map(_ROW_KEY, rows), n))
+        w["keys"].extend(_hashes(rows, n))
         w["quantity"].extend(_ints(map(itemgetter(3), rows), n))
-        w["observed"].extend(_times(map(itemgetter(4), rows), n))
-        w["changed"].extend(_times(map(itemgetter(5), rows), n))
+        w["observed"].extend(time_column(map(itemgetter(4), rows), n))
+        w["changed"].extend(time_column(map(itemgetter(5), rows), n))
         w["source"].extend(np.fromiter(map(ids.__getitem__, map(itemgetter(6), rows)), np.int32, n))
 
     def write_new(
@@ -336,7 +387,7 @@ class Changes:
             return
         n = len(new)
         ids = {name: marks.source_id(name) for name in set(map(_SOURCE, new))}
-        changed = _times(map(_CHANGED, new), n)
+        changed = time_column(map(_CHANGED, new), n)
         w = self.written
         w["keys"].extend(hashes)
         w["quantity"].extend(_ints(map(_QUANTITY, new), n))

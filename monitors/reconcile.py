@@ -8,15 +8,17 @@ reported as missing from it — a broken connector is a health problem, not a dr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar, overload
 
 from connectors.base import InventorySystem
 from connectors.errors import ConnectorError
-from connectors.levels import Level
-from ledger import Ledger, LevelObservation, RecordResult
+from connectors.levels import Level, grouped_by_keys
+from ledger import Ledger, LevelBlock, LevelObservation, RecordResult
 from monitors.collector import cyclic_gc_paused
 from monitors.drift import (
     DUPLICATE_SKU,
@@ -71,6 +73,103 @@ def observations(levels: Iterable[Level]) -> Iterable[LevelObservation]:
         observed_at, source, changed = level.observed_at, level.source, level.changed_at
         for state, quantity in level.quantities.items():
             yield new(cls, (system, sku, location, state, quantity, observed_at, source, changed))
+
+
+T = TypeVar("T")
+_SYSTEM, _QUANTITIES = attrgetter("system"), attrgetter("quantities")
+_SKU, _LOCATION, _SOURCE = attrgetter("sku"), attrgetter("location"), attrgetter("source")
+_OBSERVED, _CHANGED = attrgetter("observed_at"), attrgetter("changed_at")
+
+
+def level_blocks(levels: Iterable[Level]) -> list[LevelBlock]:
+    """``levels`` as the ledger's columns: one block per system and set of states
+    reported (usually one per system). What :meth:`ledger.Ledger.record_levels` takes
+    instead of :func:`observations` for a full read: it makes observations only of the
+    levels its watermark cannot vouch for.
+
+    The columns are views of the levels, not copies (a full read is millions of levels
+    already in memory): each is read at C speed, as often as the ledger reads it."""
+    blocks: list[LevelBlock] = []
+    for system, run in itertools.groupby(levels, _SYSTEM):  # a read comes in runs
+        held = list(run)
+        for states, rows, values_of in grouped_by_keys(list(map(_QUANTITIES, held))):
+            chosen = held if len(rows) == len(held) else [held[i] for i in rows]
+            blocks.append(
+                LevelBlock(
+                    system=system,
+                    states=states,
+                    skus=_Column(chosen, _SKU),
+                    locations=_Column(chosen, _LOCATION),
+                    quantities=_Values(chosen, len(states), values_of),
+                    observed_at=_Column(chosen, _OBSERVED),
+                    changed_at=_Column(chosen, _CHANGED),
+                    sources=_Column(chosen, _SOURCE),
+                )
+            )
+    return blocks
+
+
+class _Column(Sequence[T]):
+    """One field of each of a list of levels, read through: a column that costs no memory."""
+
+    __slots__ = ("_get", "_levels")
+
+    def __init__(self, levels: list[Level], get: Callable[[Level], T]) -> None:
+        self._levels, self._get = levels, get
+
+    def __len__(self) -> int:
+        return len(self._levels)
+
+    def __iter__(self) -> Iterator[T]:
+        return map(self._get, self._levels)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return list(map(self._get, self._levels[index]))
+        return self._get(self._levels[index])
+
+
+class _Values(Sequence[int]):
+    """The quantities of a list of levels that report the same ``k`` states, level by
+    level, read through (see :class:`ledger.LevelBlock`)."""
+
+    __slots__ = ("_k", "_levels", "_values_of")
+
+    def __init__(
+        self, levels: list[Level], k: int, values_of: Callable[[Mapping[str, int]], Iterator[int]]
+    ) -> None:
+        self._levels, self._k, self._values_of = levels, k, values_of
+
+    def __len__(self) -> int:
+        return len(self._levels) * self._k
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.chain.from_iterable(map(self._values_of, map(_QUANTITIES, self._levels)))
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        k = self._k
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1 or start >= stop:
+                return list(self)[index]
+            first = start // k  # the levels the slice covers, read alone
+            held = self._levels[first : -(-stop // k)]
+            values = list(
+                itertools.chain.from_iterable(map(self._values_of, map(_QUANTITIES, held)))
+            )
+            return values[start - first * k : stop - first * k]
+        level, state = divmod(index if index >= 0 else len(self) + index, k)
+        if not 0 <= level < len(self._levels):
+            raise IndexError(index)
+        return list(self._values_of(self._levels[level].quantities))[state]
 
 
 def with_bundles(skus: Iterable[str], rules: DiffRules) -> list[str]:
@@ -135,7 +234,7 @@ async def _run_diff(
         complete = (
             () if skus is not None else sorted(healthy - {system for system, _, _ in ambiguous})
         )
-        recorded = await ledger.record_levels(observations(kept), complete=complete)
+        recorded = await ledger.record_levels(blocks=level_blocks(kept), complete=complete)
     if rules.listed:
         drifts = await _within_range(drifts, rules.listed, ledger)
     return DiffRun(levels=levels, drifts=drifts, failures=failures, recorded=recorded)

@@ -48,3 +48,56 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
     """The single value ``sql`` selects, read around the ledger."""
     async with engine.connect() as conn:
         return (await conn.execute(text(sql), params)).scalar_one()
+
+
+class Writes:
+    """Rows the database wrote to level_current and level_history, counted by row
+    triggers, so every way in counts: INSERT, UPDATE, upsert and COPY."""
+
+    _TABLES = ("level_current", "level_history")
+
+    def __init__(self, raw: AsyncEngine) -> None:
+        self._raw = raw
+
+    def _statements(self) -> list[str]:
+        made = [
+            "CREATE TABLE write_count (n integer NOT NULL)",
+            "INSERT INTO write_count VALUES (0)",
+        ]
+        bump = "UPDATE write_count SET n = n + 1"
+        if self._raw.dialect.name == "postgresql":
+            made.append(
+                "CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN {bump}; RETURN NULL; END $$"
+            )
+            made += [
+                f"CREATE TRIGGER count_{t} AFTER INSERT OR UPDATE ON {t} "
+                "FOR EACH ROW EXECUTE FUNCTION count_write()"
+                for t in self._TABLES
+            ]
+        else:
+            made += [
+                f"CREATE TRIGGER count_{t}_{op} AFTER {op} ON {t} BEGIN {bump}; END"
+                for t in self._TABLES
+                for op in ("INSERT", "UPDATE")
+            ]
+        return made
+
+    async def __aenter__(self) -> Writes:
+        async with self._raw.begin() as conn:
+            for statement in self._statements():
+                await conn.exec_driver_sql(statement)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._raw.begin() as conn:
+            self.rows = int((await conn.exec_driver_sql("SELECT n FROM write_count")).scalar_one())
+            for t in self._TABLES:
+                if self._raw.dialect.name == "postgresql":
+                    await conn.exec_driver_sql(f"DROP TRIGGER count_{t} ON {t}")
+                else:
+                    for op in ("INSERT", "UPDATE"):
+                        await conn.exec_driver_sql(f"DROP TRIGGER count_{t}_{op}")
+            await conn.exec_driver_sql("DROP TABLE write_count")
+            if self._raw.dialect.name == "postgresql":
+                await conn.exec_driver_sql("DROP FUNCTION count_write()")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_testing import at, obs, scalar
+from ledger_testing import Writes, at, obs, scalar
 from pg_testing import pg_schema
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,59 +29,6 @@ async def own_observed_at(raw: AsyncEngine, sku: str) -> object:
 
 async def history(raw: AsyncEngine) -> int:
     return int(await scalar(raw, "SELECT count(*) FROM level_history"))
-
-
-class Writes:
-    """Rows the database wrote to level_current and level_history, counted by row
-    triggers, so every way in counts: INSERT, UPDATE, upsert and COPY."""
-
-    _TABLES = ("level_current", "level_history")
-
-    def __init__(self, raw: AsyncEngine) -> None:
-        self._raw = raw
-
-    def _statements(self) -> list[str]:
-        made = [
-            "CREATE TABLE write_count (n integer NOT NULL)",
-            "INSERT INTO write_count VALUES (0)",
-        ]
-        bump = "UPDATE write_count SET n = n + 1"
-        if self._raw.dialect.name == "postgresql":
-            made.append(
-                "CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS "
-                f"$$ BEGIN {bump}; RETURN NULL; END $$"
-            )
-            made += [
-                f"CREATE TRIGGER count_{t} AFTER INSERT OR UPDATE ON {t} "
-                "FOR EACH ROW EXECUTE FUNCTION count_write()"
-                for t in self._TABLES
-            ]
-        else:
-            made += [
-                f"CREATE TRIGGER count_{t}_{op} AFTER {op} ON {t} BEGIN {bump}; END"
-                for t in self._TABLES
-                for op in ("INSERT", "UPDATE")
-            ]
-        return made
-
-    async def __aenter__(self) -> Writes:
-        async with self._raw.begin() as conn:
-            for statement in self._statements():
-                await conn.exec_driver_sql(statement)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        async with self._raw.begin() as conn:
-            self.rows = int((await conn.exec_driver_sql("SELECT n FROM write_count")).scalar_one())
-            for t in self._TABLES:
-                if self._raw.dialect.name == "postgresql":
-                    await conn.exec_driver_sql(f"DROP TRIGGER count_{t} ON {t}")
-                else:
-                    for op in ("INSERT", "UPDATE"):
-                        await conn.exec_driver_sql(f"DROP TRIGGER count_{t}_{op}")
-            await conn.exec_driver_sql("DROP TABLE write_count")
-            if self._raw.dialect.name == "postgresql":
-                await conn.exec_driver_sql("DROP FUNCTION count_write()")
 
 
 async def test_a_second_complete_read_writes_only_the_changed_keys(

@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import case, func, or_, select, union, union_all, update
@@ -30,16 +30,18 @@ from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_HISTORY, LEVEL_READS
 from ledger.types import require_utc
 from ledger.watermark import (
     I64,
+    NO_TIME,
     Changes,
     Marks,
     Probe,
     key_hash,
     micros,
     repeated_hashes,
-    time_column,
     unchanged_levels,
 )
 
+#: the quantities a level can hold: PostgreSQL's ``integer`` (the column's type)
+QUANTITY_MIN, QUANTITY_MAX = -(2**31), 2**31 - 1
 #: Observations per round of record_levels: one UPDATE, one read and two writes a round.
 CHUNK = 20_000
 #: Rows a system's batch writes past which the freed heap goes back to the OS once the
@@ -301,16 +303,15 @@ class _Batch:
         system: str,
         marks: Marks,
         block: LevelBlock,
-        plain: tuple[I64, I64, I64, I64],
+        plain: _Plain,
         repeated: I64,
     ) -> list[int]:
         """The levels of ``block`` not vouched for (see :meth:`vouch`)."""
-        levels, quantity, observed, changed = plain
+        levels, quantity, observed, changed, earliest = plain
         k = len(block.states)
         states = np.fromiter(map(hash, block.states), np.int64, k)
         seen = self.changes[system].seen
         assert seen is not None
-        earliest = min(block.observed_at)
         self.read_at[system] = min(self.read_at.get(system, earliest), earliest)
         alone = ~np.isin(levels, repeated) if len(repeated) else np.ones(len(levels), np.bool_)
         left: list[I64] = []
@@ -360,7 +361,7 @@ class _Batch:
                 seen = self.changes[system].seen
                 assert seen is not None
                 seen[probe.at[probe.found]] = True
-                earliest = min(o.observed_at for o in observations)
+                earliest = min(map(_OBSERVED, observations))
                 self.read_at[system] = min(self.read_at.get(system, earliest), earliest)
                 keep = ~probe.unchanged()
                 observations = list(itertools.compress(observations, keep.tolist()))
@@ -509,40 +510,74 @@ async def _record_chunk(
     return len(history), stale, upserts, {key for key, _ in pending} | repeated.keys()
 
 
-def _columns(block: LevelBlock) -> tuple[I64, I64, I64, I64] | None:
-    """A block's level hashes (``hash((sku, location))``), quantities, and observed and
-    changed times (microseconds; NO_TIME for none), or None where it is not plain data
-    (text that is not ``str``, a quantity that is not an int of 64 bits, a time that is
-    not an aware datetime): its observations then meet record's checks, which name it."""
+class _Plain(NamedTuple):
+    """A block's columns as the watermark reads them (see :func:`_columns`)."""
+
+    levels: I64  # hash((sku, location)) of each level
+    quantity: I64  # row by row
+    observed: I64  # microseconds
+    changed: I64  # microseconds, NO_TIME for none
+    earliest: datetime  # the earliest observed_at
+
+
+def _columns(block: LevelBlock) -> _Plain | None:
+    """A block's columns for the watermark, or None where it is not plain data (text
+    that is not ``str``, a quantity that is not an int of 64 bits, a time that is not an
+    aware datetime): its observations then meet record's checks, which name it. Each
+    column of the block is read once or twice at C speed; the distinct times are few."""
     n = len(block)
     text = (block.skus, block.locations, block.sources, block.states)
     if any(set(map(type, column)) - {str} for column in text):
         return None
-    times = set(block.observed_at)
-    if not all(map(_aware, times)) or not all(map(_aware, set(block.changed_at) - {None})):
+    observed, changed = list(block.observed_at), list(block.changed_at)
+    try:
+        times = set(observed)
+        moments = {t for t in set(changed) if t is not None}
+    except TypeError:  # unhashable: not a datetime
         return None
-    if not all(t is int for t in set(map(type, block.quantities))):
+    if not all(map(_aware, times)) or not all(map(_aware, moments)):
+        return None
+    values = list(block.quantities)
+    if not all(t is int for t in set(map(type, values))):
         return None
     try:
-        quantity = np.fromiter(block.quantities, np.int64, len(block.quantities))
+        quantity = np.array(values, np.int64)
     except OverflowError:
         return None
-    levels = np.fromiter(map(hash, zip(block.skus, block.locations, strict=True)), np.int64, n)
-    return levels, quantity, time_column(block.observed_at, n), time_column(block.changed_at, n)
+    del values
+    if len(quantity) and not QUANTITY_MIN <= quantity.min() <= quantity.max() <= QUANTITY_MAX:
+        return None
+    table: dict[datetime | None, int] = {t: micros(t) for t in times | moments}
+    table[None] = int(NO_TIME)
+    return _Plain(
+        levels=np.fromiter(map(hash, zip(block.skus, block.locations, strict=True)), np.int64, n),
+        quantity=quantity,
+        observed=np.fromiter(map(table.__getitem__, observed), np.int64, n),
+        changed=np.fromiter(map(table.__getitem__, changed), np.int64, n),
+        earliest=min(times),
+    )
 
 
 def _check(chunk: Sequence[LevelObservation]) -> None:
     """Refuse the chunk if one of its observations has a naive or no datetime or a
-    quantity that is not an int, naming the first. The distinct times and quantity types
-    of a chunk are few, so they are checked once each (a full read is millions)."""
+    quantity that is not an int or is beyond a 32-bit integer (PostgreSQL's ``integer``,
+    which would refuse it mid-transaction; SQLite would store it), naming the first. The
+    distinct times and quantity types of a chunk are few, so they are checked once each
+    (a full read is millions)."""
     try:
         times = set(map(_OBSERVED, chunk))
         times.update(set(map(_CHANGED, chunk)) - {None})
         fine = all(map(_aware, times))
     except TypeError:  # unhashable: not a datetime, named below
         fine = False
-    if fine and all(issubclass(t, int) for t in set(map(type, map(_QUANTITY, chunk)))):
+    quantities = list(map(_QUANTITY, chunk))
+    if (
+        fine
+        and all(issubclass(t, int) for t in set(map(type, quantities)))
+        and (not quantities or QUANTITY_MIN <= min(quantities) <= max(quantities) <= QUANTITY_MAX)
+    ):
         return
+    del quantities
     for obs in chunk:
         observed, changed_at = obs.observed_at, obs.changed_at
         if not _aware(observed) or (changed_at is not None and not _aware(changed_at)):
@@ -552,6 +587,11 @@ def _check(chunk: Sequence[LevelObservation]) -> None:
             )
         if not isinstance(obs.quantity, int):
             raise InvalidArgument(f"quantity must be an int in observation {obs!r}")
+        if not QUANTITY_MIN <= obs.quantity <= QUANTITY_MAX:
+            raise InvalidArgument(
+                f"quantity {obs.quantity} is beyond what the ledger stores ({QUANTITY_MIN} to "
+                f"{QUANTITY_MAX}) in observation {obs!r}"
+            )
     raise AssertionError("a chunk failed its check but no observation did")  # pragma: no cover
 
 

@@ -140,6 +140,10 @@ async def test_blocks_of_a_read_that_is_not_complete_are_recorded_as_observation
         ("locations", None, "location must be text"),
         ("observed_at", datetime(2026, 11, 2, 9, 5), "naive datetime"),
         ("changed_at", datetime(2026, 11, 2, 9, 5), "naive datetime"),
+        ("changed_at", ["2026-11-02"], "naive datetime or no datetime"),
+        ("quantities", 2**70, "beyond what the ledger stores"),
+        ("quantities", 2**31, "beyond what the ledger stores"),
+        ("quantities", -(2**31) - 1, "beyond what the ledger stores"),
         ("sources", 3, "source must be text"),
     ],
 )

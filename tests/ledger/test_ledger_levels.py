@@ -155,6 +155,10 @@ async def test_naive_times_are_refused(ledger: Ledger) -> None:
         ({"changed_at": {"not": "hashable"}}, "no datetime"),
         ({"quantity": 2.5}, "quantity must be an int"),
         ({"quantity": "7"}, "quantity must be an int"),
+        # PostgreSQL's integer column would refuse these mid-transaction; SQLite stored them
+        ({"quantity": 2**31}, "quantity 2147483648 is beyond what the ledger stores"),
+        ({"quantity": -(2**31) - 1}, "beyond what the ledger stores"),
+        ({"quantity": 10**30}, "beyond what the ledger stores"),
     ],
 )
 async def test_one_bad_observation_in_a_large_batch_is_named_and_nothing_is_written(
@@ -266,3 +270,14 @@ async def test_replicas_recording_one_poll_at_once_write_each_change_once(
         " HAVING count(*) > 1) AS d",
     )
     assert duplicated == 0
+
+
+async def test_the_largest_and_smallest_quantities_a_level_holds_are_stored(
+    ledger: Ledger,
+) -> None:
+    edges = [obs(2**31 - 1, 0, sku="HIGH"), obs(-(2**31), 0, sku="LOW")]
+    assert await ledger.record_levels(edges) == RecordResult(2, 2, 0)
+    assert {r.sku: r.quantity for r in await ledger.current_levels()} == {
+        "HIGH": 2**31 - 1,
+        "LOW": -(2**31),
+    }

@@ -356,7 +356,7 @@ class _Batch:
             if marks is None:
                 passed += observations
                 continue
-            probe = Probe(marks, observations)
+            probe = Probe(marks, observations, self.changes[system].keys_written)
             if system in self.complete:
                 seen = self.changes[system].seen
                 assert seen is not None

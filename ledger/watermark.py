@@ -172,10 +172,50 @@ class Marks:
         return at, found
 
 
+class Written:
+    """The keys one batch has written so far, as a bitmap of their hashes (8 MiB, made at
+    the first write): the marks are applied only once the batch commits, so a key written
+    by an earlier chunk of the batch must be judged by the database, not the marks. A
+    key not written may share a bit with one that was (about 3% of them once two million
+    keys are written): it is then judged by the database too, which is always right."""
+
+    _SHIFT = np.uint64(64 - 26)  # the top 26 bits of a hash pick its bit
+
+    def __init__(self) -> None:
+        self._bits: npt.NDArray[np.uint8] | None = None
+
+    def _slots(self, hashes: I64) -> tuple[I64, npt.NDArray[np.uint8]]:
+        slot = hashes.view(np.uint64) >> self._SHIFT
+        return (slot >> np.uint64(3)).astype(np.int64), np.left_shift(
+            np.uint8(1), (slot & np.uint64(7)).astype(np.uint8)
+        )
+
+    def add(self, hashes: I64) -> None:
+        if not len(hashes):
+            return
+        if self._bits is None:
+            self._bits = np.zeros(1 << 23, np.uint8)
+        byte, bit = self._slots(hashes)
+        np.bitwise_or.at(self._bits, byte, bit)
+
+    def among(self, hashes: I64) -> Bools:
+        """Which of ``hashes`` may have been written (a bit set)."""
+        if self._bits is None:
+            return np.zeros(len(hashes), np.bool_)
+        byte, bit = self._slots(hashes)
+        hit: Bools = (self._bits[byte] & bit) != 0
+        return hit
+
+
 class Probe:
     """One chunk of one system's observations, looked up in its :class:`Marks`."""
 
-    def __init__(self, marks: Marks, observations: Sequence[LevelObservation]) -> None:
+    def __init__(
+        self,
+        marks: Marks,
+        observations: Sequence[LevelObservation],
+        written: Written | None = None,
+    ) -> None:
         n = len(observations)
         self.hashes = _hashes(observations, n, at=1)  # (system, sku, location, state, ...)
         self.at, self.found = marks.find(self.hashes)
@@ -183,6 +223,9 @@ class Probe:
         self.present = (
             marks.keys[self.at] == self.hashes if len(marks.keys) else np.zeros(n, np.bool_)
         )
+        #: keys an earlier chunk of the batch may have written: the marks do not know them
+        #: yet, so they are neither vouched for nor taken as new
+        self.doubt = np.zeros(n, np.bool_) if written is None else written.among(self.hashes)
         self.observed = time_column(map(attrgetter("observed_at"), observations), n)
         self._marks = marks
         self._observations = observations
@@ -191,13 +234,13 @@ class Probe:
         """Keep only the observations ``keep`` says (after :meth:`unchanged`)."""
         self.hashes, self.at = self.hashes[keep], self.at[keep]
         self.found, self.observed = self.found[keep], self.observed[keep]
-        self.present = self.present[keep]
+        self.present, self.doubt = self.present[keep], self.doubt[keep]
         self._observations = list(itertools.compress(self._observations, keep.tolist()))
 
     def first_sight(self) -> Bools:
-        """The observations of keys surely new (their hash is unknown) that are the only
-        observation of their key in the chunk."""
-        new = ~self.present
+        """The observations of keys surely new (their hash is unknown, and not written
+        earlier in the batch) that are the only observation of their key in the chunk."""
+        new = ~(self.present | self.doubt)
         if new.any():
             repeated = repeated_hashes(self.hashes)
             if len(repeated):
@@ -210,10 +253,10 @@ class Probe:
         need not be asked about those. Valid only while the marks are in step."""
         m = self._marks
         known: dict[tuple[str, str, str, str], Any] = {}
-        for i in np.flatnonzero(~self.present).tolist():
+        for i in np.flatnonzero(~(self.present | self.doubt)).tolist():
             o = self._observations[i]
             known[(system, o.sku, o.location, o.state)] = None
-        for i in np.flatnonzero(self.found).tolist():
+        for i in np.flatnonzero(self.found & ~self.doubt).tolist():
             o = self._observations[i]
             at = int(self.at[i])
             observed = int(m.observed[at])
@@ -250,6 +293,7 @@ class Probe:
         stored_at = np.maximum(m.observed[at], m.confirmed)
         same: Bools = (
             self.found
+            & ~self.doubt
             & ~m.absent[at]
             & (m.quantity[at] == quantity)
             & (m.source[at] == source)
@@ -356,6 +400,8 @@ class Changes:
     seen: Bools | None = None
     #: the complete read's time (microseconds), when it was one
     confirmed: int | None = None
+    #: the keys written so far (see :class:`Written`)
+    keys_written: Written = field(default_factory=Written)
 
     @property
     def rows_written(self) -> int:
@@ -370,7 +416,9 @@ class Changes:
         n = len(rows)
         ids = {name: marks.source_id(name) for name in set(map(itemgetter(6), rows))}
         w = self.written
-        w["keys"].extend(_hashes(rows, n))
+        hashes = _hashes(rows, n)
+        self.keys_written.add(hashes)
+        w["keys"].extend(hashes)
         w["quantity"].extend(_ints(map(itemgetter(3), rows), n))
         w["observed"].extend(time_column(map(itemgetter(4), rows), n))
         w["changed"].extend(time_column(map(itemgetter(5), rows), n))
@@ -389,6 +437,7 @@ class Changes:
         ids = {name: marks.source_id(name) for name in set(map(_SOURCE, new))}
         changed = time_column(map(_CHANGED, new), n)
         w = self.written
+        self.keys_written.add(hashes)
         w["keys"].extend(hashes)
         w["quantity"].extend(_ints(map(_QUANTITY, new), n))
         w["observed"].extend(observed)

@@ -13,6 +13,7 @@ from pg_testing import pg_schema
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import Ledger, LevelObservation, RecordResult
+from ledger.levels import CHUNK
 
 SKUS = [f"SKU-{n}" for n in range(6)]
 
@@ -179,6 +180,39 @@ async def test_thousands_of_keys_then_a_few_changed_and_one_new_write_only_those
     assert rows["BULK-00007"].changed_at == at(5)
     assert rows["BULK-00008"].changed_at == at(10)
     assert rows["BULK-00009"].changed_at == at(0)
+
+
+async def test_a_key_repeated_chunks_apart_in_a_first_read_is_applied_in_order(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """The marks take a batch's writes only once it commits: a key written by an earlier
+    chunk must not be taken for new again (it failed with a unique violation)."""
+    batch = [obs(1, 0, sku=f"S{n}") for n in range(CHUNK)]
+    batch.append(obs(5, 1, sku="S0"))
+    result = await ledger.record_levels(batch, complete=["shopify"])
+    assert result == RecordResult(observed=CHUNK + 1, changed=CHUNK + 1, stale=0)
+    series = await ledger.level_series("S0", since=at(-1))
+    assert [(r.quantity, r.observed_at) for r in series] == [(1, at(0)), (5, at(1))]
+
+
+async def test_a_known_key_changed_and_changed_back_chunks_apart_records_both(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """A second read: the marks still hold the value from before the batch, so the change
+    back must not be taken for 'unchanged' (it was, and the change stuck)."""
+    first = [obs(1, 0, sku=f"S{n}") for n in range(CHUNK)]
+    await ledger.record_levels(first, complete=["shopify"])
+    second = [obs(1, 10, sku=f"S{n}") for n in range(CHUNK)]
+    second[0] = obs(9, 10, sku="S0")
+    second.append(obs(1, 11, sku="S0"))
+    result = await ledger.record_levels(second, complete=["shopify"])
+    assert result == RecordResult(observed=CHUNK + 1, changed=2, stale=0)
+    series = await ledger.level_series("S0", since=at(-1))
+    assert [(r.quantity, r.observed_at) for r in series] == [(1, at(0)), (9, at(10)), (1, at(11))]
+    assert (await ledger.current_levels("S0"))[0].quantity == 1
+    # and the next read, from marks that took both, is judged as the database says
+    third = [obs(1, 20, sku=f"S{n}") for n in range(CHUNK)]
+    assert await ledger.record_levels(third, complete=["shopify"]) == RecordResult(CHUNK, 0, 0)
 
 
 # -- the watermark never changes what is recorded: against the plain path -----------------

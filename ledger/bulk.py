@@ -249,6 +249,49 @@ class LevelBulk:
         history = list(zip(*key, quantity, observed, source, strict=True))
         current = list(zip(*key, quantity, observed, changed, source, strict=True))
         del key, quantity, source, observed, changed
+        await self._write_new(conn, history, current)
+
+    async def insert_levels(
+        self,
+        conn: AsyncConnection,
+        system: str,
+        states: Sequence[str],
+        columns: tuple[list[str], list[str], list[datetime], list[datetime | None], list[str]],
+        quantities: Sequence[int],
+    ) -> None:
+        """:meth:`insert_new` for levels as columns: ``columns`` are the levels' SKUs,
+        locations, observed and changed times and sources, ``quantities`` their values
+        row by row, one row per state. Every key must be new and its text storable (the
+        caller vouches for both). Each row is built at C speed from the columns, with no
+        object per observation."""
+        skus, locations, observed, changed, sources = columns
+        k, m = len(states), len(skus)
+        if not k or not m:
+            return
+        text = self._time_to_text
+        distinct: set[datetime | None] = {*observed, *changed}
+        distinct.discard(None)
+        times: dict[datetime | None, str] = {t: text(t) for t in distinct if t is not None}
+        observed_text = list(map(times.__getitem__, observed))
+        changed_text = list(map(times.get, changed, observed_text))
+
+        def each(column: Sequence[object]) -> list[object]:  # each value k times
+            return list(itertools.chain.from_iterable(map(itertools.repeat, column, repeat_k)))
+
+        repeat_k = itertools.repeat(k)
+        key = ([system] * (m * k), each(skus), each(locations), list(states) * m)
+        at, source = each(observed_text), each(sources)
+        history = list(zip(*key, quantities, at, source, strict=True))
+        current = list(zip(*key, quantities, at, each(changed_text), source, strict=True))
+        del key, at, source
+        await self._write_new(conn, history, current)
+
+    async def _write_new(
+        self,
+        conn: AsyncConnection,
+        history: list[tuple[object, ...]],
+        current: list[tuple[object, ...]],
+    ) -> None:
         if self._copy:
             await copy_rows(conn, "level_history", _HISTORY, history)
             await copy_rows(conn, "level_current", _CURRENT, current)

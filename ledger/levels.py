@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from operator import attrgetter, itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from sqlalchemy import case, func, or_, select, union, union_all, update
@@ -34,12 +34,14 @@ from ledger.watermark import (
     Changes,
     Marks,
     Probe,
+    combine,
     key_hash,
     micros,
     repeated_hashes,
     unchanged_levels,
 )
 
+T = TypeVar("T")
 #: the quantities a level can hold: PostgreSQL's ``integer`` (the column's type)
 QUANTITY_MIN, QUANTITY_MAX = -(2**31), 2**31 - 1
 #: Observations per round of record_levels: one UPDATE, one read and two writes a round.
@@ -286,7 +288,7 @@ class _Batch:
         for system in systems:
             group = [b for b in blocks if b.system == system]
             marks = self.marks.get(system)
-            if system not in self.complete or marks is None or not len(marks):
+            if system not in self.complete or marks is None:
                 rest += [(block, None) for block in group]
                 continue
             columns = [_columns(block) for block in group]
@@ -294,9 +296,63 @@ class _Batch:
             repeated = repeated_hashes(np.concatenate(hashes)) if hashes else np.empty(0, np.int64)
             for block, plain in zip(group, columns, strict=True):
                 # a block that is not plain data is left to record's checks, which name it
-                rows = None if plain is None else self._vouch(system, marks, block, plain, repeated)
+                rows: list[int] | None = None
+                if plain is not None and len(marks):
+                    rows = self._vouch(system, marks, block, plain, repeated)
+                elif plain is not None and _storable(block):
+                    # the system's first read: no key is known, so each is new
+                    rows = await self._first(conn, system, marks, block, plain, repeated)
                 rest.append((block, rows))
         return itertools.chain.from_iterable(block.observations(rows) for block, rows in rest)
+
+    async def _first(
+        self,
+        conn: AsyncConnection,
+        system: str,
+        marks: Marks,
+        block: LevelBlock,
+        plain: _Plain,
+        repeated: I64,
+    ) -> list[int]:
+        """Write the levels of ``block`` as new keys (its system has none yet), straight
+        from its columns, except the levels ``repeated`` in the read, whose rows are
+        returned: they are recorded as observations, in order."""
+        levels, quantity, observed, changed, earliest = plain
+        k = len(block.states)
+        states = np.fromiter(map(hash, block.states), np.int64, k)
+        self.read_at[system] = min(self.read_at.get(system, earliest), earliest)
+        alone = ~np.isin(levels, repeated) if len(repeated) else np.ones(len(levels), np.bool_)
+        changes = self.changes[system]
+        step = max(1, CHUNK // k)
+        for start in range(0, len(levels), step):
+            end = min(start + step, len(levels))
+            keep = alone[start:end]
+            picked = np.flatnonzero(keep) + start
+            if not len(picked):
+                continue
+            chosen = None if len(picked) == end - start else keep.tolist()
+            wanted = (picked[:, None] * k + np.arange(k)).ravel()
+            values = quantity[wanted]
+            columns = (
+                _part(block.skus, start, end, chosen),
+                _part(block.locations, start, end, chosen),
+                _part(block.observed_at, start, end, chosen),
+                _part(block.changed_at, start, end, chosen),
+                _part(block.sources, start, end, chosen),
+            )
+            await self.bulk.insert_levels(conn, system, block.states, columns, values.tolist())
+            changes.write_levels(
+                marks,
+                combine(levels[picked][:, None], states[None, :]).ravel(),
+                values,
+                observed[picked],
+                changed[picked],
+                columns[4],
+            )
+            self.total += len(values)
+            self.changed += len(values)
+        rows: list[int] = np.flatnonzero(~alone).tolist()
+        return rows
 
     def _vouch(
         self,
@@ -556,6 +612,27 @@ def _columns(block: LevelBlock) -> _Plain | None:
         changed=np.fromiter(map(table.__getitem__, changed), np.int64, n),
         earliest=min(times),
     )
+
+
+def _part(column: Sequence[T], start: int, end: int, chosen: list[bool] | None) -> list[T]:
+    """``column[start:end]`` as a list, only the ``chosen`` ones where given."""
+    part = column[start:end]
+    if chosen is not None:
+        return list(itertools.compress(part, chosen))
+    return part if isinstance(part, list) else list(part)
+
+
+def _storable(block: LevelBlock) -> bool:
+    """Whether every text of ``block`` is storable on every backend (else its
+    observations meet record's checks, which name the culprit)."""
+    text = (("sku", block.skus), ("location", block.locations), ("source", block.sources))
+    try:
+        for name, column in (*text, ("state", block.states)):
+            values = list(column)
+            require_storable(name, values, values)
+    except InvalidArgument:
+        return False
+    return True
 
 
 def _check(chunk: Sequence[LevelObservation]) -> None:

@@ -444,6 +444,31 @@ class Changes:
         w["changed"].extend(np.where(changed == NO_TIME, observed, changed))
         w["source"].extend(np.fromiter(map(ids.__getitem__, map(_SOURCE, new)), np.int32, n))
 
+    def write_levels(
+        self,
+        marks: Marks,
+        hashes: I64,
+        quantity: I64,
+        observed: I64,
+        changed: I64,
+        sources: Sequence[str],
+    ) -> None:
+        """Note the current rows written for new levels as columns: ``hashes`` and
+        ``quantity`` one per key (level by level, state by state), the rest one per level
+        (``changed``: NO_TIME where the system gave none, the observed time is taken)."""
+        if not len(hashes):
+            return
+        k = len(hashes) // len(observed)
+        ids = {name: marks.source_id(name) for name in set(sources)}
+        source = np.fromiter(map(ids.__getitem__, sources), np.int32, len(sources))
+        w = self.written
+        self.keys_written.add(hashes)
+        w["keys"].extend(hashes)
+        w["quantity"].extend(quantity)
+        w["observed"].extend(np.repeat(observed, k))
+        w["changed"].extend(np.repeat(np.where(changed == NO_TIME, observed, changed), k))
+        w["source"].extend(np.repeat(source, k))
+
     def apply(self, marks: Marks, version: int) -> Marks:
         """``marks`` with these changes (changed in place); ``version`` is the one the
         batch wrote."""

@@ -147,13 +147,16 @@ async def test_blocks_of_a_read_that_is_not_complete_are_recorded_as_observation
         ("sources", 3, "source must be text"),
     ],
 )
-async def test_a_bad_value_in_a_second_read_is_named_and_nothing_is_written(
-    ledger: Ledger, field: str, bad: object, named: str
+@pytest.mark.parametrize("read", ["first", "second"])
+async def test_a_bad_value_in_a_read_is_named_and_nothing_is_written(
+    ledger: Ledger, field: str, bad: object, named: str, read: str
 ) -> None:
-    """A block the watermark could vouch for but one level: the bad value is still
-    refused by name, and the whole batch with it."""
+    """A block written straight from its columns (a first read) or one the watermark could
+    vouch for but one level (a second): the bad value is still refused by name, and the
+    whole batch with it."""
     first = {cell: (4, 4) for cell in CELLS}
-    await ledger.record_levels(blocks=[block(first, 0)], complete=["shopify"])
+    if read == "second":
+        await ledger.record_levels(blocks=[block(first, 0)], complete=["shopify"])
     before = await ledger.current_levels()
     second = block({**first, ("SKU-0", "west"): (4, 3)}, 5)
     columns = {name: list(getattr(second, name)) for name in _COLUMNS}

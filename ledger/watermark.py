@@ -173,15 +173,20 @@ class Marks:
 
 
 class Written:
-    """The keys one batch has written so far, as a bitmap of their hashes (8 MiB, made at
-    the first write): the marks are applied only once the batch commits, so a key written
-    by an earlier chunk of the batch must be judged by the database, not the marks. A
-    key not written may share a bit with one that was (about 3% of them once two million
-    keys are written): it is then judged by the database too, which is always right."""
+    """The keys one batch has written so far, as a bitmap of their hashes: the marks are
+    applied only once the batch commits, so a key written by an earlier chunk of the
+    batch must be judged by the database, not the marks. A key not written may share a
+    bit with one that was (about 3% of them once two million keys are written): it is
+    then judged by the database too, which is always right.
+
+    The bitmap (8 MiB) is made only when a chunk is looked up after something was
+    written: a full read given as columns, each level once, never needs it."""
 
     _SHIFT = np.uint64(64 - 26)  # the top 26 bits of a hash pick its bit
 
-    def __init__(self) -> None:
+    def __init__(self, keys: _Column) -> None:
+        self._keys = keys  # the hashes of the rows written, in order
+        self._added = 0
         self._bits: npt.NDArray[np.uint8] | None = None
 
     def _slots(self, hashes: I64) -> tuple[I64, npt.NDArray[np.uint8]]:
@@ -190,16 +195,15 @@ class Written:
             np.uint8(1), (slot & np.uint64(7)).astype(np.uint8)
         )
 
-    def add(self, hashes: I64) -> None:
-        if not len(hashes):
-            return
-        if self._bits is None:
-            self._bits = np.zeros(1 << 23, np.uint8)
-        byte, bit = self._slots(hashes)
-        np.bitwise_or.at(self._bits, byte, bit)
-
     def among(self, hashes: I64) -> Bools:
         """Which of ``hashes`` may have been written (a bit set)."""
+        size = self._keys.size
+        if size > self._added:
+            if self._bits is None:
+                self._bits = np.zeros(1 << 23, np.uint8)
+            byte, bit = self._slots(self._keys.data[self._added : size])
+            np.bitwise_or.at(self._bits, byte, bit)
+            self._added = size
         if self._bits is None:
             return np.zeros(len(hashes), np.bool_)
         byte, bit = self._slots(hashes)
@@ -401,7 +405,10 @@ class Changes:
     #: the complete read's time (microseconds), when it was one
     confirmed: int | None = None
     #: the keys written so far (see :class:`Written`)
-    keys_written: Written = field(default_factory=Written)
+    keys_written: Written = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys_written = Written(self.written["keys"])
 
     @property
     def rows_written(self) -> int:
@@ -417,7 +424,6 @@ class Changes:
         ids = {name: marks.source_id(name) for name in set(map(itemgetter(6), rows))}
         w = self.written
         hashes = _hashes(rows, n)
-        self.keys_written.add(hashes)
         w["keys"].extend(hashes)
         w["quantity"].extend(_ints(map(itemgetter(3), rows), n))
         w["observed"].extend(time_column(map(itemgetter(4), rows), n))
@@ -437,7 +443,6 @@ class Changes:
         ids = {name: marks.source_id(name) for name in set(map(_SOURCE, new))}
         changed = time_column(map(_CHANGED, new), n)
         w = self.written
-        self.keys_written.add(hashes)
         w["keys"].extend(hashes)
         w["quantity"].extend(_ints(map(_QUANTITY, new), n))
         w["observed"].extend(observed)
@@ -462,7 +467,6 @@ class Changes:
         ids = {name: marks.source_id(name) for name in set(sources)}
         source = np.fromiter(map(ids.__getitem__, sources), np.int32, len(sources))
         w = self.written
-        self.keys_written.add(hashes)
         w["keys"].extend(hashes)
         w["quantity"].extend(quantity)
         w["observed"].extend(np.repeat(observed, k))

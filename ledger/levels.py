@@ -317,22 +317,24 @@ class _Batch:
         """Write the levels of ``block`` as new keys (its system has none yet), straight
         from its columns, except the levels ``repeated`` in the read, whose rows are
         returned: they are recorded as observations, in order."""
-        levels, quantity, observed, changed, earliest = plain
-        k = len(block.states)
+        levels, n, k = plain.levels, len(block), len(block.states)
         states = np.fromiter(map(hash, block.states), np.int64, k)
-        self.read_at[system] = min(self.read_at.get(system, earliest), earliest)
-        alone = ~np.isin(levels, repeated) if len(repeated) else np.ones(len(levels), np.bool_)
+        self.read_at[system] = min(self.read_at.get(system, plain.earliest), plain.earliest)
+        alone = ~np.isin(levels, repeated) if len(repeated) else np.ones(n, np.bool_)
         changes = self.changes[system]
         step = max(1, CHUNK // k)
-        for start in range(0, len(levels), step):
-            end = min(start + step, len(levels))
+        for start in range(0, n, step):
+            end = min(start + step, n)
             keep = alone[start:end]
-            picked = np.flatnonzero(keep) + start
+            picked = np.flatnonzero(keep)
             if not len(picked):
                 continue
+            values = _round(block, plain, start, end)
+            if values is None:  # this level or a later one is not plain: recorded as observed
+                alone[start:] = False
+                break
             chosen = None if len(picked) == end - start else keep.tolist()
-            wanted = (picked[:, None] * k + np.arange(k)).ravel()
-            values = quantity[wanted]
+            quantity = values.quantity[(picked[:, None] * k + np.arange(k)).ravel()]
             columns = (
                 _part(block.skus, start, end, chosen),
                 _part(block.locations, start, end, chosen),
@@ -340,17 +342,17 @@ class _Batch:
                 _part(block.changed_at, start, end, chosen),
                 _part(block.sources, start, end, chosen),
             )
-            await self.bulk.insert_levels(conn, system, block.states, columns, values.tolist())
+            await self.bulk.insert_levels(conn, system, block.states, columns, quantity.tolist())
             changes.write_levels(
                 marks,
-                combine(levels[picked][:, None], states[None, :]).ravel(),
-                values,
-                observed[picked],
-                changed[picked],
+                combine(levels[picked + start][:, None], states[None, :]).ravel(),
+                quantity,
+                values.observed[picked],
+                values.changed[picked],
                 columns[4],
             )
-            self.total += len(values)
-            self.changed += len(values)
+            self.total += len(quantity)
+            self.changed += len(quantity)
         rows: list[int] = np.flatnonzero(~alone).tolist()
         return rows
 
@@ -363,31 +365,34 @@ class _Batch:
         repeated: I64,
     ) -> list[int]:
         """The levels of ``block`` not vouched for (see :meth:`vouch`)."""
-        levels, quantity, observed, changed, earliest = plain
-        k = len(block.states)
+        levels, n, k = plain.levels, len(block), len(block.states)
         states = np.fromiter(map(hash, block.states), np.int64, k)
         seen = self.changes[system].seen
         assert seen is not None
-        self.read_at[system] = min(self.read_at.get(system, earliest), earliest)
-        alone = ~np.isin(levels, repeated) if len(repeated) else np.ones(len(levels), np.bool_)
+        self.read_at[system] = min(self.read_at.get(system, plain.earliest), plain.earliest)
+        alone = ~np.isin(levels, repeated) if len(repeated) else np.ones(n, np.bool_)
         left: list[I64] = []
         step = max(1, CHUNK // k)
-        for start in range(0, len(levels), step):
-            end = start + step
+        for start in range(0, n, step):
+            end = min(start + step, n)
+            values = _round(block, plain, start, end)
+            if values is None:  # this level or a later one is not plain: recorded as observed
+                left.append(np.arange(start, n))
+                break
             whole, at = unchanged_levels(
                 marks,
                 levels[start:end],
                 states,
-                quantity[start * k : end * k],
-                observed[start:end],
-                changed[start:end],
+                values.quantity,
+                values.observed,
+                values.changed,
                 block.sources[start:end],
                 alone[start:end],
             )
             seen[at] = True
             self.total += len(at)
             left.append(np.flatnonzero(~whole) + start)
-        rows: list[int] = np.concatenate(left).tolist()
+        rows: list[int] = np.concatenate(left).tolist() if left else []
         return rows
 
     async def record(self, conn: AsyncConnection, chunk: list[LevelObservation]) -> None:
@@ -567,50 +572,57 @@ async def _record_chunk(
 
 
 class _Plain(NamedTuple):
-    """A block's columns as the watermark reads them (see :func:`_columns`)."""
+    """What the watermark reads of a whole block (see :func:`_columns`); the rest it
+    reads a round of levels at a time (:func:`_round`), so no column is copied whole."""
 
     levels: I64  # hash((sku, location)) of each level
-    quantity: I64  # row by row
-    observed: I64  # microseconds
-    changed: I64  # microseconds, NO_TIME for none
+    times: dict[datetime | None, int]  # each distinct time in microseconds, None: NO_TIME
     earliest: datetime  # the earliest observed_at
 
 
+class _Round(NamedTuple):
+    quantity: I64  # row by row
+    observed: I64  # microseconds
+    changed: I64  # microseconds, NO_TIME for none
+
+
 def _columns(block: LevelBlock) -> _Plain | None:
-    """A block's columns for the watermark, or None where it is not plain data (text
-    that is not ``str``, a quantity that is not an int of 64 bits, a time that is not an
-    aware datetime): its observations then meet record's checks, which name it. Each
-    column of the block is read once or twice at C speed; the distinct times are few."""
-    n = len(block)
+    """A block's level hashes and times, or None where its text or times are not plain
+    (text that is not ``str``, a time that is not an aware datetime): its observations
+    then meet record's checks, which name the culprit. Each column is read at C speed;
+    the distinct times are few."""
     text = (block.skus, block.locations, block.sources, block.states)
     if any(set(map(type, column)) - {str} for column in text):
         return None
-    observed, changed = list(block.observed_at), list(block.changed_at)
     try:
-        times = set(observed)
-        moments = {t for t in set(changed) if t is not None}
+        times = set(block.observed_at)
+        moments = {t for t in set(block.changed_at) if t is not None}
     except TypeError:  # unhashable: not a datetime
         return None
     if not all(map(_aware, times)) or not all(map(_aware, moments)):
         return None
-    values = list(block.quantities)
-    if not all(t is int for t in set(map(type, values))):
-        return None
-    try:
-        quantity = np.array(values, np.int64)
-    except OverflowError:
-        return None
-    del values
-    if len(quantity) and not QUANTITY_MIN <= quantity.min() <= quantity.max() <= QUANTITY_MAX:
-        return None
     table: dict[datetime | None, int] = {t: micros(t) for t in times | moments}
     table[None] = int(NO_TIME)
-    return _Plain(
-        levels=np.fromiter(map(hash, zip(block.skus, block.locations, strict=True)), np.int64, n),
-        quantity=quantity,
-        observed=np.fromiter(map(table.__getitem__, observed), np.int64, n),
-        changed=np.fromiter(map(table.__getitem__, changed), np.int64, n),
-        earliest=min(times),
+    levels = np.fromiter(
+        map(hash, zip(block.skus, block.locations, strict=True)), np.int64, len(block)
+    )
+    return _Plain(levels=levels, times=table, earliest=min(times))
+
+
+def _round(block: LevelBlock, plain: _Plain, start: int, end: int) -> _Round | None:
+    """The quantities and times of levels ``start`` to ``end`` of ``block``, or None
+    where a quantity is not an int a level holds (record's checks name it)."""
+    k = len(block.states)
+    values = block.quantities[start * k : end * k]
+    if not all(t is int for t in set(map(type, values))):
+        return None
+    if len(values) and not QUANTITY_MIN <= min(values) <= max(values) <= QUANTITY_MAX:
+        return None
+    get = plain.times.__getitem__
+    return _Round(
+        quantity=np.array(values, np.int64),
+        observed=np.fromiter(map(get, block.observed_at[start:end]), np.int64, end - start),
+        changed=np.fromiter(map(get, block.changed_at[start:end]), np.int64, end - start),
     )
 
 

@@ -31,6 +31,7 @@ from ledger.types import require_utc
 from ledger.watermark import (
     I64,
     NO_TIME,
+    Bools,
     Changes,
     Marks,
     Probe,
@@ -97,11 +98,12 @@ class Levels(Store):
         unaffected.
 
         ``blocks`` hold levels as columns (:class:`LevelBlock`), recorded before
-        ``observations``. A level of a complete system that the watermark finds unchanged
-        in every state, and that is the only level of its SKU and location among its
-        system's blocks, is taken as read without an observation being made of it
-        (the bulk of a full read: no Python work per state); every other level is
-        recorded as its observations would be.
+        ``observations``, with no Python work per state for the bulk of a full read. A
+        level of a complete system that is the only level of its SKU and location among
+        its system's blocks is, if the watermark finds it unchanged in every state, taken
+        as read without an observation being made of it, and, if its system has no
+        levels yet (a first read), written straight from the columns. Every other level
+        is recorded as its observations would be.
         """
         # a block of levels without states holds no observation
         blocks = [block for block in blocks if block.states and len(block)]
@@ -305,6 +307,17 @@ class _Batch:
                 rest.append((block, rows))
         return itertools.chain.from_iterable(block.observations(rows) for block, rows in rest)
 
+    def _begin(
+        self, system: str, block: LevelBlock, plain: _Plain, repeated: I64
+    ) -> tuple[I64, Bools]:
+        """Note the block's earliest time as its system's read time; return its states'
+        hashes and which of its levels are the only one of their SKU and location."""
+        self.read_at[system] = min(self.read_at.get(system, plain.earliest), plain.earliest)
+        states = np.fromiter(map(hash, block.states), np.int64, len(block.states))
+        if not len(repeated):
+            return states, np.ones(len(block), np.bool_)
+        return states, ~np.isin(plain.levels, repeated)
+
     async def _first(
         self,
         conn: AsyncConnection,
@@ -318,9 +331,7 @@ class _Batch:
         from its columns, except the levels ``repeated`` in the read, whose rows are
         returned: they are recorded as observations, in order."""
         levels, n, k = plain.levels, len(block), len(block.states)
-        states = np.fromiter(map(hash, block.states), np.int64, k)
-        self.read_at[system] = min(self.read_at.get(system, plain.earliest), plain.earliest)
-        alone = ~np.isin(levels, repeated) if len(repeated) else np.ones(n, np.bool_)
+        states, alone = self._begin(system, block, plain, repeated)
         changes = self.changes[system]
         step = max(1, CHUNK // k)
         for start in range(0, n, step):
@@ -366,11 +377,9 @@ class _Batch:
     ) -> list[int]:
         """The levels of ``block`` not vouched for (see :meth:`vouch`)."""
         levels, n, k = plain.levels, len(block), len(block.states)
-        states = np.fromiter(map(hash, block.states), np.int64, k)
+        states, alone = self._begin(system, block, plain, repeated)
         seen = self.changes[system].seen
         assert seen is not None
-        self.read_at[system] = min(self.read_at.get(system, plain.earliest), plain.earliest)
-        alone = ~np.isin(levels, repeated) if len(repeated) else np.ones(n, np.bool_)
         left: list[I64] = []
         step = max(1, CHUNK // k)
         for start in range(0, n, step):

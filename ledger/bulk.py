@@ -234,12 +234,7 @@ class LevelBulk:
         """
         if not new:
             return
-        text = self._time_to_text
-        distinct = {*map(_OBSERVED, new), *map(_CHANGED, new)}
-        distinct.discard(None)
-        times = {t: text(t) for t in distinct}
-        observed = list(map(times.__getitem__, map(_OBSERVED, new)))
-        changed = list(map(times.get, map(_CHANGED, new), observed))
+        observed, changed = self._texts(list(map(_OBSERVED, new)), list(map(_CHANGED, new)))
         key = [list(map(get, new)) for get in _KEY_FIELDS]
         quantity, source = list(map(_QUANTITY, new)), list(map(_SOURCE, new))
         # text from outside, refused before anything is written (the system was
@@ -268,12 +263,7 @@ class LevelBulk:
         k, m = len(states), len(skus)
         if not k or not m:
             return
-        text = self._time_to_text
-        distinct: set[datetime | None] = {*observed, *changed}
-        distinct.discard(None)
-        times: dict[datetime | None, str] = {t: text(t) for t in distinct if t is not None}
-        observed_text = list(map(times.__getitem__, observed))
-        changed_text = list(map(times.get, changed, observed_text))
+        observed_text, changed_text = self._texts(observed, changed)
 
         def each(column: Sequence[object]) -> list[object]:  # each value k times
             return list(itertools.chain.from_iterable(map(itertools.repeat, column, repeat_k)))
@@ -285,6 +275,16 @@ class LevelBulk:
         current = list(zip(*key, quantities, at, each(changed_text), source, strict=True))
         del key, at, source
         await self._write_new(conn, history, current)
+
+    def _texts(
+        self, observed: list[datetime], changed: list[datetime | None]
+    ) -> tuple[list[str], list[str]]:
+        """New rows' observed and changed times as text (a changed time the system did not
+        give is the observed one), each distinct time converted once."""
+        distinct = {*observed, *changed} - {None}
+        times: dict[datetime | None, str] = {t: self._time_to_text(t) for t in distinct if t}
+        observed_text = list(map(times.__getitem__, observed))
+        return observed_text, list(map(times.get, changed, observed_text))
 
     async def _write_new(
         self,

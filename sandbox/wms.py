@@ -160,6 +160,9 @@ class FakeWMS:
         self.writes: list[WmsWrite] = []
         self.requests: list[WmsRequest] = []
         self._levels: dict[tuple[str, str], WmsLevel] = {}
+        #: items listed verbatim after the levels in an unfiltered listing: to script
+        #: what other WMSs send (missing fields, nulls, strings, booleans, huge numbers)
+        self.raw_items: list[Any] = []
         self._keys: dict[str, _Stored] = {}
         self._429: list[float] = []
         self._5xx: list[int] = []
@@ -305,12 +308,16 @@ class FakeWMS:
             return _error(400, "invalid_paging")
         sku_filter = request.query.get("sku")
         wanted = {s for s in sku_filter.split(",") if s} if sku_filter else None
-        rows = [lv for lv in self.levels() if wanted is None or lv.sku in wanted]
+        rows: list[Any] = [
+            lv.to_wire() for lv in self.levels() if wanted is None or lv.sku in wanted
+        ]
+        if wanted is None:
+            rows.extend(self.raw_items)
         start = (page - 1) * per_page
         chunk = rows[start : start + per_page]
         has_next = start + per_page < len(rows)
         body = {
-            "items": [lv.to_wire() for lv in chunk],
+            "items": chunk,
             "page": page,
             "per_page": per_page,
             "total": len(rows),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +21,7 @@ from connectors.http import RetryPolicy, send
 from connectors.levels import (
     Level,
     LevelWrite,
+    TupleMap,
     WriteOutcome,
     build_level,
     map_type,
@@ -62,6 +65,19 @@ class RestConnector:
         #: normalized SKU -> the spellings the system uses for it (seen in reads), so
         #: filters and write URLs use the system's own SKU, not Driftwatch's.
         self._raw_skus: dict[str, set[str]] = {}
+        #: the fields' paths in one order: SKU, location, each state, the time (if any)
+        self._states = tuple(fields.quantities)
+        self._paths = (
+            fields.sku,
+            fields.location,
+            *fields.quantities.values(),
+            *((fields.updated_at,) if fields.updated_at else ()),
+        )
+        #: every path a top-level key: one C call reads an item's fields
+        self._flat: Callable[[dict[str, Any]], tuple[Any, ...]] | None = (
+            itemgetter(*self._paths) if not any("." in p for p in self._paths) else None
+        )
+        self._every_state: Callable[[tuple[int, ...]], TupleMap[int]] = map_type(self._states)
 
     @property
     def writable(self) -> bool:
@@ -157,8 +173,17 @@ class RestConnector:
         return url, {**params, spec.page_param: int(params[spec.page_param]) + 1}
 
     def _level(self, item: Any, observed: datetime, seen: _Seen) -> Level | None:
-        f = self._fields
-        raw_sku, raw_location = dig(item, f.sku), dig(item, f.location)
+        # An item's fields: the SKU, the location, each state's quantity, the time
+        reader = self._flat
+        values: tuple[Any, ...] | None = None
+        if reader is not None and type(item) is dict:
+            try:
+                values = reader(item)  # one C call for a flat item with every field
+            except KeyError:
+                values = None  # a field missing: read one by one below
+        if values is None:
+            values = tuple(dig(item, path) for path in self._paths)
+        raw_sku, raw_location = values[0], values[1]
         if raw_sku in (None, "") or raw_location in (None, ""):
             return None
         skus, places = seen
@@ -170,17 +195,11 @@ class RestConnector:
             pack = self._mapping.pack_size(self.name, sku)
             spelled = skus[raw] = (sku, pack, sku if sku == raw_sku else raw)
         sku, pack, own_sku = spelled
-        states: list[str] = []
-        counts: list[int] = []
-        for state, path in f.quantities.items():
-            value = dig(item, path)
-            if isinstance(value, bool) or value is None:
-                continue
-            try:
-                counts.append(to_units(int(value), pack))
-            except (TypeError, ValueError):
-                continue
-            states.append(state)
+        found = values[2 : 2 + len(self._states)]
+        if pack == 1 and {*map(type, found)} == _INTS:  # every state reported, as counts
+            quantities = self._every_state(found)
+        else:
+            quantities = self._quantities(found, pack)
         location = str(raw_location)
         place = places.get(location)
         if place is None:
@@ -190,16 +209,29 @@ class RestConnector:
                 self._mapping.location_key(self.name, location) or location,
             )
         location, key = place
-        changed = iso_time(dig(item, f.updated_at)) if f.updated_at else None
+        changed = iso_time(values[-1]) if self._fields.updated_at else None
         return build_level(
             system=self.name,
             sku=sku,
             location=key,
-            quantities=tuple_map(states, counts),  # compact: a read holds millions
+            quantities=quantities,
             observed_at=observed,
             changed_at=changed,
             refs=_refs((location, own_sku)),
         )
+
+    def _quantities(self, found: tuple[Any, ...], pack: int) -> TupleMap[int]:
+        """The states reported as whole numbers, in units. A state whose value is
+        missing, null, a boolean, a fraction, not finite or not a number is left out
+        (the level reports it as unknown rather than as a guess)."""
+        states: list[str] = []
+        counts: list[int] = []
+        for state, value in zip(self._states, found, strict=True):
+            count = _count(value)
+            if count is not None:
+                counts.append(to_units(count, pack))
+                states.append(state)
+        return tuple_map(states, counts)  # compact: a read holds millions
 
     async def write_levels(self, writes: Sequence[LevelWrite]) -> list[WriteOutcome]:
         if self._write is None:
@@ -252,6 +284,25 @@ class RestConnector:
 
 #: a level's references, built from their values (the keys shared: millions of levels)
 _refs = map_type(("location_id", "sku"))
+#: the types of a level's quantities when all are plain counts
+_INTS = frozenset({int})
+
+
+def _count(value: Any) -> int | None:
+    """A quantity as a WMS may send it: an integer, a whole float (``5.0``) or a string
+    of digits (``"5"``). None for anything else: ``2.5``, ``1e999`` (infinite once
+    parsed), ``true``, ``null``, ``"five"``."""
+    if type(value) is int:
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        return int(value)
+    return None
+
+
+#: a count as text: ASCII digits only (int() also takes "٣"), few enough to be a count
+_DIGITS = re.compile(r"[+-]?[0-9]{1,18}")
 #: one read's SKU spellings -> (SKU, pack size, the system's spelling), and its
 #: locations -> (the id interned, the location key)
 _Seen = tuple[dict[str, tuple[str, int, str]], dict[str, tuple[str, str]]]

@@ -244,6 +244,93 @@ async def test_pack_sizes_apply_on_read_and_write(connector: RestConnector, wms:
     assert len(wms.writes) == 1
 
 
+#: (what one state's value is on the wire, what the level holds for it: None = left out)
+HOSTILE_VALUES: list[tuple[object, int | None]] = [
+    (7, 7),
+    ("7", 7),
+    (" 7 ", 7),
+    (7.0, 7),
+    (-3, -3),
+    (2.5, None),  # not a count: never rounded to one
+    (float("inf"), None),  # sent as Infinity, which the json module parses
+    (float("nan"), None),
+    (True, None),
+    (None, None),
+    ("five", None),
+    ("٣", None),  # int() reads Arabic-Indic digits; a count is ASCII
+    ("9" * 40, None),
+    ([1], None),
+    ({"n": 1}, None),
+]
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["flat", "nested"])
+async def test_each_quantity_is_read_as_a_count_or_left_out(
+    http: httpx.AsyncClient, wms: FakeWMS, mapping: TableMapping, clock: ManualClock, nested: bool
+) -> None:
+    """Every state's value, in items whose fields sit at the top (read by one C call)
+    or nested (read path by path): the same levels either way. A value that is not a
+    whole count is left out of the level, never guessed; an item without a SKU or a
+    location is no level; the rest of the page is still read."""
+    fields = WMS_FIELDS
+    if nested:
+        fields = replace(
+            WMS_FIELDS,
+            sku="item.sku",
+            location="where.0",
+            quantities={state: f"qty.{path}" for state, path in WMS_FIELDS.quantities.items()},
+        )
+    connector = RestConnector(
+        http,
+        name="wms",
+        base_url=wms.base_url,
+        headers={"Authorization": f"Bearer {WMS_TOKEN}"},
+        listing=WMS_LISTING,
+        fields=fields,
+        mapping=mapping,
+        clock=clock,
+    )
+
+    def item(sku: object, location: object, **quantities: object) -> dict[str, object]:
+        if nested:
+            return {"item": {"sku": sku}, "where": [location], "qty": quantities}
+        return {"sku": sku, "warehouse": location, **quantities}
+
+    every = {"on_hand": 1, "pickable": 1, "allocated": 0, "damaged": 0}
+    wms.raw_items = [
+        item(f"SKU-V{i:02d}", "WH-EAST", **{**every, "on_hand": value})
+        for i, (value, _) in enumerate(HOSTILE_VALUES)
+    ]
+    wms.raw_items += [
+        item("SKU-MISSING", "WH-EAST", on_hand=4),  # three states not sent at all
+        item("", "WH-EAST", **every),
+        item(None, "WH-EAST", **every),
+        item("SKU-NOWHERE", "", **every),
+        "not an object",
+        item("SKU-PACK", "WH-EAST", **{**every, "on_hand": "2", "pickable": 2.0}),  # packs of 6
+    ]
+    levels = {lv.sku: lv for lv in await connector.read_levels()}
+
+    for i, (_, expected) in enumerate(HOSTILE_VALUES):
+        quantities = dict(levels[f"SKU-V{i:02d}"].quantities)
+        want = {"available": 1, "committed": 0, "damaged": 0}
+        if expected is not None:
+            want["on_hand"] = expected
+        assert quantities == want, HOSTILE_VALUES[i]
+    assert dict(levels["SKU-MISSING"].quantities) == {"on_hand": 4}
+    assert dict(levels["SKU-PACK"].quantities) == {
+        "on_hand": 12,
+        "available": 12,
+        "committed": 0,
+        "damaged": 0,
+    }
+    assert set(levels) == {f"SKU-V{i:02d}" for i in range(len(HOSTILE_VALUES))} | {
+        "SKU-MISSING",
+        "SKU-PACK",
+    }
+    assert {lv.location for lv in levels.values()} == {"east"}
+
+
 async def test_without_a_write_endpoint_writes_are_rejected(
     http: httpx.AsyncClient, wms: FakeWMS, mapping: TableMapping, clock: ManualClock
 ) -> None:

@@ -34,8 +34,9 @@ from connectors.health import Health
 from connectors.http import RETRYABLE_STATUS, RetryPolicy
 from connectors.levels import Level
 from connectors.normalize import Mapping
+from connectors.shopify.catalog import Catalog
 from connectors.shopify.documents import document
-from connectors.shopify.items import ItemFacts, item_facts, level_of, parse_time
+from connectors.shopify.items import ItemFacts, LevelReader, item_facts, parse_time
 from connectors.shopify.transport import GraphQLTransport
 
 #: Statuses of an operation still under way.
@@ -159,12 +160,15 @@ class BulkReader:
         self._timeout = timeout
 
     # -- the whole read -----------------------------------------------------------------
-    async def levels(self) -> AsyncIterator[Level]:
-        """Every level of every item with a SKU, as the file streams in."""
+    async def levels(self, catalog: Catalog | None = None) -> AsyncIterator[Level]:
+        """Every level of every item with a SKU, as the file streams in; ``catalog``
+        learns each such item and where it is stocked."""
         op = await self.wait(await self.start(document("bulk_inventory_items")))
         if op.url is None:  # nothing matched: Shopify writes no file
             return
         observed_at = op.completed_at or self._clock.now()
+        level_of = LevelReader(self._system, self._mapping)
+        stocked = catalog.add_level if catalog is not None else None
         items: dict[str, ItemFacts | None] = {}
         waiting: dict[str, list[dict[str, Any]]] = {}
         async for batch in self.batches(op.url):
@@ -174,13 +178,22 @@ class BulkReader:
                     facts = item_facts(obj, system=self._system, mapping=self._mapping)
                     items[str(obj["id"])] = facts
                     early = waiting.pop(str(obj["id"]), [])
-                    if facts is not None:
-                        for level in early:
-                            yield self._level(facts, level, observed_at)
+                    if facts is None:
+                        continue
+                    if catalog is not None:
+                        catalog.add_item(facts.sku, facts.item_id, facts.raw_sku)
+                    for node in early:
+                        level = level_of(facts, node, observed_at)
+                        if stocked is not None:
+                            stocked(facts.item_id, level.refs["location_id"])
+                        yield level
                 elif parent in items:
                     facts = items[parent]
                     if facts is not None:
-                        yield self._level(facts, obj, observed_at)
+                        level = level_of(facts, obj, observed_at)
+                        if stocked is not None:
+                            stocked(facts.item_id, level.refs["location_id"])
+                        yield level
                 else:
                     waiting.setdefault(str(parent), []).append(obj)
         if waiting:
@@ -189,11 +202,6 @@ class BulkReader:
                 "bulk result belong to no item in it",
                 system=self._system,
             )
-
-    def _level(self, facts: ItemFacts, level: dict[str, Any], observed_at: datetime) -> Level:
-        return level_of(
-            facts, level, system=self._system, mapping=self._mapping, observed_at=observed_at
-        )
 
     async def count_items(self, limit: int | None) -> int:
         """How many variants (one inventory item each) the shop has, counting at most

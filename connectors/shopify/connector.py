@@ -44,7 +44,7 @@ from connectors.normalize import Mapping, from_units, is_whole_number, to_units
 from connectors.shopify.bulk import BulkOperationRejected, BulkReader
 from connectors.shopify.catalog import Catalog
 from connectors.shopify.documents import document
-from connectors.shopify.items import item_facts, level_of
+from connectors.shopify.items import LevelReader, item_facts
 from connectors.shopify.search import sku_queries
 from connectors.shopify.sizing import MAX_PAGE, PageSizer
 from connectors.shopify.transport import GraphQLTransport
@@ -194,14 +194,9 @@ class ShopifyConnector:
         return await self._bulk.count_items(self._bulk_threshold + 1) > self._bulk_threshold
 
     async def _read_in_bulk(self) -> list[Level]:
-        levels: list[Level] = []
         catalog = Catalog()
         try:
-            async for level in self._bulk.levels():
-                item_id = level.refs["inventory_item_id"]
-                catalog.add_item(level.sku, item_id, level.refs.get("sku", level.sku))
-                catalog.add_level(item_id, level.refs["location_id"])
-                levels.append(level)
+            levels = [level async for level in self._bulk.levels(catalog)]
         except BulkOperationRejected as exc:
             if self._use_bulk is None and exc.retryable:  # the shop's bulk slots are busy
                 return await self._read_paged(None)
@@ -344,10 +339,9 @@ class ShopifyConnector:
             return
         catalog.add_item(facts.sku, facts.item_id, facts.raw_sku)
         observed_at = self._clock.now()
+        level_of = LevelReader(self.name, self._mapping)
         for raw in level_nodes:
-            level = level_of(
-                facts, raw, system=self.name, mapping=self._mapping, observed_at=observed_at
-            )
+            level = level_of(facts, raw, observed_at)
             location_id = level.refs["location_id"]
             catalog.add_level(facts.item_id, location_id)
             if location_id not in locations:

@@ -8,12 +8,14 @@ lines, joined to their item by ``__parentId``).
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
-from connectors.levels import Level, build_level, map_type, tuple_map
+from connectors.levels import Level, map_type, tuple_map
 from connectors.normalize import Mapping as SkuMapping
 from connectors.normalize import to_units
 from connectors.times import iso_time
@@ -57,28 +59,78 @@ def level_of(
     observed_at: datetime,
 ) -> Level:
     """One ``InventoryLevel`` (with ``location { id }`` and ``quantities``) as a Level."""
-    location_gid = sys.intern(str(level["location"]["id"]))  # a few locations, many levels
-    location = mapping.location_key(system, location_gid) or location_gid
-    quantities = level.get("quantities") or []
-    # two passes, not a dict built per level: a full read holds millions of levels
-    names = [q["name"] for q in quantities]
-    counts = [q.get("quantity") for q in quantities]
-    if None in counts:  # a state the level does not report
-        names = [n for n, c in zip(names, counts, strict=True) if c is not None]
-        counts = [c for c in counts if c is not None]
-    pack = facts.pack
-    units = map(int, counts) if pack == 1 else (to_units(int(c), pack) for c in counts)
-    return build_level(
-        system=system,
-        sku=facts.sku,
-        location=location,
-        # compact, its state names shared: a full read holds millions of levels
-        quantities=tuple_map(names, units),
-        observed_at=observed_at,
-        changed_at=parse_time(level.get("updatedAt")),
-        refs=_refs((facts.item_id, location_gid, facts.raw_sku or facts.sku)),
-        flags=facts.flags,
-    )
+    return LevelReader(system, mapping)(facts, level, observed_at)
+
+
+class LevelReader:
+    """:func:`level_of` for one read of many levels: each location met is worked out
+    once, and an answer's quantities are taken out at C speed (a full read turns
+    500,000 levels of eight quantities each; BENCHMARKS.md, issue 16).
+
+    Shopify's schema types ``InventoryQuantity.quantity`` as ``Int!``: a quantity of
+    any other type (``true``, ``2.5``, ``"5"``) raises ``ValueError`` naming it (the
+    connector reports a misshapen answer), never a guess at the count it meant. A
+    quantity that is null or absent is a state the level does not report."""
+
+    __slots__ = ("_mapping", "_places", "_system")
+
+    def __init__(self, system: str, mapping: SkuMapping) -> None:
+        self._system, self._mapping = system, mapping
+        #: location gid -> (the gid interned, the Driftwatch location key)
+        self._places: dict[str, tuple[str, str]] = {}
+
+    def __call__(self, facts: ItemFacts, level: Mapping[str, Any], observed_at: datetime) -> Level:
+        gid = level["location"]["id"]
+        place = self._places.get(gid) if type(gid) is str else None
+        if place is None:
+            place = self._place(str(gid))
+        location_gid, location = place
+        quantities = level.get("quantities") or ()
+        names = tuple(map(_NAME, quantities))
+        try:
+            counts: tuple[Any, ...] = tuple(map(_QUANTITY, quantities))
+        except KeyError:  # a state without a quantity: not reported
+            counts = tuple(q.get("quantity") for q in quantities)
+        if {*map(type, counts)} - _INT:  # a state not reported, or not a count
+            names, counts = _reported(names, counts)
+        pack = facts.pack
+        return _new_level(
+            (
+                self._system,
+                facts.sku,
+                location,
+                # compact, its state names shared: a full read holds millions of levels
+                tuple_map(names, counts if pack == 1 else [to_units(c, pack) for c in counts]),
+                observed_at,
+                parse_time(level.get("updatedAt")),
+                "poll",
+                _refs((facts.item_id, location_gid, facts.raw_sku or facts.sku)),
+                facts.flags,
+            )
+        )
+
+    def _place(self, gid: str) -> tuple[str, str]:
+        gid = sys.intern(gid)  # a few locations, many levels
+        place = (gid, self._mapping.location_key(self._system, gid) or gid)
+        self._places[gid] = place
+        return place
+
+
+def _reported(
+    names: tuple[str, ...], counts: tuple[Any, ...]
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The states whose quantity is given; ``ValueError`` for one that is not an Int."""
+    kept = [(n, c) for n, c in zip(names, counts, strict=True) if c is not None]
+    for name, count in kept:
+        if type(count) is not int:
+            shown = repr(count)[:40]
+            raise ValueError(f"the quantity of {str(name)[:40]!r} is {shown}, not an Int")
+    return tuple(n for n, _ in kept), tuple(c for _, c in kept)
+
+
+_NAME, _QUANTITY = itemgetter("name"), itemgetter("quantity")
+_INT = frozenset({int})
+_new_level: Callable[[tuple[Any, ...]], Level] = partial(tuple.__new__, Level)
 
 
 #: a time Shopify wrote (``updatedAt``, ``createdAt``), parsed once per distinct string

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from connectors import levels
 from connectors.levels import Level, TupleMap, build_level, map_type, tuple_map
-from connectors.shopify.items import ItemFacts, level_of
+from connectors.shopify.items import ItemFacts, LevelReader, level_of
 
 #: state names as systems send them, and strings nobody planned for
 KEYS = st.one_of(
@@ -102,6 +102,29 @@ def test_a_shopify_level_reads_its_quantities_as_shopify_sent_them(mapping: Tabl
             "sku": sku,
         }
         assert level.changed_at == datetime(2026, 12, 1, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", [True, 2.5, 3.0, "5", [1], {"n": 1}])
+def test_a_shopify_quantity_that_is_not_an_int_is_refused_by_name(
+    mapping: TableMapping, value: object
+) -> None:
+    """Shopify's schema says ``quantity: Int``: anything else is a misshapen answer (the
+    connector reports it as one), never read as the count it might have meant."""
+    node = {
+        "location": {"id": "gid://shopify/Location/1"},
+        "quantities": [
+            {"name": "available", "quantity": 3},
+            {"name": "on_hand", "quantity": value},
+        ],
+    }
+    facts = ItemFacts("gid://shopify/InventoryItem/9", "SKU-1", 1, {}, "SKU-1")
+    reader = LevelReader("shopify", mapping)
+    now = datetime(2026, 12, 1, 11, tzinfo=UTC)
+    with pytest.raises(ValueError, match=r"the quantity of 'on_hand' is .*, not an Int"):
+        reader(facts, node, now)
+    # the reader goes on: the next level is read, its location already known
+    node["quantities"] = [{"name": "available", "quantity": 3}, {"name": "on_hand"}]
+    assert reader(facts, node, now).quantities == {"available": 3}
 
 
 def test_build_level_is_the_level_its_keywords_name() -> None:

@@ -288,6 +288,9 @@ class CsvConnector:
         result = _Parsed(file=path.name, file_time=file_time)
         seen: dict[tuple[str, str], int] = {}
         levels: dict[tuple[str, str], Level] = {}
+        #: this file's SKU spellings and locations, each worked out once (a SKU is on
+        #: a row per location)
+        known: _Known = ({}, {})
         line = 0
         try:
             terminated = _ends_with_line_break(path)
@@ -311,7 +314,7 @@ class CsvConnector:
                         )
                         continue
                     try:
-                        level = self._level(row, len(header), index, path.name, file_time)
+                        level = self._level(row, len(header), index, path.name, file_time, known)
                     except _BadRow as bad:
                         result.problems.append(CsvProblem(path.name, line, str(bad)))
                         continue
@@ -375,6 +378,7 @@ class CsvConnector:
         index: dict[str, int],
         file: str,
         file_time: datetime,
+        known: _Known,
     ) -> Level:
         if len(row) != width:
             raise _BadRow(f"{len(row)} cells where the header has {width}")
@@ -384,10 +388,15 @@ class CsvConnector:
             raise _BadRow(f"empty {c.sku}")
         if not raw_location:
             raise _BadRow(f"empty {c.location}")
-        sku = self._mapping.normalize_sku(raw_sku)
+        skus, places = known
+        spelled = skus.get(raw_sku)
+        if spelled is None:
+            sku = self._mapping.normalize_sku(raw_sku)
+            spelled = skus[raw_sku] = (sku, self._mapping.pack_size(self.name, sku) if sku else 0)
+        sku, mapped_pack = spelled
         if not sku:
             raise _BadRow(f"{c.sku} {_shown(raw_sku)} normalizes to nothing")
-        pack = self._units_per_count(row, index, sku)
+        pack = self._units_per_count(row, index, mapped_pack)
         counts: list[int] = []
         for column in c.quantities.values():
             cell = row[index[column]].strip()
@@ -397,23 +406,30 @@ class CsvConnector:
         observed = file_time
         if c.observed_at:
             observed = _parse_time(row[index[c.observed_at]], c.observed_at)
+        place = places.get(raw_location)
+        if place is None:
+            interned = sys.intern(raw_location)  # a few locations, many rows
+            key = self._mapping.location_key(self.name, interned) or interned
+            place = places[interned] = (interned, key)
         return build_level(
             system=self.name,
             sku=sku,
-            location=self._mapping.location_key(self.name, raw_location) or raw_location,
+            location=place[1],
             # compact: a file holds up to millions of rows
             quantities=tuple_map(c.quantities, counts),
             observed_at=observed,
             refs=_refs(
                 (
                     file,
-                    sys.intern(raw_location),  # a few locations, many rows
+                    place[0],
                     sku if sku == raw_sku else raw_sku,
                 ),
             ),
         )
 
-    def _units_per_count(self, row: list[str], index: dict[str, int], sku: str) -> int:
+    def _units_per_count(self, row: list[str], index: dict[str, int], mapped: int) -> int:
+        """The row's unit of measure when it has one, else ``mapped`` (the mapping's
+        pack size for the SKU)."""
         if self._uom_column:
             code = row[index[self._uom_column]].strip()
             if code:
@@ -424,7 +440,12 @@ class CsvConnector:
                 if isinstance(units, bool) or not isinstance(units, int) or units < 1:
                     raise _BadRow(f"unit of measure {_shown(code)} gives {units!r} units")
                 return units
-        return self._mapping.pack_size(self.name, sku)
+        return mapped
+
+
+#: one file's SKU spellings -> (SKU, the mapping's pack size), and its locations ->
+#: (the id interned, the location key)
+_Known = tuple[dict[str, tuple[str, int]], dict[str, tuple[str, str]]]
 
 
 def _uom_function(units: UomUnits | None) -> Callable[[str], int]:

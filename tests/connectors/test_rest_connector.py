@@ -280,16 +280,7 @@ async def test_each_quantity_is_read_as_a_count_or_left_out(
             location="where.0",
             quantities={state: f"qty.{path}" for state, path in WMS_FIELDS.quantities.items()},
         )
-    connector = RestConnector(
-        http,
-        name="wms",
-        base_url=wms.base_url,
-        headers={"Authorization": f"Bearer {WMS_TOKEN}"},
-        listing=WMS_LISTING,
-        fields=fields,
-        mapping=mapping,
-        clock=clock,
-    )
+    connector = rest_connector(http, wms.base_url, mapping, clock, fields=fields, write=None)
 
     def item(sku: object, location: object, **quantities: object) -> dict[str, object]:
         if nested:
@@ -334,16 +325,7 @@ async def test_each_quantity_is_read_as_a_count_or_left_out(
 async def test_without_a_write_endpoint_writes_are_rejected(
     http: httpx.AsyncClient, wms: FakeWMS, mapping: TableMapping, clock: ManualClock
 ) -> None:
-    connector = RestConnector(
-        http,
-        name="wms",
-        base_url=wms.base_url,
-        headers={"Authorization": f"Bearer {WMS_TOKEN}"},
-        listing=WMS_LISTING,
-        fields=WMS_FIELDS,
-        mapping=mapping,
-        clock=clock,
-    )
+    connector = rest_connector(http, wms.base_url, mapping, clock, write=None)
     assert connector.writable is False
     with pytest.raises(WriteRejected):
         await connector.write_levels([_write("k", quantity=1, expected=0)])

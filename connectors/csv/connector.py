@@ -10,6 +10,12 @@ Which file is read
     is in :class:`CsvHealth`. With no settled file at all the read fails with
     :class:`NoSettledExport` rather than reporting an empty warehouse.
 
+    A read that finds the file of the read before, unchanged (same device, inode, size
+    and mtime to the nanosecond), reuses its levels instead of parsing it again: an
+    ERP drops hourly or daily while diffs run every few minutes, and a drop of 500,000
+    rows costs seconds of CPU to parse (BENCHMARKS.md, issue 16). Counted in
+    :attr:`CsvHealth.unchanged_reads`.
+
 What a level says
     ``observed_at`` is the time of the data, not of the read: the ``observed_at``
     column when configured, else the file's mtime. Downstream thus sees the age of
@@ -147,12 +153,16 @@ class CsvHealth(Health):
     #: Files passed over by the last scan: too recently modified, or ``*.tmp``.
     skipped_unsettled: int = 0
     skipped_temporary: int = 0
+    #: Reads that found the file of the read before unchanged and reused its levels.
+    unchanged_reads: int = 0
 
 
 @dataclass
 class _Parsed:
     file: str
     file_time: datetime
+    #: the file as stat saw it before the parse (device, inode, size, mtime in ns)
+    identity: tuple[int, int, int, int] = (0, 0, 0, 0)
     levels: list[Level] = field(default_factory=list)
     rows: int = 0
     problems: list[CsvProblem] = field(default_factory=list)
@@ -198,6 +208,8 @@ class CsvConnector:
         self._health = CsvHealth(system=name)
         #: The rows the last successful read skipped (empty after a clean read).
         self.last_problems: list[CsvProblem] = []
+        #: the last file parsed, reused while it is the newest settled file, unchanged
+        self._last: _Parsed | None = None
 
     @property
     def writable(self) -> bool:
@@ -234,20 +246,32 @@ class CsvConnector:
             )
         health.succeeded(self._clock.now())
         if skus is None:
-            return parsed.levels
+            return list(parsed.levels)  # the caller's list: the parse may be reused
         wanted = set(skus)
         return [lv for lv in parsed.levels if lv.sku in wanted]
 
     # ------------------------------------------------------------ in a worker thread
 
     def _read_newest(self, now: datetime) -> _Parsed:
-        path, mtime = self._pick(now)
-        return self._parse(path, mtime)
+        path, info = self._pick(now)
+        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        last = self._last
+        if last is not None and last.file == path.name and last.identity == identity:
+            # The same file, unchanged (an ERP drops hourly or daily, diffs run every few
+            # minutes): its rows are the levels read last time. Parsing is deterministic
+            # (the levels' time is the file's or a column's), so nothing is lost.
+            self._health.unchanged_reads += 1
+            return last
+        self._last = None  # let the old levels go before the new ones are built
+        parsed = self._parse(path, info.st_mtime)
+        parsed.identity = identity
+        self._last = parsed
+        return parsed
 
-    def _pick(self, now: datetime) -> tuple[Path, float]:
+    def _pick(self, now: datetime) -> tuple[Path, os.stat_result]:
         """The newest settled file; counts the passed-over ones into health."""
         cutoff = now.timestamp() - self._settle
-        settled: list[tuple[float, str, Path]] = []
+        settled: list[tuple[float, str, Path, os.stat_result]] = []
         unsettled = temporary = 0
         try:
             candidates = sorted(self.directory.glob(self._pattern))
@@ -269,7 +293,7 @@ class CsvConnector:
             if info.st_mtime > cutoff:
                 unsettled += 1
                 continue
-            settled.append((info.st_mtime, path.name, path))
+            settled.append((info.st_mtime, path.name, path, info))
         self._health.skipped_unsettled = unsettled
         self._health.skipped_temporary = temporary
         if not settled:
@@ -280,8 +304,8 @@ class CsvConnector:
             else:
                 why = f"holds no file matching {self._pattern}"
             raise NoSettledExport(f"{self.name}: {self.directory} {why}", system=self.name)
-        mtime, _, path = max(settled)
-        return path, mtime
+        _, _, path, info = max(settled, key=lambda s: s[:2])
+        return path, info
 
     def _parse(self, path: Path, mtime: float) -> _Parsed:
         file_time = datetime.fromtimestamp(mtime, UTC)

@@ -112,6 +112,46 @@ async def test_an_observed_at_column_wins_over_the_files_mtime(
     assert {lv.observed_at for lv in by_column} == {exported_at}
 
 
+async def test_an_unchanged_export_is_parsed_once_and_any_change_is_read(
+    connector: CsvConnector, drop: Path, clock: ManualClock
+) -> None:
+    """Diffs run every few minutes, an ERP drops hourly: the same file, unchanged, is
+    not parsed again. A file changed in place, or replaced by another of the same name,
+    size and mtime, is."""
+    header = "ITEM_NO,WAREHOUSE,QTY_ON_HAND,UOM\n"
+    path = _write_file(drop, "stock.csv", f"{header}SKU-1,WH-EAST,12,\n".encode(), clock)
+    clock.advance(SETTLE)
+    first = await connector.read_levels()
+    assert _on_hand(first) == {("SKU-1", "east"): 12}
+    assert connector.health().unchanged_reads == 0
+
+    first.clear()  # the caller's list: the reused levels are not the caller's to lose
+    clock.advance(3 * 3600)  # the same file, hours later
+    again = await connector.read_levels()
+    assert _on_hand(again) == {("SKU-1", "east"): 12}
+    assert again[0].observed_at == clock.now() - timedelta(hours=3, seconds=SETTLE)
+    assert (connector.health().unchanged_reads, connector.health().requests) == (1, 2)
+
+    # rewritten in place, same size, new mtime
+    _write_file(drop, "stock.csv", f"{header}SKU-1,WH-EAST,13,\n".encode(), clock)
+    clock.advance(SETTLE)
+    assert _on_hand(await connector.read_levels()) == {("SKU-1", "east"): 13}
+    assert connector.health().unchanged_reads == 1
+
+    # replaced by rename (write-then-rename): same name, size and mtime to the
+    # nanosecond, another inode
+    before = path.stat()
+    fresh = drop / "stock.csv.tmp"
+    fresh.write_bytes(f"{header}SKU-1,WH-EAST,14,\n".encode())
+    os.utime(fresh, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(fresh, path)
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert _on_hand(await connector.read_levels()) == {("SKU-1", "east"): 14}
+    assert connector.health().unchanged_reads == 1
+    assert _on_hand(await connector.read_levels(["SKU-1"])) == {("SKU-1", "east"): 14}
+    assert connector.health().unchanged_reads == 2
+
+
 async def test_a_half_written_file_is_not_read_until_finished_and_settled(
     connector: CsvConnector, erp: FakeERP, clock: ManualClock
 ) -> None:

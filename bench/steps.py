@@ -1,5 +1,5 @@
 """B1's steps at a size of your choosing, for comparing two commits quickly:
-``python -m bench.steps SKUS [sqlite|postgresql] [--reads N]``.
+``python -m bench.steps SKUS [sqlite|postgresql] [--reads N] [--floor]``.
 
 Runs the fakes in their own process (as B1 does), then reads every level ``N`` times and
 prints the product CPU of each read, then records a first full read, changes 0.1% of
@@ -9,22 +9,36 @@ and the peak RSS. SKUS must be above 5,000 (the Shopify connector's default
 real time, which is not what B1 measures. Not a benchmark with targets (those are B1
 and B1PG): a tool for the A/B comparisons BENCHMARKS.md quotes, at sizes small enough to
 repeat.
+
+``--floor`` first prints, per system, the product CPU of its connector's full read and
+of what no per-level read can avoid: receiving and decoding the same bytes into Python
+objects (Shopify's bulk file through the connector's own download and msgspec decode;
+the WMS's pages with httpx and ``Response.json()``; the ERP's export through
+:mod:`csv`), with no level built. The difference is what building levels costs. (The
+CSV connector parses an unchanged export once: the ERP's later reads here cost nothing,
+as they do in B1's second run.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from bench import catalog
 from bench._common import cpu_seconds, peak_rss_mb
 from bench.b1_reconcile import CHANGED_FRACTION, Database, Size, fakes_process, three_systems
 from bench.child import Child
+from connectors.base import InventorySystem
 from connectors.clock import SystemClock
+from connectors.shopify import ShopifyConnector
+from connectors.shopify.documents import document
 from ledger import Ledger
 from monitors.collector import cyclic_gc_paused
 from monitors.reconcile import level_blocks, read_all
@@ -34,7 +48,7 @@ from monitors.wiring import build_systems
 BULK_THRESHOLD = 5_000
 
 
-async def run(skus: int, dialect: str, reads: int) -> None:
+async def run(skus: int, dialect: str, reads: int, floor: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-steps-") as tmp:
         erp_dir = Path(tmp) / "erp"
         erp_dir.mkdir()
@@ -42,13 +56,18 @@ async def run(skus: int, dialect: str, reads: int) -> None:
         address = await fakes.start()
         try:
             async with Database(dialect, Path(tmp)) as database:
-                await _steps(address, database, erp_dir, fakes, reads)
+                await _steps(address, database, erp_dir, fakes, reads, floor)
         finally:
             await fakes.stop()
 
 
 async def _steps(
-    address: dict[str, object], database: Database, erp_dir: Path, fakes: Child, reads: int
+    address: dict[str, object],
+    database: Database,
+    erp_dir: Path,
+    fakes: Child,
+    reads: int,
+    floor: bool,
 ) -> None:
     config, environ = three_systems(address, erp_dir)
     async with (
@@ -58,6 +77,8 @@ async def _steps(
         await ledger.upgrade()
         systems = build_systems(config, client=client, clock=SystemClock(), environ=environ)
         names = [s.name for s in systems]
+        if floor:
+            await _floor(systems, client, address, erp_dir)
         times = []
         for _ in range(reads):
             with cyclic_gc_paused():
@@ -87,18 +108,78 @@ async def _steps(
                 await fakes.ask({"cmd": "change", "fraction": CHANGED_FRACTION})
 
 
+async def _floor(
+    systems: list[InventorySystem],
+    client: httpx.AsyncClient,
+    address: dict[str, object],
+    erp_dir: Path,
+) -> None:
+    """Per system: a full read, then the same bytes decoded with no level built."""
+    for system in systems:
+        read = (await _cpu(system.read_levels()))[0]
+        if isinstance(system, ShopifyConnector):
+            bulk = system.bulk
+            op = await bulk.wait(await bulk.start(document("bulk_inventory_items")))
+            assert op.url is not None
+            decoded = await _cpu(_count_batches(bulk.batches(op.url)))
+        elif system.name == "wms":
+            decoded = await _cpu(_wms_pages(client, str(address["wms_url"])))
+        else:
+            decoded = await _cpu(asyncio.to_thread(_csv_rows, erp_dir))
+        print(
+            f"floor {system.name}: read {read:.2f} s CPU; decoded only {decoded[0]:.2f} s "
+            f"({decoded[1]:,} objects or rows); levels built {read - decoded[0]:.2f} s",
+            flush=True,
+        )
+
+
+async def _cpu(work: Any) -> tuple[float, Any]:
+    with cyclic_gc_paused():
+        before = cpu_seconds()
+        result = await work
+        spent = cpu_seconds() - before
+    return spent, (len(result) if isinstance(result, list) else result)
+
+
+async def _count_batches(batches: Any) -> int:
+    return sum([len(batch) async for batch in batches])
+
+
+async def _wms_pages(client: httpx.AsyncClient, url: str) -> int:
+    """The WMS's inventory pages as the connector asks for them (500 a page), decoded."""
+    count, page = 0, 1
+    headers = {"Authorization": f"Bearer {catalog.WMS_TOKEN}"}
+    while True:
+        response = await client.get(
+            f"{url}/api/v1/inventory", params={"page": page, "per_page": 500}, headers=headers
+        )
+        items = response.json()["items"]
+        if not items:
+            return count
+        count, page = count + len(items), page + 1
+
+
+def _csv_rows(directory: Path) -> int:
+    [export] = directory.glob("*.csv")
+    with export.open(newline="", encoding="utf-8") as handle:
+        return sum(1 for _ in csv.reader(handle))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.steps", description=__doc__)
     parser.add_argument("skus", type=int)
     parser.add_argument("dialect", nargs="?", default="sqlite", choices=["sqlite", "postgresql"])
     parser.add_argument("--reads", type=int, default=0, help="plain reads first (default 0)")
+    parser.add_argument(
+        "--floor", action="store_true", help="each system's read against decoding alone, first"
+    )
     args = parser.parse_args()
     if args.skus <= BULK_THRESHOLD:
         parser.error(
             f"SKUS must be above {BULK_THRESHOLD:,}: below that Shopify is read page by page, "
             "paced by its rate limit in real time (B1 reads it in bulk)"
         )
-    asyncio.run(run(args.skus, args.dialect, args.reads))
+    asyncio.run(run(args.skus, args.dialect, args.reads, args.floor))
 
 
 if __name__ == "__main__":

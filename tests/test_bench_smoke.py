@@ -43,8 +43,9 @@ def test_the_steps_tool_refuses_a_size_shopify_would_read_page_by_page() -> None
 
 
 def test_the_steps_tool_reports_each_step_at_the_smallest_bulk_size() -> None:
+    """With ``--floor``, each system's read against decoding its bytes alone first."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.steps", "5001", "--reads", "1"],
+        [sys.executable, "-m", "bench.steps", "5001", "--reads", "1", "--floor"],
         capture_output=True,
         text=True,
         check=False,
@@ -52,8 +53,21 @@ def test_the_steps_tool_reports_each_step_at_the_smallest_bulk_size() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["reads", "first", "second"]
+    assert [line.split(":")[0] for line in lines] == [
+        "floor shopify",
+        "floor wms",
+        "floor erp",
+        "reads",
+        "first",
+        "second",
+    ]
+    # decoded alone: Shopify's items and their levels, the WMS's levels, the ERP's rows
+    # and its header
+    assert "(30,006 objects or rows)" in lines[0]
+    assert "(25,005 objects or rows)" in lines[1]
+    assert "(25,006 objects or rows)" in lines[2]
     levels = 5001 * 5 * 13  # SKUs × locations × states (Shopify's 8, the WMS's 4, the ERP's 1)
-    assert f"observed={levels}, changed={levels}, stale=0" in lines[1]
-    assert f"observed={levels}, changed=" in lines[2]
-    assert f"changed={levels}" not in lines[2]
+    first, second = lines[4], lines[5]
+    assert f"observed={levels}, changed={levels}, stale=0" in first
+    assert f"observed={levels}, changed=" in second
+    assert f"changed={levels}" not in second

@@ -174,28 +174,24 @@ class BulkReader:
         async for batch in self.batches(op.url):
             for obj in batch:
                 parent = obj.get("__parentId")
-                if parent is None:
+                if parent is None:  # an item, and any of its levels that came before it
                     facts = item_facts(obj, system=self._system, mapping=self._mapping)
                     items[str(obj["id"])] = facts
-                    early = waiting.pop(str(obj["id"]), [])
-                    if facts is None:
-                        continue
-                    if catalog is not None:
+                    nodes = waiting.pop(str(obj["id"]), [])
+                    if facts is not None and catalog is not None:
                         catalog.add_item(facts.sku, facts.item_id, facts.raw_sku)
-                    for node in early:
-                        level = level_of(facts, node, observed_at)
-                        if stocked is not None:
-                            stocked(facts.item_id, level.refs["location_id"])
-                        yield level
-                elif parent in items:
-                    facts = items[parent]
-                    if facts is not None:
-                        level = level_of(facts, obj, observed_at)
-                        if stocked is not None:
-                            stocked(facts.item_id, level.refs["location_id"])
-                        yield level
-                else:
+                elif parent in items:  # a level of an item already read
+                    facts, nodes = items[parent], [obj]
+                else:  # a level before its item
                     waiting.setdefault(str(parent), []).append(obj)
+                    continue
+                if facts is None:  # an item without a SKU
+                    continue
+                for node in nodes:
+                    level = level_of(facts, node, observed_at)
+                    if stocked is not None:
+                        stocked(facts.item_id, level.refs["location_id"])
+                    yield level
         if waiting:
             raise ResponseError(
                 f"{self._system}: {sum(map(len, waiting.values()))} inventory levels in the "

@@ -308,19 +308,19 @@ class FakeWMS:
             return _error(400, "invalid_paging")
         sku_filter = request.query.get("sku")
         wanted = {s for s in sku_filter.split(",") if s} if sku_filter else None
-        rows: list[Any] = [
-            lv.to_wire() for lv in self.levels() if wanted is None or lv.sku in wanted
-        ]
-        if wanted is None:
-            rows.extend(self.raw_items)
-        start = (page - 1) * per_page
-        chunk = rows[start : start + per_page]
-        has_next = start + per_page < len(rows)
+        rows = [lv for lv in self.levels() if wanted is None or lv.sku in wanted]
+        extra = self.raw_items if wanted is None else []
+        start, end = (page - 1) * per_page, page * per_page
+        # only this page's levels are put on the wire (a page of a million-level listing)
+        chunk = [lv.to_wire() for lv in rows[start:end]]
+        chunk += extra[max(0, start - len(rows)) : max(0, end - len(rows))]
+        total = len(rows) + len(extra)
+        has_next = end < total
         body = {
             "items": chunk,
             "page": page,
             "per_page": per_page,
-            "total": len(rows),
+            "total": total,
             "next_page": page + 1 if has_next else None,
         }
         response = web.json_response(body)

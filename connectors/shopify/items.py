@@ -50,22 +50,11 @@ def item_facts(node: Mapping[str, Any], *, system: str, mapping: SkuMapping) -> 
     return ItemFacts(node["id"], sku, mapping.pack_size(system, sku), flags, raw_sku=str(raw_sku))
 
 
-def level_of(
-    facts: ItemFacts,
-    level: Mapping[str, Any],
-    *,
-    system: str,
-    mapping: SkuMapping,
-    observed_at: datetime,
-) -> Level:
-    """One ``InventoryLevel`` (with ``location { id }`` and ``quantities``) as a Level."""
-    return LevelReader(system, mapping)(facts, level, observed_at)
-
-
 class LevelReader:
-    """:func:`level_of` for one read of many levels: each location met is worked out
-    once, and an answer's quantities are taken out at C speed (a full read turns
-    500,000 levels of eight quantities each; BENCHMARKS.md, issue 16).
+    """Turns one read's ``InventoryLevel`` nodes (with ``location { id }`` and
+    ``quantities``) into Levels: ``reader(facts, node, observed_at)``. Each location met
+    is worked out once, and a node's quantities are taken out at C speed (a full read
+    turns 500,000 levels of eight quantities each; BENCHMARKS.md, issue 16).
 
     Shopify's schema types ``InventoryQuantity.quantity`` as ``Int!``: a quantity of
     any other type (``true``, ``2.5``, ``"5"``) raises ``ValueError`` naming it (the

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from connectors import levels
 from connectors.levels import Level, TupleMap, build_level, map_type, tuple_map
-from connectors.shopify.items import ItemFacts, LevelReader, level_of
+from connectors.shopify.items import ItemFacts, LevelReader
 
 #: state names as systems send them, and strings nobody planned for
 KEYS = st.one_of(
@@ -94,7 +94,7 @@ def test_a_shopify_level_reads_its_quantities_as_shopify_sent_them(mapping: Tabl
     now = datetime(2026, 12, 1, 11, tzinfo=UTC)
     for sku, pack in (("SKU-1", 1), ("CASE-1", 12)):
         facts = ItemFacts("gid://shopify/InventoryItem/9", sku, pack, {"tracked": True}, sku)
-        level = level_of(facts, node, system="shopify", mapping=mapping, observed_at=now)
+        level = LevelReader("shopify", mapping)(facts, node, now)
         assert level.quantities == {"available": 4 * pack, "committed": 1 * pack}
         assert level.refs == {
             "inventory_item_id": "gid://shopify/InventoryItem/9",

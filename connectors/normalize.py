@@ -6,6 +6,7 @@ any object with these methods. ``monitors.config.Config`` is one.
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 
@@ -33,6 +34,17 @@ def is_whole_number(text: str) -> bool:
     """Whether ``text`` is a non-negative whole number in ASCII digits: ``str.isdigit``
     also accepts ``'¹'`` (which ``int()`` refuses), so outside input is checked here."""
     return text.isascii() and text.isdigit()
+
+
+def count_in_text(text: str) -> int | None:
+    """The signed whole number a system wrote as text (``"12"``, ``" -3 "``), or None:
+    ASCII digits only (``int()`` also reads ``"٣"``), at most 18 of them (``int()`` reads
+    4,300, and no count has that many)."""
+    text = text.strip()
+    return int(text) if _COUNT.fullmatch(text) else None
+
+
+_COUNT = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 def to_units(count: int, pack: int) -> int:

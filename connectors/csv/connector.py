@@ -69,7 +69,7 @@ from connectors.levels import (
     map_type,
     tuple_map,
 )
-from connectors.normalize import Mapping, to_units
+from connectors.normalize import Mapping, count_in_text, to_units
 
 __all__ = [
     "CsvColumns",
@@ -87,7 +87,6 @@ log = logging.getLogger(__name__)
 #: ``KeyError`` for an unknown code) or a table.
 UomUnits: TypeAlias = Callable[[str], int] | MappingOf[str, int]
 
-_INTEGER = re.compile(r"[+-]?\d+")
 _CARTON = re.compile(r"(?:CS|CT|PK|BX)(\d+)")
 _EACH = frozenset({"EA", "EACH", "PC", "PCS", "UNIT", "UN"})
 _SHOWN = 40  # characters of a bad cell quoted in a problem message
@@ -423,10 +422,10 @@ class CsvConnector:
         pack = self._units_per_count(row, index, mapped_pack)
         counts: list[int] = []
         for column in c.quantities.values():
-            cell = row[index[column]].strip()
-            if not _INTEGER.fullmatch(cell):
-                raise _BadRow(f"{column} {_shown(cell)} is not an integer")
-            counts.append(to_units(int(cell), pack))
+            count = count_in_text(row[index[column]])
+            if count is None:
+                raise _BadRow(f"{column} {_shown(row[index[column]].strip())} is not an integer")
+            counts.append(to_units(count, pack))
         observed = file_time
         if c.observed_at:
             observed = _parse_time(row[index[c.observed_at]], c.observed_at)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -27,7 +26,7 @@ from connectors.levels import (
     map_type,
     tuple_map,
 )
-from connectors.normalize import Mapping, from_units, to_units
+from connectors.normalize import Mapping, count_in_text, from_units, to_units
 from connectors.rest.spec import FieldSpec, ListSpec, WriteSpec, dig
 from connectors.times import iso_time
 
@@ -296,13 +295,11 @@ def _count(value: Any) -> int | None:
         return value
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        return int(value)
+    if isinstance(value, str):
+        return count_in_text(value)
     return None
 
 
-#: a count as text: ASCII digits only (int() also takes "٣"), few enough to be a count
-_DIGITS = re.compile(r"[+-]?[0-9]{1,18}")
 #: one read's SKU spellings -> (SKU, pack size, the system's spelling), and its
 #: locations -> (the id interned, the location key)
 _Seen = tuple[dict[str, tuple[str, int, str]], dict[str, tuple[str, str]]]

@@ -243,7 +243,11 @@ async def test_empty_cells_and_unknown_units_are_problems(
         b"\r\n"
         b" , ,\t,,\r\n"  # blank cells only: a blank line too
         b"SKU-2,WH-EAST,-3,EA,x,extra\r\n"
-        b"SKU-3,WH-EAST,-3,EA,x\r\n",
+        b"SKU-3,WH-EAST,-3,EA,x\r\n"
+        + "SKU-4,WH-EAST,\u0663,EA,x\r\n".encode()  # an Arabic-Indic 3: int() reads it
+        + b"SKU-5,WH-EAST,"
+        + b"9" * 40
+        + b",EA,x\r\n",
         clock,
     )
     clock.advance(SETTLE)
@@ -256,6 +260,8 @@ async def test_empty_cells_and_unknown_units_are_problems(
         (5, "unknown unit of measure 'PALLET'"),
         (6, "QTY_ON_HAND '1_000' is not an integer"),
         (9, "6 cells where the header has 5"),
+        (11, "QTY_ON_HAND '\u0663' is not an integer"),
+        (12, f"QTY_ON_HAND '{'9' * 40}' is not an integer"),
     ]
 
 

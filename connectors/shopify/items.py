@@ -44,10 +44,29 @@ def item_facts(node: Mapping[str, Any], *, system: str, mapping: SkuMapping) -> 
         return None
     sku = mapping.normalize_sku(raw_sku)
     variant = node.get("variant") or {}
-    flags: dict[str, str | bool] = {"tracked": bool(node.get("tracked"))}
-    if variant.get("inventoryPolicy"):
-        flags["inventory_policy"] = str(variant["inventoryPolicy"])
+    tracked, policy = bool(node.get("tracked")), variant.get("inventoryPolicy")
+    flags = _FLAGS.get((tracked, policy)) if type(policy) is str or policy is None else None
+    if flags is None:
+        flags = _flags(tracked, policy)
     return ItemFacts(node["id"], sku, mapping.pack_size(system, sku), flags, raw_sku=str(raw_sku))
+
+
+#: an item's flags, one read-only map per distinct value (a handful: ``tracked`` and the
+#: ``ProductVariantInventoryPolicy`` enum), shared by every item that has them (a dict
+#: and a policy string per item cost 240 bytes, 24 MB for 100,000 items)
+_FLAGS: dict[tuple[bool, str | None], Mapping[str, str | bool]] = {}
+_FLAGS_LIMIT = 64
+
+
+def _flags(tracked: bool, policy: Any) -> Mapping[str, str | bool]:
+    flags: Mapping[str, str | bool] = (
+        tuple_map(("tracked", "inventory_policy"), (tracked, sys.intern(str(policy))))
+        if policy
+        else tuple_map(("tracked",), (tracked,))
+    )
+    if (type(policy) is str or policy is None) and len(_FLAGS) < _FLAGS_LIMIT:
+        _FLAGS[(tracked, policy)] = flags
+    return flags
 
 
 class LevelReader:

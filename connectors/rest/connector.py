@@ -62,8 +62,9 @@ class RestConnector:
         self._rng = rng or random.Random()
         self._health = Health(system=name)
         #: normalized SKU -> the spellings the system uses for it (seen in reads), so
-        #: filters and write URLs use the system's own SKU, not Driftwatch's.
-        self._raw_skus: dict[str, set[str]] = {}
+        #: filters and write URLs use the system's own SKU, not Driftwatch's. ``()``: only
+        #: the SKU itself (most SKUs; a set each would cost 216 bytes, 22 MB at 100,000).
+        self._raw_skus: dict[str, tuple[str, ...]] = {}
         #: the fields' paths in one order: SKU, location, each state, the time (if any)
         self._states = tuple(fields.quantities)
         self._paths = (
@@ -190,7 +191,7 @@ class RestConnector:
         spelled = skus.get(raw)
         if spelled is None:
             sku = self._mapping.normalize_sku(raw)
-            self._raw_skus.setdefault(sku, set()).add(raw)
+            self._spelled(sku, raw)
             pack = self._mapping.pack_size(self.name, sku)
             spelled = skus[raw] = (sku, pack, sku if sku == raw_sku else raw)
         sku, pack, own_sku = spelled
@@ -218,6 +219,16 @@ class RestConnector:
             changed_at=changed,
             refs=_refs((location, own_sku)),
         )
+
+    def _spelled(self, sku: str, raw: str) -> None:
+        """Note that the system spells ``sku`` as ``raw``."""
+        known = self._raw_skus.get(sku)
+        if known is None:
+            self._raw_skus[sku] = () if raw == sku else (raw,)
+            return
+        spellings = known or (sku,)
+        if raw not in spellings:
+            self._raw_skus[sku] = (*spellings, raw)
 
     def _quantities(self, found: tuple[Any, ...], pack: int) -> TupleMap[int]:
         """The states reported as whole numbers, in units. A state whose value is
@@ -249,8 +260,8 @@ class RestConnector:
                 body[spec.expected_field] = from_units(write.expected, pack)
         except ValueError as exc:
             return WriteOutcome(write, "failed", error=str(exc))
-        spellings = self._raw_skus.get(write.sku, set())
-        system_sku = next(iter(spellings)) if len(spellings) == 1 else write.sku
+        spellings = self._raw_skus.get(write.sku) or (write.sku,)
+        system_sku = spellings[0] if len(spellings) == 1 else write.sku
         url = self._base + spec.path.format(
             sku=quote(system_sku, safe=""), location=quote(location, safe="")
         )

@@ -115,6 +115,23 @@ async def test_a_filtered_read_finds_skus_the_wms_spells_differently_once_seen(
     ]
 
 
+async def test_a_sku_spelled_two_ways_is_written_as_driftwatch_spells_it_and_asked_for_by_both(
+    connector: RestConnector, wms: FakeWMS
+) -> None:
+    wms.set_level("SKU-1", "WH-EAST", on_hand=6)  # listed first (sorted)
+    wms.set_level("SKU-1 ", "WH-EAST", on_hand=4)  # normalizes to SKU-1 too
+    await connector.read_levels()
+    # no one spelling is the system's: the write names the SKU as Driftwatch does
+    [outcome] = await connector.write_levels([_write("two-ways", quantity=7, expected=6)])
+    assert outcome.status == "applied", outcome.error
+    assert wms.level("SKU-1", "WH-EAST").on_hand == 7
+    assert wms.level("SKU-1 ", "WH-EAST").on_hand == 4
+    wms.requests.clear()
+    await connector.read_levels(["SKU-1"])
+    [asked] = {q["sku"] for q in _list_requests(wms)}
+    assert sorted(asked.split(",")) == ["SKU-1", "SKU-1 "]
+
+
 async def test_429_with_retry_after_is_waited_out_then_succeeds(
     connector: RestConnector, wms: FakeWMS, clock: ManualClock
 ) -> None:

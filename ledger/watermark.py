@@ -29,12 +29,15 @@ import numpy.typing as npt
 
 from ledger.records import LevelObservation
 
+_I32 = np.iinfo(np.int32)
+
 #: stands for "no time" (a NULL ``changed_at``, a system never read completely)
 NO_TIME = np.iinfo(np.int64).min
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
 I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
 Bools = npt.NDArray[np.bool_]
 
 
@@ -98,7 +101,8 @@ class Marks:
     """One system's keys and current values (see the module docstring)."""
 
     keys: I64
-    quantity: I64
+    #: PostgreSQL's ``integer``, the range both backends store (``ledger.levels``)
+    quantity: I32
     observed: I64
     changed: I64
     source: npt.NDArray[np.int32]
@@ -119,16 +123,20 @@ class Marks:
         sources: dict[str, int] = {}
         keys = _hashes(rows, n)
         order = np.argsort(keys, kind="stable")
+        quantity = _ints(map(itemgetter(3), rows), n)[order]
+        # a quantity the ledger stores is an int32; one beyond (written before the ledger
+        # refused them) is never vouched for
+        fits = (quantity >= _I32.min) & (quantity <= _I32.max)
         marks = cls(
             keys=keys[order],
-            quantity=_ints(map(itemgetter(3), rows), n)[order],
+            quantity=quantity.astype(np.int32),
             observed=time_column(map(itemgetter(4), rows), n)[order],
             changed=time_column(map(itemgetter(5), rows), n)[order],
             source=np.fromiter((sources.setdefault(r[6], len(sources)) for r in rows), np.int32, n)[
                 order
             ],
             absent=np.fromiter((bool(r[7]) for r in rows), np.bool_, n)[order],
-            usable=np.ones(n, np.bool_),
+            usable=fits,
             confirmed=int(NO_TIME) if confirmed is None else micros(confirmed),
             version=version,
             sources=list(sources),
@@ -391,7 +399,7 @@ class Changes:
     written: dict[str, _Column] = field(
         default_factory=lambda: {
             "keys": _Column(np.int64),
-            "quantity": _Column(np.int64),
+            "quantity": _Column(np.int32),  # written rows' quantities: in range
             "observed": _Column(np.int64),
             "changed": _Column(np.int64),
             "source": _Column(np.int32),
@@ -496,7 +504,10 @@ class Changes:
         del written
         last = np.ones(len(hashes), np.bool_)
         np.not_equal(hashes[1:], hashes[:-1], out=last[:-1])
-        pick, hashes = order[last], hashes[last]
+        if last.all():  # no key written twice (a full read): the sort is the pick
+            pick = order
+        else:
+            pick, hashes = order[last], hashes[last]
         del order, last
         if not len(marks.keys):
             # the system's first read: every key is new, and the rows taken are already

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_testing import Writes, at, obs, scalar
 from pg_testing import pg_schema
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import Ledger, LevelObservation, RecordResult
@@ -87,6 +88,28 @@ async def test_the_watermark_is_rebuilt_from_the_ledger_after_a_restart(
         "SKU-1": (3, at(10)),
         "SKU-4": (11, at(10)),
     }
+
+
+async def test_a_stored_quantity_beyond_the_ledgers_range_is_never_vouched_for(
+    db_url: str, raw: AsyncEngine
+) -> None:
+    """SQLite keeps any integer: a row written before the ledger refused quantities
+    beyond PostgreSQL's ``integer`` may hold one. The watermark keeps quantities as int32;
+    2**32 + 10 would read as 10 there, and a read of 10 would be taken as unchanged."""
+    if raw.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL's integer column cannot hold such a row")
+    async with Ledger.from_url(db_url) as before:
+        await before.upgrade()
+        await before.record_levels(read(dict.fromkeys(SKUS, 10), 0), complete=["shopify"])
+    async with raw.begin() as conn:
+        await conn.execute(
+            text("UPDATE level_current SET quantity = :q WHERE sku = 'SKU-0'"), {"q": 2**32 + 10}
+        )
+    async with Ledger.from_url(db_url) as after:  # its watermark is built from the rows
+        result = await after.record_levels(read(dict.fromkeys(SKUS, 10), 5), complete=["shopify"])
+        assert result.changed == 1
+        [row] = await after.current_levels("SKU-0")
+    assert (row.quantity, row.observed_at) == (10, at(5))
 
 
 async def test_another_writer_is_noticed(db_url: str) -> None:

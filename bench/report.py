@@ -54,17 +54,18 @@ def summarize(name: str, results: list[dict[str, Any]], seconds: float) -> Summa
 NOTES = """\
 ## How each figure is measured
 
-- **B1** `monitors.reconcile`'s steps (`read_all`, `ledger.record_levels`, `drift.diff`)
-  timed one by one against the fake Shopify (bulk operation JSONL), the fake WMS (paged
-  REST, 500 per page) and the fake ERP (one CSV export), into a SQLite ledger (B1) and a
-  fresh PostgreSQL schema (B1PG). The fakes run in their own process (`bench/fakes.py`),
-  so peak RSS is the product's process. Product CPU = `getrusage(RUSAGE_SELF)` user +
-  system of that process (every thread, the SQLite driver's included); the fakes' CPU
-  (`/proc/PID/stat` of their process) and, on PostgreSQL, the database server's (its
-  backends for this run's connections) are reported beside it, and wall time too. Two knobs
-  remove costs of the fakes only: the bulk operation completes as soon as it is polled,
-  and the fake WMS keeps its levels sorted between pages (it sorts the whole table per
-  request). The product still waits its first bulk poll interval (1 s).
+- **B1** `monitors.reconcile.run_diff`'s steps in its order (`read_all`, `drift.diff`,
+  `ledger.record_levels`) timed one by one against the fake Shopify (bulk operation
+  JSONL), the fake WMS (paged REST, 500 per page) and the fake ERP (one CSV export), into
+  a SQLite ledger (B1) and a fresh PostgreSQL schema (B1PG). The fakes run in their own
+  process (`bench/fakes.py`), so peak RSS is the product's process. Product CPU =
+  `getrusage(RUSAGE_SELF)` user + system of that process (every thread, the SQLite
+  driver's included); the fakes' CPU (`/proc/PID/stat` of their process) and, on
+  PostgreSQL, the database server's (its backends for this run's connections) are reported
+  beside it, and wall time too. Two knobs remove costs of the fakes only: the bulk
+  operation completes as soon as it is polled, and the fake WMS keeps its levels sorted
+  between pages (it sorts the whole table per request). The product still waits its first
+  bulk poll interval (1 s).
 - **B1F** the floor under B1's first run on SQLite: B1's 6.5 million current rows and
   6.5 million history rows (13 keys per SKU × location) written into the ledger's own
   schema by the standard library's `sqlite3` alone (`executemany`, 20,000 rows a

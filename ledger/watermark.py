@@ -3,7 +3,7 @@ complete read of a system records only the keys that changed or are new.
 
 One :class:`Marks` per system holds, for every key of ``level_current``, the quantity,
 source, ``changed_at`` and ``observed_at`` in numpy arrays sorted by a 64-bit hash of
-the key (about 40 bytes a key, against several hundred for Python objects). It is
+the key (about 34 bytes a key, against several hundred for Python objects). It is
 loaded once from ``level_current`` (so it survives a restart by being rebuilt from the
 ledger) and kept in step with every batch this process records; ``level_reads.version``
 tells it when another process wrote the system's levels, and it is then loaded again.

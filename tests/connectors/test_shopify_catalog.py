@@ -1,11 +1,14 @@
 """The Shopify connector's catalog of items, held compactly (tuples and bitmasks), answers
-as the sets it replaced did: which item to write, at which location, spelled how."""
+as the sets it replaced did: which item to write, at which location, spelled how. And an
+item's flags, shared between items, are still each item's own."""
 
 from __future__ import annotations
 
 import pytest
+from connector_testing import sample_mapping
 
 from connectors.shopify.catalog import AmbiguousSku, Catalog
+from connectors.shopify.items import item_facts
 
 
 def _gid(kind: str, n: int) -> str:
@@ -86,3 +89,29 @@ def test_a_read_of_some_skus_replaces_only_theirs() -> None:
     assert old.skus == {_gid("InventoryItem", 5): "TEE", _gid("InventoryItem", 2): "MUG"}
     assert old.spellings_of("TEE") == {"TEE"}  # the lower-case spelling went with its item
     assert old.item_for("shopify", "TEE", west, "west") == _gid("InventoryItem", 5)
+
+
+def test_an_items_flags_are_what_shopify_said_whatever_it_said() -> None:
+    """Flags are shared between items with the same values (a bounded table): however
+    many distinct policies arrive, and of whatever type, each item reads its own."""
+    mapping = sample_mapping()
+
+    def flags(tracked: object, policy: object) -> dict[str, object]:
+        node = {"id": "gid://shopify/InventoryItem/1", "sku": "SKU-1", "tracked": tracked}
+        node["variant"] = {"inventoryPolicy": policy}
+        facts = item_facts(node, system="shopify", mapping=mapping)
+        assert facts is not None
+        return dict(facts.flags)
+
+    assert flags(True, "DENY") == {"tracked": True, "inventory_policy": "DENY"}
+    assert flags(False, "CONTINUE") == {"tracked": False, "inventory_policy": "CONTINUE"}
+    assert flags(None, None) == {"tracked": False}
+    assert flags(True, "") == {"tracked": True}
+    for n in range(200):  # past the shared table's bound
+        assert flags(n % 2 == 0, f"POLICY-{n}") == {
+            "tracked": n % 2 == 0,
+            "inventory_policy": f"POLICY-{n}",
+        }
+    odd = {"not": "a string"}  # unhashable: built, never shared
+    assert flags(True, odd) == {"tracked": True, "inventory_policy": str(odd)}
+    assert flags(True, "DENY") == {"tracked": True, "inventory_policy": "DENY"}

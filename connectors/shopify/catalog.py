@@ -105,14 +105,10 @@ class Catalog:
                     del self.skus[item_id]
             self.spellings.pop(sku, None)
             for item_id in newer.items.get(sku, ()):
-                items = self.items.get(sku, ())
-                if item_id not in items:
-                    self.items[sku] = (*items, item_id)
-                mask = 0
+                self.add_item(sku, item_id, sku)  # its spellings are taken below
+                self.stocked[item_id] = 0  # where this read saw it, nothing older
                 for location_id in newer.locations_of(item_id):
-                    mask |= self._bit(location_id)
-                self.stocked[item_id] = mask
-                self.skus[item_id] = sku
+                    self.add_level(item_id, location_id)
             if sku in newer.spellings:
                 self.spellings[sku] = newer.spellings[sku]
 

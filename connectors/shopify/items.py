@@ -44,10 +44,7 @@ def item_facts(node: Mapping[str, Any], *, system: str, mapping: SkuMapping) -> 
         return None
     sku = mapping.normalize_sku(raw_sku)
     variant = node.get("variant") or {}
-    tracked, policy = bool(node.get("tracked")), variant.get("inventoryPolicy")
-    flags = _FLAGS.get((tracked, policy)) if type(policy) is str or policy is None else None
-    if flags is None:
-        flags = _flags(tracked, policy)
+    flags = _flags(bool(node.get("tracked")), variant.get("inventoryPolicy"))
     return ItemFacts(node["id"], sku, mapping.pack_size(system, sku), flags, raw_sku=str(raw_sku))
 
 
@@ -59,13 +56,18 @@ _FLAGS_LIMIT = 64
 
 
 def _flags(tracked: bool, policy: Any) -> Mapping[str, str | bool]:
-    flags: Mapping[str, str | bool] = (
-        tuple_map(("tracked", "inventory_policy"), (tracked, sys.intern(str(policy))))
-        if policy
-        else tuple_map(("tracked",), (tracked,))
-    )
-    if (type(policy) is str or policy is None) and len(_FLAGS) < _FLAGS_LIMIT:
-        _FLAGS[(tracked, policy)] = flags
+    """The flags of an item: the shared map, or one built (and shared, while the table
+    has room, when the policy can be a key: a string or nothing)."""
+    shareable = type(policy) is str or policy is None
+    flags = _FLAGS.get((tracked, policy)) if shareable else None
+    if flags is None:
+        flags = (
+            tuple_map(("tracked", "inventory_policy"), (tracked, sys.intern(str(policy))))
+            if policy
+            else tuple_map(("tracked",), (tracked,))
+        )
+        if shareable and len(_FLAGS) < _FLAGS_LIMIT:
+            _FLAGS[(tracked, policy)] = flags
     return flags
 
 

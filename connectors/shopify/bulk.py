@@ -26,17 +26,18 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-import msgspec
 
 from connectors.clock import Clock
 from connectors.errors import ConnectorError, ResponseError, TransportError
 from connectors.health import Health
 from connectors.http import RETRYABLE_STATUS, RetryPolicy
 from connectors.levels import Level
+from connectors.memo import Memo
 from connectors.normalize import Mapping
 from connectors.shopify.catalog import Catalog
 from connectors.shopify.documents import document
-from connectors.shopify.items import ItemFacts, LevelReader, item_facts, parse_time
+from connectors.shopify.items import parse_time
+from connectors.shopify.jsonl import BulkLines, Made, objects
 from connectors.shopify.transport import GraphQLTransport
 
 #: Statuses of an operation still under way.
@@ -158,46 +159,29 @@ class BulkReader:
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
         self._timeout = timeout
+        #: the last complete read's lines (:mod:`connectors.memo`)
+        self._memo: Memo[Made] = Memo()
 
     # -- the whole read -----------------------------------------------------------------
     async def levels(self, catalog: Catalog | None = None) -> AsyncIterator[Level]:
         """Every level of every item with a SKU, as the file streams in; ``catalog``
-        learns each such item and where it is stocked."""
+        learns each such item and where it is stocked. Lines unchanged since the last
+        complete read are not decoded again (:mod:`connectors.shopify.jsonl`)."""
         op = await self.wait(await self.start(document("bulk_inventory_items")))
         if op.url is None:  # nothing matched: Shopify writes no file
+            self._memo.clear()
             return
-        observed_at = op.completed_at or self._clock.now()
-        level_of = LevelReader(self._system, self._mapping)
-        stocked = catalog.add_level if catalog is not None else None
-        items: dict[str, ItemFacts | None] = {}
-        waiting: dict[str, list[dict[str, Any]]] = {}
-        async for batch in self.batches(op.url):
-            for obj in batch:
-                parent = obj.get("__parentId")
-                if parent is None:  # an item, and any of its levels that came before it
-                    facts = item_facts(obj, system=self._system, mapping=self._mapping)
-                    items[str(obj["id"])] = facts
-                    nodes = waiting.pop(str(obj["id"]), [])
-                    if facts is not None and catalog is not None:
-                        catalog.add_item(facts.sku, facts.item_id, facts.raw_sku)
-                elif parent in items:  # a level of an item already read
-                    facts, nodes = items[parent], [obj]
-                else:  # a level before its item
-                    waiting.setdefault(str(parent), []).append(obj)
-                    continue
-                if facts is None:  # an item without a SKU
-                    continue
-                for node in nodes:
-                    level = level_of(facts, node, observed_at)
-                    if stocked is not None:
-                        stocked(facts.item_id, level.refs["location_id"])
-                    yield level
-        if waiting:
-            raise ResponseError(
-                f"{self._system}: {sum(map(len, waiting.values()))} inventory levels in the "
-                "bulk result belong to no item in it",
-                system=self._system,
-            )
+        read = BulkLines(
+            system=self._system,
+            mapping=self._mapping,
+            observed_at=op.completed_at or self._clock.now(),
+            memo=self._memo,
+            catalog=catalog,
+        )
+        async for data, encoding in self.chunks(op.url):
+            for level in read.chunk(data, encoding):
+                yield level
+        read.finish()
 
     async def count_items(self, limit: int | None) -> int:
         """How many variants (one inventory item each) the shop has, counting at most
@@ -284,6 +268,14 @@ class BulkReader:
         at a time, streamed. Opening is retried (5xx, connection failures); a download
         that breaks off after the first batch raises :class:`TransportError` (what was
         yielded cannot be taken back)."""
+        async for data, encoding in self.chunks(url):
+            if found := objects(data, self._system, encoding):
+                yield found
+
+    async def chunks(self, url: str) -> AsyncIterator[tuple[bytes, str]]:
+        """The JSONL file at ``url`` as it streams, a network chunk's whole lines at a time
+        (the last may lack its line break), with the response's text encoding; retried
+        and broken off as :meth:`batches` says."""
         attempt = 0
         while True:
             attempt += 1
@@ -312,11 +304,11 @@ class BulkReader:
                             continue
                         lines = b"".join((*started, piece[:cut])) if started else piece[:cut]
                         started = [piece[cut:]] if cut < len(piece) else []
-                        if objects := _objects(lines, self._system, encoding):
+                        if not lines.isspace():  # blank lines are nothing to take back
                             yielded = True
-                            yield objects
-                    if objects := _objects(b"".join(started), self._system, encoding):
-                        yield objects
+                            yield lines, encoding
+                    if started and not (rest := b"".join(started)).isspace():
+                        yield rest, encoding
                     return
             except httpx.TransportError as exc:
                 if yielded or attempt >= self._policy.attempts:
@@ -326,45 +318,3 @@ class BulkReader:
                     ) from exc
                 self._health.retries += 1
                 await self._clock.sleep(self._policy.backoff(attempt, self._rng))
-
-
-#: JSONL decoded by msgspec, many lines a call: ~1.7x faster than the json module on
-#: Shopify's lines one by one, and a whole network chunk of lines is one call (a full
-#: read of 100,000 SKUs is 600,000 lines; BENCHMARKS.md, issue 16)
-_decoder = msgspec.json.Decoder()
-_decode = _decoder.decode
-_decode_lines = _decoder.decode_lines
-#: what ends a line, as httpx's line reader splits them (``str.splitlines`` would also
-#: split at U+2028 and others, which JSON strings may hold unescaped)
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-def _objects(data: bytes, system: str, encoding: str) -> list[dict[str, Any]]:
-    """The objects of ``data``, whole lines of the file. All at once when it is one JSON
-    object per line, as Shopify writes it; otherwise line by line as text (undecodable
-    bytes replaced), so a blank line is skipped and a bad one named, as when read one
-    line at a time."""
-    if not data.strip():
-        return []
-    try:
-        objects: list[Any] | None = _decode_lines(data)
-    except ValueError:  # msgspec.DecodeError: bad JSON or bytes; said line by line below
-        objects = None
-    if (
-        objects is None
-        or len(objects) != data.count(b"\n") + (not data.endswith(b"\n"))
-        or not all(type(o) is dict for o in objects)
-    ):
-        text = data.decode(encoding, "replace")
-        return [_object(line, system) for line in _LINE_END.split(text) if line.strip()]
-    return objects
-
-
-def _object(line: str, system: str) -> dict[str, Any]:
-    try:
-        obj = _decode(line)
-    except ValueError as exc:  # msgspec.DecodeError, or a lone surrogate in the line
-        raise ResponseError(f"{system}: a bulk result line is not JSON", system=system) from exc
-    if not isinstance(obj, dict):
-        raise ResponseError(f"{system}: a bulk result line is not an object", system=system)
-    return obj

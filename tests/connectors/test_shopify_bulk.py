@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 
 from connectors import ManualClock
 from connectors.errors import ConnectorError, ResponseError
-from connectors.levels import Level
+from connectors.levels import Level, LevelWrite
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.bulk import BulkOperationFailed, BulkOperationRejected
 from connectors.shopify.documents import document
@@ -269,3 +270,50 @@ async def test_a_line_that_is_not_one_object_is_named(
 ) -> None:
     with pytest.raises(ResponseError, match=f"a bulk result line is {error}"):
         await _file_read(shop, content, 64 * 1024)
+
+
+async def test_a_full_read_hours_later_builds_again_only_the_lines_that_changed(
+    shop: Shop,
+) -> None:
+    shop.stock(300)
+    shop.fake.bulk.chunk_size = 4096  # lines cut anywhere by the network
+    connector = shop.connector(use_bulk=True)
+    first = {
+        (lv.refs["inventory_item_id"], lv.location): lv for lv in await connector.read_levels()
+    }
+    shop.clock.advance(5 * 3600)
+    moved = shop.fake.store.item("SKU-00001")
+    shop.fake.set_quantities(moved.gid, shop.east, available=999)
+    renamed = shop.fake.store.item("SKU-00002")
+    renamed.sku = renamed.variant.sku = "SKU-RENAMED"
+    shop.fake.delete_product("SKU-00003")
+    new = shop.fake.add_item("SKU-NEW")
+    shop.fake.set_quantities(new, shop.west, available=4)
+
+    second = await connector.read_levels()
+    fresh = await shop.connector(use_bulk=True).read_levels()
+    assert facts(second) == facts(fresh)
+    [observed] = {lv.observed_at for lv in second}
+    assert (
+        observed >= shop.clock.now() - timedelta(minutes=1) > first[next(iter(first))].observed_at
+    )
+    # every level whose lines did not change is the last read's, not built again
+    rebuilt = {
+        (lv.refs["inventory_item_id"], lv.location)
+        for lv in second
+        if (was := first.get((lv.refs["inventory_item_id"], lv.location))) is None
+        or lv.quantities is not was.quantities
+    }
+    assert rebuilt == {
+        (moved.gid, "east"),
+        (renamed.gid, "east"),
+        (renamed.gid, "west"),
+        (new, "east"),
+        (new, "west"),
+    }
+    # and the connector knows the shop as the read saw it: a write finds the renamed item
+    [outcome] = await connector.write_levels(
+        [LevelWrite("SKU-RENAMED", "west", "available", 7, expected=(2 * 7) % 40, key="k-1")]
+    )
+    assert outcome.status == "applied", outcome.error
+    assert shop.fake.quantities(renamed.gid, shop.west)["available"] == 7

@@ -1,0 +1,104 @@
+"""What a system's last full read made of each piece of its bytes, for the next full read.
+
+A full read receives every level again, and between two reads few change (B1 changes
+0.1 % of them). Decoding a piece (a JSONL line, a page of JSON) and building its levels
+costs microseconds a level; hashing the piece's bytes costs a small fraction of that. A
+:class:`Memo` keeps, for one system's last complete read, what each piece was made into,
+found by a 64-bit hash of its bytes, so the next read decodes and builds only the pieces
+whose bytes are new (BENCHMARKS.md, issue 16).
+
+What a piece is made into must depend on its bytes alone (and on what does not change
+while the connector lives: its name, its mapping). Where it also depends on another
+piece (a Shopify level on its item's line), the caller checks that the other piece is
+unchanged too before taking what the memo holds.
+
+The hash is Python's own for ``bytes``: SipHash keyed afresh in every process, so bytes
+a system sends cannot be shaped to collide. Two pieces of one read with the same hash
+are both left out. A new piece whose hash equals a kept piece's would be taken for it:
+at a million kept pieces and a thousand new ones, a chance of about one in 10**10 a
+read (the read watermark in :mod:`ledger.watermark` makes the same trade).
+
+The memo holds sorted hashes in a numpy array and what they were made into in a list:
+16 bytes a piece, beside the objects themselves (which the read's levels hold anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+T = TypeVar("T")
+
+I64 = npt.NDArray[np.int64]
+
+
+def hashes(pieces: Sequence[bytes]) -> I64:
+    """The hash of each of ``pieces``, as :class:`Memo` finds them."""
+    return np.fromiter(map(hash, pieces), np.int64, len(pieces))
+
+
+class Memo(Generic[T]):
+    """One system's pieces from its last complete read: ``find`` what each hash was made
+    into; ``keep`` what this read makes; ``commit`` once the read is complete (what it
+    kept becomes the memo) or ``discard`` when it is not (the memo stays as it was)."""
+
+    __slots__ = ("_kept", "_kept_keys", "_keys", "_made")
+
+    def __init__(self) -> None:
+        self._keys: I64 = np.empty(0, np.int64)
+        self._made: list[T] = []
+        self._kept_keys: list[I64] = []
+        self._kept: list[T | None] = []
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    def find(self, keys: I64) -> list[T | None]:
+        """What the last complete read made of each piece of ``keys``; None for a piece
+        it did not have."""
+        n = len(self._keys)
+        if not n or not len(keys):
+            return [None] * len(keys)
+        at = np.searchsorted(self._keys, keys)
+        np.minimum(at, n - 1, out=at)
+        hit = self._keys[at] == keys
+        found: list[T | None] = list(map(self._made.__getitem__, at.tolist()))
+        for i in np.flatnonzero(~hit).tolist():
+            found[i] = None
+        return found
+
+    def keep(self, keys: I64, made: Iterable[T | None]) -> None:
+        """What this read made of the pieces of ``keys`` (None: nothing to keep)."""
+        kept = list(made)
+        if len(kept) != len(keys):
+            raise ValueError(f"{len(kept)} things made for {len(keys)} pieces")
+        self._kept_keys.append(keys)
+        self._kept.extend(kept)
+
+    def commit(self) -> None:
+        """This read is complete: what it kept is what the next read finds."""
+        keys = np.concatenate(self._kept_keys) if self._kept_keys else np.empty(0, np.int64)
+        kept = self._kept
+        self._kept_keys, self._kept = [], []
+        useful = np.fromiter((m is not None for m in kept), np.bool_, len(kept))
+        order = np.argsort(keys, kind="stable")
+        keys, useful = keys[order], useful[order]
+        # a hash met twice in one read: neither piece can be told from the other
+        same = keys[1:] == keys[:-1]
+        useful[1:][same] = False
+        useful[:-1][same] = False
+        order = order[useful]
+        self._keys = keys[useful]
+        self._made = list(map(kept.__getitem__, order.tolist()))  # type: ignore[arg-type]
+
+    def discard(self) -> None:
+        """This read did not complete: the memo stays the last complete read's."""
+        self._kept_keys, self._kept = [], []
+
+    def clear(self) -> None:
+        """Forget everything (the next read makes every piece again)."""
+        self.discard()
+        self._keys, self._made = np.empty(0, np.int64), []

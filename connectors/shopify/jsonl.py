@@ -1,0 +1,236 @@
+"""A bulk result's JSONL lines turned into levels, the lines unchanged since the last
+complete read taken from its memo instead of being decoded and built again.
+
+A full read of 100,000 SKUs × 5 locations is 600,000 lines, and from one read to the
+next few change. :class:`BulkLines` hashes each line (:mod:`connectors.memo`); an item
+line met before is its item again, a level line met before is its level again with this
+read's ``observed_at``, and only the other lines are decoded (msgspec, a chunk's lines in
+one call) and built. A level line holds its item's id (``__parentId``) but not the
+item's SKU, pack or flags: a level taken from the memo is used only if its item, as this
+read has it, gives the same SKU, spelling and flags; otherwise its line is decoded.
+
+Since API 2026-01 a level's line may come before its item's: such levels wait for their
+item (in memory, per item), taken from the memo or decoded.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import partial
+from typing import Any, cast
+
+import msgspec
+import numpy as np
+
+from connectors.errors import ResponseError
+from connectors.levels import Level
+from connectors.memo import I64, Memo, hashes
+from connectors.normalize import Mapping
+from connectors.shopify.catalog import Catalog
+from connectors.shopify.items import ItemFacts, LevelReader, item_facts, ref_values
+
+#: JSONL decoded by msgspec, many lines a call: ~1.7x faster than the json module on
+#: Shopify's lines one by one, and a whole network chunk of lines is one call (a full
+#: read of 100,000 SKUs is 600,000 lines; BENCHMARKS.md, issue 16)
+_decoder = msgspec.json.Decoder()
+_decode = _decoder.decode
+_decode_lines = _decoder.decode_lines
+#: what ends a line, as httpx's line reader splits them (``str.splitlines`` would also
+#: split at U+2028 and others, which JSON strings may hold unescaped)
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+#: what the memo holds for a line: an item line's facts (its id alone for an item without
+#: a SKU; both, in the odd case of an id that is not a string), a level line's level
+Made = ItemFacts | str | tuple[str, ItemFacts | None] | Level
+
+_new_level = partial(tuple.__new__, Level)
+
+
+def objects(data: bytes, system: str, encoding: str) -> list[dict[str, Any]]:
+    """The objects of ``data``, whole lines of the file. All at once when it is one JSON
+    object per line, as Shopify writes it; otherwise line by line as text (undecodable
+    bytes replaced), so a blank line is skipped and a bad one named, as when read one
+    line at a time."""
+    if not data.strip():
+        return []
+    try:
+        found: list[Any] | None = _decode_lines(data)
+    except ValueError:  # msgspec.DecodeError: bad JSON or bytes; said line by line below
+        found = None
+    if (
+        found is None
+        or len(found) != data.count(b"\n") + (not data.endswith(b"\n"))
+        or not all(type(o) is dict for o in found)
+    ):
+        text = data.decode(encoding, "replace")
+        return [_object(line, system) for line in _LINE_END.split(text) if line.strip()]
+    return found
+
+
+def _object(line: str, system: str) -> dict[str, Any]:
+    try:
+        obj = _decode(line)
+    except ValueError as exc:  # msgspec.DecodeError, or a lone surrogate in the line
+        raise ResponseError(f"{system}: a bulk result line is not JSON", system=system) from exc
+    if not isinstance(obj, dict):
+        raise ResponseError(f"{system}: a bulk result line is not an object", system=system)
+    return obj
+
+
+class BulkLines:
+    """One full read of a bulk result: feed each chunk of whole lines to :meth:`chunk`
+    (it returns the levels now complete), then call :meth:`finish` (it fails if a level
+    never met its item, and makes this read the memo's)."""
+
+    def __init__(
+        self,
+        *,
+        system: str,
+        mapping: Mapping,
+        observed_at: datetime,
+        memo: Memo[Made],
+        catalog: Catalog | None = None,
+    ) -> None:
+        self._system, self._mapping, self._observed = system, mapping, observed_at
+        self._memo, self._catalog = memo, catalog
+        self._level_of = LevelReader(system, mapping)
+        #: item id -> its facts (None: an item without a SKU)
+        self._items: dict[str, ItemFacts | None] = {}
+        #: item id -> its levels met before it: (position in ``_made``, the level's
+        #: line, its object if decoded, else its level from the memo)
+        self._waiting: dict[str, list[tuple[int, bytes, dict[str, Any] | Level]]] = {}
+        #: what this read made of each line, in file order, with the lines' hashes
+        self._keys: list[I64] = []
+        self._made: list[Made | None] = []
+        self._encoding = "utf-8"
+        self._add_level = catalog.add_level if catalog is not None else None
+
+    def chunk(self, data: bytes, encoding: str) -> list[Level]:
+        self._encoding = encoding
+        lines = data.split(b"\n")
+        if not lines[-1]:
+            lines.pop()
+        keys = hashes(lines)
+        found = self._memo.find(keys)
+        missed = [line for line, known in zip(lines, found, strict=True) if known is None]
+        decoded = objects(b"\n".join(missed), self._system, encoding) if missed else []
+        out: list[Level] = []
+        if len(decoded) != len(missed):  # blank or odd lines: decoded whole, kept nowhere
+            for obj in objects(data, self._system, encoding):
+                self._new(obj, b"", None, out)
+            return out
+        made = self._made
+        self._keys.append(keys)
+        start = len(made)
+        made.extend(found)
+        step = iter(decoded)
+        items, waiting, settle = self._items, self._waiting, self._settle
+        for at, (line, known) in enumerate(zip(lines, found, strict=True), start):
+            if known is None:
+                self._new(next(step), line, at, out)
+            elif type(known) is ItemFacts:  # an item, its line unchanged
+                self._item(known.item_id, known, out)
+            elif type(known) is str:  # an item without a SKU, its line unchanged
+                self._item(known, None, out)
+            elif type(known) is tuple:
+                self._item(*cast(tuple[str, ItemFacts | None], known), out)
+            else:  # a level, its line unchanged
+                item_id = ref_values(known.refs)[0]  # type: ignore[union-attr]
+                facts = items.get(item_id, _UNSEEN)
+                if facts is _UNSEEN:  # a level before its item
+                    waiting.setdefault(item_id, []).append((at, line, known))  # type: ignore[arg-type]
+                else:
+                    settle(facts, known, line, at, out)  # type: ignore[arg-type]
+        return out
+
+    def finish(self) -> None:
+        if self._waiting:
+            raise ResponseError(
+                f"{self._system}: {sum(map(len, self._waiting.values()))} inventory levels "
+                "in the bulk result belong to no item in it",
+                system=self._system,
+            )
+        keys = np.concatenate(self._keys) if self._keys else np.empty(0, np.int64)
+        self._memo.keep(keys, self._made)
+        self._memo.commit()
+        self._keys, self._made = [], []
+
+    # -- one line -----------------------------------------------------------------------
+    def _new(self, obj: dict[str, Any], line: bytes, at: int | None, out: list[Level]) -> None:
+        """A decoded line (``at``: its position in ``_made``; None: not to be kept)."""
+        parent = obj.get("__parentId")
+        if parent is None:  # an item
+            item_id = str(obj["id"])
+            facts = item_facts(obj, system=self._system, mapping=self._mapping)
+            if at is not None:
+                self._made[at] = (
+                    item_id
+                    if facts is None
+                    else facts
+                    if facts.item_id == item_id
+                    else (item_id, facts)
+                )
+            self._item(item_id, facts, out)
+            return
+        facts_or_none = self._items.get(parent, _UNSEEN) if type(parent) is str else _UNSEEN
+        if facts_or_none is _UNSEEN:  # a level before its item
+            self._waiting.setdefault(str(parent), []).append((-1 if at is None else at, line, obj))
+            return
+        self._built(facts_or_none, obj, at, out)
+
+    def _built(
+        self, facts: ItemFacts | None, obj: dict[str, Any], at: int | None, out: list[Level]
+    ) -> None:
+        if facts is None:  # an item without a SKU: no level
+            return
+        level = self._level_of(facts, obj, self._observed)
+        if at is not None and at >= 0:
+            self._made[at] = level
+        self._stocked(facts, level, out)
+
+    def _settle(
+        self, facts: ItemFacts | None, known: Level, line: bytes, at: int, out: list[Level]
+    ) -> None:
+        """A level from the memo, its item now known: kept (with this read's
+        ``observed_at``) if the item gives it the same SKU, spelling and flags, else its
+        line decoded and built again."""
+        system, sku, location, quantities, _, changed, source, refs, flags = known
+        item_id, location_gid, spelled = ref_values(refs)
+        if (
+            facts is not None
+            and facts.sku == sku
+            and facts.flags == flags
+            and (facts.raw_sku or sku) == spelled
+        ):
+            level = _new_level(
+                (system, sku, location, quantities, self._observed, changed, source, refs, flags)
+            )
+            self._made[at] = level
+            if self._add_level is not None:
+                self._add_level(item_id, location_gid)
+            out.append(level)
+            return
+        self._made[at] = None
+        if facts is not None:
+            [obj] = objects(line, self._system, self._encoding)
+            self._built(facts, obj, at, out)
+
+    def _item(self, item_id: str, facts: ItemFacts | None, out: list[Level]) -> None:
+        self._items[item_id] = facts
+        if facts is not None and self._catalog is not None:
+            self._catalog.add_item(facts.sku, facts.item_id, facts.raw_sku)
+        for at, line, waiting in self._waiting.pop(item_id, ()):
+            if type(waiting) is dict:
+                self._built(facts, waiting, at, out)
+            else:
+                self._settle(facts, waiting, line, at, out)  # type: ignore[arg-type]
+
+    def _stocked(self, facts: ItemFacts, level: Level, out: list[Level]) -> None:
+        if self._add_level is not None:
+            self._add_level(facts.item_id, level.refs["location_id"])
+        out.append(level)
+
+
+#: an item not met yet in this read
+_UNSEEN: Any = object()

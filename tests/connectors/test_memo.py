@@ -1,0 +1,294 @@
+"""The memo of a full read's lines: a read that takes unchanged lines from it reads exactly
+what a read decoding every line reads, whatever changed, in whatever order and however
+the network cuts the file."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.errors import ResponseError
+from connectors.levels import Level
+from connectors.memo import Memo, hashes
+from connectors.shopify.catalog import Catalog
+from connectors.shopify.jsonl import BulkLines, Made
+from monitors.config import Config, config_from_dict
+
+T0 = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
+LOCATIONS = ("gid://shopify/Location/1", "gid://shopify/Location/2", "gid://shopify/Location/3")
+
+
+def config() -> Config:
+    return config_from_dict(
+        {
+            "source_of_truth": ["shopify"],
+            "systems": [{"name": "shopify", "kind": "shopify", "shop_url": "https://x.test"}],
+            "locations": {"east": {"shopify": LOCATIONS[0]}, "west": {"shopify": LOCATIONS[1]}},
+            "skus": {"aliases": {"OLD-1": "SKU-1"}},
+            "pack_sizes": {"shopify": {"skus": {"CASE-1": 12}}},
+            "slack": {"alerts_channel": "C0DRIFT01"},
+        }
+    )
+
+
+MAPPING = config()
+
+
+# -- the memo itself ---------------------------------------------------------------------
+def test_the_memo_finds_what_the_last_complete_read_kept() -> None:
+    memo: Memo[str] = Memo()
+    pieces = [b"a", b"b", b"c"]
+    assert memo.find(hashes(pieces)) == [None, None, None]
+    memo.keep(hashes(pieces), ["A", None, "C"])  # None: nothing to keep for b
+    assert memo.find(hashes(pieces)) == [None, None, None], "kept is not found before commit"
+    memo.commit()
+    assert memo.find(hashes([b"c", b"b", b"a", b"d"])) == ["C", None, "A", None]
+    assert len(memo) == 2
+
+
+def test_a_read_that_does_not_complete_leaves_the_memo_as_it_was() -> None:
+    memo: Memo[str] = Memo()
+    memo.keep(hashes([b"a"]), ["A"])
+    memo.commit()
+    memo.keep(hashes([b"z"]), ["Z"])
+    memo.discard()
+    assert memo.find(hashes([b"a", b"z"])) == ["A", None]
+    memo.clear()
+    assert memo.find(hashes([b"a"])) == [None]
+
+
+def test_a_piece_met_twice_in_one_read_is_kept_for_neither() -> None:
+    memo: Memo[str] = Memo()
+    memo.keep(hashes([b"a", b"b", b"a"]), ["A1", "B", "A2"])
+    memo.commit()
+    assert memo.find(hashes([b"a", b"b"])) == [None, "B"]
+
+
+def test_keep_refuses_a_count_that_does_not_match() -> None:
+    memo: Memo[str] = Memo()
+    with pytest.raises(ValueError, match="2 things made for 1 pieces"):
+        memo.keep(np.array([1], np.int64), ["a", "b"])
+
+
+# -- a bulk result's lines ---------------------------------------------------------------
+def item_line(
+    num: int, sku: str | None, tracked: bool = True, policy: str = "DENY"
+) -> dict[str, Any]:
+    return {
+        "id": f"gid://shopify/InventoryItem/{num}",
+        "sku": sku,
+        "tracked": tracked,
+        "updatedAt": "2026-12-01T00:00:00Z",
+        "variant": {"id": f"gid://shopify/ProductVariant/{num}", "inventoryPolicy": policy},
+    }
+
+
+def level_line(num: int, location: int, available: int, on_hand: int) -> dict[str, Any]:
+    return {
+        "id": f"gid://shopify/InventoryLevel/{location}?inventory_item_id={num}",
+        "updatedAt": "2026-12-02T00:00:00Z",
+        "location": {"id": LOCATIONS[location]},
+        "quantities": [
+            {"name": "available", "quantity": available},
+            {"name": "on_hand", "quantity": on_hand},
+        ],
+        "__parentId": f"gid://shopify/InventoryItem/{num}",
+    }
+
+
+def jsonl(lines: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(line, separators=(",", ":")).encode() + b"\n" for line in lines)
+
+
+def read(
+    data: bytes, memo: Memo[Made], at: datetime, cuts: list[int] | None = None
+) -> tuple[list[Level], Catalog]:
+    """The levels and catalog of one read of ``data`` cut into chunks of whole lines at
+    the given line numbers (as the network delivers them)."""
+    catalog = Catalog()
+    lines = data.splitlines(keepends=True)
+    bounds = sorted({0, len(lines), *(c % (len(lines) + 1) for c in cuts or [])})
+    run = BulkLines(system="shopify", mapping=MAPPING, observed_at=at, memo=memo, catalog=catalog)
+    levels: list[Level] = []
+    for start, end in itertools.pairwise(bounds):
+        if end > start:
+            levels.extend(run.chunk(b"".join(lines[start:end]), "utf-8"))
+    run.finish()
+    return levels, catalog
+
+
+def everything(levels: list[Level]) -> list[tuple[Any, ...]]:
+    """All a level says (observed_at included), in a comparable order."""
+    return sorted(
+        (
+            lv.system,
+            lv.sku,
+            lv.location,
+            tuple(sorted(lv.quantities.items())),
+            lv.observed_at,
+            lv.changed_at,
+            lv.source,
+            tuple(sorted(lv.refs.items())),
+            tuple(sorted(lv.flags.items())),
+        )
+        for lv in levels
+    )
+
+
+def catalog_of(catalog: Catalog) -> tuple[Any, ...]:
+    return (
+        catalog.items,
+        catalog.spellings,
+        catalog.skus,
+        {item: sorted(catalog.locations_of(item)) for item in catalog.stocked},
+    )
+
+
+def shop_lines(shop: dict[int, dict[str, Any]], items_first: bool) -> list[dict[str, Any]]:
+    """The file's lines: each item's levels after it, or (as Shopify writes them since
+    2026-01, ungrouped) before it."""
+    out: list[dict[str, Any]] = []
+    for num, item in sorted(shop.items()):
+        levels = [level_line(num, loc, *q) for loc, q in sorted(item["levels"].items())]
+        head = item_line(num, item["sku"], item["tracked"], item["policy"])
+        out.extend([head, *levels] if items_first else [*levels, head])
+    return out
+
+
+SKUS = st.sampled_from(["SKU-1", "sku-1 ", "OLD-1", "CASE-1", "SKU-2", "SKU-3", "", "é😀\u2028"])
+ITEM = st.fixed_dictionaries(
+    {
+        "sku": st.one_of(st.none(), SKUS),
+        "tracked": st.booleans(),
+        "policy": st.sampled_from(["DENY", "CONTINUE"]),
+        "levels": st.dictionaries(
+            st.integers(0, 2), st.tuples(st.integers(-3, 50), st.integers(0, 60)), max_size=3
+        ),
+    }
+)
+SHOP = st.dictionaries(st.integers(1, 12), ITEM, max_size=8)
+
+
+CHANGES = st.sampled_from(["keep", "keep", "rename", "track", "policy", "move", "drop"])
+
+
+def changed(item: dict[str, Any], change: str, sku: str | None) -> dict[str, Any] | None:
+    """``item`` after one change: its SKU, a flag, one level's quantities, or gone."""
+    if change == "drop":
+        return None
+    item = {**item, "levels": dict(item["levels"])}
+    if change == "rename":
+        item["sku"] = sku
+    elif change == "track":
+        item["tracked"] = not item["tracked"]
+    elif change == "policy":
+        item["policy"] = "CONTINUE" if item["policy"] == "DENY" else "DENY"
+    elif change == "move" and item["levels"]:
+        location = min(item["levels"])
+        available, on_hand = item["levels"][location]
+        item["levels"][location] = (available - 1, on_hand)
+    return item
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=SHOP,
+    changes=st.lists(st.tuples(CHANGES, st.one_of(st.none(), SKUS)), min_size=12, max_size=12),
+    added=SHOP,
+    items_first=st.booleans(),
+    cuts=st.lists(st.integers(0, 60), max_size=4),
+)
+def test_a_read_from_the_memo_reads_what_decoding_every_line_reads(
+    before: dict[int, dict[str, Any]],
+    changes: list[tuple[str, str | None]],
+    added: dict[int, dict[str, Any]],
+    items_first: bool,
+    cuts: list[int],
+) -> None:
+    # between two reads each item is kept as it was, renamed, has a flag flipped or a
+    # level moved, or is gone; new items come (numbered after the first read's)
+    second: dict[int, dict[str, Any]] = {}
+    for num, item in before.items():
+        change, sku = changes[num - 1]
+        after = changed(item, change, sku)
+        if after is not None:
+            second[num] = after
+    second.update({num + 100: item for num, item in added.items()})
+    memo: Memo[Made] = Memo()
+    first_levels, _ = read(jsonl(shop_lines(before, items_first)), memo, T0, cuts)
+    later = T0 + timedelta(hours=5)
+    data = jsonl(shop_lines(second, items_first))
+    levels, catalog = read(data, memo, later, cuts)
+    fresh_levels, fresh_catalog = read(data, Memo(), later)
+    assert everything(levels) == everything(fresh_levels)
+    assert catalog_of(catalog) == catalog_of(fresh_catalog)
+    # a level whose line and item line are unchanged was not built again
+    kept = {num for num in before if changes[num - 1][0] == "keep"}
+    unchanged = {
+        (lv.refs["inventory_item_id"], lv.location): lv.quantities
+        for lv in first_levels
+        if int(lv.refs["inventory_item_id"].rsplit("/", 1)[1]) in kept
+    }
+    for lv in levels:
+        known = unchanged.get((lv.refs["inventory_item_id"], lv.location))
+        if known is not None:
+            assert lv.quantities is known, "an unchanged line was decoded again"
+    # a third read of the same file, nothing changed, takes every level from the memo
+    third, _ = read(data, memo, later + timedelta(hours=3))
+    assert everything(third) == everything(
+        [lv._replace(observed_at=later + timedelta(hours=3)) for lv in fresh_levels]
+    )
+    assert all(
+        a.quantities is b.quantities
+        for a, b in zip(sorted_levels(third), sorted_levels(levels), strict=True)
+    )
+
+
+def sorted_levels(levels: list[Level]) -> list[Level]:
+    return sorted(levels, key=lambda lv: (lv.refs["inventory_item_id"], lv.location))
+
+
+def test_a_level_whose_item_was_renamed_takes_the_new_sku() -> None:
+    memo: Memo[Made] = Memo()
+    levels = [level_line(1, 0, 5, 9), level_line(1, 1, 2, 2)]
+    read(jsonl([*levels, item_line(1, "SKU-1")]), memo, T0)
+    renamed, _ = read(jsonl([*levels, item_line(1, "SKU-9", tracked=False)]), memo, T0)
+    assert {(lv.sku, lv.refs["sku"], lv.flags["tracked"]) for lv in renamed} == {
+        ("SKU-9", "SKU-9", False)
+    }
+    # its levels were decoded again; the memo now holds them under the new SKU
+    again, _ = read(jsonl([*levels, item_line(1, "SKU-9", tracked=False)]), memo, T0)
+    assert everything(again) == everything(renamed)
+
+
+def test_a_level_without_its_item_fails_the_read_and_the_memo_stays() -> None:
+    memo: Memo[Made] = Memo()
+    whole = [level_line(1, 0, 5, 9), item_line(1, "SKU-1")]
+    first, _ = read(jsonl(whole), memo, T0)
+    with pytest.raises(
+        ResponseError, match="1 inventory levels in the bulk result belong to no item"
+    ):
+        read(
+            jsonl([level_line(1, 0, 5, 9), level_line(2, 0, 1, 1), item_line(1, "SKU-1")]), memo, T0
+        )
+    again, _ = read(jsonl(whole), memo, T0)
+    assert again[0].quantities is first[0].quantities, "the failed read did not replace the memo"
+
+
+def test_odd_lines_are_read_as_before_and_kept_nowhere() -> None:
+    memo: Memo[Made] = Memo()
+    lines = [jsonl([level_line(1, 0, 5, 9)]), b"   \r\n", jsonl([item_line(1, "SKU-1")])]
+    data = b"".join(lines)
+    first, _ = read(data, memo, T0, cuts=[])
+    assert [(lv.sku, dict(lv.quantities)) for lv in first] == [
+        ("SKU-1", {"available": 5, "on_hand": 9})
+    ]
+    second, _ = read(data, memo, T0, cuts=[])
+    assert everything(second) == everything(first)

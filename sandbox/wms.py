@@ -47,8 +47,9 @@ Writing a level (a resync)
 
 Faults (checked before authentication, like a gateway in front of the WMS)
     ``force_429(n, retry_after)`` → ``429 {"error": "rate_limited"}`` with
-    ``Retry-After: <whole seconds, rounded up>``; ``force_5xx(n, status)`` →
-    ``{"error": "unavailable"}``; ``down = True`` → ``503 {"error": "down"}``;
+    ``Retry-After: <whole seconds, rounded up>``; ``force_5xx(n, status, after=k)``
+    (once k more requests were answered) → ``{"error": "unavailable"}``;
+    ``down = True`` → ``503 {"error": "down"}``;
     ``latency`` seconds of real delay before every response.
 """
 
@@ -166,6 +167,7 @@ class FakeWMS:
         self._keys: dict[str, _Stored] = {}
         self._429: list[float] = []
         self._5xx: list[int] = []
+        self._5xx_after = 0
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
 
@@ -212,8 +214,11 @@ class FakeWMS:
         """Answer the next ``n`` requests with 429 and ``Retry-After``."""
         self._429.extend([retry_after] * n)
 
-    def force_5xx(self, n: int = 1, status: int = 503) -> None:
-        """Answer the next ``n`` requests (after any forced 429s) with ``status``."""
+    def force_5xx(self, n: int = 1, status: int = 503, *, after: int = 0) -> None:
+        """Answer the next ``n`` requests (after any forced 429s) with ``status``, once
+        ``after`` more requests have been answered as usual (a read that breaks off
+        midway)."""
+        self._5xx_after = after
         self._5xx.extend([status] * n)
 
     # ------------------------------------------------------------------ lifecycle
@@ -286,7 +291,9 @@ class FakeWMS:
             response = _error(429, "rate_limited")
             response.headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
             return response
-        if self._5xx:
+        if self._5xx and self._5xx_after > 0:
+            self._5xx_after -= 1
+        elif self._5xx:
             return _error(self._5xx.pop(0), "unavailable")
         return await handler(request)
 

@@ -7,6 +7,7 @@ import random
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from operator import itemgetter
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,7 @@ from connectors.levels import (
     map_type,
     tuple_map,
 )
+from connectors.memo import Memo, hashes
 from connectors.normalize import Mapping, count_in_text, from_units, to_units
 from connectors.rest.spec import FieldSpec, ListSpec, WriteSpec, dig
 from connectors.times import iso_time
@@ -78,6 +80,8 @@ class RestConnector:
             itemgetter(*self._paths) if not any("." in p for p in self._paths) else None
         )
         self._every_state: Callable[[tuple[int, ...]], TupleMap[int]] = map_type(self._states)
+        #: the last complete read's pages, by a hash of their bytes (:mod:`connectors.memo`)
+        self._memo: Memo[_Page] = Memo()
 
     @property
     def writable(self) -> bool:
@@ -105,10 +109,13 @@ class RestConnector:
 
     async def read_levels(self, skus: Sequence[str] | None = None) -> list[Level]:
         try:
-            levels = [lv async for lv in self._read(skus)]
+            levels = [lv async for page in self._read(skus) for lv in page]
         except Exception as exc:
+            self._memo.discard()
             self._health.failed(str(exc), self._clock.now())
             raise
+        if skus is None:
+            self._memo.commit()
         if skus is not None:
             wanted = set(skus)
             levels = [lv for lv in levels if lv.sku in wanted]
@@ -130,28 +137,46 @@ class RestConnector:
         #: this read's SKU spellings and locations, each worked out once (a SKU is on
         #: every location's page)
         seen: _Seen = ({}, {})
+        memo = self._memo if skus is None else None  # a full read's pages are kept
+        if memo is not None:
+            memo.discard()  # what a read given up on kept is not this read's
         while url is not None:
             response = await self._get(url, params)
-            body = _body(response, self.name)
-            items = dig(body, spec.items_path) if spec.items_path else body
-            if not isinstance(items, list):
-                raise ResponseError(
-                    f"{self.name}: no list at `{spec.items_path}` in the response", system=self.name
-                )
-            largest = max(largest, len(items))
             observed = self._clock.now()
-            for item in items:
-                level = self._level(item, observed, seen)
-                if level is not None:
-                    yield level
-            url, params = self._next(url, params, response, body, len(items), largest)
+            key = hashes([response.content]) if memo is not None else None
+            page = memo.find(key)[0] if memo is not None and key is not None else None
+            if page is None:
+                page = self._page(response, observed, seen)
+            else:  # the same bytes as in the last complete read: the same levels
+                page = (tuple(map(partial(_observed, observed), page[0])), *page[1:])
+            if memo is not None and key is not None:
+                memo.keep(key, [page])
+            levels, count, cursor = page
+            yield levels
+            largest = max(largest, count)
+            url, params = self._next(url, params, response, cursor, count, largest)
+
+    def _page(self, response: httpx.Response, observed: datetime, seen: _Seen) -> _Page:
+        """A page's levels, how many items it held, and its next cursor (cursor paging)."""
+        spec = self._list
+        body = _body(response, self.name)
+        items = dig(body, spec.items_path) if spec.items_path else body
+        if not isinstance(items, list):
+            raise ResponseError(
+                f"{self.name}: no list at `{spec.items_path}` in the response", system=self.name
+            )
+        levels = tuple(
+            level for item in items if (level := self._level(item, observed, seen)) is not None
+        )
+        cursor = dig(body, spec.next_cursor_path) if spec.pagination == "cursor" else None
+        return levels, len(items), cursor
 
     def _next(
         self,
         url: str,
         params: dict[str, Any],
         response: httpx.Response,
-        body: Any,
+        cursor: Any,
         count: int,
         largest: int,
     ) -> tuple[str | None, dict[str, Any]]:
@@ -160,7 +185,6 @@ class RestConnector:
             nxt = response.links.get("next", {}).get("url")
             return (str(nxt), {}) if nxt else (None, {})
         if spec.pagination == "cursor":
-            cursor = dig(body, spec.next_cursor_path)
             return (url, {**params, spec.cursor_param: cursor}) if cursor else (None, {})
         # A short page is the last only if it is shorter than the pages the server really
         # sends: one that caps page size (per_page clamped to its maximum) answers full
@@ -310,6 +334,17 @@ def _count(value: Any) -> int | None:
         return count_in_text(value)
     return None
 
+
+#: a page as read: its levels, how many items it held, its next cursor (cursor paging)
+_Page = tuple[tuple[Level, ...], int, Any]
+
+
+def _observed(at: datetime, level: Level) -> Level:
+    """``level`` observed ``at`` (a page with the same bytes as last time)."""
+    return _new_level((*level[:4], at, *level[5:]))
+
+
+_new_level = partial(tuple.__new__, Level)
 
 #: one read's SKU spellings -> (SKU, pack size, the system's spelling), and its
 #: locations -> (the id interned, the location key)

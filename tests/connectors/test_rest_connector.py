@@ -11,7 +11,7 @@ from connector_testing import WMS_FIELDS, WMS_LISTING, WMS_TOKEN, TableMapping, 
 
 from connectors.clock import ManualClock
 from connectors.errors import AuthError, TransportError, WriteRejected
-from connectors.levels import LevelWrite
+from connectors.levels import Level, LevelWrite
 from connectors.rest import RestConnector
 from sandbox.wms import FakeWMS
 
@@ -85,6 +85,58 @@ async def test_link_pagination_follows_the_next_links(
     levels = await connector.read_levels()
     assert sorted(lv.sku for lv in levels) == [f"SKU-{i:04d}" for i in range(1234)]
     assert [q.get("page", "1") for q in _list_requests(wms)] == ["1", "2", "3"]
+
+
+def _everything(levels: list[Level]) -> list[tuple[object, ...]]:
+    return sorted(
+        (lv.sku, lv.location, dict(lv.quantities), lv.observed_at, lv.changed_at, dict(lv.refs))
+        for lv in levels
+    )
+
+
+@pytest.mark.parametrize("pagination", ["page", "link"])
+async def test_a_full_read_hours_later_builds_again_only_the_pages_that_changed(
+    http: httpx.AsyncClient,
+    wms: FakeWMS,
+    mapping: TableMapping,
+    clock: ManualClock,
+    pagination: str,
+) -> None:
+    _seed(wms, 1234)  # three pages of 500
+    listing = replace(WMS_LISTING, pagination=pagination)
+    connector = rest_connector(http, wms.base_url, mapping, clock, listing=listing)
+    first = {lv.sku: lv for lv in await connector.read_levels()}
+    clock.advance(5 * 3600)
+    wms.set_level("SKU-0700", "WH-EAST", on_hand=5)  # on the second page
+
+    second = await connector.read_levels()
+    fresh = await rest_connector(http, wms.base_url, mapping, clock, listing=listing).read_levels()
+    assert _everything(second) == _everything(fresh)
+    assert {lv.observed_at for lv in second} == {clock.now()}
+    assert dict(next(lv for lv in second if lv.sku == "SKU-0700").quantities)["on_hand"] == 5
+    # the levels of the pages whose bytes did not change are the last read's
+    rebuilt = {lv.sku for lv in second if lv.quantities is not first[lv.sku].quantities}
+    assert rebuilt == {f"SKU-{i:04d}" for i in range(500, 1000)}
+
+
+async def test_a_full_read_that_fails_midway_leaves_the_last_complete_one_to_build_on(
+    http: httpx.AsyncClient,
+    connector: RestConnector,
+    wms: FakeWMS,
+    mapping: TableMapping,
+    clock: ManualClock,
+) -> None:
+    _seed(wms, 1234)
+    first = {lv.sku: lv for lv in await connector.read_levels()}
+    wms.set_level("SKU-0001", "WH-EAST", on_hand=77)  # the first page changes
+    wms.force_5xx(4, status=502, after=1)  # the second page never comes (4 tries)
+    with pytest.raises(TransportError):
+        await connector.read_levels()
+    again = await connector.read_levels()
+    fresh = await rest_connector(http, wms.base_url, mapping, clock).read_levels()
+    assert _everything(again) == _everything(fresh)
+    rebuilt = {lv.sku for lv in again if lv.quantities is not first[lv.sku].quantities}
+    assert rebuilt == {f"SKU-{i:04d}" for i in range(500)}, "the failed read lost the memo"
 
 
 async def test_sku_filter_is_sent_to_the_server(connector: RestConnector, wms: FakeWMS) -> None:

@@ -59,7 +59,7 @@ def rules_from_config(config: Config) -> DiffRules:
         },
         source_of_truth=tuple(config.source_of_truth),
         threshold=threshold,
-        safety_stock=config.safety_stock_for,
+        safety_stock=config.safety_stock_of,  # the diff's SKUs are normalized
         large=Threshold(absolute=large.absolute, percent=large.percent),
         bundles={
             config.normalize_sku(b.sku): dict(config.bundle_components(b.sku) or {})

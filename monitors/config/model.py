@@ -229,7 +229,12 @@ class Config(StrictModel):
     def safety_stock_for(self, sku: str, location: str) -> int:
         """Units of ``sku`` held back at ``location`` (a location key). The most specific
         setting wins: this SKU at this location, this SKU, this location, the default."""
-        sku = self.normalize_sku(sku)
+        return self.safety_stock_of(self.normalize_sku(sku), location)
+
+    def safety_stock_of(self, sku: str, location: str) -> int:
+        """:meth:`safety_stock_for` a SKU already normalized, as every level's is: what
+        the diff asks for each cell (normalizing again cost it a third of its time at
+        100,000 SKUs × 5 locations, BENCHMARKS.md, issue 16)."""
         specific = self.lookup.safety_locations.get((location, sku))
         if specific is not None:
             return specific

@@ -20,6 +20,7 @@ from monitors.config import (
     load_config,
 )
 from monitors.config.systems import StrictModel
+from monitors.wiring import rules_from_config
 
 
 @pytest.fixture
@@ -171,6 +172,13 @@ def test_safety_stock_most_specific_wins() -> None:
     assert config.safety_stock_for("TEE-BLK-M", "east") == 3
     assert config.safety_stock_for("MUG-1", "west") == 2
     assert config.safety_stock_for("MUG-1", "east") == 1
+    # the diff asks with the SKU its levels carry, already normalized: the same answers
+    # (a setting under any spelling applies), without normalizing a million times again
+    assert config.safety_stock_for(" tee-blk-m", "west") == 5
+    assert config.safety_stock_of("TEE-BLK-M", "west") == 5
+    assert config.safety_stock_of("TEE-BLK-M", "east") == 3
+    rules = rules_from_config(config)
+    assert rules.safety_stock("TEE-BLK-M", "west") == 5
 
 
 def test_location_mapping_both_ways(config: Config) -> None:

@@ -25,6 +25,8 @@ The memo holds sorted hashes in a numpy array and what they were made into in a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import is_not
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -83,7 +85,7 @@ class Memo(Generic[T]):
         keys = np.concatenate(self._kept_keys) if self._kept_keys else np.empty(0, np.int64)
         kept = self._kept
         self._kept_keys, self._kept = [], []
-        useful = np.fromiter((m is not None for m in kept), np.bool_, len(kept))
+        useful = np.fromiter(map(is_not, kept, repeat(None)), np.bool_, len(kept))
         order = np.argsort(keys, kind="stable")
         keys, useful = keys[order], useful[order]
         # a hash met twice in one read: neither piece can be told from the other

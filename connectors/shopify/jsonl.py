@@ -113,8 +113,12 @@ class BulkLines:
             lines.pop()
         keys = hashes(lines)
         found = self._memo.find(keys)
-        missed = [line for line, known in zip(lines, found, strict=True) if known is None]
-        decoded = objects(b"\n".join(missed), self._system, encoding) if missed else []
+        if found.count(None) == len(found):  # nothing known (a first read): no copy
+            missed: list[bytes] = lines
+            decoded = objects(data, self._system, encoding)
+        else:
+            missed = [line for line, known in zip(lines, found, strict=True) if known is None]
+            decoded = objects(b"\n".join(missed), self._system, encoding) if missed else []
         out: list[Level] = []
         if len(decoded) != len(missed):  # blank or odd lines: decoded whole, kept nowhere
             for obj in objects(data, self._system, encoding):
@@ -220,11 +224,27 @@ class BulkLines:
         self._items[item_id] = facts
         if facts is not None and self._catalog is not None:
             self._catalog.add_item(facts.sku, facts.item_id, facts.raw_sku)
-        for at, line, waiting in self._waiting.pop(item_id, ()):
-            if type(waiting) is dict:
-                self._built(facts, waiting, at, out)
-            else:
-                self._settle(facts, waiting, line, at, out)  # type: ignore[arg-type]
+        waiting = self._waiting.pop(item_id, None)
+        if not waiting:
+            return
+        # the levels that came before their item (all of them, as Shopify writes the file
+        # since 2026-01): built here, one call each (a full read holds 500,000)
+        level_of, observed, made, add_level = (
+            self._level_of,
+            self._observed,
+            self._made,
+            self._add_level,
+        )
+        for at, line, entry in waiting:
+            if type(entry) is not dict:  # from the memo: kept or built again
+                self._settle(facts, entry, line, at, out)  # type: ignore[arg-type]
+            elif facts is not None:
+                level = level_of(facts, entry, observed)
+                if at >= 0:
+                    made[at] = level
+                if add_level is not None:
+                    add_level(facts.item_id, level.refs["location_id"])
+                out.append(level)
 
     def _stocked(self, facts: ItemFacts, level: Level, out: list[Level]) -> None:
         if self._add_level is not None:

@@ -321,6 +321,14 @@ def build_level(
     )
 
 
+def observed_again(at: datetime, level: Level) -> Level:
+    """``level`` as observed ``at``: what a read finds when the bytes a level came from
+    are the same as last time (:mod:`connectors.memo`). ``level._replace`` without its
+    keyword parsing: a full read does this for most of its levels."""
+    system, sku, location, quantities, _, changed, source, refs, flags = level
+    return _new_tuple(Level, (system, sku, location, quantities, at, changed, source, refs, flags))
+
+
 @dataclass(frozen=True, slots=True)
 class LevelWrite:
     """Set one state of one level to ``quantity``, if it still equals ``expected``.

@@ -25,6 +25,7 @@ from connectors.levels import (
     WriteOutcome,
     build_level,
     map_type,
+    observed_again,
     tuple_map,
 )
 from connectors.memo import Memo, hashes
@@ -148,7 +149,7 @@ class RestConnector:
             if page is None:
                 page = self._page(response, observed, seen)
             else:  # the same bytes as in the last complete read: the same levels
-                page = (tuple(map(partial(_observed, observed), page[0])), *page[1:])
+                page = (tuple(map(partial(observed_again, observed), page[0])), *page[1:])
             if memo is not None and key is not None:
                 memo.keep(key, [page])
             levels, count, cursor = page
@@ -338,13 +339,6 @@ def _count(value: Any) -> int | None:
 #: a page as read: its levels, how many items it held, its next cursor (cursor paging)
 _Page = tuple[tuple[Level, ...], int, Any]
 
-
-def _observed(at: datetime, level: Level) -> Level:
-    """``level`` observed ``at`` (a page with the same bytes as last time)."""
-    return _new_level((*level[:4], at, *level[5:]))
-
-
-_new_level = partial(tuple.__new__, Level)
 
 #: one read's SKU spellings -> (SKU, pack size, the system's spelling), and its
 #: locations -> (the id interned, the location key)

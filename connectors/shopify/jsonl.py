@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from functools import partial
 from typing import Any, cast
 
 import msgspec
 import numpy as np
 
 from connectors.errors import ResponseError
-from connectors.levels import Level
+from connectors.levels import Level, observed_again
 from connectors.memo import I64, Memo, hashes
 from connectors.normalize import Mapping
 from connectors.shopify.catalog import Catalog
@@ -43,8 +42,6 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 #: what the memo holds for a line: an item line's facts (its id alone for an item without
 #: a SKU; both, in the odd case of an id that is not a string), a level line's level
 Made = ItemFacts | str | tuple[str, ItemFacts | None] | Level
-
-_new_level = partial(tuple.__new__, Level)
 
 
 def objects(data: bytes, system: str, encoding: str) -> list[dict[str, Any]]:
@@ -199,17 +196,15 @@ class BulkLines:
         """A level from the memo, its item now known: kept (with this read's
         ``observed_at``) if the item gives it the same SKU, spelling and flags, else its
         line decoded and built again."""
-        system, sku, location, quantities, _, changed, source, refs, flags = known
-        item_id, location_gid, spelled = ref_values(refs)
+        sku = known.sku
+        item_id, location_gid, spelled = ref_values(known.refs)
         if (
             facts is not None
             and facts.sku == sku
-            and facts.flags == flags
+            and facts.flags == known.flags
             and (facts.raw_sku or sku) == spelled
         ):
-            level = _new_level(
-                (system, sku, location, quantities, self._observed, changed, source, refs, flags)
-            )
+            level = observed_again(self._observed, known)
             self._made[at] = level
             if self._add_level is not None:
                 self._add_level(item_id, location_gid)

@@ -43,33 +43,42 @@ def hashes(pieces: Sequence[bytes]) -> I64:
 
 
 class Memo(Generic[T]):
-    """One system's pieces from its last complete read: ``find`` what each hash was made
+    """One system's pieces from its last complete read: ``take`` what each hash was made
     into; ``keep`` what this read makes; ``commit`` once the read is complete (what it
-    kept becomes the memo) or ``discard`` when it is not (the memo stays as it was)."""
+    kept becomes the memo) or ``discard`` when it is not (the memo stays as it was, less
+    what the read took)."""
 
     __slots__ = ("_kept", "_kept_keys", "_keys", "_made")
 
     def __init__(self) -> None:
         self._keys: I64 = np.empty(0, np.int64)
-        self._made: list[T] = []
+        self._made: list[T | None] = []
         self._kept_keys: list[I64] = []
         self._kept: list[T | None] = []
 
     def __len__(self) -> int:
-        return len(self._made)
+        """How many pieces the memo holds (taken ones not counted)."""
+        return len(self._made) - self._made.count(None)
 
-    def find(self, keys: I64) -> list[T | None]:
-        """What the last complete read made of each piece of ``keys``; None for a piece
-        it did not have."""
+    def take(self, keys: I64) -> list[T | None]:
+        """What the last complete read made of each piece of ``keys`` (None for a piece
+        it did not have), taken out of the memo: this read keeps what it makes of them
+        instead, and the last read's objects can go as soon as this read has replaced
+        them (a later read's peak memory is then about the first's). A read that does
+        not complete leaves the memo without what it took: the next read makes those
+        pieces again."""
         n = len(self._keys)
         if not n or not len(keys):
             return [None] * len(keys)
         at = np.searchsorted(self._keys, keys)
         np.minimum(at, n - 1, out=at)
         hit = self._keys[at] == keys
-        found: list[T | None] = list(map(self._made.__getitem__, at.tolist()))
+        made = self._made
+        found: list[T | None] = list(map(made.__getitem__, at.tolist()))
         for i in np.flatnonzero(~hit).tolist():
             found[i] = None
+        for i in at[hit].tolist():
+            made[i] = None  # taken: found no more
         return found
 
     def keep(self, keys: I64, made: Iterable[T | None]) -> None:
@@ -94,10 +103,11 @@ class Memo(Generic[T]):
         useful[:-1][same] = False
         order = order[useful]
         self._keys = keys[useful]
-        self._made = list(map(kept.__getitem__, order.tolist()))  # type: ignore[arg-type]
+        self._made = list(map(kept.__getitem__, order.tolist()))
 
     def discard(self) -> None:
-        """This read did not complete: the memo stays the last complete read's."""
+        """This read did not complete: the memo stays the last complete read's, less
+        what this read took."""
         self._kept_keys, self._kept = [], []
 
     def clear(self) -> None:

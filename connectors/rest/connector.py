@@ -145,7 +145,7 @@ class RestConnector:
             response = await self._get(url, params)
             observed = self._clock.now()
             key = hashes([response.content]) if memo is not None else None
-            page = memo.find(key)[0] if memo is not None and key is not None else None
+            page = memo.take(key)[0] if memo is not None and key is not None else None
             if page is None:
                 page = self._page(response, observed, seen)
             else:  # the same bytes as in the last complete read: the same levels

@@ -109,7 +109,7 @@ class BulkLines:
         if not lines[-1]:
             lines.pop()
         keys = hashes(lines)
-        found = self._memo.find(keys)
+        found = self._memo.take(keys)
         if found.count(None) == len(found):  # nothing known (a first read): no copy
             missed: list[bytes] = lines
             decoded = objects(data, self._system, encoding)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.errors import ResponseError
-from connectors.levels import Level
+from connectors.levels import Level, build_level, observed_again, tuple_map
 from connectors.memo import Memo, hashes
 from connectors.shopify.catalog import Catalog
 from connectors.shopify.jsonl import BulkLines, Made
@@ -42,39 +42,63 @@ MAPPING = config()
 
 
 # -- the memo itself ---------------------------------------------------------------------
-def test_the_memo_finds_what_the_last_complete_read_kept() -> None:
+def test_the_memo_gives_what_the_last_complete_read_kept_once() -> None:
     memo: Memo[str] = Memo()
     pieces = [b"a", b"b", b"c"]
-    assert memo.find(hashes(pieces)) == [None, None, None]
+    assert memo.take(hashes(pieces)) == [None, None, None]
     memo.keep(hashes(pieces), ["A", None, "C"])  # None: nothing to keep for b
-    assert memo.find(hashes(pieces)) == [None, None, None], "kept is not found before commit"
+    assert memo.take(hashes(pieces)) == [None, None, None], "kept is not found before commit"
     memo.commit()
-    assert memo.find(hashes([b"c", b"b", b"a", b"d"])) == ["C", None, "A", None]
     assert len(memo) == 2
+    assert memo.take(hashes([b"c", b"b", b"x"])) == ["C", None, None]
+    # taken: this read keeps what it makes of c instead (the last read's C can go)
+    assert memo.take(hashes([b"c", b"a"])) == [None, "A"]
+    assert len(memo) == 0
 
 
-def test_a_read_that_does_not_complete_leaves_the_memo_as_it_was() -> None:
+def test_a_read_that_does_not_complete_leaves_the_memo_less_what_it_took() -> None:
     memo: Memo[str] = Memo()
-    memo.keep(hashes([b"a"]), ["A"])
+    memo.keep(hashes([b"a", b"b"]), ["A", "B"])
     memo.commit()
-    memo.keep(hashes([b"z"]), ["Z"])
+    assert memo.take(hashes([b"a"])) == ["A"]
+    memo.keep(hashes([b"a", b"z"]), ["A2", "Z"])
     memo.discard()
-    assert memo.find(hashes([b"a", b"z"])) == ["A", None]
+    assert memo.take(hashes([b"b", b"z", b"a"])) == ["B", None, None]
+    memo.keep(hashes([b"q"]), ["Q"])
+    memo.commit()
     memo.clear()
-    assert memo.find(hashes([b"a"])) == [None]
+    assert memo.take(hashes([b"q"])) == [None]
 
 
 def test_a_piece_met_twice_in_one_read_is_kept_for_neither() -> None:
     memo: Memo[str] = Memo()
     memo.keep(hashes([b"a", b"b", b"a"]), ["A1", "B", "A2"])
     memo.commit()
-    assert memo.find(hashes([b"a", b"b"])) == [None, "B"]
+    assert memo.take(hashes([b"a", b"b"])) == [None, "B"]
 
 
 def test_keep_refuses_a_count_that_does_not_match() -> None:
     memo: Memo[str] = Memo()
     with pytest.raises(ValueError, match="2 things made for 1 pieces"):
         memo.keep(np.array([1], np.int64), ["a", "b"])
+
+
+def test_a_level_observed_again_is_the_same_level_at_the_new_time() -> None:
+    level = build_level(
+        system="wms",
+        sku="SKU-1",
+        location="east",
+        quantities=tuple_map(("on_hand",), (4,)),
+        observed_at=T0,
+        changed_at=T0 - timedelta(days=1),
+        refs=tuple_map(("sku",), ("sku-1",)),
+    )
+    later = T0 + timedelta(hours=5)
+    again = observed_again(later, level)
+    assert type(again) is Level
+    assert again == level._replace(observed_at=later)
+    assert again.quantities is level.quantities
+    assert again.refs is level.refs
 
 
 # -- a bulk result's lines ---------------------------------------------------------------
@@ -268,18 +292,19 @@ def test_a_level_whose_item_was_renamed_takes_the_new_sku() -> None:
     assert everything(again) == everything(renamed)
 
 
-def test_a_level_without_its_item_fails_the_read_and_the_memo_stays() -> None:
+def test_a_level_without_its_item_fails_the_read_and_the_memo_keeps_the_rest() -> None:
     memo: Memo[Made] = Memo()
-    whole = [level_line(1, 0, 5, 9), item_line(1, "SKU-1")]
-    first, _ = read(jsonl(whole), memo, T0)
+    whole = [level_line(1, 0, 5, 9), item_line(1, "SKU-1"), level_line(3, 1, 2, 2)]
+    whole.append(item_line(3, "SKU-3"))
+    first, _ = read(jsonl(whole), memo, T0, cuts=[2])
     with pytest.raises(
         ResponseError, match="1 inventory levels in the bulk result belong to no item"
-    ):
-        read(
-            jsonl([level_line(1, 0, 5, 9), level_line(2, 0, 1, 1), item_line(1, "SKU-1")]), memo, T0
-        )
+    ):  # item 1's lines arrive, then a level of an item that never comes
+        read(jsonl([*whole[:2], level_line(2, 0, 1, 1)]), memo, T0)
     again, _ = read(jsonl(whole), memo, T0)
-    assert again[0].quantities is first[0].quantities, "the failed read did not replace the memo"
+    assert everything(again) == everything(first)
+    kept = {lv.sku: lv.quantities is was.quantities for lv, was in zip(again, first, strict=True)}
+    assert kept == {"SKU-1": False, "SKU-3": True}, "the failed read lost more than it took"
 
 
 def test_odd_lines_are_read_as_before_and_kept_nowhere() -> None:

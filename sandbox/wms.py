@@ -21,7 +21,10 @@ Reading levels
                     "updated_at": "2026-11-02T09:00:00Z"}],
          "page": 1, "per_page": 500, "total": 1234, "next_page": 2}
 
-      ``next_page`` is ``null`` on the last page. When there is a next page the response
+      ``next_page`` and ``next_cursor`` are ``null`` on the last page. Instead of
+      ``page``, a client may page by ``offset=K`` (items from the K-th, 0-based) or by
+      ``cursor=<next_cursor of the page before>`` (an opaque token); a bad one gets
+      ``400 {"error": "invalid_paging"}``. When there is a next page the response
       also carries an RFC 8288 header ``Link: <http://host:port/api/v1/inventory?...>;
       rel="next"`` (absolute URL, same ``per_page`` and ``sku`` filter).
     * ``on_hand = pickable + allocated + damaged`` for levels the fake derives itself.
@@ -56,6 +59,7 @@ Faults (checked before authentication, like a gateway in front of the WMS)
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 from collections.abc import Awaitable, Callable
@@ -306,18 +310,27 @@ class FakeWMS:
     # ------------------------------------------------------------------- handlers
 
     async def _list(self, request: web.Request) -> web.Response:
+        query = request.query
         try:
-            page = int(request.query.get("page", "1"))
-            per_page = min(int(request.query.get("per_page", str(DEFAULT_PER_PAGE))), MAX_PER_PAGE)
+            page = int(query.get("page", "1"))
+            per_page = min(int(query.get("per_page", str(DEFAULT_PER_PAGE))), MAX_PER_PAGE)
+            offset = int(query["offset"]) if "offset" in query else None
+            after = _cursor_position(query["cursor"]) if "cursor" in query else None
         except ValueError:
             return _error(400, "invalid_paging")
-        if page < 1 or per_page < 1:
+        if page < 1 or per_page < 1 or (offset is not None and offset < 0):
             return _error(400, "invalid_paging")
-        sku_filter = request.query.get("sku")
+        sku_filter = query.get("sku")
         wanted = {s for s in sku_filter.split(",") if s} if sku_filter else None
         rows = [lv for lv in self.levels() if wanted is None or lv.sku in wanted]
         extra = self.raw_items if wanted is None else []
-        start, end = (page - 1) * per_page, page * per_page
+        if offset is not None:
+            start = offset
+        elif after is not None:
+            start = after
+        else:
+            start = (page - 1) * per_page
+        end = start + per_page
         # only this page's levels are put on the wire (a page of a million-level listing)
         chunk = [lv.to_wire() for lv in rows[start:end]]
         chunk += extra[max(0, start - len(rows)) : max(0, end - len(rows))]
@@ -329,6 +342,7 @@ class FakeWMS:
             "per_page": per_page,
             "total": total,
             "next_page": page + 1 if has_next else None,
+            "next_cursor": _cursor(end) if has_next else None,
         }
         response = web.json_response(body)
         if has_next:
@@ -412,3 +426,22 @@ def _parse_write(body: object) -> tuple[str, int, int | None] | None:
 
 def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _cursor(position: int) -> str:
+    """An opaque cursor for the listing from ``position`` on."""
+    return base64.urlsafe_b64encode(f"at:{position}".encode()).decode()
+
+
+def _cursor_position(cursor: str) -> int:
+    """Where a cursor from :func:`_cursor` points; ``ValueError`` for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeError) as exc:
+        raise ValueError(cursor) from exc
+    if not text.startswith("at:"):
+        raise ValueError(cursor)
+    position = int(text[3:])
+    if position < 0:
+        raise ValueError(cursor)
+    return position

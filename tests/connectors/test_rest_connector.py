@@ -94,7 +94,32 @@ def _everything(levels: list[Level]) -> list[tuple[object, ...]]:
     )
 
 
-@pytest.mark.parametrize("pagination", ["page", "link"])
+@pytest.mark.parametrize(
+    ("pagination", "asked"),
+    [
+        ("offset", [{"offset": "0"}, {"offset": "500"}, {"offset": "1000"}]),
+        ("cursor", [{}, {"cursor": "YXQ6NTAw"}, {"cursor": "YXQ6MTAwMA=="}]),
+    ],
+)
+async def test_offset_and_cursor_pagination_read_every_item_once(
+    http: httpx.AsyncClient,
+    wms: FakeWMS,
+    mapping: TableMapping,
+    clock: ManualClock,
+    pagination: str,
+    asked: list[dict[str, str]],
+) -> None:
+    _seed(wms, 1234)
+    listing = replace(WMS_LISTING, pagination=pagination)
+    levels = await rest_connector(http, wms.base_url, mapping, clock, listing=listing).read_levels()
+    assert sorted(lv.sku for lv in levels) == [f"SKU-{i:04d}" for i in range(1234)]
+    paging = [
+        {k: v for k, v in q.items() if k in ("offset", "cursor")} for q in _list_requests(wms)
+    ]
+    assert paging == asked
+
+
+@pytest.mark.parametrize("pagination", ["page", "link", "offset", "cursor"])
 async def test_a_full_read_hours_later_builds_again_only_the_pages_that_changed(
     http: httpx.AsyncClient,
     wms: FakeWMS,

@@ -81,9 +81,25 @@ async def test_per_page_is_clamped_to_500_and_junk_paging_is_rejected(
     body = (await http.get("/api/v1/inventory", params={"per_page": 1000})).json()
     assert body["per_page"] == 500
     assert len(body["items"]) == 500
-    bad = await http.get("/api/v1/inventory", params={"page": "zero"})
-    assert bad.status_code == 400
-    assert bad.json() == {"error": "invalid_paging"}
+    for query in (
+        {"page": "zero"},
+        {"offset": "-1"},
+        {"cursor": "not-ours"},
+        {"cursor": "YXQ6LTE="},
+    ):
+        bad = await http.get("/api/v1/inventory", params=query)
+        assert bad.status_code == 400, query
+        assert bad.json() == {"error": "invalid_paging"}
+    # offset and cursor paging land where page paging does
+    second = (await http.get("/api/v1/inventory", params={"page": 2, "per_page": 500})).json()
+    by_offset = (await http.get("/api/v1/inventory", params={"offset": 500})).json()
+    first = (await http.get("/api/v1/inventory", params={"per_page": 500})).json()
+    by_cursor = (
+        await http.get("/api/v1/inventory", params={"cursor": first["next_cursor"]})
+    ).json()
+    assert by_offset["items"] == by_cursor["items"] == second["items"]
+    assert len(second["items"]) == 100
+    assert second["next_cursor"] is None
 
 
 async def test_order_is_sku_then_warehouse_and_sku_filter_keeps_only_those(

@@ -263,6 +263,21 @@ def _values_of(mapping: Mapping[str, V]) -> Iterator[V]:
     return iter(mapping.values())
 
 
+def keyed_positions(kind: type, keys: Sequence[str]) -> tuple[int, ...] | None:
+    """Where each of ``keys`` that maps of type ``kind`` hold sits in their values, when
+    ``kind`` is a TupleMap whose values are its tuple (one class per key tuple): read
+    them with ``tuple.__getitem__``, at C speed, map after map. None for any other type
+    (a dict, a TupleMap holding its own keys): ask each map."""
+    if not (isinstance(kind, type) and issubclass(kind, _Keyed)):
+        return None
+    held = kind._keys
+    return tuple(held.index(key) for key in keys if key in held)
+
+
+#: a value of a TupleMap whose values are its tuple, by position (see keyed_positions)
+keyed_value: Callable[[Any, int], Any] = _tuple_getitem
+
+
 #: the flags and the references of a level that has none, shared (a full read holds
 #: millions of levels)
 NO_FLAGS: Mapping[str, str | bool] = MappingProxyType({})

@@ -73,7 +73,7 @@ from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from connectors.levels import Level
+from connectors.levels import Level, keyed_positions, keyed_value
 from monitors.collector import cyclic_gc_paused
 
 ROLE_STOREFRONT = "storefront"
@@ -136,7 +136,8 @@ class Threshold:
         return expected <= 0 or 100.0 * size / expected > self.percent
 
 
-def _no_safety_stock(sku: str, location: str) -> int:
+def no_safety_stock(sku: str, location: str) -> int:
+    """Safety stock where none is configured: the engine then never asks per cell."""
     return 0
 
 
@@ -171,11 +172,11 @@ class DiffRules:
     systems: Mapping[str, SystemRules]
     source_of_truth: tuple[str, ...]
     threshold: Callable[[str], Threshold] = field(default=lambda sku: Threshold())
-    safety_stock: Callable[[str, str], int] = field(default=_no_safety_stock)
+    safety_stock: Callable[[str, str], int] = field(default=no_safety_stock)
     large: Threshold | None = None
     bundles: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     pack_size: Callable[[str, str], int] = field(default=_unit_packs)
-    low_stock: Callable[[str, str], int] = field(default=_no_safety_stock)
+    low_stock: Callable[[str, str], int] = field(default=no_safety_stock)
     covers: Callable[[str, str], bool] = field(default=_covers_all)
     carries: Callable[[str, str], bool] = field(default=_carries_all)
     listed: frozenset[str] = frozenset()
@@ -378,8 +379,8 @@ def _diff(
 ) -> list[Drift]:
     """:func:`diff`; ``fast`` False judges every cell the general way (the fast path's
     reference, in tests)."""
+    levels = list(levels)
     if now is None:
-        levels = list(levels)
         if not levels:
             return []
         now = max(level.observed_at for level in levels)
@@ -399,6 +400,7 @@ _Plan = list[
         bool,
         datetime | None,
         int,
+        dict[type, tuple[int, int]],
     ]
 ]
 
@@ -407,8 +409,10 @@ def _fast_plan(ctx: _Context) -> _Plan:
     """Per system, what the fast path reads: name, compared states, the first and the
     second compared state (None: only one), a getter of them all when there are more
     than two (None: one or two), whether a storefront, the freshness cutoff (None: never
-    stale), its place in a cell. The truth in use comes first. Empty when the fast path
-    cannot be sure (no source of truth, or a system whose cutoff is unknown)."""
+    stale), its place in a cell, and where its quantities' types hold the compared states
+    (:func:`_spots`, filled as they are met). The truth in use comes first. Empty when
+    the fast path cannot be sure (no source of truth, or a system whose cutoff is
+    unknown)."""
     if not ctx.truths:
         return []
     order = [ctx.truths[0], *(name for name in ctx.rules.systems if name != ctx.truths[0])]
@@ -422,10 +426,20 @@ def _fast_plan(ctx: _Context) -> _Plan:
         getter = itemgetter(*states) if len(states) > 2 else None
         storefront = name in ctx.storefronts
         index = ctx.names.index(name)
-        plan.append(
-            (name, states, states[0], second, getter, storefront, freshness.fresh_from, index)
-        )
+        fresh_from = freshness.fresh_from
+        plan.append((name, states, states[0], second, getter, storefront, fresh_from, index, {}))
     return plan
+
+
+def _spots(kind: type, states: tuple[str, ...]) -> tuple[int, int]:
+    """Where quantities of type ``kind`` hold one or two compared ``states`` among their
+    values (-1 for the second of one), read by position at C speed; (-1, -1) where the
+    type is not a TupleMap of shared keys, lacks a state, or there are more than two
+    states: each map is then asked by name."""
+    spots = keyed_positions(kind, states)
+    if spots is None or len(spots) != len(states) or len(spots) > 2:
+        return (-1, -1)
+    return (spots[0], spots[1] if len(spots) == 2 else -1)
 
 
 def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
@@ -440,11 +454,14 @@ def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
     systems = len(plan)
     bundles = rules.bundles
     safety_stock = rules.safety_stock
-    no_safety_stock = safety_stock is _no_safety_stock
+    held_back = safety_stock is not no_safety_stock
     threshold_of = rules.threshold
     duplicates = ctx.duplicates
     drifts: list[Drift] = []
     truth_name = plan[0][0] if plan else ""
+    #: a storefront's flags by identity (a read's are a handful of shared maps): whether
+    #: they sell as counted (tracked, never on CONTINUE)
+    counted: dict[int, bool] = {}
     for (sku, location), cell in ctx.grid.items():
         if (
             systems
@@ -455,21 +472,30 @@ def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
             truth = 0
             safety: int | None = None
             threshold: Threshold | None = None
-            for name, states, first, second, getter, storefront, fresh_from, index in plan:
+            for name, states, first, second, getter, storefront, fresh_from, index, at in plan:
                 level: Level = cell[index]  # type: ignore[assignment]  # not None: checked
                 if fresh_from is not None and level.observed_at < fresh_from:
                     break
                 value: int | None
                 quantities = level.quantities
-                try:
-                    if getter is not None:
-                        value = sum(getter(quantities))
-                    elif second is None:
-                        value = quantities[first]
-                    else:
-                        value = quantities[first] + quantities[second]
-                except KeyError:  # not every compared state reported: the sum of those that are
-                    value = level.total(states)
+                kind = type(quantities)
+                spot = at.get(kind)
+                if spot is None:
+                    spot = at[kind] = _spots(kind, states)
+                if spot[0] >= 0:  # by position: no Python call per lookup
+                    value = keyed_value(quantities, spot[0])
+                    if spot[1] >= 0:
+                        value += keyed_value(quantities, spot[1])
+                else:
+                    try:
+                        if getter is not None:
+                            value = sum(getter(quantities))
+                        elif second is None:
+                            value = quantities[first]
+                        else:
+                            value = quantities[first] + quantities[second]
+                    except KeyError:  # not every compared state reported: the sum of those that are
+                        value = level.total(states)
                 if value is None or value < 0:
                     break
                 if name == truth_name:
@@ -478,12 +504,16 @@ def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
                 expected = truth
                 if storefront:
                     flags = level.flags
-                    if flags and (
-                        flags.get("tracked") is False
-                        or str(flags.get("inventory_policy", "")).upper() == "CONTINUE"
-                    ):
-                        break
-                    if no_safety_stock:
+                    if flags:
+                        sells = counted.get(id(flags))  # alive while the grid is: ids unique
+                        if sells is None:
+                            sells = counted[id(flags)] = not (
+                                flags.get("tracked") is False
+                                or str(flags.get("inventory_policy", "")).upper() == "CONTINUE"
+                            )
+                        if not sells:
+                            break
+                    if not held_back:
                         safety = 0
                     elif safety is None:
                         safety = safety_stock(sku, location)

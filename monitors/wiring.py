@@ -27,7 +27,17 @@ from monitors.config import (
     System,
     resolve_secret,
 )
-from monitors.drift import DiffRules, SystemRules, Threshold
+from monitors.drift import DiffRules, SystemRules, Threshold, no_safety_stock
+
+
+def _holds_back(config: Config) -> bool:
+    """Whether any safety stock is configured (a setting of 0 holds nothing back)."""
+    safety = config.safety_stock
+    return bool(
+        safety.default
+        or any(safety.skus.values())
+        or any(t.default or any(t.skus.values()) for t in safety.locations.values())
+    )
 
 
 def rules_from_config(config: Config) -> DiffRules:
@@ -59,7 +69,8 @@ def rules_from_config(config: Config) -> DiffRules:
         },
         source_of_truth=tuple(config.source_of_truth),
         threshold=threshold,
-        safety_stock=config.safety_stock_of,  # the diff's SKUs are normalized
+        # the diff's SKUs are normalized; with none configured the engine never asks
+        safety_stock=config.safety_stock_of if _holds_back(config) else no_safety_stock,
         large=Threshold(absolute=large.absolute, percent=large.percent),
         bundles={
             config.normalize_sku(b.sku): dict(config.bundle_components(b.sku) or {})

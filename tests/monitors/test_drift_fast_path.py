@@ -3,13 +3,14 @@ general path, on random small worlds: every drift, field by field, must be the s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.levels import Level
+from connectors.levels import Level, tuple_map
 from monitors.drift import DiffRules, SystemRules, Threshold, _Context, _diff, _fast_plan
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -17,7 +18,14 @@ SKUS = ("TEE", "MUG", "KIT")  # KIT may be a bundle of TEE and MUG
 LOCATIONS = ("east", "west")
 SLA = 900.0
 
-states = st.sampled_from([("available",), ("available", "committed"), ("on_hand",)])
+states = st.sampled_from(
+    [
+        ("available",),
+        ("available", "committed"),
+        ("on_hand",),
+        ("available", "committed", "on_hand"),
+    ]
+)
 #: near the SLA's edge on both sides, and well inside it
 ages = st.sampled_from(
     [0.0, 0.0, 0.0, 0.0, 1.0, SLA - 0.001, SLA - 0.0000005, SLA, SLA + 0.0000005, 901.0]
@@ -55,6 +63,7 @@ def worlds(draw: st.DrawFn) -> tuple[list[Level], DiffRules]:
         covers=lambda system, location: (system, location) not in uncovered,
     )
     levels = []
+    shared: dict[tuple[tuple[str, object], ...], Mapping[str, object]] = {}
     for sku in SKUS:
         for location in LOCATIONS:
             base = draw(st.integers(-1, 9))  # mostly agreeing systems: the fast path's case
@@ -63,7 +72,14 @@ def worlds(draw: st.DrawFn) -> tuple[list[Level], DiffRules]:
                     continue
                 spec = systems.get(system, systems["wms"])
                 value = base + draw(st.sampled_from([0, 0, 0, 0, -1, 1, 4, -base]))
-                quantities = {spec.compare_states[0]: value}
+                # the value spread over every compared state (zeros for most)
+                compared = spec.compare_states
+                rest = draw(st.lists(st.sampled_from([0, 0, 1, 4]), min_size=len(compared) - 1))
+                rest = rest[: len(compared) - 1]
+                quantities = {
+                    compared[0]: value - sum(rest),
+                    **dict(zip(compared[1:], rest, strict=True)),
+                }
                 if draw(st.integers(0, 5)) == 0:  # now and then, any states at all
                     quantities = draw(
                         st.dictionaries(
@@ -80,6 +96,14 @@ def worlds(draw: st.DrawFn) -> tuple[list[Level], DiffRules]:
                         },
                     )
                 )
+                # as connectors build them: TupleMaps (read by position on the fast
+                # path), flags shared between levels (judged once per map)
+                if draw(st.booleans()):
+                    quantities = tuple_map(quantities, quantities.values())
+                if flags and draw(st.booleans()):
+                    flags = shared.setdefault(
+                        tuple(sorted(flags.items())), tuple_map(flags, flags.values())
+                    )
                 levels.append(
                     Level(
                         system,
@@ -133,3 +157,26 @@ def test_agreeing_systems_within_the_threshold_are_quiet_on_both_paths(
 def test_a_negative_absolute_threshold_is_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         Threshold(absolute=-1)
+
+
+@pytest.mark.parametrize("committed", [0, 3])
+def test_every_compared_state_of_a_tuple_map_counts_on_the_fast_path(committed: int) -> None:
+    """A connector's quantities are TupleMaps, read by position on the fast path: a
+    storefront comparing available + committed drifts by what committed adds."""
+    rules = DiffRules(
+        systems={
+            "wms": SystemRules("wms", "warehouse", ("available",), SLA),
+            "shopify": SystemRules("shopify", "storefront", ("available", "committed"), SLA),
+        },
+        source_of_truth=("wms",),
+        threshold=lambda sku: Threshold(1),
+    )
+    levels = [
+        Level("wms", "TEE", "east", tuple_map(("available",), (5,)), NOW),
+        Level("shopify", "TEE", "east", tuple_map(("available", "committed"), (5, committed)), NOW),
+    ]
+    fast = _diff(levels, rules, NOW, fast=True)
+    assert fast == _diff(levels, rules, NOW, fast=False)
+    assert [(d.kind, d.actual, d.expected) for d in fast] == (
+        [("oversell_risk", 8, 5)] if committed else []
+    )

@@ -348,8 +348,8 @@ def diff(levels: Iterable[Level], rules: DiffRules, *, now: datetime | None = No
     }
     if not own:
         return _diff(levels, rules, now, fast=True)
-    levels = list(levels)
     if now is None:
+        levels = list(levels)
         if not levels:
             return []
         now = max(level.observed_at for level in levels)
@@ -379,8 +379,8 @@ def _diff(
 ) -> list[Drift]:
     """:func:`diff`; ``fast`` False judges every cell the general way (the fast path's
     reference, in tests)."""
-    levels = list(levels)
     if now is None:
+        levels = list(levels)
         if not levels:
             return []
         now = max(level.observed_at for level in levels)
@@ -431,6 +431,10 @@ def _fast_plan(ctx: _Context) -> _Plan:
     return plan
 
 
+#: no state read by position: each map asked by name (a dict, known without a lookup)
+_ASK = (-1, -1)
+
+
 def _spots(kind: type, states: tuple[str, ...]) -> tuple[int, int]:
     """Where quantities of type ``kind`` hold one or two compared ``states`` among their
     values (-1 for the second of one), read by position at C speed; (-1, -1) where the
@@ -438,7 +442,7 @@ def _spots(kind: type, states: tuple[str, ...]) -> tuple[int, int]:
     states: each map is then asked by name."""
     spots = keyed_positions(kind, states)
     if spots is None or len(spots) != len(states) or len(spots) > 2:
-        return (-1, -1)
+        return _ASK
     return (spots[0], spots[1] if len(spots) == 2 else -1)
 
 
@@ -479,7 +483,7 @@ def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
                 value: int | None
                 quantities = level.quantities
                 kind = type(quantities)
-                spot = at.get(kind)
+                spot = _ASK if kind is dict else at.get(kind)
                 if spot is None:
                     spot = at[kind] = _spots(kind, states)
                 if spot[0] >= 0:  # by position: no Python call per lookup

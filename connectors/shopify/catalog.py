@@ -68,6 +68,14 @@ class Catalog:
     def add_level(self, item_id: str, location_id: str) -> None:
         self.stocked[item_id] = self.stocked.get(item_id, 0) | self._bit(location_id)
 
+    def add_locations(self, item_id: str, location_ids: Iterable[str]) -> None:
+        """``add_level`` for each of ``location_ids``, in that order."""
+        places, mask = self.places, 0
+        for location_id in location_ids:
+            bit = places.get(location_id)
+            mask |= self._bit(location_id) if bit is None else bit
+        self.stocked[item_id] = self.stocked.get(item_id, 0) | mask
+
     def _bit(self, location_id: str) -> int:
         bit = self.places.get(location_id)
         if bit is None:

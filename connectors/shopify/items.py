@@ -38,7 +38,7 @@ _refs = map_type(("inventory_item_id", "location_id", "sku"))
 #: the type of ``_refs``'s maps when they are tuples of their values in that key order
 #: (None when the shared key table was full and they hold their keys themselves)
 _refs_type = type(_refs(("", "", "")))
-_REFS_TUPLE = _refs_type if issubclass(_refs_type, tuple) else None
+REFS_TUPLE = _refs_type if issubclass(_refs_type, tuple) else None
 _ALL = slice(None)
 _tuple_getitem = tuple.__getitem__
 
@@ -46,7 +46,7 @@ _tuple_getitem = tuple.__getitem__
 def ref_values(refs: Mapping[str, str]) -> tuple[str, str, str]:
     """A Shopify level's references as ``(inventory item gid, location gid, SKU as
     Shopify spells it)``: its own values, at C speed, when built by this module."""
-    if type(refs) is _REFS_TUPLE:
+    if type(refs) is REFS_TUPLE:
         return _tuple_getitem(refs, _ALL)
     return refs["inventory_item_id"], refs["location_id"], refs["sku"]
 

@@ -27,7 +27,7 @@ from connectors.levels import Level, observed_again
 from connectors.memo import I64, Memo, hashes
 from connectors.normalize import Mapping
 from connectors.shopify.catalog import Catalog
-from connectors.shopify.items import ItemFacts, LevelReader, item_facts, ref_values
+from connectors.shopify.items import REFS_TUPLE, ItemFacts, LevelReader, item_facts, ref_values
 
 #: JSONL decoded by msgspec, many lines a call: ~1.7x faster than the json module on
 #: Shopify's lines one by one, and a whole network chunk of lines is one call (a full
@@ -127,22 +127,35 @@ class BulkLines:
         made.extend(found)
         step = iter(decoded)
         items, waiting, settle = self._items, self._waiting, self._settle
+        # the lines of a later read are almost all levels unchanged, each before its item
+        # (Shopify's order since 2026-01): those are told and queued first, at C speed
+        # where the level's references are a tuple of their values (_item takes them)
+        refs_tuple = REFS_TUPLE
         for at, (line, known) in enumerate(zip(lines, found, strict=True), start):
-            if known is None:
-                self._new(next(step), line, at, out)
-            elif type(known) is ItemFacts:  # an item, its line unchanged
-                self._item(known.item_id, known, out)
-            elif type(known) is str:  # an item without a SKU, its line unchanged
-                self._item(known, None, out)
-            elif type(known) is tuple:
-                self._item(*cast(tuple[str, ItemFacts | None], known), out)
-            else:  # a level, its line unchanged
-                item_id = ref_values(known.refs)[0]  # type: ignore[union-attr]
+            kind = type(known)
+            if kind is Level:  # a level, its line unchanged
+                refs = known[7]  # type: ignore[index,misc]
+                if type(refs) is refs_tuple:
+                    item_id = _tuple_getitem(refs, 0)
+                else:
+                    item_id = ref_values(refs)[0]  # type: ignore[arg-type]
                 facts = items.get(item_id, _UNSEEN)
                 if facts is _UNSEEN:  # a level before its item
-                    waiting.setdefault(item_id, []).append((at, line, known))  # type: ignore[arg-type]
+                    queue = waiting.get(item_id)
+                    if queue is None:
+                        waiting[item_id] = [(at, line, known)]  # type: ignore[list-item]
+                    else:
+                        queue.append((at, line, known))  # type: ignore[arg-type]
                 else:
                     settle(facts, known, line, at, out)  # type: ignore[arg-type]
+            elif known is None:
+                self._new(next(step), line, at, out)
+            elif kind is ItemFacts:  # an item, its line unchanged
+                self._item(known.item_id, known, out)  # type: ignore[union-attr,arg-type]
+            elif kind is str:  # an item without a SKU, its line unchanged
+                self._item(known, None, out)  # type: ignore[arg-type]
+            else:
+                self._item(*cast(tuple[str, ItemFacts | None], known), out)
         return out
 
     def finish(self) -> None:
@@ -230,6 +243,8 @@ class BulkLines:
             self._made,
             self._add_level,
         )
+        if facts is not None:
+            waiting = self._kept(item_id, facts, waiting, out)
         for at, line, entry in waiting:
             if type(entry) is not dict:  # from the memo: kept or built again
                 self._settle(facts, entry, line, at, out)  # type: ignore[arg-type]
@@ -241,6 +256,47 @@ class BulkLines:
                     add_level(facts.item_id, level.refs["location_id"])
                 out.append(level)
 
+    def _kept(
+        self,
+        item_id: str,
+        facts: ItemFacts,
+        waiting: list[tuple[int, bytes, dict[str, Any] | Level]],
+        out: list[Level],
+    ) -> list[tuple[int, bytes, dict[str, Any] | Level]]:
+        """What :meth:`_settle` does for each level from the memo that its item keeps
+        (the same SKU, spelling and flags; references a tuple of their values), for all
+        of the item's waiting levels in one loop, without a call per level (a later read
+        takes 500,000 levels from the memo; BENCHMARKS.md, issue 16). Returns the other
+        waiting entries, in order, for the general path; levels are put out in the
+        waiting order as long as each is kept, so the read's order is the general
+        path's."""
+        sku, flags, refs_tuple = facts.sku, facts.flags, REFS_TUPLE
+        spelled = facts.raw_sku or sku
+        observed, made = self._observed, self._made
+        locations: list[str] = []
+        index = 0
+        for at, _, entry in waiting:
+            if type(entry) is not Level:
+                break
+            system, level_sku, place, quantities, _, changed, source, refs, its_flags = entry
+            if not (
+                type(refs) is refs_tuple
+                and level_sku == sku
+                and (its_flags is flags or its_flags == flags)
+                and _tuple_getitem(refs, 2) == spelled
+            ):
+                break
+            level = _new_tuple(
+                Level, (system, sku, place, quantities, observed, changed, source, refs, its_flags)
+            )
+            made[at] = level
+            out.append(level)
+            locations.append(_tuple_getitem(refs, 1))
+            index += 1
+        if locations and self._catalog is not None:
+            self._catalog.add_locations(item_id, locations)
+        return waiting[index:] if index else waiting
+
     def _stocked(self, facts: ItemFacts, level: Level, out: list[Level]) -> None:
         if self._add_level is not None:
             self._add_level(facts.item_id, level.refs["location_id"])
@@ -249,3 +305,5 @@ class BulkLines:
 
 #: an item not met yet in this read
 _UNSEEN: Any = object()
+_tuple_getitem = tuple.__getitem__
+_new_tuple = tuple.__new__

@@ -292,6 +292,24 @@ def test_a_level_whose_item_was_renamed_takes_the_new_sku() -> None:
     assert everything(again) == everything(renamed)
 
 
+@pytest.mark.parametrize("items_first", [False, True])
+def test_a_level_whose_item_is_spelled_otherwise_takes_the_new_spelling(
+    items_first: bool,
+) -> None:
+    # OLD-1 is an alias of SKU-1: the same Driftwatch SKU, flags and lines of levels, but
+    # writes and searches must now use Shopify's new spelling
+    memo: Memo[Made] = Memo()
+    levels = [level_line(1, 0, 5, 9), level_line(1, 1, 2, 2), level_line(1, 2, 0, 0)]
+    for spelling in ("SKU-1", "OLD-1", "OLD-1", "SKU-1"):
+        item = item_line(1, spelling)
+        lines = [item, *levels] if items_first else [*levels, item]
+        found, catalog = read(jsonl(lines), memo, T0)
+        assert {(lv.sku, lv.refs["sku"]) for lv in found} == {("SKU-1", spelling)}
+        assert len(found) == 3
+        assert catalog.spellings_of("SKU-1") == {spelling}
+        assert sorted(catalog.locations_of("gid://shopify/InventoryItem/1")) == list(LOCATIONS)
+
+
 def test_a_level_without_its_item_fails_the_read_and_the_memo_keeps_the_rest() -> None:
     memo: Memo[Made] = Memo()
     whole = [level_line(1, 0, 5, 9), item_line(1, "SKU-1"), level_line(3, 1, 2, 2)]

@@ -168,6 +168,9 @@ class FakeWMS:
         #: items listed verbatim after the levels in an unfiltered listing: to script
         #: what other WMSs send (missing fields, nulls, strings, booleans, huge numbers)
         self.raw_items: list[Any] = []
+        #: where the page's items sit: ``{"items": [...]}`` by default; given a key,
+        #: ``{key: {"items": [...]}}`` (a WMS whose items are nested deeper)
+        self.items_key: str | None = None
         self._keys: dict[str, _Stored] = {}
         self._429: list[float] = []
         self._5xx: list[int] = []
@@ -337,7 +340,7 @@ class FakeWMS:
         total = len(rows) + len(extra)
         has_next = end < total
         body = {
-            "items": chunk,
+            **({self.items_key: {"items": chunk}} if self.items_key else {"items": chunk}),
             "page": page,
             "per_page": per_page,
             "total": total,

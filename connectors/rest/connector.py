@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -30,6 +30,7 @@ from connectors.levels import (
 )
 from connectors.memo import Memo, hashes
 from connectors.normalize import Mapping, count_in_text, from_units, to_units
+from connectors.rest.items import ItemBytes, decode_items
 from connectors.rest.spec import FieldSpec, ListSpec, WriteSpec, dig
 from connectors.times import iso_time
 
@@ -81,8 +82,12 @@ class RestConnector:
             itemgetter(*self._paths) if not any("." in p for p in self._paths) else None
         )
         self._every_state: Callable[[tuple[int, ...]], TupleMap[int]] = map_type(self._states)
-        #: the last complete read's pages, by a hash of their bytes (:mod:`connectors.memo`)
-        self._memo: Memo[_Page] = Memo()
+        #: the last complete read's items (what each made: its level, or False for
+        #: none), by a hash of each item's bytes (:mod:`connectors.rest.items`); for
+        #: pages of a shape that splits into items no cheaper way, whole pages
+        #: (:mod:`connectors.memo`)
+        self._items = ItemBytes.for_listing(listing)
+        self._memo: Memo[Any] = Memo()
 
     @property
     def writable(self) -> bool:
@@ -144,13 +149,17 @@ class RestConnector:
         while url is not None:
             response = await self._get(url, params)
             observed = self._clock.now()
-            key = hashes([response.content]) if memo is not None else None
-            page = memo.take(key)[0] if memo is not None and key is not None else None
-            if page is None:
+            if memo is None:
                 page = self._page(response, observed, seen)
-            else:  # the same bytes as in the last complete read: the same levels
-                page = (tuple(map(partial(observed_again, observed), page[0])), *page[1:])
-            if memo is not None and key is not None:
+            elif self._items is not None:
+                page = self._remembered(response, observed, seen, memo, self._items)
+            else:
+                key = hashes([response.content])
+                kept: _Page | None = memo.take(key)[0]
+                if kept is None:
+                    page = self._page(response, observed, seen)
+                else:  # the same bytes as in the last complete read: the same levels
+                    page = (tuple(map(partial(observed_again, observed), kept[0])), *kept[1:])
                 memo.keep(key, [page])
             levels, count, cursor = page
             yield levels
@@ -171,6 +180,42 @@ class RestConnector:
         )
         cursor = dig(body, spec.next_cursor_path) if spec.pagination == "cursor" else None
         return levels, len(items), cursor
+
+    def _remembered(
+        self,
+        response: httpx.Response,
+        observed: datetime,
+        seen: _Seen,
+        memo: Memo[Level | Literal[False]],
+        splitter: ItemBytes,
+    ) -> _Page:
+        """A full read's page: each item whose bytes the last complete read met is the
+        level it made then, observed now; only the other items are decoded and built.
+        A page msgspec does not read is read by :meth:`_page` (its items kept nowhere:
+        the next read decodes them again)."""
+        split = splitter.split(response.content)
+        if split is None:
+            return self._page(response, observed, seen)
+        pieces, cursor = split
+        keys = hashes(pieces)
+        found = memo.take(keys)
+        missed = [piece for piece, known in zip(pieces, found, strict=True) if known is None]
+        decoded = decode_items(missed) if missed else []
+        if decoded is None:
+            return self._page(response, observed, seen)
+        made: list[Level | Literal[False]] = []
+        step = iter(decoded)
+        for known in found:
+            if known is None:
+                level = self._level(next(step), observed, seen)
+                made.append(False if level is None else level)
+            elif known is False:  # an item that is no level (no SKU, say), unchanged
+                made.append(False)
+            else:  # the same bytes as in the last complete read: the same level
+                made.append(observed_again(observed, known))
+        memo.keep(keys, made)
+        levels = tuple(level for level in made if level is not False)
+        return levels, len(pieces), cursor
 
     def _next(
         self,

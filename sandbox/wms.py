@@ -171,6 +171,9 @@ class FakeWMS:
         #: where the page's items sit: ``{"items": [...]}`` by default; given a key,
         #: ``{key: {"items": [...]}}`` (a WMS whose items are nested deeper)
         self.items_key: str | None = None
+        #: rewrites each listing's bytes before they are sent: to script bytes no JSON
+        #: encoder writes (``1e400``, text that is not UTF-8)
+        self.wire_filter: Callable[[bytes], bytes] | None = None
         self._keys: dict[str, _Stored] = {}
         self._429: list[float] = []
         self._5xx: list[int] = []
@@ -348,6 +351,9 @@ class FakeWMS:
             "next_cursor": _cursor(end) if has_next else None,
         }
         response = web.json_response(body)
+        if self.wire_filter is not None:
+            wire = self.wire_filter(json.dumps(body).encode())
+            response = web.Response(body=wire, content_type="application/json")
         if has_next:
             params = {"page": str(page + 1), "per_page": str(per_page)}
             if sku_filter:

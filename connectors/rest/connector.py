@@ -83,11 +83,12 @@ class RestConnector:
         )
         self._every_state: Callable[[tuple[int, ...]], TupleMap[int]] = map_type(self._states)
         #: the last complete read's items (what each made: its level, or False for
-        #: none), by a hash of each item's bytes (:mod:`connectors.rest.items`); for
-        #: pages of a shape that splits into items no cheaper way, whole pages
-        #: (:mod:`connectors.memo`)
+        #: none), by a hash of each item's bytes (:mod:`connectors.rest.items`), and its
+        #: pages that are not split into items (their shape, or JSON only Python's json
+        #: module reads), whole, by a hash of their bytes (:mod:`connectors.memo`)
         self._items = ItemBytes.for_listing(listing)
-        self._memo: Memo[Any] = Memo()
+        self._item_memo: Memo[Level | Literal[False]] = Memo()
+        self._page_memo: Memo[_Page] = Memo()
 
     @property
     def writable(self) -> bool:
@@ -117,11 +118,13 @@ class RestConnector:
         try:
             levels = [lv async for page in self._read(skus) for lv in page]
         except Exception as exc:
-            self._memo.discard()
+            self._item_memo.discard()
+            self._page_memo.discard()
             self._health.failed(str(exc), self._clock.now())
             raise
         if skus is None:
-            self._memo.commit()
+            self._item_memo.commit()
+            self._page_memo.commit()
         if skus is not None:
             wanted = set(skus)
             levels = [lv for lv in levels if lv.sku in wanted]
@@ -143,24 +146,19 @@ class RestConnector:
         #: this read's SKU spellings and locations, each worked out once (a SKU is on
         #: every location's page)
         seen: _Seen = ({}, {})
-        memo = self._memo if skus is None else None  # a full read's pages are kept
-        if memo is not None:
-            memo.discard()  # what a read given up on kept is not this read's
+        full = skus is None  # a full read's items and pages are kept
+        if full:  # what a read given up on kept is not this read's
+            self._item_memo.discard()
+            self._page_memo.discard()
         while url is not None:
             response = await self._get(url, params)
             observed = self._clock.now()
-            if memo is None:
+            if not full:
                 page = self._page(response, observed, seen)
-            elif self._items is not None:
-                page = self._remembered(response, observed, seen, memo, self._items)
             else:
-                key = hashes([response.content])
-                kept: _Page | None = memo.take(key)[0]
-                if kept is None:
-                    page = self._page(response, observed, seen)
-                else:  # the same bytes as in the last complete read: the same levels
-                    page = (tuple(map(partial(observed_again, observed), kept[0])), *kept[1:])
-                memo.keep(key, [page])
+                split = self._items.split(response.content) if self._items else None
+                by_item = self._by_item(split, observed, seen) if split else None
+                page = by_item or self._by_page(response, observed, seen)
             levels, count, cursor = page
             yield levels
             largest = max(largest, count)
@@ -181,28 +179,34 @@ class RestConnector:
         cursor = dig(body, spec.next_cursor_path) if spec.pagination == "cursor" else None
         return levels, len(items), cursor
 
-    def _remembered(
-        self,
-        response: httpx.Response,
-        observed: datetime,
-        seen: _Seen,
-        memo: Memo[Level | Literal[False]],
-        splitter: ItemBytes,
-    ) -> _Page:
-        """A full read's page: each item whose bytes the last complete read met is the
-        level it made then, observed now; only the other items are decoded and built.
-        A page msgspec does not read is read by :meth:`_page` (its items kept nowhere:
-        the next read decodes them again)."""
-        split = splitter.split(response.content)
-        if split is None:
-            return self._page(response, observed, seen)
+    def _by_page(self, response: httpx.Response, observed: datetime, seen: _Seen) -> _Page:
+        """A full read's page that is not split into items: the last complete read's
+        levels of it, observed now, if its bytes are the same; else decoded and built."""
+        key = hashes([response.content])
+        kept = self._page_memo.take(key)[0]
+        if kept is None:
+            page = self._page(response, observed, seen)
+        else:
+            page = (tuple(map(partial(observed_again, observed), kept[0])), *kept[1:])
+        self._page_memo.keep(key, [page])
+        return page
+
+    def _by_item(
+        self, split: tuple[list[bytes], Any], observed: datetime, seen: _Seen
+    ) -> _Page | None:
+        """A full read's page split into its items' bytes: each item the last complete
+        read met is the level it made then, observed now; only the other items are
+        decoded and built. None where msgspec does not decode one of those (the page is
+        then read whole; the items this call took from the memo are decoded again by the
+        next read)."""
         pieces, cursor = split
+        memo = self._item_memo
         keys = hashes(pieces)
         found = memo.take(keys)
         missed = [piece for piece, known in zip(pieces, found, strict=True) if known is None]
         decoded = decode_items(missed) if missed else []
         if decoded is None:
-            return self._page(response, observed, seen)
+            return None
         made: list[Level | Literal[False]] = []
         step = iter(decoded)
         for known in found:

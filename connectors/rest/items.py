@@ -12,8 +12,10 @@ Only where the page's shape allows it: the items at the top of the body or under
 top-level key, and the next cursor (cursor paging) under another top-level key. A page
 msgspec refuses (JSON that Python's json module reads but msgspec does not: ``NaN``,
 ``1e400``, a lone surrogate, a byte-order mark, UTF-16) is left to the connector's
-general path, which reads it as before; where msgspec reads a page, the values are those
-Python's json module gives.
+general path, which reads it as before (and remembers it whole); where msgspec reads a
+page, the values are those Python's json module gives. The other way round, msgspec
+steps over the parts of a page it does not keep without checking their text: a page
+that is not UTF-8 is never split, so it fails as Python's json module fails it.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ class ItemBytes:
 
     __slots__ = ("_cursor_rest", "_decoder", "_has_cursor")
 
-    def __init__(self, decoder: msgspec.json.Decoder[Any], cursor_rest: str | None) -> None:
+    def __init__(
+        self, decoder: msgspec.json.Decoder[Any], has_cursor: bool, cursor_rest: str | None
+    ) -> None:
         self._decoder = decoder
-        self._has_cursor = cursor_rest is not None
-        self._cursor_rest = cursor_rest
+        #: whether pages carry a next cursor, and its path below its top-level key
+        self._has_cursor, self._cursor_rest = has_cursor, cursor_rest
 
     @classmethod
     def for_listing(cls, listing: ListSpec) -> ItemBytes | None:
@@ -49,31 +53,37 @@ class ItemBytes:
         if not items_path:  # the body is the list of items
             if cursor is not None:
                 return None
-            return cls(msgspec.json.Decoder(list[msgspec.Raw]), None)
+            return cls(msgspec.json.Decoder(list[msgspec.Raw]), False, None)
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [("items", list[msgspec.Raw])]
         rename = {"items": items_path}
         rest: str | None = None
         if cursor is not None:
-            head, _, rest = cursor.partition(".")
+            head, dot, rest = cursor.partition(".")
+            rest = rest if dot else None
             if head == items_path:
                 return None
             fields.append(("cursor", msgspec.Raw, msgspec.Raw(b"null")))
             rename["cursor"] = head
         page = msgspec.defstruct("Page", fields, rename=rename)
-        return cls(msgspec.json.Decoder(page), rest)
+        return cls(msgspec.json.Decoder(page), cursor is not None, rest)
 
     def split(self, content: bytes) -> tuple[list[bytes], Any] | None:
         """The bytes of each item of the page, in order, and its next cursor (None
         without cursor paging); None where msgspec does not read the page."""
+        if not content.isascii():
+            try:  # what Python's json module checks of bytes, msgspec skips unchecked
+                content.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                return None
         try:
             page = self._decoder.decode(content)
             if not self._has_cursor:
                 items = page if type(page) is list else page.items
                 return list(map(bytes, items)), None
             cursor = _decode_value(page.cursor)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except msgspec.DecodeError:
             return None
-        if self._cursor_rest:
+        if self._cursor_rest is not None:
             cursor = dig(cursor, self._cursor_rest)
         return list(map(bytes, page.items)), cursor
 
@@ -83,6 +93,6 @@ def decode_items(pieces: list[bytes]) -> list[Any] | None:
     where msgspec does not read one of them."""
     try:
         items: list[Any] = _decode_value(b"[" + b",".join(pieces) + b"]")
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except msgspec.DecodeError:
         return None
     return items

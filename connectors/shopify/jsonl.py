@@ -132,29 +132,28 @@ class BulkLines:
         # where the level's references are a tuple of their values (_item takes them)
         refs_tuple = REFS_TUPLE
         for at, (line, known) in enumerate(zip(lines, found, strict=True), start):
-            kind = type(known)
-            if kind is Level:  # a level, its line unchanged
-                refs = known[7]  # type: ignore[index,misc]
+            if type(known) is Level:  # a level, its line unchanged
+                refs = known.refs
                 if type(refs) is refs_tuple:
                     item_id = _tuple_getitem(refs, 0)
                 else:
-                    item_id = ref_values(refs)[0]  # type: ignore[arg-type]
+                    item_id = ref_values(refs)[0]
                 facts = items.get(item_id, _UNSEEN)
                 if facts is _UNSEEN:  # a level before its item
                     queue = waiting.get(item_id)
                     if queue is None:
-                        waiting[item_id] = [(at, line, known)]  # type: ignore[list-item]
+                        waiting[item_id] = [(at, line, known)]
                     else:
-                        queue.append((at, line, known))  # type: ignore[arg-type]
+                        queue.append((at, line, known))
                 else:
-                    settle(facts, known, line, at, out)  # type: ignore[arg-type]
+                    settle(facts, known, line, at, out)
             elif known is None:
                 self._new(next(step), line, at, out)
-            elif kind is ItemFacts:  # an item, its line unchanged
-                self._item(known.item_id, known, out)  # type: ignore[union-attr,arg-type]
-            elif kind is str:  # an item without a SKU, its line unchanged
-                self._item(known, None, out)  # type: ignore[arg-type]
-            else:
+            elif type(known) is ItemFacts:  # an item, its line unchanged
+                self._item(known.item_id, known, out)
+            elif type(known) is str:  # an item without a SKU, its line unchanged
+                self._item(known, None, out)
+            elif type(known) is tuple:
                 self._item(*cast(tuple[str, ItemFacts | None], known), out)
         return out
 

@@ -11,7 +11,7 @@ import pytest
 from connector_testing import WMS_FIELDS, WMS_LISTING, WMS_TOKEN, TableMapping, rest_connector
 
 from connectors.clock import ManualClock
-from connectors.errors import AuthError, TransportError, WriteRejected
+from connectors.errors import AuthError, ResponseError, TransportError, WriteRejected
 from connectors.levels import Level, LevelWrite
 from connectors.rest import RestConnector
 from sandbox.wms import FakeWMS
@@ -148,6 +148,53 @@ async def test_a_full_read_hours_later_builds_again_only_the_items_that_changed(
     third = await connector.read_levels()
     assert _everything(third) == _everything([lv._replace(observed_at=clock.now()) for lv in fresh])
     assert all(lv.quantities is was.quantities for lv, was in zip(third, second, strict=True))
+
+
+async def test_an_item_only_pythons_json_module_reads_is_read_as_it_reads_it(
+    http: httpx.AsyncClient,
+    connector: RestConnector,
+    wms: FakeWMS,
+    mapping: TableMapping,
+    clock: ManualClock,
+) -> None:
+    """``1e400`` in an item: msgspec splits the page but will not decode the item, so
+    the page is read whole by Python's json module (an infinite quantity: left out),
+    in the first read and in later ones, the same as a fresh connector reads it."""
+    _seed(wms, 700)
+    wms.set_level("SKU-0600", "WH-EAST", on_hand=424242)
+    wms.wire_filter = lambda wire: wire.replace(b"424242", b"1e400")
+    first = await connector.read_levels()
+    clock.advance(3600)
+    wms.set_level("SKU-0601", "WH-EAST", on_hand=3)  # the same page changes
+    second = await connector.read_levels()
+    fresh = await rest_connector(http, wms.base_url, mapping, clock).read_levels()
+    assert _everything(second) == _everything(fresh)
+    for levels in (first, second):
+        odd = next(lv for lv in levels if lv.sku == "SKU-0600")
+        assert "on_hand" not in odd.quantities
+    assert dict(next(lv for lv in second if lv.sku == "SKU-0601").quantities)["on_hand"] == 3
+
+
+@pytest.mark.parametrize("where", ["items", "beside"])
+async def test_a_page_that_is_not_utf8_fails_a_full_read_as_it_fails_a_filtered_one(
+    connector: RestConnector, wms: FakeWMS, where: str
+) -> None:
+    """msgspec steps over what it does not keep without checking its text; Python's
+    json module refuses the whole page. A full read refuses it too, whether the bad
+    byte sits in an item or beside the items."""
+    _seed(wms, 10)
+    wms.set_level("SKU-CAFE", "WH-EAST", on_hand=1)
+    bad = b'"SKU-CAF\xe9"'
+    if where == "items":
+        wms.wire_filter = lambda wire: wire.replace(b'"SKU-CAFE"', bad)
+    else:
+        wms.wire_filter = lambda wire: wire.replace(b'"page":', b'"note": ' + bad + b', "page":')
+    with pytest.raises(ResponseError, match="not JSON"):
+        await connector.read_levels()
+    with pytest.raises(ResponseError, match="not JSON"):
+        await connector.read_levels(["SKU-CAFE"])
+    wms.wire_filter = None
+    assert len(await connector.read_levels()) == 11
 
 
 @pytest.mark.parametrize("pagination", ["page", "cursor"])
@@ -404,7 +451,7 @@ async def test_each_quantity_is_read_as_a_count_or_left_out(
     whole count is left out of the level, never guessed; an item without a SKU or a
     location is no level; the rest of the page is still read. The same again in a later
     read, from the memo: a page with Infinity or NaN (which only Python's json module
-    reads) whole, the others item by item."""
+    reads) remembered whole, the others item by item."""
     fields = WMS_FIELDS
     if nested:
         fields = replace(
@@ -441,6 +488,8 @@ async def test_each_quantity_is_read_as_a_count_or_left_out(
     clock.advance(5 * 3600)
     again = await connector.read_levels()
     assert _everything(again) == _everything([lv._replace(observed_at=clock.now()) for lv in first])
+    # nothing changed: every level is the last read's, whichever way its page was read
+    assert all(a.quantities is b.quantities for a, b in zip(again, first, strict=True))
     levels = {lv.sku: lv for lv in again}
 
     for i, _, expected in hostile:

@@ -70,7 +70,9 @@ def test_a_shape_it_cannot_split_is_left_to_the_page_memo(listing: ListSpec) -> 
         b'{"items": [{"q": 1}], "total": Infinity}',
         b'\xef\xbb\xbf{"items": []}',  # a byte-order mark
         '{"items": []}'.encode("utf-16"),
-        b'{"items": [{"sku": "\\ud800"}]}',
+        b'{"items": [], "note": "caf\xe9"}',  # not UTF-8, beside the items
+        b'{"items": [{"sku": "caf\xe9"}]}',  # not UTF-8, in an item
+        b'{"items": [{"sku": "\\ud800"}]}',  # a lone surrogate
         b'{"items": 5}',
         b'{"page": 1}',
         b"[]",
@@ -80,9 +82,19 @@ def test_a_shape_it_cannot_split_is_left_to_the_page_memo(listing: ListSpec) -> 
 def test_a_page_msgspec_refuses_is_not_split(content: bytes) -> None:
     splitter = ItemBytes.for_listing(ListSpec(path="/x"))
     assert splitter is not None
+    assert splitter.split(content) is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"items": [{"q": 1e400}]}', b'{"items": [{"q": -1e999}, {"q": 1}]}'],
+)
+def test_a_page_split_whose_item_msgspec_refuses_is_not_decoded(content: bytes) -> None:
+    splitter = ItemBytes.for_listing(ListSpec(path="/x"))
+    assert splitter is not None
     split = splitter.split(content)
-    if split is not None:  # split, but an item that msgspec will not decode
-        assert decode_items(split[0]) is None
+    assert split is not None
+    assert decode_items(split[0]) is None
 
 
 def test_an_item_msgspec_will_not_decode_is_refused_whole() -> None:

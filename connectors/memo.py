@@ -18,8 +18,11 @@ are both left out. A new piece whose hash equals a kept piece's would be taken f
 at a million kept pieces and a thousand new ones, a chance of about one in 10**10 a
 read (the read watermark in :mod:`ledger.watermark` makes the same trade).
 
-The memo holds sorted hashes in a numpy array and what they were made into in a list:
-16 bytes a piece, beside the objects themselves (which the read's levels hold anyway).
+The memo holds sorted hashes in a numpy array and what they were made into in a numpy
+array of objects: 16 bytes a piece, beside the objects themselves (which the read's
+levels hold anyway). Objects, not a list: putting a list in hash order took a Python int
+per piece (a million at 100,000 SKUs, 28 bytes each), whose freed memory the process
+kept (BENCHMARKS.md, issue 16).
 """
 
 from __future__ import annotations
@@ -52,13 +55,13 @@ class Memo(Generic[T]):
 
     def __init__(self) -> None:
         self._keys: I64 = np.empty(0, np.int64)
-        self._made: list[T | None] = []
+        self._made: npt.NDArray[np.object_] = np.empty(0, object)
         self._kept_keys: list[I64] = []
         self._kept: list[T | None] = []
 
     def __len__(self) -> int:
         """How many pieces the memo holds (taken ones not counted)."""
-        return len(self._made) - self._made.count(None)
+        return sum(1 for made in self._made if made is not None)
 
     def take(self, keys: I64) -> list[T | None]:
         """What the last complete read made of each piece of ``keys`` (None for a piece
@@ -73,12 +76,10 @@ class Memo(Generic[T]):
         at = np.searchsorted(self._keys, keys)
         np.minimum(at, n - 1, out=at)
         hit = self._keys[at] == keys
-        made = self._made
-        found: list[T | None] = list(map(made.__getitem__, at.tolist()))
-        for i in np.flatnonzero(~hit).tolist():
-            found[i] = None
-        for i in at[hit].tolist():
-            made[i] = None  # taken: found no more
+        picked = self._made[at]
+        picked[~hit] = None
+        self._made[at[hit]] = None  # taken: found no more
+        found: list[T | None] = picked.tolist()
         return found
 
     def keep(self, keys: I64, made: Iterable[T | None]) -> None:
@@ -103,7 +104,7 @@ class Memo(Generic[T]):
         useful[:-1][same] = False
         order = order[useful]
         self._keys = keys[useful]
-        self._made = list(map(kept.__getitem__, order.tolist()))
+        self._made = np.fromiter(kept, object, len(kept))[order]
 
     def discard(self) -> None:
         """This read did not complete: the memo stays the last complete read's, less
@@ -113,4 +114,4 @@ class Memo(Generic[T]):
     def clear(self) -> None:
         """Forget everything (the next read makes every piece again)."""
         self.discard()
-        self._keys, self._made = np.empty(0, np.int64), []
+        self._keys, self._made = np.empty(0, np.int64), np.empty(0, object)

@@ -500,7 +500,10 @@ class Changes:
         # The last row written of each key wins: sorted stably, a key's rows are a run in
         # write order, and the run's last is taken. ``hashes`` comes out sorted, unique.
         order = np.argsort(written, kind="stable")
-        hashes = written[order]
+        # sorted in place: the values written[order] holds, without a second copy of
+        # millions of keys at the peak of a first read (``take`` hands over its buffer)
+        written.sort()
+        hashes = written
         del written
         last = np.ones(len(hashes), np.bool_)
         np.not_equal(hashes[1:], hashes[:-1], out=last[:-1])

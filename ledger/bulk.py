@@ -36,6 +36,8 @@ from ledger.storable import require_storable
 Key = tuple[str, str, str, str]  # system, sku, location, state
 CurrentRow = tuple[str, str, str, str, int, datetime, datetime | None, str]
 HistoryRow = tuple[str, str, str, str, int, datetime, str]
+#: rows built only when asked for (the fallback of :func:`copy_text`)
+RowsFrom = Callable[[], Sequence[Sequence[object]]]
 
 _KEY = ("system", "sku", "location", "state")
 #: A current row's ``observed_at`` (alias ``c``), lifted to its system's last complete
@@ -269,12 +271,43 @@ class LevelBulk:
             return list(itertools.chain.from_iterable(map(itertools.repeat, column, repeat_k)))
 
         repeat_k = itertools.repeat(k)
-        key = ([system] * (m * k), each(skus), each(locations), list(states) * m)
-        at, source = each(observed_text), each(sources)
-        history = list(zip(*key, quantities, at, source, strict=True))
-        current = list(zip(*key, quantities, at, each(changed_text), source, strict=True))
-        del key, at, source
-        await self._write_new(conn, history, current)
+
+        def rows() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+            key = ([system] * (m * k), each(skus), each(locations), list(states) * m)
+            at, source = each(observed_text), each(sources)
+            history = list(zip(*key, quantities, at, source, strict=True))
+            current = list(zip(*key, quantities, at, each(changed_text), source, strict=True))
+            return history, current
+
+        if not self._copy:
+            await self._write_new(conn, *rows())
+            return
+        # COPY's text: one %-format per level for its k rows (a format per row cost
+        # about twice the CPU; BENCHMARKS.md, issue 16), when no text needs escaping:
+        # the columns are checked, not the rows, which repeat them k times
+        if len(quantities) != m * k:
+            raise ValueError(f"{len(quantities)} quantities for {m} levels of {k} states")
+        plain = all(map(_copy_plain, ([system, *states], skus, locations, sources)))
+        by_state = [quantities[i::k] for i in range(k)]
+        tables: list[tuple[str, Sequence[str], list[list[str]], RowsFrom]] = [
+            ("level_history", _HISTORY, [observed_text], lambda: rows()[0]),
+            ("level_current", _CURRENT, [observed_text, changed_text], lambda: rows()[1]),
+        ]
+        for table, names, times, fallback in tables:
+            data: bytes | None = None
+            if plain:
+                fields = ["%s"] * (4 + len(times))  # sku, location, quantity, times, source
+                line = "".join(
+                    "\t".join([_percent(system), *fields[:2], _percent(state), *fields[2:]]) + "\n"
+                    for state in states
+                )
+                per_level = zip(
+                    *[c for i in range(k) for c in (skus, locations, by_state[i], *times, sources)],
+                    strict=True,
+                )
+                data = _encoded("".join(map(line.__mod__, per_level)))
+            await _copy(conn, table, names, data, fallback)
+            del data
 
     def _texts(
         self, observed: list[datetime], changed: list[datetime | None]
@@ -316,36 +349,70 @@ async def copy_rows(
     The rows are formatted as COPY's text format by one join (hand-written: psycopg's
     ``write_row`` costs twice the CPU, a Python call per row). That is only correct when
     no value holds a tab, newline, carriage return, backslash or NUL, and no value is
-    None (``\\N``): the buffer is checked for exactly that (its tab and newline counts,
+    None (``\\N``): the text is checked for exactly that (its tab and newline counts,
     and none of the others), and where the check fails the rows go through
     ``write_row``, which escapes them (and refuses what PostgreSQL cannot store, as the
     JSON form does).
     """
-    raw = (await conn.get_raw_connection()).driver_connection
-    assert isinstance(raw, PsycopgConnection)
     width = len(columns)
     line = ("\t".join(["{}"] * width) + "\n").format
     text = "".join(itertools.starmap(line, rows))
     plain = (
         text.count("\t") == (width - 1) * len(rows)
         and text.count("\n") == len(rows)
-        and not any(c in text for c in ("\\", "\r", "\x00"))
+        and not any(c in text for c in _COPY_SPECIAL[2:])
         and ("None" not in text or all(None not in row for row in rows))
     )
-    data: bytes | None = None
-    if plain:
-        try:
-            data = text.encode()
-        except UnicodeEncodeError:  # a lone surrogate: write_row names it
-            data = None
+    data = _encoded(text) if plain else None
     del text
+    await _copy(conn, table, columns, data, lambda: rows)
+
+
+async def _copy(
+    conn: AsyncConnection,
+    table: str,
+    columns: Sequence[str],
+    data: bytes | None,
+    rows: RowsFrom,
+) -> None:
+    """``COPY table (columns) FROM STDIN`` on ``conn``'s psycopg connection: ``data``,
+    COPY's text format for the rows, or where there is none ``rows()`` through psycopg's
+    ``write_row``, which escapes them."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(raw, PsycopgConnection)
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     async with raw.cursor() as cursor, cursor.copy(statement) as copy:
         if data is not None:
             await copy.write(data)
         else:
-            for row in rows:
+            for row in rows():
                 await copy.write_row(row)
+
+
+#: what COPY's text format gives a meaning (besides ``\\N``, which needs a backslash)
+_COPY_SPECIAL = ("\t", "\n", "\r", "\\", "\x00")
+
+
+def _copy_plain(values: Sequence[str]) -> bool:
+    """Whether every value is text COPY's text format takes as it is."""
+    try:
+        joined = "".join(values)
+    except TypeError:  # not all of them are text
+        return False
+    return not any(c in joined for c in _COPY_SPECIAL)
+
+
+def _encoded(text: str) -> bytes | None:
+    """``text`` as UTF-8, or None where it holds a lone surrogate (``write_row`` names it)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return None
+
+
+def _percent(text: str) -> str:
+    """``text`` as itself in a %-format."""
+    return text.replace("%", "%%")
 
 
 def _join(left: str, right: str) -> str:

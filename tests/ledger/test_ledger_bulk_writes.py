@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ledger_testing import at, obs, scalar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger import InvalidArgument, Ledger, LevelObservation, RecordResult
+from ledger import InvalidArgument, Ledger, LevelBlock, LevelObservation, RecordResult
 
 HOSTILE = [
     "TAB\tSKU",
@@ -63,6 +63,50 @@ async def test_hostile_keys_round_trip_through_a_first_read_and_a_change(
         ("\\N", 5, at(5)),
     ]
     assert await scalar(raw, "SELECT count(*) FROM level_history") == len(skus) + len(HOSTILE)
+
+
+#: text a %-format or a str.format gives a meaning (the first read of a block is
+#: formatted for COPY one level at a time, its system and states in the format)
+FORMATS = ["100%", "%s", "%d", "%(x)s", "%%", "{0}", "{}", "}{"]
+
+
+@pytest.mark.parametrize(
+    ("system", "states", "skus"),
+    [
+        ("erp", ("on_hand", "available"), [f"PLAIN-{n}" for n in range(40)] + FORMATS),
+        ("erp%s{0}", ("on%hand", "%s", "{1}"), [f"PLAIN-{n}" for n in range(40)]),
+        ("erp%s", ("on\thand", "%d"), HOSTILE + FORMATS),
+    ],
+    ids=["formats-in-skus", "formats-in-system-and-states", "hostile-everywhere"],
+)
+async def test_a_first_read_as_columns_stores_every_string_as_it_came(
+    ledger: Ledger, raw: AsyncEngine, system: str, states: tuple[str, ...], skus: list[str]
+) -> None:
+    """A system's first complete read handed over as columns (a ``LevelBlock``, as the
+    connectors hand it) is written straight from them: every SKU, location, state and
+    system name comes back as it went in, each level's quantities in its states' order."""
+    locations = [f"loc %s {{}} {n % 3}" if n % 2 else f"loc-{n % 3}" for n in range(len(skus))]
+    quantities = [n * 10 + s for n in range(len(skus)) for s in range(len(states))]
+    first = LevelBlock(
+        system=system,
+        states=states,
+        skus=skus,
+        locations=locations,
+        quantities=quantities,
+        observed_at=[at(0)] * len(skus),
+        changed_at=[at(-1) if n % 2 else None for n in range(len(skus))],
+        sources=["bulk %s"] * len(skus),
+    )
+    result = await ledger.record_levels(blocks=[first], complete=[system])
+    cells = len(skus) * len(states)
+    assert result == RecordResult(observed=cells, changed=cells, stale=0)
+    back = {(r.sku, r.location, r.state): r for r in await ledger.current_levels()}
+    assert {key: (r.system, r.quantity, r.changed_at, r.source) for key, r in back.items()} == {
+        (sku, locations[n], state): (system, n * 10 + s, at(-1) if n % 2 else at(0), "bulk %s")
+        for n, sku in enumerate(skus)
+        for s, state in enumerate(states)
+    }
+    assert await scalar(raw, "SELECT count(*) FROM level_history") == cells
 
 
 async def test_a_first_read_without_the_systems_changed_at_stores_the_read_time(

@@ -9,8 +9,10 @@ exception, because a first read of 100,000 SKUs writes 6.5 million rows to each 
 On SQLite every insert and upsert goes through ``executemany``, which binds the rows in
 C (the JSON form took about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16). On
 PostgreSQL, history rows and the current rows of keys the watermark knows to be new go
-through ``COPY ... FROM STDIN`` (:func:`copy_rows`), which the server takes about three
-times faster than the JSON form; only the upserts of known keys travel as JSON.
+through ``COPY ... FROM STDIN`` in its text format, built by hand (:func:`copy_rows`;
+a first read's new keys one level at a time, in :meth:`LevelBulk.insert_levels`), which
+the server takes about three times faster than the JSON form; only the upserts of known
+keys travel as JSON. Text COPY would read otherwise goes through psycopg's escaping.
 
 Rows are tuples in column order: history ``(system, sku, location, state, quantity,
 observed_at, source)``, current ``(system, sku, location, state, quantity, observed_at,
@@ -259,8 +261,9 @@ class LevelBulk:
         """:meth:`insert_new` for levels as columns: ``columns`` are the levels' SKUs,
         locations, observed and changed times and sources, ``quantities`` their values
         row by row, one row per state. Every key must be new and its text storable (the
-        caller vouches for both). Each row is built at C speed from the columns, with no
-        object per observation."""
+        caller vouches for both). No object is made per observation: on SQLite each row is
+        built at C speed from the columns; on PostgreSQL each level's k rows are one
+        %-format of COPY's text, unless some text needs COPY's escaping."""
         skus, locations, observed, changed, sources = columns
         k, m = len(states), len(skus)
         if not k or not m:
@@ -272,12 +275,18 @@ class LevelBulk:
 
         repeat_k = itertools.repeat(k)
 
-        def rows() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        def rows(
+            history: bool = True, current: bool = True
+        ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+            """The history and the current rows (each only if asked for)."""
             key = ([system] * (m * k), each(skus), each(locations), list(states) * m)
             at, source = each(observed_text), each(sources)
-            history = list(zip(*key, quantities, at, source, strict=True))
-            current = list(zip(*key, quantities, at, each(changed_text), source, strict=True))
-            return history, current
+            return (
+                list(zip(*key, quantities, at, source, strict=True)) if history else [],
+                list(zip(*key, quantities, at, each(changed_text), source, strict=True))
+                if current
+                else [],
+            )
 
         if not self._copy:
             await self._write_new(conn, *rows())
@@ -290,8 +299,8 @@ class LevelBulk:
         plain = all(map(_copy_plain, ([system, *states], skus, locations, sources)))
         by_state = [quantities[i::k] for i in range(k)]
         tables: list[tuple[str, Sequence[str], list[list[str]], RowsFrom]] = [
-            ("level_history", _HISTORY, [observed_text], lambda: rows()[0]),
-            ("level_current", _CURRENT, [observed_text, changed_text], lambda: rows()[1]),
+            ("level_history", _HISTORY, [observed_text], lambda: rows(current=False)[0]),
+            ("level_current", _CURRENT, [observed_text, changed_text], lambda: rows(False)[1]),
         ]
         for table, names, times, fallback in tables:
             data: bytes | None = None
@@ -376,10 +385,13 @@ async def _copy(
     rows: RowsFrom,
 ) -> None:
     """``COPY table (columns) FROM STDIN`` on ``conn``'s psycopg connection: ``data``,
-    COPY's text format for the rows, or where there is none ``rows()`` through psycopg's
-    ``write_row``, which escapes them."""
+    COPY's text format for the rows in UTF-8, or where there is none (or the connection
+    speaks another encoding) ``rows()`` through psycopg's ``write_row``, which escapes
+    and encodes them."""
     raw = (await conn.get_raw_connection()).driver_connection
     assert isinstance(raw, PsycopgConnection)
+    if raw.info.encoding != "utf-8":  # a database in LATIN1, say: psycopg encodes
+        data = None
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     async with raw.cursor() as cursor, cursor.copy(statement) as copy:
         if data is not None:

@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_testing import at, obs, scalar
+from pg_testing import pg_schema
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import InvalidArgument, Ledger, LevelBlock, LevelObservation, RecordResult
@@ -70,22 +72,47 @@ async def test_hostile_keys_round_trip_through_a_first_read_and_a_change(
 FORMATS = ["100%", "%s", "%d", "%(x)s", "%%", "{0}", "{}", "}{"]
 
 
+PLAIN = [f"PLAIN-{n}" for n in range(40)]
+
+
 @pytest.mark.parametrize(
-    ("system", "states", "skus"),
+    ("system", "states", "skus", "odd_location", "source"),
     [
-        ("erp", ("on_hand", "available"), [f"PLAIN-{n}" for n in range(40)] + FORMATS),
-        ("erp%s{0}", ("on%hand", "%s", "{1}"), [f"PLAIN-{n}" for n in range(40)]),
-        ("erp%s", ("on\thand", "%d"), HOSTILE + FORMATS),
+        ("erp", ("on_hand", "available"), PLAIN + FORMATS, "loc %s {}", "bulk %s"),
+        ("erp%s{0}", ("on%hand", "%s", "{1}"), PLAIN, "loc", "bulk"),
+        # one column that needs COPY's escaping, the others plain: each is checked
+        ("erp", ("on_hand", "on\thand"), PLAIN, "loc", "bulk"),
+        ("erp", ("on_hand",), PLAIN, "loc\\1", "bulk"),
+        ("erp", ("on_hand",), PLAIN, "loc", "bulk\n"),
+        ("erp\\N", ("on_hand",), PLAIN, "loc", "bulk"),
+        ("erp", ("on_hand",), [*PLAIN, "\\N"], "loc", "bulk"),
+        ("erp%s", ("on\thand", "%d"), HOSTILE + FORMATS, "loc\r%s", "bulk\t%s"),
     ],
-    ids=["formats-in-skus", "formats-in-system-and-states", "hostile-everywhere"],
+    ids=[
+        "formats-in-skus-locations-sources",
+        "formats-in-system-and-states",
+        "tab-in-a-state",
+        "backslash-in-a-location",
+        "newline-in-the-source",
+        "backslash-in-the-system",
+        "null-marker-as-a-sku",
+        "hostile-everywhere",
+    ],
 )
 async def test_a_first_read_as_columns_stores_every_string_as_it_came(
-    ledger: Ledger, raw: AsyncEngine, system: str, states: tuple[str, ...], skus: list[str]
+    ledger: Ledger,
+    raw: AsyncEngine,
+    system: str,
+    states: tuple[str, ...],
+    skus: list[str],
+    odd_location: str,
+    source: str,
 ) -> None:
     """A system's first complete read handed over as columns (a ``LevelBlock``, as the
-    connectors hand it) is written straight from them: every SKU, location, state and
-    system name comes back as it went in, each level's quantities in its states' order."""
-    locations = [f"loc %s {{}} {n % 3}" if n % 2 else f"loc-{n % 3}" for n in range(len(skus))]
+    connectors hand it) is written straight from them: every SKU, location, state,
+    source and system name comes back as it went in, each level's quantities in its
+    states' order."""
+    locations = [f"{odd_location} {n % 3}" if n % 2 else f"loc-{n % 3}" for n in range(len(skus))]
     quantities = [n * 10 + s for n in range(len(skus)) for s in range(len(states))]
     first = LevelBlock(
         system=system,
@@ -95,18 +122,50 @@ async def test_a_first_read_as_columns_stores_every_string_as_it_came(
         quantities=quantities,
         observed_at=[at(0)] * len(skus),
         changed_at=[at(-1) if n % 2 else None for n in range(len(skus))],
-        sources=["bulk %s"] * len(skus),
+        sources=[source] * len(skus),
     )
     result = await ledger.record_levels(blocks=[first], complete=[system])
     cells = len(skus) * len(states)
     assert result == RecordResult(observed=cells, changed=cells, stale=0)
     back = {(r.sku, r.location, r.state): r for r in await ledger.current_levels()}
     assert {key: (r.system, r.quantity, r.changed_at, r.source) for key, r in back.items()} == {
-        (sku, locations[n], state): (system, n * 10 + s, at(-1) if n % 2 else at(0), "bulk %s")
+        (sku, locations[n], state): (system, n * 10 + s, at(-1) if n % 2 else at(0), source)
         for n, sku in enumerate(skus)
         for s, state in enumerate(states)
     }
     assert await scalar(raw, "SELECT count(*) FROM level_history") == cells
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("columns", [True, False], ids=["columns", "observations"])
+async def test_a_database_speaking_latin1_gets_its_text_in_latin1(columns: bool) -> None:
+    """COPY's text is built by hand as UTF-8; a connection whose client encoding is
+    another (a LATIN1 database's default) gets its rows through psycopg, which encodes
+    them as the server expects: an umlaut comes back an umlaut, not two letters."""
+    skus = ["ÜBER-Größe", "café", "PLAIN"]
+    async with pg_schema() as url:
+        parsed = make_url(url)
+        options = f"{parsed.query['options']} -cclient_encoding=LATIN1"
+        latin1 = parsed.update_query_dict({"options": options})
+        async with Ledger.from_url(latin1.render_as_string(hide_password=False)) as ledger:
+            await ledger.upgrade()
+            if columns:
+                first = LevelBlock(
+                    system="erp",
+                    states=("on_hand",),
+                    skus=skus,
+                    locations=["Lager Süd"] * 3,
+                    quantities=[1, 2, 3],
+                    observed_at=[at(0)] * 3,
+                    changed_at=[None] * 3,
+                    sources=["bulk"] * 3,
+                )
+                await ledger.record_levels(blocks=[first], complete=["erp"])
+            else:
+                read = [obs(n, 0, sku=s, location="Lager Süd") for n, s in enumerate(skus)]
+                await ledger.record_levels(read, complete=["shopify"])
+            back = await ledger.current_levels()
+        assert sorted((r.sku, r.location) for r in back) == sorted((s, "Lager Süd") for s in skus)
 
 
 async def test_a_first_read_without_the_systems_changed_at_stores_the_read_time(

@@ -38,7 +38,7 @@ from ledger.storable import require_storable
 Key = tuple[str, str, str, str]  # system, sku, location, state
 CurrentRow = tuple[str, str, str, str, int, datetime, datetime | None, str]
 HistoryRow = tuple[str, str, str, str, int, datetime, str]
-#: rows built only when asked for (the fallback of :func:`copy_text`)
+#: rows built only when asked for (the fallback of :func:`_copy`)
 RowsFrom = Callable[[], Sequence[Sequence[object]]]
 
 _KEY = ("system", "sku", "location", "state")
@@ -298,9 +298,10 @@ class LevelBulk:
             raise ValueError(f"{len(quantities)} quantities for {m} levels of {k} states")
         plain = all(map(_copy_plain, ([system, *states], skus, locations, sources)))
         by_state = [quantities[i::k] for i in range(k)]
+        both = [observed_text, changed_text]
         tables: list[tuple[str, Sequence[str], list[list[str]], RowsFrom]] = [
             ("level_history", _HISTORY, [observed_text], lambda: rows(current=False)[0]),
-            ("level_current", _CURRENT, [observed_text, changed_text], lambda: rows(False)[1]),
+            ("level_current", _CURRENT, both, lambda: rows(history=False)[1]),
         ]
         for table, names, times, fallback in tables:
             data: bytes | None = None

@@ -23,12 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.bulk import CurrentRow, HistoryRow, Key, LevelBulk, bulk_for
 from ledger.errors import InvalidArgument
 from ledger.memory import release_free_heap
+from ledger.recall import LastRead, content_hashes
 from ledger.records import LevelBlock, LevelObservation, LevelRow, RecordResult
 from ledger.storable import require_storable
 from ledger.store import Store, dialect_insert
 from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_HISTORY, LEVEL_READS
 from ledger.types import require_utc
 from ledger.watermark import (
+    I32,
     I64,
     NO_TIME,
     Bools,
@@ -66,6 +68,8 @@ class Levels(Store):
 
     #: per system, its current levels in memory (:mod:`ledger.watermark`)
     _marks: dict[str, Marks]
+    #: per system, its last complete read's blocks by states (:mod:`ledger.recall`)
+    _reads: dict[str, dict[tuple[str, ...], LastRead]]
     _record_lock: asyncio.Lock | None = None
 
     async def record_levels(
@@ -113,9 +117,9 @@ class Levels(Store):
             return RecordResult(observed=0, changed=0, stale=0)
         if self._record_lock is None:
             self._record_lock = asyncio.Lock()
-            self._marks = {}
+            self._marks, self._reads = {}, {}
         async with self._record_lock:
-            batch = _Batch(self._marks, bulk_for(self.dialect), frozenset(complete))
+            batch = _Batch(self._marks, self._reads, bulk_for(self.dialect), frozenset(complete))
             try:
                 async with self._write() as conn:
                     if self.dialect == "postgresql":
@@ -139,6 +143,7 @@ class Levels(Store):
             except BaseException:
                 for system in batch.touched:
                     self._marks.pop(system, None)
+                    self._reads.pop(system, None)
                 raise
             batch.committed()
         return RecordResult(observed=batch.total, changed=batch.changed, stale=batch.stale)
@@ -226,8 +231,16 @@ class _Batch:
     """One call of :meth:`Levels.record_levels`: its chunks, its watermark work, and
     what it did (applied to the watermark once committed)."""
 
-    def __init__(self, marks: dict[str, Marks], bulk: LevelBulk, complete: frozenset[str]) -> None:
-        self.marks, self.bulk, self.complete = marks, bulk, complete
+    def __init__(
+        self,
+        marks: dict[str, Marks],
+        reads: dict[str, dict[tuple[str, ...], LastRead]],
+        bulk: LevelBulk,
+        complete: frozenset[str],
+    ) -> None:
+        self.marks, self.reads, self.bulk, self.complete = marks, reads, bulk, complete
+        #: per complete system, what its blocks leave for the next read (ledger.recall)
+        self.notes: dict[str, list[_Note]] = {}
         self.total = self.changed = self.stale = 0
         #: system -> (version found when locked, previous complete read)
         self.locked: dict[str, tuple[int, datetime | None]] = {}
@@ -260,6 +273,7 @@ class _Batch:
             marks = self.marks.get(system)
             if marks is not None and marks.version != version:
                 del self.marks[system]
+                self.reads.pop(system, None)
         for system in wanted:
             if system in self.complete and system not in self.marks:
                 self.marks[system] = await self._load(conn, system)
@@ -293,19 +307,96 @@ class _Batch:
             if system not in self.complete or marks is None:
                 rest += [(block, None) for block in group]
                 continue
-            columns = [_columns(block) for block in group]
+            parts = self._recalled(system, marks, group)
+            columns = [_columns(part.block) if len(part.block) else None for part in parts]
+            if any(part.kept is not None for part in parts) and not self._take(
+                system, marks, parts, columns
+            ):  # a level left to vouch for has a key of a level taken: all the usual way
+                parts = [_Part(b, None, p.note, None) for b, p in zip(group, parts, strict=True)]
+                columns = [_columns(block) for block in group]
             hashes = [c[0] for c in columns if c is not None]
             repeated = repeated_hashes(np.concatenate(hashes)) if hashes else np.empty(0, np.int64)
-            for block, plain in zip(group, columns, strict=True):
+            for block, part, plain in zip(group, parts, columns, strict=True):
                 # a block that is not plain data is left to record's checks, which name it
                 rows: list[int] | None = None
-                if plain is not None and len(marks):
-                    rows = self._vouch(system, marks, block, plain, repeated)
-                elif plain is not None and _storable(block):
+                if not len(part.block):
+                    rows = []
+                elif plain is not None and len(marks):
+                    rows = self._vouch(system, marks, part, plain, repeated)
+                elif plain is not None and _storable(part.block):
                     # the system's first read: no key is known, so each is new
-                    rows = await self._first(conn, system, marks, block, plain, repeated)
+                    rows = await self._first(conn, system, marks, part, plain, repeated)
+                if part.rows is not None:  # positions in the part: made the block's
+                    rows = (part.rows if rows is None else part.rows[rows]).tolist()
                 rest.append((block, rows))
         return itertools.chain.from_iterable(block.observations(rows) for block, rows in rest)
+
+    def _recalled(self, system: str, marks: Marks, group: list[LevelBlock]) -> list[_Part]:
+        """The blocks of a complete read of ``system``, each with the note it leaves for
+        the next read and, where its last read's block (:mod:`ledger.recall`) finds most
+        of its levels unchanged, the levels it takes (``kept``) and the part left to
+        vouch for the usual way."""
+        last = self.reads.get(system, {})
+        states = [block.states for block in group]
+        notes = self.notes.setdefault(system, [])
+        parts: list[_Part] = []
+        for block in group:
+            span = _span(block) if states.count(block.states) == 1 else None
+            content = (
+                None
+                if span is None
+                else content_hashes(
+                    block.skus,
+                    block.locations,
+                    block.changed_at,
+                    block.sources,
+                    block.quantities,
+                    len(block.states),
+                )
+            )
+            if span is None or content is None:  # not plain, or the states' levels twice
+                parts.append(_Part(block, None, None, None))
+                continue
+            prior = last.get(block.states)
+            note = _Note(block, content, span[1], prior, marks.layout)
+            notes.append(note)
+            if prior is None or not len(marks) or not prior.valid_for(marks):
+                parts.append(_Part(block, None, note, None))
+                continue
+            unchanged = prior.unchanged(content, span[0])
+            left = np.flatnonzero(~unchanged)
+            if len(left) > len(block) // 2:  # mostly changed: the usual way is as quick
+                parts.append(_Part(block, None, note, None))
+                continue
+            self.read_at[system] = min(self.read_at.get(system, span[2]), span[2])
+            parts.append(_Part(_sub_block(block, left), left, note, np.flatnonzero(unchanged)))
+        return parts
+
+    def _take(
+        self, system: str, marks: Marks, parts: list[_Part], columns: list[_Plain | None]
+    ) -> bool:
+        """Take the levels the parts' last reads found unchanged as read: counted, their
+        keys seen. False (nothing taken) where a level left to vouch for has one of their
+        keys: the read has it twice, which the usual way sorts out."""
+        claimed = np.zeros(len(marks), np.bool_)
+        for part in parts:
+            if part.kept is not None:
+                claimed[part.last().at[part.kept].ravel()] = True
+        for part, plain in zip(parts, columns, strict=True):
+            if plain is None or not len(plain.levels):
+                continue
+            states = np.fromiter(map(hash, part.block.states), np.int64, len(part.block.states))
+            at, found = marks.find(combine(plain.levels[:, None], states[None, :]).ravel())
+            if (found & claimed[at]).any():
+                return False
+        seen = self.changes[system].seen
+        assert seen is not None
+        np.logical_or(seen, claimed, out=seen)
+        for part in parts:
+            if part.kept is not None and part.note is not None:
+                part.note.take(part.kept, part.last())
+                self.total += len(part.kept) * len(part.block.states)
+        return True
 
     def _begin(
         self, system: str, block: LevelBlock, plain: _Plain, repeated: I64
@@ -323,13 +414,14 @@ class _Batch:
         conn: AsyncConnection,
         system: str,
         marks: Marks,
-        block: LevelBlock,
+        part: _Part,
         plain: _Plain,
         repeated: I64,
     ) -> list[int]:
-        """Write the levels of ``block`` as new keys (its system has none yet), straight
+        """Write the levels of ``part`` as new keys (its system has none yet), straight
         from its columns, except the levels ``repeated`` in the read, whose rows are
         returned: they are recorded as observations, in order."""
+        block = part.block
         levels, n, k = plain.levels, len(block), len(block.states)
         states, alone = self._begin(system, block, plain, repeated)
         changes = self.changes[system]
@@ -364,6 +456,8 @@ class _Batch:
             )
             self.total += len(quantity)
             self.changed += len(quantity)
+            if part.note is not None:
+                part.note.written(part.block_rows(picked + start), levels[picked + start])
         rows: list[int] = np.flatnonzero(~alone).tolist()
         return rows
 
@@ -371,11 +465,12 @@ class _Batch:
         self,
         system: str,
         marks: Marks,
-        block: LevelBlock,
+        part: _Part,
         plain: _Plain,
         repeated: I64,
     ) -> list[int]:
-        """The levels of ``block`` not vouched for (see :meth:`vouch`)."""
+        """The levels of ``part`` not vouched for (see :meth:`vouch`)."""
+        block = part.block
         levels, n, k = plain.levels, len(block), len(block.states)
         states, alone = self._begin(system, block, plain, repeated)
         seen = self.changes[system].seen
@@ -401,6 +496,9 @@ class _Batch:
             seen[at] = True
             self.total += len(at)
             left.append(np.flatnonzero(~whole) + start)
+            if part.note is not None and len(at):
+                taken = np.flatnonzero(whole) + start
+                part.note.vouched(part.block_rows(taken), levels[taken], at.reshape(-1, k))
         rows: list[int] = np.concatenate(left).tolist() if left else []
         return rows
 
@@ -524,9 +622,15 @@ class _Batch:
                 del self.marks[system]
                 continue
             rows = changes.rows_written
-            self.marks[system] = changes.apply(marks, version + 1)
+            self.marks[system] = marks = changes.apply(marks, version + 1)
+            del changes
             if rows >= TRIM_AFTER:
                 release_free_heap()
+            if system in self.complete:
+                notes = self.notes.get(system, [])
+                self.reads[system] = {note.states: note.last_read(marks) for note in notes}
+                # what the notes say holds until a value changes (Marks.apply notes which)
+                marks.dirty = np.zeros(len(marks), np.bool_) if notes else None
 
 
 async def _record_chunk(
@@ -578,6 +682,139 @@ async def _record_chunk(
     await bulk.insert_history(conn, history)
     await bulk.upsert_current(conn, upserts)
     return len(history), stale, upserts, {key for key, _ in pending} | repeated.keys()
+
+
+class _Note:
+    """What one block of a complete read leaves for the next read of its system
+    (:class:`ledger.recall.LastRead`), filled in as its levels are vouched for or
+    written, and made a LastRead once the batch has committed."""
+
+    def __init__(
+        self, block: LevelBlock, content: I64, latest: int, prior: LastRead | None, layout: int
+    ) -> None:
+        self.states = block.states
+        #: the watermark's layout the positions noted are in (until the batch commits)
+        self.layout = layout
+        self.content, self.latest, self.prior = content, latest, prior
+        n = len(block)
+        self.levels = np.zeros(n, np.int64)
+        self.ok = np.zeros(n, np.bool_)
+        #: made when first needed: a first read's are found once its keys are written
+        self.at: I32 | None = None
+        #: levels written as new keys: their positions are found once applied
+        self.fresh: Bools | None = None
+
+    def _positions(self) -> I32:
+        if self.at is None:
+            self.at = np.full((len(self.ok), len(self.states)), -1, np.int32)
+        return self.at
+
+    def take(self, rows: I64, prior: LastRead) -> None:
+        """Levels found unchanged since ``prior``: where they were."""
+        self.levels[rows] = prior.levels[rows]
+        self._positions()[rows] = prior.at[rows]
+        self.ok[rows] = True
+
+    def vouched(self, rows: I64, levels: I64, at: I64) -> None:
+        """Levels the watermark vouched for, with their keys' positions (level by level)."""
+        self.levels[rows] = levels
+        self._positions()[rows] = at
+        self.ok[rows] = True
+
+    def written(self, rows: I64, levels: I64) -> None:
+        """Levels written as new keys, each the only one of its key in the read."""
+        if self.fresh is None:
+            self.fresh = np.zeros(len(self.ok), np.bool_)
+        self.levels[rows] = levels
+        self.fresh[rows] = True
+
+    def last_read(self, marks: Marks) -> LastRead:
+        """What the next read finds, once the batch's changes are in ``marks``."""
+        at = self._positions()
+        ok = self.ok
+        if marks.layout == self.layout + 1 and marks.moved is not None:
+            # the batch inserted keys: every position noted after them moved
+            flat = at.ravel()
+            flat += np.searchsorted(marks.moved, flat, side="right").astype(np.int32)
+        elif marks.layout != self.layout:  # moved, who knows where: keep only the fresh
+            ok[:] = False
+        if self.fresh is not None:
+            # a round of levels at a time: a first read's keys are millions
+            states = np.fromiter(map(hash, self.states), np.int64, len(self.states))
+            rows = np.flatnonzero(self.fresh)
+            step = max(1, CHUNK // len(self.states))
+            for start in range(0, len(rows), step):
+                chosen = rows[start : start + step]
+                keys = combine(self.levels[chosen][:, None], states[None, :]).ravel()
+                found_at, found = marks.find(keys)
+                at[chosen] = found_at.reshape(len(chosen), -1)
+                ok[chosen] = found.reshape(len(chosen), -1).all(axis=1)
+            self.fresh = None
+        self.prior = None
+        return LastRead(
+            marks=marks,
+            layout=marks.layout,
+            content=self.content,
+            levels=self.levels,
+            at=at,
+            ok=ok,
+            latest=self.latest,
+        )
+
+
+class _Part(NamedTuple):
+    """A block of a complete read as :meth:`_Batch.vouch` takes it: ``block``, the levels
+    to vouch for the usual way (all of them, or those of ``rows``, positions in the
+    whole block); the block's ``note``; and ``kept``, the positions of the levels its
+    last read found unchanged (None: none taken)."""
+
+    block: LevelBlock
+    rows: I64 | None
+    note: _Note | None
+    kept: I64 | None
+
+    def last(self) -> LastRead:
+        """The last read that found ``kept`` unchanged."""
+        prior = self.note.prior if self.note is not None else None
+        if prior is None:
+            raise RuntimeError("no last read for this part")
+        return prior
+
+    def block_rows(self, rows: I64) -> I64:
+        """Positions in ``block`` made positions in the whole block."""
+        return rows if self.rows is None else self.rows[rows]
+
+
+def _span(block: LevelBlock) -> tuple[int, int, datetime] | None:
+    """A block's earliest and latest ``observed_at`` in microseconds, and its earliest;
+    None where a time is not an aware datetime (record's checks name it)."""
+    try:
+        times = set(block.observed_at)
+    except TypeError:  # unhashable: not a datetime
+        return None
+    if not times or not all(map(_aware, times)):
+        return None
+    earliest = min(times)
+    return micros(earliest), micros(max(times)), earliest
+
+
+def _sub_block(block: LevelBlock, rows: I64) -> LevelBlock:
+    """The levels of ``block`` at ``rows``, as a block of their own."""
+    picked = rows.tolist()
+    k = len(block.states)
+    quantities = block.quantities
+    return LevelBlock(
+        system=block.system,
+        states=block.states,
+        skus=[block.skus[i] for i in picked],
+        locations=[block.locations[i] for i in picked],
+        quantities=list(
+            itertools.chain.from_iterable(quantities[i * k : i * k + k] for i in picked)
+        ),
+        observed_at=[block.observed_at[i] for i in picked],
+        changed_at=[block.changed_at[i] for i in picked],
+        sources=[block.sources[i] for i in picked],
+    )
 
 
 class _Plain(NamedTuple):

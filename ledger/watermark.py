@@ -112,6 +112,19 @@ class Marks:
     confirmed: int
     version: int
     sources: list[str] = field(default_factory=list)
+    #: bumped whenever keys are inserted (every position after them moves)
+    layout: int = 0
+    #: where the last insert put keys (``np.insert``'s indices, sorted): a position ``j``
+    #: before it is ``j + searchsorted(moved, j, "right")`` after it (None: unknown)
+    moved: I64 | None = None
+    #: the positions whose values changed since :mod:`ledger.recall` last noted a
+    #: complete read (None: nothing noted, nothing tracked)
+    dirty: Bools | None = None
+
+    def touch(self, at: npt.NDArray[np.integer[Any]] | Bools) -> None:
+        """Note that the values at ``at`` (positions or a mask) changed."""
+        if self.dirty is not None:
+            self.dirty[at] = True
 
     @classmethod
     def build(
@@ -488,11 +501,12 @@ class Changes:
             vanished = ~self.seen & ~marks.absent
             if vanished.any():
                 marks.observed[vanished] = np.maximum(marks.observed[vanished], marks.confirmed)
-                marks.absent[vanished] = True
+                marks.absent[vanished] = True  # only complete reads: their notes start anew
             marks.confirmed = max(marks.confirmed, self.confirmed)
         for at, observed in zip(self.refreshed_at, self.refreshed_observed, strict=True):
             marks.observed[at] = np.maximum(marks.observed[at], observed)
             marks.absent[at] = False
+            marks.touch(at)
         marks.version = version
         written = self.written["keys"].take()
         if not len(written):
@@ -524,6 +538,7 @@ class Changes:
                 setattr(marks, name, self.written[name].take()[pick])
             marks.absent = np.zeros(len(hashes), np.bool_)
             marks.usable = np.ones(len(hashes), np.bool_)  # unique: no collisions
+            marks.layout, marks.dirty, marks.moved = marks.layout + 1, None, None
             return marks
         at, found = marks.find(hashes, ordered=True)
         hit = at[found]
@@ -535,6 +550,7 @@ class Changes:
         place = np.searchsorted(marks.keys, hashes[new]) if added else None
         if place is not None:
             marks.keys = np.insert(marks.keys, place, hashes[new])
+            marks.layout, marks.dirty, marks.moved = marks.layout + 1, None, place
         del hashes
         # one column at a time, each freed before the next: a read can be millions
         for name in _VALUES:
@@ -545,6 +561,7 @@ class Changes:
                 setattr(marks, name, np.insert(column, place, values[new]))
             del values, column
         marks.absent[hit] = False
+        marks.touch(hit)
         if place is not None:
             marks.absent = np.insert(marks.absent, place, False)
             marks.usable = np.insert(marks.usable, place, True)

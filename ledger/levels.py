@@ -319,6 +319,8 @@ class _Batch:
             for block, part, plain in zip(group, parts, columns, strict=True):
                 # a block that is not plain data is left to record's checks, which name it
                 rows: list[int] | None = None
+                if part.note is not None and part.rows is None and plain is not None:
+                    part.note.share(plain.levels)
                 if not len(part.block):
                     rows = []
                 elif plain is not None and len(marks):
@@ -342,27 +344,28 @@ class _Batch:
         parts: list[_Part] = []
         for block in group:
             span = _span(block) if states.count(block.states) == 1 else None
-            content = (
-                None
-                if span is None
-                else content_hashes(
-                    block.skus,
-                    block.locations,
-                    block.changed_at,
-                    block.sources,
-                    block.quantities,
-                    len(block.states),
-                )
-            )
-            if span is None or content is None:  # not plain, or the states' levels twice
+            if span is None:  # not plain, or the states' levels twice
                 parts.append(_Part(block, None, None, None))
                 continue
             prior = last.get(block.states)
+            if prior is None or not len(marks) or not prior.valid_for(marks):
+                # nothing to compare with: the content is hashed once the batch commits
+                notes.append(_Note(block, None, span[1], None, marks.layout))
+                parts.append(_Part(block, None, notes[-1], None))
+                continue
+            content = content_hashes(
+                block.skus,
+                block.locations,
+                block.changed_at,
+                block.sources,
+                block.quantities,
+                len(block.states),
+            )
+            if content is None:  # not plain: record's checks name it
+                parts.append(_Part(block, None, None, None))
+                continue
             note = _Note(block, content, span[1], prior, marks.layout)
             notes.append(note)
-            if prior is None or not len(marks) or not prior.valid_for(marks):
-                parts.append(_Part(block, None, note, None))
-                continue
             unchanged = prior.unchanged(content, span[0])
             left = np.flatnonzero(~unchanged)
             if len(left) > len(block) // 2:  # mostly changed: the usual way is as quick
@@ -628,7 +631,8 @@ class _Batch:
                 release_free_heap()
             if system in self.complete:
                 notes = self.notes.get(system, [])
-                self.reads[system] = {note.states: note.last_read(marks) for note in notes}
+                made = ((note.states, note.last_read(marks)) for note in notes)
+                self.reads[system] = {states: last for states, last in made if last}
                 # what the notes say holds until a value changes (Marks.apply notes which)
                 marks.dirty = np.zeros(len(marks), np.bool_) if notes else None
 
@@ -690,19 +694,38 @@ class _Note:
     written, and made a LastRead once the batch has committed."""
 
     def __init__(
-        self, block: LevelBlock, content: I64, latest: int, prior: LastRead | None, layout: int
+        self,
+        block: LevelBlock,
+        content: I64 | None,
+        latest: int,
+        prior: LastRead | None,
+        layout: int,
     ) -> None:
         self.states = block.states
         #: the watermark's layout the positions noted are in (until the batch commits)
         self.layout = layout
-        self.content, self.latest, self.prior = content, latest, prior
-        n = len(block)
-        self.levels = np.zeros(n, np.int64)
-        self.ok = np.zeros(n, np.bool_)
+        self.latest, self.prior = latest, prior
+        #: the content hashes, or the block to take them from once the batch has
+        #: committed (a first read: not at its peak of memory)
+        self.content = content
+        self.block = block if content is None else None
+        #: each level's hash((sku, location)): the whole block's, shared, or filled in
+        self.levels: I64 | None = None
+        self.ok = np.zeros(len(block), np.bool_)
         #: made when first needed: a first read's are found once its keys are written
         self.at: I32 | None = None
         #: levels written as new keys: their positions are found once applied
         self.fresh: Bools | None = None
+
+    def share(self, levels: I64) -> None:
+        """The whole block's level hashes, computed already."""
+        if self.levels is None:
+            self.levels = levels
+
+    def _levels(self) -> I64:
+        if self.levels is None:
+            self.levels = np.zeros(len(self.ok), np.int64)
+        return self.levels
 
     def _positions(self) -> I32:
         if self.at is None:
@@ -711,13 +734,13 @@ class _Note:
 
     def take(self, rows: I64, prior: LastRead) -> None:
         """Levels found unchanged since ``prior``: where they were."""
-        self.levels[rows] = prior.levels[rows]
+        self._levels()[rows] = prior.levels[rows]
         self._positions()[rows] = prior.at[rows]
         self.ok[rows] = True
 
     def vouched(self, rows: I64, levels: I64, at: I64) -> None:
         """Levels the watermark vouched for, with their keys' positions (level by level)."""
-        self.levels[rows] = levels
+        self._levels()[rows] = levels
         self._positions()[rows] = at
         self.ok[rows] = True
 
@@ -725,11 +748,25 @@ class _Note:
         """Levels written as new keys, each the only one of its key in the read."""
         if self.fresh is None:
             self.fresh = np.zeros(len(self.ok), np.bool_)
-        self.levels[rows] = levels
+        self._levels()[rows] = levels
         self.fresh[rows] = True
 
-    def last_read(self, marks: Marks) -> LastRead:
-        """What the next read finds, once the batch's changes are in ``marks``."""
+    def last_read(self, marks: Marks) -> LastRead | None:
+        """What the next read finds, once the batch's changes are in ``marks`` (None:
+        nothing, its content cannot be hashed)."""
+        block, self.block = self.block, None
+        content = self.content
+        if content is None and block is not None:
+            content = content_hashes(
+                block.skus,
+                block.locations,
+                block.changed_at,
+                block.sources,
+                block.quantities,
+                len(block.states),
+            )
+        if content is None or self.levels is None:
+            return None
         at = self._positions()
         ok = self.ok
         if marks.layout == self.layout + 1 and marks.moved is not None:
@@ -754,7 +791,7 @@ class _Note:
         return LastRead(
             marks=marks,
             layout=marks.layout,
-            content=self.content,
+            content=content,
             levels=self.levels,
             at=at,
             ok=ok,

@@ -375,17 +375,23 @@ def diff(levels: Iterable[Level], rules: DiffRules, *, now: datetime | None = No
 
 
 def _diff(
-    levels: Iterable[Level], rules: DiffRules, now: datetime | None, *, fast: bool
+    levels: Iterable[Level],
+    rules: DiffRules,
+    now: datetime | None,
+    *,
+    fast: bool,
+    judged: list[tuple[str, str]] | None = None,
 ) -> list[Drift]:
     """:func:`diff`; ``fast`` False judges every cell the general way (the fast path's
-    reference, in tests)."""
+    reference, in tests). ``judged`` gets the cells the fast path could not pass as
+    quiet (:mod:`monitors.diffmemo` judges them again next time)."""
     if now is None:
         levels = list(levels)
         if not levels:
             return []
         now = max(level.observed_at for level in levels)
     with cyclic_gc_paused():  # the grid is built and freed inside (monitors/collector.py)
-        drifts = _judge_cells(_Context(rules, now, *_grid(levels, rules)), fast=fast)
+        drifts = _judge_cells(_Context(rules, now, *_grid(levels, rules)), fast=fast, judged=judged)
     drifts.sort(key=lambda d: (-abs(d.gap), d.sku, d.location, d.system, d.kind))
     return drifts
 
@@ -446,7 +452,9 @@ def _spots(kind: type, states: tuple[str, ...]) -> tuple[int, int]:
     return (spots[0], spots[1] if len(spots) == 2 else -1)
 
 
-def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
+def _judge_cells(
+    ctx: _Context, *, fast: bool, judged: list[tuple[str, str]] | None = None
+) -> list[Drift]:
     """Every cell's drifts. The fast path skips a quiet cell without building anything:
     every system reports a fresh, non-negative value; the truth is the first source of
     truth; each other system's gap to its expectation is within the threshold; no
@@ -532,6 +540,8 @@ def _judge_cells(ctx: _Context, *, fast: bool) -> list[Drift]:
                         break
             else:
                 continue  # a quiet cell
+        if judged is not None:
+            judged.append((sku, location))
         drifts.extend(_Cell(sku, location, ctx.by_system(cell), ctx).drifts())
     return drifts
 

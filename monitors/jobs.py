@@ -16,6 +16,7 @@ from connectors.clock import Clock
 from connectors.health import Health
 from connectors.levels import Level
 from ledger import SYSTEM_ACTOR, Incident, Ledger, Resync
+from monitors.diffmemo import DiffMemo
 from monitors.drift import DiffRules, Drift
 from monitors.health import FAMILY, HealthWindow, evaluate_health
 from monitors.hints import Evidence, hint_for
@@ -89,6 +90,8 @@ class DriftDiffJob:
         self._planner = planner
         self._systems = systems
         self._rules = rules
+        #: the last full diff, so the next judges only what changed (monitors.diffmemo)
+        self._memo = DiffMemo()
         self._ledger = ledger
         self._clock = clock
         self._channel = channel
@@ -138,7 +141,9 @@ class DriftDiffJob:
         started = self._clock.now()
         if skus is not None:
             skus = with_bundles(skus, self._rules)
-        diff_run = await run_diff(self._systems, self._rules, self._ledger, skus=skus)
+        diff_run = await run_diff(
+            self._systems, self._rules, self._ledger, skus=skus, memo=self._memo
+        )
         for system, error in diff_run.failures.items():
             log.warning("could not read %s: %s", system, error)
         healthy = frozenset(s.name for s in self._systems if s.name not in diff_run.failures)

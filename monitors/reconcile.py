@@ -21,6 +21,7 @@ from connectors.levels import Level, grouped_by_keys
 from ledger import Ledger, LevelBlock, LevelObservation, RecordResult
 from ledger.memory import release_free_heap
 from monitors.collector import cyclic_gc_paused
+from monitors.diffmemo import DiffMemo
 from monitors.drift import (
     DUPLICATE_SKU,
     MISSING,
@@ -200,12 +201,15 @@ async def run_diff(
     *,
     skus: Sequence[str] | None = None,
     now: datetime | None = None,
+    memo: DiffMemo | None = None,
 ) -> DiffRun:
     """Read, record (when given a ledger) and diff at ``now`` (default: the latest
     observation read, i.e. the time of the read), with the cyclic garbage collector
-    paused (``monitors.collector``)."""
+    paused (``monitors.collector``). ``memo``: the last full diff of these systems,
+    so a full diff judges only what changed (a targeted diff neither uses nor
+    changes it)."""
     with cyclic_gc_paused():
-        return await _run_diff(systems, rules, ledger, skus, now)
+        return await _run_diff(systems, rules, ledger, skus, now, memo)
 
 
 async def _run_diff(
@@ -214,6 +218,7 @@ async def _run_diff(
     ledger: Ledger | None,
     skus: Sequence[str] | None,
     now: datetime | None,
+    memo: DiffMemo | None = None,
 ) -> DiffRun:
     if skus is not None:
         skus = with_bundles(skus, rules)
@@ -224,7 +229,10 @@ async def _run_diff(
         systems={n: r for n, r in rules.systems.items() if n in healthy},
         source_of_truth=tuple(s for s in rules.source_of_truth if s in healthy),
     )
-    drifts = diff(levels, compared, now=now)
+    if memo is not None and skus is None:
+        drifts = memo.diff(levels, compared, now=now)
+    else:
+        drifts = diff(levels, compared, now=now)
     ambiguous = {(d.system, d.sku, d.location) for d in drifts if d.kind == DUPLICATE_SKU}
     recorded = None
     if ledger is not None:

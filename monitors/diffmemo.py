@@ -1,0 +1,187 @@
+"""What the last full diff found quiet, so the next one judges only what changed.
+
+A full diff of 100,000 SKUs × 5 locations in three systems puts 1.5 million levels in a
+grid and judges 500,000 cells: about a second of CPU (BENCHMARKS.md, issue 16), though
+from one read to the next few levels change (B1 changes 0.1 %). A :class:`DiffMemo`
+keeps, for the last full diff, each level's content hash and its cell's hash, position by
+position (a read comes in the same order every time), and the cells the fast path did not
+pass as quiet. The next diff under the same rules puts in its grid only the cells that
+must be judged again:
+
+* a cell of a level whose content differs from the level at its position last time (the
+  cell it is in now, and the cell the level there was in);
+* every cell judged the general way last time (a drift, a missing level, a duplicate:
+  what such a cell says depends on ``now`` and on its levels' times);
+
+and takes every other cell as quiet again, which it is: its levels are the same, the rules
+are the same, and every level of the read is fresh (checked for the read's oldest level;
+otherwise the whole grid is judged). The rest is :func:`monitors.drift.diff` itself, on
+those cells.
+
+The content hash is Python's hash of a level's system, SKU, location, ``changed_at``,
+source, its quantities' type (which holds their states) and values, and its flags (keyed
+afresh in every process: data from outside cannot be shaped to collide). Quantities that
+are not a :class:`connectors.levels.TupleMap` of shared keys, rules with bundles or stores
+with an order of their own (cells that read other cells), and a targeted diff are judged
+whole, as before.
+
+Kept: 16 bytes a level (24 MB at B1's size) and the judged cells' hashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import groupby
+from operator import attrgetter, is_
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from connectors.levels import Level
+from monitors.drift import DiffRules, Drift, _diff, _Freshness, diff
+
+I64 = npt.NDArray[np.int64]
+
+_SYSTEM, _SKU, _LOCATION = attrgetter("system"), attrgetter("sku"), attrgetter("location")
+_CHANGED, _SOURCE = attrgetter("changed_at"), attrgetter("source")
+_QUANTITIES, _FLAGS, _OBSERVED = (
+    attrgetter("quantities"),
+    attrgetter("flags"),
+    attrgetter("observed_at"),
+)
+_tuple_hash = tuple.__hash__
+#: odd (the 64-bit golden ratio): mixes the flags' hash into the level's, one-to-one
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass
+class _Last:
+    rules: DiffRules
+    #: each system's run of levels, in the read's order: (system, how many)
+    runs: list[tuple[str, int]]
+    #: per level, by position: what a quiet verdict rests on, held (so never reused)
+    skus: list[str]
+    locations: list[str]
+    quantities: list[object]
+    flags: list[object]
+    #: per level: its cell's hash((sku, location))
+    cells: I64
+    #: the cells the fast path did not pass as quiet: judged again every time
+    judged: I64
+
+
+class DiffMemo:
+    """The last full diff of one set of systems (see the module docstring). One per
+    job that diffs every level (``monitors.jobs``); :meth:`diff` is
+    :func:`monitors.drift.diff`, the same drifts in the same order."""
+
+    def __init__(self) -> None:
+        self._last: _Last | None = None
+
+    def forget(self) -> None:
+        self._last = None
+
+    def diff(
+        self, levels: Sequence[Level], rules: DiffRules, *, now: datetime | None = None
+    ) -> list[Drift]:
+        """Every drift among ``levels`` (a full read) at ``now``, as
+        :func:`monitors.drift.diff` finds them."""
+        last, self._last = self._last, None
+        if rules.bundles or rules.orders or not levels:
+            return diff(levels, rules, now=now)
+        times = set(map(_OBSERVED, levels))  # a read's levels share a few times
+        if now is None:
+            now = max(times)
+        runs = [(system, len(list(run))) for system, run in groupby(map(_SYSTEM, levels))]
+        judged: list[tuple[str, str]] = []
+        if (
+            last is not None
+            and last.rules == rules
+            and last.runs == runs
+            and _all_fresh(min(times), rules, now)
+        ):
+            drifts = _again(levels, rules, now, last, judged)
+            last.judged = _judged_hashes(judged)
+            self._last = last
+            return drifts
+        drifts = _diff(levels, rules, now, fast=True, judged=judged)
+        skus, locations = list(map(_SKU, levels)), list(map(_LOCATION, levels))
+        self._last = _Last(
+            rules,
+            runs,
+            skus,
+            locations,
+            list(map(_QUANTITIES, levels)),
+            list(map(_FLAGS, levels)),
+            _cell_hashes(skus, locations),
+            _judged_hashes(judged),
+        )
+        return drifts
+
+
+def _again(
+    levels: Sequence[Level],
+    rules: DiffRules,
+    now: datetime,
+    last: _Last,
+    judged: list[tuple[str, str]],
+) -> list[Drift]:
+    """The drifts of the cells to judge again (see the module docstring); ``last``
+    made this read's (its columns and cells changed where the read's levels did). The
+    read's systems come in runs as long as last time's."""
+    n = len(levels)
+    same = np.ones(n, np.bool_)
+    held: tuple[tuple[list[Any], Callable[[Level], Any]], ...] = (
+        (last.skus, _SKU),
+        (last.locations, _LOCATION),
+        (last.quantities, _QUANTITIES),
+        (last.flags, _FLAGS),
+    )
+    for column, field in held:
+        same &= np.fromiter(map(is_, map(field, levels), column), np.bool_, n)
+    moved = np.flatnonzero(~same)
+    rows = moved.tolist()
+    before = last.cells[moved]
+    for column, field in held:  # this read's, held from now on
+        for i in rows:
+            column[i] = field(levels[i])
+    last.cells[moved] = _cell_hashes(
+        [last.skus[i] for i in rows], [last.locations[i] for i in rows]
+    )
+    if len(moved) > n // 2:  # mostly changed: the whole grid
+        return _diff(levels, rules, now, fast=True, judged=judged)
+    if not len(moved) and not len(last.judged):
+        return []  # every cell quiet again
+    # the cells changed levels are in now, the cells they were in, and the judged ones
+    cells = last.cells
+    wanted = np.unique(np.concatenate([cells[moved], before, last.judged]))
+    at = np.searchsorted(wanted, cells)
+    np.minimum(at, len(wanted) - 1, out=at)
+    chosen = np.flatnonzero(wanted[at] == cells)
+    picked = [levels[i] for i in chosen.tolist()]
+    return _diff(picked, rules, now, fast=True, judged=judged)
+
+
+def _cell_hashes(skus: Sequence[str], locations: Sequence[str]) -> I64:
+    return np.fromiter(map(hash, zip(skus, locations, strict=True)), np.int64, len(skus))
+
+
+def _judged_hashes(judged: list[tuple[str, str]]) -> I64:
+    return np.unique(np.fromiter(map(hash, judged), np.int64, len(judged)))
+
+
+def _all_fresh(oldest: datetime, rules: DiffRules, now: datetime) -> bool:
+    """Whether every level (the oldest observed at ``oldest``) is fresh for every
+    system's SLA at ``now``, so for its own: the strictest cutoff."""
+    cutoffs = []
+    for spec in rules.systems.values():
+        freshness = _Freshness(spec, now)
+        if freshness.never:
+            continue
+        if freshness.fresh_from is None:
+            return False
+        cutoffs.append(freshness.fresh_from)
+    return not cutoffs or oldest >= max(cutoffs)

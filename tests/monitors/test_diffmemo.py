@@ -1,0 +1,162 @@
+"""The memo of the last full diff (``monitors.diffmemo``): a diff that judges only the
+cells that changed since finds exactly what the whole diff finds, read after read, however
+the reads change (quantities, flags, levels gone or added, order, times, rules)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_drift_fast_path import NOW, worlds
+
+from connectors.levels import Level, observed_again, tuple_map
+from monitors.diffmemo import DiffMemo
+from monitors.drift import DiffRules, SystemRules, Threshold, diff
+
+moves = st.lists(
+    st.one_of(
+        st.tuples(st.just("same")),
+        st.tuples(st.just("quantity"), st.integers(0, 40), st.integers(-3, 3)),
+        st.tuples(st.just("flags"), st.integers(0, 40), st.booleans()),
+        st.tuples(st.just("drop"), st.integers(0, 40)),
+        st.tuples(st.just("twice"), st.integers(0, 40)),
+        st.tuples(st.just("late"), st.integers(0, 40)),
+        st.tuples(st.just("swap"), st.integers(0, 40), st.integers(0, 40)),
+        st.tuples(st.just("threshold"), st.integers(0, 3)),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+def _moved(levels: list[Level], move: tuple, at: timedelta) -> list[Level]:
+    """The next read: every level observed again at ``NOW + at`` (the same objects, as a
+    connector's memo gives them), then ``move`` applied."""
+    read = [observed_again(NOW + at, level) for level in levels]
+    kind, *args = move
+    if not read or kind in ("same", "threshold"):
+        return read
+    i = args[0] % len(read)
+    level = read[i]
+    if kind == "quantity":
+        values = {state: q + args[1] for state, q in level.quantities.items()}
+        read[i] = level._replace(quantities=tuple_map(values, values.values()))
+    elif kind == "flags":
+        read[i] = level._replace(flags={"tracked": args[1]})
+    elif kind == "drop":
+        del read[i]
+    elif kind == "twice":  # the system reports another item for the SKU there
+        read.insert(i, level._replace(refs={"inventory_item_id": "another"}))
+    elif kind == "late":  # a level the connector did not see again
+        read[i] = levels[i]
+    elif kind == "swap":
+        j = args[1] % len(read)
+        read[i], read[j] = read[j], read[i]
+    return read
+
+
+@settings(max_examples=300, deadline=None)
+@given(worlds(), moves)
+def test_reads_diffed_with_the_memo_drift_as_diffed_whole(
+    world: tuple[list[Level], DiffRules], steps: list[tuple]
+) -> None:
+    levels, rules = world
+    rules = replace(rules, bundles={})  # a memo of rules with bundles diffs whole
+    memo = DiffMemo()
+    assert memo.diff(levels, rules, now=NOW) == diff(levels, rules, now=NOW)
+    for n, move in enumerate(steps, 1):
+        at = timedelta(seconds=10 * n)
+        levels = _moved(levels, move, at)
+        if move[0] == "threshold":
+            rules = replace(rules, threshold=lambda sku, t=move[1]: Threshold(t))
+        assert memo.diff(levels, rules, now=NOW + at) == diff(levels, rules, now=NOW + at)
+
+
+def _world(n: int) -> tuple[list[Level], DiffRules]:
+    """Two systems agreeing on ``n`` SKUs at one location, read as connectors read."""
+    rules = DiffRules(
+        systems={
+            "shopify": SystemRules("shopify", "storefront", ("available",), 900.0),
+            "wms": SystemRules("wms", "warehouse", ("available",), 900.0),
+        },
+        source_of_truth=("wms",),
+    )
+    levels = [
+        Level(system, f"SKU-{i}", "east", tuple_map(("available",), (5,)), NOW)
+        for system in ("wms", "shopify")
+        for i in range(n)
+    ]
+    return levels, rules
+
+
+def test_a_drift_that_appears_and_goes_between_quiet_reads_is_found_and_then_gone() -> None:
+    levels, rules = _world(50)
+    memo = DiffMemo()
+    assert memo.diff(levels, rules) == []
+    second = [observed_again(NOW + timedelta(minutes=1), lv) for lv in levels]
+    second[60] = second[60]._replace(quantities=tuple_map(("available",), (9,)))
+    [drift] = memo.diff(second, rules)
+    assert (drift.sku, drift.system, drift.kind, drift.gap) == (
+        "SKU-10",
+        "shopify",
+        "oversell_risk",
+        4,
+    )
+    # the drift is judged again while it lasts: it says when each system last saw it
+    third = [observed_again(NOW + timedelta(minutes=2), lv) for lv in second]
+    [again] = memo.diff(third, rules)
+    assert again.observed_at["shopify"] == NOW + timedelta(minutes=2)
+    assert [again] == diff(third, rules)
+    fourth = [observed_again(NOW + timedelta(minutes=3), lv) for lv in levels]
+    assert memo.diff(fourth, rules) == []
+
+
+def test_a_level_gone_stale_is_found_though_nothing_else_changed() -> None:
+    levels, rules = _world(20)
+    memo = DiffMemo()
+    assert memo.diff(levels, rules) == []
+    later = NOW + timedelta(seconds=901)
+    second = [observed_again(later, lv) for lv in levels]
+    second[3] = levels[3]  # the WMS did not report SKU-3 again: its level is 901 s old
+    drifts = memo.diff(second, rules)
+    assert drifts == diff(second, rules)
+    assert [(d.sku, d.system, d.kind) for d in drifts] == [("SKU-3", "wms", "stale")]
+
+
+def _again(levels: list[Level], minutes: int) -> list[Level]:
+    return [observed_again(NOW + timedelta(minutes=minutes), lv) for lv in levels]
+
+
+def test_a_storefront_level_no_longer_tracked_is_found() -> None:
+    levels, rules = _world(20)
+    memo = DiffMemo()
+    assert memo.diff(levels, rules) == []
+    second = _again(levels, 1)
+    second[25] = second[25]._replace(flags={"tracked": False})  # the same quantities
+    drifts = memo.diff(second, rules)
+    assert [(d.sku, d.system, d.kind) for d in drifts] == [("SKU-5", "shopify", "untracked")]
+    assert drifts == diff(second, rules)
+
+
+def test_a_level_that_moved_to_another_sku_leaves_its_old_cell_judged_again() -> None:
+    levels, rules = _world(20)
+    memo = DiffMemo()
+    assert memo.diff(levels, rules) == []
+    second = _again(levels, 1)
+    second[7] = second[7]._replace(sku="SKU-NEW")  # the WMS's SKU-7, renamed: same quantities
+    drifts = memo.diff(second, rules)
+    assert drifts == diff(second, rules)
+    assert {(d.sku, d.kind) for d in drifts} >= {("SKU-7", "missing"), ("SKU-NEW", "missing")}
+
+
+def test_rules_that_changed_judge_every_cell_again() -> None:
+    levels, rules = _world(20)
+    levels[25] = levels[25]._replace(quantities=tuple_map(("available",), (6,)))  # gap 1
+    lenient = replace(rules, threshold=lambda sku: Threshold(2))
+    memo = DiffMemo()
+    assert memo.diff(levels, lenient) == []
+    second = _again(levels, 1)
+    [drift] = memo.diff(second, rules)  # exact again: the gap of 1 is a drift
+    assert (drift.sku, drift.gap) == ("SKU-5", 1)

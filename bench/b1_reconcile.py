@@ -206,6 +206,7 @@ async def _measure(
                         recorded = await ledger.record_levels(
                             blocks=level_blocks(levels), complete=[s.name for s in systems]
                         )
+                    memo.settle()  # as run_diff does, once the read is recorded
             runs.append(meter)
             facts.append(
                 {"levels": len(levels), "drifts": len(drifts), "history_rows": recorded.changed}

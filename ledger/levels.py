@@ -623,18 +623,22 @@ class _Batch:
             changes = self.changes.get(system)
             if changes is None:  # loaded by another batch since? keep it only if in step
                 del self.marks[system]
+                self.reads.pop(system, None)
                 continue
             rows = changes.rows_written
+            suspects = changes.suspects(marks) if system in self.complete else None
             self.marks[system] = marks = changes.apply(marks, version + 1)
             del changes
             if rows >= TRIM_AFTER:
                 release_free_heap()
             if system in self.complete:
                 notes = self.notes.get(system, [])
-                made = ((note.states, note.last_read(marks)) for note in notes)
+                assert suspects is not None
+                made = ((note.states, note.last_read(marks, suspects)) for note in notes)
                 self.reads[system] = {states: last for states, last in made if last}
                 # what the notes say holds until a value changes (Marks.apply notes which)
                 marks.dirty = np.zeros(len(marks), np.bool_) if notes else None
+                marks.moved = None
 
 
 async def _record_chunk(
@@ -751,9 +755,11 @@ class _Note:
         self._levels()[rows] = levels
         self.fresh[rows] = True
 
-    def last_read(self, marks: Marks) -> LastRead | None:
+    def last_read(self, marks: Marks, suspects: I64) -> LastRead | None:
         """What the next read finds, once the batch's changes are in ``marks`` (None:
-        nothing, its content cannot be hashed)."""
+        nothing, its content cannot be hashed). ``suspects``: keys observations of the
+        batch wrote or refreshed, after the block's levels were noted: a level with one of
+        them is not noted as read."""
         block, self.block = self.block, None
         content = self.content
         if content is None and block is not None:
@@ -787,6 +793,12 @@ class _Note:
                 at[chosen] = found_at.reshape(len(chosen), -1)
                 ok[chosen] = found.reshape(len(chosen), -1).all(axis=1)
             self.fresh = None
+        if len(suspects):
+            found_at, found = marks.find(suspects)
+            hit = np.zeros(len(marks), np.bool_)
+            hit[found_at[found]] = True
+            rows = np.flatnonzero(ok)
+            ok[rows] = ~hit[at[rows]].any(axis=1)
         self.prior = None
         return LastRead(
             marks=marks,

@@ -427,6 +427,8 @@ class Changes:
     confirmed: int | None = None
     #: the keys written so far (see :class:`Written`)
     keys_written: Written = field(init=False)
+    #: hashes of the keys observations wrote (not a block's new levels)
+    observed: list[I64] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.keys_written = Written(self.written["keys"])
@@ -445,6 +447,7 @@ class Changes:
         ids = {name: marks.source_id(name) for name in set(map(itemgetter(6), rows))}
         w = self.written
         hashes = _hashes(rows, n)
+        self.observed.append(hashes)
         w["keys"].extend(hashes)
         w["quantity"].extend(_ints(map(itemgetter(3), rows), n))
         w["observed"].extend(time_column(map(itemgetter(4), rows), n))
@@ -464,6 +467,7 @@ class Changes:
         ids = {name: marks.source_id(name) for name in set(map(_SOURCE, new))}
         changed = time_column(map(_CHANGED, new), n)
         w = self.written
+        self.observed.append(hashes)
         w["keys"].extend(hashes)
         w["quantity"].extend(_ints(map(_QUANTITY, new), n))
         w["observed"].extend(observed)
@@ -493,6 +497,12 @@ class Changes:
         w["observed"].extend(np.repeat(observed, k))
         w["changed"].extend(np.repeat(np.where(changed == NO_TIME, observed, changed), k))
         w["source"].extend(np.repeat(source, k))
+
+    def suspects(self, marks: Marks) -> I64:
+        """The hashes of the keys observations wrote or refreshed (``marks`` not changed
+        yet): what a block's level noted as read may no longer hold (``ledger.recall``)."""
+        refreshed = [marks.keys[at] for at in self.refreshed_at]
+        return np.concatenate([*self.observed, *refreshed, np.empty(0, np.int64)])
 
     def apply(self, marks: Marks, version: int) -> Marks:
         """``marks`` with these changes (changed in place); ``version`` is the one the

@@ -3,29 +3,31 @@
 A full diff of 100,000 SKUs × 5 locations in three systems puts 1.5 million levels in a
 grid and judges 500,000 cells: about a second of CPU (BENCHMARKS.md, issue 16), though
 from one read to the next few levels change (B1 changes 0.1 %). A :class:`DiffMemo`
-keeps, for the last full diff, each level's content hash and its cell's hash, position by
-position (a read comes in the same order every time), and the cells the fast path did not
-pass as quiet. The next diff under the same rules puts in its grid only the cells that
-must be judged again:
+holds, for the last full diff, each level's SKU, location, quantities, flags and
+references (the objects themselves, position by position: a read comes in the same order
+every time, and a connector's memo hands an unchanged level's objects back), its cell's
+hash, and the cells the fast path did not pass as quiet. The next diff under the same
+rules puts in its grid only the cells that must be judged again:
 
-* a cell of a level whose content differs from the level at its position last time (the
-  cell it is in now, and the cell the level there was in);
+* a cell of a level whose objects are not the ones at its position last time (the cell
+  it is in now, and the cell the level there was in);
 * every cell judged the general way last time (a drift, a missing level, a duplicate:
   what such a cell says depends on ``now`` and on its levels' times);
 
-and takes every other cell as quiet again, which it is: its levels are the same, the rules
-are the same, and every level of the read is fresh (checked for the read's oldest level;
-otherwise the whole grid is judged). The rest is :func:`monitors.drift.diff` itself, on
-those cells.
+and takes every other cell as quiet again, which it is: its levels are the same objects
+(held, so never another object at the same address), the rules are equal, each system's
+run of levels is as long, and every level of the read is fresh (the read's oldest level
+against the strictest SLA; otherwise the whole grid is judged). The rest is
+:func:`monitors.drift.diff` itself, on those cells.
 
-The content hash is Python's hash of a level's system, SKU, location, ``changed_at``,
-source, its quantities' type (which holds their states) and values, and its flags (keyed
-afresh in every process: data from outside cannot be shaped to collide). Quantities that
-are not a :class:`connectors.levels.TupleMap` of shared keys, rules with bundles or stores
-with an order of their own (cells that read other cells), and a targeted diff are judged
-whole, as before.
+Judged whole, as before: quantities that are not TupleMaps (a dict could change in
+place), rules with bundles or stores with an order of their own (cells that read other
+cells), and targeted diffs. Rules are compared with ``==``: their callables (thresholds,
+safety stock) by identity, so they must not change what they say while the rules object
+lives (they come from the configuration, read once).
 
-Kept: 16 bytes a level (24 MB at B1's size) and the judged cells' hashes.
+Kept: five references and a hash a level (about 70 MB at B1's size, made after the read
+is recorded: :meth:`DiffMemo.settle`), and the judged cells' hashes.
 """
 
 from __future__ import annotations
@@ -46,15 +48,8 @@ from monitors.drift import DiffRules, Drift, _diff, _Freshness, diff
 I64 = npt.NDArray[np.int64]
 
 _SYSTEM, _SKU, _LOCATION = attrgetter("system"), attrgetter("sku"), attrgetter("location")
-_CHANGED, _SOURCE = attrgetter("changed_at"), attrgetter("source")
-_QUANTITIES, _FLAGS, _OBSERVED = (
-    attrgetter("quantities"),
-    attrgetter("flags"),
-    attrgetter("observed_at"),
-)
-_tuple_hash = tuple.__hash__
-#: odd (the 64-bit golden ratio): mixes the flags' hash into the level's, one-to-one
-_MIX = np.uint64(0x9E3779B97F4A7C15)
+_QUANTITIES, _FLAGS, _REFS = attrgetter("quantities"), attrgetter("flags"), attrgetter("refs")
+_OBSERVED = attrgetter("observed_at")
 
 
 @dataclass
@@ -67,6 +62,7 @@ class _Last:
     locations: list[str]
     quantities: list[object]
     flags: list[object]
+    refs: list[object]
     #: per level: its cell's hash((sku, location))
     cells: I64
     #: the cells the fast path did not pass as quiet: judged again every time
@@ -80,16 +76,42 @@ class DiffMemo:
 
     def __init__(self) -> None:
         self._last: _Last | None = None
+        #: whether the last diff judged every cell (False: only what changed)
+        self.whole = True
+        #: a whole diff's read, held once it is recorded (:meth:`settle`)
+        self._pending: tuple[DiffRules, list[tuple[str, int]], Sequence[Level], I64] | None = None
 
     def forget(self) -> None:
-        self._last = None
+        self._last, self._pending = None, None
+
+    def settle(self) -> None:
+        """Hold what the last diff judged whole. Called once its read is recorded, so the
+        references are not made at the peak of a first read's record; until then (or if
+        the record failed) the next diff judges whole."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        rules, runs, levels, judged = pending
+        skus, locations = list(map(_SKU, levels)), list(map(_LOCATION, levels))
+        self._last = _Last(
+            rules,
+            runs,
+            skus,
+            locations,
+            list(map(_QUANTITIES, levels)),
+            list(map(_FLAGS, levels)),
+            list(map(_REFS, levels)),
+            _cell_hashes(skus, locations),
+            judged,
+        )
 
     def diff(
         self, levels: Sequence[Level], rules: DiffRules, *, now: datetime | None = None
     ) -> list[Drift]:
         """Every drift among ``levels`` (a full read) at ``now``, as
         :func:`monitors.drift.diff` finds them."""
-        last, self._last = self._last, None
+        last, self._last, self._pending = self._last, None, None
+        self.whole = True
         if rules.bundles or rules.orders or not levels:
             return diff(levels, rules, now=now)
         times = set(map(_OBSERVED, levels))  # a read's levels share a few times
@@ -103,22 +125,15 @@ class DiffMemo:
             and last.runs == runs
             and _all_fresh(min(times), rules, now)
         ):
-            drifts = _again(levels, rules, now, last, judged)
-            last.judged = _judged_hashes(judged)
-            self._last = last
+            drifts, kept, self.whole = _again(levels, rules, now, last, judged)
+            if kept:
+                last.judged = _judged_hashes(judged)
+                self._last = last
             return drifts
         drifts = _diff(levels, rules, now, fast=True, judged=judged)
-        skus, locations = list(map(_SKU, levels)), list(map(_LOCATION, levels))
-        self._last = _Last(
-            rules,
-            runs,
-            skus,
-            locations,
-            list(map(_QUANTITIES, levels)),
-            list(map(_FLAGS, levels)),
-            _cell_hashes(skus, locations),
-            _judged_hashes(judged),
-        )
+        if all(issubclass(kind, tuple) for kind in set(map(type, map(_QUANTITIES, levels)))):
+            # quantities that cannot change in place (TupleMaps): held once recorded
+            self._pending = (rules, runs, levels, _judged_hashes(judged))
         return drifts
 
 
@@ -128,10 +143,12 @@ def _again(
     now: datetime,
     last: _Last,
     judged: list[tuple[str, str]],
-) -> list[Drift]:
-    """The drifts of the cells to judge again (see the module docstring); ``last``
-    made this read's (its columns and cells changed where the read's levels did). The
-    read's systems come in runs as long as last time's."""
+) -> tuple[list[Drift], bool, bool]:
+    """The drifts of the cells to judge again (see the module docstring); whether
+    ``last`` can be kept (it is made this read's: its columns and cells changed where the
+    read's levels did), which it cannot if a changed level's quantities could change in
+    place; and whether every cell was judged after all (most changed). The read's
+    systems come in runs as long as last time's."""
     n = len(levels)
     same = np.ones(n, np.bool_)
     held: tuple[tuple[list[Any], Callable[[Level], Any]], ...] = (
@@ -139,6 +156,7 @@ def _again(
         (last.locations, _LOCATION),
         (last.quantities, _QUANTITIES),
         (last.flags, _FLAGS),
+        (last.refs, _REFS),
     )
     for column, field in held:
         same &= np.fromiter(map(is_, map(field, levels), column), np.bool_, n)
@@ -148,13 +166,14 @@ def _again(
     for column, field in held:  # this read's, held from now on
         for i in rows:
             column[i] = field(levels[i])
+    kept = all(isinstance(last.quantities[i], tuple) for i in rows)
     last.cells[moved] = _cell_hashes(
         [last.skus[i] for i in rows], [last.locations[i] for i in rows]
     )
     if len(moved) > n // 2:  # mostly changed: the whole grid
-        return _diff(levels, rules, now, fast=True, judged=judged)
+        return _diff(levels, rules, now, fast=True, judged=judged), kept, True
     if not len(moved) and not len(last.judged):
-        return []  # every cell quiet again
+        return [], kept, False  # every cell quiet again
     # the cells changed levels are in now, the cells they were in, and the judged ones
     cells = last.cells
     wanted = np.unique(np.concatenate([cells[moved], before, last.judged]))
@@ -162,7 +181,7 @@ def _again(
     np.minimum(at, len(wanted) - 1, out=at)
     chosen = np.flatnonzero(wanted[at] == cells)
     picked = [levels[i] for i in chosen.tolist()]
-    return _diff(picked, rules, now, fast=True, judged=judged)
+    return _diff(picked, rules, now, fast=True, judged=judged), kept, False
 
 
 def _cell_hashes(skus: Sequence[str], locations: Sequence[str]) -> I64:

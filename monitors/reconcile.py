@@ -250,6 +250,8 @@ async def _run_diff(
             () if skus is not None else sorted(healthy - {system for system, _, _ in ambiguous})
         )
         recorded = await ledger.record_levels(blocks=level_blocks(kept), complete=complete)
+    if memo is not None and skus is None:
+        memo.settle()  # once recorded: not at the record's peak of memory
     if rules.listed:
         drifts = await _within_range(drifts, rules.listed, ledger)
     return DiffRun(levels=levels, drifts=drifts, failures=failures, recorded=recorded)

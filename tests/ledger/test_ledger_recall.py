@@ -51,6 +51,12 @@ def read(
     return ("read", levels, minutes, changed, source, complete)
 
 
+def mixed(levels: list[Level], minutes: float, cell: int, quantity: int) -> tuple[Any, ...]:
+    """A complete read handed over with a later observation of one of its keys, in one
+    batch (``record_levels(observations, blocks=...)``)."""
+    return ("mixed", levels, minutes, cell, quantity)
+
+
 def webhook(minutes: float, cell: int, state: str, quantity: int) -> tuple[Any, ...]:
     """One observation of one key, from a webhook, recorded by this process."""
     return ("webhook", minutes, cell, state, quantity)
@@ -86,6 +92,19 @@ async def _replay(url: str, steps: list[tuple[Any, ...]], as_blocks: bool) -> tu
                 else:
                     observations: list[LevelObservation] = list(block.observations())
                     result = await ledger.record_levels(observations, complete=systems)
+                results.append(result)
+                continue
+            if step[0] == "mixed":
+                _, levels, minutes, cell, quantity = step
+                block = _block(levels, minutes, None, "poll")
+                sku, location = CELLS[cell]
+                later = [obs(quantity, minutes + 1, sku=sku, location=location)]
+                if as_blocks:
+                    result = await ledger.record_levels(later, blocks=[block], complete=["shopify"])
+                else:
+                    result = await ledger.record_levels(
+                        [*block.observations(), *later], complete=["shopify"]
+                    )
                 results.append(result)
                 continue
             kind, minutes, cell, state, quantity = step
@@ -176,6 +195,13 @@ SCENARIOS = {
         read(BASE, 11),
         read(BASE, 20),
     ],
+    "an observation in the read's batch changed a level it holds": [
+        read(BASE, 0),
+        read(BASE, 10),
+        mixed(BASE, 20, 2, 99),
+        read(BASE, 30),
+        read(BASE, 40),
+    ],
     "a level given twice in a read": [
         read(BASE, 0),
         read([*BASE, ("SKU-0", "east", (1, 2))], 10),
@@ -240,7 +266,7 @@ async def test_a_webhook_between_two_identical_reads_is_undone_by_the_second(
     assert [row[4] for row in history if row[:4] == key] == [5, 7, 5]
 
 
-async def test_an_unchanged_read_after_a_recalled_one_writes_nothing(
+async def test_a_read_after_a_recalled_one_writes_only_its_changed_level(
     ledger: Ledger, raw: AsyncEngine
 ) -> None:
     for minutes in (0, 10):

@@ -15,6 +15,14 @@ from connectors.levels import Level, observed_again, tuple_map
 from monitors.diffmemo import DiffMemo
 from monitors.drift import DiffRules, SystemRules, Threshold, diff
 
+
+def judged(memo: DiffMemo, levels: list[Level], rules: DiffRules, **kw: object) -> list:
+    """``memo.diff``, then ``settle`` (as run_diff does once the read is recorded)."""
+    drifts = memo.diff(levels, rules, **kw)  # type: ignore[arg-type]
+    memo.settle()
+    return drifts
+
+
 moves = st.lists(
     st.one_of(
         st.tuples(st.just("same")),
@@ -65,13 +73,13 @@ def test_reads_diffed_with_the_memo_drift_as_diffed_whole(
     levels, rules = world
     rules = replace(rules, bundles={})  # a memo of rules with bundles diffs whole
     memo = DiffMemo()
-    assert memo.diff(levels, rules, now=NOW) == diff(levels, rules, now=NOW)
+    assert judged(memo, levels, rules, now=NOW) == diff(levels, rules, now=NOW)
     for n, move in enumerate(steps, 1):
         at = timedelta(seconds=10 * n)
         levels = _moved(levels, move, at)
         if move[0] == "threshold":
             rules = replace(rules, threshold=lambda sku, t=move[1]: Threshold(t))
-        assert memo.diff(levels, rules, now=NOW + at) == diff(levels, rules, now=NOW + at)
+        assert judged(memo, levels, rules, now=NOW + at) == diff(levels, rules, now=NOW + at)
 
 
 def _world(n: int) -> tuple[list[Level], DiffRules]:
@@ -94,10 +102,11 @@ def _world(n: int) -> tuple[list[Level], DiffRules]:
 def test_a_drift_that_appears_and_goes_between_quiet_reads_is_found_and_then_gone() -> None:
     levels, rules = _world(50)
     memo = DiffMemo()
-    assert memo.diff(levels, rules) == []
+    assert judged(memo, levels, rules) == []
     second = [observed_again(NOW + timedelta(minutes=1), lv) for lv in levels]
     second[60] = second[60]._replace(quantities=tuple_map(("available",), (9,)))
-    [drift] = memo.diff(second, rules)
+    [drift] = judged(memo, second, rules)
+    assert not memo.whole  # only the changed cell was judged
     assert (drift.sku, drift.system, drift.kind, drift.gap) == (
         "SKU-10",
         "shopify",
@@ -106,21 +115,22 @@ def test_a_drift_that_appears_and_goes_between_quiet_reads_is_found_and_then_gon
     )
     # the drift is judged again while it lasts: it says when each system last saw it
     third = [observed_again(NOW + timedelta(minutes=2), lv) for lv in second]
-    [again] = memo.diff(third, rules)
+    [again] = judged(memo, third, rules)
+    assert not memo.whole
     assert again.observed_at["shopify"] == NOW + timedelta(minutes=2)
     assert [again] == diff(third, rules)
     fourth = [observed_again(NOW + timedelta(minutes=3), lv) for lv in levels]
-    assert memo.diff(fourth, rules) == []
+    assert judged(memo, fourth, rules) == []
 
 
 def test_a_level_gone_stale_is_found_though_nothing_else_changed() -> None:
     levels, rules = _world(20)
     memo = DiffMemo()
-    assert memo.diff(levels, rules) == []
+    assert judged(memo, levels, rules) == []
     later = NOW + timedelta(seconds=901)
     second = [observed_again(later, lv) for lv in levels]
     second[3] = levels[3]  # the WMS did not report SKU-3 again: its level is 901 s old
-    drifts = memo.diff(second, rules)
+    drifts = judged(memo, second, rules)
     assert drifts == diff(second, rules)
     assert [(d.sku, d.system, d.kind) for d in drifts] == [("SKU-3", "wms", "stale")]
 
@@ -132,10 +142,11 @@ def _again(levels: list[Level], minutes: int) -> list[Level]:
 def test_a_storefront_level_no_longer_tracked_is_found() -> None:
     levels, rules = _world(20)
     memo = DiffMemo()
-    assert memo.diff(levels, rules) == []
+    assert judged(memo, levels, rules) == []
     second = _again(levels, 1)
     second[25] = second[25]._replace(flags={"tracked": False})  # the same quantities
-    drifts = memo.diff(second, rules)
+    drifts = judged(memo, second, rules)
+    assert not memo.whole
     assert [(d.sku, d.system, d.kind) for d in drifts] == [("SKU-5", "shopify", "untracked")]
     assert drifts == diff(second, rules)
 
@@ -143,10 +154,10 @@ def test_a_storefront_level_no_longer_tracked_is_found() -> None:
 def test_a_level_that_moved_to_another_sku_leaves_its_old_cell_judged_again() -> None:
     levels, rules = _world(20)
     memo = DiffMemo()
-    assert memo.diff(levels, rules) == []
+    assert judged(memo, levels, rules) == []
     second = _again(levels, 1)
     second[7] = second[7]._replace(sku="SKU-NEW")  # the WMS's SKU-7, renamed: same quantities
-    drifts = memo.diff(second, rules)
+    drifts = judged(memo, second, rules)
     assert drifts == diff(second, rules)
     assert {(d.sku, d.kind) for d in drifts} >= {("SKU-7", "missing"), ("SKU-NEW", "missing")}
 
@@ -156,7 +167,23 @@ def test_rules_that_changed_judge_every_cell_again() -> None:
     levels[25] = levels[25]._replace(quantities=tuple_map(("available",), (6,)))  # gap 1
     lenient = replace(rules, threshold=lambda sku: Threshold(2))
     memo = DiffMemo()
-    assert memo.diff(levels, lenient) == []
+    assert judged(memo, levels, lenient) == []
     second = _again(levels, 1)
-    [drift] = memo.diff(second, rules)  # exact again: the gap of 1 is a drift
+    [drift] = judged(memo, second, rules)  # exact again: the gap of 1 is a drift
+    assert memo.whole
     assert (drift.sku, drift.gap) == ("SKU-5", 1)
+
+
+def test_a_second_item_for_a_sku_is_found_though_only_its_references_changed() -> None:
+    levels, rules = _world(20)
+    item = {"inventory_item_id": "gid://shopify/InventoryItem/1"}
+    levels[3] = levels[3]._replace(refs=item)
+    levels.insert(4, levels[3])  # the WMS reports SKU-3's item twice: one item
+    memo = DiffMemo()
+    assert judged(memo, levels, rules) == []
+    second = _again(levels, 1)
+    second[4] = second[4]._replace(refs={"inventory_item_id": "gid://shopify/InventoryItem/2"})
+    drifts = judged(memo, second, rules)
+    assert not memo.whole
+    assert [(d.sku, d.system, d.kind) for d in drifts] == [("SKU-3", "wms", "duplicate_sku")]
+    assert drifts == diff(second, rules)

@@ -353,14 +353,7 @@ class _Batch:
                 notes.append(_Note(block, None, span[1], None, marks.layout))
                 parts.append(_Part(block, None, notes[-1], None))
                 continue
-            content = content_hashes(
-                block.skus,
-                block.locations,
-                block.changed_at,
-                block.sources,
-                block.quantities,
-                len(block.states),
-            )
+            content = content_hashes(block)
             if content is None:  # not plain: record's checks name it
                 parts.append(_Part(block, None, None, None))
                 continue
@@ -501,7 +494,7 @@ class _Batch:
             left.append(np.flatnonzero(~whole) + start)
             if part.note is not None and len(at):
                 taken = np.flatnonzero(whole) + start
-                part.note.vouched(part.block_rows(taken), levels[taken], at.reshape(-1, k))
+                part.note.vouched(part.block_rows(taken), at.reshape(-1, k))
         rows: list[int] = np.concatenate(left).tolist() if left else []
         return rows
 
@@ -713,7 +706,8 @@ class _Note:
         #: committed (a first read: not at its peak of memory)
         self.content = content
         self.block = block if content is None else None
-        #: each level's hash((sku, location)): the whole block's, shared, or filled in
+        #: the hash((sku, location)) of the levels written as new keys (to find their
+        #: keys once written): the whole block's, shared, or filled in
         self.levels: I64 | None = None
         self.ok = np.zeros(len(block), np.bool_)
         #: made when first needed: a first read's are found once its keys are written
@@ -738,13 +732,11 @@ class _Note:
 
     def take(self, rows: I64, prior: LastRead) -> None:
         """Levels found unchanged since ``prior``: where they were."""
-        self._levels()[rows] = prior.levels[rows]
         self._positions()[rows] = prior.at[rows]
         self.ok[rows] = True
 
-    def vouched(self, rows: I64, levels: I64, at: I64) -> None:
+    def vouched(self, rows: I64, at: I64) -> None:
         """Levels the watermark vouched for, with their keys' positions (level by level)."""
-        self._levels()[rows] = levels
         self._positions()[rows] = at
         self.ok[rows] = True
 
@@ -763,15 +755,8 @@ class _Note:
         block, self.block = self.block, None
         content = self.content
         if content is None and block is not None:
-            content = content_hashes(
-                block.skus,
-                block.locations,
-                block.changed_at,
-                block.sources,
-                block.quantities,
-                len(block.states),
-            )
-        if content is None or self.levels is None:
+            content = content_hashes(block)
+        if content is None or not (self.ok.any() or self.fresh is not None):
             return None
         at = self._positions()
         ok = self.ok
@@ -786,13 +771,15 @@ class _Note:
             states = np.fromiter(map(hash, self.states), np.int64, len(self.states))
             rows = np.flatnonzero(self.fresh)
             step = max(1, CHUNK // len(self.states))
+            levels = self._levels()
             for start in range(0, len(rows), step):
                 chosen = rows[start : start + step]
-                keys = combine(self.levels[chosen][:, None], states[None, :]).ravel()
+                keys = combine(levels[chosen][:, None], states[None, :]).ravel()
                 found_at, found = marks.find(keys)
                 at[chosen] = found_at.reshape(len(chosen), -1)
                 ok[chosen] = found.reshape(len(chosen), -1).all(axis=1)
             self.fresh = None
+        self.levels = None
         if len(suspects):
             found_at, found = marks.find(suspects)
             hit = np.zeros(len(marks), np.bool_)
@@ -804,7 +791,6 @@ class _Note:
             marks=marks,
             layout=marks.layout,
             content=content,
-            levels=self.levels,
             at=at,
             ok=ok,
             latest=self.latest,

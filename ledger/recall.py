@@ -22,43 +22,31 @@ another type (a quantity ``5.0`` where ``5`` was, a naive time equal to the awar
 hash the same and are taken as unchanged too: nothing is stored for them, so nothing of
 the wrong type is.
 
-Kept per level: 8 bytes of content hash, 8 of the SKU and location's hash, 4 per state of
-positions and 1 of verdict: about 50 MB at B1's size, beside the watermark's 220 MB.
+Kept per level: 8 bytes of content hash, 4 per state of positions and 1 of verdict: about
+40 MB at B1's size, beside the watermark's 220 MB.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 
+from ledger.records import LevelBlock
 from ledger.watermark import I32, I64, Bools, Marks
 
 __all__ = ["LastRead", "content_hashes"]
 
 
-def content_hashes(
-    skus: Sequence[str],
-    locations: Sequence[str],
-    changed_at: Sequence[datetime | None],
-    sources: Sequence[str],
-    quantities: Sequence[int],
-    k: int,
-) -> I64 | None:
+def content_hashes(block: LevelBlock) -> I64 | None:
     """Each level's content hash, at C speed (one tuple a level, hashed); None where a
     value cannot be hashed (such a block goes the watermark's way, whose checks name the
     culprit)."""
-    n = len(skus)
     # k times the same iterator: zip takes a level's k quantities in turn
-    values = [iter(quantities)] * k
+    values = [iter(block.quantities)] * len(block.states)
+    columns = (block.skus, block.locations, block.changed_at, block.sources)
     try:
-        return np.fromiter(
-            map(hash, zip(skus, locations, changed_at, sources, *values)),  # noqa: B905
-            np.int64,
-            n,
-        )
+        return np.fromiter(map(hash, zip(*columns, *values)), np.int64, len(block))  # noqa: B905
     except TypeError:  # an unhashable value: not plain data
         return None
 
@@ -70,9 +58,8 @@ class LastRead:
     #: the watermark the positions point into, and its layout then
     marks: Marks
     layout: int
-    #: per level: its content hash, and ``hash((sku, location))``
+    #: per level: its content hash
     content: I64
-    levels: I64
     #: per level and state, the key's position in ``marks`` (valid where ``ok``)
     at: I32
     #: per level: the watermark held exactly its values once the read committed

@@ -3,16 +3,18 @@
 A full diff of 100,000 SKUs × 5 locations in three systems puts 1.5 million levels in a
 grid and judges 500,000 cells: about a second of CPU (BENCHMARKS.md, issue 16), though
 from one read to the next few levels change (B1 changes 0.1 %). A :class:`DiffMemo`
-holds, for the last full diff, each level's SKU, location, quantities, flags and
-references (the objects themselves, position by position: a read comes in the same order
-every time, and a connector's memo hands an unchanged level's objects back), its cell's
-hash, and the cells the fast path did not pass as quiet. The next diff under the same
+holds, for the last full diff, each level's SKU, location, quantities and flags (the
+objects themselves, position by position: a read comes in the same order every time, and
+a connector's memo hands an unchanged level's objects back), its cell's hash, and the
+cells the fast path did not pass as quiet or where a system reported more than one level
+(whose references say whether they are one item). The next diff under the same
 rules puts in its grid only the cells that must be judged again:
 
 * a cell of a level whose objects are not the ones at its position last time (the cell
   it is in now, and the cell the level there was in);
 * every cell judged the general way last time (a drift, a missing level, a duplicate:
-  what such a cell says depends on ``now`` and on its levels' times);
+  what such a cell says depends on ``now`` and on its levels' times), and every cell
+  where a system reported more than one level;
 
 and takes every other cell as quiet again, which it is: its levels are the same objects
 (held, so never another object at the same address), the rules are equal, each system's
@@ -26,7 +28,7 @@ cells), and targeted diffs. Rules are compared with ``==``: their callables (thr
 safety stock) by identity, so they must not change what they say while the rules object
 lives (they come from the configuration, read once).
 
-Kept: five references and a hash a level (about 70 MB at B1's size, made after the read
+Kept: four references and a hash a level (about 60 MB at B1's size, made after the read
 is recorded: :meth:`DiffMemo.settle`), and the judged cells' hashes.
 """
 
@@ -48,7 +50,7 @@ from monitors.drift import DiffRules, Drift, _diff, _Freshness, diff
 I64 = npt.NDArray[np.int64]
 
 _SYSTEM, _SKU, _LOCATION = attrgetter("system"), attrgetter("sku"), attrgetter("location")
-_QUANTITIES, _FLAGS, _REFS = attrgetter("quantities"), attrgetter("flags"), attrgetter("refs")
+_QUANTITIES, _FLAGS = attrgetter("quantities"), attrgetter("flags")
 _OBSERVED = attrgetter("observed_at")
 
 
@@ -62,7 +64,6 @@ class _Last:
     locations: list[str]
     quantities: list[object]
     flags: list[object]
-    refs: list[object]
     #: per level: its cell's hash((sku, location))
     cells: I64
     #: the cells the fast path did not pass as quiet: judged again every time
@@ -100,7 +101,6 @@ class DiffMemo:
             locations,
             list(map(_QUANTITIES, levels)),
             list(map(_FLAGS, levels)),
-            list(map(_REFS, levels)),
             _cell_hashes(skus, locations),
             judged,
         )
@@ -156,7 +156,6 @@ def _again(
         (last.locations, _LOCATION),
         (last.quantities, _QUANTITIES),
         (last.flags, _FLAGS),
-        (last.refs, _REFS),
     )
     for column, field in held:
         same &= np.fromiter(map(is_, map(field, levels), column), np.bool_, n)

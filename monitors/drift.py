@@ -391,7 +391,8 @@ def _diff(
             return []
         now = max(level.observed_at for level in levels)
     with cyclic_gc_paused():  # the grid is built and freed inside (monitors/collector.py)
-        drifts = _judge_cells(_Context(rules, now, *_grid(levels, rules)), fast=fast, judged=judged)
+        ctx = _Context(rules, now, *_grid(levels, rules, judged))
+        drifts = _judge_cells(ctx, fast=fast, judged=judged)
     drifts.sort(key=lambda d: (-abs(d.gap), d.sku, d.location, d.system, d.kind))
     return drifts
 
@@ -549,11 +550,15 @@ def _judge_cells(
 _Dups = dict[tuple[str, str], dict[str, dict[str, Level]]]
 
 
-def _grid(levels: Iterable[Level], rules: DiffRules) -> tuple[Grid, _Dups]:
+def _grid(
+    levels: Iterable[Level], rules: DiffRules, repeated: list[tuple[str, str]] | None = None
+) -> tuple[Grid, _Dups]:
     """(SKU, location) → each system's level (:data:`Grid`), plus an empty cell for every
     bundle wherever one of its components is; and, where a system reported several items
     (:func:`item_id`) for one SKU at one location, all of them (the cell then holds the
-    last given, and the same item given twice is one item, the last)."""
+    last given, and the same item given twice is one item, the last). ``repeated`` gets
+    each cell where a system reported more than one level (whose references say whether
+    they are one item)."""
     position = {name: i for i, name in enumerate(rules.systems)}.get
     empty: list[Level | None] = [None] * len(rules.systems)
     grid: Grid = {}
@@ -569,6 +574,8 @@ def _grid(levels: Iterable[Level], rules: DiffRules) -> tuple[Grid, _Dups]:
             else:
                 prior = cell[i]
                 if prior is not None:  # the system reported this SKU here before
+                    if repeated is not None:
+                        repeated.append(key)
                     name = level.system
                     if item_id(prior) != item_id(level):
                         items = duplicates.setdefault(key, {}).setdefault(name, {})

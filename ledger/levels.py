@@ -608,30 +608,34 @@ class _Batch:
         await self.bulk.mark_absent(conn, keys)
 
     def committed(self) -> None:
-        """The transaction committed: the watermark takes what the batch did."""
+        """The transaction committed: the watermark takes what the batch did; then
+        complete reads leave their notes (once every system's changes are applied and
+        freed: a first read's notes are made after its peak of memory, not on it)."""
+        suspects: dict[str, I64] = {}
         for system, (version, _) in self.locked.items():
             marks = self.marks.get(system)
             if marks is None:
                 continue
-            changes = self.changes.get(system)
+            changes = self.changes.pop(system, None)
             if changes is None:  # loaded by another batch since? keep it only if in step
                 del self.marks[system]
                 self.reads.pop(system, None)
                 continue
             rows = changes.rows_written
-            suspects = changes.suspects(marks) if system in self.complete else None
-            self.marks[system] = marks = changes.apply(marks, version + 1)
+            if system in self.complete:
+                suspects[system] = changes.suspects(marks)
+            self.marks[system] = changes.apply(marks, version + 1)
             del changes
             if rows >= TRIM_AFTER:
                 release_free_heap()
-            if system in self.complete:
-                notes = self.notes.get(system, [])
-                assert suspects is not None
-                made = ((note.states, note.last_read(marks, suspects)) for note in notes)
-                self.reads[system] = {states: last for states, last in made if last}
-                # what the notes say holds until a value changes (Marks.apply notes which)
-                marks.dirty = np.zeros(len(marks), np.bool_) if notes else None
-                marks.moved = None
+        for system, written in suspects.items():
+            marks = self.marks[system]
+            notes = self.notes.get(system, [])
+            made = ((note.states, note.last_read(marks, written)) for note in notes)
+            self.reads[system] = {states: last for states, last in made if last}
+            # what the notes say holds until a value changes (Marks.apply notes which)
+            marks.dirty = np.zeros(len(marks), np.bool_) if notes else None
+            marks.moved = None
 
 
 async def _record_chunk(

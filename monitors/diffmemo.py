@@ -66,7 +66,8 @@ class _Last:
     flags: list[object]
     #: per level: its cell's hash((sku, location))
     cells: I64
-    #: the cells the fast path did not pass as quiet: judged again every time
+    #: the cells the fast path did not pass as quiet, and those where a system reported
+    #: more than one level: judged again every time
     judged: I64
 
 

@@ -83,9 +83,6 @@ class DiffMemo:
         #: a whole diff's read, held once it is recorded (:meth:`settle`)
         self._pending: tuple[DiffRules, list[tuple[str, int]], Sequence[Level], I64] | None = None
 
-    def forget(self) -> None:
-        self._last, self._pending = None, None
-
     def settle(self) -> None:
         """Hold what the last diff judged whole. Called once its read is recorded, so the
         references are not made at the peak of a first read's record; until then (or if

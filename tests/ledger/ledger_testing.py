@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ledger import LevelObservation
+from ledger import LevelObservation, normalize_url
 
 #: The time every test starts at; tests move time by passing later datetimes.
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -101,3 +101,39 @@ class Writes:
             await conn.exec_driver_sql("DROP TABLE write_count")
             if self._raw.dialect.name == "postgresql":
                 await conn.exec_driver_sql("DROP FUNCTION count_write()")
+
+
+async def level_tables(url: str) -> list[list[Any]]:
+    """The rows of level_current, level_history and level_reads, in a fixed order, read
+    around the ledger: what two ledgers fed the same levels must agree on."""
+    engine = create_async_engine(normalize_url(url))
+    try:
+        async with engine.connect() as conn:
+            return [
+                list(await conn.execute(text(query)))
+                for query in (
+                    "SELECT system, sku, location, state, quantity, observed_at, changed_at, "
+                    "source, absent FROM level_current ORDER BY system, sku, location, state",
+                    "SELECT system, sku, location, state, quantity, observed_at, source "
+                    "FROM level_history ORDER BY id",
+                    "SELECT system, observed_at FROM level_reads ORDER BY system",
+                )
+            ]
+    finally:
+        await engine.dispose()
+
+
+def plain_value(value: object) -> object:
+    """A time as naive UTC (SQLite returns text, PostgreSQL aware datetimes); any other
+    value as it is."""
+    if isinstance(value, str) and value[:2] == "20" and len(value) >= 19 and value[10] in " T":
+        return datetime.fromisoformat(value).replace(tzinfo=None)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def plain_tables(tables: list[list[Any]]) -> list[list[tuple[object, ...]]]:
+    """:func:`level_tables`' rows with :func:`plain_value` times (comparable across
+    backends)."""
+    return [[tuple(map(plain_value, row)) for row in rows] for rows in tables]

@@ -9,9 +9,8 @@ from datetime import datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_testing import Writes, at, obs, scalar
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from ledger_testing import Writes, at, level_tables, obs, plain_tables, scalar
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import (
     InvalidArgument,
@@ -19,7 +18,6 @@ from ledger import (
     LevelBlock,
     LevelObservation,
     RecordResult,
-    normalize_url,
 )
 
 STATES = ("on_hand", "available")
@@ -254,25 +252,7 @@ async def _replay(url: str, steps: list[dict], as_blocks: bool) -> tuple[list, l
                 observations: list[LevelObservation] = [o for b in blocks for o in b.observations()]
                 result = await ledger.record_levels(observations, complete=complete)
             results.append(result)
-    return results, await _tables(url)
-
-
-async def _tables(url: str) -> list:
-    engine = create_async_engine(normalize_url(url))
-    try:
-        async with engine.connect() as conn:
-            return [
-                list(await conn.execute(text(query)))
-                for query in (
-                    "SELECT system, sku, location, state, quantity, observed_at, changed_at, "
-                    "source, absent FROM level_current ORDER BY system, sku, location, state",
-                    "SELECT system, sku, location, state, quantity, observed_at, source "
-                    "FROM level_history ORDER BY id",
-                    "SELECT system, observed_at FROM level_reads ORDER BY system",
-                )
-            ]
-    finally:
-        await engine.dispose()
+    return results, await level_tables(url)
 
 
 @settings(
@@ -339,17 +319,4 @@ async def test_blocks_and_observations_agree_on_each_backend(
     observed = await _replay(f"sqlite:///{folder / 'observations.db'}", FIXED_STEPS, False)
     blocked = await _replay(db_url, FIXED_STEPS, True)
     assert blocked[0] == observed[0]
-    assert _plain(blocked[1]) == _plain(observed[1])
-
-
-def _plain(tables: list) -> list:
-    """Rows with times as UTC datetimes (SQLite returns text, PostgreSQL datetimes)."""
-
-    def value(v: object) -> object:
-        if isinstance(v, str) and v[:2] == "20" and len(v) >= 19 and v[10] in " T":
-            return datetime.fromisoformat(v).replace(tzinfo=None)
-        if isinstance(v, datetime):
-            return v.astimezone(at(0).tzinfo).replace(tzinfo=None)
-        return v
-
-    return [[tuple(map(value, row)) for row in rows] for rows in tables]
+    assert plain_tables(blocked[1]) == plain_tables(observed[1])

@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_testing import Writes, at, obs
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from ledger_testing import Writes, at, level_tables, obs, plain_tables
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger import Ledger, LevelBlock, LevelObservation, RecordResult, normalize_url
+from ledger import Ledger, LevelBlock, LevelObservation, RecordResult
 
 STATES = ("on_hand", "available")
 CELLS = [(f"SKU-{n}", location) for n in range(6) for location in ("east", "west")]
@@ -116,34 +115,7 @@ async def _replay(url: str, steps: list[tuple[Any, ...]], as_blocks: bool) -> tu
             else:
                 async with Ledger.from_url(url) as replica:
                     await replica.record_levels(one)
-    return results, await _tables(url)
-
-
-async def _tables(url: str) -> list:
-    engine = create_async_engine(normalize_url(url))
-    try:
-        async with engine.connect() as conn:
-            return [
-                [tuple(map(_plain, row)) for row in await conn.execute(text(query))]
-                for query in (
-                    "SELECT system, sku, location, state, quantity, observed_at, changed_at, "
-                    "source, absent FROM level_current ORDER BY system, sku, location, state",
-                    "SELECT system, sku, location, state, quantity, observed_at, source "
-                    "FROM level_history ORDER BY id",
-                    "SELECT system, observed_at FROM level_reads ORDER BY system",
-                )
-            ]
-    finally:
-        await engine.dispose()
-
-
-def _plain(value: object) -> object:
-    """Times as naive UTC (SQLite returns text, PostgreSQL aware datetimes)."""
-    if isinstance(value, str) and value[:2] == "20" and len(value) >= 19 and value[10] in " T":
-        return datetime.fromisoformat(value).replace(tzinfo=None)
-    if isinstance(value, datetime):
-        return value.astimezone(at(0).tzinfo).replace(tzinfo=None)
-    return value
+    return results, plain_tables(await level_tables(url))
 
 
 SCENARIOS = {

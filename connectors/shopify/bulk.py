@@ -167,6 +167,14 @@ class BulkReader:
         """Every level of every item with a SKU, as the file streams in; ``catalog``
         learns each such item and where it is stocked. Lines unchanged since the last
         complete read are not decoded again (:mod:`connectors.shopify.jsonl`)."""
+        async for batch in self.level_batches(catalog):
+            for level in batch:
+                yield level
+
+    async def level_batches(self, catalog: Catalog | None = None) -> AsyncIterator[list[Level]]:
+        """:meth:`levels`, a network chunk's levels at a time: a full read of 100,000
+        SKUs is 500,000 levels, and resuming an async generator once a level cost about
+        a microsecond each (0.6 s of B1's second read; BENCHMARKS.md, issue 16)."""
         op = await self.wait(await self.start(document("bulk_inventory_items")))
         if op.url is None:  # nothing matched: Shopify writes no file
             self._memo.clear()
@@ -179,8 +187,8 @@ class BulkReader:
             catalog=catalog,
         )
         async for data, encoding in self.chunks(op.url):
-            for level in read.chunk(data, encoding):
-                yield level
+            if batch := read.chunk(data, encoding):
+                yield batch
         read.finish()
 
     async def count_items(self, limit: int | None) -> int:

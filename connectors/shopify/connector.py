@@ -196,7 +196,7 @@ class ShopifyConnector:
     async def _read_in_bulk(self) -> list[Level]:
         catalog = Catalog()
         try:
-            levels = [level async for level in self._bulk.levels(catalog)]
+            levels = [lv async for batch in self._bulk.level_batches(catalog) for lv in batch]
         except BulkOperationRejected as exc:
             if self._use_bulk is None and exc.retryable:  # the shop's bulk slots are busy
                 return await self._read_paged(None)

@@ -18,11 +18,17 @@ are both left out. A new piece whose hash equals a kept piece's would be taken f
 at a million kept pieces and a thousand new ones, a chance of about one in 10**10 a
 read (the read watermark in :mod:`ledger.watermark` makes the same trade).
 
-The memo holds sorted hashes in a numpy array and what they were made into in a numpy
-array of objects: 16 bytes a piece, beside the objects themselves (which the read's
-levels hold anyway). Objects, not a list: putting a list in hash order took a Python int
-per piece (a million at 100,000 SKUs, 28 bytes each), whose freed memory the process
-kept (BENCHMARKS.md, issue 16).
+The memo holds the hashes in the order the last read met them, what they were made into
+in the same order (a numpy array of objects), and the order that sorts the hashes: 24
+bytes a piece, beside the objects themselves (which the read's levels hold anyway).
+Objects, not a list: putting a list in another order took a Python int per piece (a
+million at 100,000 SKUs, 28 bytes each), whose freed memory the process kept.
+
+A read meets its pieces in about the last read's order, so :meth:`Memo.take` first
+compares a batch's hashes with the last read's next ones, and looks up (a binary search
+through the sorting order) only those that differ: most batches of a later read are
+found in one comparison instead of a search each (a third of a second of a later read
+of 100,000 SKUs; BENCHMARKS.md, issue 16).
 """
 
 from __future__ import annotations
@@ -51,11 +57,16 @@ class Memo(Generic[T]):
     kept becomes the memo) or ``discard`` when it is not (the memo stays as it was, less
     what the read took)."""
 
-    __slots__ = ("_kept", "_kept_keys", "_keys", "_made")
+    __slots__ = ("_kept", "_kept_keys", "_made", "_next", "_order", "_seq")
 
     def __init__(self) -> None:
-        self._keys: I64 = np.empty(0, np.int64)
+        #: the last complete read's hashes in its order, what each made, and the order
+        #: that sorts ``_seq``
+        self._seq: I64 = np.empty(0, np.int64)
         self._made: npt.NDArray[np.object_] = np.empty(0, object)
+        self._order: I64 = np.empty(0, np.int64)
+        #: where in ``_seq`` this read is expected to go on
+        self._next = 0
         self._kept_keys: list[I64] = []
         self._kept: list[T | None] = []
 
@@ -70,17 +81,35 @@ class Memo(Generic[T]):
         them (a later read's peak memory is then about the first's). A read that does
         not complete leaves the memo without what it took: the next read makes those
         pieces again."""
-        n = len(self._keys)
-        if not n or not len(keys):
-            return [None] * len(keys)
-        at = np.searchsorted(self._keys, keys)
-        np.minimum(at, n - 1, out=at)
-        hit = self._keys[at] == keys
-        picked = self._made[at]
-        picked[~hit] = None
-        self._made[at[hit]] = None  # taken: found no more
-        found: list[T | None] = picked.tolist()
-        return found
+        seq, n, count = self._seq, len(self._seq), len(keys)
+        if not n or not count:
+            return [None] * count
+        start = self._next
+        window = seq[start : start + count]
+        if len(window) == count and np.array_equal(window, keys):  # in the last order
+            found: list[T | None] = self._made[start : start + count].tolist()
+            self._made[start : start + count] = None  # taken: found no more
+            self._next = start + count
+            return found
+        at = np.arange(start, start + count, dtype=np.int64)
+        same = np.zeros(count, np.bool_)
+        same[: len(window)] = window == keys[: len(window)]
+        if not same.all():  # the others looked up
+            other = ~same
+            sought = keys[other]
+            place = np.searchsorted(seq, sought, sorter=self._order)
+            np.minimum(place, n - 1, out=place)
+            where = self._order[place]
+            hit = seq[where] == sought
+            where[~hit] = -1
+            at[other] = where
+        found_at = at >= 0
+        picked = np.full(count, None, object)
+        picked[found_at] = self._made[at[found_at]]
+        self._made[at[found_at]] = None  # taken: found no more
+        if found_at.any():
+            self._next = int(at[found_at][-1]) + 1
+        return picked.tolist()
 
     def keep(self, keys: I64, made: Iterable[T | None]) -> None:
         """What this read made of the pieces of ``keys`` (None: nothing to keep)."""
@@ -97,21 +126,27 @@ class Memo(Generic[T]):
         self._kept_keys, self._kept = [], []
         useful = np.fromiter(map(is_not, kept, repeat(None)), np.bool_, len(kept))
         order = np.argsort(keys, kind="stable")
-        keys, useful = keys[order], useful[order]
+        ordered = keys[order]
         # a hash met twice in one read: neither piece can be told from the other
-        same = keys[1:] == keys[:-1]
-        useful[1:][same] = False
-        useful[:-1][same] = False
-        order = order[useful]
-        self._keys = keys[useful]
-        self._made = np.fromiter(kept, object, len(kept))[order]
+        same = ordered[1:] == ordered[:-1]
+        twice = np.zeros(len(keys), np.bool_)
+        twice[1:] |= same
+        twice[:-1] |= same
+        useful[order[twice]] = False
+        self._seq = keys[useful]
+        self._made = np.fromiter(kept, object, len(kept))[useful]
+        # int64, numpy's own index type: searchsorted copies any other sorter whole
+        self._order = np.argsort(self._seq, kind="stable")
+        self._next = 0
 
     def discard(self) -> None:
         """This read did not complete: the memo stays the last complete read's, less
         what this read took."""
         self._kept_keys, self._kept = [], []
+        self._next = 0
 
     def clear(self) -> None:
         """Forget everything (the next read makes every piece again)."""
         self.discard()
-        self._keys, self._made = np.empty(0, np.int64), np.empty(0, object)
+        self._seq, self._made = np.empty(0, np.int64), np.empty(0, object)
+        self._order = np.empty(0, np.int64)

@@ -77,6 +77,53 @@ def test_a_piece_met_twice_in_one_read_is_kept_for_neither() -> None:
     assert memo.take(hashes([b"a", b"b"])) == [None, "B"]
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=st.lists(st.integers(0, 30), max_size=40),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["keep", "drop", "insert", "replace", "swap"]), st.integers(0, 60)
+        ),
+        max_size=12,
+    ),
+    cuts=st.lists(st.integers(1, 9), min_size=1, max_size=6),
+    nothing=st.sets(st.integers(0, 30), max_size=5),
+)
+def test_taking_in_batches_gives_what_looking_each_piece_up_gives(
+    before: list[int], edits: list[tuple[str, int]], cuts: list[int], nothing: set[int]
+) -> None:
+    """The memo compares a batch with where the last read was first and looks up only
+    what differs: whatever a later read inserted, dropped, replaced or moved, and however
+    its batches are cut, each piece is what a plain lookup gives (what the last read
+    made of it, if it met it once and made something; once)."""
+    pieces = [f"p{n}".encode() for n in before]
+    memo: Memo[str] = Memo()
+    memo.keep(hashes(pieces), [None if n in nothing else f"made-{n}" for n in before])
+    memo.commit()
+    counts = {n: before.count(n) for n in before}
+    available = {n: f"made-{n}" for n in before if counts[n] == 1 and n not in nothing}
+    later = list(before)
+    for kind, at in edits:
+        spot = at % (len(later) + 1)
+        if kind == "drop" and later:
+            del later[spot % len(later)]
+        elif kind == "insert":
+            later.insert(spot, 100 + at)
+        elif kind == "replace" and later:
+            later[spot % len(later)] = 200 + at
+        elif kind == "swap" and len(later) > 1:
+            i, j = spot % len(later), (spot + 1) % len(later)
+            later[i], later[j] = later[j], later[i]
+    expected = [available.pop(n, None) for n in later]
+    got: list[str | None] = []
+    rest, sizes = list(later), itertools.cycle(cuts)
+    while rest:
+        size = next(sizes)
+        batch, rest = rest[:size], rest[size:]
+        got.extend(memo.take(hashes([f"p{n}".encode() for n in batch])))
+    assert got == expected
+
+
 def test_keep_refuses_a_count_that_does_not_match() -> None:
     memo: Memo[str] = Memo()
     with pytest.raises(ValueError, match="2 things made for 1 pieces"):

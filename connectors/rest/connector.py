@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import quote
 
 import httpx
@@ -207,16 +207,26 @@ class RestConnector:
         decoded = decode_items(missed) if missed else []
         if decoded is None:
             return None
-        made: list[Level | Literal[False]] = []
-        step = iter(decoded)
-        for known in found:
-            if known is None:
-                level = self._level(next(step), observed, seen)
-                made.append(False if level is None else level)
-            elif known is False:  # an item that is no level (no SKU, say), unchanged
-                made.append(False)
-            else:  # the same bytes as in the last complete read: the same level
-                made.append(observed_again(observed, known))
+        made: list[Level | Literal[False]]
+        if not missed and False not in found:  # every item unchanged, each a level
+            # the same bytes as in the last complete read: the same levels, observed now
+            # (inline: a call each cost a tenth of a second a read at 100,000 SKUs)
+            unchanged = cast(list[Level], found)
+            made = [
+                _new_tuple(Level, (name, sku, place, counts, observed, changed, src, refs, flags))
+                for name, sku, place, counts, _, changed, src, refs, flags in unchanged
+            ]
+        else:
+            made = []
+            step = iter(decoded)
+            for known in found:
+                if known is None:
+                    level = self._level(next(step), observed, seen)
+                    made.append(False if level is None else level)
+                elif known is False:  # an item that is no level (no SKU, say), unchanged
+                    made.append(False)
+                else:  # the same bytes as in the last complete read: the same level
+                    made.append(observed_again(observed, known))
         memo.keep(keys, made)
         levels = tuple(level for level in made if level is not False)
         return levels, len(pieces), cursor
@@ -370,6 +380,9 @@ class RestConnector:
 _refs = map_type(("location_id", "sku"))
 #: the types of a level's quantities when all are plain counts
 _INTS = frozenset({int})
+
+
+_new_tuple = tuple.__new__
 
 
 def _count(value: Any) -> int | None:

@@ -105,7 +105,9 @@ class Marks:
     quantity: I32
     observed: I64
     changed: I64
-    source: npt.NDArray[np.int32]
+    #: an index into ``sources``: one byte while a system has at most 256 sources (a
+    #: handful in practice; 20 MB less at 100,000 SKUs), four beyond (:func:`source_ids`)
+    source: npt.NDArray[np.uint8 | np.int32]
     absent: Bools
     usable: Bools
     #: ``level_reads.observed_at`` in microseconds (NO_TIME: never read completely)
@@ -145,9 +147,12 @@ class Marks:
             quantity=quantity.astype(np.int32),
             observed=time_column(map(itemgetter(4), rows), n)[order],
             changed=time_column(map(itemgetter(5), rows), n)[order],
-            source=np.fromiter((sources.setdefault(r[6], len(sources)) for r in rows), np.int32, n)[
-                order
-            ],
+            source=source_ids(
+                np.fromiter((sources.setdefault(r[6], len(sources)) for r in rows), np.int32, n)[
+                    order
+                ],
+                len(sources),
+            ),
             absent=np.fromiter((bool(r[7]) for r in rows), np.bool_, n)[order],
             usable=fits,
             confirmed=int(NO_TIME) if confirmed is None else micros(confirmed),
@@ -372,6 +377,13 @@ def repeated_hashes(hashes: I64) -> I64:
     return repeated
 
 
+def source_ids(ids: npt.NDArray[np.integer[Any]], count: int) -> npt.NDArray[np.uint8 | np.int32]:
+    """``ids``, indices into a list of ``count`` sources, as :attr:`Marks.source` holds
+    them: bytes while every index fits one, else int32."""
+    dtype = np.uint8 if count <= 256 else np.int32
+    return ids.astype(dtype, copy=False)
+
+
 class _Column:
     """A numpy array filled in place, its capacity doubled as it grows: a batch's
     millions of rows are one large allocation, which the OS takes back when it is freed,
@@ -546,6 +558,7 @@ class Changes:
             marks.keys = hashes
             for name in _VALUES:
                 setattr(marks, name, self.written[name].take()[pick])
+            marks.source = source_ids(marks.source, len(marks.sources))
             marks.absent = np.zeros(len(hashes), np.bool_)
             marks.usable = np.ones(len(hashes), np.bool_)  # unique: no collisions
             marks.layout, marks.dirty, marks.moved = marks.layout + 1, None, None
@@ -562,6 +575,8 @@ class Changes:
             marks.keys = np.insert(marks.keys, place, hashes[new])
             marks.layout, marks.dirty, marks.moved = marks.layout + 1, None, place
         del hashes
+        # a source this batch named first may not fit the column's bytes any more
+        marks.source = source_ids(marks.source, len(marks.sources))
         # one column at a time, each freed before the next: a read can be millions
         for name in _VALUES:
             values = self.written[name].take()[pick]

@@ -305,3 +305,21 @@ async def test_postgresql_and_sqlite_record_the_same_rows(
     on_sqlite = await _replay(f"sqlite:///{folder / 'l.db'}", steps, complete=True)
     on_postgres = await _replay(pg_url, steps, complete=True)
     assert on_sqlite == on_postgres
+
+
+async def test_a_system_with_hundreds_of_sources_keeps_each_apart(ledger: Ledger) -> None:
+    """The watermark holds a key's source in one byte while a system has at most 256; the
+    257th widens it instead of wrapping round onto another source's number."""
+    keys = [f"K-{i}" for i in range(300)]
+    await ledger.record_levels([obs(1, 0, sku=k) for k in keys], complete=["shopify"])  # poll
+    await ledger.record_levels([obs(1, 1, sku=f"X-{i}", source=f"src-{i}") for i in range(300)])
+    # "late" is the system's 302nd source: in a byte it would be some src-i's number
+    await ledger.record_levels([obs(1, 2, sku=k, source="late") for k in keys])
+    # each key now reported by its own src-i, the same quantity: its source changes
+    await ledger.record_levels(
+        [obs(1, 5, sku=k, source=f"src-{i}") for i, k in enumerate(keys)]
+        + [obs(1, 5, sku=f"X-{i}", source=f"src-{i}") for i in range(300)],
+        complete=["shopify"],
+    )
+    rows = {r.sku: r.source for r in await ledger.current_levels(skus=keys)}
+    assert rows == {k: f"src-{i}" for i, k in enumerate(keys)}

@@ -19,7 +19,7 @@ at a million kept pieces and a thousand new ones, a chance of about one in 10**1
 read (the read watermark in :mod:`ledger.watermark` makes the same trade).
 
 The memo holds the hashes in the order the last read met them, what they were made into
-in the same order (a numpy array of objects), and the order that sorts the hashes: 24
+in the same order (a numpy array of objects), and the order that sorts the hashes: 20
 bytes a piece, beside the objects themselves (which the read's levels hold anyway).
 Objects, not a list: putting a list in another order took a Python int per piece (a
 million at 100,000 SKUs, 28 bytes each), whose freed memory the process kept.
@@ -57,14 +57,18 @@ class Memo(Generic[T]):
     kept becomes the memo) or ``discard`` when it is not (the memo stays as it was, less
     what the read took)."""
 
-    __slots__ = ("_kept", "_kept_keys", "_made", "_next", "_order", "_seq")
+    __slots__ = ("_kept", "_kept_keys", "_made", "_next", "_order", "_seq", "_sorter")
 
     def __init__(self) -> None:
         #: the last complete read's hashes in its order, what each made, and the order
         #: that sorts ``_seq``
         self._seq: I64 = np.empty(0, np.int64)
         self._made: npt.NDArray[np.object_] = np.empty(0, object)
-        self._order: I64 = np.empty(0, np.int64)
+        self._order: npt.NDArray[np.int32] = np.empty(0, np.int32)
+        #: ``_order`` as numpy's own index type, made by a read's first lookup (numpy's
+        #: searchsorted copies any other sorter whole, each call) and dropped at commit:
+        #: held between reads, it would be 4 bytes a piece more
+        self._sorter: I64 | None = None
         #: where in ``_seq`` this read is expected to go on
         self._next = 0
         self._kept_keys: list[I64] = []
@@ -97,9 +101,11 @@ class Memo(Generic[T]):
         if not same.all():  # the others looked up
             other = ~same
             sought = keys[other]
-            place = np.searchsorted(seq, sought, sorter=self._order)
+            if self._sorter is None:
+                self._sorter = self._order.astype(np.int64)
+            place = np.searchsorted(seq, sought, sorter=self._sorter)
             np.minimum(place, n - 1, out=place)
-            where = self._order[place]
+            where = self._sorter[place]
             hit = seq[where] == sought
             where[~hit] = -1
             at[other] = where
@@ -135,8 +141,8 @@ class Memo(Generic[T]):
         useful[order[twice]] = False
         self._seq = keys[useful]
         self._made = np.fromiter(kept, object, len(kept))[useful]
-        # int64, numpy's own index type: searchsorted copies any other sorter whole
-        self._order = np.argsort(self._seq, kind="stable")
+        self._order = np.argsort(self._seq, kind="stable").astype(np.int32)
+        self._sorter = None
         self._next = 0
 
     def discard(self) -> None:
@@ -149,4 +155,4 @@ class Memo(Generic[T]):
         """Forget everything (the next read makes every piece again)."""
         self.discard()
         self._seq, self._made = np.empty(0, np.int64), np.empty(0, object)
-        self._order = np.empty(0, np.int64)
+        self._order, self._sorter = np.empty(0, np.int32), None

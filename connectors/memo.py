@@ -27,8 +27,8 @@ million at 100,000 SKUs, 28 bytes each), whose freed memory the process kept.
 A read meets its pieces in about the last read's order, so :meth:`Memo.take` first
 compares a batch's hashes with the last read's next ones, and looks up (a binary search
 through the sorting order) only those that differ: most batches of a later read are
-found in one comparison instead of a search each (a third of a second of a later read
-of 100,000 SKUs; BENCHMARKS.md, issue 16).
+found in one comparison instead of a search each (a quarter of a second of a later
+read of 100,000 SKUs; BENCHMARKS.md, issue 16).
 """
 
 from __future__ import annotations

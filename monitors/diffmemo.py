@@ -181,6 +181,10 @@ def _again(
     return _diff(picked, rules, now, fast=True, judged=judged), kept, False
 
 
+#: levels hashed at a time (``_cell_hashes``)
+_SLICE = 65_536
+
+
 def _cell_hashes(skus: Sequence[str], locations: Sequence[str]) -> I32:
     """Each cell's hash, cut to 32 bits (6 MB less at 1.5 million levels): two cells with
     one hash are only judged together, a cell is never left out."""
@@ -195,9 +199,6 @@ def _cell_hashes(skus: Sequence[str], locations: Sequence[str]) -> I32:
 
 def _judged_hashes(judged: list[tuple[str, str]]) -> I32:
     return np.unique(np.fromiter(map(hash, judged), np.int64, len(judged)).astype(np.int32))
-
-
-_SLICE = 65_536
 
 
 def _all_fresh(oldest: datetime, rules: DiffRules, now: datetime) -> bool:

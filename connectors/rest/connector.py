@@ -210,7 +210,7 @@ class RestConnector:
         made: list[Level | Literal[False]]
         if not missed and False not in found:  # every item unchanged, each a level
             # the same bytes as in the last complete read: the same levels, observed now
-            # (inline: a call each cost a tenth of a second a read at 100,000 SKUs)
+            # (inline: a call each cost a few hundredths of a second a read of 100,000 SKUs)
             unchanged = cast(list[Level], found)
             made = [
                 _new_tuple(Level, (name, sku, place, counts, observed, changed, src, refs, flags))

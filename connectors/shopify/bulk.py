@@ -174,7 +174,7 @@ class BulkReader:
     async def level_batches(self, catalog: Catalog | None = None) -> AsyncIterator[list[Level]]:
         """:meth:`levels`, a network chunk's levels at a time: a full read of 100,000
         SKUs is 500,000 levels, and resuming an async generator once a level cost about
-        a microsecond each (0.6 s of B1's second read; BENCHMARKS.md, issue 16)."""
+        0.1 s of such a read (BENCHMARKS.md, issue 16)."""
         op = await self.wait(await self.start(document("bulk_inventory_items")))
         if op.url is None:  # nothing matched: Shopify writes no file
             self._memo.clear()

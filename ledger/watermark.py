@@ -389,13 +389,19 @@ class _Column:
     millions of rows are one large allocation, which the OS takes back when it is freed,
     not thousands of small ones left in the heap (the peak memory of a first read)."""
 
-    __slots__ = ("data", "size")
+    __slots__ = ("data", "size", "widens")
 
-    def __init__(self, dtype: type[np.generic]) -> None:
+    def __init__(self, dtype: type[np.generic], *, widens: bool = False) -> None:
         self.data: npt.NDArray[Any] = np.empty(0, dtype)
         self.size = 0
+        self.widens = widens
 
     def extend(self, values: npt.NDArray[Any]) -> None:
+        """Add ``values``; a column that ``widens`` takes a wider type of theirs first (the
+        sources' column: bytes until a batch names a system's 257th source); the others
+        cast them to their own (quantities to int32: the range the ledger stores)."""
+        if self.widens and not np.can_cast(values.dtype, self.data.dtype):
+            self.data = self.data.astype(np.result_type(self.data.dtype, values.dtype))
         end = self.size + len(values)
         if end > len(self.data):
             grown = np.empty(max(end, 2 * len(self.data), 1024), self.data.dtype)
@@ -427,7 +433,7 @@ class Changes:
             "quantity": _Column(np.int32),  # written rows' quantities: in range
             "observed": _Column(np.int64),
             "changed": _Column(np.int64),
-            "source": _Column(np.int32),
+            "source": _Column(np.uint8, widens=True),  # indices: see ``source_ids``
         }
     )
     #: positions of known keys the database refreshed (same value, later observed_at)
@@ -464,7 +470,8 @@ class Changes:
         w["quantity"].extend(_ints(map(itemgetter(3), rows), n))
         w["observed"].extend(time_column(map(itemgetter(4), rows), n))
         w["changed"].extend(time_column(map(itemgetter(5), rows), n))
-        w["source"].extend(np.fromiter(map(ids.__getitem__, map(itemgetter(6), rows)), np.int32, n))
+        source = np.fromiter(map(ids.__getitem__, map(itemgetter(6), rows)), np.int32, n)
+        w["source"].extend(source_ids(source, len(marks.sources)))
 
     def write_new(
         self, marks: Marks, hashes: I64, observed: I64, new: Sequence[LevelObservation]
@@ -484,7 +491,8 @@ class Changes:
         w["quantity"].extend(_ints(map(_QUANTITY, new), n))
         w["observed"].extend(observed)
         w["changed"].extend(np.where(changed == NO_TIME, observed, changed))
-        w["source"].extend(np.fromiter(map(ids.__getitem__, map(_SOURCE, new)), np.int32, n))
+        source = np.fromiter(map(ids.__getitem__, map(_SOURCE, new)), np.int32, n)
+        w["source"].extend(source_ids(source, len(marks.sources)))
 
     def write_levels(
         self,
@@ -502,7 +510,9 @@ class Changes:
             return
         k = len(hashes) // len(observed)
         ids = {name: marks.source_id(name) for name in set(sources)}
-        source = np.fromiter(map(ids.__getitem__, sources), np.int32, len(sources))
+        source = source_ids(
+            np.fromiter(map(ids.__getitem__, sources), np.int32, len(sources)), len(marks.sources)
+        )
         w = self.written
         w["keys"].extend(hashes)
         w["quantity"].extend(quantity)

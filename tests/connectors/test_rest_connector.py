@@ -120,6 +120,30 @@ async def test_offset_and_cursor_pagination_read_every_item_once(
     assert paging == asked
 
 
+@pytest.mark.parametrize("pagination", ["page", "offset", "cursor"])
+async def test_a_list_path_with_its_own_query_keeps_it_on_every_page(
+    http: httpx.AsyncClient,
+    wms: FakeWMS,
+    mapping: TableMapping,
+    clock: ManualClock,
+    pagination: str,
+) -> None:
+    # httpx's params= replaces a URL's query: `?warehouse=EAST&per_page=2` was read as
+    # every warehouse's items, 500 a page (link paging follows the server's own links)
+    _seed(wms, 1234)
+    listing = replace(
+        WMS_LISTING, path="/api/v1/inventory?warehouse=EAST&per_page=2", pagination=pagination
+    )
+    connector = rest_connector(http, wms.base_url, mapping, clock, listing=listing)
+    assert len(await connector.read_levels()) == 1234  # full: over aiohttp
+    full = _list_requests(wms)
+    assert len(full) == 3
+    assert len(await connector.read_levels(["SKU-0007"])) == 1  # filtered: through httpx
+    asked = _list_requests(wms)
+    assert asked[3]["sku"] == "SKU-0007"
+    assert all(q["warehouse"] == "EAST" and q["per_page"] == "500" for q in asked)
+
+
 @pytest.mark.parametrize("pagination", ["page", "link", "offset", "cursor"])
 async def test_a_full_read_hours_later_builds_again_only_the_items_that_changed(
     http: httpx.AsyncClient,

@@ -1,9 +1,9 @@
 """The many GETs of one full read, over aiohttp, answered as httpx responses.
 
 A full read of a REST inventory API is a thousand pages at 100,000 SKUs × 5 locations.
-httpx spends ~1 ms of CPU on each (its request and response models, httpcore, h11 and
-anyio); aiohttp's C parser a fraction of that: a later read of the WMS took 1.5 s
-instead of 2.6 s of CPU (BENCHMARKS.md, issue 16). :func:`page_session` opens an aiohttp
+httpx spends ~0.7 ms of CPU on each (its request and response models, httpcore, h11
+and anyio), aiohttp with its C parser ~0.13 ms: a later read of the WMS took 1.8–1.9 s
+instead of 2.3–2.5 s of CPU (BENCHMARKS.md, issue 16). :func:`page_session` opens an aiohttp
 session for one read that sends what the injected ``httpx.AsyncClient`` would send (its
 headers and timeouts, its TLS context, the URL as httpx writes it) and hands back
 ``httpx.Response`` objects, decoded by httpx as it decodes its own, and httpx's

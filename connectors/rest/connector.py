@@ -153,7 +153,7 @@ class RestConnector:
         if full:  # what a read given up on kept is not this read's
             self._item_memo.discard()
             self._page_memo.discard()
-            # a full read's thousand pages over aiohttp: a third of the read's CPU
+            # a full read's thousand pages over aiohttp: a fifth of the read's CPU less
             async with page_session(self._client, url) as get:
                 async for levels in self._pages(url, params, seen, get):
                     yield levels

@@ -27,7 +27,7 @@ import httpx
 from yarl import URL
 
 #: one GET: (url, headers) -> the response
-Get = Callable[[str, Mapping[str, str]], Awaitable[httpx.Response]]
+Get = Callable[[httpx.URL, Mapping[str, str]], Awaitable[httpx.Response]]
 
 
 @asynccontextmanager
@@ -36,7 +36,7 @@ async def page_session(client: httpx.AsyncClient, url: str) -> AsyncIterator[Get
     plain for it, else (and to any other origin) ``client.get``. The aiohttp session is
     closed when the read ends."""
 
-    async def through_client(url: str, headers: Mapping[str, str]) -> httpx.Response:
+    async def through_client(url: httpx.URL, headers: Mapping[str, str]) -> httpx.Response:
         return await client.get(url, headers=headers)
 
     origin = httpx.URL(url)
@@ -54,14 +54,14 @@ async def page_session(client: httpx.AsyncClient, url: str) -> AsyncIterator[Get
         trust_env=False,  # no proxy applies: _plain_tls asked httpx
     ) as session:
 
-        async def over_aiohttp(url: str, headers: Mapping[str, str]) -> httpx.Response:
-            target = httpx.URL(url)  # as httpx writes it on the wire
+        async def over_aiohttp(target: httpx.URL, headers: Mapping[str, str]) -> httpx.Response:
+            # the URL as httpx parsed it is what it writes on the wire
             if (target.scheme, target.host, target.port) != (
                 origin.scheme,
                 origin.host,
                 origin.port,
             ):  # a next link elsewhere: the client's own settings for it
-                return await through_client(url, headers)
+                return await through_client(target, headers)
             request = httpx.Request("GET", target, headers=headers)
             try:
                 async with session.get(

@@ -98,10 +98,12 @@ class RestConnector:
     def health(self) -> Health:
         return self._health
 
-    async def _get(self, url: str, params: dict[str, Any], get: Get | None) -> httpx.Response:
+    async def _get(self, url: httpx.URL, params: dict[str, Any], get: Get | None) -> httpx.Response:
         # the parameters merged into the URL's own query: httpx's params= replaces it
-        # (a list path's `?warehouse=3` was lost; given {}, a next link's page number)
-        target = str(httpx.URL(url).copy_merge_params(params)) if params else url
+        # (a list path's `?warehouse=3` was lost; given {}, a next link's page number).
+        # One URL parsed a page, handed on as it is: parsing it again in each layer was
+        # a tenth of a later read's CPU at a thousand pages (BENCHMARKS.md, issue 16)
+        target = url.copy_merge_params(params) if params else url
         response = await send(
             (lambda: self._client.get(target, headers=self._headers))
             if get is None
@@ -167,8 +169,11 @@ class RestConnector:
         """Each page's levels, ``get`` reading a full read's pages (None: a filtered
         read's, through the client)."""
         largest = 0
+        parsed: tuple[str, httpx.URL] | None = None  # the URL of the last page, parsed
         while url is not None:
-            response = await self._get(url, params, get)
+            if parsed is None or parsed[0] is not url:  # a next link; else the same list
+                parsed = (url, httpx.URL(url))
+            response = await self._get(parsed[1], params, get)
             observed = self._clock.now()
             if get is None:
                 page = self._page(response, observed, seen)

@@ -101,7 +101,7 @@ async def test_a_plain_clients_pages_go_on_the_wire_as_httpx_sends_them() -> Non
         for path in HOSTILE:
             await client.get(base + path, headers=headers)
             async with page_session(client, base + path) as get:
-                response = await get(base + path, headers)
+                response = await get(httpx.URL(base + path), headers)
             assert response.status_code == 200
             assert response.json() == {"items": []}
             assert "network_stream" not in response.extensions  # not httpcore's: aiohttp's
@@ -125,7 +125,7 @@ async def test_the_answer_is_httpx_s_own_reading_of_it_decoded_with_its_headers(
     async with server(script) as (base, _), httpx.AsyncClient(timeout=60.0) as client:
         expected = await client.get(base + "/x")
         async with page_session(client, base + "/x") as get:
-            response = await get(base + "/x", {})
+            response = await get(httpx.URL(base + "/x"), {})
     assert response.content == expected.content == body
     assert response.json()["next"] == "é"
     assert response.links["next"]["url"] == "http://next.example/api?page=2&per_page=500"
@@ -142,7 +142,7 @@ async def test_a_redirect_is_answered_not_followed_as_by_the_client() -> None:
         httpx.AsyncClient(timeout=60.0) as client,
         page_session(client, base + "/x") as get,
     ):
-        response = await get(base + "/x", {})
+        response = await get(httpx.URL(base + "/x"), {})
     assert (response.status_code, response.reason_phrase) == (302, "Found")
     assert response.headers["location"] == "/elsewhere"
     assert len(heads) == 1
@@ -163,7 +163,7 @@ async def test_a_server_that_dies_or_hangs_mid_answer_raises_httpx_s_transport_e
         page_session(client, base + "/x") as get,
     ):
         with pytest.raises(error):
-            await get(base + "/x", {})
+            await get(httpx.URL(base + "/x"), {})
 
 
 async def test_a_server_that_is_down_is_a_connect_error() -> None:
@@ -171,7 +171,7 @@ async def test_a_server_that_is_down_is_a_connect_error() -> None:
         pass  # closed: nothing listens on its port now
     async with httpx.AsyncClient(timeout=60.0) as client, page_session(client, base) as get:
         with pytest.raises(httpx.ConnectError):
-            await get(base + "/x", {})
+            await get(httpx.URL(base + "/x"), {})
 
 
 async def test_a_client_with_hooks_or_its_own_transport_sends_the_read_itself() -> None:
@@ -188,17 +188,17 @@ async def test_a_client_with_hooks_or_its_own_transport_sends_the_read_itself() 
             httpx.AsyncClient(event_hooks={"request": [hook]}) as hooked,
             page_session(hooked, base + "/x") as get,
         ):
-            await get(base + "/x?page=1", {})
+            await get(httpx.URL(base + "/x?page=1"), {})
         assert seen == [base + "/x?page=1"]
         assert len(heads) == 1
         async with (
             httpx.AsyncClient(mounts={"http://": httpx.MockTransport(mocked)}) as mounted,
             page_session(mounted, base + "/x") as get,
         ):
-            response = await get(base + "/x", {})
+            response = await get(httpx.URL(base + "/x"), {})
         assert response.json() == {"from": "the client's transport"}
         async with httpx.AsyncClient() as plain, page_session(plain, base + "/x") as get:
-            response = await get(base + "/x", {})
+            response = await get(httpx.URL(base + "/x"), {})
         assert "network_stream" not in response.extensions  # aiohttp's, as the hooks saw
         assert len(heads) == 2
 
@@ -213,8 +213,8 @@ async def test_a_next_link_to_another_origin_goes_through_the_client() -> None:
         httpx.AsyncClient(mounts={other: httpx.MockTransport(elsewhere)}) as client,
         page_session(client, base + "/x") as get,
     ):
-        first = await get(base + "/x", {})
-        second = await get(other + "/page/2?per_page=500", {})
+        first = await get(httpx.URL(base + "/x"), {})
+        second = await get(httpx.URL(other + "/page/2?per_page=500"), {})
     assert first.json() == {"items": []}
     assert len(heads) == 1
     assert second.json() == {"at": other + "/page/2?per_page=500"}

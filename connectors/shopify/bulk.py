@@ -34,6 +34,7 @@ from connectors.http import RETRYABLE_STATUS, RetryPolicy
 from connectors.levels import Level
 from connectors.memo import Memo
 from connectors.normalize import Mapping
+from connectors.pages import streamed
 from connectors.shopify.catalog import Catalog
 from connectors.shopify.documents import document
 from connectors.shopify.items import parse_time
@@ -290,7 +291,9 @@ class BulkReader:
             self._health.requests += 1
             yielded = False
             try:
-                async with self._client.stream("GET", url) as response:
+                # over aiohttp where the client is plain: the body of a 280 MB file
+                # cost a third as much CPU to receive (connectors.pages)
+                async with streamed(self._client, httpx.URL(url)) as response:
                     if response.status_code in RETRYABLE_STATUS and attempt < self._policy.attempts:
                         self._health.retries += 1
                         await self._clock.sleep(self._policy.backoff(attempt, self._rng))

@@ -25,7 +25,11 @@ What the fake does, and where it follows Shopify (the 2026-07 schema, the record
 * ``url`` points at ``GET /bulk/{n}-{secret}.jsonl`` on the fake itself (no token needed,
   like the signed storage URL). It is streamed in ``chunk_size`` chunks; set
   ``download_gate`` to an unset :class:`asyncio.Event` to hold every download after its
-  first chunk until the event is set. ``downloads`` records each one.
+  first chunk until the event is set. ``downloads`` records each one. ``download_faults``
+  spoils the next downloads, one fault each: ``"503"`` answers as Google Cloud Storage
+  does when it asks to be retried (https://cloud.google.com/storage/docs/retry-strategy:
+  408, 429 and 5xx are retried with backoff), ``"cut"`` closes the connection after the
+  first chunk.
 * Polling: ``bulkOperation(id:)`` (what a client uses), ``currentBulkOperation`` and
   ``node(id:)``; ``bulkOperations`` lists them newest first.
 
@@ -102,6 +106,10 @@ ACCESS_DENIED = (
 EXPIRED = (
     "<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code>"
     "<Message>The provided token has expired.</Message></Error>"
+)
+SLOW_DOWN = (
+    "<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code>"
+    "<Message>Please reduce your request rate.</Message></Error>"
 )
 
 
@@ -559,6 +567,8 @@ class BulkOperations:
         self.chunk_size = 64 * 1024
         #: When set to an unset event, every download pauses after its first chunk.
         self.download_gate: asyncio.Event | None = None
+        #: Faults for the next downloads, one each: "503" or "cut" (module docstring).
+        self.download_faults: list[str] = []
         self.operations: list[BulkOperation] = []
         self.downloads: list[Download] = []
         self._failures: list[str] = []
@@ -788,6 +798,9 @@ class BulkOperations:
             return web.Response(status=400, text=EXPIRED, content_type="application/xml")
         record = Download(op.gid, "X-Shopify-Access-Token" in request.headers)
         self.downloads.append(record)
+        fault = self.download_faults.pop(0) if self.download_faults else None
+        if fault == "503":
+            return web.Response(status=503, text=SLOW_DOWN, content_type="application/xml")
         response = web.StreamResponse(
             status=200,
             headers={
@@ -800,6 +813,9 @@ class BulkOperations:
             first = True
             while chunk := fh.read(self.chunk_size):
                 await response.write(chunk)
+                if fault == "cut" and request.transport is not None:
+                    request.transport.close()  # mid-file: the client sees the connection end
+                    return response
                 if first and self.download_gate is not None:
                     await self.download_gate.wait()
                 first = False

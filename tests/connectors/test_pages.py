@@ -1,7 +1,7 @@
-"""A full read's pages over aiohttp (connectors.pages): on the wire what httpx sends,
-back what httpx would answer, httpx's errors, and the client itself where it is not
-plain. The server is a few lines of asyncio on loopback that records each request's
-bytes and answers from a script."""
+"""A full read's pages and a long download over aiohttp (connectors.pages): on the wire
+what httpx sends, back what httpx would answer, httpx's errors, and the client itself
+where it is not plain. The server is a few lines of asyncio on loopback that records each
+request's bytes and answers from a script."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.pages import page_session
+from connectors.pages import page_session, streamed
 
-#: what the server does for a request: the bytes to answer, or "hang" / "cut"
-Script = Callable[[bytes], bytes | str]
+#: what the server does for a request: the bytes to answer, or "hang" / "cut", or the
+#: answer in parts, an event between two parts waited for, "hang" or "close" ending it
+Script = Callable[[bytes], bytes | str | list[bytes | asyncio.Event | str]]
 
 
 def answer(
@@ -52,6 +53,19 @@ async def server(script: Script) -> AsyncIterator[tuple[str, list[bytes]]]:
                     return
                 heads.append(head)
                 out = script(head)
+                if isinstance(out, list):
+                    for part in out:
+                        if isinstance(part, asyncio.Event):
+                            await part.wait()
+                        elif part == "hang":
+                            await asyncio.Event().wait()
+                        elif part == "close":
+                            return
+                        else:
+                            assert isinstance(part, bytes)
+                            writer.write(part)
+                            await writer.drain()
+                    continue
                 if out == "hang":
                     await asyncio.Event().wait()
                 if out == "cut":  # headers promise 1,000 bytes; 10 come, then the close
@@ -218,3 +232,97 @@ async def test_a_next_link_to_another_origin_goes_through_the_client() -> None:
     assert first.json() == {"items": []}
     assert len(heads) == 1
     assert second.json() == {"at": other + "/page/2?per_page=500"}
+
+
+# -- one long download (Shopify's bulk result file) --------------------------------------
+async def read_into(response: httpx.Response, received: list[bytes]) -> None:
+    async for piece in response.aiter_bytes():
+        received.append(piece)
+
+
+async def test_a_download_arrives_piece_by_piece_decoded_as_httpx_decodes_it() -> None:
+    lines = b"".join(
+        b'{"id":"gid://shopify/InventoryItem/%d","sku":"\xc3\xa9"}\n' % i for i in range(2000)
+    )
+    gz = gzip.compress(lines)
+    half = len(gz) // 2
+    more = asyncio.Event()
+    head = answer(200, gz, {"Content-Type": "application/jsonl", "Content-Encoding": "gzip"})
+    head = head[: len(head) - len(gz)]
+
+    def script(_: bytes) -> list[bytes | asyncio.Event | str]:
+        return [head + gz[:half], more, gz[half:]]
+
+    async with server(script) as (base, heads), httpx.AsyncClient(timeout=60.0) as client:
+        async with client.stream("GET", base + "/f.jsonl") as by_client:
+            more.set()
+            expected = b"".join([piece async for piece in by_client.aiter_bytes()])
+        more.clear()
+        got: list[bytes] = []
+        async with streamed(client, httpx.URL(base + "/f.jsonl")) as response:
+            assert response.status_code == 200
+            assert response.headers["content-encoding"] == "gzip"
+            assert "network_stream" not in response.extensions  # aiohttp's, not httpcore's
+            async for piece in response.aiter_bytes():
+                got.append(piece)
+                # the first half decoded before the server sends the rest
+                more.set()
+    assert expected == b"".join(got) == lines
+    assert len(got) >= 2
+    assert len(heads) == 2
+    assert request_line_and_headers(heads[1]) == request_line_and_headers(heads[0])
+
+
+@pytest.mark.parametrize(
+    ("end", "error"), [("close", httpx.TransportError), ("hang", httpx.TimeoutException)]
+)
+async def test_a_download_that_dies_or_hangs_halfway_raises_httpx_s_errors(
+    end: str, error: type[Exception]
+) -> None:
+    def script(_: bytes) -> list[bytes | asyncio.Event | str]:
+        return [answer(200, b"x\n" * 50_000)[:50_000], end]
+
+    # the read timeout only bounds a server that never sends more: the same on any machine
+    async with (
+        server(script) as (base, _),
+        httpx.AsyncClient(timeout=httpx.Timeout(60.0, read=0.2)) as client,
+        streamed(client, httpx.URL(base + "/f.jsonl")) as response,
+    ):
+        received: list[bytes] = []
+        with pytest.raises(error):
+            await read_into(response, received)
+    assert 0 < len(b"".join(received)) < 100_000
+
+
+async def test_a_download_refused_or_down_is_answered_or_raised_as_by_the_client() -> None:
+    def script(_: bytes) -> bytes:
+        return answer(403, b"<Error>AccessDenied</Error>", {"Content-Type": "application/xml"})
+
+    async with (
+        server(script) as (base, _),
+        httpx.AsyncClient(timeout=60.0) as client,
+        streamed(client, httpx.URL(base + "/f.jsonl")) as response,
+    ):
+        assert response.status_code == 403
+        assert await response.aread() == b"<Error>AccessDenied</Error>"
+    async with httpx.AsyncClient(timeout=60.0) as client:
+        with pytest.raises(httpx.ConnectError):
+            async with streamed(client, httpx.URL(base + "/f.jsonl")):
+                pass
+
+
+async def test_a_client_that_is_not_plain_downloads_itself() -> None:
+    seen: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        seen.append(str(request.url))
+
+    async with (
+        server(lambda _: answer(200, b"{}\n")) as (base, heads),
+        httpx.AsyncClient(event_hooks={"request": [hook]}) as hooked,
+        streamed(hooked, httpx.URL(base + "/f.jsonl")) as response,
+    ):
+        assert await response.aread() == b"{}\n"
+        assert "network_stream" in response.extensions  # httpcore's: the client's own
+    assert seen == [base + "/f.jsonl"]
+    assert len(heads) == 1

@@ -218,6 +218,34 @@ async def test_an_empty_shop_has_no_file_and_no_levels(shop: Shop) -> None:
     assert connector.health().last_success == shop.clock.now()
 
 
+async def test_a_download_storage_asks_to_retry_is_retried_on_the_clock(shop: Shop) -> None:
+    shop.stock(300)
+    expected = facts(await shop.connector(use_bulk=False).read_levels())
+    shop.fake.bulk.download_faults = ["503", "503"]
+    connector = shop.connector(use_bulk=True)
+    assert facts(await connector.read_levels()) == expected
+    assert len(shop.fake.bulk.downloads) == 3
+    assert connector.health().retries == 2
+
+
+async def test_a_download_cut_halfway_fails_the_read_and_the_next_read_is_whole(
+    shop: Shop,
+) -> None:
+    shop.stock(3000)  # a file of many chunks: the cut comes after the first
+    shop.fake.bulk.chunk_size = 16 * 1024
+    expected = facts(await shop.connector(use_bulk=False).read_levels())
+    connector = shop.connector(use_bulk=True)
+    assert facts(await connector.read_levels()) == expected
+    shop.fake.bulk.download_faults = ["cut"]
+    with pytest.raises(ConnectorError, match="bulk result download failed"):
+        await connector.read_levels()
+    assert connector.health().last_error is not None
+    assert "bulk result download failed" in connector.health().last_error
+    # what the broken read took from the memo is built again: the same levels
+    assert facts(await connector.read_levels()) == expected
+    assert [d.finished for d in shop.fake.bulk.downloads] == [True, False, True]
+
+
 async def _file_read(shop: Shop, content: bytes, chunk_size: int) -> list[dict[str, Any]]:
     """The objects the connector reads from a result file holding ``content``, served
     ``chunk_size`` bytes at a time (lines cut anywhere, as the network cuts them)."""

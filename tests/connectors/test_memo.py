@@ -299,6 +299,7 @@ def test_a_read_from_the_memo_reads_what_decoding_every_line_reads(
     levels, catalog = read(data, memo, later, cuts)
     fresh_levels, fresh_catalog = read(data, Memo(), later)
     assert everything(levels) == everything(fresh_levels)
+    assert in_order(levels) == in_order(fresh_levels)
     assert catalog_of(catalog) == catalog_of(fresh_catalog)
     # a level whose line and item line are unchanged was not built again
     kept = {num for num in before if changes[num - 1][0] == "keep"}
@@ -312,14 +313,58 @@ def test_a_read_from_the_memo_reads_what_decoding_every_line_reads(
         if known is not None:
             assert lv.quantities is known, "an unchanged line was decoded again"
     # a third read of the same file, nothing changed, takes every level from the memo
-    third, _ = read(data, memo, later + timedelta(hours=3))
+    # (whole items at a time where a chunk holds them), in the same order
+    third, third_catalog = read(data, memo, later + timedelta(hours=3), cuts)
     assert everything(third) == everything(
         [lv._replace(observed_at=later + timedelta(hours=3)) for lv in fresh_levels]
     )
+    assert in_order(third) == in_order(fresh_levels)
+    assert catalog_of(third_catalog) == catalog_of(fresh_catalog)
     assert all(
         a.quantities is b.quantities
         for a, b in zip(sorted_levels(third), sorted_levels(levels), strict=True)
     )
+
+
+def in_order(levels: list[Level]) -> list[tuple[str, str]]:
+    return [(lv.refs["inventory_item_id"], lv.location) for lv in levels]
+
+
+@pytest.mark.parametrize("cuts", [[], [3], [5, 9]])
+def test_items_whose_lines_are_not_each_levels_then_item_are_read_line_by_line(
+    cuts: list[int],
+) -> None:
+    # a level of item 2 among item 1's, an item met twice, an item without a SKU, an
+    # item whose levels come after it: what a read decoding every line reads, in order
+    lines = [
+        level_line(1, 0, 5, 9),
+        level_line(2, 0, 1, 1),
+        level_line(1, 1, 2, 2),
+        item_line(1, "SKU-1"),
+        item_line(2, "SKU-2"),
+        level_line(3, 0, 4, 4),
+        item_line(3, None),
+        level_line(4, 0, 3, 3),
+        item_line(4, "SKU-4"),
+        level_line(4, 1, 6, 6),
+        item_line(4, "SKU-4"),
+        item_line(5, "SKU-5"),
+        level_line(5, 2, 7, 7),
+        level_line(6, 0, 8, 8),
+        level_line(6, 1, 9, 9),
+        item_line(6, "CASE-1"),
+    ]
+    data = jsonl(lines)
+    memo: Memo[Made] = Memo()
+    read(data, memo, T0, cuts)
+    for hours in (5, 8):
+        at = T0 + timedelta(hours=hours)
+        again, catalog = read(data, memo, at, cuts)
+        fresh, fresh_catalog = read(data, Memo(), at, cuts)
+        assert everything(again) == everything(fresh)
+        assert in_order(again) == in_order(fresh)
+        assert catalog_of(catalog) == catalog_of(fresh_catalog)
+        assert len(again) == 8
 
 
 def sorted_levels(levels: list[Level]) -> list[Level]:

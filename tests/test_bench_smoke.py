@@ -71,3 +71,25 @@ def test_the_steps_tool_reports_each_step_at_the_smallest_bulk_size() -> None:
     assert f"observed={levels}, changed={levels}, stale=0" in first
     assert f"observed={levels}, changed=" in second
     assert f"changed={levels}" not in second
+
+
+def test_the_download_tool_reads_the_same_file_both_ways_in_turn() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.download", "5001", "--runs", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "connector",
+        "httpx",
+        "connector",
+        "httpx",
+        "medians",
+    ]
+    # every read is the whole file: 5,001 items × 5 locations, the same levels each way
+    assert all("(25,005 levels," in line for line in lines[:4])
+    assert "ratio" in lines[4]

@@ -58,6 +58,32 @@ def fakes_process(size: Size, erp_dir: Path) -> Child:
     return Child("bench.fakes", str(size.skus), str(size.locations), str(erp_dir), greets=True)
 
 
+@dataclass(frozen=True)
+class Running:
+    """The fakes running for one benchmark: its temporary folder, the ERP's drop folder
+    in it, the fakes' process and the address they greeted with."""
+
+    folder: Path
+    erp_dir: Path
+    fakes: Child
+    address: dict[str, object]
+
+
+@asynccontextmanager
+async def fakes_running(size: Size, prefix: str) -> AsyncIterator[Running]:
+    """:func:`fakes_process` started for ``size`` in a new temporary folder, stopped (and
+    the folder removed) when the block ends."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        erp_dir = Path(tmp) / "erp"
+        erp_dir.mkdir()
+        fakes = fakes_process(size, erp_dir)
+        address = await fakes.start()
+        try:
+            yield Running(Path(tmp), erp_dir, fakes, address)
+        finally:
+            await fakes.stop()
+
+
 def three_systems(address: dict[str, object], erp_dir: Path) -> tuple[Config, dict[str, str]]:
     """The configuration of B1's three systems at the fakes' ``address`` (as
     :mod:`bench.fakes` greets), and the environment holding their tokens."""
@@ -155,16 +181,11 @@ class Database:
 
 async def run(size: Size, dialect: str = "sqlite") -> Outcome:
     out = Outcome()
-    with tempfile.TemporaryDirectory(prefix="bench-b1-") as tmp:
-        erp_dir = Path(tmp) / "erp"
-        erp_dir.mkdir()
-        fakes = fakes_process(size, erp_dir)
-        address = await fakes.start()
-        try:
-            async with Database(dialect, Path(tmp)) as database:
-                await _measure(size, address, database, erp_dir, fakes, out)
-        finally:
-            await fakes.stop()
+    async with (
+        fakes_running(size, "bench-b1-") as running,
+        Database(dialect, running.folder) as database,
+    ):
+        await _measure(size, running.address, database, running.erp_dir, running.fakes, out)
     return out
 
 

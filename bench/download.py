@@ -23,15 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 
 from bench._common import cpu_seconds
-from bench.b1_reconcile import Size, fakes_process, three_systems
+from bench.b1_reconcile import Size, fakes_running, three_systems
 from bench.steps import BULK_THRESHOLD
 from connectors.clock import SystemClock
 from connectors.shopify import ShopifyConnector
@@ -46,19 +44,14 @@ Chunks = Callable[[], AsyncIterator[tuple[bytes, str]]]
 
 
 async def run(skus: int, runs: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-download-") as tmp:
-        erp_dir = Path(tmp) / "erp"
-        erp_dir.mkdir()
-        fakes = fakes_process(Size(skus), erp_dir)
-        address = await fakes.start()
-        try:
-            config, environ = three_systems(address, erp_dir)
-            async with httpx.AsyncClient(timeout=600.0) as client:
-                systems = build_systems(config, client=client, clock=SystemClock(), environ=environ)
-                shop = next(s for s in systems if isinstance(s, ShopifyConnector))
-                await _compare(shop.bulk, client, runs)
-        finally:
-            await fakes.stop()
+    async with (
+        fakes_running(Size(skus), "bench-download-") as running,
+        httpx.AsyncClient(timeout=600.0) as client,
+    ):
+        config, environ = three_systems(running.address, running.erp_dir)
+        systems = build_systems(config, client=client, clock=SystemClock(), environ=environ)
+        shop = next(s for s in systems if isinstance(s, ShopifyConnector))
+        await _compare(shop.bulk, client, runs)
 
 
 async def _compare(bulk: BulkReader, client: httpx.AsyncClient, runs: int) -> None:

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import csv
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ import httpx
 
 from bench import catalog
 from bench._common import cpu_seconds, peak_rss_mb
-from bench.b1_reconcile import CHANGED_FRACTION, Database, Size, fakes_process, three_systems
+from bench.b1_reconcile import CHANGED_FRACTION, Database, Size, fakes_running, three_systems
 from bench.child import Child
 from connectors.base import InventorySystem
 from connectors.clock import SystemClock
@@ -49,16 +48,11 @@ BULK_THRESHOLD = 5_000
 
 
 async def run(skus: int, dialect: str, reads: int, floor: bool = False) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-steps-") as tmp:
-        erp_dir = Path(tmp) / "erp"
-        erp_dir.mkdir()
-        fakes = fakes_process(Size(skus), erp_dir)
-        address = await fakes.start()
-        try:
-            async with Database(dialect, Path(tmp)) as database:
-                await _steps(address, database, erp_dir, fakes, reads, floor)
-        finally:
-            await fakes.stop()
+    async with (
+        fakes_running(Size(skus), "bench-steps-") as running,
+        Database(dialect, running.folder) as database,
+    ):
+        await _steps(running.address, database, running.erp_dir, running.fakes, reads, floor)
 
 
 async def _steps(

@@ -19,8 +19,12 @@ at a million kept pieces and a thousand new ones, a chance of about one in 10**1
 read (the read watermark in :mod:`ledger.watermark` makes the same trade).
 
 The memo holds the hashes in the order the last read met them, what they were made into
-in the same order (a numpy array of objects), and the order that sorts the hashes: 20
-bytes a piece, beside the objects themselves (which the read's levels hold anyway).
+in the same order (a numpy array of objects), the order that sorts the hashes, and the
+order that sorted all of that read's hashes (the next read of as many pieces sorts its
+own from it: hashes almost in order already, sorted in a third of the time; the kept
+ones' order is taken from it rather than sorted again: a commit of 600,000 pieces
+0.14 → 0.05 s): 24 bytes a piece, beside the objects themselves (which the read's levels
+hold anyway).
 Objects, not a list: putting a list in another order took a Python int per piece (a
 million at 100,000 SKUs, 28 bytes each), whose freed memory the process kept.
 
@@ -57,7 +61,16 @@ class Memo(Generic[T]):
     kept becomes the memo) or ``discard`` when it is not (the memo stays as it was, less
     what the read took)."""
 
-    __slots__ = ("_kept", "_kept_keys", "_made", "_next", "_order", "_seq", "_sorter")
+    __slots__ = (
+        "_kept",
+        "_kept_keys",
+        "_made",
+        "_next",
+        "_order",
+        "_read_order",
+        "_seq",
+        "_sorter",
+    )
 
     def __init__(self) -> None:
         #: the last complete read's hashes in its order, what each made, and the order
@@ -73,6 +86,9 @@ class Memo(Generic[T]):
         self._next = 0
         self._kept_keys: list[I64] = []
         self._kept: list[T | None] = []
+        #: the order that sorted the last complete read's hashes, all of them (the next
+        #: read of as many pieces starts its sort from it)
+        self._read_order: npt.NDArray[np.int32] | None = None
 
     def __len__(self) -> int:
         """How many pieces the memo holds (taken ones not counted)."""
@@ -131,7 +147,13 @@ class Memo(Generic[T]):
         kept = self._kept
         self._kept_keys, self._kept = [], []
         useful = np.fromiter(map(is_not, kept, repeat(None)), np.bool_, len(kept))
-        order = np.argsort(keys, kind="stable")
+        last = self._read_order
+        if last is not None and len(last) == len(keys):
+            # this read's keys sorted from the last read's order (most are where they
+            # were): a sort of keys almost in order already, a third of a sort's time
+            order = last[np.argsort(keys[last], kind="stable")]
+        else:
+            order = np.argsort(keys, kind="stable").astype(np.int32)
         ordered = keys[order]
         # a hash met twice in one read: neither piece can be told from the other
         same = ordered[1:] == ordered[:-1]
@@ -141,7 +163,10 @@ class Memo(Generic[T]):
         useful[order[twice]] = False
         self._seq = keys[useful]
         self._made = np.fromiter(kept, object, len(kept))[useful]
-        self._order = np.argsort(self._seq, kind="stable").astype(np.int32)
+        # the order that sorts what is kept, from the one above (no second sort): each
+        # kept piece's place among the kept, in the order of the keys
+        self._order = (np.cumsum(useful, dtype=np.int32) - 1)[order[useful[order]]]
+        self._read_order = order
         self._sorter = None
         self._next = 0
 
@@ -155,4 +180,4 @@ class Memo(Generic[T]):
         """Forget everything (the next read makes every piece again)."""
         self.discard()
         self._seq, self._made = np.empty(0, np.int64), np.empty(0, object)
-        self._order, self._sorter = np.empty(0, np.int32), None
+        self._order, self._sorter, self._read_order = np.empty(0, np.int32), None, None

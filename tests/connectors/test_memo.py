@@ -124,6 +124,40 @@ def test_taking_in_batches_gives_what_looking_each_piece_up_gives(
     assert got == expected
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    first=st.lists(st.integers(0, 20), max_size=30),
+    moves=st.lists(
+        st.tuples(st.sampled_from(["same", "shuffle", "replace", "grow"]), st.integers(0, 99)),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_read_after_read_each_finds_what_the_last_complete_one_made(
+    first: list[int], moves: list[tuple[str, int]]
+) -> None:
+    """Commits one after another (of the same length, the same pieces moved, some
+    replaced, more of them): each read finds what the last complete read made of each
+    piece it met once, and nothing else."""
+    memo: Memo[str] = Memo()
+    last: dict[int, str] = {}
+    read = list(first)
+    for n, (kind, seed) in enumerate(moves):
+        if kind == "shuffle":
+            read = read[seed % max(1, len(read)) :] + read[: seed % max(1, len(read))]
+        elif kind == "replace" and read:  # a piece no read had (a piece met twice in
+            read[seed % len(read)] = 1000 * n + 100 + seed  # one read is another test's)
+        elif kind == "grow":
+            read = [*read, 1000 * n + 500 + seed]
+        keys = hashes([f"p{x}".encode() for x in read])
+        expected = [last.pop(x, None) for x in read]
+        assert memo.take(keys) == expected
+        made = [f"read-{n}-{x}" for x in read]
+        memo.keep(keys, made)
+        memo.commit()
+        last = {x: m for x, m in zip(read, made, strict=True) if read.count(x) == 1}
+
+
 def test_keep_refuses_a_count_that_does_not_match() -> None:
     memo: Memo[str] = Memo()
     with pytest.raises(ValueError, match="2 things made for 1 pieces"):

@@ -25,9 +25,9 @@ What the fake does, and where it follows Shopify (the 2026-07 schema, the record
 * ``url`` points at ``GET /bulk/{n}-{secret}.jsonl`` on the fake itself (no token needed,
   like the signed storage URL). It is streamed in ``chunk_size`` chunks; set
   ``download_gate`` to an unset :class:`asyncio.Event` to hold every download after its
-  first chunk until the event is set. ``downloads`` records each one. ``download_faults``
-  spoils the next downloads, one fault each: ``"503"`` answers as Google Cloud Storage
-  does when it asks to be retried (https://cloud.google.com/storage/docs/retry-strategy:
+  first chunk until the event is set. ``downloads`` records each one.
+  ``spoil_downloads(*faults)`` spoils the next downloads, one fault each (any other name
+  is refused): ``"503"`` answers as Google Cloud Storage does when it asks to be retried (https://cloud.google.com/storage/docs/retry-strategy:
   408, 429 and 5xx are retried with backoff), ``"cut"`` closes the connection after the
   first chunk.
 * Polling: ``bulkOperation(id:)`` (what a client uses), ``currentBulkOperation`` and
@@ -107,6 +107,8 @@ EXPIRED = (
     "<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code>"
     "<Message>The provided token has expired.</Message></Error>"
 )
+#: what spoil_downloads can do to a download
+DOWNLOAD_FAULTS = frozenset({"503", "cut"})
 SLOW_DOWN = (
     "<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code>"
     "<Message>Please reduce your request rate.</Message></Error>"
@@ -567,8 +569,8 @@ class BulkOperations:
         self.chunk_size = 64 * 1024
         #: When set to an unset event, every download pauses after its first chunk.
         self.download_gate: asyncio.Event | None = None
-        #: Faults for the next downloads, one each: "503" or "cut" (module docstring).
-        self.download_faults: list[str] = []
+        #: Faults for the next downloads, one each (spoil_downloads).
+        self._download_faults: list[str] = []
         self.operations: list[BulkOperation] = []
         self.downloads: list[Download] = []
         self._failures: list[str] = []
@@ -581,6 +583,14 @@ class BulkOperations:
         if error_code not in ERROR_CODES:
             raise ValueError(f"{error_code} is not a BulkOperationErrorCode")
         self._failures.extend([error_code] * count)
+
+    def spoil_downloads(self, *faults: str) -> None:
+        """The next downloads, one fault each: "503" (storage asks for a retry) or "cut"
+        (the connection closes after the first chunk)."""
+        unknown = set(faults) - DOWNLOAD_FAULTS
+        if unknown:
+            raise ValueError(f"no such download fault: {sorted(unknown)}")
+        self._download_faults.extend(faults)
 
     def get(self, ref: str) -> BulkOperation | None:
         num = parse_gid(ref, "BulkOperation")
@@ -798,7 +808,7 @@ class BulkOperations:
             return web.Response(status=400, text=EXPIRED, content_type="application/xml")
         record = Download(op.gid, "X-Shopify-Access-Token" in request.headers)
         self.downloads.append(record)
-        fault = self.download_faults.pop(0) if self.download_faults else None
+        fault = self._download_faults.pop(0) if self._download_faults else None
         if fault == "503":
             return web.Response(status=503, text=SLOW_DOWN, content_type="application/xml")
         response = web.StreamResponse(

@@ -221,7 +221,9 @@ async def test_an_empty_shop_has_no_file_and_no_levels(shop: Shop) -> None:
 async def test_a_download_storage_asks_to_retry_is_retried_on_the_clock(shop: Shop) -> None:
     shop.stock(300)
     expected = facts(await shop.connector(use_bulk=False).read_levels())
-    shop.fake.bulk.download_faults = ["503", "503"]
+    with pytest.raises(ValueError, match="no such download fault"):
+        shop.fake.bulk.spoil_downloads("500")  # a typo would leave the test testing nothing
+    shop.fake.bulk.spoil_downloads("503", "503")
     connector = shop.connector(use_bulk=True)
     assert facts(await connector.read_levels()) == expected
     assert len(shop.fake.bulk.downloads) == 3
@@ -236,7 +238,7 @@ async def test_a_download_cut_halfway_fails_the_read_and_the_next_read_is_whole(
     expected = facts(await shop.connector(use_bulk=False).read_levels())
     connector = shop.connector(use_bulk=True)
     assert facts(await connector.read_levels()) == expected
-    shop.fake.bulk.download_faults = ["cut"]
+    shop.fake.bulk.spoil_downloads("cut")
     with pytest.raises(ConnectorError, match="bulk result download failed"):
         await connector.read_levels()
     assert connector.health().last_error is not None

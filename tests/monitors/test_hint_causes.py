@@ -191,8 +191,12 @@ async def open_lab(
             "HINTS_SHOPIFY_WEBHOOK_SECRET": shopify.webhooks.secret,
             "HINTS_WMS_TOKEN": WMS_TOKEN,
         }
-        receiver = WebhookReceiver(
-            system="shopify", secrets=[shopify.webhooks.secret], store=ledger, clock=clock
+        receiver = WebhookReceiver(  # a generous ack budget: wall-clock, a hang guard only
+            system="shopify",
+            secrets=[shopify.webhooks.secret],
+            store=ledger,
+            clock=clock,
+            ack_budget=120.0,
         )
         app = web.Application()
         app.router.add_post("/webhooks/shopify", receiver.handle)

@@ -355,7 +355,11 @@ async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
     ):
         await ledger.upgrade()
         fake.webhooks.secret = SECRET
-        receiver = WebhookReceiver(system="shopify", secrets=[SECRET], store=ledger, clock=clock)
+        # a generous ack budget: the product's 0.8 s is wall-clock time, which a loaded
+        # machine can overrun, and the fake retries a 503 only hours later on its clock
+        receiver = WebhookReceiver(
+            system="shopify", secrets=[SECRET], store=ledger, clock=clock, ack_budget=120.0
+        )
         app = web.Application()
         app.router.add_post("/webhooks/shopify", receiver.handle)
         runner = web.AppRunner(app, access_log=None)

@@ -10,14 +10,15 @@ cells the fast path did not pass as quiet or where a system reported more than o
 (whose references say whether they are one item). The next diff under the same
 rules puts in its grid only the cells that must be judged again:
 
-* a cell of a level whose objects are not the ones at its position last time (the cell
-  it is in now, and the cell the level there was in);
+* a cell of a level whose SKU, location, quantities or flags are not equal to the ones
+  held at its position (the cell it is in now, and the cell the level there was in);
 * every cell judged the general way last time (a drift, a missing level, a duplicate:
   what such a cell says depends on ``now`` and on its levels' times), and every cell
   where a system reported more than one level;
 
-and takes every other cell as quiet again, which it is: its levels are the same objects
-(held, so never another object at the same address), the rules are equal, each system's
+and takes every other cell as quiet again, which it is: its levels hold what was held
+(the same objects, compared by identity first, or equal ones; what is held cannot change:
+strings, TupleMaps, flags no connector changes once built), the rules are equal, each system's
 run of levels is as long, and every level of the read is fresh (the read's oldest level
 against the strictest SLA; otherwise the whole grid is judged). The rest is
 :func:`monitors.drift.diff` itself, on those cells.
@@ -38,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
-from operator import attrgetter, is_
+from operator import attrgetter, eq, itemgetter
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,8 @@ I32 = npt.NDArray[np.int32]
 _SYSTEM, _SKU, _LOCATION = attrgetter("system"), attrgetter("sku"), attrgetter("location")
 _QUANTITIES, _FLAGS = attrgetter("quantities"), attrgetter("flags")
 _OBSERVED = attrgetter("observed_at")
+#: a level's fields a quiet verdict rests on, in the order ``_Last`` holds them
+_HELD = itemgetter(*(Level._fields.index(f) for f in ("sku", "location", "quantities", "flags")))
 
 
 @dataclass
@@ -148,15 +151,19 @@ def _again(
     place; and whether every cell was judged after all (most changed). The read's
     systems come in runs as long as last time's."""
     n = len(levels)
-    same = np.ones(n, np.bool_)
     held: tuple[tuple[list[Any], Callable[[Level], Any]], ...] = (
         (last.skus, _SKU),
         (last.locations, _LOCATION),
         (last.quantities, _QUANTITIES),
         (last.flags, _FLAGS),
     )
-    for column, field in held:
-        same &= np.fromiter(map(is_, map(field, levels), column), np.bool_, n)
+    # One pass: each level's four fields, as a tuple, against the four held at its
+    # position. Tuples compare element by element, each by identity first, so a level
+    # a connector's memo handed back costs no comparison of values; one rebuilt equal
+    # (strings and TupleMaps cannot change) is as quiet. Four passes, one a field, cost
+    # twice as much: each reaches every level in memory again (issue 16).
+    columns = zip(*(column for column, _ in held), strict=True)
+    same = np.fromiter(map(eq, map(_HELD, levels), columns), np.bool_, n)
     moved = np.flatnonzero(~same)
     rows = moved.tolist()
     before = last.cells[moved]

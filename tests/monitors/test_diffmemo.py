@@ -32,6 +32,7 @@ moves = st.lists(
         st.tuples(st.just("twice"), st.integers(0, 40)),
         st.tuples(st.just("late"), st.integers(0, 40)),
         st.tuples(st.just("swap"), st.integers(0, 40), st.integers(0, 40)),
+        st.tuples(st.just("rebuilt"), st.integers(0, 40)),
         st.tuples(st.just("threshold"), st.integers(0, 3)),
     ),
     min_size=1,
@@ -62,7 +63,26 @@ def _moved(levels: list[Level], move: tuple, at: timedelta) -> list[Level]:
     elif kind == "swap":
         j = args[1] % len(read)
         read[i], read[j] = read[j], read[i]
+    elif kind == "rebuilt":  # equal values in new objects: a read with no memo
+        read[i] = _rebuilt(level)
     return read
+
+
+def _copy(text: str) -> str:
+    """An equal string, a new object (two or more characters: shorter ones are shared)."""
+    return text[:1] + text[1:]
+
+
+def _rebuilt(level: Level) -> Level:
+    """``level`` as a connector with no memo reads it again: every field a new object
+    with the same value."""
+    quantities = tuple_map(list(level.quantities), list(level.quantities.values()))
+    return level._replace(
+        sku=_copy(level.sku),
+        location=_copy(level.location),
+        quantities=quantities,
+        flags=dict(level.flags),
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -160,6 +180,30 @@ def test_a_level_that_moved_to_another_sku_leaves_its_old_cell_judged_again() ->
     drifts = judged(memo, second, rules)
     assert drifts == diff(second, rules)
     assert {(d.sku, d.kind) for d in drifts} >= {("SKU-7", "missing"), ("SKU-NEW", "missing")}
+
+
+def test_a_read_rebuilt_equal_judges_only_what_changed() -> None:
+    """A connector with no memo of its own builds every level anew each read: values
+    equal to the held ones are as quiet as the same objects."""
+    levels, rules = _world(50)
+    memo = DiffMemo()
+    assert judged(memo, levels, rules) == []
+    second = [_rebuilt(lv) for lv in _again(levels, 1)]
+    pairs = zip(levels, second, strict=True)
+    assert not any(a.sku is b.sku or a.quantities is b.quantities for a, b in pairs)
+    second[60] = second[60]._replace(quantities=tuple_map(("available",), (9,)))
+    second[61] = second[61]._replace(flags={"tracked": False})
+    drifts = judged(memo, second, rules)
+    assert not memo.whole
+    assert drifts == diff(second, rules)
+    assert [(d.sku, d.kind) for d in drifts] == [
+        ("SKU-10", "oversell_risk"),
+        ("SKU-11", "untracked"),
+    ]
+    # the changed levels are held from now on: back to what they were, they are judged
+    third = _again(levels, 2)
+    assert judged(memo, third, rules) == diff(third, rules) == []
+    assert not memo.whole
 
 
 def test_rules_that_changed_judge_every_cell_again() -> None:

@@ -3,23 +3,23 @@
 A full diff of 100,000 SKUs × 5 locations in three systems puts 1.5 million levels in a
 grid and judges 500,000 cells: about a second of CPU (BENCHMARKS.md, issue 16), though
 from one read to the next few levels change (B1 changes 0.1 %). A :class:`DiffMemo`
-holds, for the last full diff, each level's SKU, location, quantities and flags (the
+holds, for the last full diff, each level's system, SKU, location, quantities and flags (the
 objects themselves, position by position: a read comes in the same order every time, and
 a connector's memo hands an unchanged level's objects back), its cell's hash, and the
 cells the fast path did not pass as quiet or where a system reported more than one level
 (whose references say whether they are one item). The next diff under the same
 rules puts in its grid only the cells that must be judged again:
 
-* a cell of a level whose SKU, location, quantities or flags are not equal to the ones
-  held at its position (the cell it is in now, and the cell the level there was in);
+* a cell of a level whose system, SKU, location, quantities or flags are not equal to
+  the ones held at its position (the cell it is in now, and the cell the level there was in);
 * every cell judged the general way last time (a drift, a missing level, a duplicate:
   what such a cell says depends on ``now`` and on its levels' times), and every cell
   where a system reported more than one level;
 
 and takes every other cell as quiet again, which it is: its levels hold what was held
 (the same objects, compared by identity first, or equal ones; what is held cannot change:
-strings, TupleMaps, flags no connector changes once built), the rules are equal, each system's
-run of levels is as long, and every level of the read is fresh (the read's oldest level
+strings, TupleMaps, flags no connector changes once built), the rules are equal, the
+read is as long, and every level of the read is fresh (the read's oldest level
 against the strictest SLA; otherwise the whole grid is judged). The rest is
 :func:`monitors.drift.diff` itself, on those cells.
 
@@ -29,7 +29,7 @@ cells), and targeted diffs. Rules are compared with ``==``: their callables (thr
 safety stock) by identity, so they must not change what they say while the rules object
 lives (they come from the configuration, read once).
 
-Kept: four references and a hash a level (about 60 MB at B1's size, made after the read
+Kept: five references and a hash a level (about 70 MB at B1's size, made after the read
 is recorded: :meth:`DiffMemo.settle`), and the judged cells' hashes.
 """
 
@@ -38,7 +38,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import groupby
 from operator import attrgetter, eq, itemgetter
 from typing import Any
 
@@ -54,15 +53,16 @@ _SYSTEM, _SKU, _LOCATION = attrgetter("system"), attrgetter("sku"), attrgetter("
 _QUANTITIES, _FLAGS = attrgetter("quantities"), attrgetter("flags")
 _OBSERVED = attrgetter("observed_at")
 #: a level's fields a quiet verdict rests on, in the order ``_Last`` holds them
-_HELD = itemgetter(*(Level._fields.index(f) for f in ("sku", "location", "quantities", "flags")))
+_HELD = itemgetter(
+    *(Level._fields.index(f) for f in ("system", "sku", "location", "quantities", "flags"))
+)
 
 
 @dataclass
 class _Last:
     rules: DiffRules
-    #: each system's run of levels, in the read's order: (system, how many)
-    runs: list[tuple[str, int]]
     #: per level, by position: what a quiet verdict rests on, held (so never reused)
+    systems: list[str]
     skus: list[str]
     locations: list[str]
     quantities: list[object]
@@ -84,7 +84,7 @@ class DiffMemo:
         #: whether the last diff judged every cell (False: only what changed)
         self.whole = True
         #: a whole diff's read, held once it is recorded (:meth:`settle`)
-        self._pending: tuple[DiffRules, list[tuple[str, int]], Sequence[Level], I32] | None = None
+        self._pending: tuple[DiffRules, Sequence[Level], I32] | None = None
 
     def settle(self) -> None:
         """Hold what the last diff judged whole. Called once its read is recorded, so the
@@ -93,11 +93,11 @@ class DiffMemo:
         pending, self._pending = self._pending, None
         if pending is None:
             return
-        rules, runs, levels, judged = pending
+        rules, levels, judged = pending
         skus, locations = list(map(_SKU, levels)), list(map(_LOCATION, levels))
         self._last = _Last(
             rules,
-            runs,
+            list(map(_SYSTEM, levels)),
             skus,
             locations,
             list(map(_QUANTITIES, levels)),
@@ -118,12 +118,11 @@ class DiffMemo:
         times = set(map(_OBSERVED, levels))  # a read's levels share a few times
         if now is None:
             now = max(times)
-        runs = [(system, len(list(run))) for system, run in groupby(map(_SYSTEM, levels))]
         judged: list[tuple[str, str]] = []
         if (
             last is not None
             and last.rules == rules
-            and last.runs == runs
+            and len(last.skus) == len(levels)
             and _all_fresh(min(times), rules, now)
         ):
             drifts, kept, self.whole = _again(levels, rules, now, last, judged)
@@ -134,7 +133,7 @@ class DiffMemo:
         drifts = _diff(levels, rules, now, fast=True, judged=judged)
         if all(issubclass(kind, tuple) for kind in set(map(type, map(_QUANTITIES, levels)))):
             # quantities that cannot change in place (TupleMaps): held once recorded
-            self._pending = (rules, runs, levels, _judged_hashes(judged))
+            self._pending = (rules, levels, _judged_hashes(judged))
         return drifts
 
 
@@ -148,20 +147,21 @@ def _again(
     """The drifts of the cells to judge again (see the module docstring); whether
     ``last`` can be kept (it is made this read's: its columns and cells changed where the
     read's levels did), which it cannot if a changed level's quantities could change in
-    place; and whether every cell was judged after all (most changed). The read's
-    systems come in runs as long as last time's."""
+    place; and whether every cell was judged after all (most changed). The read is as
+    long as last time's."""
     n = len(levels)
     held: tuple[tuple[list[Any], Callable[[Level], Any]], ...] = (
+        (last.systems, _SYSTEM),
         (last.skus, _SKU),
         (last.locations, _LOCATION),
         (last.quantities, _QUANTITIES),
         (last.flags, _FLAGS),
     )
-    # One pass: each level's four fields, as a tuple, against the four held at its
+    # One pass: each level's five fields, as a tuple, against the five held at its
     # position. Tuples compare element by element, each by identity first, so a level
     # a connector's memo handed back costs no comparison of values; one rebuilt equal
-    # (strings and TupleMaps cannot change) is as quiet. Four passes, one a field, cost
-    # twice as much: each reaches every level in memory again (issue 16).
+    # (strings and TupleMaps cannot change) is as quiet. A pass a field costs twice as
+    # much: each reaches every level in memory again (issue 16).
     columns = zip(*(column for column, _ in held), strict=True)
     same = np.fromiter(map(eq, map(_HELD, levels), columns), np.bool_, n)
     moved = np.flatnonzero(~same)

@@ -33,6 +33,9 @@ moves = st.lists(
         st.tuples(st.just("late"), st.integers(0, 40)),
         st.tuples(st.just("swap"), st.integers(0, 40), st.integers(0, 40)),
         st.tuples(st.just("rebuilt"), st.integers(0, 40)),
+        st.tuples(
+            st.just("system"), st.integers(0, 40), st.sampled_from(["shopify", "wms", "erp"])
+        ),
         st.tuples(st.just("threshold"), st.integers(0, 3)),
     ),
     min_size=1,
@@ -65,6 +68,8 @@ def _moved(levels: list[Level], move: tuple, at: timedelta) -> list[Level]:
         read[i], read[j] = read[j], read[i]
     elif kind == "rebuilt":  # equal values in new objects: a read with no memo
         read[i] = _rebuilt(level)
+    elif kind == "system":  # the same level, reported by another system
+        read[i] = level._replace(system=args[1])
     return read
 
 
@@ -204,6 +209,22 @@ def test_a_read_rebuilt_equal_judges_only_what_changed() -> None:
     third = _again(levels, 2)
     assert judged(memo, third, rules) == diff(third, rules) == []
     assert not memo.whole
+
+
+def test_a_level_another_system_reports_at_the_same_place_is_judged_again() -> None:
+    """The read is as long, but a level at one place in it is now another system's: its
+    cell has one system's level twice and the other's not at all."""
+    levels, rules = _world(20)
+    memo = DiffMemo()
+    assert judged(memo, levels, rules) == []
+    second = _again(levels, 1)
+    second[5] = second[5]._replace(system="shopify")  # was the WMS's SKU-5
+    drifts = judged(memo, second, rules)
+    assert not memo.whole
+    assert drifts == diff(second, rules)
+    # the WMS no longer reports SKU-5 (Shopify's two levels there, with no references
+    # that tell two items apart, are read as one)
+    assert [(d.sku, d.kind) for d in drifts] == [("SKU-5", "missing")]
 
 
 def test_rules_that_changed_judge_every_cell_again() -> None:

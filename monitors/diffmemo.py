@@ -3,15 +3,16 @@
 A full diff of 100,000 SKUs × 5 locations in three systems puts 1.5 million levels in a
 grid and judges 500,000 cells: about a second of CPU (BENCHMARKS.md, issue 16), though
 from one read to the next few levels change (B1 changes 0.1 %). A :class:`DiffMemo`
-holds, for the last full diff, each level's system, SKU, location, quantities and flags (the
-objects themselves, position by position: a read comes in the same order every time, and
-a connector's memo hands an unchanged level's objects back), its cell's hash, and the
-cells the fast path did not pass as quiet or where a system reported more than one level
-(whose references say whether they are one item). The next diff under the same
-rules puts in its grid only the cells that must be judged again:
+holds, for the last full diff, each level's system, SKU, location, quantities and flags
+(the objects themselves, position by position: a read comes in the same order every
+time, and a connector's memo hands an unchanged level's objects back), its cell's hash,
+and the cells the fast path did not pass as quiet or where a system reported more than
+one level (whose references say whether they are one item). The next diff under the
+same rules puts in its grid only the cells that must be judged again:
 
 * a cell of a level whose system, SKU, location, quantities or flags are not equal to
-  the ones held at its position (the cell it is in now, and the cell the level there was in);
+  the ones held at its position (the cell it is in now, and the cell the level there
+  was in);
 * every cell judged the general way last time (a drift, a missing level, a duplicate:
   what such a cell says depends on ``now`` and on its levels' times), and every cell
   where a system reported more than one level;
@@ -61,7 +62,7 @@ _HELD = itemgetter(
 @dataclass
 class _Last:
     rules: DiffRules
-    #: per level, by position: what a quiet verdict rests on, held (so never reused)
+    #: per level, by position: what a quiet verdict rests on (objects that do not change)
     systems: list[str]
     skus: list[str]
     locations: list[str]

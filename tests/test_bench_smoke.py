@@ -34,23 +34,26 @@ async def test_a_toy_storm_is_measured_and_reported() -> None:
     assert f"{messages['value']} | <= 5 | met | 300 |" in text
 
 
-def test_the_steps_tool_refuses_a_size_shopify_would_read_page_by_page() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.steps", "300"], capture_output=True, text=True, check=False
+def _tool(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m module args``, as a user runs a bench tool; 600 s is a hang guard."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
     )
+
+
+def test_the_steps_tool_refuses_a_size_shopify_would_read_page_by_page() -> None:
+    done = _tool("bench.steps", "300")
     assert done.returncode == 2
     assert "SKUS must be above 5,000" in done.stderr
 
 
 def test_the_steps_tool_reports_each_step_at_the_smallest_bulk_size() -> None:
     """With ``--floor``, each system's read against decoding its bytes alone first."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.steps", "5001", "--reads", "1", "--floor"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    done = _tool("bench.steps", "5001", "--reads", "1", "--floor")
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == [
@@ -74,13 +77,7 @@ def test_the_steps_tool_reports_each_step_at_the_smallest_bulk_size() -> None:
 
 
 def test_the_download_tool_reads_the_same_file_both_ways_in_turn() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.download", "5001", "--runs", "2"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    done = _tool("bench.download", "5001", "--runs", "2")
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == [

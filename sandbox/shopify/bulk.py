@@ -27,9 +27,9 @@ What the fake does, and where it follows Shopify (the 2026-07 schema, the record
   ``download_gate`` to an unset :class:`asyncio.Event` to hold every download after its
   first chunk until the event is set. ``downloads`` records each one.
   ``spoil_downloads(*faults)`` spoils the next downloads, one fault each (any other name
-  is refused): ``"503"`` answers as Google Cloud Storage does when it asks to be retried (https://cloud.google.com/storage/docs/retry-strategy:
-  408, 429 and 5xx are retried with backoff), ``"cut"`` closes the connection after the
-  first chunk.
+  is refused): ``"503"`` answers as Google Cloud Storage does when it asks to be retried
+  (https://cloud.google.com/storage/docs/retry-strategy: 408, 429 and 5xx are retried
+  with backoff), ``"cut"`` closes the connection after the first chunk.
 * Polling: ``bulkOperation(id:)`` (what a client uses), ``currentBulkOperation`` and
   ``node(id:)``; ``bulkOperations`` lists them newest first.
 

@@ -225,9 +225,10 @@ async def _measure(
                         drifts = memo.diff(levels, rules)
                     async with meter.step("record"):
                         recorded = await ledger.record_levels(
-                            blocks=level_blocks(levels), complete=[s.name for s in systems]
+                            blocks=level_blocks(levels, memo),
+                            complete=[s.name for s in systems],
                         )
-                    memo.settle()  # as run_diff does, once the read is recorded
+                    memo.settle(recorded.read)  # as run_diff does, once the read is recorded
             runs.append(meter)
             facts.append(
                 {"levels": len(levels), "drifts": len(drifts), "history_rows": recorded.changed}

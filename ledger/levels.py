@@ -146,7 +146,9 @@ class Levels(Store):
                     self._reads.pop(system, None)
                 raise
             batch.committed()
-        return RecordResult(observed=batch.total, changed=batch.changed, stale=batch.stale)
+        return RecordResult(
+            observed=batch.total, changed=batch.changed, stale=batch.stale, read=batch.read
+        )
 
     async def current_levels(
         self, sku: str | None = None, skus: Sequence[str] | None = None
@@ -247,6 +249,8 @@ class _Batch:
         self.changes: dict[str, Changes] = {}
         #: per complete system: the earliest observation of the read (its read time)
         self.read_at: dict[str, datetime] = {}
+        #: this batch's complete reads, as a later batch's blocks name them (Place.since)
+        self.read = object()
 
     @property
     def touched(self) -> set[str]:
@@ -350,14 +354,14 @@ class _Batch:
             prior = last.get(block.states)
             if prior is None or not len(marks) or not prior.valid_for(marks):
                 # nothing to compare with: the content is hashed once the batch commits
-                notes.append(_Note(block, None, span[1], None, marks.layout))
+                notes.append(_Note(block, None, span[1], None, marks.layout, self.read))
                 parts.append(_Part(block, None, notes[-1], None))
                 continue
-            content = content_hashes(block)
+            content = _content(block, prior)
             if content is None:  # not plain: record's checks name it
                 parts.append(_Part(block, None, None, None))
                 continue
-            note = _Note(block, content, span[1], prior, marks.layout)
+            note = _Note(block, content, span[1], prior, marks.layout, self.read)
             notes.append(note)
             unchanged = prior.unchanged(content, span[0])
             left = np.flatnonzero(~unchanged)
@@ -701,8 +705,12 @@ class _Note:
         latest: int,
         prior: LastRead | None,
         layout: int,
+        read: object,
     ) -> None:
         self.states = block.states
+        #: the batch's reads, and where the block's levels sat in its caller's read
+        self.read = read
+        self.positions = block.place.positions if block.place is not None else None
         #: the watermark's layout the positions noted are in (until the batch commits)
         self.layout = layout
         self.latest, self.prior = latest, prior
@@ -798,6 +806,8 @@ class _Note:
             at=at,
             ok=ok,
             latest=self.latest,
+            read=self.read,
+            positions=self.positions,
         )
 
 
@@ -822,6 +832,33 @@ class _Part(NamedTuple):
     def block_rows(self, rows: I64) -> I64:
         """Positions in ``block`` made positions in the whole block."""
         return rows if self.rows is None else self.rows[rows]
+
+
+def _content(block: LevelBlock, prior: LastRead) -> I64 | None:
+    """The block's content hashes (:func:`ledger.recall.content_hashes`): those of the
+    levels its place says are the same as at their position in ``prior``'s read taken
+    from ``prior``, where the place is about that read; every level's hashed otherwise
+    (None: not plain data)."""
+    place = block.place
+    if (
+        place is None
+        or place.same is None
+        or place.since is None
+        or place.since is not prior.read
+        or place.positions != prior.positions
+        or len(prior.content) != len(block)
+    ):
+        return content_hashes(block)
+    rows = np.flatnonzero(~np.asarray(place.same, np.bool_))
+    if len(rows) > len(block) // 2:  # mostly changed: hashed as quickly whole
+        return content_hashes(block)
+    content = prior.content.copy()
+    if len(rows):
+        changed = content_hashes(_sub_block(block, rows))
+        if changed is None:
+            return None
+        content[rows] = changed
+    return content
 
 
 def _span(block: LevelBlock) -> tuple[int, int, datetime] | None:

@@ -13,6 +13,10 @@ values nothing has changed since (:attr:`ledger.watermark.Marks.dirty`), and tha
 older than what the watermark holds, is vouched for with no lookup. Every other level
 goes the watermark's way, which decides as before.
 
+A caller that compared the read with the last one itself says so (:class:`ledger.Place`):
+the levels it found the same keep the content hash at their position, and only the
+others are hashed (a third of a later record's CPU at B1's size, BENCHMARKS.md).
+
 The content hash is Python's hash of the level's SKU, location, ``changed_at``, source
 and quantities: keyed afresh in every process, so data from outside cannot be shaped to
 collide. A level whose content differs but hashes the same as the level at its position
@@ -67,6 +71,10 @@ class LastRead:
     #: the block's latest ``observed_at`` (microseconds): no key of an ``ok`` level was
     #: observed later, in the watermark
     latest: int
+    #: the record that made it (:attr:`ledger.RecordResult.read`), and where its levels
+    #: sat in its caller's read (:class:`ledger.Place`; None: not said)
+    read: object = None
+    positions: range | None = None
 
     def valid_for(self, marks: Marks) -> bool:
         """Whether the positions still point where they did."""

@@ -4,9 +4,12 @@ session, safe to keep and pass around."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple, Self
+
+import numpy as np
+import numpy.typing as npt
 
 from ledger.errors import InvalidArgument
 from ledger.types import JSONDict
@@ -44,6 +47,31 @@ class LevelObservation(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class Place:
+    """Where a block's levels sit in its caller's read, and what the caller knows of them
+    against an earlier complete read it recorded (:attr:`LevelBlock.place`).
+
+    A caller that holds its last complete read (``monitors.diffmemo`` does, for the diff)
+    can tell which levels of the next read are equal to the level at their position in
+    it, comparing objects by identity first, at a fraction of what hashing every level's
+    content costs (BENCHMARKS.md, issue 16). The ledger takes its word for those levels'
+    content, and only where it is sure the word is about the read it holds: the one its
+    call returned ``since`` for (:attr:`RecordResult.read`), its block of these states at
+    the same ``positions``. Anything else and the content is hashed as without a place.
+
+    ``positions``: level ``i`` of the block is level ``positions[i]`` of the caller's
+    read (one run of it). ``since``: the :attr:`RecordResult.read` of the record of the
+    read compared with (None: nothing compared). ``same``: per level of the block, True
+    where the caller's level at its position is equal in SKU, location, quantities,
+    ``changed_at`` and source to the one it had at that position in ``since``'s read.
+    """
+
+    positions: range
+    since: object = None
+    same: Sequence[bool] | npt.NDArray[np.bool_] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LevelBlock:
     """Levels of one system that report the same states, held as columns: a full read
     handed to :meth:`~ledger.Ledger.record_levels` without an observation per level and
@@ -63,6 +91,8 @@ class LevelBlock:
     observed_at: Sequence[datetime]
     changed_at: Sequence[datetime | None]
     sources: Sequence[str]
+    #: where its levels sit in the caller's read (None: not said; see :class:`Place`)
+    place: Place | None = None
 
     def __post_init__(self) -> None:
         n = len(self.skus)
@@ -72,6 +102,11 @@ class LevelBlock:
                 f"a block of {n} levels of {len(self.states)} states needs {n} locations, "
                 f"times and sources and {n * len(self.states)} quantities"
             )
+        place = self.place
+        if place is not None and (
+            len(place.positions) != n or (place.same is not None and len(place.same) != n)
+        ):
+            raise InvalidArgument(f"a block of {n} levels placed at {len(place.positions)}")
 
     def __len__(self) -> int:
         return len(self.skus)
@@ -110,6 +145,8 @@ class RecordResult:
     observed: int
     changed: int
     stale: int
+    #: this record's complete reads, as a later record names them (:attr:`Place.since`)
+    read: object = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

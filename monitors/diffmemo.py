@@ -30,7 +30,14 @@ cells), and targeted diffs. Rules are compared with ``==``: their callables (thr
 safety stock) by identity, so they must not change what they say while the rules object
 lives (they come from the configuration, read once).
 
-Kept: five references and a hash a level (about 70 MB at B1's size, made after the read
+The same comparison tells the ledger what it would otherwise hash every level's content
+to learn: the memo also holds each level's ``changed_at`` and source, so its
+:attr:`DiffMemo.same` says which levels are equal in everything the ledger records of
+them (but the time) to the level at their position in the read it held, and
+:attr:`DiffMemo.since` names that read's record (:class:`ledger.Place`); the ledger takes
+the word only for the read it recorded as named.
+
+Kept: seven references and a hash a level (about 90 MB at B1's size, made after the read
 is recorded: :meth:`DiffMemo.settle`), and the judged cells' hashes.
 """
 
@@ -49,14 +56,19 @@ from connectors.levels import Level
 from monitors.drift import DiffRules, Drift, _diff, _Freshness, diff
 
 I32 = npt.NDArray[np.int32]
+Bools = npt.NDArray[np.bool_]
 
 _SYSTEM, _SKU, _LOCATION = attrgetter("system"), attrgetter("sku"), attrgetter("location")
 _QUANTITIES, _FLAGS = attrgetter("quantities"), attrgetter("flags")
-_OBSERVED = attrgetter("observed_at")
-#: a level's fields a quiet verdict rests on, in the order ``_Last`` holds them
-_HELD = itemgetter(
-    *(Level._fields.index(f) for f in ("system", "sku", "location", "quantities", "flags"))
+_OBSERVED, _CHANGED, _SOURCE = (
+    attrgetter("observed_at"),
+    attrgetter("changed_at"),
+    attrgetter("source"),
 )
+#: a level's fields a quiet verdict rests on, and the rest of what the ledger records of
+#: it (:class:`ledger.Place`), in the order ``_Last`` holds them
+_FIELDS = ("system", "sku", "location", "quantities", "flags", "changed_at", "source")
+_HELD = itemgetter(*(Level._fields.index(f) for f in _FIELDS))
 
 
 @dataclass
@@ -68,6 +80,8 @@ class _Last:
     locations: list[str]
     quantities: list[object]
     flags: list[object]
+    changed: list[object]
+    sources: list[object]
     #: per level: its cell's hash((sku, location)), cut to 32 bits (``_cell_hashes``)
     cells: I32
     #: the cells the fast path did not pass as quiet, and those where a system reported
@@ -86,15 +100,25 @@ class DiffMemo:
         self.whole = True
         #: a whole diff's read, held once it is recorded (:meth:`settle`)
         self._pending: tuple[DiffRules, Sequence[Level], I32] | None = None
+        #: the record of the read held (:attr:`ledger.RecordResult.read`; None: unknown)
+        self._read: object = None
+        #: the last diff's read compared with the one held before it: per level, whether
+        #: it is equal to the level at its position there (None: not compared), and that
+        #: read's record (what :func:`monitors.reconcile.level_blocks` tells the ledger)
+        self.same: Bools | None = None
+        self.since: object = None
 
-    def settle(self) -> None:
-        """Hold what the last diff judged whole. Called once its read is recorded, so the
+    def settle(self, read: object = None) -> None:
+        """Hold what the last diff judged whole. Called once its read is recorded (the
+        record's :attr:`ledger.RecordResult.read`; None: not recorded), so the
         references are not made at the peak of a first read's record; until then (or if
         the record failed) the next diff judges whole."""
         pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        rules, levels, judged = pending
+        if pending is not None:
+            self._hold(*pending)
+        self._read = read if self._last is not None else None
+
+    def _hold(self, rules: DiffRules, levels: Sequence[Level], judged: I32) -> None:
         skus, locations = list(map(_SKU, levels)), list(map(_LOCATION, levels))
         self._last = _Last(
             rules,
@@ -103,6 +127,8 @@ class DiffMemo:
             locations,
             list(map(_QUANTITIES, levels)),
             list(map(_FLAGS, levels)),
+            list(map(_CHANGED, levels)),
+            list(map(_SOURCE, levels)),
             _cell_hashes(skus, locations),
             judged,
         )
@@ -113,6 +139,7 @@ class DiffMemo:
         """Every drift among ``levels`` (a full read) at ``now``, as
         :func:`monitors.drift.diff` finds them."""
         last, self._last, self._pending = self._last, None, None
+        self.since, self._read, self.same = self._read, None, None
         self.whole = True
         if rules.bundles or rules.orders or not levels:
             return diff(levels, rules, now=now)
@@ -126,7 +153,7 @@ class DiffMemo:
             and len(last.skus) == len(levels)
             and _all_fresh(min(times), rules, now)
         ):
-            drifts, kept, self.whole = _again(levels, rules, now, last, judged)
+            drifts, kept, self.whole, self.same = _again(levels, rules, now, last, judged)
             if kept:
                 last.judged = _judged_hashes(judged)
                 self._last = last
@@ -144,12 +171,12 @@ def _again(
     now: datetime,
     last: _Last,
     judged: list[tuple[str, str]],
-) -> tuple[list[Drift], bool, bool]:
+) -> tuple[list[Drift], bool, bool, Bools]:
     """The drifts of the cells to judge again (see the module docstring); whether
     ``last`` can be kept (it is made this read's: its columns and cells changed where the
     read's levels did), which it cannot if a changed level's quantities could change in
-    place; and whether every cell was judged after all (most changed). The read is as
-    long as last time's."""
+    place; whether every cell was judged after all (most changed); and which levels are
+    equal to the one held at their position. The read is as long as last time's."""
     n = len(levels)
     held: tuple[tuple[list[Any], Callable[[Level], Any]], ...] = (
         (last.systems, _SYSTEM),
@@ -157,8 +184,10 @@ def _again(
         (last.locations, _LOCATION),
         (last.quantities, _QUANTITIES),
         (last.flags, _FLAGS),
+        (last.changed, _CHANGED),
+        (last.sources, _SOURCE),
     )
-    # One pass: each level's five fields, as a tuple, against the five held at its
+    # One pass: each level's seven fields, as a tuple, against the seven held at its
     # position. Tuples compare element by element, each by identity first, so a level
     # a connector's memo handed back costs no comparison of values; one rebuilt equal
     # (strings and TupleMaps cannot change) is as quiet. A pass a field costs twice as
@@ -176,9 +205,9 @@ def _again(
         [last.skus[i] for i in rows], [last.locations[i] for i in rows]
     )
     if len(moved) > n // 2:  # mostly changed: the whole grid
-        return _diff(levels, rules, now, fast=True, judged=judged), kept, True
+        return _diff(levels, rules, now, fast=True, judged=judged), kept, True, same
     if not len(moved) and not len(last.judged):
-        return [], kept, False  # every cell quiet again
+        return [], kept, False, same  # every cell quiet again
     # the cells changed levels are in now, the cells they were in, and the judged ones
     cells = last.cells
     wanted = np.unique(np.concatenate([cells[moved], before, last.judged]))
@@ -186,7 +215,7 @@ def _again(
     np.minimum(at, len(wanted) - 1, out=at)
     chosen = np.flatnonzero(wanted[at] == cells)
     picked = [levels[i] for i in chosen.tolist()]
-    return _diff(picked, rules, now, fast=True, judged=judged), kept, False
+    return _diff(picked, rules, now, fast=True, judged=judged), kept, False, same
 
 
 #: levels hashed at a time (``_cell_hashes``)

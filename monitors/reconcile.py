@@ -18,7 +18,7 @@ from typing import Any, TypeVar, overload
 from connectors.base import InventorySystem
 from connectors.errors import ConnectorError
 from connectors.levels import Level, grouped_by_keys
-from ledger import Ledger, LevelBlock, LevelObservation, RecordResult
+from ledger import Ledger, LevelBlock, LevelObservation, Place, RecordResult
 from ledger.memory import release_free_heap
 from monitors.collector import cyclic_gc_paused
 from monitors.diffmemo import DiffMemo
@@ -89,19 +89,37 @@ _SKU, _LOCATION, _SOURCE = attrgetter("sku"), attrgetter("location"), attrgetter
 _OBSERVED, _CHANGED = attrgetter("observed_at"), attrgetter("changed_at")
 
 
-def level_blocks(levels: Iterable[Level]) -> list[LevelBlock]:
+def level_blocks(levels: Iterable[Level], memo: DiffMemo | None = None) -> list[LevelBlock]:
     """``levels`` as the ledger's columns: one block per system and set of states
     reported (usually one per system). What :meth:`ledger.Ledger.record_levels` takes
     instead of :func:`observations` for a full read: it makes observations only of the
     levels its watermark cannot vouch for.
 
     The columns are views of the levels, not copies (a full read is millions of levels
-    already in memory): each is read at C speed, as often as the ledger reads it."""
+    already in memory): each is read at C speed, as often as the ledger reads it.
+
+    A block that is a whole run of a system's levels says where it sits in ``levels``
+    (:class:`ledger.Place`), and, given the ``memo`` that has just diffed ``levels``,
+    which of its levels the memo found equal to the one at their position in the read it
+    held before, and that read's record: the ledger then hashes only the others' content
+    (BENCHMARKS.md, issue 16)."""
+    same = memo.same if memo is not None else None
+    since = memo.since if memo is not None and same is not None else None
     blocks: list[LevelBlock] = []
+    start = 0
     for system, run in itertools.groupby(levels, _SYSTEM):  # a read comes in runs
         held = list(run)
+        at, start = start, start + len(held)
         for states, rows, values_of in grouped_by_keys(list(map(_QUANTITIES, held))):
-            chosen = held if len(rows) == len(held) else [held[i] for i in rows]
+            whole = len(rows) == len(held)
+            chosen = held if whole else [held[i] for i in rows]
+            place = None
+            if whole:
+                positions = range(at, at + len(held))
+                alike = (
+                    same[at : at + len(held)] if same is not None and since is not None else None
+                )
+                place = Place(positions, since if alike is not None else None, alike)
             blocks.append(
                 LevelBlock(
                     system=system,
@@ -112,6 +130,7 @@ def level_blocks(levels: Iterable[Level]) -> list[LevelBlock]:
                     observed_at=_Column(chosen, _OBSERVED),
                     changed_at=_Column(chosen, _CHANGED),
                     sources=_Column(chosen, _SOURCE),
+                    place=place,
                 )
             )
     return blocks
@@ -249,9 +268,14 @@ async def _run_diff(
         complete = (
             () if skus is not None else sorted(healthy - {system for system, _, _ in ambiguous})
         )
-        recorded = await ledger.record_levels(blocks=level_blocks(kept), complete=complete)
+        # the memo's comparison of this read with the last one is about ``levels``: a
+        # read with levels left out is recorded without it, and the memo then knows of
+        # no record of the read it holds
+        blocks = level_blocks(kept, memo if kept is levels else None)
+        recorded = await ledger.record_levels(blocks=blocks, complete=complete)
     if memo is not None and skus is None:
-        memo.settle()  # once recorded: not at the record's peak of memory
+        # once recorded: not at the record's peak of memory
+        memo.settle(recorded.read if recorded is not None and not ambiguous else None)
     if rules.listed:
         drifts = await _within_range(drifts, rules.listed, ledger)
     return DiffRun(levels=levels, drifts=drifts, failures=failures, recorded=recorded)

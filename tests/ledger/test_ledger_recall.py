@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ledger_testing import Writes, at, level_tables, obs, plain_tables
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger import Ledger, LevelBlock, LevelObservation, RecordResult
+from ledger import InvalidArgument, Ledger, LevelBlock, LevelObservation, Place, RecordResult
 
 STATES = ("on_hand", "available")
 CELLS = [(f"SKU-{n}", location) for n in range(6) for location in ("east", "west")]
@@ -24,7 +24,11 @@ Level = tuple[str, str, tuple[int, int]]
 
 
 def _block(
-    levels: list[Level], minutes: float, changed: datetime | None, source: str
+    levels: list[Level],
+    minutes: float,
+    changed: datetime | None,
+    source: str,
+    place: Place | None = None,
 ) -> LevelBlock:
     return LevelBlock(
         system="shopify",
@@ -35,7 +39,24 @@ def _block(
         observed_at=[at(minutes)] * len(levels),
         changed_at=[changed] * len(levels),
         sources=[source] * len(levels),
+        place=place,
     )
+
+
+#: a complete read as its caller holds it: its levels, changed_at and source, and the
+#: RecordResult.read of its record
+Held = tuple[list[Level], "datetime | None", str, object]
+
+
+def _placed(levels: list[Level], changed: datetime | None, source: str, held: Held | None) -> Place:
+    """Where a read's levels are, and which are the same as at their position in the last
+    complete read the caller recorded (``held``), as a caller that holds it says."""
+    if held is None:
+        return Place(range(len(levels)))
+    before, changed_before, source_before, since = held
+    alike = changed == changed_before and source == source_before
+    same = [alike and i < len(before) and before[i] == level for i, level in enumerate(levels)]
+    return Place(range(len(levels)), since, same)
 
 
 def read(
@@ -77,33 +98,35 @@ def changed(levels: list[Level], cell: int, values: tuple[int, int]) -> list[Lev
     return [*levels[:cell], (sku, location, values), *levels[cell + 1 :]]
 
 
-async def _replay(url: str, steps: list[tuple[Any, ...]], as_blocks: bool) -> tuple[list, list]:
+async def _replay(
+    url: str, steps: list[tuple[Any, ...]], as_blocks: bool, placed: bool = False
+) -> tuple[list, list]:
+    """``steps`` recorded: reads as observations, or as blocks (``placed``: each with
+    what a caller holding its last complete read says of it, :class:`ledger.Place`)."""
     results: list[RecordResult] = []
+    held: Held | None = None
     async with Ledger.from_url(url) as ledger:
         await ledger.upgrade()
         for step in steps:
-            if step[0] == "read":
-                _, levels, minutes, changed_at, source, complete = step
-                block = _block(levels, minutes, changed_at, source)
+            if step[0] in ("read", "mixed"):
+                if step[0] == "read":
+                    _, levels, minutes, changed_at, source, complete = step
+                    later = []
+                else:
+                    _, levels, minutes, cell, quantity = step
+                    changed_at, source, complete = None, "poll", True
+                    sku, location = CELLS[cell]
+                    later = [obs(quantity, minutes + 1, sku=sku, location=location)]
+                place = _placed(levels, changed_at, source, held) if placed else None
+                block = _block(levels, minutes, changed_at, source, place)
                 systems = ["shopify"] if complete else []
                 if as_blocks:
-                    result = await ledger.record_levels(blocks=[block], complete=systems)
+                    result = await ledger.record_levels(later, blocks=[block], complete=systems)
                 else:
-                    observations: list[LevelObservation] = list(block.observations())
+                    observations: list[LevelObservation] = [*block.observations(), *later]
                     result = await ledger.record_levels(observations, complete=systems)
-                results.append(result)
-                continue
-            if step[0] == "mixed":
-                _, levels, minutes, cell, quantity = step
-                block = _block(levels, minutes, None, "poll")
-                sku, location = CELLS[cell]
-                later = [obs(quantity, minutes + 1, sku=sku, location=location)]
-                if as_blocks:
-                    result = await ledger.record_levels(later, blocks=[block], complete=["shopify"])
-                else:
-                    result = await ledger.record_levels(
-                        [*block.observations(), *later], complete=["shopify"]
-                    )
+                if complete:
+                    held = (levels, changed_at, source, result.read)
                 results.append(result)
                 continue
             kind, minutes, cell, state, quantity = step
@@ -224,6 +247,16 @@ async def test_a_read_recalled_records_what_its_observations_record(
     assert recalled == observed
 
 
+@pytest.mark.parametrize("steps", list(SCENARIOS.values()), ids=list(SCENARIOS))
+async def test_a_read_placed_by_its_caller_records_what_its_observations_record(
+    db_url: str, tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[Any, ...]]
+) -> None:
+    folder = tmp_path_factory.mktemp("recall")
+    observed = await _replay(f"sqlite:///{folder / 'observations.db'}", steps, as_blocks=False)
+    placed = await _replay(db_url, steps, as_blocks=True, placed=True)
+    assert placed == observed
+
+
 async def test_a_webhook_between_two_identical_reads_is_undone_by_the_second(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
@@ -254,6 +287,62 @@ async def test_a_read_after_a_recalled_one_writes_only_its_changed_level(
     rows = {(r.sku, r.location, r.state): r for r in await ledger.current_levels()}
     assert {r.observed_at for r in rows.values()} == {at(20)}
     assert rows[("SKU-2", "west", "available")].quantity == 1
+
+
+async def _recorded_after_a_lie(ledger: Ledger, place_of: Any) -> int:
+    """Two identical complete reads, then a third where SKU-2 at west changed but whose
+    place says every level is the same (``place_of(first, second)``: that place, given
+    the two reads' results): the quantity the ledger ends with there."""
+    n = len(BASE)
+    first = await ledger.record_levels(
+        blocks=[_block(BASE, 0, None, "poll", Place(range(n)))], complete=["shopify"]
+    )
+    second = await ledger.record_levels(
+        blocks=[_block(BASE, 10, None, "poll", Place(range(n), first.read, [True] * n))],
+        complete=["shopify"],
+    )
+    lied = _block(changed(BASE, 5, (1, 1)), 20, None, "poll", place_of(first, second))
+    await ledger.record_levels(blocks=[lied], complete=["shopify"])
+    rows = {(r.sku, r.location, r.state): r for r in await ledger.current_levels()}
+    return rows[("SKU-2", "west", "available")].quantity
+
+
+async def test_a_level_its_caller_says_is_the_same_is_not_hashed(ledger: Ledger) -> None:
+    """The caller's word for the last read it recorded is what spares hashing every
+    level's content: a level it says is the same is taken as the last read's (so a
+    caller must say so only of levels it compared)."""
+    n = len(BASE)
+    said = await _recorded_after_a_lie(ledger, lambda _, s: Place(range(n), s.read, [True] * n))
+    assert said == 10  # what the last read held there
+
+
+@pytest.mark.parametrize(
+    "place_of",
+    [
+        pytest.param(lambda f, _: Place(range(len(BASE)), f.read, [True] * len(BASE)), id="older"),
+        pytest.param(
+            lambda _, s: Place(range(1, len(BASE) + 1), s.read, [True] * len(BASE)), id="moved"
+        ),
+        pytest.param(
+            lambda _, s: Place(range(len(BASE)), object(), [True] * len(BASE)), id="other"
+        ),
+        pytest.param(lambda _, s: Place(range(len(BASE)), None, [True] * len(BASE)), id="none"),
+        pytest.param(lambda _, s: Place(range(len(BASE)), s.read, None), id="unsaid"),
+    ],
+)
+async def test_a_place_not_about_the_last_read_recorded_is_not_taken(
+    ledger: Ledger, place_of: Any
+) -> None:
+    """A place about an older read, about levels that sat elsewhere in the caller's read,
+    or about a read this ledger did not record: the content is hashed, the change found."""
+    assert await _recorded_after_a_lie(ledger, place_of) == 1
+
+
+def test_a_place_the_size_of_another_block_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="placed at 3"):
+        _block(BASE[:2], 0, None, "poll", Place(range(3)))
+    with pytest.raises(InvalidArgument, match="placed at 2"):
+        _block(BASE[:2], 0, None, "poll", Place(range(2), None, [True]))
 
 
 # -- any sequence: against the same levels as observations ----------------------------------
@@ -306,3 +395,5 @@ async def test_any_sequence_of_reads_records_what_its_observations_record(
     observed = await _replay(f"sqlite:///{folder / 'observations.db'}", steps, as_blocks=False)
     recalled = await _replay(f"sqlite:///{folder / 'blocks.db'}", steps, as_blocks=True)
     assert recalled == observed
+    placed = await _replay(f"sqlite:///{folder / 'placed.db'}", steps, True, placed=True)
+    assert placed == observed

@@ -37,6 +37,8 @@ moves = st.lists(
             st.just("system"), st.integers(0, 40), st.sampled_from(["shopify", "wms", "erp"])
         ),
         st.tuples(st.just("threshold"), st.integers(0, 3)),
+        st.tuples(st.just("changed"), st.integers(0, 40)),
+        st.tuples(st.just("source"), st.integers(0, 40)),
     ),
     min_size=1,
     max_size=6,
@@ -70,7 +72,16 @@ def _moved(levels: list[Level], move: tuple, at: timedelta) -> list[Level]:
         read[i] = _rebuilt(level)
     elif kind == "system":  # the same level, reported by another system
         read[i] = level._replace(system=args[1])
+    elif kind == "changed":  # the system says it changed, though not what it holds
+        read[i] = level._replace(changed_at=NOW + at)
+    elif kind == "source":
+        read[i] = level._replace(source=_copy(level.source) + "-again")
     return read
+
+
+#: what the ledger records of a level besides its time (what ``DiffMemo.same`` vouches for)
+def _recorded(level: Level) -> tuple[object, ...]:
+    return (*level[:4], *level[5:7], level.flags)
 
 
 def _copy(text: str) -> str:
@@ -98,13 +109,24 @@ def test_reads_diffed_with_the_memo_drift_as_diffed_whole(
     levels, rules = world
     rules = replace(rules, bundles={})  # a memo of rules with bundles diffs whole
     memo = DiffMemo()
-    assert judged(memo, levels, rules, now=NOW) == diff(levels, rules, now=NOW)
+    assert memo.diff(levels, rules, now=NOW) == diff(levels, rules, now=NOW)
+    read = object()  # the read's record (ledger.RecordResult.read)
+    memo.settle(read)
     for n, move in enumerate(steps, 1):
         at = timedelta(seconds=10 * n)
-        levels = _moved(levels, move, at)
+        before, levels = levels, _moved(levels, move, at)
         if move[0] == "threshold":
             rules = replace(rules, threshold=lambda sku, t=move[1]: Threshold(t))
-        assert judged(memo, levels, rules, now=NOW + at) == diff(levels, rules, now=NOW + at)
+        drifts = memo.diff(levels, rules, now=NOW + at)
+        assert drifts == diff(levels, rules, now=NOW + at)
+        if memo.same is not None:  # what it tells the ledger is so, of the read recorded
+            assert memo.since is read
+            assert memo.same.tolist() == [
+                i < len(before) and _recorded(level) == _recorded(before[i])
+                for i, level in enumerate(levels)
+            ]
+        read = object()
+        memo.settle(read)
 
 
 def _world(n: int) -> tuple[list[Level], DiffRules]:

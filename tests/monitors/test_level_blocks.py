@@ -11,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.levels import Level, build_level, tuple_map
+from monitors.diffmemo import DiffMemo
+from monitors.drift import DiffRules, SystemRules
 from monitors.reconcile import level_blocks, observations
 
 T0 = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
@@ -84,3 +86,46 @@ def test_columns_read_as_the_lists_they_stand_for() -> None:
     assert list(block.sources) == ["poll", "bulk", "bulk", "poll"]
     assert list(block.changed_at) == [T0, None, T0, None]
     assert list(block.observations([2])) == [o for o in observations(levels) if o.sku == "SKU-2"]
+
+
+def test_a_block_says_where_its_levels_sit_in_the_read() -> None:
+    kinds = ("on_hand", "available")
+    levels = [level("shopify", f"SKU-{n}", tuple_map(kinds, (n, n))) for n in range(3)]
+    levels += [level("wms", f"SKU-{n}", tuple_map(kinds, (n, n))) for n in range(2)]
+    levels += [level("erp", "SKU-0", {"on_hand": 1}), level("erp", "SKU-1", {"available": 1})]
+    shopify, wms, *erp = level_blocks(levels)
+    assert shopify.place is not None
+    assert shopify.place.positions == range(0, 3)
+    assert wms.place is not None
+    assert wms.place.positions == range(3, 5)
+    # a system whose levels report different states: its blocks are not one run of the read
+    assert [block.place for block in erp] == [None, None]
+    assert shopify.place.since is None
+    assert shopify.place.same is None
+
+
+def test_a_block_carries_what_the_memo_found_the_same() -> None:
+    rules = DiffRules(
+        systems={
+            "shopify": SystemRules("shopify", "storefront", ("available",), None),
+            "wms": SystemRules("wms", "warehouse", ("available",), None),
+        },
+        source_of_truth=("wms",),
+    )
+    kinds = ("on_hand", "available")
+    levels = [
+        level(system, f"SKU-{n}", tuple_map(kinds, (n, n)))
+        for system in ("shopify", "wms")
+        for n in range(3)
+    ]
+    memo = DiffMemo()
+    memo.diff(levels, rules)
+    read = object()
+    memo.settle(read)
+    again = [*levels[:4], levels[4]._replace(source="webhook"), levels[5]]
+    memo.diff(again, rules)
+    shopify, wms = level_blocks(again, memo)
+    assert shopify.place is not None
+    assert wms.place is not None
+    assert (shopify.place.since, list(shopify.place.same)) == (read, [True] * 3)
+    assert (wms.place.since, list(wms.place.same)) == (read, [True, False, True])

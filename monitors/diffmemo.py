@@ -37,13 +37,14 @@ them (but the time) to the level at their position in the read it held, and
 :attr:`DiffMemo.since` names that read's record (:class:`ledger.Place`); the ledger takes
 the word only for the read it recorded as named.
 
-Kept: seven references and a hash a level (about 90 MB at B1's size, made after the read
-is recorded: :meth:`DiffMemo.settle`), and the judged cells' hashes.
+Kept: five references, two 2-byte codes and a hash a level (about 70 MB at B1's size,
+made after the read is recorded: :meth:`DiffMemo.settle`), and the judged cells' hashes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter, eq, itemgetter
@@ -71,17 +72,72 @@ _FIELDS = ("system", "sku", "location", "quantities", "flags", "changed_at", "so
 _HELD = itemgetter(*(Level._fields.index(f) for f in _FIELDS))
 
 
+class _Coded:
+    """A column of few distinct values (systems, sources) held as a code a level into a
+    table of them: 2 bytes a level where a list holds an 8-byte reference (21 MB less for
+    two columns at B1's size, made when a first read settles, at that run's peak of
+    memory). Read as the list it stands for; values compare by equality, as the memo's
+    do."""
+
+    __slots__ = ("_index", "_limit", "codes", "table")
+
+    def __init__(self, levels: Sequence[Level], field: Callable[[Level], Any]) -> None:
+        # the distinct values, then each level's code: two passes at C speed, no list
+        self._index: dict[object, int] = dict.fromkeys(map(field, levels), 0)
+        self.table: list[object] = list(self._index)
+        self._index.update(zip(self.table, range(len(self.table)), strict=True))
+        wide = len(self.table) > _U16
+        self._limit = _U32 if wide else _U16
+        codes = map(self._index.__getitem__, map(field, levels))
+        self.codes = np.fromiter(codes, np.uint32 if wide else np.uint16, len(levels))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __iter__(self) -> Iterator[object]:
+        table, codes = self.table, self.codes
+        # a slice of codes at a time: no list of the whole column
+        return itertools.chain.from_iterable(
+            map(table.__getitem__, codes[start : start + _SLICE].tolist())
+            for start in range(0, len(codes), _SLICE)
+        )
+
+    def __getitem__(self, i: int) -> object:
+        return self.table[self.codes[i]]
+
+    def __setitem__(self, i: int, value: object) -> None:
+        code = self._index.get(value)
+        if code is None:
+            code = self._index[value] = len(self.table)
+            self.table.append(value)
+            if code > self._limit:  # a 65,536th value: 4 bytes a code from now on
+                self.codes, self._limit = self.codes.astype(np.uint32), _U32
+        self.codes[i] = code
+
+
+_U16, _U32 = 2**16 - 1, 2**32 - 1
+
+
+def _coded(levels: Sequence[Level], field: Callable[[Level], Any]) -> _Coded | list[Any]:
+    """Each level's ``field`` as a :class:`_Coded` column where the values can be (they
+    are hashable), else as a list."""
+    try:
+        return _Coded(levels, field)
+    except TypeError:  # an unhashable value
+        return list(map(field, levels))
+
+
 @dataclass
 class _Last:
     rules: DiffRules
     #: per level, by position: what a quiet verdict rests on (objects that do not change)
-    systems: list[str]
+    systems: _Coded | list[Any]
     skus: list[str]
     locations: list[str]
     quantities: list[object]
     flags: list[object]
     changed: list[object]
-    sources: list[object]
+    sources: _Coded | list[Any]
     #: per level: its cell's hash((sku, location)), cut to 32 bits (``_cell_hashes``)
     cells: I32
     #: the cells the fast path did not pass as quiet, and those where a system reported
@@ -122,13 +178,13 @@ class DiffMemo:
         skus, locations = list(map(_SKU, levels)), list(map(_LOCATION, levels))
         self._last = _Last(
             rules,
-            list(map(_SYSTEM, levels)),
+            _coded(levels, _SYSTEM),
             skus,
             locations,
             list(map(_QUANTITIES, levels)),
             list(map(_FLAGS, levels)),
             list(map(_CHANGED, levels)),
-            list(map(_SOURCE, levels)),
+            _coded(levels, _SOURCE),
             _cell_hashes(skus, locations),
             judged,
         )
@@ -178,7 +234,7 @@ def _again(
     place; whether every cell was judged after all (most changed); and which levels are
     equal to the one held at their position. The read is as long as last time's."""
     n = len(levels)
-    held: tuple[tuple[list[Any], Callable[[Level], Any]], ...] = (
+    held: tuple[tuple[Any, Callable[[Level], Any]], ...] = (
         (last.systems, _SYSTEM),
         (last.skus, _SKU),
         (last.locations, _LOCATION),

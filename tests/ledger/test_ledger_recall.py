@@ -237,24 +237,18 @@ SCENARIOS = {
 }
 
 
+@pytest.mark.parametrize("placed", [False, True], ids=["recalled", "placed by its caller"])
 @pytest.mark.parametrize("steps", list(SCENARIOS.values()), ids=list(SCENARIOS))
 async def test_a_read_recalled_records_what_its_observations_record(
-    db_url: str, tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[Any, ...]]
+    db_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    steps: list[tuple[Any, ...]],
+    placed: bool,
 ) -> None:
     folder = tmp_path_factory.mktemp("recall")
     observed = await _replay(f"sqlite:///{folder / 'observations.db'}", steps, as_blocks=False)
-    recalled = await _replay(db_url, steps, as_blocks=True)
+    recalled = await _replay(db_url, steps, as_blocks=True, placed=placed)
     assert recalled == observed
-
-
-@pytest.mark.parametrize("steps", list(SCENARIOS.values()), ids=list(SCENARIOS))
-async def test_a_read_placed_by_its_caller_records_what_its_observations_record(
-    db_url: str, tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[Any, ...]]
-) -> None:
-    folder = tmp_path_factory.mktemp("recall")
-    observed = await _replay(f"sqlite:///{folder / 'observations.db'}", steps, as_blocks=False)
-    placed = await _replay(db_url, steps, as_blocks=True, placed=True)
-    assert placed == observed
 
 
 async def test_a_webhook_between_two_identical_reads_is_undone_by_the_second(

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from operator import attrgetter
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_drift_fast_path import NOW, worlds
 
 from connectors.levels import Level, observed_again, tuple_map
-from monitors.diffmemo import DiffMemo
+from monitors.diffmemo import DiffMemo, _Coded, _coded
 from monitors.drift import DiffRules, SystemRules, Threshold, diff
 
 
@@ -274,3 +276,32 @@ def test_a_second_item_for_a_sku_is_found_though_only_its_references_changed() -
     assert not memo.whole
     assert [(d.sku, d.system, d.kind) for d in drifts] == [("SKU-3", "wms", "duplicate_sku")]
     assert drifts == diff(second, rules)
+
+
+def test_a_column_of_few_values_reads_as_the_list_it_stands_for() -> None:
+    """Systems and sources are held as codes (2 bytes a level): read back, set at a
+    position, and past 65,535 distinct values, they are still the values."""
+    levels = [
+        Level(system, f"SKU-{i}", "east", tuple_map((), ()), NOW, source=source)
+        for i, (system, source) in enumerate(
+            [("shopify", "bulk"), ("wms", "poll"), ("shopify", "bulk"), ("erp", "csv")] * 3
+        )
+    ]
+    column = _coded(levels, attrgetter("source"))
+    assert isinstance(column, _Coded)
+    assert list(column) == [lv.source for lv in levels]
+    assert column.table == ["bulk", "poll", "csv"]
+    column[5] = "webhook"
+    assert column[5] == "webhook"
+    assert list(column)[4:7] == ["bulk", "webhook", "bulk"]
+    for n in range(70_000):  # wider than 2 bytes: codes widened, nothing lost
+        column[n % len(levels)] = f"source-{n}"
+    assert column.codes.dtype == np.uint32
+    last = {n % len(levels): f"source-{n}" for n in range(70_000)}
+    assert list(column) == [last[i] for i in range(len(levels))]
+    assert column[3] == "source-69999"
+
+
+def test_a_column_of_values_that_cannot_be_coded_is_a_list() -> None:
+    levels = [Level("shopify", "SKU", "east", tuple_map((), ()), NOW, source=[])]  # type: ignore[arg-type]
+    assert _coded(levels, attrgetter("source")) == [[]]

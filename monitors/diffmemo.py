@@ -253,9 +253,12 @@ def _again(
     moved = np.flatnonzero(~same)
     rows = moved.tolist()
     before = last.cells[moved]
-    for column, field in held:  # this read's, held from now on
-        for i in rows:
-            column[i] = field(levels[i])
+    try:
+        for column, field in held:  # this read's, held from now on
+            for i in rows:
+                column[i] = field(levels[i])
+    except TypeError:  # an unhashable value where a coded column holds codes: not kept
+        return _diff(levels, rules, now, fast=True, judged=judged), False, True, same
     kept = all(isinstance(last.quantities[i], tuple) for i in rows)
     last.cells[moved] = _cell_hashes(
         [last.skus[i] for i in rows], [last.locations[i] for i in rows]

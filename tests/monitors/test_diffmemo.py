@@ -305,3 +305,22 @@ def test_a_column_of_few_values_reads_as_the_list_it_stands_for() -> None:
 def test_a_column_of_values_that_cannot_be_coded_is_a_list() -> None:
     levels = [Level("shopify", "SKU", "east", tuple_map((), ()), NOW, source=[])]  # type: ignore[arg-type]
     assert _coded(levels, attrgetter("source")) == [[]]
+
+
+def test_a_later_read_with_a_value_that_cannot_be_coded_is_diffed_whole() -> None:
+    """Sources are strings by the Level contract, but a connector's bug must not fail the
+    diff: the memo lets go of what it held and judges the read as a whole diff would."""
+    levels, rules = _world(20)
+    memo = DiffMemo()
+    assert judged(memo, levels, rules) == []
+    later = NOW + timedelta(minutes=1)
+    second = [observed_again(later, lv) for lv in levels]
+    second[3] = second[3]._replace(source=["not", "a", "string"])  # type: ignore[arg-type]
+    second[30] = second[30]._replace(quantities=tuple_map(("available",), (9,)))
+    assert memo.diff(second, rules, now=later) == diff(second, rules, now=later)
+    assert memo.whole
+    # nothing held: the next read is judged whole too, and still as diff judges it
+    third = [observed_again(later + timedelta(minutes=1), lv) for lv in second]
+    at = later + timedelta(minutes=1)
+    assert memo.diff(third, rules, now=at) == diff(third, rules, now=at)
+    assert memo.whole

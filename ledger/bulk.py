@@ -10,9 +10,10 @@ On SQLite every insert and upsert goes through ``executemany``, which binds the 
 C (the JSON form took about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16). On
 PostgreSQL, history rows and the current rows of keys the watermark knows to be new go
 through ``COPY ... FROM STDIN`` in its text format, built by hand (:func:`copy_rows`;
-a first read's new keys one level at a time, in :meth:`LevelBulk.insert_levels`), which
-the server takes about three times faster than the JSON form; only the upserts of known
-keys travel as JSON. Text COPY would read otherwise goes through psycopg's escaping.
+a first read's new keys one level at a time, in :meth:`LevelBulk.insert_levels`, sent
+once into a table of the transaction's own and copied by the server into both tables),
+which the server takes about three times faster than the JSON form; only the upserts of
+known keys travel as JSON. Text COPY would read otherwise goes through psycopg's escaping.
 
 Rows are tuples in column order: history ``(system, sku, location, state, quantity,
 observed_at, source)``, current ``(system, sku, location, state, quantity, observed_at,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -293,31 +295,33 @@ class LevelBulk:
             return
         # COPY's text: one %-format per level for its k rows (a format per row cost
         # about twice the CPU; BENCHMARKS.md, issue 16), when no text needs escaping:
-        # the columns are checked, not the rows, which repeat them k times
+        # the columns are checked, not the rows, which repeat them k times. The rows go
+        # once, as current rows, into a table of this transaction's own, and from there
+        # into both tables by the server (:func:`_copy_staged`): a history row is the
+        # current row without ``changed_at``, and building the text twice was the
+        # largest part of a first read's record (BENCHMARKS.md, issue 16).
         if len(quantities) != m * k:
             raise ValueError(f"{len(quantities)} quantities for {m} levels of {k} states")
         plain = all(map(_copy_plain, ([system, *states], skus, locations, sources)))
-        by_state = [quantities[i::k] for i in range(k)]
-        both = [observed_text, changed_text]
-        tables: list[tuple[str, Sequence[str], list[list[str]], RowsFrom]] = [
-            ("level_history", _HISTORY, [observed_text], lambda: rows(current=False)[0]),
-            ("level_current", _CURRENT, both, lambda: rows(history=False)[1]),
-        ]
-        for table, names, times, fallback in tables:
-            data: bytes | None = None
-            if plain:
-                fields = ["%s"] * (4 + len(times))  # sku, location, quantity, times, source
-                line = "".join(
-                    "\t".join([_percent(system), *fields[:2], _percent(state), *fields[2:]]) + "\n"
-                    for state in states
-                )
-                per_level = zip(
-                    *[c for i in range(k) for c in (skus, locations, by_state[i], *times, sources)],
-                    strict=True,
-                )
-                data = _encoded("".join(map(line.__mod__, per_level)))
-            await _copy(conn, table, names, data, fallback)
-            del data
+        data: bytes | None = None
+        if plain:
+            by_state = [quantities[i::k] for i in range(k)]
+            times = [observed_text, changed_text]
+            fields = ["%s"] * (4 + len(times))  # sku, location, quantity, times, source
+            line = "".join(
+                "\t".join([_percent(system), *fields[:2], _percent(state), *fields[2:]]) + "\n"
+                for state in states
+            )
+            per_level = zip(
+                *[c for i in range(k) for c in (skus, locations, by_state[i], *times, sources)],
+                strict=True,
+            )
+            data = _encoded("".join(map(line.__mod__, per_level)))
+        if data is not None and await _copy_staged(conn, data):
+            return
+        del data
+        await _copy(conn, "level_history", _HISTORY, None, lambda: rows(current=False)[0])
+        await _copy(conn, "level_current", _CURRENT, None, lambda: rows(history=False)[1])
 
     def _texts(
         self, observed: list[datetime], changed: list[datetime | None]
@@ -400,6 +404,50 @@ async def _copy(
         else:
             for row in rows():
                 await copy.write_row(row)
+
+
+#: new levels' current rows, for one transaction (see :func:`_copy_staged`); a table of
+#: the session's own (``pg_temp``), dropped at commit or rollback
+_STAGED = "driftwatch_new_levels"
+_STAGED_TABLE = (
+    f"CREATE TEMPORARY TABLE {_STAGED} (LIKE level_current INCLUDING DEFAULTS) ON COMMIT DROP"
+)
+_FROM_STAGED = (
+    f"WITH history AS (INSERT INTO level_history ({', '.join(_HISTORY)}) "
+    f"SELECT {', '.join(_HISTORY)} FROM pg_temp.{_STAGED}) "
+    f"INSERT INTO level_current ({', '.join(_CURRENT)}) "
+    f"SELECT {', '.join(_CURRENT)} FROM pg_temp.{_STAGED}; "
+    f"TRUNCATE pg_temp.{_STAGED}"
+)
+#: the transaction each psycopg connection's staging table was made in
+_staged_in: weakref.WeakKeyDictionary[object, weakref.ref[object]] = weakref.WeakKeyDictionary()
+
+
+async def _copy_staged(conn: AsyncConnection, data: bytes) -> bool:
+    """New levels' current rows (``data``, COPY's text in ``_CURRENT`` order, UTF-8)
+    written to ``level_current`` and, without ``changed_at``, to ``level_history``: one
+    COPY into this transaction's staging table, then one statement the server runs into
+    both tables (so the rows are sent and formatted once, not twice). False, with nothing
+    written, where the connection speaks another encoding than UTF-8."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(raw, PsycopgConnection)
+    if raw.info.encoding != "utf-8":
+        return False
+    transaction = conn.sync_connection.get_transaction() if conn.sync_connection else None
+    made = _staged_in.get(raw)
+    if transaction is None or made is None or made() is not transaction:
+        # made once a transaction: ON COMMIT DROP takes it away with the transaction (a
+        # rollback too), so a later transaction on this connection makes its own
+        await conn.exec_driver_sql(_STAGED_TABLE)
+        if transaction is not None:
+            _staged_in[raw] = weakref.ref(transaction)
+    async with raw.cursor() as cursor:
+        async with cursor.copy(
+            f"COPY pg_temp.{_STAGED} ({', '.join(_CURRENT)}) FROM STDIN"
+        ) as copy:
+            await copy.write(data)
+        await cursor.execute(_FROM_STAGED)
+    return True
 
 
 #: what COPY's text format gives a meaning (besides ``\\N``, which needs a backslash)

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_testing import at, obs, scalar
 from pg_testing import pg_schema
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import InvalidArgument, Ledger, LevelBlock, LevelObservation, RecordResult
+from ledger.bulk import sqlite_text
 
 HOSTILE = [
     "TAB\tSKU",
@@ -259,3 +263,72 @@ async def test_text_no_backend_can_store_is_refused_by_name_and_nothing_is_writt
     assert await scalar(raw, "SELECT count(*) FROM level_history") == 0
     # the same ledger goes on recording what it can store
     assert (await ledger.record_levels(good, complete=["shopify"])).changed == 30
+
+
+def _block(system: str, n: int, states: tuple[str, ...], minutes: float) -> LevelBlock:
+    return LevelBlock(
+        system=system,
+        states=states,
+        skus=[f"SKU-{i:05}" for i in range(n)],
+        locations=[f"loc-{i % 3}" for i in range(n)],
+        quantities=[i * 10 + s for i in range(n) for s in range(len(states))],
+        observed_at=[at(minutes)] * n,
+        changed_at=[at(minutes - 1) if i % 2 else None for i in range(n)],
+        sources=["bulk"] * n,
+    )
+
+
+_HISTORY_AS_CURRENT = (
+    "SELECT count(*) FROM (SELECT system, sku, location, state, quantity, observed_at, source "
+    "FROM level_history EXCEPT SELECT system, sku, location, state, quantity, observed_at, "
+    "source FROM level_current) AS d"
+)
+
+
+async def test_first_reads_of_many_chunks_write_each_key_once_to_both_tables(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """A first read is written from its columns: on PostgreSQL a chunk at a time into a
+    table of the transaction's own, and from there into both tables. Three chunks of one
+    system, then a second system in a transaction of its own: each key once in each
+    table, the history row the current one without ``changed_at``."""
+    erp = _block("erp", 25_000, ("on_hand", "available"), 0)  # 50,000 rows: three chunks
+    await ledger.record_levels(blocks=[erp], complete=["erp"])
+    wms = _block("wms", 3_000, ("on_hand",), 1)
+    await ledger.record_levels(blocks=[wms], complete=["wms"])
+    rows = 50_000 + 3_000
+    assert await scalar(raw, "SELECT count(*) FROM level_current") == rows
+    assert await scalar(raw, "SELECT count(*) FROM level_history") == rows
+    assert await scalar(raw, _HISTORY_AS_CURRENT) == 0
+    back = {(r.system, r.sku, r.location, r.state): r for r in await ledger.current_levels()}
+    row = back[("erp", "SKU-24999", "loc-0", "available")]
+    assert (row.quantity, row.observed_at, row.changed_at) == (249_991, at(0), at(-1))
+    row = back[("wms", "SKU-02998", "loc-1", "on_hand")]
+    assert (row.quantity, row.changed_at, row.source) == (29_980, at(1), "bulk")
+
+
+async def test_a_first_read_that_fails_leaves_nothing_and_the_next_one_is_written(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """A first read that fails after its rows went out (a key written behind the ledger's
+    back makes the insert fail) is rolled back whole, and the connection records the
+    next first read as if nothing happened (on PostgreSQL the failed transaction's table
+    went with it)."""
+    await ledger.record_levels(complete=["wms"])  # the ledger now holds wms as empty
+    async with raw.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO level_current (system, sku, location, state, quantity, "
+                "observed_at, source) VALUES ('wms', 'SKU-00007', 'loc-1', 'on_hand', 1, "
+                ":t, 'poll')"
+            ),
+            {"t": sqlite_text(at(0)) if raw.dialect.name == "sqlite" else at(0)},
+        )
+    with pytest.raises((IntegrityError, psycopg.errors.UniqueViolation)):
+        await ledger.record_levels(blocks=[_block("wms", 10, ("on_hand",), 1)], complete=["wms"])
+    assert await scalar(raw, "SELECT count(*) FROM level_history") == 0
+    assert await scalar(raw, "SELECT count(*) FROM level_current") == 1
+    await ledger.record_levels(blocks=[_block("erp", 10, ("on_hand",), 2)], complete=["erp"])
+    assert await scalar(raw, "SELECT count(*) FROM level_history") == 10
+    assert await scalar(raw, "SELECT count(*) FROM level_current WHERE system = 'erp'") == 10
+    assert await scalar(raw, _HISTORY_AS_CURRENT) == 0

@@ -152,8 +152,8 @@ class Memo(Generic[T]):
             # this read's keys sorted from the last read's order (most are where they
             # were): a sort of keys almost in order already, a third of a sort's time
             order = last[np.argsort(keys[last], kind="stable")]
-        else:
-            order = np.argsort(keys, kind="stable").astype(np.int32)
+        else:  # not stably: a hash met twice is kept for neither piece (below)
+            order = np.argsort(keys).astype(np.int32)
         ordered = keys[order]
         # a hash met twice in one read: neither piece can be told from the other
         same = ordered[1:] == ordered[:-1]

@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Mapping as MappingOf
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TypeAlias
 
@@ -64,6 +65,7 @@ from connectors.health import Health
 from connectors.levels import (
     Level,
     LevelWrite,
+    TupleMap,
     WriteOutcome,
     build_level,
     map_type,
@@ -92,6 +94,16 @@ _EACH = frozenset({"EA", "EACH", "PC", "PCS", "UNIT", "UN"})
 _SHOWN = 40  # characters of a bad cell quoted in a problem message
 #: a level's references, built from their values (the keys shared: millions of rows)
 _refs = map_type(("file", "location_id", "sku"))
+#: the most digits count_in_text reads as a count
+_DIGITS = 18
+
+
+def _quantities_type(states: tuple[str, ...]) -> Callable[[tuple[int, ...]], TupleMap[int]]:
+    """A constructor of a row's quantities from its counts, in ``states``' order."""
+    try:
+        return map_type(states)
+    except ValueError:  # names map_type does not take: tuple_map makes each one
+        return partial(tuple_map, states)
 
 
 def default_uom_units(code: str) -> int:
@@ -324,6 +336,7 @@ class CsvConnector:
                     raise ConnectorError(f"{self.name}: {path.name} is empty", system=self.name)
                 line = reader.line_num
                 index = self._index(path.name, header)
+                level_of = self._reader(len(header), index, path.name, file_time, known)
                 for line, row, last in _with_last(reader, lambda: reader.line_num):
                     if not "".join(row).strip():
                         continue  # blank line
@@ -337,7 +350,7 @@ class CsvConnector:
                         )
                         continue
                     try:
-                        level = self._level(row, len(header), index, path.name, file_time, known)
+                        level = level_of(row)
                     except _BadRow as bad:
                         result.problems.append(CsvProblem(path.name, line, str(bad)))
                         continue
@@ -394,61 +407,74 @@ class CsvConnector:
             )
         return {w: positions[w] for w in wanted}
 
-    def _level(
+    def _reader(
         self,
-        row: list[str],
         width: int,
         index: dict[str, int],
         file: str,
         file_time: datetime,
         known: _Known,
-    ) -> Level:
-        if len(row) != width:
-            raise _BadRow(f"{len(row)} cells where the header has {width}")
-        c = self._columns
-        raw_sku, raw_location = row[index[c.sku]].strip(), row[index[c.location]].strip()
-        if not raw_sku:
-            raise _BadRow(f"empty {c.sku}")
-        if not raw_location:
-            raise _BadRow(f"empty {c.location}")
+    ) -> Callable[[list[str]], Level]:
+        """The level of one row of ``file`` (``_BadRow`` for a row that cannot be read):
+        a function made once a file, holding where each cell is, so a row costs only its
+        own work (a drop of 500,000 rows; BENCHMARKS.md, issue 16)."""
+        c, name, mapping = self._columns, self.name, self._mapping
+        sku_column, location_column = c.sku, c.location
+        sku_at, location_at = index[sku_column], index[location_column]
+        counted = [(column, index[column]) for column in c.quantities.values()]
+        # compact, the state names shared: a file holds up to millions of rows
+        quantities_of = _quantities_type(tuple(c.quantities))
+        time_column = c.observed_at or ""
+        time_at = index[time_column] if time_column else -1
+        units = self._units_per_count if self._uom_column else None
         skus, places = known
-        spelled = skus.get(raw_sku)
-        if spelled is None:
-            sku = self._mapping.normalize_sku(raw_sku)
-            spelled = skus[raw_sku] = (sku, self._mapping.pack_size(self.name, sku) if sku else 0)
-        sku, mapped_pack = spelled
-        if not sku:
-            raise _BadRow(f"{c.sku} {_shown(raw_sku)} normalizes to nothing")
-        pack = self._units_per_count(row, index, mapped_pack)
-        counts: list[int] = []
-        for column in c.quantities.values():
-            count = count_in_text(row[index[column]])
-            if count is None:
-                raise _BadRow(f"{column} {_shown(row[index[column]].strip())} is not an integer")
-            counts.append(to_units(count, pack))
-        observed = file_time
-        if c.observed_at:
-            observed = _parse_time(row[index[c.observed_at]], c.observed_at)
-        place = places.get(raw_location)
-        if place is None:
-            interned = sys.intern(raw_location)  # a few locations, many rows
-            key = self._mapping.location_key(self.name, interned) or interned
-            place = places[interned] = (interned, key)
-        return build_level(
-            system=self.name,
-            sku=sku,
-            location=place[1],
-            # compact: a file holds up to millions of rows
-            quantities=tuple_map(c.quantities, counts),
-            observed_at=observed,
-            refs=_refs(
-                (
-                    file,
-                    place[0],
-                    sku if sku == raw_sku else raw_sku,
-                ),
-            ),
-        )
+
+        def level(row: list[str]) -> Level:
+            if len(row) != width:
+                raise _BadRow(f"{len(row)} cells where the header has {width}")
+            raw_sku, raw_location = row[sku_at].strip(), row[location_at].strip()
+            if not raw_sku:
+                raise _BadRow(f"empty {sku_column}")
+            if not raw_location:
+                raise _BadRow(f"empty {location_column}")
+            spelled = skus.get(raw_sku)
+            if spelled is None:
+                sku = mapping.normalize_sku(raw_sku)
+                spelled = skus[raw_sku] = (sku, mapping.pack_size(name, sku) if sku else 0)
+            sku, pack = spelled
+            if not sku:
+                raise _BadRow(f"{sku_column} {_shown(raw_sku)} normalizes to nothing")
+            if units is not None:
+                pack = units(row, index, pack)
+            counts: list[int] = []
+            for column, at in counted:
+                cell = row[at]
+                # plain ASCII digits (most cells) read as they are; the rest as
+                # count_in_text reads them (a sign, spaces, or not a count at all)
+                count = (
+                    int(cell)
+                    if cell.isdigit() and cell.isascii() and len(cell) <= _DIGITS
+                    else count_in_text(cell)
+                )
+                if count is None:
+                    raise _BadRow(f"{column} {_shown(cell.strip())} is not an integer")
+                counts.append(count if pack == 1 else to_units(count, pack))
+            observed = file_time if time_at < 0 else _parse_time(row[time_at], time_column)
+            place = places.get(raw_location)
+            if place is None:
+                interned = sys.intern(raw_location)  # a few locations, many rows
+                key = mapping.location_key(name, interned) or interned
+                place = places[interned] = (interned, key)
+            return build_level(
+                system=name,
+                sku=sku,
+                location=place[1],
+                quantities=quantities_of(tuple(counts)),
+                observed_at=observed,
+                refs=_refs((file, place[0], sku if sku == raw_sku else raw_sku)),
+            )
+
+        return level
 
     def _units_per_count(self, row: list[str], index: dict[str, int], mapped: int) -> int:
         """The row's unit of measure when it has one, else ``mapped`` (the mapping's

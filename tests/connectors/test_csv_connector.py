@@ -265,6 +265,39 @@ async def test_empty_cells_and_unknown_units_are_problems(
     ]
 
 
+async def test_counts_are_read_as_count_in_text_reads_them(
+    drop: Path, connector: CsvConnector, clock: ManualClock
+) -> None:
+    """Plain digits take a shorter way than signed or padded counts: both read the same
+    counts and refuse the same cells (18 digits at most)."""
+    _write_file(
+        drop,
+        "inventory.csv",
+        b"ITEM_NO,WAREHOUSE,QTY_ON_HAND,UOM,EXPORTED_AT\r\n"
+        b"SKU-1,WH-EAST,007,EA,x\r\n"
+        b"SKU-2,WH-EAST, 12 ,EA,x\r\n"
+        b"SKU-3,WH-EAST,+5,EA,x\r\n"
+        + b"SKU-4,WH-EAST," + b"9" * 18 + b",EA,x\r\n"
+        + b"SKU-5,WH-EAST," + b"9" * 19 + b",EA,x\r\n"
+        + "SKU-6,WH-EAST,\u00b9,EA,x\r\n".encode()  # superscript one: isdigit() says yes
+        + "SKU-7,WH-EAST,\uff11,EA,x\r\n".encode(),  # a fullwidth 1: int() reads it
+        clock,
+    )
+    clock.advance(SETTLE)
+    levels = await connector.read_levels()
+    assert _on_hand(levels) == {
+        ("SKU-1", "east"): 7,
+        ("SKU-2", "east"): 12,
+        ("SKU-3", "east"): 5,
+        ("SKU-4", "east"): 10**18 - 1,
+    }
+    assert [(p.line, p.message) for p in connector.last_problems] == [
+        (6, f"QTY_ON_HAND '{'9' * 19}' is not an integer"),
+        (7, "QTY_ON_HAND '\u00b9' is not an integer"),
+        (8, "QTY_ON_HAND '\uff11' is not an integer"),
+    ]
+
+
 async def test_a_repeated_sku_and_location_keeps_the_last_row(
     connector: CsvConnector, erp: FakeERP, clock: ManualClock
 ) -> None:

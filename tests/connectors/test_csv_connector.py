@@ -277,8 +277,12 @@ async def test_counts_are_read_as_count_in_text_reads_them(
         b"SKU-1,WH-EAST,007,EA,x\r\n"
         b"SKU-2,WH-EAST, 12 ,EA,x\r\n"
         b"SKU-3,WH-EAST,+5,EA,x\r\n"
-        + b"SKU-4,WH-EAST," + b"9" * 18 + b",EA,x\r\n"
-        + b"SKU-5,WH-EAST," + b"9" * 19 + b",EA,x\r\n"
+        + b"SKU-4,WH-EAST,"
+        + b"9" * 18
+        + b",EA,x\r\n"
+        + b"SKU-5,WH-EAST,"
+        + b"9" * 19
+        + b",EA,x\r\n"
         + "SKU-6,WH-EAST,\u00b9,EA,x\r\n".encode()  # superscript one: isdigit() says yes
         + "SKU-7,WH-EAST,\uff11,EA,x\r\n".encode(),  # a fullwidth 1: int() reads it
         clock,

@@ -412,13 +412,17 @@ _STAGED = "driftwatch_new_levels"
 _STAGED_TABLE = (
     f"CREATE TEMPORARY TABLE {_STAGED} (LIKE level_current INCLUDING DEFAULTS) ON COMMIT DROP"
 )
+# history rows in the order the read sent them (their ids follow it, as with a COPY)
 _FROM_STAGED = (
     f"WITH history AS (INSERT INTO level_history ({', '.join(_HISTORY)}) "
-    f"SELECT {', '.join(_HISTORY)} FROM pg_temp.{_STAGED}) "
+    f"SELECT {', '.join(_HISTORY)} FROM pg_temp.{_STAGED} ORDER BY ctid) "
     f"INSERT INTO level_current ({', '.join(_CURRENT)}) "
     f"SELECT {', '.join(_CURRENT)} FROM pg_temp.{_STAGED}; "
     f"TRUNCATE pg_temp.{_STAGED}"
 )
+_MAY_STAGE = "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
+#: per psycopg connection: whether its role may make temporary tables
+_may_stage: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
 #: the transaction each psycopg connection's staging table was made in
 _staged_in: weakref.WeakKeyDictionary[object, weakref.ref[object]] = weakref.WeakKeyDictionary()
 
@@ -428,19 +432,28 @@ async def _copy_staged(conn: AsyncConnection, data: bytes) -> bool:
     written to ``level_current`` and, without ``changed_at``, to ``level_history``: one
     COPY into this transaction's staging table, then one statement the server runs into
     both tables (so the rows are sent and formatted once, not twice). False, with nothing
-    written, where the connection speaks another encoding than UTF-8."""
+    written, where that cannot be done: the connection speaks another encoding than
+    UTF-8, is in no transaction, or its role may not make temporary tables (a database
+    whose TEMPORARY privilege was revoked)."""
     raw = (await conn.get_raw_connection()).driver_connection
     assert isinstance(raw, PsycopgConnection)
     if raw.info.encoding != "utf-8":
         return False
     transaction = conn.sync_connection.get_transaction() if conn.sync_connection else None
+    if transaction is None:  # autocommit: the table would be dropped at once
+        return False
     made = _staged_in.get(raw)
-    if transaction is None or made is None or made() is not transaction:
+    if made is None or made() is not transaction:
+        may = _may_stage.get(raw)
+        if may is None:
+            may = _may_stage[raw] = bool((await conn.exec_driver_sql(_MAY_STAGE)).scalar())
+        if not may:
+            return False
         # made once a transaction: ON COMMIT DROP takes it away with the transaction (a
-        # rollback too), so a later transaction on this connection makes its own
+        # rollback too), so a later transaction on this connection makes its own. (Not
+        # made inside a savepoint: the level writes run in the batch's one transaction.)
         await conn.exec_driver_sql(_STAGED_TABLE)
-        if transaction is not None:
-            _staged_in[raw] = weakref.ref(transaction)
+        _staged_in[raw] = weakref.ref(transaction)
     async with raw.cursor() as cursor:
         async with cursor.copy(
             f"COPY pg_temp.{_STAGED} ({', '.join(_CURRENT)}) FROM STDIN"

@@ -25,8 +25,9 @@ against the strictest SLA; otherwise the whole grid is judged). The rest is
 :func:`monitors.drift.diff` itself, on those cells.
 
 Judged whole, as before: quantities that are not TupleMaps (a dict could change in
-place), rules with bundles or stores with an order of their own (cells that read other
-cells), and targeted diffs. Rules are compared with ``==``: their callables (thresholds,
+place), a system or source that cannot be hashed (its column holds codes), rules with
+bundles or stores with an order of their own (cells that read other cells), and
+targeted diffs. Rules are compared with ``==``: their callables (thresholds,
 safety stock) by identity, so they must not change what they say while the rules object
 lives (they come from the configuration, read once).
 
@@ -231,8 +232,10 @@ def _again(
     """The drifts of the cells to judge again (see the module docstring); whether
     ``last`` can be kept (it is made this read's: its columns and cells changed where the
     read's levels did), which it cannot if a changed level's quantities could change in
-    place; whether every cell was judged after all (most changed); and which levels are
-    equal to the one held at their position. The read is as long as last time's."""
+    place, or a changed level holds a value a coded column cannot hold (unhashable: the
+    read is then judged whole); whether every cell was judged after all (most changed);
+    and which levels are equal to the one held at their position. The read is as long
+    as last time's."""
     n = len(levels)
     held: tuple[tuple[Any, Callable[[Level], Any]], ...] = (
         (last.systems, _SYSTEM),

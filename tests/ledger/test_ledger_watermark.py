@@ -3,6 +3,7 @@ new or vanished, and still reads back exactly as if every key had been rewritten
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 
 import pytest
@@ -323,3 +324,23 @@ async def test_a_system_with_hundreds_of_sources_keeps_each_apart(ledger: Ledger
     )
     rows = {r.sku: r.source for r in await ledger.current_levels(skus=keys)}
     assert rows == {k: f"src-{i}" for i, k in enumerate(keys)}
+
+
+async def test_many_keys_written_twice_in_one_batch_are_marked_with_their_last_value(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """Thousands of keys each written twice by one batch, the two rows chunks apart and
+    the keys in shuffled order: the marks take each key's later row (the database's
+    value), so a next read of those values finds nothing changed, and one of the earlier
+    values finds every key changed."""
+    n = CHUNK // 2 + 2_000  # two rows a key, n apart: 4,000 keys have them chunks apart
+    keys = [f"S{k}" for k in random.Random(16).sample(range(n), n)]
+    first = [obs(k, 0, sku=sku) for k, sku in enumerate(keys)]
+    later = [obs(k + 1, 1, sku=sku) for k, sku in enumerate(keys)]
+    result = await ledger.record_levels([*first, *later], complete=["shopify"])
+    assert result == RecordResult(observed=2 * n, changed=2 * n, stale=0)
+    again = [obs(k + 1, 2, sku=sku) for k, sku in enumerate(keys)]
+    assert await ledger.record_levels(again, complete=["shopify"]) == RecordResult(n, 0, 0)
+    back = [obs(k, 3, sku=sku) for k, sku in enumerate(keys)]
+    assert await ledger.record_levels(back, complete=["shopify"]) == RecordResult(n, n, 0)
+    assert await scalar(raw, "SELECT count(*) FROM level_history") == 3 * n

@@ -437,7 +437,12 @@ class _Batch:
                 alone[start:] = False
                 break
             chosen = None if len(picked) == end - start else keep.tolist()
-            quantity = values.quantity[(picked[:, None] * k + np.arange(k)).ravel()]
+            if chosen is None:  # every level of the round: its quantities as they came
+                quantity = values.quantity
+                texts: Sequence[int] = block.quantities[start * k : end * k]
+            else:
+                quantity = values.quantity[(picked[:, None] * k + np.arange(k)).ravel()]
+                texts = quantity.tolist()
             columns = (
                 _part(block.skus, start, end, chosen),
                 _part(block.locations, start, end, chosen),
@@ -445,7 +450,7 @@ class _Batch:
                 _part(block.changed_at, start, end, chosen),
                 _part(block.sources, start, end, chosen),
             )
-            await self.bulk.insert_levels(conn, system, block.states, columns, quantity.tolist())
+            await self.bulk.insert_levels(conn, system, block.states, columns, texts)
             changes.write_levels(
                 marks,
                 combine(levels[picked + start][:, None], states[None, :]).ravel(),
@@ -938,11 +943,15 @@ def _round(block: LevelBlock, plain: _Plain, start: int, end: int) -> _Round | N
     values = block.quantities[start * k : end * k]
     if not all(t is int for t in set(map(type, values))):
         return None
-    if len(values) and not QUANTITY_MIN <= min(values) <= max(values) <= QUANTITY_MAX:
+    try:
+        quantity = np.array(values, np.int64)
+    except OverflowError:  # beyond 64 bits: beyond what a level holds too
+        return None
+    if len(quantity) and not QUANTITY_MIN <= quantity.min() <= quantity.max() <= QUANTITY_MAX:
         return None
     get = plain.times.__getitem__
     return _Round(
-        quantity=np.array(values, np.int64),
+        quantity=quantity,
         observed=np.fromiter(map(get, block.observed_at[start:end]), np.int64, end - start),
         changed=np.fromiter(map(get, block.changed_at[start:end]), np.int64, end - start),
     )

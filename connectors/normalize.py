@@ -40,11 +40,14 @@ def count_in_text(text: str) -> int | None:
     """The signed whole number a system wrote as text (``"12"``, ``" -3 "``), or None:
     ASCII digits only (``int()`` also reads ``"٣"``), at most 18 of them (``int()`` reads
     4,300, and no count has that many)."""
+    if text.isdigit() and text.isascii() and len(text) <= _DIGITS:
+        return int(text)  # plain ASCII digits, most cells: no strip, no regex
     text = text.strip()
     return int(text) if _COUNT.fullmatch(text) else None
 
 
-_COUNT = re.compile(r"[+-]?[0-9]{1,18}")
+_DIGITS = 18
+_COUNT = re.compile(rf"[+-]?[0-9]{{1,{_DIGITS}}}")
 
 
 def to_units(count: int, pack: int) -> int:

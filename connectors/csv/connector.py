@@ -94,8 +94,6 @@ _EACH = frozenset({"EA", "EACH", "PC", "PCS", "UNIT", "UN"})
 _SHOWN = 40  # characters of a bad cell quoted in a problem message
 #: a level's references, built from their values (the keys shared: millions of rows)
 _refs = map_type(("file", "location_id", "sku"))
-#: the most digits count_in_text reads as a count
-_DIGITS = 18
 
 
 def _quantities_type(states: tuple[str, ...]) -> Callable[[tuple[int, ...]], TupleMap[int]]:
@@ -449,13 +447,7 @@ class CsvConnector:
             counts: list[int] = []
             for column, at in counted:
                 cell = row[at]
-                # plain ASCII digits (most cells) read as they are; the rest as
-                # count_in_text reads them (a sign, spaces, or not a count at all)
-                count = (
-                    int(cell)
-                    if cell.isdigit() and cell.isascii() and len(cell) <= _DIGITS
-                    else count_in_text(cell)
-                )
+                count = count_in_text(cell)
                 if count is None:
                     raise _BadRow(f"{column} {_shown(cell.strip())} is not an integer")
                 counts.append(count if pack == 1 else to_units(count, pack))

@@ -382,6 +382,14 @@ async def copy_rows(
     await _copy(conn, table, columns, data, lambda: rows)
 
 
+async def _psycopg(conn: AsyncConnection) -> tuple[PsycopgConnection, bool]:
+    """``conn``'s psycopg connection, and whether it speaks UTF-8 (the COPY text this
+    module builds is UTF-8)."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(raw, PsycopgConnection)
+    return raw, raw.info.encoding == "utf-8"
+
+
 async def _copy(
     conn: AsyncConnection,
     table: str,
@@ -393,9 +401,8 @@ async def _copy(
     COPY's text format for the rows in UTF-8, or where there is none (or the connection
     speaks another encoding) ``rows()`` through psycopg's ``write_row``, which escapes
     and encodes them."""
-    raw = (await conn.get_raw_connection()).driver_connection
-    assert isinstance(raw, PsycopgConnection)
-    if raw.info.encoding != "utf-8":  # a database in LATIN1, say: psycopg encodes
+    raw, utf8 = await _psycopg(conn)
+    if not utf8:  # a database in LATIN1, say: psycopg encodes
         data = None
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     async with raw.cursor() as cursor, cursor.copy(statement) as copy:
@@ -435,9 +442,8 @@ async def _copy_staged(conn: AsyncConnection, data: bytes) -> bool:
     written, where that cannot be done: the connection speaks another encoding than
     UTF-8, is in no transaction, or its role may not make temporary tables (a database
     whose TEMPORARY privilege was revoked)."""
-    raw = (await conn.get_raw_connection()).driver_connection
-    assert isinstance(raw, PsycopgConnection)
-    if raw.info.encoding != "utf-8":
+    raw, utf8 = await _psycopg(conn)
+    if not utf8:
         return False
     transaction = conn.sync_connection.get_transaction() if conn.sync_connection else None
     if transaction is None:  # autocommit: the table would be dropped at once

@@ -393,6 +393,9 @@ def _diff(
     with cyclic_gc_paused():  # the grid is built and freed inside (monitors/collector.py)
         ctx = _Context(rules, now, *_grid(levels, rules, judged))
         drifts = _judge_cells(ctx, fast=fast, judged=judged)
+        # freed here, not at return: the collector, back on, would first walk the whole
+        # grid (a third of a 1,000,000-row diff's time; BENCHMARKS.md, issue 16)
+        del ctx
     drifts.sort(key=lambda d: (-abs(d.gap), d.sku, d.location, d.system, d.kind))
     return drifts
 

@@ -77,13 +77,19 @@ def _chunks(all_rows: list[Row]) -> Iterator[list[Row]]:
         yield all_rows[start : start + CHUNK]
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection with the pragmas :mod:`ledger.engine` sets, transactions by hand."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
 def write(
     path: Path, all_rows: list[Row], history: Sequence[tuple[object, ...]]
 ) -> dict[str, float]:
     """CPU seconds of writing the current rows, then the history rows."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn = _connect(path)
     figures: dict[str, float] = {}
     try:
         before = cpu_seconds()
@@ -114,9 +120,7 @@ def write(
 
 def _probe(path: Path, create: str, insert: str, data: Sequence[tuple[object, ...]]) -> float:
     """CPU seconds of writing ``data`` into the one table ``create`` makes."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn = _connect(path)
     try:
         conn.execute(create)
         before = cpu_seconds()

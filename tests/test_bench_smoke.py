@@ -90,3 +90,12 @@ def test_the_download_tool_reads_the_same_file_both_ways_in_turn() -> None:
     # every read is the whole file: 5,001 items × 5 locations, the same levels each way
     assert all("(25,005 levels," in line for line in lines[:4])
     assert "ratio" in lines[4]
+
+
+def test_the_collector_tool_reports_each_diff_both_ways() -> None:
+    for extra in ([], ["--freeze"]):
+        done = _tool("bench.collector", "--skus", "200", "--diffs", "2", *extra)
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = done.stdout.splitlines()
+        assert [line.split(":")[0] for line in lines] == ["diff 0", "diff 1"]
+        assert all(" s CPU after it, " in line and line.endswith(" full walks") for line in lines)

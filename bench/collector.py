@@ -1,0 +1,76 @@
+"""The cyclic collector's CPU between full diffs, in steady state:
+``python -m bench.collector [--skus N] [--diffs N] [--freeze]``.
+
+Each "diff" builds a full read's levels (B2's :class:`~connectors.levels.Level` objects,
+3 systems × SKUS × 5 locations) with the collector paused as
+:func:`monitors.reconcile.run_diff` pauses it, keeps them until the next one (as the
+drift job keeps its last result), and then does some ordinary work of the service
+(small containers) with the collector back on. Printed per diff: the CPU seconds the
+collector spent after the pause (timed with ``gc.callbacks``) and how many of its
+walks were full ones. B1 counts only the first walk after the pause; this shows what a
+service pays per full diff once the walks of older generations come round.
+
+``--freeze``: ``gc.freeze()`` when the pause ends and ``gc.unfreeze()`` when the next
+begins, the way out BENCHMARKS.md names (not what the product does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from typing import Any
+
+from bench.b2_engine import build
+from monitors.collector import cyclic_gc_paused
+
+
+def run(skus: int, diffs: int, freeze: bool) -> list[tuple[float, int]]:
+    """Per diff: (the collector's CPU seconds after it, its full walks)."""
+    spent, walks, started = [0.0], [0], [0.0]
+
+    def timed(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.process_time()
+        else:
+            spent[0] += time.process_time() - started[0]
+            walks[0] += info["generation"] == 2
+
+    gc.collect()
+    gc.callbacks.append(timed)
+    out: list[tuple[float, int]] = []
+    kept: object = None
+    try:
+        for _ in range(diffs):
+            if freeze:
+                gc.unfreeze()
+            with cyclic_gc_paused():
+                levels, plain = build(skus * 5)
+                del plain
+                kept = levels  # the last diff's levels live until the next one
+                del levels
+            if freeze:
+                gc.freeze()
+            spent[0], walks[0] = 0.0, 0
+            for _ in range(200):  # the service's ordinary work until the next diff
+                [[{} for _ in range(50)] for _ in range(100)]
+            out.append((spent[0], walks[0]))
+    finally:
+        gc.callbacks.remove(timed)
+        gc.unfreeze()
+        del kept
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.collector", description=__doc__)
+    parser.add_argument("--skus", type=int, default=100_000)
+    parser.add_argument("--diffs", type=int, default=6)
+    parser.add_argument("--freeze", action="store_true", help="freeze when a pause ends")
+    args = parser.parse_args()
+    for n, (seconds, full) in enumerate(run(args.skus, args.diffs, args.freeze)):
+        print(f"diff {n}: collector {seconds:.3f} s CPU after it, {full} full walks", flush=True)
+
+
+if __name__ == "__main__":
+    main()

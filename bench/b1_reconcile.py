@@ -219,12 +219,13 @@ async def _measure(
         memo = DiffMemo()
         for _ in range(2):
             meter = Meter(fakes.proc.pid, database)
-            # as monitors.reconcile.run_diff runs these steps: read, diff, record, with the
-            # cyclic GC paused (the diff's grid is freed before the record begins), and
-            # then the collector back on, which walks once what the pause left alive (the
-            # read's levels, what the memo keeps): run_diff's caller pays that too
+            # as monitors.reconcile.run_diff runs a full diff's steps: read, diff, record,
+            # with the cyclic GC paused (the diff's grid is freed before the record
+            # begins), and then the pause's end, which freezes what is left alive (the
+            # read's levels, what the memo keeps), the first time after a full collection
+            # (monitors/collector.py): run_diff's caller pays that too
             async with meter.step("total"):
-                paused = cyclic_gc_paused()
+                paused = cyclic_gc_paused(freeze=True)
                 paused.__enter__()
                 try:
                     async with meter.step("read"):

@@ -10,8 +10,11 @@ collector spent after the pause (timed with ``gc.callbacks``) and how many of it
 walks were full ones. B1 counts only the first walk after the pause; this shows what a
 service pays per full diff once the walks of older generations come round.
 
-``--freeze``: ``gc.freeze()`` when the pause ends and ``gc.unfreeze()`` when the next
-begins, the way out BENCHMARKS.md names (not what the product does).
+``--freeze``: the pause freezes when it ends, as a full diff's does in the product
+(``cyclic_gc_paused(freeze=True)``: a full collection first on the first diff and every
+:data:`~monitors.collector.FULL_COLLECTION_EVERY`-th, so run more diffs than that to see
+the share per diff). Without it, the pause as before 2026-12-06 night (and as a targeted
+diff's still is).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from monitors.collector import cyclic_gc_paused
 
 
 def run(skus: int, diffs: int, freeze: bool) -> list[tuple[float, int]]:
-    """Per diff: (the collector's CPU seconds after it, its full walks)."""
+    """Per diff: (the collector's CPU seconds at the pause's end and after it, its full
+    walks)."""
     spent, walks, started = [0.0], [0], [0.0]
 
     def timed(phase: str, info: dict[str, Any]) -> None:
@@ -42,16 +46,12 @@ def run(skus: int, diffs: int, freeze: bool) -> list[tuple[float, int]]:
     kept: object = None
     try:
         for _ in range(diffs):
-            if freeze:
-                gc.unfreeze()
-            with cyclic_gc_paused():
+            spent[0], walks[0] = 0.0, 0
+            with cyclic_gc_paused(freeze=freeze):
                 levels, plain = build(skus * 5)
                 del plain
                 kept = levels  # the last diff's levels live until the next one
                 del levels
-            if freeze:
-                gc.freeze()
-            spent[0], walks[0] = 0.0, 0
             for _ in range(200):  # the service's ordinary work until the next diff
                 [[{} for _ in range(50)] for _ in range(100)]
             out.append((spent[0], walks[0]))
@@ -65,11 +65,12 @@ def run(skus: int, diffs: int, freeze: bool) -> list[tuple[float, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.collector", description=__doc__)
     parser.add_argument("--skus", type=int, default=100_000)
-    parser.add_argument("--diffs", type=int, default=6)
+    parser.add_argument("--diffs", type=int, default=9)
     parser.add_argument("--freeze", action="store_true", help="freeze when a pause ends")
     args = parser.parse_args()
     for n, (seconds, full) in enumerate(run(args.skus, args.diffs, args.freeze)):
-        print(f"diff {n}: collector {seconds:.3f} s CPU after it, {full} full walks", flush=True)
+        line = f"diff {n}: collector {seconds:.3f} s CPU at its end and after, {full} full walks"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

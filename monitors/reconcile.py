@@ -224,10 +224,10 @@ async def run_diff(
 ) -> DiffRun:
     """Read, record (when given a ledger) and diff at ``now`` (default: the latest
     observation read, i.e. the time of the read), with the cyclic garbage collector
-    paused (``monitors.collector``). ``memo``: the last full diff of these systems,
-    so a full diff judges only what changed (a targeted diff neither uses nor
-    changes it)."""
-    with cyclic_gc_paused():
+    paused (``monitors.collector``; a full diff's pause freezes what it leaves alive).
+    ``memo``: the last full diff of these systems, so a full diff judges only what
+    changed (a targeted diff neither uses nor changes it)."""
+    with cyclic_gc_paused(freeze=skus is None):  # a full diff's levels are kept: freeze
         return await _run_diff(systems, rules, ledger, skus, now, memo)
 
 

@@ -98,4 +98,5 @@ def test_the_collector_tool_reports_each_diff_both_ways() -> None:
         assert done.returncode == 0, done.stderr[-2000:]
         lines = done.stdout.splitlines()
         assert [line.split(":")[0] for line in lines] == ["diff 0", "diff 1"]
-        assert all(" s CPU after it, " in line and line.endswith(" full walks") for line in lines)
+        assert all(" s CPU at its end and after, " in line for line in lines)
+        assert all(line.endswith(" full walks") for line in lines)

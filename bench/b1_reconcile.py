@@ -12,6 +12,7 @@ the product's (this process: connectors, ledger, engine). The run is
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import tempfile
@@ -32,7 +33,7 @@ from bench.child import Child
 from connectors.clock import SystemClock
 from ledger import Ledger
 from ledger.engine import create_engine
-from monitors.collector import cyclic_gc_paused
+from monitors.collector import FULL_COLLECTION_EVERY, cyclic_gc_paused
 from monitors.config import Config, config_from_dict
 from monitors.diffmemo import DiffMemo
 from monitors.reconcile import level_blocks, read_all
@@ -253,6 +254,15 @@ async def _measure(
                 del levels, drifts
                 top = await database.scalar("SELECT coalesce(max(id), 0) FROM level_history")
                 changed = await fakes.ask({"cmd": "change", "fraction": CHANGED_FRACTION})
+        # the full collection that every FULL_COLLECTION_EVERY-th full diff's pause runs
+        # before it freezes (monitors/collector.py; neither run above is one of those),
+        # with what a full diff leaves alive: each diff's share of it is added to both
+        # runs' totals below. It also finds the cycles the two freezes left waiting.
+        walk_started = cpu_seconds()
+        gc.unfreeze()
+        cycles_waited = gc.collect()
+        full_walk = cpu_seconds() - walk_started
+        share = full_walk / FULL_COLLECTION_EVERY
         rows_after = await database.scalar("SELECT count(*) FROM level_history")
         written = await database.scalar(
             "SELECT count(*) FROM (SELECT DISTINCT system, sku, location FROM level_history "
@@ -280,15 +290,25 @@ async def _measure(
             "second_history_rows": facts[1]["history_rows"],
             "second_levels_written": written,
             "history_rows_total": rows_after,
+            "full_collection_cpu_s": round(full_walk, 2),
+            "full_collection_every": FULL_COLLECTION_EVERY,
+            "full_collection_share_s": round(share, 3),
+            "objects_in_waiting_cycles": cycles_waited,
         }
     )
     on = "SQLite" if database.dialect == "sqlite" else "PostgreSQL"
     out.checks += [
-        Check(f"B1 full reconciliation, product CPU ({on})", first["total_cpu_s"], "s", "<=", 20),
+        Check(
+            f"B1 full reconciliation, product CPU ({on})",
+            first["total_cpu_s"] + share,
+            "s",
+            "<=",
+            20,
+        ),
         Check(f"B1 peak memory (RSS, product process, {on})", rss_first, "MiB", "<=", 1024.0),
         Check(
             f"B1 second run ({CHANGED_FRACTION:.1%} changed), product CPU ({on})",
-            second["total_cpu_s"],
+            second["total_cpu_s"] + share,
             "s",
             "<=",
             5.0,

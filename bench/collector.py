@@ -11,9 +11,9 @@ walks were full ones. B1 counts only the first walk after the pause; this shows 
 service pays per full diff once the walks of older generations come round.
 
 ``--freeze``: the pause freezes when it ends, as a full diff's does in the product
-(``cyclic_gc_paused(freeze=True)``: a full collection first on the first diff and every
-:data:`~monitors.collector.FULL_COLLECTION_EVERY`-th, so run more diffs than that to see
-the share per diff). Without it, the pause as before 2026-12-06 night (and as a targeted
+(``cyclic_gc_paused(freeze=True)``: a full collection first on every
+:data:`~monitors.collector.FULL_COLLECTION_EVERY`-th diff, so run at least that many to
+see it). Without it, the pause as before 2026-12-06 night (and as a targeted
 diff's still is).
 """
 

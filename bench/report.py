@@ -57,10 +57,13 @@ NOTES = """\
 - **B1** `monitors.reconcile.run_diff`'s steps in its order (`read_all`, `drift.diff`,
   `ledger.record_levels`) timed one by one, with the cyclic collector paused as
   `run_diff` pauses it, and then the pause's end and the collector's first walk once back
-  on (`collector`, since 2026-12-06; since 2026-12-06 night a full diff's pause ends by
-  freezing what it left alive, after a full collection on the first run and every 8th:
-  B1's first run pays that walk, its second does not, and the note beside the figures
-  gives the share per diff), against the fake Shopify (bulk operation
+  on (`collector`, since 2026-12-06). Since 2026-12-06 night a full diff's pause ends by
+  freezing what it left alive, and every 8th runs a full collection first
+  (`monitors/collector.py`). Neither of B1's two runs is one of those, so B1 times that
+  full collection once after them, with the memo's levels alive
+  (`full_collection_cpu_s`), and adds an eighth of it (`full_collection_share_s`) to both
+  runs' product CPU in the table; the facts' `*_total_cpu_s` leave it out. The measured
+  runs go against the fake Shopify (bulk operation
   JSONL), the fake WMS (paged REST, 500 per page) and the fake ERP (one CSV export), into
   a SQLite ledger (B1) and a fresh PostgreSQL schema (B1PG). The fakes run in their own
   process (`bench/fakes.py`), so peak RSS is the product's process. Product CPU =

@@ -20,10 +20,11 @@ BENCHMARKS.md, issue 16). Reference counting still frees frozen objects, so leve
 next read replaces are freed as before. What freezing delays is cyclic garbage alive at
 that moment: it is collected by the full collection that every
 :data:`FULL_COLLECTION_EVERY`-th freezing pause runs first (``gc.unfreeze()``,
-``gc.collect()``, then the freeze), the first one included. That bounds what waits to
-the cycles made during that many full diffs, and it costs one full walk per that many
-full diffs instead of one per diff. Objects frozen by others (the service's start-up
-heap, :mod:`bot.service.process`) are frozen again by the same step.
+``gc.collect()``, then the freeze). That bounds what waits to the cycles made during
+that many full diffs, and it costs one full walk per that many full diffs instead of one
+per diff. Which diff pays the walk is arbitrary; the first does not (start-up's cycles
+wait like the others: the service freezes its start-up heap uncollected,
+:mod:`bot.service.process`). Objects frozen by others are frozen again by that step.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-#: A freezing pause runs a full collection before it freezes on its first end and on
-#: every this-many-th after: the cycles that wait frozen are at most this many full
-#: diffs' worth, and the full walk is paid once per this many.
+#: Every this-many-th freezing pause runs a full collection before it freezes: the
+#: cycles that wait frozen are at most this many full diffs' worth, and the full walk is
+#: paid once per this many.
 FULL_COLLECTION_EVERY = 8
 
 _depth = 0
@@ -66,7 +67,7 @@ def cyclic_gc_paused(*, freeze: bool = False) -> Iterator[None]:
 
 def _freeze_alive() -> None:
     global _freezes
-    if _freezes % FULL_COLLECTION_EVERY == 0:
+    if _freezes % FULL_COLLECTION_EVERY == FULL_COLLECTION_EVERY - 1:
         gc.unfreeze()
         gc.collect()
     gc.freeze()

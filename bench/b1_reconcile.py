@@ -223,8 +223,8 @@ async def _measure(
             # as monitors.reconcile.run_diff runs a full diff's steps: read, diff, record,
             # with the cyclic GC paused (the diff's grid is freed before the record
             # begins), and then the pause's end, which freezes what is left alive (the
-            # read's levels, what the memo keeps), the first time after a full collection
-            # (monitors/collector.py): run_diff's caller pays that too
+            # read's levels, what the memo keeps; every 8th time after a full collection,
+            # timed below: monitors/collector.py), and the collector back on
             async with meter.step("total"):
                 paused = cyclic_gc_paused(freeze=True)
                 paused.__enter__()

@@ -18,6 +18,14 @@ from monitors.collector import FULL_COLLECTION_EVERY, cyclic_gc_paused
 from monitors.drift import DiffRules, SystemRules, diff
 from monitors.reconcile import run_diff
 
+RULES = DiffRules(
+    systems={
+        "shopify": SystemRules("shopify", "storefront", ("available",)),
+        "wms": SystemRules("wms", "warehouse", ("available",)),
+    },
+    source_of_truth=("wms",),
+)
+
 
 @pytest.fixture(autouse=True)
 def collector_on() -> Iterator[None]:
@@ -97,13 +105,6 @@ def test_a_diff_frees_its_grid_before_the_collector_is_back_on() -> None:
         for j in range(3)
         for system in ("wms", "shopify")
     ]
-    rules = DiffRules(
-        systems={
-            "shopify": SystemRules("shopify", "storefront", ("available",)),
-            "wms": SystemRules("wms", "warehouse", ("available",)),
-        },
-        source_of_truth=("wms",),
-    )
     young: list[int] = []
 
     def started(phase: str, info: dict[str, int]) -> None:
@@ -113,7 +114,7 @@ def test_a_diff_frees_its_grid_before_the_collector_is_back_on() -> None:
     gc.collect()
     gc.callbacks.append(started)
     try:
-        drifts = diff(levels, rules, now=now)
+        drifts = diff(levels, RULES, now=now)
         [[] for _ in range(1_000)]  # a walk due since the pause ended runs by now
     finally:
         gc.callbacks.remove(started)
@@ -202,15 +203,8 @@ async def test_run_diff_freezes_after_a_full_diff_and_not_after_a_targeted_one()
         Listed(name, [Level(name, "SKU-1", "loc1", {"available": 4}, now)])
         for name in ("shopify", "wms")
     ]
-    rules = DiffRules(
-        systems={
-            "shopify": SystemRules("shopify", "storefront", ("available",)),
-            "wms": SystemRules("wms", "warehouse", ("available",)),
-        },
-        source_of_truth=("wms",),
-    )
     before_targeted = Node()
-    await run_diff(systems, rules, None, skus=["SKU-1"])  # /drift SKU-1
+    await run_diff(systems, RULES, None, skus=["SKU-1"])  # /drift SKU-1
     assert walked(before_targeted)
-    await run_diff(systems, rules, None)  # the drift job's full diff
+    await run_diff(systems, RULES, None)  # the drift job's full diff
     assert not walked(before_targeted)

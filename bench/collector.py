@@ -6,9 +6,9 @@ Each "diff" builds a full read's levels (B2's :class:`~connectors.levels.Level` 
 :func:`monitors.reconcile.run_diff` pauses it, keeps them until the next one (as the
 drift job keeps its last result), and then does some ordinary work of the service
 (small containers) with the collector back on. Printed per diff: the CPU seconds the
-collector spent after the pause (timed with ``gc.callbacks``) and how many of its
-walks were full ones. B1 counts only the first walk after the pause; this shows what a
-service pays per full diff once the walks of older generations come round.
+collector spent at the pause's end and after it (timed with ``gc.callbacks``) and how
+many of its walks were full ones: what a service pays per full diff once the walks of
+older generations come round, which B1's two runs are too few to show.
 
 ``--freeze``: the pause freezes when it ends, as a full diff's does in the product
 (``cyclic_gc_paused(freeze=True)``: a full collection first on every

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import timedelta, timezone
+from typing import Any
 
 import pytest
 from ledger_testing import T0, at, obs, scalar
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import InvalidArgument, Ledger, LevelObservation, RecordResult
-from ledger.levels import CHUNK
+from ledger.levels import CHUNK, READ_CHUNK
 
 
 async def history_count(raw: AsyncEngine, sku: str = "TEE-BLK-M") -> int:
@@ -281,3 +283,81 @@ async def test_the_largest_and_smallest_quantities_a_level_holds_are_stored(
         "HIGH": 2**31 - 1,
         "LOW": -(2**31),
     }
+
+
+async def test_a_skus_levels_come_from_every_system_and_no_other_sku(ledger: Ledger) -> None:
+    """``current_levels`` by SKU names every system the ledger holds levels of (found
+    through the key, which leads with ``system``): systems sorting before, between and
+    after the usual three, a system holding one SKU only, a SKU in one system only."""
+    systems = ["a-first", "erp", "m-middle", "shopify", "wms", "zz-last"]
+    batch = [obs(n, 0, system=s, sku=sku) for n, s in enumerate(systems) for sku in ("A-1", "B-2")]
+    batch += [obs(7, 0, system="only-c", sku="C-3"), obs(8, 0, system="zz-last", sku="B-2_%")]
+    await ledger.record_levels(batch)
+    rows = await ledger.current_levels("B-2")
+    assert [(r.system, r.sku, r.quantity) for r in rows] == [
+        (s, "B-2", n) for n, s in sorted(enumerate(systems), key=lambda p: p[1])
+    ]
+    assert [(r.system, r.sku) for r in await ledger.current_levels("C-3")] == [("only-c", "C-3")]
+    assert await ledger.current_levels("B-2_") == []
+    many = [f"N-{i:04d}" for i in range(READ_CHUNK + 1)]  # two queries' worth of SKUs
+    await ledger.record_levels([obs(1, 1, system="wms", sku=sku) for sku in many])
+    found = await ledger.current_levels(skus=[*many, "C-3", "UNKNOWN"])
+    assert sorted((r.system, r.sku) for r in found) == sorted(
+        [("wms", sku) for sku in many] + [("only-c", "C-3")]
+    )
+
+
+async def test_an_empty_ledger_has_no_levels_of_any_sku(ledger: Ledger) -> None:
+    assert await ledger.current_levels("A-1") == []
+    assert await ledger.current_levels(skus=["A-1", "B-2"]) == []
+
+
+async def test_a_skus_levels_are_read_through_the_key_not_a_scan(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """/drift and /resync read one SKU's levels: every statement that takes is planned
+    as seeks of ``level_current``'s key, never a scan of the table (millions of rows at
+    100,000 SKUs). On PostgreSQL, with sequential scans priced out, a query the key
+    cannot serve still plans as one, so the check holds at any table size."""
+    await ledger.record_levels(
+        [obs(1, 0, system=s, sku=f"S-{i}") for s in ("erp", "shopify", "wms") for i in range(50)]
+    )
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        statements.append((statement, params))
+
+    engine = ledger._engine.sync_engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        rows = await ledger.current_levels("S-7")
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert [(r.system, r.sku) for r in rows] == [("erp", "S-7"), ("shopify", "S-7"), ("wms", "S-7")]
+    reads = [(s, p) for s, p in statements if "level_current" in s]
+    assert len(reads) == 2, reads  # the systems, then the SKU's levels
+    async with raw.connect() as conn:
+        for statement, params in reads:
+            if raw.dialect.name == "postgresql":
+                await conn.exec_driver_sql("SET enable_seqscan = off")
+                result = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", params)
+                nodes = list(_plan_nodes(result.scalar_one()[0]["Plan"]))
+                on_table = [n for n in nodes if n.get("Relation Name") == "level_current"]
+                assert on_table, nodes
+                assert all(n["Node Type"] != "Seq Scan" for n in on_table), nodes
+                # the key's index searched by its leading column, not read end to end
+                by_key = [n for n in nodes if n.get("Index Name") == "level_current_pkey"]
+                assert by_key, nodes
+                assert all("system" in n.get("Index Cond", "") for n in by_key), nodes
+            else:
+                result = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+                plan = " | ".join(str(r[-1]) for r in result)
+                assert "SCAN level_current" not in plan, plan
+                assert "SCAN c" not in plan, plan
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A PostgreSQL JSON plan's nodes, depth first."""
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)

@@ -18,7 +18,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-from sqlalchemy import case, func, or_, select, text, union, union_all, update
+from sqlalchemy import case, func, or_, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.bulk import CurrentRow, HistoryRow, Key, LevelBulk, bulk_for
@@ -69,6 +69,15 @@ LEVEL_SYSTEMS = text(
     "UNION ALL SELECT (SELECT min(c.system) FROM level_current AS c WHERE c.system > s.system) "
     "FROM s WHERE s.system IS NOT NULL) "
     "SELECT system FROM s WHERE system IS NOT NULL"
+)
+#: The SKUs ``level_history`` holds, the same way through its index that leads with
+#: ``sku`` (``ix_level_history_key_time``).
+HISTORY_SKUS = text(
+    "WITH RECURSIVE k(sku) AS ("
+    "SELECT min(sku) FROM level_history "
+    "UNION ALL SELECT (SELECT min(h.sku) FROM level_history AS h WHERE h.sku > k.sku) "
+    "FROM k WHERE k.sku IS NOT NULL) "
+    "SELECT sku FROM k WHERE sku IS NOT NULL"
 )
 #: the PostgreSQL advisory lock (transaction-scoped) that serializes level recording
 #: across replicas; a fixed 64-bit key ("dw-level" in ASCII)
@@ -251,10 +260,15 @@ class Levels(Store):
             return [LevelRow.from_row({**r, "changed_at": None}) for r in result.mappings()]
 
     async def known_skus(self) -> list[str]:
-        """Every SKU the ledger has seen, as an item or in a level, sorted."""
-        query = union(select(ITEMS.c.sku), select(LEVEL_CURRENT.c.sku.label("sku")))
+        """Every SKU the ledger has seen, as an item or in a level, sorted.
+
+        A level's SKU is found in ``level_history`` (a level's first observation always
+        writes a history row) one seek of its index by SKU each: the SKUs of a big
+        catalog, not its millions of rows (/drift's "Did you mean" reads them all)."""
         async with self._read() as conn:
-            return sorted((await conn.execute(query)).scalars().all())
+            items = (await conn.execute(select(ITEMS.c.sku))).scalars().all()
+            levels = (await conn.execute(HISTORY_SKUS)).scalars().all()
+        return sorted({*items, *levels})
 
 
 def _chunks(observations: Iterable[LevelObservation]) -> Iterator[list[LevelObservation]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta, timezone
 from typing import Any
 
@@ -317,11 +318,60 @@ async def test_a_skus_levels_are_read_through_the_key_not_a_scan(
 ) -> None:
     """/drift and /resync read one SKU's levels: every statement that takes is planned
     as seeks of ``level_current``'s key, never a scan of the table (millions of rows at
-    100,000 SKUs). On PostgreSQL, with sequential scans priced out, a query the key
-    cannot serve still plans as one, so the check holds at any table size."""
+    100,000 SKUs)."""
     await ledger.record_levels(
         [obs(1, 0, system=s, sku=f"S-{i}") for s in ("erp", "shopify", "wms") for i in range(50)]
     )
+    with _statements(ledger) as statements:
+        rows = await ledger.current_levels("S-7")
+    assert [(r.system, r.sku) for r in rows] == [("erp", "S-7"), ("shopify", "S-7"), ("wms", "S-7")]
+    reads = [(s, p) for s, p in statements if "level_current" in s]
+    assert len(reads) == 2, reads  # the systems, then the SKU's levels
+    await _assert_seeks(raw, reads, "level_current", _CURRENT_KEY, "system")
+
+
+async def test_known_skus_are_every_sku_of_levels_and_items_however_spelled(
+    ledger: Ledger,
+) -> None:
+    """SKUs come from other systems: the ones that sort next to each other, a quote, a
+    LIKE wildcard, accents, a prefix of another; each once, from any system, sorted."""
+    skus = ["A", "A%", "A'B", "AB", "Ä-1", "ZZZ", "Z", "é", "日本-1"]
+    systems = ("erp", "shopify", "wms")
+    await ledger.record_levels(
+        [obs(1, 0, system=systems[i % 3], sku=sku) for i, sku in enumerate(skus)]
+        + [obs(2, 0, system="wms", sku="A"), obs(3, 0, sku="A", location="west")]
+    )
+    await ledger.upsert_item("ONLY-ITEM", "shopify", "gid://shopify/InventoryItem/9")
+    await ledger.upsert_item("Z", "shopify", "gid://shopify/InventoryItem/10")
+    assert await ledger.known_skus() == sorted({*skus, "ONLY-ITEM"})
+
+
+async def test_known_skus_are_read_through_the_sku_index_not_a_scan(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """/drift of a SKU the ledger does not know lists every SKU for "Did you mean":
+    one seek of history's index by SKU each, never a scan of millions of rows."""
+    await ledger.record_levels(
+        [
+            obs(1, 0, system=s, sku=f"S-{i}", location=loc)
+            for s in ("erp", "wms")
+            for i in range(30)
+            for loc in ("east", "west")
+        ]
+    )
+    with _statements(ledger) as statements:
+        assert len(await ledger.known_skus()) == 30
+    reads = [(s, p) for s, p in statements if "level_" in s]
+    assert len(reads) == 1, reads
+    key_time = "ix_level_history_key_time"
+    await _assert_seeks(
+        raw, reads, "level_history", {"postgresql": key_time, "sqlite": key_time}, "sku"
+    )
+
+
+@contextmanager
+def _statements(ledger: Ledger) -> Iterator[list[tuple[str, Any]]]:
+    """The statements ``ledger`` sends while in the block, with their parameters."""
     statements: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
@@ -330,30 +380,50 @@ async def test_a_skus_levels_are_read_through_the_key_not_a_scan(
     engine = ledger._engine.sync_engine
     event.listen(engine, "before_cursor_execute", capture)
     try:
-        rows = await ledger.current_levels("S-7")
+        yield statements
     finally:
         event.remove(engine, "before_cursor_execute", capture)
-    assert [(r.system, r.sku) for r in rows] == [("erp", "S-7"), ("shopify", "S-7"), ("wms", "S-7")]
-    reads = [(s, p) for s, p in statements if "level_current" in s]
-    assert len(reads) == 2, reads  # the systems, then the SKU's levels
+
+
+async def _assert_seeks(
+    raw: AsyncEngine,
+    statements: list[tuple[str, Any]],
+    table: str,
+    indexes: dict[str, str],
+    column: str,
+) -> None:
+    """Each statement reaches ``table`` only through its index (``indexes``, by backend)
+    searched by ``column``
+    (its leading one), never by a scan. On PostgreSQL, with sequential scans priced out,
+    a query the index cannot serve still plans as one, or as a read of the whole index
+    with no condition on ``column``: the check holds at any table size."""
+    index = indexes[raw.dialect.name]
     async with raw.connect() as conn:
-        for statement, params in reads:
+        for statement, params in statements:
             if raw.dialect.name == "postgresql":
                 await conn.exec_driver_sql("SET enable_seqscan = off")
                 result = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", params)
                 nodes = list(_plan_nodes(result.scalar_one()[0]["Plan"]))
-                on_table = [n for n in nodes if n.get("Relation Name") == "level_current"]
+                on_table = [n for n in nodes if n.get("Relation Name") == table]
                 assert on_table, nodes
                 assert all(n["Node Type"] != "Seq Scan" for n in on_table), nodes
-                # the key's index searched by its leading column, not read end to end
-                by_key = [n for n in nodes if n.get("Index Name") == "level_current_pkey"]
-                assert by_key, nodes
-                assert all("system" in n.get("Index Cond", "") for n in by_key), nodes
+                by_index = [n for n in nodes if n.get("Index Name") == index]
+                assert by_index, nodes
+                assert all(column in n.get("Index Cond", "") for n in by_index), nodes
             else:
                 result = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
-                plan = " | ".join(str(r[-1]) for r in result)
-                assert "SCAN level_current" not in plan, plan
-                assert "SCAN c" not in plan, plan
+                plan = [str(r[-1]) for r in result]
+                # steps are "SEARCH name ..." or "SCAN name ...", name the table or its
+                # alias in the recursive queries (c, h); s and k are those queries' rows
+                steps = [p for p in plan if p.split(" ")[0] in ("SEARCH", "SCAN")]
+                on_table = [p for p in steps if p.split(" ")[1] in (table, "c", "h")]
+                assert on_table, plan
+                assert all(p.startswith("SEARCH") and index in p for p in on_table), plan
+                assert all(p.split(" ")[1] not in ("s", "k") or p.startswith("SCAN") for p in steps)
+
+
+#: level_current's key, as each backend names its index
+_CURRENT_KEY = {"postgresql": "level_current_pkey", "sqlite": "sqlite_autoindex_level_current_1"}
 
 
 def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

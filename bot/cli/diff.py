@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import sys
@@ -12,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from bot.matches import close_matches
 from connectors.clock import SystemClock
 from monitors.config import Config, load_config
 from monitors.drift import Drift
@@ -46,7 +46,7 @@ def unknown_sku_message(raw: str, known: Sequence[str]) -> str:
     """One line for a SKU no system holds, with up to three close matches."""
     shown = raw if len(raw) <= 80 else raw[:79] + "…"
     text = f"no system has a SKU {shown!r}"
-    close = difflib.get_close_matches(raw.upper(), [k.upper() for k in known], n=3, cutoff=0.5)
+    close = close_matches(raw.upper(), [k.upper() for k in known])
     if close:
         by_upper = {k.upper(): k for k in known}
         text += "; did you mean " + " or ".join(by_upper[c] for c in close) + "?"

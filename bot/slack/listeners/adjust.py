@@ -8,7 +8,6 @@ ephemerally where they typed the command, and channel-based writers stay writers
 
 from __future__ import annotations
 
-import difflib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,6 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.response import BoltResponse
 
+from bot.matches import close_matches
 from bot.slack.deps import BotDeps, Who, run_for, tell
 from bot.slack.listeners.drift_report import resolve_sku
 from bot.slack.listeners.incident_ops import publish_update
@@ -109,7 +109,7 @@ async def field_errors(deps: BotDeps, form: AdjustSubmission) -> tuple[str | Non
         errors["sku"] = unknown_text("SKU", form.sku, suggestions)
     known = locations(deps)
     if form.location not in known:
-        close = difflib.get_close_matches(form.location, known, n=3, cutoff=0.5)
+        close = close_matches(form.location, known)
         errors["location"] = unknown_text("location", form.location, close)
     return sku, errors
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from datetime import timedelta
 
 from slack_sdk.models.blocks import Block
 
 from bot.charts.sku import CHART_DAYS, render_sku_chart
 from bot.charts.upload import upload_chart
+from bot.matches import close_matches
 from bot.slack.deps import BotDeps, Who, tell
 from bot.slack.render import replies
 from bot.slack.render.blocks import message_text
@@ -25,7 +25,7 @@ async def resolve_sku(deps: BotDeps, raw: str) -> tuple[str | None, list[str]]:
     if await deps.ledger.is_known_sku(sku):
         return sku, []
     known = await deps.ledger.known_skus()
-    return None, difflib.get_close_matches(sku, known, n=3, cutoff=0.5)
+    return None, close_matches(sku, known)
 
 
 async def report(deps: BotDeps, sku: str, *, shareable: bool) -> tuple[str, list[Block]]:

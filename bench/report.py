@@ -121,6 +121,12 @@ NOTES = """\
   fakes and the balancer does not have). The target is the replicas' own CPU per
   delivery (user + system from `/proc`, until every delivery is processed): with three
   replicas at most 1.25× one's, so throughput on N free cores is about N ÷ that cost.
+- **B9** one SKU looked up in a ledger holding B1's first-run rows (written before the
+  clock starts), on SQLite and on PostgreSQL, wall time, medians of 15: a known SKU's
+  levels (`Ledger.current_levels`, what `/drift` renders from) and an unknown SKU's
+  answer (`is_known_sku`, `known_skus`, `bot.matches.close_matches`: "Did you mean").
+  Baselines in the same run: the reads before (`WHERE sku = ...` on `level_current`,
+  whose key leads with `system`; every current row's SKU) and difflib.
 """
 
 

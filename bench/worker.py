@@ -25,6 +25,7 @@ MODULES = {
     "B6": "bench.b6_storm",
     "B7": "bench.b7_charts",
     "B8": "bench.b8_replicas",
+    "B9": "bench.b9_lookup",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -17,6 +17,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.slack.known_skus import KnownSkus
 from bot.slack.outbox import OutboxWorker
 from connectors.base import InventorySystem
 from connectors.clock import Clock
@@ -49,6 +50,11 @@ class BotDeps:
     spawn: Spawn
     #: reads a SKU again after an action and tells its alerts what is true now
     recheck: Recheck | None = None
+    #: the ledger's SKUs for "Did you mean", read once for a storm of unknown SKUs
+    known_skus: KnownSkus = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.known_skus = KnownSkus(self.ledger, self.clock)
 
 
 @dataclass(frozen=True)

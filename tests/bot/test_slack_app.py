@@ -15,11 +15,12 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import event
 
 from bot.cli.demo import DemoWorld, demo_world
 from bot.service import Service
 from connectors import ManualClock
-from ledger import Incident, Ledger
+from ledger import Incident, Ledger, LevelObservation
 from sandbox.slack import Call
 
 SECRET = "test-signing-secret"
@@ -335,6 +336,50 @@ async def test_drift_for_an_unknown_sku_suggests_close_ones(bot: Bot) -> None:
 
     [text] = bot.private(WRITER)
     assert text.startswith("No SKU `TEE-BLK-X`. Did you mean `TEE-BLK-M`")
+
+
+async def test_a_storm_of_unknown_skus_reads_the_catalog_once_a_minute(bot: Bot) -> None:
+    """Typos come in bursts: twenty unknown SKUs at once each get their close matches,
+    from one read of every SKU the ledger knows; a minute later the list is read again,
+    and a SKU seen since is offered then."""
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "level_history" in statement and "RECURSIVE" in statement:
+            reads.append(statement)
+
+    engine = bot.ledger._engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        typos = [f"TEE-BLK-{chr(ord('N') + n)}" for n in range(10)]
+        users = [f"U0STORM{n:02d}" for n in range(20)]
+        sent = await asyncio.gather(
+            *(bot.command("/drift", typos[n % 10], user=u) for n, u in enumerate(users))
+        )
+        assert {r.status_code for r in sent} == {200}
+        await bot.service.idle()
+        for n, user in enumerate(users):
+            [text] = bot.private(user)
+            assert text.startswith(f"No SKU `{typos[n % 10]}`. Did you mean `TEE-BLK-M`"), text
+        assert len(reads) == 1
+
+        await bot.ledger.record_levels(
+            [LevelObservation("wms", "TEE-BLK-Q1", "east", "available", 3, bot.clock.now(), "poll")]
+        )
+        await bot.command("/drift", "TEE-BLK-Q2", user="U0LATER1")
+        await bot.service.idle()
+        [text] = bot.private("U0LATER1")
+        assert "TEE-BLK-Q1" not in text  # not offered yet
+        assert len(reads) == 1
+
+        bot.clock.advance(61)
+        await bot.command("/drift", "TEE-BLK-Q2", user="U0LATER2")
+        await bot.service.idle()
+        [text] = bot.private("U0LATER2")
+        assert text.startswith("No SKU `TEE-BLK-Q2`. Did you mean `TEE-BLK-Q1`"), text
+        assert len(reads) == 2
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_drift_alone_lists_the_worst_drifts(bot: Bot) -> None:

@@ -20,12 +20,12 @@ RECENT_ADJUSTMENTS_DAYS = 14
 
 async def resolve_sku(deps: BotDeps, raw: str) -> tuple[str | None, list[str]]:
     """``(sku, [])`` if known, else ``(None, suggestions)``. A known SKU is one index
-    lookup; only a miss reads every SKU, for the close matches."""
+    lookup; only a miss reads every SKU, for the close matches (at most once a minute,
+    one read for a storm of misses: :mod:`bot.slack.known_skus`)."""
     sku = deps.config.normalize_sku(raw)
     if await deps.ledger.is_known_sku(sku):
         return sku, []
-    known = await deps.ledger.known_skus()
-    return None, close_matches(sku, known)
+    return None, close_matches(sku, await deps.known_skus.get())
 
 
 async def report(deps: BotDeps, sku: str, *, shareable: bool) -> tuple[str, list[Block]]:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sql_testing import sent_statements, sku_lists
 
 from bot.slack.known_skus import KnownSkus
 from connectors import ManualClock
@@ -31,29 +29,12 @@ async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
         yield ledger
 
 
-@contextmanager
-def sku_reads(ledger: Ledger) -> Iterator[list[str]]:
-    """The reads of every SKU ``ledger`` makes while in the block."""
-    reads: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "level_history" in statement and "RECURSIVE" in statement:
-            reads.append(statement)
-
-    engine = ledger._engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield reads
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 async def test_fifty_at_once_share_one_read(ledger: Ledger) -> None:
     skus = KnownSkus(ledger, ManualClock(T0))
-    with sku_reads(ledger) as reads:
+    with sent_statements(ledger) as sent:
         lists = await asyncio.gather(*(skus.get() for _ in range(50)))
     assert lists == [["MUG-STONE", "TEE-BLK-M"]] * 50
-    assert len(reads) == 1
+    assert len(sku_lists(sent)) == 1
 
 
 async def test_the_list_is_read_again_a_minute_later_with_what_came_since(
@@ -61,14 +42,14 @@ async def test_the_list_is_read_again_a_minute_later_with_what_came_since(
 ) -> None:
     clock = ManualClock(T0)
     skus = KnownSkus(ledger, clock)
-    with sku_reads(ledger) as reads:
+    with sent_statements(ledger) as sent:
         assert await skus.get() == ["MUG-STONE", "TEE-BLK-M"]
         await ledger.record_levels([level("NEW-1")])
         clock.advance(59)
         assert await skus.get() == ["MUG-STONE", "TEE-BLK-M"]
         clock.advance(1)
         assert await skus.get() == ["MUG-STONE", "NEW-1", "TEE-BLK-M"]
-    assert len(reads) == 2
+    assert len(sku_lists(sent)) == 2
 
 
 async def test_a_failed_read_fails_its_waiters_and_the_next_call_reads_again(
@@ -85,11 +66,11 @@ async def test_a_failed_read_fails_its_waiters_and_the_next_call_reads_again(
 
 async def test_a_waiter_given_up_leaves_the_read_to_the_others(ledger: Ledger) -> None:
     skus = KnownSkus(ledger, ManualClock(T0))
-    with sku_reads(ledger) as reads:
+    with sent_statements(ledger) as sent:
         first = asyncio.ensure_future(skus.get())
         second = asyncio.ensure_future(skus.get())
         await asyncio.sleep(0)  # both waiting on the one read
         first.cancel()
         assert await second == ["MUG-STONE", "TEE-BLK-M"]
         assert first.cancelled()
-    assert len(reads) == 1
+    assert len(sku_lists(sent)) == 1

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import event
+from sql_testing import sent_statements, sku_lists
 
 from bot.cli.demo import DemoWorld, demo_world
 from bot.service import Service
@@ -342,26 +342,18 @@ async def test_a_storm_of_unknown_skus_reads_the_catalog_once_a_minute(bot: Bot)
     """Typos come in bursts: twenty unknown SKUs at once each get their close matches,
     from one read of every SKU the ledger knows; a minute later the list is read again,
     and a SKU seen since is offered then."""
-    reads: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "level_history" in statement and "RECURSIVE" in statement:
-            reads.append(statement)
-
-    engine = bot.ledger._engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with sent_statements(bot.ledger) as sent:
         typos = [f"TEE-BLK-{chr(ord('N') + n)}" for n in range(10)]
         users = [f"U0STORM{n:02d}" for n in range(20)]
-        sent = await asyncio.gather(
+        answered = await asyncio.gather(
             *(bot.command("/drift", typos[n % 10], user=u) for n, u in enumerate(users))
         )
-        assert {r.status_code for r in sent} == {200}
+        assert {r.status_code for r in answered} == {200}
         await bot.service.idle()
         for n, user in enumerate(users):
             [text] = bot.private(user)
             assert text.startswith(f"No SKU `{typos[n % 10]}`. Did you mean `TEE-BLK-M`"), text
-        assert len(reads) == 1
+        assert len(sku_lists(sent)) == 1
 
         await bot.ledger.record_levels(
             [LevelObservation("wms", "TEE-BLK-Q1", "east", "available", 3, bot.clock.now(), "poll")]
@@ -370,16 +362,14 @@ async def test_a_storm_of_unknown_skus_reads_the_catalog_once_a_minute(bot: Bot)
         await bot.service.idle()
         [text] = bot.private("U0LATER1")
         assert "TEE-BLK-Q1" not in text  # not offered yet
-        assert len(reads) == 1
+        assert len(sku_lists(sent)) == 1
 
         bot.clock.advance(61)
         await bot.command("/drift", "TEE-BLK-Q2", user="U0LATER2")
         await bot.service.idle()
         [text] = bot.private("U0LATER2")
         assert text.startswith("No SKU `TEE-BLK-Q2`. Did you mean `TEE-BLK-Q1`"), text
-        assert len(reads) == 2
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+        assert len(sku_lists(sent)) == 2
 
 
 async def test_drift_alone_lists_the_worst_drifts(bot: Bot) -> None:

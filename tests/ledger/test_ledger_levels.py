@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
 from ledger_testing import T0, at, obs, scalar
-from sqlalchemy import event
+from sql_testing import sent_statements
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import InvalidArgument, Ledger, LevelObservation, RecordResult
@@ -322,7 +321,7 @@ async def test_a_skus_levels_are_read_through_the_key_not_a_scan(
     await ledger.record_levels(
         [obs(1, 0, system=s, sku=f"S-{i}") for s in ("erp", "shopify", "wms") for i in range(50)]
     )
-    with _statements(ledger) as statements:
+    with sent_statements(ledger) as statements:
         rows = await ledger.current_levels("S-7")
     assert [(r.system, r.sku) for r in rows] == [("erp", "S-7"), ("shopify", "S-7"), ("wms", "S-7")]
     reads = [(s, p) for s, p in statements if "level_current" in s]
@@ -359,7 +358,7 @@ async def test_known_skus_are_read_through_the_sku_index_not_a_scan(
             for loc in ("east", "west")
         ]
     )
-    with _statements(ledger) as statements:
+    with sent_statements(ledger) as statements:
         assert len(await ledger.known_skus()) == 30
     reads = [(s, p) for s, p in statements if "level_" in s]
     assert len(reads) == 1, reads
@@ -367,22 +366,6 @@ async def test_known_skus_are_read_through_the_sku_index_not_a_scan(
     await _assert_seeks(
         raw, reads, "level_history", {"postgresql": key_time, "sqlite": key_time}, "sku"
     )
-
-
-@contextmanager
-def _statements(ledger: Ledger) -> Iterator[list[tuple[str, Any]]]:
-    """The statements ``ledger`` sends while in the block, with their parameters."""
-    statements: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        statements.append((statement, params))
-
-    engine = ledger._engine.sync_engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
 
 
 async def _assert_seeks(

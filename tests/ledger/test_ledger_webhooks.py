@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from ledger_testing import T0, at, obs, scalar
-from sqlalchemy import event
+from sql_testing import sent_statements
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import WEBHOOK_OUTCOMES, InvalidArgument, Ledger, NotFound, WebhookDelivery
@@ -621,20 +621,11 @@ async def test_level_changes_of_a_system_are_found_through_its_time_index(
     plans that through ``ix_level_history_system_time``, not a scan of the system's
     history through the key index (which leads with sku)."""
     db = tmp_path / "plan.db"
-    statements: list[tuple[str, Any]] = []
     async with Ledger.from_url(f"sqlite:///{db}") as ledger:
         await ledger.upgrade()
         await ledger.record_levels([obs(5, 0), obs(4, 10)])
-
-        def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-            statements.append((statement, params))
-
-        engine = ledger._engine.sync_engine
-        event.listen(engine, "before_cursor_execute", capture)
-        try:
+        with sent_statements(ledger) as statements:
             [change] = await ledger.level_changes("shopify", at(5), at(15))
-        finally:
-            event.remove(engine, "before_cursor_execute", capture)
     assert (change.previous, change.quantity) == (5, 4)
     [(statement, params)] = [s for s in statements if "level_history" in s[0]]
     with sqlite3.connect(db) as conn:

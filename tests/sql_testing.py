@@ -1,0 +1,33 @@
+"""The SQL a ledger sends, watched on its engine (what reaches the database, not a stand-in
+for it): for tests that check how a read is planned or how often it is made."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from ledger import Ledger
+
+
+@contextmanager
+def sent_statements(ledger: Ledger) -> Iterator[list[tuple[str, Any]]]:
+    """The statements ``ledger`` sends while in the block, with their parameters, in order."""
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        statements.append((statement, params))
+
+    engine = ledger._engine.sync_engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
+def sku_lists(statements: list[tuple[str, Any]]) -> list[str]:
+    """Those of ``statements`` that list every SKU (``Ledger.known_skus``'s recursive read)."""
+    return [s for s, _ in statements if "level_history" in s and "RECURSIVE" in s]

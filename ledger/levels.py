@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 from sqlalchemy import case, func, or_, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
 
 from ledger.bulk import CurrentRow, HistoryRow, Key, LevelBulk, bulk_for
 from ledger.errors import InvalidArgument
@@ -60,25 +61,24 @@ _CHANGED = attrgetter("changed_at")
 _QUANTITY = attrgetter("quantity")
 #: SKUs per query in current_levels.
 READ_CHUNK = 500
-#: The systems ``level_current`` holds levels of, one seek of its key each (a loose
-#: index scan: the key leads with ``system``, and a big catalog has millions of rows and
-#: a handful of systems). Both backends run it as written.
-LEVEL_SYSTEMS = text(
-    "WITH RECURSIVE s(system) AS ("
-    "SELECT min(system) FROM level_current "
-    "UNION ALL SELECT (SELECT min(c.system) FROM level_current AS c WHERE c.system > s.system) "
-    "FROM s WHERE s.system IS NOT NULL) "
-    "SELECT system FROM s WHERE system IS NOT NULL"
-)
-#: The SKUs ``level_history`` holds, the same way through its index that leads with
-#: ``sku`` (``ix_level_history_key_time``).
-HISTORY_SKUS = text(
-    "WITH RECURSIVE k(sku) AS ("
-    "SELECT min(sku) FROM level_history "
-    "UNION ALL SELECT (SELECT min(h.sku) FROM level_history AS h WHERE h.sku > k.sku) "
-    "FROM k WHERE k.sku IS NOT NULL) "
-    "SELECT sku FROM k WHERE sku IS NOT NULL"
-)
+
+
+def _distinct_by_seeks(table: str, column: str) -> TextClause:
+    """The distinct values of ``column`` in ``table``, one seek of an index that leads
+    with it each (a loose index scan): a big catalog's handful of systems or 100,000
+    SKUs, not its millions of rows. Both backends run it as written."""
+    return text(
+        f"WITH RECURSIVE d(v) AS (SELECT min({column}) FROM {table} "
+        f"UNION ALL SELECT (SELECT min(t.{column}) FROM {table} AS t WHERE t.{column} > d.v) "
+        "FROM d WHERE d.v IS NOT NULL) "
+        "SELECT v FROM d WHERE v IS NOT NULL"
+    )
+
+
+#: The systems ``level_current`` holds levels of (its key leads with ``system``).
+LEVEL_SYSTEMS = _distinct_by_seeks("level_current", "system")
+#: The SKUs ``level_history`` holds (``ix_level_history_key_time`` leads with ``sku``).
+HISTORY_SKUS = _distinct_by_seeks("level_history", "sku")
 #: the PostgreSQL advisory lock (transaction-scoped) that serializes level recording
 #: across replicas; a fixed 64-bit key ("dw-level" in ASCII)
 LEVELS_LOCK = 0x64772D6C6576656C

@@ -26,20 +26,16 @@ class KnownSkus:
 
     def __init__(self, ledger: Ledger, clock: Clock, *, kept: timedelta = KEPT) -> None:
         self._ledger, self._clock, self._kept = ledger, clock, kept
-        self._skus: list[str] | None = None
-        self._read_at: datetime | None = None
+        #: the last list read, with the time its read began
+        self._last: tuple[datetime, list[str]] | None = None
         self._reading: asyncio.Future[list[str]] | None = None
 
     async def get(self) -> list[str]:
         """The SKUs, as read at most :data:`KEPT` ago (a read in flight is shared; one
         that fails fails its waiters, and the next call reads again)."""
         now = self._clock.now()
-        if (
-            self._skus is not None
-            and self._read_at is not None
-            and now - self._read_at < self._kept
-        ):
-            return self._skus
+        if self._last is not None and now - self._last[0] < self._kept:
+            return self._last[1]
         if self._reading is None:
             self._reading = asyncio.ensure_future(self._read(now))
             # its error is its waiters'; if every one was cancelled, it is dropped here
@@ -52,7 +48,7 @@ class KnownSkus:
             skus = await self._ledger.known_skus()
         finally:
             self._reading = None
-        self._skus, self._read_at = skus, started
+        self._last = (started, skus)
         return skus
 
 

@@ -397,12 +397,12 @@ async def _assert_seeks(
                 result = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
                 plan = [str(r[-1]) for r in result]
                 # steps are "SEARCH name ..." or "SCAN name ...", name the table or its
-                # alias in the recursive queries (c, h); s and k are those queries' rows
+                # alias in the recursive queries (t); d is those queries' own rows
                 steps = [p for p in plan if p.split(" ")[0] in ("SEARCH", "SCAN")]
-                on_table = [p for p in steps if p.split(" ")[1] in (table, "c", "h")]
+                on_table = [p for p in steps if p.split(" ")[1] in (table, "t")]
                 assert on_table, plan
                 assert all(p.startswith("SEARCH") and index in p for p in on_table), plan
-                assert all(p.split(" ")[1] not in ("s", "k") or p.startswith("SCAN") for p in steps)
+                assert all(p.split(" ")[1] != "d" or p.startswith("SCAN") for p in steps)
 
 
 #: level_current's key, as each backend names its index

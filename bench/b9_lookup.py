@@ -5,8 +5,8 @@ offers close matches, "Did you mean").
 The ledger holds B1's first-run rows (13 keys per SKU × location, Shopify's 8 states,
 the WMS's 4, the ERP's 1, in ``level_current`` and ``level_history``), written before
 the clock starts: on SQLite by B1F's writer, on PostgreSQL by ``COPY`` into a schema of
-its own. Then, through the product's own calls, each timed as wall time (PostgreSQL's
-work is in its server):
+its own; ``level_skus`` is filled from them as migration 0012 fills it. Then, through
+the product's own calls, each timed as wall time (PostgreSQL's work is in its server):
 
 - a known SKU: ``Ledger.current_levels(sku)``, what ``/drift SKU`` renders from;
 - an unknown SKU: ``Ledger.is_known_sku``, ``Ledger.known_skus`` and
@@ -14,12 +14,15 @@ work is in its server):
 
 Baselines, in the same run on the same database: the reads as they were before
 (``WHERE sku = ...`` on ``level_current``, whose key leads with ``system``; the SKUs as
-a ``UNION`` of the items and every current row), and difflib's close matches.
+a ``UNION`` of the items and every current row), and difflib's close matches; and the
+SKUs as 9d051fe read them, one seek of history's index by SKU each (before
+``level_skus``).
 """
 
 from __future__ import annotations
 
 import difflib
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -47,6 +50,16 @@ SCAN_LEVELS = text(
     "ORDER BY location, system, state"
 )
 SCAN_SKUS = text("SELECT sku FROM items UNION SELECT sku FROM level_current")
+#: the SKUs as 9d051fe to 0012 read them: a loose index scan of history's index by SKU
+HISTORY_SEEKS = text(
+    "WITH RECURSIVE d(v) AS (SELECT min(sku) FROM level_history "
+    "UNION ALL SELECT (SELECT min(t.sku) FROM level_history AS t WHERE t.sku > d.v) "
+    "FROM d WHERE d.v IS NOT NULL) SELECT v FROM d WHERE v IS NOT NULL"
+)
+#: level_skus filled as migration 0012 fills it
+FILL_SKUS = (
+    "INSERT INTO level_skus (sku) SELECT sku FROM level_history UNION SELECT sku FROM level_current"
+)
 
 
 async def _median_ms(call: Callable[[], Awaitable[object]], times: int) -> float:
@@ -70,8 +83,9 @@ def _fill_postgres(url: str, rows: list[b1_floor.Row]) -> None:
         history = "COPY level_history (system, sku, location, state, quantity, observed_at, "
         with conn.cursor().copy(history + "source) FROM STDIN") as copy:
             copy.write("".join("\t".join(map(str, (*r[:6], r[7]))) + "\n" for r in rows))
-        conn.execute("ANALYZE level_current")
-        conn.execute("ANALYZE level_history")
+        conn.execute(FILL_SKUS)
+        for table in ("level_current", "level_history", "level_skus"):
+            conn.execute(f"ANALYZE {table}")
 
 
 async def run(size: Size, dialect: str) -> Outcome:
@@ -83,8 +97,11 @@ async def run(size: Size, dialect: str) -> Outcome:
                 await ledger.upgrade()
             if dialect == "sqlite":
                 history = [(*r[:6], r[7]) for r in rows]
-                b1_floor.write(Path(database.url.removeprefix("sqlite:///")), rows, history)
+                path = Path(database.url.removeprefix("sqlite:///"))
+                b1_floor.write(path, rows, history)
                 del history
+                with sqlite3.connect(path) as conn:
+                    conn.execute(FILL_SKUS)
             else:
                 _fill_postgres(database.url, rows)
             del rows
@@ -108,6 +125,13 @@ async def _measure(size: Size, url: str, dialect: str, out: Outcome) -> None:
             assert not await ledger.is_known_sku(typo)
             return close_matches(typo, await ledger.known_skus())
 
+        async def unknown_by_history() -> list[str]:
+            assert not await ledger.is_known_sku(typo)
+            async with ledger._engine.connect() as conn:
+                items = (await conn.execute(text("SELECT sku FROM items"))).scalars().all()
+                levels = (await conn.execute(HISTORY_SEEKS)).scalars().all()
+            return close_matches(typo, sorted({*items, *levels}))
+
         async def unknown_before() -> list[str]:
             assert not await ledger.is_known_sku(typo)
             async with ledger._engine.connect() as conn:
@@ -119,6 +143,7 @@ async def _measure(size: Size, url: str, dialect: str, out: Outcome) -> None:
         cpu = cpu_seconds()
         unknown_ms = await _median_ms(unknown, TIMES)
         unknown_cpu_ms = (cpu_seconds() - cpu) / (TIMES + 1) * 1000
+        by_history_ms = await _median_ms(unknown_by_history, BASELINE_TIMES)
         before_ms = await _median_ms(unknown_before, BASELINE_TIMES)
         skus = await ledger.known_skus()
         started = cpu_seconds()
@@ -139,6 +164,7 @@ async def _measure(size: Size, url: str, dialect: str, out: Outcome) -> None:
             "known_levels_by_scan_ms": round(scanned_ms, 2),
             "unknown_answer_ms": round(unknown_ms, 1),
             "unknown_answer_process_cpu_ms": round(unknown_cpu_ms, 1),
+            "unknown_answer_by_history_seeks_ms": round(by_history_ms, 1),
             "unknown_answer_before_ms": round(before_ms, 1),
             "matching_cpu_ms": round(matching_ms, 1),
             "difflib_cpu_ms": round(difflib_ms, 1),

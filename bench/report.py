@@ -126,7 +126,8 @@ NOTES = """\
   levels (`Ledger.current_levels`, what `/drift` renders from) and an unknown SKU's
   answer (`is_known_sku`, `known_skus`, `bot.matches.close_matches`: "Did you mean").
   Baselines in the same run: the reads before (`WHERE sku = ...` on `level_current`,
-  whose key leads with `system`; every current row's SKU) and difflib.
+  whose key leads with `system`; every current row's SKU) and difflib; and the SKUs
+  read by seeks of history's index by SKU (what `known_skus` did before `level_skus`).
 """
 
 

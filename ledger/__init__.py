@@ -17,6 +17,9 @@ Tables
         Changes only: a row is written when a quantity differs from the one before it.
         An observation older than the stored one is ignored (counted ``stale``), so a
         late poll never moves a level back in time.
+    level_skus
+        Every SKU some system holds a level of, noted with its first level: ``/drift``
+        finds a SKU, and lists them all for "Did you mean", without reading levels.
     incidents
         Drift and other trouble, ``open`` → ``acknowledged`` → ``resolved`` (and
         ``reopen``). At most one non-resolved incident per fingerprint, enforced by a

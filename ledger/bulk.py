@@ -100,6 +100,11 @@ class LevelBulk:
             return f"SELECT {fields} FROM {rows_from}"
 
         text4 = ("text",) * 4
+        # (WHERE true: SQLite reads ON CONFLICT after a bare FROM as a join's)
+        self._skus = (
+            f"INSERT INTO level_skus (sku) {select(('sku',), ('text',))} WHERE true "
+            "ON CONFLICT (sku) DO NOTHING"
+        )
         current_columns = [f"c.{c}" for c in _CURRENT]
         current_columns[5] = f"{EFFECTIVE_OBSERVED_AT} AS observed_at"
         self._load = (
@@ -217,6 +222,12 @@ class LevelBulk:
         previous complete read's, where that is later, and stays there."""
         if keys:
             await conn.exec_driver_sql(self._absent, (json.dumps(list(keys)),))
+
+    async def insert_skus(self, conn: AsyncConnection, skus: Sequence[str]) -> None:
+        """Note ``skus`` in ``level_skus`` (those already there are left as they are), as
+        one JSON array: a first read of 100,000 SKUs is one statement."""
+        if skus:
+            await conn.exec_driver_sql(self._skus, (json.dumps([[sku] for sku in skus]),))
 
     async def insert_history(self, conn: AsyncConnection, rows: Sequence[HistoryRow]) -> None:
         """Append history rows."""

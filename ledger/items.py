@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.records import Item
 from ledger.store import Store, dialect_insert
-from ledger.tables import ITEM_SYSTEM_IDS, ITEMS, LEVEL_HISTORY
+from ledger.tables import ITEM_SYSTEM_IDS, ITEMS, LEVEL_SKUS
 from ledger.types import require_json, require_text, require_utc
 
 
@@ -80,9 +80,8 @@ class Items(Store):
         """Whether the ledger has seen ``sku``, as an item or in a level (an index
         lookup; :meth:`known_skus` lists them all)."""
         item = select(ITEMS.c.sku).where(ITEMS.c.sku == sku).limit(1)
-        # level_history's index leads with sku (level_current's key leads with system);
-        # a level's first observation always writes a history row
-        level = select(LEVEL_HISTORY.c.sku).where(LEVEL_HISTORY.c.sku == sku).limit(1)
+        # level_current's key leads with system: its SKUs are in level_skus
+        level = select(LEVEL_SKUS.c.sku).where(LEVEL_SKUS.c.sku == sku)
         async with self._read() as conn:
             if (await conn.execute(item)).first() is not None:
                 return True

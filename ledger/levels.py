@@ -29,7 +29,7 @@ from ledger.recall import LastRead, content_hashes
 from ledger.records import LevelBlock, LevelObservation, LevelRow, RecordResult
 from ledger.storable import require_storable
 from ledger.store import Store, dialect_insert
-from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_HISTORY, LEVEL_READS
+from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_HISTORY, LEVEL_READS, LEVEL_SKUS
 from ledger.types import require_utc
 from ledger.watermark import (
     I32,
@@ -77,8 +77,6 @@ def _distinct_by_seeks(table: str, column: str) -> TextClause:
 
 #: The systems ``level_current`` holds levels of (its key leads with ``system``).
 LEVEL_SYSTEMS = _distinct_by_seeks("level_current", "system")
-#: The SKUs ``level_history`` holds (``ix_level_history_key_time`` leads with ``sku``).
-HISTORY_SKUS = _distinct_by_seeks("level_history", "sku")
 #: the PostgreSQL advisory lock (transaction-scoped) that serializes level recording
 #: across replicas; a fixed 64-bit key ("dw-level" in ASCII)
 LEVELS_LOCK = 0x64772D6C6576656C
@@ -262,12 +260,12 @@ class Levels(Store):
     async def known_skus(self) -> list[str]:
         """Every SKU the ledger has seen, as an item or in a level, sorted.
 
-        A level's SKU is found in ``level_history`` (a level's first observation always
-        writes a history row) one seek of its index by SKU each: the SKUs of a big
-        catalog, not its millions of rows (/drift's "Did you mean" reads them all)."""
+        A level's SKU is read from ``level_skus``, one row each (the record path notes
+        a SKU there with its first level): a big catalog's SKUs, not its millions of
+        levels (/drift's "Did you mean" reads them all)."""
         async with self._read() as conn:
             items = (await conn.execute(select(ITEMS.c.sku))).scalars().all()
-            levels = (await conn.execute(HISTORY_SKUS)).scalars().all()
+            levels = (await conn.execute(select(LEVEL_SKUS.c.sku))).scalars().all()
         return sorted({*items, *levels})
 
 
@@ -299,6 +297,8 @@ class _Batch:
         self.read_at: dict[str, datetime] = {}
         #: this batch's complete reads, as a later batch's blocks name them (Place.since)
         self.read = object()
+        #: the SKUs of the keys this batch writes as new (``level_skus`` at finish)
+        self.skus: set[str] = set()
 
     @property
     def touched(self) -> set[str]:
@@ -499,6 +499,7 @@ class _Batch:
                 _part(block.sources, start, end, chosen),
             )
             await self.bulk.insert_levels(conn, system, block.states, columns, texts)
+            self.skus.update(columns[0])
             changes.write_levels(
                 marks,
                 combine(levels[picked + start][:, None], states[None, :]).ravel(),
@@ -607,9 +608,12 @@ class _Batch:
         # and insert_new checks the columns it builds for the new keys.
         _check_text(passed, ("sku", "location", "state", "source"))
         await self.bulk.insert_new(conn, fresh)
+        self.skus.update(map(attrgetter("sku"), fresh))
         self.changed += len(fresh)
         del fresh
-        written, stale, upserts, pending = await _record_chunk(conn, self.bulk, passed, known)
+        written, stale, upserts, pending = await _record_chunk(
+            conn, self.bulk, passed, known, self.skus
+        )
         self.changed += written
         self.stale += stale
         by_system_rows: dict[str, list[CurrentRow]] = {}
@@ -630,9 +634,10 @@ class _Batch:
             changes.refreshed_observed.append(probe.observed[refreshed])
 
     async def finish(self, conn: AsyncConnection) -> None:
-        """Mark the keys complete reads did not report, and take each system's read
-        time and new version."""
+        """Note the SKUs of new keys, mark the keys complete reads did not report, and
+        take each system's read time and new version."""
         await self._lock(conn, self.complete)
+        await self.bulk.insert_skus(conn, sorted(self.skus))
         reads = LEVEL_READS.c
         for system in sorted(self.locked):
             changes = self.changes.get(system)
@@ -700,10 +705,12 @@ async def _record_chunk(
     bulk: LevelBulk,
     chunk: list[LevelObservation],
     known: dict[Key, CurrentRow | None],
+    new_skus: set[str],
 ) -> tuple[int, int, list[CurrentRow], set[Key]]:
     """One chunk recorded: history rows written, stale observations, the current rows
     written and the keys applied one by one (new, changed, stale, or ``known``: their
-    stored row, None for a new key, came from the watermark instead of the database)."""
+    stored row, None for a new key, came from the watermark instead of the database).
+    The SKUs of keys written as new go into ``new_skus``."""
     single: dict[Key, LevelObservation] = {}
     repeated: dict[Key, list[LevelObservation]] = {}
     for obs in chunk:
@@ -741,6 +748,8 @@ async def _record_chunk(
         stale += ignored
         if row is not None:
             upserts.append(row)
+            if stored is None:
+                new_skus.add(key[1])
     await bulk.insert_history(conn, history)
     await bulk.upsert_current(conn, upserts)
     return len(history), stale, upserts, {key for key, _ in pending} | repeated.keys()

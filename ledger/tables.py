@@ -88,6 +88,17 @@ class LevelCurrentRow(SQLModel, table=True):
     absent: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
+class LevelSkuRow(SQLModel, table=True):
+    """A SKU some system holds a level of: written when a SKU's first level is recorded,
+    so ``/drift`` knows a SKU with one seek and lists a catalog's SKUs for "Did you
+    mean" by reading one row each (``level_current``'s key leads with ``system``, and a
+    big catalog has millions of levels for its 100,000 SKUs)."""
+
+    __tablename__ = "level_skus"
+
+    sku: str = Field(primary_key=True)
+
+
 class LevelReadRow(SQLModel, table=True):
     """The last complete read of one system's levels, and a counter of writes.
 
@@ -485,6 +496,7 @@ ITEM_SYSTEM_IDS = _table("item_system_ids")
 LEVEL_CURRENT = _table("level_current")
 LEVEL_HISTORY = _table("level_history")
 LEVEL_READS = _table("level_reads")
+LEVEL_SKUS = _table("level_skus")
 INCIDENTS = _table("incidents")
 RESYNCS = _table("resyncs")
 ADJUSTMENTS = _table("adjustments")
@@ -514,6 +526,7 @@ __all__ = [
     "LEVEL_CURRENT",
     "LEVEL_HISTORY",
     "LEVEL_READS",
+    "LEVEL_SKUS",
     "OUTBOX",
     "REPLICAS",
     "REPLICA_HEALTH",
@@ -534,6 +547,7 @@ __all__ = [
     "LevelCurrentRow",
     "LevelHistoryRow",
     "LevelReadRow",
+    "LevelSkuRow",
     "OutboxRow",
     "ReplicaHealthRow",
     "ReplicaRow",

@@ -29,5 +29,10 @@ def sent_statements(ledger: Ledger) -> Iterator[list[tuple[str, Any]]]:
 
 
 def sku_lists(statements: list[tuple[str, Any]]) -> list[str]:
-    """Those of ``statements`` that list every SKU (``Ledger.known_skus``'s recursive read)."""
-    return [s for s, _ in statements if "level_history" in s and "RECURSIVE" in s]
+    """Those of ``statements`` that list every SKU (``Ledger.known_skus``'s read of
+    ``level_skus``, with no condition; ``is_known_sku`` seeks one)."""
+    return [
+        s
+        for s, _ in statements
+        if s.lstrip().upper().startswith("SELECT") and "level_skus" in s and "WHERE" not in s
+    ]

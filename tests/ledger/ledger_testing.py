@@ -104,12 +104,14 @@ class Writes:
 
 
 async def level_tables(url: str) -> list[list[Any]]:
-    """The rows of level_current, level_history and level_reads, in a fixed order, read
-    around the ledger: what two ledgers fed the same levels must agree on."""
+    """The rows of level_current, level_history, level_reads and level_skus, in a fixed
+    order, read around the ledger: what two ledgers fed the same levels must agree on.
+    Checks that level_skus holds exactly the SKUs level_current does, whichever way
+    their levels were written."""
     engine = create_async_engine(normalize_url(url))
     try:
         async with engine.connect() as conn:
-            return [
+            tables = [
                 list(await conn.execute(text(query)))
                 for query in (
                     "SELECT system, sku, location, state, quantity, observed_at, changed_at, "
@@ -117,10 +119,13 @@ async def level_tables(url: str) -> list[list[Any]]:
                     "SELECT system, sku, location, state, quantity, observed_at, source "
                     "FROM level_history ORDER BY id",
                     "SELECT system, observed_at FROM level_reads ORDER BY system",
+                    "SELECT sku FROM level_skus ORDER BY sku",
                 )
             ]
     finally:
         await engine.dispose()
+    assert {row[0] for row in tables[3]} == {row[1] for row in tables[0]}, tables[3]
+    return tables
 
 
 def plain_value(value: object) -> object:

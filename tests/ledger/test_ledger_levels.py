@@ -12,7 +12,7 @@ from ledger_testing import T0, at, obs, scalar
 from sql_testing import sent_statements
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger import InvalidArgument, Ledger, LevelObservation, RecordResult
+from ledger import InvalidArgument, Ledger, LevelBlock, LevelObservation, RecordResult
 from ledger.levels import CHUNK, READ_CHUNK
 
 
@@ -265,6 +265,7 @@ async def test_replicas_recording_one_poll_at_once_write_each_change_once(
         for r in replicas:
             await r.close()
     assert await scalar(raw, "SELECT count(*) FROM level_history") == 400
+    assert await scalar(raw, "SELECT count(*) FROM level_skus") == 100
     duplicated = await scalar(
         raw,
         "SELECT count(*) FROM (SELECT system, sku, location, state, quantity"
@@ -345,11 +346,12 @@ async def test_known_skus_are_every_sku_of_levels_and_items_however_spelled(
     assert await ledger.known_skus() == sorted({*skus, "ONLY-ITEM"})
 
 
-async def test_known_skus_are_read_through_the_sku_index_not_a_scan(
+async def test_known_skus_read_one_row_per_sku_not_the_levels(
     ledger: Ledger, raw: AsyncEngine
 ) -> None:
-    """/drift of a SKU the ledger does not know lists every SKU for "Did you mean":
-    one seek of history's index by SKU each, never a scan of millions of rows."""
+    """/drift of a SKU the ledger does not know lists every SKU for "Did you mean": one
+    row of ``level_skus`` each, never the levels (millions of them at 100,000 SKUs); and
+    whether a SKU is known is one seek of that table's key."""
     await ledger.record_levels(
         [
             obs(1, 0, system=s, sku=f"S-{i}", location=loc)
@@ -358,14 +360,62 @@ async def test_known_skus_are_read_through_the_sku_index_not_a_scan(
             for loc in ("east", "west")
         ]
     )
+    assert await scalar(raw, "SELECT count(*) FROM level_skus") == 30
     with sent_statements(ledger) as statements:
         assert len(await ledger.known_skus()) == 30
-    reads = [(s, p) for s, p in statements if "level_" in s]
+    reads = [s for s, _ in statements if "level_" in s]
     assert len(reads) == 1, reads
-    key_time = "ix_level_history_key_time"
-    await _assert_seeks(
-        raw, reads, "level_history", {"postgresql": key_time, "sqlite": key_time}, "sku"
+    assert "level_skus" in reads[0]
+    assert "level_current" not in reads[0]
+    assert "level_history" not in reads[0]
+    with sent_statements(ledger) as statements:
+        assert await ledger.is_known_sku("S-7")
+        assert not await ledger.is_known_sku("S-77")
+    seeks = [(s, p) for s, p in statements if "level_" in s]
+    assert len(seeks) == 2, seeks
+    skus_key = {"postgresql": "level_skus_pkey", "sqlite": "sqlite_autoindex_level_skus_1"}
+    await _assert_seeks(raw, seeks, "level_skus", skus_key, "sku")
+
+
+#: SKUs from other systems: JSON's own quote and backslash, SQL's, a bracket, accents
+HOSTILE_SKUS = ['Q"1', "Q\\2", "Q'3", "Q]4", "Ä-5", "日本-6", "Q 7 ", "Q" + "x" * 300]
+
+
+async def test_every_way_a_level_is_first_written_notes_its_sku(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """A SKU is known from its first level on, whichever way that level was written: a
+    poll, a key observed twice in a batch, a system's first complete read (as
+    observations, and as columns), a SKU new to a later complete read; each SKU once
+    however many systems, locations and batches hold it, hours apart."""
+    assert await ledger.record_levels([obs(1, 0, sku="POLL-1"), obs(2, 0, sku=HOSTILE_SKUS[0])])
+    await ledger.record_levels([obs(1, 1, sku="TWICE-1"), obs(2, 2, sku="TWICE-1")])
+    full = [obs(3, 3, system="wms", sku=sku) for sku in ("FULL-1", *HOSTILE_SKUS[1:4])]
+    await ledger.record_levels(full, complete=["wms"])
+    skus = ["BLOCK-1", "POLL-1", *HOSTILE_SKUS[4:]]
+    block = LevelBlock(
+        system="erp",
+        states=("on_hand", "available"),
+        skus=skus,
+        locations=["east"] * len(skus),
+        quantities=[q for n in range(len(skus)) for q in (n, n)],
+        observed_at=[at(4)] * len(skus),
+        changed_at=[None] * len(skus),
+        sources=["poll"] * len(skus),
     )
+    await ledger.record_levels(blocks=[block], complete=["erp"])
+    later = [*full, obs(4, 60 * 5, system="wms", sku="LATER-1")]
+    await ledger.record_levels(later, complete=["wms"])  # hours later, one SKU new
+    expected = sorted({"POLL-1", "TWICE-1", "FULL-1", "BLOCK-1", "LATER-1", *HOSTILE_SKUS})
+    assert await ledger.known_skus() == expected
+    assert all([await ledger.is_known_sku(sku) for sku in expected])
+    assert not await ledger.is_known_sku("Q")
+    assert await scalar(raw, "SELECT count(*) FROM level_skus") == len(expected)
+    # a batch refused for one bad level notes none of its SKUs
+    with pytest.raises(InvalidArgument):
+        await ledger.record_levels([obs(1, 9, sku="NEW-1"), obs(1, 9, sku="NEW-2", source="\x00")])
+    assert not await ledger.is_known_sku("NEW-1")
+    assert await ledger.known_skus() == expected
 
 
 async def _assert_seeks(

@@ -21,6 +21,7 @@ TABLES = {
     "item_system_ids",
     "level_current",
     "level_history",
+    "level_skus",
     "incidents",
     "resyncs",
     "adjustments",
@@ -167,3 +168,39 @@ async def test_0003_unpoisons_trigger_times_and_folds_refusals_into_counts(
         assert kept["genuine"].ordered_at == t0
         window = await ledger.delivery_window("shopify", t0)
         assert window.count("rejected_signature") == 40
+
+
+async def test_0012_notes_every_sku_a_ledger_already_holds(db_url: str, raw: AsyncEngine) -> None:
+    """A ledger upgraded in place knows the SKUs of the levels it held (as /drift knew
+    them through history before), each once, quotes and all; its new levels add theirs."""
+    from datetime import UTC, datetime
+
+    from ledger_testing import obs
+
+    async with Ledger.from_url(db_url) as ledger:
+        await ledger.upgrade("0011")
+    at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    if raw.dialect.name == "sqlite":
+        at = at.replace(tzinfo=None)
+    levels = [(system, sku) for system in ("erp", "wms") for sku in ("A-1", "B'2", "日本-3")]
+    async with raw.begin() as conn:
+        for table, extra in (("level_current", ", changed_at"), ("level_history", "")):
+            for system, sku in levels:
+                await conn.execute(
+                    text(
+                        f"INSERT INTO {table} (system, sku, location, state, quantity, "
+                        f"observed_at{extra}, source) VALUES (:system, :sku, 'east', "
+                        f"'available', 1, :at{', :at' if extra else ''}, 'poll')"
+                    ),
+                    {"system": system, "sku": sku, "at": at},
+                )
+    async with Ledger.from_url(db_url) as ledger:
+        await ledger.upgrade()
+        assert await ledger.known_skus() == sorted({"A-1", "B'2", "日本-3"})
+        assert await ledger.is_known_sku("B'2")
+        await ledger.record_levels([obs(1, 0, sku="C-4"), obs(2, 0, sku="A-1")])
+        assert await ledger.known_skus() == sorted({"A-1", "B'2", "C-4", "日本-3"})
+        async with raw.begin() as conn:
+            await conn.run_sync(_downgrade, "0011")
+        async with raw.connect() as conn:
+            assert await conn.scalar(text("SELECT count(DISTINCT sku) FROM level_current")) == 4

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -262,11 +263,16 @@ class Levels(Store):
 
         A level's SKU is read from ``level_skus``, one row each (the record path notes
         a SKU there with its first level): a big catalog's SKUs, not its millions of
-        levels (/drift's "Did you mean" reads them all)."""
+        levels (/drift's "Did you mean" reads them all). They come as one JSON array
+        (hand-written aggregate): 100,000 rows through the driver and SQLAlchemy cost
+        about 0.4 s of the event loop's CPU, the array 0.02-0.04 s (BENCHMARKS.md, B9)."""
+        aggregate = func.json_agg if self.dialect == "postgresql" else func.json_group_array
         async with self._read() as conn:
             items = (await conn.execute(select(ITEMS.c.sku))).scalars().all()
-            levels = (await conn.execute(select(LEVEL_SKUS.c.sku))).scalars().all()
-        return sorted({*items, *levels})
+            levels = (await conn.execute(select(aggregate(LEVEL_SKUS.c.sku)))).scalar_one()
+        if isinstance(levels, str):  # SQLite's text; psycopg parses PostgreSQL's json
+            levels = json.loads(levels)
+        return sorted({*items, *(levels or ())})
 
 
 def _chunks(observations: Iterable[LevelObservation]) -> Iterator[list[LevelObservation]]:

@@ -311,6 +311,8 @@ async def test_a_skus_levels_come_from_every_system_and_no_other_sku(ledger: Led
 async def test_an_empty_ledger_has_no_levels_of_any_sku(ledger: Ledger) -> None:
     assert await ledger.current_levels("A-1") == []
     assert await ledger.current_levels(skus=["A-1", "B-2"]) == []
+    assert await ledger.known_skus() == []
+    assert not await ledger.is_known_sku("A-1")
 
 
 async def test_a_skus_levels_are_read_through_the_key_not_a_scan(

@@ -257,7 +257,7 @@ async def test_a_webhook_between_two_identical_reads_is_undone_by_the_second(
     """What the on-call engineer would see: the warehouse still says 5 after a webhook
     said 7, so the ledger says 5 again, with the change in history."""
     url = f"sqlite:///{tmp_path_factory.mktemp('recall') / 'ledger.db'}"
-    _, (current, history, _) = await _replay(
+    _, (current, history, *_) = await _replay(
         url, SCENARIOS["a webhook changed a key between two identical reads"][:3], True
     )
     key = ("shopify", "SKU-0", "east", "available")

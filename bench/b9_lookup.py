@@ -37,6 +37,7 @@ from bench._common import Check, Outcome, cpu_seconds
 from bench.b1_reconcile import FULL, QUICK, Database, Size
 from bot.matches import close_matches
 from ledger import Ledger
+from ledger.levels import NOTE_HISTORY_SKUS, distinct_by_seeks
 
 #: lookups timed per figure (the baselines, slower, fewer)
 TIMES, BASELINE_TIMES = 15, 3
@@ -51,15 +52,7 @@ SCAN_LEVELS = text(
 )
 SCAN_SKUS = text("SELECT sku FROM items UNION SELECT sku FROM level_current")
 #: the SKUs as 9d051fe to 0012 read them: a loose index scan of history's index by SKU
-HISTORY_SEEKS = text(
-    "WITH RECURSIVE d(v) AS (SELECT min(sku) FROM level_history "
-    "UNION ALL SELECT (SELECT min(t.sku) FROM level_history AS t WHERE t.sku > d.v) "
-    "FROM d WHERE d.v IS NOT NULL) SELECT v FROM d WHERE v IS NOT NULL"
-)
-#: level_skus filled as migration 0012 fills it
-FILL_SKUS = (
-    "INSERT INTO level_skus (sku) SELECT sku FROM level_history UNION SELECT sku FROM level_current"
-)
+HISTORY_SEEKS = distinct_by_seeks("level_history", "sku")
 
 
 async def _median_ms(call: Callable[[], Awaitable[object]], times: int) -> float:
@@ -83,7 +76,7 @@ def _fill_postgres(url: str, rows: list[b1_floor.Row]) -> None:
         history = "COPY level_history (system, sku, location, state, quantity, observed_at, "
         with conn.cursor().copy(history + "source) FROM STDIN") as copy:
             copy.write("".join("\t".join(map(str, (*r[:6], r[7]))) + "\n" for r in rows))
-        conn.execute(FILL_SKUS)
+        conn.execute(str(NOTE_HISTORY_SKUS))  # level_skus, filled as migration 0012 does
         for table in ("level_current", "level_history", "level_skus"):
             conn.execute(f"ANALYZE {table}")
 
@@ -100,8 +93,12 @@ async def run(size: Size, dialect: str) -> Outcome:
                 path = Path(database.url.removeprefix("sqlite:///"))
                 b1_floor.write(path, rows, history)
                 del history
-                with sqlite3.connect(path) as conn:
-                    conn.execute(FILL_SKUS)
+                conn = sqlite3.connect(path)
+                try:
+                    with conn:  # level_skus, filled as migration 0012 does
+                        conn.execute(str(NOTE_HISTORY_SKUS))
+                finally:
+                    conn.close()
             else:
                 _fill_postgres(database.url, rows)
             del rows

@@ -98,3 +98,31 @@ async def test_the_start_up_heap_is_left_out_of_garbage_collection_while_serving
         finally:
             await service.stop()
     assert gc.get_freeze_count() == frozen_before
+
+
+async def test_skus_an_older_version_recorded_are_known_once_the_service_starts(
+    tmp_path: Path,
+) -> None:
+    """A replica older than migration 0012, still running in a rolling upgrade, writes a
+    level without noting its SKU: ``/drift`` of it would answer "unknown". A service
+    notes such SKUs as it starts."""
+    async with (
+        demo_world() as demo,
+        Ledger.from_url(f"sqlite:///{tmp_path / 'older.db'}") as ledger,
+    ):
+        await ledger.upgrade()
+        async with ledger._engine.begin() as conn:
+            for table, changed in (("level_current", ", changed_at"), ("level_history", "")):
+                await conn.exec_driver_sql(
+                    f"INSERT INTO {table} (system, sku, location, state, quantity, "
+                    f"observed_at{changed}, source) VALUES ('wms', 'OLD-1', 'east', "
+                    f"'on_hand', 3, '2026-12-01 09:00:00.000000'"
+                    f"{', NULL' if changed else ''}, 'poll')"
+                )
+        assert not await ledger.is_known_sku("OLD-1")
+        service = Service(demo.config, demo.environ, ledger)
+        await service.start(host="127.0.0.1", port=0, schedule=False)
+        try:
+            assert await ledger.is_known_sku("OLD-1")
+        finally:
+            await service.stop()

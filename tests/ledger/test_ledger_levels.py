@@ -380,7 +380,9 @@ async def test_known_skus_read_one_row_per_sku_not_the_levels(
 
 
 #: SKUs from other systems: JSON's own quote and backslash, SQL's, a bracket, accents
+#: and text that reads as JSON or a number
 HOSTILE_SKUS = ['Q"1', "Q\\2", "Q'3", "Q]4", "Ä-5", "日本-6", "Q 7 ", "Q" + "x" * 300]
+HOSTILE_SKUS += ["null", "[1]", "00123", "1e3", "true", "q-1", "Q-1"]
 
 
 async def test_every_way_a_level_is_first_written_notes_its_sku(
@@ -413,11 +415,14 @@ async def test_every_way_a_level_is_first_written_notes_its_sku(
     assert all([await ledger.is_known_sku(sku) for sku in expected])
     assert not await ledger.is_known_sku("Q")
     assert await scalar(raw, "SELECT count(*) FROM level_skus") == len(expected)
-    # a batch refused for one bad level notes none of its SKUs
+    # a batch refused for one bad level in its second chunk, after the first chunk's
+    # levels were written, notes none of its SKUs
+    refused = [obs(1, 9, sku=f"NEW-{n}") for n in range(CHUNK)]
     with pytest.raises(InvalidArgument):
-        await ledger.record_levels([obs(1, 9, sku="NEW-1"), obs(1, 9, sku="NEW-2", source="\x00")])
+        await ledger.record_levels([*refused, obs(1, 9, sku="NEW-X", source="\x00")])
     assert not await ledger.is_known_sku("NEW-1")
     assert await ledger.known_skus() == expected
+    assert await scalar(raw, "SELECT count(*) FROM level_current WHERE sku = 'NEW-1'") == 0
 
 
 async def _assert_seeks(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from ledger_testing import obs
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -173,27 +175,10 @@ async def test_0003_unpoisons_trigger_times_and_folds_refusals_into_counts(
 async def test_0012_notes_every_sku_a_ledger_already_holds(db_url: str, raw: AsyncEngine) -> None:
     """A ledger upgraded in place knows the SKUs of the levels it held (as /drift knew
     them through history before), each once, quotes and all; its new levels add theirs."""
-    from datetime import UTC, datetime
-
-    from ledger_testing import obs
-
     async with Ledger.from_url(db_url) as ledger:
         await ledger.upgrade("0011")
-    at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    if raw.dialect.name == "sqlite":
-        at = at.replace(tzinfo=None)
-    levels = [(system, sku) for system in ("erp", "wms") for sku in ("A-1", "B'2", "日本-3")]
-    async with raw.begin() as conn:
-        for table, extra in (("level_current", ", changed_at"), ("level_history", "")):
-            for system, sku in levels:
-                await conn.execute(
-                    text(
-                        f"INSERT INTO {table} (system, sku, location, state, quantity, "
-                        f"observed_at{extra}, source) VALUES (:system, :sku, 'east', "
-                        f"'available', 1, :at{', :at' if extra else ''}, 'poll')"
-                    ),
-                    {"system": system, "sku": sku, "at": at},
-                )
+    await _write_levels_as_0011(raw, ["A-1", "B'2", "日本-3"])
+    await _write_levels_as_0011(raw, ["A-1"], quantity=2)  # a change: history twice
     async with Ledger.from_url(db_url) as ledger:
         await ledger.upgrade()
         assert await ledger.known_skus() == sorted({"A-1", "B'2", "日本-3"})
@@ -203,4 +188,50 @@ async def test_0012_notes_every_sku_a_ledger_already_holds(db_url: str, raw: Asy
         async with raw.begin() as conn:
             await conn.run_sync(_downgrade, "0011")
         async with raw.connect() as conn:
-            assert await conn.scalar(text("SELECT count(DISTINCT sku) FROM level_current")) == 4
+            assert "level_skus" not in await conn.run_sync(
+                lambda c: set(inspect(c).get_table_names())
+            )
+
+
+async def test_skus_an_older_replica_recorded_are_noted_at_start(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """During a rolling upgrade a replica older than 0012 records levels without noting
+    their SKUs: /drift would call them unknown. ``note_unlisted_skus`` (each service
+    runs it at start) notes them, and only them."""
+    await ledger.record_levels([obs(1, 0, sku="NEW-1")])
+    await _write_levels_as_0011(raw, ["OLD-1", "OLD'2"])
+    assert not await ledger.is_known_sku("OLD-1")
+    assert await ledger.note_unlisted_skus() == 2
+    assert await ledger.known_skus() == ["NEW-1", "OLD'2", "OLD-1"]
+    assert await ledger.is_known_sku("OLD-1")
+    assert await ledger.note_unlisted_skus() == 0
+
+
+async def _write_levels_as_0011(raw: AsyncEngine, skus: list[str], quantity: int = 1) -> None:
+    """Levels of ``skus`` in two systems written as code before 0012 wrote them: a current
+    row (inserted or updated) and a history row each, no ``level_skus``."""
+    at = datetime(2026, 12, 1, 9, quantity, tzinfo=UTC)
+    if raw.dialect.name == "sqlite":
+        at = at.replace(tzinfo=None)
+    columns = "system, sku, location, state, quantity, observed_at"
+    async with raw.begin() as conn:
+        for system in ("erp", "wms"):
+            for sku in skus:
+                values = {"system": system, "sku": sku, "q": quantity, "at": at}
+                await conn.execute(
+                    text(
+                        f"INSERT INTO level_current ({columns}, changed_at, source) VALUES "
+                        "(:system, :sku, 'east', 'available', :q, :at, :at, 'poll') "
+                        "ON CONFLICT (system, sku, location, state) DO UPDATE SET "
+                        "quantity = excluded.quantity"
+                    ),
+                    values,
+                )
+                await conn.execute(
+                    text(
+                        f"INSERT INTO level_history ({columns}, source) VALUES "
+                        "(:system, :sku, 'east', 'available', :q, :at, 'poll')"
+                    ),
+                    values,
+                )

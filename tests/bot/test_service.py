@@ -12,6 +12,7 @@ import httpx
 from bot.cli.demo import demo_world
 from bot.service import Service, ledger_url
 from ledger import Ledger
+from tests.pg_testing import pg_schema
 
 
 async def test_the_scheduled_diff_alerts_and_the_server_reports_health(tmp_path: Path) -> None:
@@ -100,15 +101,15 @@ async def test_the_start_up_heap_is_left_out_of_garbage_collection_while_serving
     assert gc.get_freeze_count() == frozen_before
 
 
-async def test_skus_an_older_version_recorded_are_known_once_the_service_starts(
-    tmp_path: Path,
-) -> None:
-    """A replica older than migration 0012, still running in a rolling upgrade, writes a
-    level without noting its SKU: ``/drift`` of it would answer "unknown". A service
-    notes such SKUs as it starts."""
+async def test_skus_an_older_version_recorded_are_known_once_the_service_starts() -> None:
+    """A replica older than migration 0012, still running in a rolling upgrade on one
+    PostgreSQL, writes a level without noting its SKU: ``/drift`` of it would answer
+    "unknown". A service notes such SKUs as it starts. (SQLite has no replicas: one
+    process holds its file, so a SQLite service skips this.)"""
     async with (
+        pg_schema() as url,
         demo_world() as demo,
-        Ledger.from_url(f"sqlite:///{tmp_path / 'older.db'}") as ledger,
+        Ledger.from_url(url) as ledger,
     ):
         await ledger.upgrade()
         async with ledger._engine.begin() as conn:
@@ -116,7 +117,7 @@ async def test_skus_an_older_version_recorded_are_known_once_the_service_starts(
                 await conn.exec_driver_sql(
                     f"INSERT INTO {table} (system, sku, location, state, quantity, "
                     f"observed_at{changed}, source) VALUES ('wms', 'OLD-1', 'east', "
-                    f"'on_hand', 3, '2026-12-01 09:00:00.000000'"
+                    f"'on_hand', 3, '2026-12-01 09:00:00.000000+00'"
                     f"{', NULL' if changed else ''}, 'poll')"
                 )
         assert not await ledger.is_known_sku("OLD-1")

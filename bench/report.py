@@ -76,8 +76,11 @@ NOTES = """\
   bulk poll interval (1 s).
 - **B1F** the floor under B1's first run on SQLite: B1's 6.5 million current rows and
   6.5 million history rows (13 keys per SKU × location) written into the ledger's own
-  schema by the standard library's `sqlite3` alone (`executemany`, 20,000 rows a
-  transaction, WAL, `synchronous=NORMAL`), rows built before the clock starts. No
+  schema by the standard library's `sqlite3` alone, as the ledger writes new keys since
+  2026-12-07 (20,000 rows a transaction, the current rows bound once by `executemany`
+  into a temporary table and copied by SQLite into both tables, WAL,
+  `synchronous=NORMAL`), rows built before the clock starts; the `bound_twice` probe
+  writes them the way before it (an `executemany` per table). No
   Driftwatch code runs while it is timed: above B1's 20 s target, it shows that no code
   change meets that target while the schema holds one row per state and key. Since
   migration 0013 its `level_current` is `WITHOUT ROWID`; the `rowid_current` probe

@@ -7,7 +7,9 @@ array parameter and is expanded server-side (``json_array_elements`` on PostgreS
 C-speed ``json.dumps`` rather than per-row parameter processing. Writes are the
 exception, because a first read of 100,000 SKUs writes 6.5 million rows to each table.
 On SQLite every insert and upsert goes through ``executemany``, which binds the rows in
-C (the JSON form took about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16). On
+C (the JSON form took about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16); new
+keys' rows are bound once, as current rows into a temporary table, and SQLite copies
+them into both level tables. On
 PostgreSQL, history rows and the current rows of keys the watermark knows to be new go
 through ``COPY ... FROM STDIN`` in its text format, built by hand (:func:`copy_rows`;
 a first read's new keys one level at a time, in :meth:`LevelBulk.insert_levels`, sent
@@ -51,6 +53,10 @@ EFFECTIVE_OBSERVED_AT = (
     "THEN c.observed_at ELSE r.observed_at END)"
 )
 _HISTORY = (*_KEY, "quantity", "observed_at", "source")
+#: new levels' current rows, on their way into both level tables (``LevelBulk._write_new``
+#: on SQLite, emptied after each write; :func:`_copy_staged` on PostgreSQL, a table of the
+#: session's own in ``pg_temp``, dropped at commit or rollback)
+_STAGED = "driftwatch_new_levels"
 _KEY_FIELDS = tuple(attrgetter(name) for name in _KEY)
 _QUANTITY, _SOURCE = attrgetter("quantity"), attrgetter("source")
 _OBSERVED, _CHANGED = attrgetter("observed_at"), attrgetter("changed_at")
@@ -131,12 +137,23 @@ class LevelBulk:
         )
         if placeholder is None:  # upserts as one JSON array, inserts through COPY
             current_rows = select(_CURRENT, current_types)
-            self._history = self._insert = ""
+            self._history = ""
         else:  # one row of parameters, for executemany
             history_rows = f"VALUES ({', '.join([placeholder] * len(_HISTORY))})"
             current_rows = f"VALUES ({', '.join([placeholder] * len(_CURRENT))})"
             self._history = f"INSERT INTO level_history ({', '.join(_HISTORY)}) {history_rows}"
-            self._insert = f"INSERT INTO level_current ({', '.join(_CURRENT)}) {current_rows}"
+            # SQLite: new keys' current rows bound once, into a table of the connection's
+            # own, and copied from there into both tables by SQLite (see _write_new)
+            staged = f"temp.{_STAGED}"
+            self._stage = (
+                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGED} ({', '.join(_CURRENT)})",
+                f"INSERT INTO {staged} ({', '.join(_CURRENT)}) {current_rows}",
+                f"INSERT INTO level_history ({', '.join(_HISTORY)}) "
+                f"SELECT {', '.join(_HISTORY)} FROM {staged} ORDER BY rowid",
+                f"INSERT INTO level_current ({', '.join(_CURRENT)}) "
+                f"SELECT {', '.join(_CURRENT)} FROM {staged} ORDER BY rowid",
+                f"DELETE FROM {staged}",
+            )
         self._upsert = (
             f"INSERT INTO level_current ({', '.join(_CURRENT)}) {current_rows} {on_conflict}"
         )
@@ -258,10 +275,10 @@ class LevelBulk:
         # checked with its chunk)
         for name, column in (*zip(_KEY[1:], key[1:], strict=True), ("source", source)):
             require_storable(name, column, new)
-        history = list(zip(*key, quantity, observed, source, strict=True))
         current = list(zip(*key, quantity, observed, changed, source, strict=True))
-        del key, quantity, source, observed, changed
-        await self._write_new(conn, history, current)
+        await self._write_new(
+            conn, current, lambda: list(zip(*key, quantity, observed, source, strict=True))
+        )
 
     async def insert_levels(
         self,
@@ -302,7 +319,7 @@ class LevelBulk:
             )
 
         if not self._copy:
-            await self._write_new(conn, *rows())
+            await self._write_new(conn, rows(history=False)[1], lambda: rows(current=False)[0])
             return
         # COPY's text: one %-format per level for its k rows (a format per row cost
         # about twice the CPU; BENCHMARKS.md, issue 16), when no text needs escaping:
@@ -347,15 +364,27 @@ class LevelBulk:
     async def _write_new(
         self,
         conn: AsyncConnection,
-        history: list[tuple[object, ...]],
         current: list[tuple[object, ...]],
+        history: Callable[[], list[tuple[object, ...]]],
     ) -> None:
+        """New keys' ``current`` rows into ``level_current`` and, as their first change,
+        into ``level_history`` (``history()`` builds those rows where they are sent).
+
+        On SQLite the current rows are bound once (``executemany`` into a temporary
+        table of the connection's own) and SQLite copies them into both tables: binding
+        the history rows too, as the same values over again, cost about 30% more of
+        SQLite's CPU for a first read (BENCHMARKS.md, issue 16, 2026-12-07), and the
+        history tuples are never built. History ids follow the rows' order."""
         if self._copy:
-            await copy_rows(conn, "level_history", _HISTORY, history)
+            await copy_rows(conn, "level_history", _HISTORY, history())
             await copy_rows(conn, "level_current", _CURRENT, current)
-        else:
-            await conn.exec_driver_sql(self._history, history)
-            await conn.exec_driver_sql(self._insert, current)
+            return
+        create, stage, to_history, to_current, empty = self._stage
+        await conn.exec_driver_sql(create)
+        await conn.exec_driver_sql(stage, current)
+        await conn.exec_driver_sql(to_history)
+        await conn.exec_driver_sql(to_current)
+        await conn.exec_driver_sql(empty)
 
     async def upsert_current(self, conn: AsyncConnection, rows: Sequence[CurrentRow]) -> None:
         """Insert or update current rows, never replacing a newer ``observed_at``."""
@@ -424,9 +453,6 @@ async def _copy(
                 await copy.write_row(row)
 
 
-#: new levels' current rows, for one transaction (see :func:`_copy_staged`); a table of
-#: the session's own (``pg_temp``), dropped at commit or rollback
-_STAGED = "driftwatch_new_levels"
 _STAGED_TABLE = (
     f"CREATE TEMPORARY TABLE {_STAGED} (LIKE level_current INCLUDING DEFAULTS) ON COMMIT DROP"
 )

@@ -302,8 +302,9 @@ def _unmatched(where: str = "TRUE") -> str:
 async def test_first_reads_of_many_chunks_write_each_key_once_to_both_tables(
     ledger: Ledger, raw: AsyncEngine
 ) -> None:
-    """A first read is written from its columns: on PostgreSQL a chunk at a time into a
-    table of the transaction's own, and from there into both tables. Three chunks of one
+    """A first read is written from its columns, a chunk at a time into a table of the
+    connection's own (SQLite) or the transaction's (PostgreSQL), and from there into
+    both tables. Three chunks of one
     system, then a second system in a transaction of its own: each key once in each
     table, the history row the current one without ``changed_at``."""
     erp = _block("erp", 25_000, ("on_hand", "available"), 0)  # 50,000 rows: three chunks
@@ -326,8 +327,8 @@ async def test_a_first_read_that_fails_leaves_nothing_and_the_next_one_is_writte
 ) -> None:
     """A first read that fails after its rows went out (a key written behind the ledger's
     back makes the insert fail) is rolled back whole, and the connection records the
-    next first read as if nothing happened (on PostgreSQL the failed transaction's table
-    went with it)."""
+    next first read as if nothing happened (the rows staged for both tables went with
+    the failed transaction)."""
     await ledger.record_levels(complete=["wms"])  # the ledger now holds wms as empty
     async with raw.begin() as conn:
         await conn.execute(

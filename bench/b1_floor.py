@@ -22,9 +22,6 @@ schema would change, in databases of their own with the same pragmas and chunks:
   times, no source, no history);
 - ``bound_twice``: the same rows written as before 2026-12-07, each table's rows bound
   by an ``executemany`` of their own (current rows, then history rows, per chunk);
-- ``rowid_current``: the current rows alone into ``level_current`` as it was before
-  migration 0013 made it ``WITHOUT ROWID`` on SQLite (a rowid table and an index of its
-  key), to set beside ``current_cpu_s`` measured in the same run;
 - ``wide``: one row per (system, SKU, location) with a column per state, the same
   quantities in 1.5 million rows instead of 6.5 million, and no history;
 - ``wide_history``: the history rows such a ledger would write beside them if a first
@@ -167,20 +164,6 @@ def _probe(path: Path, create: str, insert: str, data: Sequence[tuple[object, ..
         conn.close()
 
 
-def rowid_current(path: Path, all_rows: Sequence[Row]) -> float:
-    """The ``rowid_current`` probe (module docstring): 0012's ``level_current``."""
-    return _probe(
-        path,
-        "CREATE TABLE level_current (system VARCHAR NOT NULL, sku VARCHAR NOT NULL, "
-        "location VARCHAR NOT NULL, state VARCHAR NOT NULL, quantity INTEGER NOT NULL, "
-        "observed_at DATETIME NOT NULL, changed_at DATETIME, source VARCHAR NOT NULL, "
-        "absent BOOLEAN DEFAULT 0 NOT NULL, PRIMARY KEY (system, sku, location, state))",
-        "INSERT INTO level_current (system, sku, location, state, quantity, observed_at, "
-        "changed_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        all_rows,
-    )
-
-
 def bare(path: Path, all_rows: Sequence[Row]) -> float:
     """The ``bare`` probe (module docstring)."""
     return _probe(
@@ -257,7 +240,6 @@ async def run(size: Size) -> Outcome:
         paths[0].unlink()
         twice_cpu = bound_twice(paths[1], all_rows)
         paths[1].unlink()
-        rowid_cpu = rowid_current(Path(tmp) / "rowid.db", all_rows)
         bare_cpu = bare(Path(tmp) / "bare.db", all_rows)
         levels = wide_rows(all_rows)
         wide_cpu = wide(Path(tmp) / "wide.db", levels)
@@ -274,7 +256,6 @@ async def run(size: Size) -> Outcome:
             "current_us_per_row": round(figures["current_cpu_s"] / len(all_rows) * 1e6, 2),
             "history_us_per_row": round(figures["history_cpu_s"] / len(all_rows) * 1e6, 2),
             "bound_twice_cpu_s": round(twice_cpu, 2),
-            "rowid_current_cpu_s": round(rowid_cpu, 2),
             "bare_cpu_s": round(bare_cpu, 2),
             "wide_rows": len(levels),
             "wide_cpu_s": round(wide_cpu, 2),

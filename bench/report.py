@@ -82,13 +82,10 @@ NOTES = """\
   `synchronous=NORMAL`), rows built before the clock starts; the `bound_twice` probe
   writes them the way before it (an `executemany` per table). No
   Driftwatch code runs while it is timed: above B1's 20 s target, it shows that no code
-  change meets that target while the schema holds one row per state and key. Since
-  migration 0013 its `level_current` is `WITHOUT ROWID`; the `rowid_current` probe
-  writes the same current rows into the layout before it (a rowid table and an index of
-  its key), in the same run. Probes beside it write the same quantities one row per
-  level (a column per state): alone (`wide`), and with the history row per level a
-  first read would still write (`wide_history`), the floors of the two ways to key the
-  ledger per level.
+  change meets that target while the schema holds one row per state and key. Probes
+  beside it write the same quantities one row per level (a column per state): alone
+  (`wide`), and with the history row per level a first read would still write
+  (`wide_history`), the floors of the two ways to key the ledger per level.
 - **B2** `monitors.drift.diff` on Level objects built before the clock starts. Baseline:
   a polars full outer join of the three systems' rows on (sku, location) computing each
   gap to the truth (loading included; polars uses every core, the engine one); a Python

@@ -71,14 +71,9 @@ class ItemSystemIdRow(SQLModel, table=True):
 
 
 class LevelCurrentRow(SQLModel, table=True):
-    """The latest known quantity of one state of one SKU at one location in one system.
-
-    On SQLite the table is its primary key's B-tree (``WITHOUT ROWID``, migration 0013):
-    a rowid table keeps the key twice, in the table and in an index of it, and a first
-    read of 100,000 SKUs writes 6.5 million keys."""
+    """The latest known quantity of one state of one SKU at one location in one system."""
 
     __tablename__ = "level_current"
-    __table_args__ = {"sqlite_with_rowid": False}
 
     system: str = Field(primary_key=True)
     sku: str = Field(primary_key=True)
@@ -100,7 +95,6 @@ class LevelSkuRow(SQLModel, table=True):
     big catalog has millions of levels for its 100,000 SKUs)."""
 
     __tablename__ = "level_skus"
-    __table_args__ = {"sqlite_with_rowid": False}
 
     sku: str = Field(primary_key=True)
 

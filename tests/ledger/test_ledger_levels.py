@@ -375,7 +375,7 @@ async def test_known_skus_read_one_row_per_sku_not_the_levels(
         assert not await ledger.is_known_sku("S-77")
     seeks = [(s, p) for s, p in statements if "level_" in s]
     assert len(seeks) == 2, seeks
-    skus_key = {"postgresql": "level_skus_pkey", "sqlite": "USING PRIMARY KEY"}
+    skus_key = {"postgresql": "level_skus_pkey", "sqlite": "sqlite_autoindex_level_skus_1"}
     await _assert_seeks(raw, seeks, "level_skus", skus_key, "sku")
 
 
@@ -462,9 +462,8 @@ async def _assert_seeks(
                 assert all(p.split(" ")[1] != "d" or p.startswith("SCAN") for p in steps)
 
 
-#: level_current's key, as each backend's plan names it (a WITHOUT ROWID table on SQLite
-#: is its key's B-tree: "SEARCH level_current USING PRIMARY KEY (system=? ...)")
-_CURRENT_KEY = {"postgresql": "level_current_pkey", "sqlite": "USING PRIMARY KEY"}
+#: level_current's key, as each backend names its index
+_CURRENT_KEY = {"postgresql": "level_current_pkey", "sqlite": "sqlite_autoindex_level_current_1"}
 
 
 def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

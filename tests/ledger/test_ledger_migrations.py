@@ -12,7 +12,6 @@ from alembic.runtime.migration import MigrationContext
 from ledger_testing import obs
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import Ledger, head_revision, upgrade_sync
@@ -192,57 +191,6 @@ async def test_0012_notes_every_sku_a_ledger_already_holds(db_url: str, raw: Asy
             assert "level_skus" not in await conn.run_sync(
                 lambda c: set(inspect(c).get_table_names())
             )
-
-
-async def test_0013_rebuilds_sqlites_level_tables_without_rowid_keeping_every_row(
-    db_url: str, raw: AsyncEngine
-) -> None:
-    """0013 makes SQLite's ``level_current`` and ``level_skus`` their keys' B-trees
-    (no rowid, no second copy of the key); every row, quotes and all, survives the
-    rebuild both ways, and recording goes on after it. PostgreSQL is left as it was."""
-    sqlite = raw.dialect.name == "sqlite"
-
-    async def tables() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-        async with raw.connect() as conn:
-            current = await conn.execute(text("SELECT * FROM level_current ORDER BY 1, 2, 3, 4"))
-            skus = await conn.execute(text("SELECT sku FROM level_skus ORDER BY sku"))
-            return [tuple(r) for r in current], [tuple(r) for r in skus]
-
-    async def has_rowid(table: str) -> bool:
-        async with raw.connect() as conn:
-            try:
-                await conn.execute(text(f"SELECT rowid FROM {table}"))
-            except DBAPIError:
-                return False
-            return True
-
-    async with Ledger.from_url(db_url) as ledger:
-        await ledger.upgrade("0012")
-        await ledger.record_levels([obs(1, 0, sku="A-1"), obs(2, 1, sku='B\'2 "日本"')])
-    before = await tables()
-    assert len(before[0]) == 2
-    assert len(before[1]) == 2
-    if sqlite:
-        assert await has_rowid("level_current")
-        assert await has_rowid("level_skus")
-    async with Ledger.from_url(db_url) as ledger:
-        await ledger.upgrade()
-        assert await tables() == before
-        if sqlite:
-            assert not await has_rowid("level_current")
-            assert not await has_rowid("level_skus")
-        await ledger.record_levels([obs(5, 2, sku="A-1"), obs(1, 3, sku="C-3")])
-        assert [(r.sku, r.quantity) for r in await ledger.current_levels(skus=["A-1", "C-3"])] == [
-            ("A-1", 5),
-            ("C-3", 1),
-        ]
-        after = await tables()
-        async with raw.begin() as conn:
-            await conn.run_sync(_downgrade, "0012")
-    assert await tables() == after
-    if sqlite:
-        assert await has_rowid("level_current")
-        assert await has_rowid("level_skus")
 
 
 async def test_skus_an_older_replica_recorded_are_noted_at_start(

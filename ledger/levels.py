@@ -244,9 +244,9 @@ class Levels(Store):
     async def note_unlisted_skus(self) -> int:
         """Note in ``level_skus`` each SKU that has levels but is not there, and return
         how many were missing. A replica older than migration 0012, still running during
-        a rolling upgrade, records levels without noting their SKUs; every service on
-        PostgreSQL runs this at start, so the last replica restarted notes what the old
-        ones wrote (SQLite has no replicas, and its services skip it). One
+        a rolling upgrade (or, on SQLite, an old process still running when the file was
+        migrated), records levels without noting their SKUs; every service runs this at
+        start, so the last one restarted notes what the old ones wrote. One
         seek of history's index by SKU each (about 1-2 s at 100,000 SKUs), serialized
         with recording like a record."""
         async with self._write() as conn:

@@ -567,17 +567,16 @@ class Service:
             self.unsettled = await self.settler.pending_ids()
         except Exception:
             log.exception("could not list the resyncs left pending")
-        # SKUs a replica older than migration 0012 recorded during a rolling upgrade:
-        # /drift would call them unknown until noted (Ledger.note_unlisted_skus). Only
-        # PostgreSQL has replicas: a SQLite file has one process (the lock above), and
-        # 0012 noted every SKU written before it, so SQLite skips the 1-2 s of seeks.
-        if self.ledger.dialect == "postgresql":
-            try:
-                noted = await self.ledger.note_unlisted_skus()
-                if noted:
-                    log.info("noted %d SKUs recorded by an older version", noted)
-            except Exception:
-                log.exception("could not note the SKUs an older version recorded")
+        # SKUs a version older than migration 0012 recorded after it ran (a replica in a
+        # rolling upgrade; on SQLite, an old process still running when `driftwatch db
+        # upgrade` migrated its file): /drift would call them unknown until noted
+        # (Ledger.note_unlisted_skus)
+        try:
+            noted = await self.ledger.note_unlisted_skus()
+            if noted:
+                log.info("noted %d SKUs recorded by an older version", noted)
+        except Exception:
+            log.exception("could not note the SKUs an older version recorded")
         if self.socket_mode is not None:
             await self.socket_mode.start()
         await self.settle_resyncs()

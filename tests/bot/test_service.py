@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.cli.demo import demo_world
 from bot.service import Service, ledger_url
@@ -101,23 +103,30 @@ async def test_the_start_up_heap_is_left_out_of_garbage_collection_while_serving
     assert gc.get_freeze_count() == frozen_before
 
 
-async def test_skus_an_older_version_recorded_are_known_once_the_service_starts() -> None:
-    """A replica older than migration 0012, still running in a rolling upgrade on one
-    PostgreSQL, writes a level without noting its SKU: ``/drift`` of it would answer
-    "unknown". A service notes such SKUs as it starts. (SQLite has no replicas: one
-    process holds its file, so a SQLite service skips this.)"""
-    async with (
-        pg_schema() as url,
-        demo_world() as demo,
-        Ledger.from_url(url) as ledger,
-    ):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_skus_an_older_version_recorded_are_known_once_the_service_starts(
+    backend: str, tmp_path: Path
+) -> None:
+    """A version older than migration 0012 that still writes after the migration ran (a
+    replica in a rolling upgrade on one PostgreSQL; on SQLite, an old process still
+    running when `driftwatch db upgrade` migrated its file) writes a level without
+    noting its SKU: ``/drift`` of it would answer "unknown". A service notes such SKUs
+    as it starts."""
+    async with AsyncExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / 'older.db'}"
+        else:
+            url = await stack.enter_async_context(pg_schema())
+        demo = await stack.enter_async_context(demo_world())
+        ledger = await stack.enter_async_context(Ledger.from_url(url))
         await ledger.upgrade()
+        sqlite = backend == "sqlite"
         async with ledger._engine.begin() as conn:
             for table, changed in (("level_current", ", changed_at"), ("level_history", "")):
                 await conn.exec_driver_sql(
                     f"INSERT INTO {table} (system, sku, location, state, quantity, "
                     f"observed_at{changed}, source) VALUES ('wms', 'OLD-1', 'east', "
-                    f"'on_hand', 3, '2026-12-01 09:00:00.000000+00'"
+                    f"'on_hand', 3, '2026-12-01 09:00:00.000000{'' if sqlite else '+00'}'"
                     f"{', NULL' if changed else ''}, 'poll')"
                 )
         assert not await ledger.is_known_sku("OLD-1")

@@ -89,10 +89,8 @@ async def run(size: Size, dialect: str) -> Outcome:
             async with Ledger.from_url(database.url) as ledger:
                 await ledger.upgrade()
             if dialect == "sqlite":
-                history = [(*r[:6], r[7]) for r in rows]
                 path = Path(database.url.removeprefix("sqlite:///"))
-                b1_floor.write(path, rows, history)
-                del history
+                b1_floor.write(path, rows)
                 conn = sqlite3.connect(path)
                 try:
                     with conn:  # level_skus, filled as migration 0012 does

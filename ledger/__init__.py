@@ -12,11 +12,13 @@ Tables
         (sku, system) and per (system, external id).
     level_current
         Per (system, sku, location, state): the latest quantity, when it was observed,
-        when it last changed, and from which source.
+        when it last changed, and from which source; and the change that set it
+        (``since``, ``since_source``, ``previous``), the key's newest change.
     level_history
-        Changes only: a row is written when a quantity differs from the one before it.
-        An observation older than the stored one is ignored (counted ``stale``), so a
-        late poll never moves a level back in time.
+        The changes a later one replaced: a change moves the current row's change here.
+        A key's changes are its history rows, then its current row
+        (:mod:`ledger.timeline`). An observation older than the stored one is ignored
+        (counted ``stale``), so a late poll never moves a level back in time.
     level_skus
         Every SKU some system holds a level of, noted with its first level: ``/drift``
         finds a SKU, and lists them all for "Did you mean", without reading levels.

@@ -5,22 +5,25 @@ and writes them here in large chunks: each chunk of keys or rows travels as ONE 
 array parameter and is expanded server-side (``json_array_elements`` on PostgreSQL,
 ``json_each`` on SQLite), so a chunk costs one statement, and the encoding is a single
 C-speed ``json.dumps`` rather than per-row parameter processing. Writes are the
-exception, because a first read of 100,000 SKUs writes 6.5 million rows to each table.
-On SQLite every insert and upsert goes through ``executemany``, which binds the rows in
-C (the JSON form took about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16); new
-keys' rows are bound once, as current rows into a temporary table, and SQLite copies
-them into both level tables. On
-PostgreSQL, history rows and the current rows of keys the watermark knows to be new go
-through ``COPY ... FROM STDIN`` in its text format, built by hand (:func:`copy_rows`;
-a first read's new keys one level at a time, in :meth:`LevelBulk.insert_levels`, sent
-once into a table of the transaction's own and copied by the server into both tables),
+exception, because a first read of 100,000 SKUs writes 6.5 million rows. On SQLite every
+insert and upsert goes through ``executemany``, which binds the rows in C (the JSON form
+took about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16). On PostgreSQL, history
+rows and the current rows of keys the watermark knows to be new go through ``COPY ...
+FROM STDIN`` in its text format, built by hand (:func:`copy_rows`; a first read's new
+keys one level at a time, in :meth:`LevelBulk.insert_levels`, sent into a table of the
+transaction's own and copied by the server into ``level_current`` with their change),
 which the server takes about three times faster than the JSON form; only the upserts of
 known keys travel as JSON. Text COPY would read otherwise goes through psycopg's escaping.
 
+A new key writes its current row only: the row carries its own change (``since``,
+``since_source``, ``previous``; :mod:`ledger.timeline`). A change to a stored key first
+moves the stored row's change into ``level_history`` (:meth:`LevelBulk.supersede`).
+
 Rows are tuples in column order: history ``(system, sku, location, state, quantity,
 observed_at, source)``, current ``(system, sku, location, state, quantity, observed_at,
-changed_at, source)``. Datetimes travel as text: ISO 8601 with offset to PostgreSQL,
-and to SQLite in exactly the form :class:`ledger.types.UTCDateTime` stores.
+changed_at, source)``; a new key's ``since`` and ``since_source`` are its
+``observed_at`` and ``source``. Datetimes travel as text: ISO 8601 with offset to
+PostgreSQL, and to SQLite in exactly the form :class:`ledger.types.UTCDateTime` stores.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from ledger.storable import require_storable
 Key = tuple[str, str, str, str]  # system, sku, location, state
 CurrentRow = tuple[str, str, str, str, int, datetime, datetime | None, str]
 HistoryRow = tuple[str, str, str, str, int, datetime, str]
+#: the change a current row's value came from: since, since_source, previous
+Since = tuple[datetime, str, int | None]
 #: rows built only when asked for (the fallback of :func:`_copy`)
 RowsFrom = Callable[[], Sequence[Sequence[object]]]
 
@@ -53,14 +58,22 @@ EFFECTIVE_OBSERVED_AT = (
     "THEN c.observed_at ELSE r.observed_at END)"
 )
 _HISTORY = (*_KEY, "quantity", "observed_at", "source")
-#: new levels' current rows, on their way into both level tables (``LevelBulk._write_new``
-#: on SQLite, emptied after each write; :func:`_copy_staged` on PostgreSQL, a table of the
-#: session's own in ``pg_temp``, dropped at commit or rollback)
+#: new levels' current rows on PostgreSQL, on their way into ``level_current``
+#: (:func:`_copy_staged`: a table of the session's own in ``pg_temp``, dropped at commit
+#: or rollback)
 _STAGED = "driftwatch_new_levels"
 _KEY_FIELDS = tuple(attrgetter(name) for name in _KEY)
 _QUANTITY, _SOURCE = attrgetter("quantity"), attrgetter("source")
 _OBSERVED, _CHANGED = attrgetter("observed_at"), attrgetter("changed_at")
 _CURRENT = (*_KEY, "quantity", "observed_at", "changed_at", "source")
+#: a new key's current row: its change began when it was observed, from its source
+_NEW = (*_CURRENT, "since", "since_source", "since_quantity")
+#: an upserted current row, with the change that set its value (None: no change)
+_UPSERT = (*_CURRENT, "since", "since_source", "since_quantity", "previous")
+#: where a new key's change comes from: its own observed_at, source and quantity
+_CHANGE_FROM = ("observed_at", "source", "quantity")
+#: a current row (alias ``c``) that holds its key's newest change (ledger.timeline)
+HOLDS_CHANGE = "c.since IS NOT NULL AND c.since_quantity = c.quantity"
 
 
 @lru_cache(maxsize=4096)  # a poll's observations share a handful of timestamps
@@ -129,33 +142,46 @@ class LevelBulk:
             f"WHERE {_join('c', 'k')} AND r.system = c.system"
         )
         current_types = (*text4, "integer", "timestamptz", "timestamptz", "text")
+        upsert_types = (*current_types, "timestamptz", "text", "integer", "integer")
+        # the row keeps its change unless this one brings a new one (since is not null)
         on_conflict = (
             "ON CONFLICT (system, sku, location, state) DO UPDATE SET "
             "quantity = excluded.quantity, observed_at = excluded.observed_at, "
-            "changed_at = excluded.changed_at, source = excluded.source, absent = false "
+            "changed_at = excluded.changed_at, source = excluded.source, absent = false, "
+            "since = COALESCE(excluded.since, level_current.since), "
+            "since_source = CASE WHEN excluded.since IS NULL THEN level_current.since_source "
+            "ELSE excluded.since_source END, "
+            "since_quantity = CASE WHEN excluded.since IS NULL "
+            "THEN level_current.since_quantity ELSE excluded.since_quantity END, "
+            "previous = CASE WHEN excluded.since IS NULL THEN level_current.previous "
+            "ELSE excluded.previous END "
             "WHERE level_current.observed_at <= excluded.observed_at"
         )
         if placeholder is None:  # upserts as one JSON array, inserts through COPY
-            current_rows = select(_CURRENT, current_types)
-            self._history = ""
+            upsert_rows = select(_UPSERT, upsert_types)
+            self._history = self._new = ""
         else:  # one row of parameters, for executemany
             history_rows = f"VALUES ({', '.join([placeholder] * len(_HISTORY))})"
-            current_rows = f"VALUES ({', '.join([placeholder] * len(_CURRENT))})"
+            upsert_rows = f"VALUES ({', '.join([placeholder] * len(_UPSERT))})"
             self._history = f"INSERT INTO level_history ({', '.join(_HISTORY)}) {history_rows}"
-            # SQLite: new keys' current rows bound once, into a table of the connection's
-            # own, and copied from there into both tables by SQLite (see _write_new)
-            staged = f"temp.{_STAGED}"
-            self._stage = (
-                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGED} ({', '.join(_CURRENT)})",
-                f"INSERT INTO {staged} ({', '.join(_CURRENT)}) {current_rows}",
-                f"INSERT INTO level_history ({', '.join(_HISTORY)}) "
-                f"SELECT {', '.join(_HISTORY)} FROM {staged} ORDER BY rowid",
-                f"INSERT INTO level_current ({', '.join(_CURRENT)}) "
-                f"SELECT {', '.join(_CURRENT)} FROM {staged} ORDER BY rowid",
-                f"DELETE FROM {staged}",
+            # SQLite: a new key's current row bound once, its observed_at, source and
+            # quantity named again as its change's (?NNN, numbered parameters)
+            numbered = [f"{placeholder}{i}" for i in range(1, len(_CURRENT) + 1)]
+            numbered += [numbered[_CURRENT.index(c)] for c in _CHANGE_FROM]
+            self._new = (
+                f"INSERT INTO level_current ({', '.join(_NEW)}) VALUES ({', '.join(numbered)})"
             )
         self._upsert = (
-            f"INSERT INTO level_current ({', '.join(_CURRENT)}) {current_rows} {on_conflict}"
+            f"INSERT INTO level_current ({', '.join(_UPSERT)}) {upsert_rows} {on_conflict}"
+        )
+        # The stored change of keys about to change, into history before the upsert
+        # replaces it (where the row holds one: history holds the change of a row
+        # written, or last changed, by a version before 0013).
+        self._supersede = (
+            f"INSERT INTO level_history ({', '.join(_HISTORY)}) "
+            "SELECT c.system, c.sku, c.location, c.state, c.quantity, c.since, c.since_source "
+            f"FROM ({select(_KEY, text4)}) AS k "
+            f"JOIN level_current AS c ON {_join('c', 'k')} WHERE {HOLDS_CHANGE}"
         )
         # An observation that brings nothing new: same quantity and source, and either
         # no changed_at or the stored one; its row needs at most a later observed_at.
@@ -181,6 +207,14 @@ class LevelBulk:
             f"WHERE c.system IS NULL OR NOT ({unchanged} "
             f"AND {EFFECTIVE_OBSERVED_AT} <= k.observed_at)"
         )
+
+    @property
+    def new_keys_statement(self) -> str:
+        """The statement new keys' current rows go through on SQLite, one ``executemany``
+        of current rows (``_CURRENT`` order, times as text) a chunk: B1F writes with it."""
+        if not self._new:
+            raise ValueError("new keys go through COPY on this backend")
+        return self._new
 
     async def load_current(self, conn: AsyncConnection, keys: Sequence[Key]) -> list[CurrentRow]:
         """The stored current rows of ``keys`` (keys without one are left out)."""
@@ -257,11 +291,18 @@ class LevelBulk:
         else:
             await conn.exec_driver_sql(self._history, data)
 
+    async def supersede(self, conn: AsyncConnection, keys: Sequence[Key]) -> None:
+        """Move the stored change of ``keys`` (each has a current row about to take a new
+        value) into ``level_history``, copied by the database: call before the history
+        rows and the upsert of the same change, so history's ids stay in time order."""
+        if keys:
+            await conn.exec_driver_sql(self._supersede, (json.dumps(list(keys)),))
+
     async def insert_new(self, conn: AsyncConnection, new: Sequence[LevelObservation]) -> None:
         """Record observations of keys that have no current row (the caller vouches; a
         key that has one fails the transaction), each its key's only observation: its
-        first history row and its current row, whose ``changed_at`` is the system's or
-        else the observation's time.
+        current row, whose ``changed_at`` is the system's or else the observation's time,
+        and which is its key's first change (no history row).
 
         Built column by column at C speed (a system's first read is millions of them),
         each distinct time converted once.
@@ -275,9 +316,8 @@ class LevelBulk:
         # checked with its chunk)
         for name, column in (*zip(_KEY[1:], key[1:], strict=True), ("source", source)):
             require_storable(name, column, new)
-        current = list(zip(*key, quantity, observed, changed, source, strict=True))
         await self._write_new(
-            conn, current, lambda: list(zip(*key, quantity, observed, source, strict=True))
+            conn, list(zip(*key, quantity, observed, changed, source, strict=True))
         )
 
     async def insert_levels(
@@ -305,29 +345,22 @@ class LevelBulk:
 
         repeat_k = itertools.repeat(k)
 
-        def rows(
-            history: bool = True, current: bool = True
-        ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-            """The history and the current rows (each only if asked for)."""
+        def rows() -> list[tuple[object, ...]]:
+            """The current rows."""
             key = ([system] * (m * k), each(skus), each(locations), list(states) * m)
             at, source = each(observed_text), each(sources)
-            return (
-                list(zip(*key, quantities, at, source, strict=True)) if history else [],
-                list(zip(*key, quantities, at, each(changed_text), source, strict=True))
-                if current
-                else [],
-            )
+            return list(zip(*key, quantities, at, each(changed_text), source, strict=True))
 
         if not self._copy:
-            await self._write_new(conn, rows(history=False)[1], lambda: rows(current=False)[0])
+            await self._write_new(conn, rows())
             return
         # COPY's text: one %-format per level for its k rows (a format per row cost
         # about twice the CPU; BENCHMARKS.md, issue 16), when no text needs escaping:
         # the columns are checked, not the rows, which repeat them k times. The rows go
-        # once, as current rows, into a table of this transaction's own, and from there
-        # into both tables by the server (:func:`_copy_staged`): a history row is the
-        # current row without ``changed_at``, and building the text twice was the
-        # largest part of a first read's record (BENCHMARKS.md, issue 16).
+        # as current rows into a table of this transaction's own, and from there into
+        # ``level_current`` by the server, which copies each row's observed_at and
+        # source into its since and since_source (:func:`_copy_staged`): the text
+        # carries each value once.
         if len(quantities) != m * k:
             raise ValueError(f"{len(quantities)} quantities for {m} levels of {k} states")
         plain = all(map(_copy_plain, ([system, *states], skus, locations, sources)))
@@ -348,8 +381,7 @@ class LevelBulk:
         if data is not None and await _copy_staged(conn, data):
             return
         del data
-        await _copy(conn, "level_history", _HISTORY, None, lambda: rows(current=False)[0])
-        await _copy(conn, "level_current", _CURRENT, None, lambda: rows(history=False)[1])
+        await _copy(conn, "level_current", _NEW, None, lambda: _with_since(rows()))
 
     def _texts(
         self, observed: list[datetime], changed: list[datetime | None]
@@ -361,37 +393,39 @@ class LevelBulk:
         observed_text = list(map(times.__getitem__, observed))
         return observed_text, list(map(times.get, changed, observed_text))
 
-    async def _write_new(
-        self,
-        conn: AsyncConnection,
-        current: list[tuple[object, ...]],
-        history: Callable[[], list[tuple[object, ...]]],
-    ) -> None:
-        """New keys' ``current`` rows into ``level_current`` and, as their first change,
-        into ``level_history`` (``history()`` builds those rows where they are sent).
-
-        On SQLite the current rows are bound once (``executemany`` into a temporary
-        table of the connection's own) and SQLite copies them into both tables: binding
-        the history rows too, as the same values over again, cost about 30% more of
-        SQLite's CPU for a first read (BENCHMARKS.md, issue 16, 2026-12-07), and the
-        history tuples are never built. History ids follow the rows' order."""
+    async def _write_new(self, conn: AsyncConnection, current: list[tuple[object, ...]]) -> None:
+        """New keys' ``current`` rows (times as text) into ``level_current``, each its
+        key's first change: since and since_source are its observed_at and source. On
+        SQLite each row is bound once (the statement names those two parameters twice)."""
         if self._copy:
-            await copy_rows(conn, "level_history", _HISTORY, history())
-            await copy_rows(conn, "level_current", _CURRENT, current)
-            return
-        create, stage, to_history, to_current, empty = self._stage
-        await conn.exec_driver_sql(create)
-        await conn.exec_driver_sql(stage, current)
-        await conn.exec_driver_sql(to_history)
-        await conn.exec_driver_sql(to_current)
-        await conn.exec_driver_sql(empty)
+            await copy_rows(conn, "level_current", _NEW, _with_since(current))
+        else:
+            await conn.exec_driver_sql(self._new, current)
 
-    async def upsert_current(self, conn: AsyncConnection, rows: Sequence[CurrentRow]) -> None:
-        """Insert or update current rows, never replacing a newer ``observed_at``."""
+    async def upsert_current(
+        self, conn: AsyncConnection, rows: Sequence[CurrentRow], since: Sequence[Since | None]
+    ) -> None:
+        """Insert or update current rows, never replacing a newer ``observed_at``. Each
+        row's ``since`` is the change that set its value; None where its value did not
+        change, and the stored row keeps its own (a new key always has one)."""
         if rows:
             text = self._time_to_text
-            data = [(*r[:5], text(r[5]), text(r[6]) if r[6] else None, r[7]) for r in rows]
+            data = [
+                (
+                    *r[:5],
+                    text(r[5]),
+                    text(r[6]) if r[6] else None,
+                    r[7],
+                    *((text(c[0]), c[1], r[4], c[2]) if c else (None, None, None, None)),
+                )
+                for r, c in zip(rows, since, strict=True)
+            ]
             await conn.exec_driver_sql(self._upsert, data if self._many else (json.dumps(data),))
+
+
+def _with_since(rows: Sequence[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """New keys' current rows (in ``_CURRENT`` order) with their change (``_NEW``)."""
+    return [(*r, r[5], r[7], r[4]) for r in rows]
 
 
 async def copy_rows(
@@ -456,12 +490,9 @@ async def _copy(
 _STAGED_TABLE = (
     f"CREATE TEMPORARY TABLE {_STAGED} (LIKE level_current INCLUDING DEFAULTS) ON COMMIT DROP"
 )
-# history rows in the order the read sent them (their ids follow it, as with a COPY)
 _FROM_STAGED = (
-    f"WITH history AS (INSERT INTO level_history ({', '.join(_HISTORY)}) "
-    f"SELECT {', '.join(_HISTORY)} FROM pg_temp.{_STAGED} ORDER BY ctid) "
-    f"INSERT INTO level_current ({', '.join(_CURRENT)}) "
-    f"SELECT {', '.join(_CURRENT)} FROM pg_temp.{_STAGED}; "
+    f"INSERT INTO level_current ({', '.join(_NEW)}) "
+    f"SELECT {', '.join(_CURRENT)}, {', '.join(_CHANGE_FROM)} FROM pg_temp.{_STAGED}; "
     f"TRUNCATE pg_temp.{_STAGED}"
 )
 _MAY_STAGE = "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
@@ -473,9 +504,9 @@ _staged_in: weakref.WeakKeyDictionary[object, weakref.ref[object]] = weakref.Wea
 
 async def _copy_staged(conn: AsyncConnection, data: bytes) -> bool:
     """New levels' current rows (``data``, COPY's text in ``_CURRENT`` order, UTF-8)
-    written to ``level_current`` and, without ``changed_at``, to ``level_history``: one
-    COPY into this transaction's staging table, then one statement the server runs into
-    both tables (so the rows are sent and formatted once, not twice). False, with nothing
+    written to ``level_current``, each with its observed_at and source as its since and
+    since_source: one COPY into this transaction's staging table, then one statement the
+    server runs (so the text carries each value once). False, with nothing
     written, where that cannot be done: the connection speaks another encoding than
     UTF-8, is in no transaction, or its role may not make temporary tables (a database
     whose TEMPORARY privilege was revoked)."""

@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, func, literal, select, union_all
 
+from ledger import timeline
 from ledger.store import Store
-from ledger.tables import LEVEL_HISTORY, RESYNCS
+from ledger.tables import RESYNCS
 from ledger.tables import WEBHOOK_DELIVERIES as WD
 from ledger.types import require_text, require_utc
 
@@ -182,26 +183,15 @@ class EvidenceQueries(Store):
 def _changes_query(
     system: str, skus: Sequence[str], states: Sequence[str], since: datetime
 ) -> Select[Any]:
-    h = LEVEL_HISTORY.c
-    columns = (h.sku, h.location, h.state, h.quantity, h.observed_at)
-    scope = (h.system == system, h.sku.in_(skus), h.state.in_(list(states)))
-    ranked = (
-        select(
-            *columns,
-            func.row_number()
-            .over(
-                partition_by=(h.sku, h.location, h.state),
-                order_by=(h.observed_at.desc(), h.id.desc()),
-            )
-            .label("rank"),
-        )
-        .where(*scope, h.observed_at < since)
-        .subquery()
-    )
-    prior = select(*(ranked.c[c.name] for c in columns)).where(ranked.c.rank == 1)
-    recent = select(*columns).where(*scope, h.observed_at >= since)
-    both = union_all(prior, recent).subquery()
-    return select(both)
+    both = timeline.from_last_before(
+        lambda t: (t.system == system, t.sku.in_(skus), t.state.in_(list(states))),
+        since,
+        key=("sku", "location", "state"),
+    ).subquery()
+    # (ordered: two changes of a key at one time keep the order they were recorded in)
+    return select(
+        both.c.sku, both.c.location, both.c.state, both.c.quantity, both.c.observed_at
+    ).order_by(*timeline.in_order(both))
 
 
 def _chunks(values: Collection[str] | None) -> list[list[str] | None]:

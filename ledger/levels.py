@@ -1,8 +1,10 @@
 """Inventory levels: the current value per key and the history of its changes.
 
 A key is (system, sku, location, state). ``level_current`` holds the latest value of
-each key; ``level_history`` gets a row only when a value differs from the one before it,
-so a poll that finds nothing new writes no history at all. Recording is serialized
+each key and the change that set it; ``level_history`` holds the changes a later one
+replaced, so a first read writes no history, a poll that finds nothing new writes none
+either, and a key's timeline is its history then its current row (:mod:`ledger.timeline`).
+Recording is serialized
 across replicas (a transaction-scoped advisory lock on PostgreSQL, the write lock on
 SQLite), so replicas recording the same change at once write it once.
 """
@@ -19,18 +21,19 @@ from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-from sqlalchemy import case, func, or_, select, text, union_all, update
+from sqlalchemy import case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
-from ledger.bulk import CurrentRow, HistoryRow, Key, LevelBulk, bulk_for
+from ledger import timeline
+from ledger.bulk import CurrentRow, HistoryRow, Key, LevelBulk, Since, bulk_for
 from ledger.errors import InvalidArgument
 from ledger.memory import release_free_heap
 from ledger.recall import LastRead, content_hashes
 from ledger.records import LevelBlock, LevelObservation, LevelRow, RecordResult
 from ledger.storable import require_storable
 from ledger.store import Store, dialect_insert
-from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_HISTORY, LEVEL_READS, LEVEL_SKUS
+from ledger.tables import ITEMS, LEVEL_CURRENT, LEVEL_READS, LEVEL_SKUS
 from ledger.types import require_utc
 from ledger.watermark import (
     I32,
@@ -89,7 +92,8 @@ def distinct_by_seeks(
 #: The systems ``level_current`` holds levels of (its key leads with ``system``).
 LEVEL_SYSTEMS = distinct_by_seeks("level_current", "system")
 #: Every SKU ``level_history`` holds noted in ``level_skus`` (history's key-time index
-#: leads with ``sku``; a level's first observation always writes a history row).
+#: leads with ``sku``; a version older than 0012, the ones that do not note SKUs, writes
+#: a history row for a level's first observation).
 NOTE_HISTORY_SKUS = distinct_by_seeks("level_history", "sku", into=("level_skus", "sku"))
 #: the PostgreSQL advisory lock (transaction-scoped) that serializes level recording
 #: across replicas; a fixed 64-bit key ("dw-level" in ASCII)
@@ -261,26 +265,16 @@ class Levels(Store):
         a known value. Rows carry no ``changed_at`` (a history row *is* a change).
         """
         since = require_utc(since, "since")
-        h = LEVEL_HISTORY.c
-        columns = (h.id, h.system, h.sku, h.location, h.state, h.quantity, h.observed_at, h.source)
-        ranked = (
-            select(
-                *columns,
-                func.row_number()
-                .over(
-                    partition_by=(h.system, h.location, h.state),
-                    order_by=(h.observed_at.desc(), h.id.desc()),
-                )
-                .label("rank"),
-            )
-            .where(h.sku == sku, h.observed_at < since)
-            .subquery()
-        )
-        prior = select(*(ranked.c[c.name] for c in columns)).where(ranked.c.rank == 1)
-        recent = select(*columns).where(h.sku == sku, h.observed_at >= since)
-        both = union_all(prior, recent).subquery()
-        query = select(both).order_by(both.c.observed_at, both.c.id)
         async with self._read() as conn:
+            # current rows by SKU through the key, every system named (current_levels)
+            systems = sorted((await conn.execute(LEVEL_SYSTEMS)).scalars())
+            both = timeline.from_last_before(
+                lambda t: (t.sku == sku,),
+                since,
+                key=("system", "location", "state"),
+                current=(LEVEL_CURRENT.c.system.in_(systems),),
+            ).subquery()
+            query = select(both).order_by(*timeline.in_order(both))
             result = await conn.execute(query)
             return [LevelRow.from_row({**r, "changed_at": None}) for r in result.mappings()]
 
@@ -739,7 +733,7 @@ async def _record_chunk(
     known: dict[Key, CurrentRow | None],
     new_skus: set[str],
 ) -> tuple[int, int, list[CurrentRow], set[Key]]:
-    """One chunk recorded: history rows written, stale observations, the current rows
+    """One chunk recorded: changes recorded, stale observations, the current rows
     written and the keys applied one by one (new, changed, stale, or ``known``: their
     stored row, None for a new key, came from the watermark instead of the database).
     The SKUs of keys written as new go into ``new_skus``."""
@@ -772,19 +766,27 @@ async def _record_chunk(
         pending += [(key, None) for key in set(unknown) - {key for key, _ in loaded}]
     history: list[HistoryRow] = []
     upserts: list[CurrentRow] = []
+    changes: list[Since | None] = []
+    #: stored keys whose value changed: their stored change goes to history first
+    superseded: list[Key] = []
     stale = 0
     for key, stored in sorted(pending):
         batch = repeated[key] if key in repeated else [single[key]]
-        row, written, ignored = _apply(key, stored, batch)
+        row, since, written, ignored = _apply(key, stored, batch)
         history.extend(written)
         stale += ignored
         if row is not None:
             upserts.append(row)
+            changes.append(since)
             if stored is None:
                 new_skus.add(key[1])
+            elif since is not None:
+                superseded.append(key)
+    await bulk.supersede(conn, superseded)
     await bulk.insert_history(conn, history)
-    await bulk.upsert_current(conn, upserts)
-    return len(history), stale, upserts, {key for key, _ in pending} | repeated.keys()
+    await bulk.upsert_current(conn, upserts, changes)
+    changed = len(history) + sum(since is not None for since in changes)
+    return changed, stale, upserts, {key for key, _ in pending} | repeated.keys()
 
 
 class _Note:
@@ -1119,14 +1121,17 @@ def _aware(value: object) -> bool:
 
 def _apply(
     key: Key, stored: CurrentRow | None, batch: list[LevelObservation]
-) -> tuple[CurrentRow | None, list[HistoryRow], int]:
+) -> tuple[CurrentRow | None, Since | None, list[HistoryRow], int]:
     """One key's observations applied in time order to its stored row.
 
-    Returns the row to upsert (None if every observation was stale), the history rows
-    to write, and how many observations were stale.
+    Returns the row to upsert (None if every observation was stale), the change that
+    set its value (None if the value did not change), the history rows to write (the
+    changes a later one of the same batch replaced) and how many observations were
+    stale. The stored row's own change is the caller's to move (``LevelBulk.supersede``).
     """
     batch.sort(key=lambda o: o.observed_at)
     current = stored
+    since: Since | None = None
     history: list[HistoryRow] = []
     stale = 0
     moved = False
@@ -1136,10 +1141,12 @@ def _apply(
             continue
         changed_at: datetime | None
         if current is None or current[4] != obs.quantity:
-            history.append((*key, obs.quantity, obs.observed_at, obs.source))
+            if since is not None and current is not None:  # the batch's change before
+                history.append((*key, current[4], since[0], since[1]))  # this one, replaced
+            since = (obs.observed_at, obs.source, None if current is None else current[4])
             changed_at = obs.changed_at or obs.observed_at
         else:
             changed_at = obs.changed_at or current[6]
         current = (*key, obs.quantity, obs.observed_at, changed_at, obs.source)
         moved = True
-    return (current if moved else None), history, stale
+    return (current if moved else None), since, history, stale

@@ -71,9 +71,29 @@ class ItemSystemIdRow(SQLModel, table=True):
 
 
 class LevelCurrentRow(SQLModel, table=True):
-    """The latest known quantity of one state of one SKU at one location in one system."""
+    """The latest known quantity of one state of one SKU at one location in one system.
+
+    The row is also its key's newest change (see :mod:`ledger.timeline`): the quantity
+    took this value (``since_quantity``) at ``since``, observed by ``since_source``,
+    after ``previous`` (None for a key's first observation). A row whose ``since`` is
+    None was written before migration 0013 (or by a version older than it), and one
+    whose quantity is no longer ``since_quantity`` was changed since by such a version
+    (which leaves those columns as they were): either way its value is history's newest
+    row.
+    """
 
     __tablename__ = "level_current"
+    __table_args__ = (
+        # level_changes (the webhook-health monitor) reads one system's recent changes:
+        # only rows that replaced a value, so a first read adds nothing to this index
+        Index(
+            "ix_level_current_changes",
+            "system",
+            "since",
+            sqlite_where=text("previous IS NOT NULL"),
+            postgresql_where=text("previous IS NOT NULL"),
+        ),
+    )
 
     system: str = Field(primary_key=True)
     sku: str = Field(primary_key=True)
@@ -86,6 +106,10 @@ class LevelCurrentRow(SQLModel, table=True):
     #: the last complete read of the system did not report this key: its ``observed_at``
     #: is its own, not lifted to that read's (see :class:`LevelReadRow`)
     absent: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    since_source: str | None = None
+    since_quantity: int | None = None
+    previous: int | None = None
 
 
 class LevelSkuRow(SQLModel, table=True):

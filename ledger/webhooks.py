@@ -26,14 +26,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger import timeline
 from ledger.errors import DatabaseUnavailable, InvalidArgument, NotFound
 from ledger.records import DeliveryStats, RefusalCount, WebhookDelivery
 from ledger.storable import refusal_reason, storable_json, storable_text
 from ledger.store import Store, dialect_insert
-from ledger.tables import LEVEL_HISTORY
+from ledger.tables import LEVEL_CURRENT, LEVEL_HISTORY
 from ledger.tables import WEBHOOK_DELIVERIES as WD
 from ledger.tables import WEBHOOK_REFUSALS as WR
 from ledger.types import (
@@ -731,52 +732,61 @@ class WebhookDeliveries(Store):
         limit: int = 10_000,
     ) -> list[LevelChange]:
         """Changes of ``system``'s levels first observed in ``[since, until]``, oldest
-        first: history rows that follow an earlier value of the same key (a level's
-        first observation is not a change)."""
+        first: changes (:mod:`ledger.timeline`) that follow an earlier value of the same
+        key (a level's first observation is not a change). History's through its index by
+        system and time, current's through ``ix_level_current_changes``, which holds only
+        rows that replaced a value."""
         if limit <= 0:
             raise InvalidArgument("limit must be positive")
         since = require_utc(since, "since")
         until = require_utc(until, "until")
         h = LEVEL_HISTORY.alias("h")
         p = LEVEL_HISTORY.alias("p")
+        c = LEVEL_CURRENT.c
 
-        def before_this(column: Any) -> Any:
+        def before_this(column: Any, row: timeline.Columns, table: Any) -> Any:
+            """``column`` of the change before ``row``'s in its key's timeline (only
+            history holds changes a later one replaced)."""
             return (
                 select(column)
                 .where(
-                    p.c.sku == h.c.sku,
-                    p.c.system == h.c.system,
-                    p.c.location == h.c.location,
-                    p.c.state == h.c.state,
+                    p.c.sku == row.sku,
+                    p.c.system == row.system,
+                    p.c.location == row.location,
+                    p.c.state == row.state,
                     or_(
-                        p.c.observed_at < h.c.observed_at,
-                        and_(p.c.observed_at == h.c.observed_at, p.c.id < h.c.id),
+                        p.c.observed_at < row.observed_at,
+                        and_(p.c.observed_at == row.observed_at, p.c.id < row.id),
                     ),
                 )
                 .order_by(p.c.observed_at.desc(), p.c.id.desc())
                 .limit(1)
-                .correlate(h)
+                .correlate(table)
                 .scalar_subquery()
             )
 
-        inner = select(
-            h.c.id,
-            h.c.sku,
-            h.c.location,
-            h.c.state,
-            h.c.quantity,
-            h.c.observed_at,
-            h.c.source,
-            before_this(p.c.quantity).label("previous"),
-            before_this(p.c.observed_at).label("previous_at"),
-        ).where(h.c.system == system, h.c.observed_at >= since, h.c.observed_at <= until)
-        if state is not None:
-            inner = inner.where(h.c.state == state)
-        rows_q = inner.subquery()
+        def part(row: timeline.Columns, table: Any, *where: Any) -> Any:
+            query = select(
+                *(col.label(name) for name, col in zip(timeline.NAMES, row, strict=True)),
+                before_this(p.c.quantity, row, table).label("previous"),
+                before_this(p.c.observed_at, row, table).label("previous_at"),
+            ).where(
+                row.system == system,
+                row.observed_at >= since,
+                row.observed_at <= until,
+                *where,
+            )
+            return query.where(row.state == state) if state is not None else query
+
+        replaced = part(timeline.Columns(*(h.c[name] for name in timeline.NAMES)), h)
+        latest = part(
+            timeline.CURRENT, LEVEL_CURRENT, c.previous.is_not(None), *timeline.HOLDS_CHANGE
+        )
+        rows_q = union_all(replaced, latest).subquery()
         query = (
             select(rows_q)
             .where(rows_q.c.previous.is_not(None))
-            .order_by(rows_q.c.observed_at, rows_q.c.id)
+            .order_by(*timeline.in_order(rows_q))
             .limit(limit)
         )
         async with self._read() as conn:

@@ -1,5 +1,6 @@
 """The SQL a ledger sends, watched on its engine (what reaches the database, not a stand-in
-for it): for tests that check how a read is planned or how often it is made."""
+for it): for tests that check how a read is planned or how often it is made; and the
+levels' timeline in plain SQL, for tests that read the tables around the ledger."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ from typing import Any
 from sqlalchemy import event
 
 from ledger import Ledger
+
+#: Every recorded change, in SQL written apart from ``ledger.timeline`` (the oracle it is
+#: checked against): history's rows, then each current row that holds a change (its
+#: ``since`` and ``since_source``, where ``since_quantity`` is still its quantity),
+#: ordered after every history row by its ``id``.
+TIMELINE = (
+    "(SELECT id, system, sku, location, state, quantity, observed_at, source "
+    "FROM level_history UNION ALL SELECT 9223372036854775807, system, sku, location, state, "
+    "quantity, since, since_source FROM level_current "
+    "WHERE since IS NOT NULL AND since_quantity = quantity) AS timeline"
+)
 
 
 @contextmanager

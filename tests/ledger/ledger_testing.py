@@ -115,7 +115,9 @@ async def level_tables(url: str) -> list[list[Any]]:
                 list(await conn.execute(text(query)))
                 for query in (
                     "SELECT system, sku, location, state, quantity, observed_at, changed_at, "
-                    "source, absent FROM level_current ORDER BY system, sku, location, state",
+                    "source, absent, since, since_source, since_quantity, previous "
+                    "FROM level_current "
+                    "ORDER BY system, sku, location, state",
                     "SELECT system, sku, location, state, quantity, observed_at, source "
                     "FROM level_history ORDER BY id",
                     "SELECT system, observed_at FROM level_reads ORDER BY system",

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_testing import at, obs, scalar
 from pg_testing import pg_schema
+from sql_testing import TIMELINE
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -72,7 +73,14 @@ async def test_hostile_keys_round_trip_through_a_first_read_and_a_change(
         ("\\N", 4, at(0)),
         ("\\N", 5, at(5)),
     ]
-    assert await scalar(raw, "SELECT count(*) FROM level_history") == len(skus) + len(HOSTILE)
+    # every change once: the hostile SKUs' first values replaced, into history
+    assert await scalar(raw, f"SELECT count(*) FROM {TIMELINE}") == len(skus) + len(HOSTILE)
+    replaced = "SELECT sku, location, state, quantity FROM level_history"
+    async with raw.connect() as conn:
+        history = sorted(tuple(r) for r in await conn.exec_driver_sql(replaced))
+    assert history == sorted(
+        (sku, f"loc\t{n % 3}", "on\nhand", n) for n, sku in enumerate(skus) if sku in HOSTILE
+    )
 
 
 #: text a %-format or a str.format gives a meaning (the first read of a block is
@@ -141,7 +149,7 @@ async def test_a_first_read_as_columns_stores_every_string_as_it_came(
         for n, sku in enumerate(skus)
         for s, state in enumerate(states)
     }
-    assert await scalar(raw, "SELECT count(*) FROM level_history") == cells
+    assert await scalar(raw, _not_first_changes()) == 0
 
 
 @pytest.mark.postgres
@@ -173,7 +181,15 @@ async def test_a_database_speaking_latin1_gets_its_text_in_latin1(columns: bool)
                 read = [obs(n, 0, sku=s, location="Lager Süd") for n, s in enumerate(skus)]
                 await ledger.record_levels(read, complete=["shopify"])
             back = await ledger.current_levels()
+            # each key's first change, written beside it: its chart starts there
+            [change] = await ledger.level_series("café", at(-1))
         assert sorted((r.sku, r.location) for r in back) == sorted((s, "Lager Süd") for s in skus)
+        assert (change.location, change.quantity, change.observed_at, change.source) == (
+            "Lager Süd",
+            2 if columns else 1,
+            at(0),
+            "bulk" if columns else "poll",
+        )
 
 
 async def test_a_first_read_without_the_systems_changed_at_stores_the_read_time(
@@ -243,7 +259,7 @@ async def test_replicas_making_the_first_complete_read_at_once_write_each_key_on
     finally:
         for r in replicas:
             await r.close()
-    assert await scalar(raw, "SELECT count(*) FROM level_history") == 1_200
+    assert await scalar(raw, f"SELECT count(*) FROM {TIMELINE}") == 1_200
     assert await scalar(raw, "SELECT count(*) FROM level_current") == 600
 
 
@@ -285,36 +301,32 @@ def _block(system: str, n: int, states: tuple[str, ...], minutes: float) -> Leve
 _ROW = "system, sku, location, state, quantity, observed_at, source"
 
 
-def _unmatched(where: str = "TRUE") -> str:
-    """SQL counting the rows (those ``where`` picks) that one of level_history and
-    level_current holds and the other does not, and the history rows held twice: 0 when
-    each current row is once in history and history holds nothing else (EXCEPT ALL,
-    which SQLite lacks, said in three parts)."""
-    history = f"SELECT {_ROW} FROM level_history WHERE {where}"
-    current = f"SELECT {_ROW} FROM level_current WHERE {where}"
+def _not_first_changes(where: str = "TRUE") -> str:
+    """SQL counting the rows (those ``where`` picks) a first read must not leave: any
+    history row, and any current row that is not its own first change (``since`` and
+    ``since_source`` its ``observed_at`` and ``source``, no ``previous``). 0 when each
+    key went once into ``level_current`` and nowhere else."""
     return (
-        f"SELECT (SELECT count(*) FROM ({history} EXCEPT {current}) AS a) "
-        f"+ (SELECT count(*) FROM ({current} EXCEPT {history}) AS b) "
-        f"+ (SELECT count(*) FROM ({history} GROUP BY {_ROW} HAVING count(*) > 1) AS c)"
+        f"SELECT (SELECT count(*) FROM level_history WHERE {where}) "
+        f"+ (SELECT count(*) FROM level_current WHERE ({where}) AND NOT (since = observed_at "
+        "AND since_source = source AND since_quantity = quantity AND previous IS NULL))"
     )
 
 
-async def test_first_reads_of_many_chunks_write_each_key_once_to_both_tables(
+async def test_first_reads_of_many_chunks_write_each_key_once_as_its_first_change(
     ledger: Ledger, raw: AsyncEngine
 ) -> None:
-    """A first read is written from its columns, a chunk at a time into a table of the
-    connection's own (SQLite) or the transaction's (PostgreSQL), and from there into
-    both tables. Three chunks of one
-    system, then a second system in a transaction of its own: each key once in each
-    table, the history row the current one without ``changed_at``."""
+    """A first read is written from its columns, a chunk at a time (on PostgreSQL
+    through a table of the transaction's own). Three chunks of one system, then a second
+    system in a transaction of its own: each key once in ``level_current``, as its own
+    first change, and nothing in history."""
     erp = _block("erp", 25_000, ("on_hand", "available"), 0)  # 50,000 rows: three chunks
     await ledger.record_levels(blocks=[erp], complete=["erp"])
     wms = _block("wms", 3_000, ("on_hand",), 1)
     await ledger.record_levels(blocks=[wms], complete=["wms"])
     rows = 50_000 + 3_000
     assert await scalar(raw, "SELECT count(*) FROM level_current") == rows
-    assert await scalar(raw, "SELECT count(*) FROM level_history") == rows
-    assert await scalar(raw, _unmatched()) == 0
+    assert await scalar(raw, _not_first_changes()) == 0
     back = {(r.system, r.sku, r.location, r.state): r for r in await ledger.current_levels()}
     row = back[("erp", "SKU-24999", "loc-0", "available")]
     assert (row.quantity, row.observed_at, row.changed_at) == (249_991, at(0), at(-1))
@@ -327,8 +339,8 @@ async def test_a_first_read_that_fails_leaves_nothing_and_the_next_one_is_writte
 ) -> None:
     """A first read that fails after its rows went out (a key written behind the ledger's
     back makes the insert fail) is rolled back whole, and the connection records the
-    next first read as if nothing happened (the rows staged for both tables went with
-    the failed transaction)."""
+    next first read as if nothing happened (the rows staged for it on PostgreSQL went
+    with the failed transaction)."""
     await ledger.record_levels(complete=["wms"])  # the ledger now holds wms as empty
     async with raw.begin() as conn:
         await conn.execute(
@@ -344,16 +356,15 @@ async def test_a_first_read_that_fails_leaves_nothing_and_the_next_one_is_writte
     assert await scalar(raw, "SELECT count(*) FROM level_history") == 0
     assert await scalar(raw, "SELECT count(*) FROM level_current") == 1
     await ledger.record_levels(blocks=[_block("erp", 10, ("on_hand",), 2)], complete=["erp"])
-    assert await scalar(raw, "SELECT count(*) FROM level_history") == 10
     assert await scalar(raw, "SELECT count(*) FROM level_current WHERE system = 'erp'") == 10
-    assert await scalar(raw, _unmatched("system = 'erp'")) == 0
+    assert await scalar(raw, _not_first_changes("system = 'erp'")) == 0
 
 
 @pytest.mark.postgres
 async def test_a_role_that_may_not_make_temporary_tables_records_a_first_read() -> None:
     """A database whose TEMPORARY privilege was revoked (a hardened role): a first read
-    cannot go through a table of the transaction's own, so it goes to both tables as two
-    COPYs, and is stored the same."""
+    cannot go through a table of the transaction's own, so it goes to ``level_current``
+    as one COPY of its rows with their change, and is stored the same."""
     async with pg_schema():  # PostgreSQL reachable (or the test skips or fails)
         base = make_url(pg_base_url())
         admin = await psycopg.AsyncConnection.connect(libpq_url(str(base)), autocommit=True)
@@ -413,7 +424,7 @@ async def test_a_big_first_read_on_sqlite_advises_postgresql_once(
             await ledger.record_levels(
                 blocks=[_block(system, levels, states, 0)], complete=[system]
             )
-    rows = await scalar(raw, "SELECT count(*) FROM level_history")
+    rows = await scalar(raw, "SELECT count(*) FROM level_current")
     assert rows == 3 * SQLITE_ADVICE_ROWS - len(states)  # every level recorded regardless
     if raw.dialect.name != "sqlite":
         assert advice() == []

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from ledger_testing import T0, at, obs, scalar
-from sql_testing import sent_statements
+from sql_testing import TIMELINE, sent_statements
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import InvalidArgument, Ledger, LevelBlock, LevelObservation, RecordResult
@@ -17,7 +17,8 @@ from ledger.levels import CHUNK, READ_CHUNK
 
 
 async def history_count(raw: AsyncEngine, sku: str = "TEE-BLK-M") -> int:
-    return int(await scalar(raw, "SELECT count(*) FROM level_history WHERE sku = :s", s=sku))
+    """The changes of ``sku`` the ledger recorded (history's and current's)."""
+    return int(await scalar(raw, f"SELECT count(*) FROM {TIMELINE} WHERE sku = :s", s=sku))
 
 
 async def test_the_same_value_twice_writes_one_history_row(
@@ -195,7 +196,7 @@ async def test_a_realistic_bulk_batch_records_changes_only(
     assert await ledger.record_levels(poll(5, 0)) == RecordResult(20_000, 0, 0)
     assert await ledger.record_levels(poll(10, 4)) == RecordResult(20_000, 5_000, 0)
     assert await ledger.record_levels(poll(1, 0)) == RecordResult(20_000, 0, 20_000)
-    total = await scalar(raw, "SELECT count(*) FROM level_history")
+    total = await scalar(raw, f"SELECT count(*) FROM {TIMELINE}")
     assert total == 25_000
     assert await scalar(raw, "SELECT count(*) FROM level_current") == 20_000
     assert (
@@ -264,12 +265,12 @@ async def test_replicas_recording_one_poll_at_once_write_each_change_once(
     finally:
         for r in replicas:
             await r.close()
-    assert await scalar(raw, "SELECT count(*) FROM level_history") == 400
+    assert await scalar(raw, f"SELECT count(*) FROM {TIMELINE}") == 400
     assert await scalar(raw, "SELECT count(*) FROM level_skus") == 100
     duplicated = await scalar(
         raw,
         "SELECT count(*) FROM (SELECT system, sku, location, state, quantity"
-        " FROM level_history GROUP BY system, sku, location, state, quantity"
+        f" FROM {TIMELINE} GROUP BY system, sku, location, state, quantity"
         " HAVING count(*) > 1) AS d",
     )
     assert duplicated == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from ledger_testing import obs
+from ledger_testing import obs, scalar
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -206,6 +206,54 @@ async def test_skus_an_older_replica_recorded_are_noted_at_start(
     assert await ledger.known_skus() == ["NEW-1", "OLD'2", "OLD-1"]
     assert await ledger.is_known_sku("OLD-1")
     assert await ledger.note_unlisted_skus() == 0
+
+
+async def test_0013_reads_the_changes_a_ledger_held_and_a_downgrade_keeps_every_change(
+    db_url: str, raw: AsyncEngine
+) -> None:
+    """Upgraded in place (no row moved), a ledger reads the changes it held as before:
+    its current rows hold no change of their own, history's newest row holds it. A
+    change after the upgrade lives in its current row, and a downgrade puts such changes
+    back into history, where code before 0013 reads every change."""
+    async with Ledger.from_url(db_url) as ledger:
+        await ledger.upgrade("0012")
+    await _write_levels_as_0011(raw, ["A-1"])
+    await _write_levels_as_0011(raw, ["A-1"], quantity=2)  # 09:01 → 09:02 in erp and wms
+    start = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    day = 30 * 24 * 60  # obs' minutes from 2026-11-02 09:00 to 2026-12-02 09:00
+    async with Ledger.from_url(db_url) as ledger:
+        await ledger.upgrade()
+        series = await ledger.level_series("A-1", start)
+        assert [(r.system, r.quantity) for r in series] == [
+            ("erp", 1),
+            ("wms", 1),
+            ("erp", 2),
+            ("wms", 2),
+        ]
+        await ledger.record_levels([obs(5, day, sku="A-1", system="erp", state="available")])
+        await ledger.record_levels([obs(7, day, sku="B-2", system="erp")])
+        assert await scalar(raw, "SELECT count(*) FROM level_history") == 4  # nothing moved
+        series = await ledger.level_series("A-1", start)
+        assert [(r.system, r.quantity) for r in series][-1] == ("erp", 5)
+        async with raw.begin() as conn:
+            await conn.run_sync(_downgrade, "0012")
+        async with raw.connect() as conn:
+            history = [
+                tuple(r)
+                for r in await conn.exec_driver_sql(
+                    "SELECT system, sku, quantity, source FROM level_history ORDER BY id"
+                )
+            ]
+        assert history == [
+            ("erp", "A-1", 1, "poll"),
+            ("wms", "A-1", 1, "poll"),
+            ("erp", "A-1", 2, "poll"),
+            ("wms", "A-1", 2, "poll"),
+            ("erp", "A-1", 5, "poll"),
+            ("erp", "B-2", 7, "poll"),
+        ]
+        await ledger.upgrade()
+        assert await ledger.current_revision() == head_revision()
 
 
 async def _write_levels_as_0011(raw: AsyncEngine, skus: list[str], quantity: int = 1) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sql_testing import TIMELINE
 
 from bench.b8_replicas import signed_delivery
 from bench.cluster import (
@@ -138,14 +139,16 @@ def test_one_policy_decision_per_incident_opening(cluster: Cluster) -> None:
 
 
 def test_level_history_has_no_duplicates(cluster: Cluster) -> None:
+    """Every key's timeline (history's replaced changes, then current's change) holds
+    each change once, however many replicas recorded the same poll."""
     duplicates = cluster.sql(
         "SELECT count(*) FROM (SELECT quantity, lag(quantity) OVER ("
         " PARTITION BY system, sku, location, state ORDER BY observed_at, id) AS prev"
-        " FROM level_history) h WHERE quantity = prev"
+        f" FROM {TIMELINE}) h WHERE quantity = prev"
     )[0][0]
-    total = cluster.sql("SELECT count(*) FROM level_history")[0][0]
+    total = cluster.sql(f"SELECT count(*) FROM {TIMELINE}")[0][0]
     assert total > 0
-    assert duplicates == 0, f"{duplicates} of {total} level_history rows repeat the one before"
+    assert duplicates == 0, f"{duplicates} of {total} changes repeat the one before"
 
 
 def test_one_webhook_delivered_to_every_replica_is_processed_once(cluster: Cluster) -> None:

@@ -3,9 +3,10 @@ before they answer, for a SKU the ledger knows and for one it does not (whose an
 offers close matches, "Did you mean").
 
 The ledger holds B1's first-run rows (13 keys per SKU × location, Shopify's 8 states,
-the WMS's 4, the ERP's 1, in ``level_current`` and ``level_history``), written before
-the clock starts: on SQLite by B1F's writer, on PostgreSQL by ``COPY`` into a schema of
-its own; ``level_skus`` is filled from them as migration 0012 fills it. Then, through
+the WMS's 4, the ERP's 1, in ``level_current`` and ``level_history``, as a ledger
+upgraded in place from before migration 0013 holds them), written before the clock
+starts: on SQLite by B1F's ``with_history`` writer, on PostgreSQL by ``COPY`` into a
+schema of its own; ``level_skus`` is filled from them as migration 0012 fills it. Then, through
 the product's own calls, each timed as wall time (PostgreSQL's work is in its server):
 
 - a known SKU: ``Ledger.current_levels(sku)``, what ``/drift SKU`` renders from;
@@ -90,7 +91,7 @@ async def run(size: Size, dialect: str) -> Outcome:
                 await ledger.upgrade()
             if dialect == "sqlite":
                 path = Path(database.url.removeprefix("sqlite:///"))
-                b1_floor.write(path, rows)
+                b1_floor.with_history(path, rows)
                 conn = sqlite3.connect(path)
                 try:
                     with conn:  # level_skus, filled as migration 0012 does

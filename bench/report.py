@@ -74,18 +74,17 @@ NOTES = """\
   operation completes as soon as it is polled, and the fake WMS keeps its levels sorted
   between pages (it sorts the whole table per request). The product still waits its first
   bulk poll interval (1 s).
-- **B1F** the floor under B1's first run on SQLite: B1's 6.5 million current rows and
-  6.5 million history rows (13 keys per SKU × location) written into the ledger's own
-  schema by the standard library's `sqlite3` alone, as the ledger writes new keys since
-  2026-12-07 (20,000 rows a transaction, the current rows bound once by `executemany`
-  into a temporary table and copied by SQLite into both tables, WAL,
-  `synchronous=NORMAL`), rows built before the clock starts; the `bound_twice` probe
-  writes them the way before it (an `executemany` per table). No
-  Driftwatch code runs while it is timed: above B1's 20 s target, it shows that no code
-  change meets that target while the schema holds one row per state and key. Probes
-  beside it write the same quantities one row per level (a column per state): alone
-  (`wide`), and with the history row per level a first read would still write
-  (`wide_history`), the floors of the two ways to key the ledger per level.
+- **B1F** the floor under B1's first run on SQLite: B1's 6.5 million current rows (13
+  keys per SKU × location; since migration 0013 a first read writes no history) written
+  into the ledger's own schema by the standard library's `sqlite3` alone, with the
+  statement the ledger writes new keys with (20,000 rows a transaction, one
+  `executemany` each, WAL, `synchronous=NORMAL`), rows built before the clock starts;
+  the `with_history` probe writes them as before 0013, a history row beside each (bound
+  once into a temporary table, copied by SQLite into both tables). No Driftwatch code
+  runs while it is timed: above B1's 20 s target, it shows that no code change meets
+  that target while the schema holds one row per state and key. Probes beside it write
+  the same quantities one row per level (a column per state): alone (`wide`), and with
+  the history row per level a first read would write without 0013 (`wide_history`).
 - **B2** `monitors.drift.diff` on Level objects built before the clock starts. Baseline:
   a polars full outer join of the three systems' rows on (sku, location) computing each
   gap to the truth (loading included; polars uses every core, the engine one); a Python

@@ -8,12 +8,10 @@ and rows written before migration 0013 (or by an older replica after it) read th
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 from ledger_testing import at, obs, plain_value, scalar
-from sql_testing import TIMELINE, sent_statements
+from sql_testing import TIMELINE
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import Ledger, RecordResult
@@ -186,27 +184,3 @@ async def test_two_changes_at_the_same_instant_keep_the_order_they_were_recorded
     assert last.quantity == 2
     [change] = await ledger.level_changes("shopify", at(-1), at(1))
     assert (change.previous, change.quantity) == (1, 2)
-
-
-async def test_level_changes_reads_current_through_its_partial_index(tmp_path: Path) -> None:
-    """The webhook monitor's recent changes of one system: current's are found through
-    ``ix_level_current_changes``, which holds only rows that replaced a value (a first
-    read adds nothing to it), not by a scan of the system's current rows."""
-    db = tmp_path / "plan.db"
-    async with Ledger.from_url(f"sqlite:///{db}") as ledger:
-        await ledger.upgrade()
-        await ledger.record_levels([obs(5, 0), obs(1, 0, sku="OTHER")])
-        await ledger.record_levels([obs(4, 10)])
-        with sent_statements(ledger) as statements:
-            [change] = await ledger.level_changes("shopify", at(5), at(15))
-    assert (change.previous, change.quantity) == (5, 4)
-    [(statement, params)] = [s for s in statements if "level_current" in s[0]]
-    with sqlite3.connect(db) as conn:
-        plan = " | ".join(r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params))
-        indexed = conn.execute(
-            "SELECT count(*) FROM level_current INDEXED BY ix_level_current_changes "
-            "WHERE previous IS NOT NULL AND system = 'shopify'"
-        ).fetchone()
-    assert "ix_level_current_changes" in plan, plan
-    assert "ix_level_history_system_time" in plan, plan
-    assert indexed == (1,)

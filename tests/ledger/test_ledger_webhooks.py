@@ -618,16 +618,25 @@ async def test_level_changes_of_a_system_are_found_through_its_time_index(
     tmp_path: Path,
 ) -> None:
     """The webhook-health monitor asks for one system's changes of the last hour: SQLite
-    plans that through ``ix_level_history_system_time``, not a scan of the system's
-    history through the key index (which leads with sku)."""
+    plans history's through ``ix_level_history_system_time``, not a scan of the system's
+    history through the key index (which leads with sku), and current's through
+    ``ix_level_current_changes``, which holds only rows that replaced a value (a first
+    read adds nothing to it), not a scan of the system's current rows."""
     db = tmp_path / "plan.db"
     async with Ledger.from_url(f"sqlite:///{db}") as ledger:
         await ledger.upgrade()
-        await ledger.record_levels([obs(5, 0), obs(4, 10)])
+        await ledger.record_levels([obs(5, 0), obs(1, 0, sku="OTHER")])
+        await ledger.record_levels([obs(4, 10)])
         with sent_statements(ledger) as statements:
             [change] = await ledger.level_changes("shopify", at(5), at(15))
     assert (change.previous, change.quantity) == (5, 4)
     [(statement, params)] = [s for s in statements if "level_history" in s[0]]
     with sqlite3.connect(db) as conn:
         plan = " | ".join(r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params))
+        indexed = conn.execute(
+            "SELECT count(*) FROM level_current INDEXED BY ix_level_current_changes "
+            "WHERE previous IS NOT NULL AND system = 'shopify'"
+        ).fetchone()
     assert "ix_level_history_system_time" in plan, plan
+    assert "ix_level_current_changes" in plan, plan
+    assert indexed == (1,)

@@ -13,7 +13,8 @@ Tables
     level_current
         Per (system, sku, location, state): the latest quantity, when it was observed,
         when it last changed, and from which source; and the change that set it
-        (``since``, ``since_source``, ``previous``), the key's newest change.
+        (``since``, ``since_source``, ``since_quantity``, ``previous``), the
+        key's newest change.
     level_history
         The changes a later one replaced: a change moves the current row's change here.
         A key's changes are its history rows, then its current row

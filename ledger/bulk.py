@@ -16,14 +16,16 @@ which the server takes about three times faster than the JSON form; only the ups
 known keys travel as JSON. Text COPY would read otherwise goes through psycopg's escaping.
 
 A new key writes its current row only: the row carries its own change (``since``,
-``since_source``, ``previous``; :mod:`ledger.timeline`). A change to a stored key first
-moves the stored row's change into ``level_history`` (:meth:`LevelBulk.supersede`).
+``since_source``, ``since_quantity``, ``previous``; :mod:`ledger.timeline`). A change to
+a stored key first moves the stored row's change into ``level_history``
+(:meth:`LevelBulk.supersede`).
 
 Rows are tuples in column order: history ``(system, sku, location, state, quantity,
 observed_at, source)``, current ``(system, sku, location, state, quantity, observed_at,
-changed_at, source)``; a new key's ``since`` and ``since_source`` are its
-``observed_at`` and ``source``. Datetimes travel as text: ISO 8601 with offset to
-PostgreSQL, and to SQLite in exactly the form :class:`ledger.types.UTCDateTime` stores.
+changed_at, source)``; a new key's ``since``, ``since_source`` and ``since_quantity``
+are its ``observed_at``, ``source`` and ``quantity``. Datetimes travel as text: ISO 8601
+with offset to PostgreSQL, and to SQLite in exactly the form
+:class:`ledger.types.UTCDateTime` stores.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from ledger.storable import require_storable
 Key = tuple[str, str, str, str]  # system, sku, location, state
 CurrentRow = tuple[str, str, str, str, int, datetime, datetime | None, str]
 HistoryRow = tuple[str, str, str, str, int, datetime, str]
-#: the change a current row's value came from: since, since_source, previous
+#: the change that set a current row's value: since, since_source, previous (its
+#: since_quantity is the row's quantity)
 Since = tuple[datetime, str, int | None]
 #: rows built only when asked for (the fallback of :func:`_copy`)
 RowsFrom = Callable[[], Sequence[Sequence[object]]]
@@ -359,7 +362,7 @@ class LevelBulk:
         # the columns are checked, not the rows, which repeat them k times. The rows go
         # as current rows into a table of this transaction's own, and from there into
         # ``level_current`` by the server, which copies each row's observed_at and
-        # source into its since and since_source (:func:`_copy_staged`): the text
+        # source and quantity into its change's columns (:func:`_copy_staged`): the text
         # carries each value once.
         if len(quantities) != m * k:
             raise ValueError(f"{len(quantities)} quantities for {m} levels of {k} states")
@@ -395,8 +398,9 @@ class LevelBulk:
 
     async def _write_new(self, conn: AsyncConnection, current: list[tuple[object, ...]]) -> None:
         """New keys' ``current`` rows (times as text) into ``level_current``, each its
-        key's first change: since and since_source are its observed_at and source. On
-        SQLite each row is bound once (the statement names those two parameters twice)."""
+        key's first change: its change's columns are its observed_at, source and
+        quantity. On SQLite each row is bound once (the statement names those three
+        parameters twice)."""
         if self._copy:
             await copy_rows(conn, "level_current", _NEW, _with_since(current))
         else:

@@ -39,10 +39,13 @@ from functools import lru_cache
 from operator import attrgetter
 
 from psycopg import AsyncConnection as PsycopgConnection
+from sqlalchemy import and_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.records import LevelObservation
 from ledger.storable import require_storable
+from ledger.tables import LEVEL_CURRENT
+from ledger.timeline import holds_change
 
 Key = tuple[str, str, str, str]  # system, sku, location, state
 CurrentRow = tuple[str, str, str, str, int, datetime, datetime | None, str]
@@ -76,7 +79,7 @@ _UPSERT = (*_CURRENT, "since", "since_source", "since_quantity", "previous")
 #: where a new key's change comes from: its own observed_at, source and quantity
 _CHANGE_FROM = ("observed_at", "source", "quantity")
 #: a current row (alias ``c``) that holds its key's newest change (ledger.timeline)
-HOLDS_CHANGE = "c.since IS NOT NULL AND c.since_quantity = c.quantity"
+HOLDS_CHANGE = str(and_(*holds_change(LEVEL_CURRENT.alias("c"))).compile())
 
 
 @lru_cache(maxsize=4096)  # a poll's observations share a handful of timestamps

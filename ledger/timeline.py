@@ -59,8 +59,16 @@ CURRENT = Columns(
     _c.since_source,
 )
 NAMES = Columns._fields
-#: a current row that holds its key's newest change
-HOLDS_CHANGE = (_c.since.is_not(None), _c.since_quantity == _c.quantity)
+
+
+def holds_change(current: Any = LEVEL_CURRENT) -> tuple[ColumnElement[bool], ...]:
+    """The rows of ``current`` (``level_current`` or an alias of it) that hold their
+    key's newest change. The one definition: ``ledger.bulk`` moves to history exactly
+    the changes the readers here show."""
+    return (current.c.since.is_not(None), current.c.since_quantity == current.c.quantity)
+
+
+HOLDS_CHANGE = holds_change()
 
 Where = Callable[[Columns], Iterable[ColumnElement[bool]]]
 

@@ -8,10 +8,14 @@ keys per SKU × location (Shopify's 8 states, the WMS's 4, the ERP's 1): 6.5 mil
 shape (catalog SKUs, location keys, the ISO text :class:`ledger.types.UTCDateTime`
 stores), go into a database made by the ledger's own migrations, with the standard
 library's ``sqlite3`` and the statement ``ledger.bulk`` writes new keys with
-(:attr:`ledger.bulk.LevelBulk.new_keys_statement`): in chunks of 20,000 rows (the
-ledger's chunk), one transaction and one ``executemany`` each, WAL and
-``synchronous=NORMAL`` as :mod:`ledger.engine` sets them. The rows are built before the
-clock starts.
+(:attr:`ledger.bulk.LevelBulk.new_keys_statement`): one ``executemany`` per chunk of
+20,000 rows (the ledger's chunk), all in one transaction as
+:meth:`ledger.Ledger.record_levels` writes a batch, WAL and ``synchronous=NORMAL`` as
+:mod:`ledger.engine` sets them. The rows are built before the clock starts.
+``chunk_commits_cpu_s`` beside it commits after every chunk instead, as B1F did until
+2026-12-07: the difference is what one transaction of 1.2 GB costs SQLite (its
+write-ahead log grows with the transaction, and a page it already wrote out is found
+there again).
 
 If the floor is above B1's target, no change to Driftwatch's code can meet the target
 with this schema: that is the limit to name. Two probes beside it ask what a different
@@ -24,7 +28,10 @@ schema would change, in databases of their own with the same pragmas and chunks:
   history row beside each current row: bound once into a temporary table, and copied by
   SQLite into ``level_history`` (two indexes) and ``level_current``;
 - ``wide``: one row per (system, SKU, location) with a column per state, the same
-  quantities in 1.5 million rows instead of 6.5 million, and no history;
+  quantities in 1.5 million rows instead of 6.5 million, and no history; with the
+  level's ``since`` and ``since_source`` bound once, as ``level_current`` binds them
+  today (a level's change columns once per level, as a ledger whose history also holds
+  whole levels would carry them: docs/PER_LEVEL_LEDGER.md);
 - ``wide_history``: the history rows such a ledger would write beside them if a first
   read still wrote one per level, as today's history does per key: 1.5 million rows into
   a table shaped like today's ``level_history`` (a row id and its two indexes, by SKU
@@ -38,7 +45,8 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench import catalog
@@ -102,19 +110,35 @@ HISTORY = "system, sku, location, state, quantity, observed_at, source"
 MARKS = ", ".join("?" * 8)
 
 
-def write(path: Path, all_rows: list[Row]) -> float:
-    """CPU seconds of writing the rows as ``ledger.bulk`` writes new keys on SQLite."""
+def write(path: Path, all_rows: list[Row], *, commit_chunks: bool = False) -> float:
+    """CPU seconds of writing the rows as ``ledger.bulk`` writes new keys on SQLite: one
+    transaction, as a batch is recorded (or one per chunk, ``commit_chunks``)."""
     conn = _connect(path)
     statement = bulk_for("sqlite").new_keys_statement
     try:
         before = cpu_seconds()
-        for chunk in _chunks(all_rows):
-            conn.execute("BEGIN")
-            conn.executemany(statement, chunk)
-            conn.execute("COMMIT")
+        with _transactions(conn, commit_chunks) as commit:
+            for chunk in _chunks(all_rows):
+                conn.executemany(statement, chunk)
+                commit()
         return cpu_seconds() - before
     finally:
         conn.close()
+
+
+@contextmanager
+def _transactions(conn: sqlite3.Connection, each_chunk: bool) -> Iterator[Callable[[], None]]:
+    """One transaction around the block, or one per chunk: the block calls what this
+    yields after each chunk, which commits (and begins again) only if ``each_chunk``."""
+
+    def commit() -> None:
+        if each_chunk:
+            conn.execute("COMMIT")
+            conn.execute("BEGIN")
+
+    conn.execute("BEGIN")
+    yield commit
+    conn.execute("COMMIT")
 
 
 def with_history(path: Path, all_rows: list[Row]) -> dict[str, float]:
@@ -124,9 +148,9 @@ def with_history(path: Path, all_rows: list[Row]) -> dict[str, float]:
     conn.execute(f"CREATE TEMP TABLE staged ({CURRENT})")
     current = history = 0.0
     try:
+        conn.execute("BEGIN")
         for chunk in _chunks(all_rows):
             start = cpu_seconds()
-            conn.execute("BEGIN")
             conn.executemany(f"INSERT INTO temp.staged ({CURRENT}) VALUES ({MARKS})", chunk)
             bound = cpu_seconds()
             conn.execute(
@@ -139,9 +163,11 @@ def with_history(path: Path, all_rows: list[Row]) -> dict[str, float]:
                 "ORDER BY rowid"
             )
             conn.execute("DELETE FROM temp.staged")
-            conn.execute("COMMIT")
             current += (bound - start) + (cpu_seconds() - copied)
             history += copied - bound
+        start = cpu_seconds()
+        conn.execute("COMMIT")  # the commit writes both tables' pages: counted with current
+        current += cpu_seconds() - start
     finally:
         conn.close()
     return {"current_cpu_s": current, "history_cpu_s": history}
@@ -153,10 +179,10 @@ def _probe(path: Path, create: str, insert: str, data: Sequence[tuple[object, ..
     try:
         conn.executescript(create)
         before = cpu_seconds()
-        for start in range(0, len(data), CHUNK):
-            conn.execute("BEGIN")
-            conn.executemany(insert, data[start : start + CHUNK])
-            conn.execute("COMMIT")
+        with _transactions(conn, False) as commit:
+            for start in range(0, len(data), CHUNK):
+                conn.executemany(insert, data[start : start + CHUNK])
+                commit()
         return cpu_seconds() - before
     finally:
         conn.close()
@@ -192,13 +218,18 @@ def wide_rows(all_rows: Sequence[Row]) -> list[tuple[object, ...]]:
 def wide(path: Path, rows_: Sequence[tuple[object, ...]]) -> float:
     """The ``wide`` probe (module docstring)."""
     columns = ", ".join(f"{state} INTEGER" for state in WIDE_STATES)
-    marks = ", ".join("?" * (3 + len(WIDE_STATES) + 3))
+    n = 3 + len(WIDE_STATES) + 3
+    # since and since_source: the observed time and source named again, as
+    # LevelBulk.new_keys_statement names them (each value bound once)
+    marks = ", ".join([f"?{i}" for i in range(1, n + 1)] + [f"?{n - 2}", f"?{n}"])
     return _probe(
         path,
         f"CREATE TABLE level_wide (system TEXT NOT NULL, sku TEXT NOT NULL, "
         f"location TEXT NOT NULL, {columns}, observed_at TEXT NOT NULL, changed_at TEXT, "
-        "source TEXT NOT NULL, PRIMARY KEY (system, sku, location)) WITHOUT ROWID",
-        f"INSERT INTO level_wide VALUES ({marks})",
+        "source TEXT NOT NULL, absent BOOLEAN NOT NULL DEFAULT 0, since TEXT, "
+        "since_source TEXT, PRIMARY KEY (system, sku, location)) WITHOUT ROWID",
+        f"INSERT INTO level_wide (system, sku, location, {', '.join(WIDE_STATES)}, "
+        f"observed_at, changed_at, source, since, since_source) VALUES ({marks})",
         rows_,
     )
 
@@ -236,6 +267,10 @@ async def run(size: Size) -> Outcome:
         total = write(paths[0], all_rows)
         wall = time.perf_counter() - wall
         paths[0].unlink()
+        async with Ledger.from_url(f"sqlite:///{paths[0]}") as ledger:
+            await ledger.upgrade()
+        chunk_commits = write(paths[0], all_rows, commit_chunks=True)
+        paths[0].unlink()
         figures = with_history(paths[1], all_rows)
         paths[1].unlink()
         bare_cpu = bare(Path(tmp) / "bare.db", all_rows)
@@ -250,6 +285,7 @@ async def run(size: Size) -> Outcome:
             "total_cpu_s": round(total, 2),
             "wall_s": round(wall, 2),
             "us_per_row": round(total / len(all_rows) * 1e6, 2),
+            "chunk_commits_cpu_s": round(chunk_commits, 2),
             "with_history_cpu_s": round(before, 2),
             "with_history_current_cpu_s": round(figures["current_cpu_s"], 2),
             "with_history_history_cpu_s": round(figures["history_cpu_s"], 2),

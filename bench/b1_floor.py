@@ -15,7 +15,8 @@ library's ``sqlite3`` and the statement ``ledger.bulk`` writes new keys with
 ``chunk_commits_cpu_s`` beside it commits after every chunk instead, as B1F did until
 2026-12-07: the difference is what one transaction of 1.2 GB costs SQLite (its
 write-ahead log grows with the transaction, and a page it already wrote out is found
-there again).
+there again). ``page_16k_cpu_s`` writes the same rows in one transaction into a
+database made with 16 KiB pages (SQLite's default, and the ledger's, is 4 KiB).
 
 If the floor is above B1's target, no change to Driftwatch's code can meet the target
 with this schema: that is the limit to name. Two probes beside it ask what a different
@@ -255,21 +256,48 @@ def wide_history(path: Path, rows_: Sequence[tuple[object, ...]]) -> float:
     )
 
 
+#: the ``page_16k`` probe's page size (SQLite's default is 4,096 bytes)
+BIG_PAGE = 16_384
+
+
+async def _ledger(path: Path, *, page_size: int | None = None) -> None:
+    """A new database at ``path`` made by the ledger's migrations; with ``page_size``
+    set on the empty file first (it holds from the first table on)."""
+    if page_size is not None:
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute(f"PRAGMA page_size = {page_size}")
+            conn.execute("VACUUM")
+        finally:
+            conn.close()
+    async with Ledger.from_url(f"sqlite:///{path}") as ledger:
+        await ledger.upgrade()
+    if page_size is not None:
+        conn = sqlite3.connect(path)
+        try:
+            (found,) = conn.execute("PRAGMA page_size").fetchone()
+        finally:
+            conn.close()
+        if found != page_size:
+            raise RuntimeError(f"{path}: page size {found}, not {page_size}")
+
+
 async def run(size: Size) -> Outcome:
     out = Outcome()
     all_rows = list(rows(size))
     with tempfile.TemporaryDirectory(prefix="bench-b1f-") as tmp:
         paths = [Path(tmp) / "floor.db", Path(tmp) / "history.db"]
         for path in paths:
-            async with Ledger.from_url(f"sqlite:///{path}") as ledger:
-                await ledger.upgrade()
+            await _ledger(path)
         wall = time.perf_counter()
         total = write(paths[0], all_rows)
         wall = time.perf_counter() - wall
         paths[0].unlink()
-        async with Ledger.from_url(f"sqlite:///{paths[0]}") as ledger:
-            await ledger.upgrade()
+        await _ledger(paths[0])
         chunk_commits = write(paths[0], all_rows, commit_chunks=True)
+        paths[0].unlink()
+        await _ledger(paths[0], page_size=BIG_PAGE)
+        big_pages = write(paths[0], all_rows)
         paths[0].unlink()
         figures = with_history(paths[1], all_rows)
         paths[1].unlink()
@@ -286,6 +314,7 @@ async def run(size: Size) -> Outcome:
             "wall_s": round(wall, 2),
             "us_per_row": round(total / len(all_rows) * 1e6, 2),
             "chunk_commits_cpu_s": round(chunk_commits, 2),
+            "page_16k_cpu_s": round(big_pages, 2),
             "with_history_cpu_s": round(before, 2),
             "with_history_current_cpu_s": round(figures["current_cpu_s"], 2),
             "with_history_history_cpu_s": round(figures["history_cpu_s"], 2),

@@ -194,7 +194,7 @@ class Levels(Store):
             log.warning(
                 "%s level changes recorded in one batch on SQLite: at this size SQLite's own "
                 "writes are most of a full diff's CPU (a first full diff of 100,000 SKUs × 5 "
-                "locations takes about 70 s of CPU on SQLite, 20 s on PostgreSQL). Past a few "
+                "locations takes about 40 s of CPU on SQLite, 20 s on PostgreSQL). Past a few "
                 "thousand SKUs, set DATABASE_URL to a PostgreSQL database and run "
                 "`driftwatch db upgrade` (README, 'Big catalogs'). Said once a process.",
                 f"{batch.changed:,}",

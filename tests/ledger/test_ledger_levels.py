@@ -55,6 +55,31 @@ async def test_an_older_observation_is_stale_and_changes_nothing(
     assert (current.quantity, current.observed_at) == (10, at(10))
 
 
+async def test_a_webhook_of_one_state_makes_only_that_state_stale_for_an_older_read(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    # Shopify's inventory_levels/update brings `available` alone. A poll that started
+    # before it and lands after it is stale for `available` only: its `on_hand` is
+    # still the newest anyone saw. (Pinned for docs/PER_LEVEL_LEDGER.md, question 1.)
+    await ledger.record_levels([obs(10, 0), obs(12, 0, state="on_hand")])
+    await ledger.record_levels([obs(8, 10, source="webhook")])
+    late_poll = [obs(9, 5), obs(11, 5, state="on_hand")]
+    assert await ledger.record_levels(late_poll) == RecordResult(2, 1, 1)
+    current = {r.state: r for r in await ledger.current_levels("TEE-BLK-M")}
+    assert {s: (r.quantity, r.observed_at, r.source) for s, r in current.items()} == {
+        "available": (8, at(10), "webhook"),
+        "on_hand": (11, at(5), "poll"),
+    }
+    series = await ledger.level_series("TEE-BLK-M", since=at(-60))
+    assert [(r.state, r.quantity, r.observed_at) for r in series] == [
+        ("available", 10, at(0)),
+        ("on_hand", 12, at(0)),
+        ("on_hand", 11, at(5)),
+        ("available", 8, at(10)),
+    ]
+    assert await history_count(raw) == 4
+
+
 async def test_a_batch_is_applied_in_time_order_per_key(ledger: Ledger, raw: AsyncEngine) -> None:
     # Out of order within one batch: 5 @ t2, 4 @ t0, 4 @ t1 → history 4 (t0), 5 (t2).
     result = await ledger.record_levels([obs(5, 2), obs(4, 0), obs(4, 1)])

@@ -19,8 +19,9 @@ there again). ``page_16k_cpu_s`` writes the same rows in one transaction into a
 database made with 16 KiB pages (SQLite's default, and the ledger's, is 4 KiB).
 
 If the floor is above B1's target, no change to Driftwatch's code can meet the target
-with this schema: that is the limit to name. Two probes beside it ask what a different
-schema would change, in databases of their own with the same pragmas and chunks:
+with this schema: that is the limit to name. Probes beside it ask what a different
+schema would change, in databases of their own with the same pragmas, chunks and
+single transaction:
 
 - ``bare``: the least any ledger keyed by (system, SKU, location, state) must write,
   one row of key and quantity per key into one ``WITHOUT ROWID`` table (one B-tree, no
@@ -46,8 +47,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench import catalog
@@ -118,28 +118,16 @@ def write(path: Path, all_rows: list[Row], *, commit_chunks: bool = False) -> fl
     statement = bulk_for("sqlite").new_keys_statement
     try:
         before = cpu_seconds()
-        with _transactions(conn, commit_chunks) as commit:
-            for chunk in _chunks(all_rows):
-                conn.executemany(statement, chunk)
-                commit()
+        conn.execute("BEGIN")
+        for chunk in _chunks(all_rows):
+            conn.executemany(statement, chunk)
+            if commit_chunks:
+                conn.execute("COMMIT")
+                conn.execute("BEGIN")
+        conn.execute("COMMIT")
         return cpu_seconds() - before
     finally:
         conn.close()
-
-
-@contextmanager
-def _transactions(conn: sqlite3.Connection, each_chunk: bool) -> Iterator[Callable[[], None]]:
-    """One transaction around the block, or one per chunk: the block calls what this
-    yields after each chunk, which commits (and begins again) only if ``each_chunk``."""
-
-    def commit() -> None:
-        if each_chunk:
-            conn.execute("COMMIT")
-            conn.execute("BEGIN")
-
-    conn.execute("BEGIN")
-    yield commit
-    conn.execute("COMMIT")
 
 
 def with_history(path: Path, all_rows: list[Row]) -> dict[str, float]:
@@ -180,10 +168,10 @@ def _probe(path: Path, create: str, insert: str, data: Sequence[tuple[object, ..
     try:
         conn.executescript(create)
         before = cpu_seconds()
-        with _transactions(conn, False) as commit:
-            for start in range(0, len(data), CHUNK):
-                conn.executemany(insert, data[start : start + CHUNK])
-                commit()
+        conn.execute("BEGIN")
+        for start in range(0, len(data), CHUNK):
+            conn.executemany(insert, data[start : start + CHUNK])
+        conn.execute("COMMIT")
         return cpu_seconds() - before
     finally:
         conn.close()

@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from psycopg import AsyncConnection as PsycopgConnection
 from sqlalchemy import and_
@@ -78,6 +78,8 @@ _NEW = (*_CURRENT, "since", "since_source", "since_quantity")
 _UPSERT = (*_CURRENT, "since", "since_source", "since_quantity", "previous")
 #: where a new key's change comes from: its own observed_at, source and quantity
 _CHANGE_FROM = ("observed_at", "source", "quantity")
+#: their places in a current row (``_CURRENT``)
+_CHANGE_AT = tuple(_CURRENT.index(column) for column in _CHANGE_FROM)
 #: a current row (alias ``c``) that holds its key's newest change (ledger.timeline)
 HOLDS_CHANGE = str(and_(*holds_change(LEVEL_CURRENT.alias("c"))).compile())
 
@@ -173,7 +175,7 @@ class LevelBulk:
             # SQLite: a new key's current row bound once, its observed_at, source and
             # quantity named again as its change's (?NNN, numbered parameters)
             numbered = [f"{placeholder}{i}" for i in range(1, len(_CURRENT) + 1)]
-            numbered += [numbered[_CURRENT.index(c)] for c in _CHANGE_FROM]
+            numbered += [numbered[i] for i in _CHANGE_AT]
             self._new = (
                 f"INSERT INTO level_current ({', '.join(_NEW)}) VALUES ({', '.join(numbered)})"
             )
@@ -432,7 +434,8 @@ class LevelBulk:
 
 def _with_since(rows: Sequence[tuple[object, ...]]) -> list[tuple[object, ...]]:
     """New keys' current rows (in ``_CURRENT`` order) with their change (``_NEW``)."""
-    return [(*r, r[5], r[7], r[4]) for r in rows]
+    change = itemgetter(*_CHANGE_AT)
+    return [(*r, *change(r)) for r in rows]
 
 
 async def copy_rows(

@@ -1,22 +1,25 @@
 """B1F, the floor under B1's first run on SQLite: what SQLite alone costs to write B1's
 rows into the ledger's schema, with no Driftwatch code running while the clock does.
 
-B1's first full reconciliation records every key new: one ``level_current`` row per key
-(since migration 0013 a key's first change lives there, and history gets nothing), 13
-keys per SKU × location (Shopify's 8 states, the WMS's 4, the ERP's 1): 6.5 million at
-100,000 SKUs × 5 locations. Here the same number of rows, in the same key order and
-shape (catalog SKUs, location keys, the ISO text :class:`ledger.types.UTCDateTime`
-stores), go into a database made by the ledger's own migrations, with the standard
-library's ``sqlite3`` and the statement ``ledger.bulk`` writes new keys with
-(:attr:`ledger.bulk.LevelBulk.new_keys_statement`): one ``executemany`` per chunk of
-20,000 rows (the ledger's chunk), all in one transaction as
+B1's first full reconciliation records every key new, 13 keys per SKU × location
+(Shopify's 8 states, the WMS's 4, the ERP's 1): 6.5 million at 100,000 SKUs × 5
+locations. Since migration 0014 they are 1.5 million rows of ``levels``, one per
+(system, SKU, location) with a quantity per state (:mod:`ledger.level_columns`). Here
+the same levels, in the same key order and shape (catalog SKUs, location keys, the ISO
+text :class:`ledger.types.UTCDateTime` stores), go into a database made by the ledger's
+own migrations, with the standard library's ``sqlite3`` and the statement
+``ledger.bulk`` writes a first read's levels with
+(:meth:`ledger.bulk.LevelBulk.new_levels_statement`): one ``executemany`` per chunk of
+20,000 keys (the ledger's chunk), all in one transaction as
 :meth:`ledger.Ledger.record_levels` writes a batch, WAL and ``synchronous=NORMAL`` as
 :mod:`ledger.engine` sets them. The rows are built before the clock starts.
-``chunk_commits_cpu_s`` beside it commits after every chunk instead, as B1F did until
-2026-12-07: the difference is what one transaction of 1.2 GB costs SQLite (its
-write-ahead log grows with the transaction, and a page it already wrote out is found
-there again). ``page_16k_cpu_s`` writes the same rows in one transaction into a
-database made with 16 KiB pages (SQLite's default, and the ledger's, is 4 KiB).
+``per_state_cpu_s`` beside it writes the same keys as the ledger did from migration 0013
+to 0014, a ``level_current`` row per key, into a database at revision 0013 with that
+version's statement (a copy): the A/B of the row per level. ``chunk_commits_cpu_s``
+commits after every chunk instead, as B1F did until 2026-12-07 (the difference is what
+one transaction costs SQLite: its write-ahead log grows with it). ``page_16k_cpu_s``
+writes the same rows in one transaction into a database made with 16 KiB pages
+(SQLite's default, and the ledger's, is 4 KiB).
 
 If the floor is above B1's target, no change to Driftwatch's code can meet the target
 with this schema: that is the limit to name. Probes beside it ask what a different
@@ -26,9 +29,9 @@ single transaction:
 - ``bare``: the least any ledger keyed by (system, SKU, location, state) must write,
   one row of key and quantity per key into one ``WITHOUT ROWID`` table (one B-tree, no
   times, no source, no history);
-- ``with_history``: the same rows written as before migration 0013 (2026-12-07), a
-  history row beside each current row: bound once into a temporary table, and copied by
-  SQLite into ``level_history`` (two indexes) and ``level_current``;
+- ``with_history``: the keys written as before migration 0013 (2026-12-07), a history
+  row beside each current row: bound once into a temporary table, and copied by SQLite
+  into ``level_history`` (two indexes) and ``level_current`` (a database at 0013);
 - ``wide``: one row per (system, SKU, location) with a column per state, the same
   quantities in 1.5 million rows instead of 6.5 million, and no history; with the
   level's ``since`` and ``since_source`` bound once, as ``level_current`` binds them
@@ -55,6 +58,7 @@ from bench._common import Check, Outcome, cpu_seconds
 from bench.b1_reconcile import FULL, QUICK, Size
 from ledger import Ledger
 from ledger.bulk import bulk_for
+from ledger.level_columns import STATES as LEVEL_STATES
 from ledger.levels import CHUNK
 
 #: states per system as B1 reads them (the fakes' Shopify, WMS and ERP)
@@ -78,6 +82,9 @@ TARGET = 20.0
 
 
 Row = tuple[str, str, str, str, int, str, str, str]
+#: a level's row as a first read writes it: key, observed and changed time, source, and
+#: a quantity per state of its system
+LevelRow = tuple[object, ...]
 
 
 def rows(size: Size) -> Iterator[Row]:
@@ -91,6 +98,27 @@ def rows(size: Size) -> Iterator[Row]:
                 q = catalog.base_quantity(i, j)
                 for state in states:
                     yield (system, sku, location, state, q, OBSERVED_AT, OBSERVED_AT, source)
+
+
+def level_rows(size: Size) -> dict[str, list[LevelRow]]:
+    """B1's levels, per system, as a first read writes them into ``levels``."""
+    levels: dict[str, list[LevelRow]] = {}
+    for system, states in STATES.items():
+        source = "csv" if system == "erp" else "poll"
+        levels[system] = [
+            (
+                system,
+                catalog.sku(i),
+                catalog.location_key(j),
+                OBSERVED_AT,
+                OBSERVED_AT,
+                source,
+                *[catalog.base_quantity(i, j)] * len(states),
+            )
+            for i in range(size.skus)
+            for j in range(size.locations)
+        ]
+    return levels
 
 
 def _chunks(all_rows: list[Row]) -> Iterator[list[Row]]:
@@ -109,21 +137,47 @@ def _connect(path: Path) -> sqlite3.Connection:
 CURRENT = "system, sku, location, state, quantity, observed_at, changed_at, source"
 HISTORY = "system, sku, location, state, quantity, observed_at, source"
 MARKS = ", ".join("?" * 8)
+#: Frozen copy of the statement new keys went into ``level_current`` with from 0013 to
+#: 0014 (``ledger.bulk``): the row bound once, its observed_at, source and quantity
+#: named again as its change's.
+PER_STATE = (
+    f"INSERT INTO level_current ({CURRENT}, since, since_source, since_quantity) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?6, ?8, ?5)"
+)
 
 
-def write(path: Path, all_rows: list[Row], *, commit_chunks: bool = False) -> float:
-    """CPU seconds of writing the rows as ``ledger.bulk`` writes new keys on SQLite: one
-    transaction, as a batch is recorded (or one per chunk, ``commit_chunks``)."""
+def write(path: Path, levels: dict[str, list[LevelRow]], *, commit_chunks: bool = False) -> float:
+    """CPU seconds of writing the levels as ``ledger.bulk`` writes a first read's on
+    SQLite: one transaction, as a batch is recorded (or one per chunk, ``commit_chunks``)."""
     conn = _connect(path)
-    statement = bulk_for("sqlite").new_keys_statement
+    bulk = bulk_for("sqlite")
+    try:
+        before = cpu_seconds()
+        conn.execute("BEGIN")
+        for system, rows_ in levels.items():
+            states = STATES[system]
+            statement = bulk.new_levels_statement(states)
+            step = max(1, CHUNK // len(states))  # the ledger's chunk of keys, in levels
+            for start in range(0, len(rows_), step):
+                conn.executemany(statement, rows_[start : start + step])
+                if commit_chunks:
+                    conn.execute("COMMIT")
+                    conn.execute("BEGIN")
+        conn.execute("COMMIT")
+        return cpu_seconds() - before
+    finally:
+        conn.close()
+
+
+def per_state(path: Path, all_rows: list[Row]) -> float:
+    """CPU seconds of writing the keys as the ledger did from 0013 to 0014: a
+    ``level_current`` row per key, one transaction (a database at revision 0013)."""
+    conn = _connect(path)
     try:
         before = cpu_seconds()
         conn.execute("BEGIN")
         for chunk in _chunks(all_rows):
-            conn.executemany(statement, chunk)
-            if commit_chunks:
-                conn.execute("COMMIT")
-                conn.execute("BEGIN")
+            conn.executemany(PER_STATE, chunk)
         conn.execute("COMMIT")
         return cpu_seconds() - before
     finally:
@@ -248,9 +302,9 @@ def wide_history(path: Path, rows_: Sequence[tuple[object, ...]]) -> float:
 BIG_PAGE = 16_384
 
 
-async def _ledger(path: Path, *, page_size: int | None = None) -> None:
-    """A new database at ``path`` made by the ledger's migrations; with ``page_size``
-    set on the empty file first (it holds from the first table on)."""
+async def _ledger(path: Path, *, page_size: int | None = None, revision: str = "head") -> None:
+    """A new database at ``path`` made by the ledger's migrations (up to ``revision``);
+    with ``page_size`` set on the empty file first (it holds from the first table on)."""
     if page_size is not None:
         conn = sqlite3.connect(path)
         try:
@@ -259,7 +313,7 @@ async def _ledger(path: Path, *, page_size: int | None = None) -> None:
         finally:
             conn.close()
     async with Ledger.from_url(f"sqlite:///{path}") as ledger:
-        await ledger.upgrade()
+        await ledger.upgrade(revision)
     if page_size is not None:
         conn = sqlite3.connect(path)
         try:
@@ -273,42 +327,51 @@ async def _ledger(path: Path, *, page_size: int | None = None) -> None:
 async def run(size: Size) -> Outcome:
     out = Outcome()
     all_rows = list(rows(size))
+    levels = level_rows(size)
+    missing = {state for states in STATES.values() for state in states} - set(LEVEL_STATES)
+    if missing:
+        raise RuntimeError(f"B1F's states {sorted(missing)} have no column in levels")
     with tempfile.TemporaryDirectory(prefix="bench-b1f-") as tmp:
         paths = [Path(tmp) / "floor.db", Path(tmp) / "history.db"]
-        for path in paths:
-            await _ledger(path)
+        await _ledger(paths[0])
         wall = time.perf_counter()
-        total = write(paths[0], all_rows)
+        total = write(paths[0], levels)
         wall = time.perf_counter() - wall
         paths[0].unlink()
+        await _ledger(paths[0], revision="0013")
+        per_state_cpu = per_state(paths[0], all_rows)
+        paths[0].unlink()
         await _ledger(paths[0])
-        chunk_commits = write(paths[0], all_rows, commit_chunks=True)
+        chunk_commits = write(paths[0], levels, commit_chunks=True)
         paths[0].unlink()
         await _ledger(paths[0], page_size=BIG_PAGE)
-        big_pages = write(paths[0], all_rows)
+        big_pages = write(paths[0], levels)
         paths[0].unlink()
+        await _ledger(paths[1], revision="0013")
         figures = with_history(paths[1], all_rows)
         paths[1].unlink()
         bare_cpu = bare(Path(tmp) / "bare.db", all_rows)
-        levels = wide_rows(all_rows)
-        wide_cpu = wide(Path(tmp) / "wide.db", levels)
-        wide_history_cpu = wide_history(Path(tmp) / "wide.db", levels)
+        wide_levels = wide_rows(all_rows)
+        wide_cpu = wide(Path(tmp) / "wide.db", wide_levels)
+        wide_history_cpu = wide_history(Path(tmp) / "wide.db", wide_levels)
     before = figures["current_cpu_s"] + figures["history_cpu_s"]
     out.facts.update(
         {
             "size": f"{size.skus:,} SKUs × {size.locations} locations",
-            "rows": len(all_rows),
+            "rows": sum(map(len, levels.values())),
+            "keys": len(all_rows),
             "total_cpu_s": round(total, 2),
             "wall_s": round(wall, 2),
-            "us_per_row": round(total / len(all_rows) * 1e6, 2),
+            "us_per_key": round(total / len(all_rows) * 1e6, 2),
+            "per_state_cpu_s": round(per_state_cpu, 2),
+            "total_over_per_state": round(total / per_state_cpu, 3),
             "chunk_commits_cpu_s": round(chunk_commits, 2),
             "page_16k_cpu_s": round(big_pages, 2),
             "with_history_cpu_s": round(before, 2),
             "with_history_current_cpu_s": round(figures["current_cpu_s"], 2),
             "with_history_history_cpu_s": round(figures["history_cpu_s"], 2),
-            "total_over_with_history": round(total / before, 3),
             "bare_cpu_s": round(bare_cpu, 2),
-            "wide_rows": len(levels),
+            "wide_rows": len(wide_levels),
             "wide_cpu_s": round(wide_cpu, 2),
             "wide_history_cpu_s": round(wide_history_cpu, 2),
             "wide_with_history_cpu_s": round(wide_cpu + wide_history_cpu, 2),

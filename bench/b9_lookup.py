@@ -2,11 +2,12 @@
 before they answer, for a SKU the ledger knows and for one it does not (whose answer
 offers close matches, "Did you mean").
 
-The ledger holds B1's first-run rows (13 keys per SKU × location, Shopify's 8 states,
-the WMS's 4, the ERP's 1, in ``level_current`` and ``level_history``, as a ledger
-upgraded in place from before migration 0013 holds them), written before the clock
-starts: on SQLite by B1F's ``with_history`` writer, on PostgreSQL by ``COPY`` into a
-schema of its own; ``level_skus`` is filled from them as migration 0012 fills it. Then, through
+The ledger holds B1's first-run keys (13 per SKU × location, Shopify's 8 states, the
+WMS's 4, the ERP's 1: a row of ``levels`` per SKU × location and system, and a history
+row per key, as a ledger upgraded in place from before migration 0013 holds them),
+written before the clock starts: on SQLite by B1F's writer and ``executemany``, on
+PostgreSQL by ``COPY`` into a schema of its own; ``level_skus`` is filled from history
+as migration 0012 fills it. Then, through
 the product's own calls, each timed as wall time (PostgreSQL's work is in its server):
 
 - a known SKU: ``Ledger.current_levels(sku)``, what ``/drift SKU`` renders from;
@@ -14,8 +15,9 @@ the product's own calls, each timed as wall time (PostgreSQL's work is in its se
   ``bot.matches.close_matches``, what ``resolve_sku`` does before it answers.
 
 Baselines, in the same run on the same database: the reads as they were before
-(``WHERE sku = ...`` on ``level_current``, whose key leads with ``system``; the SKUs as
-a ``UNION`` of the items and every current row), and difflib's close matches; and the
+(``WHERE sku = ...`` on the view ``level_current``, whose table's key leads with
+``system``; the SKUs as a ``UNION`` of the items and every current row), and difflib's
+close matches; and the
 SKUs as 9d051fe read them, one seek of history's index by SKU each (before
 ``level_skus``).
 """
@@ -67,40 +69,56 @@ async def _median_ms(call: Callable[[], Awaitable[object]], times: int) -> float
     return statistics.median(spent)
 
 
-def _fill_postgres(url: str, rows: list[b1_floor.Row]) -> None:
-    """B1's rows into the two level tables of the database at ``url`` (a libpq URL: its
+def _fill_postgres(
+    url: str, rows: list[b1_floor.Row], levels: dict[str, list[b1_floor.LevelRow]]
+) -> None:
+    """B1's levels and history rows into the database at ``url`` (a libpq URL: its
     ``options`` name the run's schema), by COPY."""
     with psycopg.connect(url) as conn:
-        current = "COPY level_current (system, sku, location, state, quantity, observed_at, "
-        with conn.cursor().copy(current + "changed_at, source) FROM STDIN") as copy:
-            copy.write("".join("\t".join(map(str, r)) + "\n" for r in rows))
+        for system, states in b1_floor.STATES.items():
+            columns = ", ".join(("system, sku, location, observed_at, changed_at, source", *states))
+            with conn.cursor().copy(f"COPY levels ({columns}) FROM STDIN") as copy:
+                copy.write("".join("\t".join(map(str, r)) + "\n" for r in levels[system]))
         history = "COPY level_history (system, sku, location, state, quantity, observed_at, "
         with conn.cursor().copy(history + "source) FROM STDIN") as copy:
             copy.write("".join("\t".join(map(str, (*r[:6], r[7]))) + "\n" for r in rows))
         conn.execute(str(NOTE_HISTORY_SKUS))  # level_skus, filled as migration 0012 does
-        for table in ("level_current", "level_history", "level_skus"):
+        for table in ("levels", "level_history", "level_skus"):
             conn.execute(f"ANALYZE {table}")
+
+
+def _fill_sqlite(
+    path: Path, rows: list[b1_floor.Row], levels: dict[str, list[b1_floor.LevelRow]]
+) -> None:
+    """:func:`_fill_postgres` on SQLite: the levels as B1F writes them, history by
+    ``executemany``."""
+    b1_floor.write(path, levels)
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.executemany(
+                "INSERT INTO level_history (system, sku, location, state, quantity, "
+                "observed_at, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(*r[:6], r[7]) for r in rows],
+            )
+            conn.execute(str(NOTE_HISTORY_SKUS))  # level_skus, filled as migration 0012 does
+    finally:
+        conn.close()
 
 
 async def run(size: Size, dialect: str) -> Outcome:
     out = Outcome()
     rows = list(b1_floor.rows(size))
+    levels = b1_floor.level_rows(size)
     with tempfile.TemporaryDirectory(prefix="bench-b9-") as tmp:
         async with Database(dialect, Path(tmp)) as database:
             async with Ledger.from_url(database.url) as ledger:
                 await ledger.upgrade()
             if dialect == "sqlite":
-                path = Path(database.url.removeprefix("sqlite:///"))
-                b1_floor.with_history(path, rows)
-                conn = sqlite3.connect(path)
-                try:
-                    with conn:  # level_skus, filled as migration 0012 does
-                        conn.execute(str(NOTE_HISTORY_SKUS))
-                finally:
-                    conn.close()
+                _fill_sqlite(Path(database.url.removeprefix("sqlite:///")), rows, levels)
             else:
-                _fill_postgres(database.url, rows)
-            del rows
+                _fill_postgres(database.url, rows, levels)
+            del rows, levels
             await _measure(size, database.url, dialect, out)
     return out
 

@@ -74,21 +74,20 @@ NOTES = """\
   operation completes as soon as it is polled, and the fake WMS keeps its levels sorted
   between pages (it sorts the whole table per request). The product still waits its first
   bulk poll interval (1 s).
-- **B1F** the floor under B1's first run on SQLite: B1's 6.5 million current rows (13
-  keys per SKU × location; since migration 0013 a first read writes no history) written
-  into the ledger's own schema by the standard library's `sqlite3` alone, with the
-  statement the ledger writes new keys with (one `executemany` per 20,000 rows, all in
-  one transaction as a batch is recorded, WAL, `synchronous=NORMAL`), rows built before
-  the clock starts; `chunk_commits_cpu_s` commits after every chunk instead (B1F's way
-  until 2026-12-07), to show what one transaction of that size costs SQLite, and
-  `page_16k_cpu_s` writes into a database made with 16 KiB pages (the default is 4 KiB);
-  the `with_history` probe writes them as before 0013, a history row beside each (bound
-  once into a temporary table, copied by SQLite into both tables). No Driftwatch code
-  runs while it is timed: above B1's 20 s target, it shows that no code change meets
-  that target while the schema holds one row per state and key. Probes beside it write
-  the same quantities one row per level (a column per state, the level's `since` and
-  `since_source` once): alone (`wide`), and with
-  the history row per level a first read would write without 0013 (`wide_history`).
+- **B1F** the floor under B1's first run on SQLite: B1's 6.5 million keys (13 per SKU ×
+  location), since migration 0014 1.5 million rows of `levels` (one per SKU × location
+  and system, a quantity per state; a first read writes no history), written into the
+  ledger's own schema by the standard library's `sqlite3` alone, with the statement the
+  ledger writes a first read's levels with (one `executemany` per chunk of 20,000 keys,
+  all in one transaction as a batch is recorded, WAL, `synchronous=NORMAL`), rows built
+  before the clock starts. `per_state_cpu_s` writes the same keys as 0013 did, a
+  `level_current` row per key, into a database at revision 0013 (the A/B of the row per
+  level); `chunk_commits_cpu_s` commits after every chunk; `page_16k_cpu_s` writes into a
+  database made with 16 KiB pages (the default is 4 KiB); the `with_history` probe writes
+  the keys as before 0013, a history row beside each. No Driftwatch code runs while it
+  is timed. Probes beside it: key and quantity alone, a row per key (`bare`); a row per
+  level with a column per state and its `since` once (`wide`), and the history row per
+  level a first read would write without 0013 (`wide_history`).
 - **B2** `monitors.drift.diff` on Level objects built before the clock starts. Baseline:
   a polars full outer join of the three systems' rows on (sku, location) computing each
   gap to the truth (loading included; polars uses every core, the engine one); a Python

@@ -1,31 +1,34 @@
 """Bulk statements for levels, one flavour per backend.
 
+Since migration 0014 a level's states live in one row of ``levels`` (how:
+:mod:`ledger.level_columns`); the view ``level_current`` shows a row per key to readers,
+and this module writes the table. Its methods still take keys and current rows per
+state, as :mod:`ledger.levels` works with them, and address each state's columns.
+
 A poll can bring hundreds of thousands of observations, so :mod:`ledger.levels` reads
 and writes them here in large chunks: each chunk of keys or rows travels as ONE JSON
 array parameter and is expanded server-side (``json_array_elements`` on PostgreSQL,
-``json_each`` on SQLite), so a chunk costs one statement, and the encoding is a single
-C-speed ``json.dumps`` rather than per-row parameter processing. Writes are the
-exception, because a first read of 100,000 SKUs writes 6.5 million rows. On SQLite every
-insert and upsert goes through ``executemany``, which binds the rows in C (the JSON form
-took about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16). On PostgreSQL, history
-rows and the current rows of keys the watermark knows to be new go through ``COPY ...
-FROM STDIN`` in its text format, built by hand (:func:`copy_rows`; a first read's new
-keys one level at a time, in :meth:`LevelBulk.insert_levels`, sent into a table of the
-transaction's own and copied by the server into ``level_current`` with their change),
-which the server takes about three times faster than the JSON form; only the upserts of
-known keys travel as JSON. Text COPY would read otherwise goes through psycopg's escaping.
+``json_each`` on SQLite), so a chunk costs one statement (one per state present, for a
+write that names a state's columns), and the encoding is a single C-speed
+``json.dumps`` rather than per-row parameter processing. Writes are the exception,
+because a first read of 100,000 SKUs writes 1.5 million levels. On SQLite every insert
+and upsert goes through ``executemany``, which binds the rows in C (the JSON form took
+about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16). On PostgreSQL, history rows
+go through ``COPY ... FROM STDIN`` in its text format, built by hand (:func:`copy_rows`),
+and new keys' levels (a first read's: :meth:`LevelBulk.insert_levels`) through COPY
+into a table of the transaction's own, merged by the server into ``levels``; the
+server takes COPY about three times faster than the JSON form. Upserts of known keys
+travel as JSON, and so does text COPY would read otherwise.
 
-A new key writes its current row only: the row carries its own change (``since``,
-``since_source``, ``since_quantity``, ``previous``; :mod:`ledger.timeline`). A change to
-a stored key first moves the stored row's change into ``level_history``
-(:meth:`LevelBulk.supersede`).
+A new key's state writes no history: a level's first observation is its states' first
+change (``since``; :mod:`ledger.timeline`). A change to a stored key first moves the
+stored change into ``level_history`` (:meth:`LevelBulk.supersede`).
 
 Rows are tuples in column order: history ``(system, sku, location, state, quantity,
 observed_at, source)``, current ``(system, sku, location, state, quantity, observed_at,
-changed_at, source)``; a new key's ``since``, ``since_source`` and ``since_quantity``
-are its ``observed_at``, ``source`` and ``quantity``. Datetimes travel as text: ISO 8601
-with offset to PostgreSQL, and to SQLite in exactly the form
-:class:`ledger.types.UTCDateTime` stores.
+changed_at, source)``, a level ``(system, sku, location, observed_at, changed_at,
+source, quantity per state)``. Datetimes travel as text: ISO 8601 with offset to
+PostgreSQL, and to SQLite in exactly the form :class:`ledger.types.UTCDateTime` stores.
 """
 
 from __future__ import annotations
@@ -33,15 +36,17 @@ from __future__ import annotations
 import itertools
 import json
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from operator import attrgetter, itemgetter
+from operator import attrgetter
+from typing import Any
 
 from psycopg import AsyncConnection as PsycopgConnection
 from sqlalchemy import and_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.level_columns import FIRST, OWN, STATES, VIEW, keyed, own, require_known_states, value
 from ledger.records import LevelObservation
 from ledger.storable import require_storable
 from ledger.tables import LEVEL_CURRENT
@@ -68,18 +73,9 @@ _HISTORY = (*_KEY, "quantity", "observed_at", "source")
 #: (:func:`_copy_staged`: a table of the session's own in ``pg_temp``, dropped at commit
 #: or rollback)
 _STAGED = "driftwatch_new_levels"
-_KEY_FIELDS = tuple(attrgetter(name) for name in _KEY)
-_QUANTITY, _SOURCE = attrgetter("quantity"), attrgetter("source")
 _OBSERVED, _CHANGED = attrgetter("observed_at"), attrgetter("changed_at")
+_STATE = attrgetter("state")
 _CURRENT = (*_KEY, "quantity", "observed_at", "changed_at", "source")
-#: a new key's current row: its change began when it was observed, from its source
-_NEW = (*_CURRENT, "since", "since_source", "since_quantity")
-#: an upserted current row, with the change that set its value (None: no change)
-_UPSERT = (*_CURRENT, "since", "since_source", "since_quantity", "previous")
-#: where a new key's change comes from: its own observed_at, source and quantity
-_CHANGE_FROM = ("observed_at", "source", "quantity")
-#: their places in a current row (``_CURRENT``)
-_CHANGE_AT = tuple(_CURRENT.index(column) for column in _CHANGE_FROM)
 #: a current row (alias ``c``) that holds its key's newest change (ledger.timeline)
 HOLDS_CHANGE = str(and_(*holds_change(LEVEL_CURRENT.alias("c"))).compile())
 
@@ -118,6 +114,8 @@ class LevelBulk:
         self._many = placeholder is not None
         self._copy = copy
         self._time_from_db = time_from_db
+        self._placeholder = placeholder
+        self._same = same
 
         def select(names: Sequence[str], types: Sequence[str]) -> str:
             fields = ", ".join(
@@ -126,7 +124,9 @@ class LevelBulk:
             )
             return f"SELECT {fields} FROM {rows_from}"
 
+        self._select = select
         text4 = ("text",) * 4
+        keys = select(_KEY, text4)
         # (WHERE true: SQLite reads ON CONFLICT after a bare FROM as a join's)
         self._skus = (
             f"INSERT INTO level_skus (sku) {select(('sku',), ('text',))} WHERE true "
@@ -135,52 +135,8 @@ class LevelBulk:
         current_columns = [f"c.{c}" for c in _CURRENT]
         current_columns[5] = f"{EFFECTIVE_OBSERVED_AT} AS observed_at"
         self._load = (
-            f"SELECT {', '.join(current_columns)} "
-            f"FROM ({select(_KEY, text4)}) AS k "
-            "JOIN level_current AS c ON c.system = k.system AND c.sku = k.sku "
-            "AND c.location = k.location AND c.state = k.state "
-            "LEFT JOIN level_reads AS r ON r.system = c.system"
-        )
-        # Keys a complete read did not report: their observed_at stops at the read before.
-        self._absent = (
-            "UPDATE level_current AS c SET absent = true, observed_at = CASE "
-            "WHEN r.observed_at IS NOT NULL AND c.observed_at < r.observed_at "
-            "THEN r.observed_at ELSE c.observed_at END "
-            f"FROM ({select(_KEY, text4)}) AS k, level_reads AS r "
-            f"WHERE {_join('c', 'k')} AND r.system = c.system"
-        )
-        current_types = (*text4, "integer", "timestamptz", "timestamptz", "text")
-        upsert_types = (*current_types, "timestamptz", "text", "integer", "integer")
-        # the row keeps its change unless this one brings a new one (since is not null)
-        on_conflict = (
-            "ON CONFLICT (system, sku, location, state) DO UPDATE SET "
-            "quantity = excluded.quantity, observed_at = excluded.observed_at, "
-            "changed_at = excluded.changed_at, source = excluded.source, absent = false, "
-            "since = COALESCE(excluded.since, level_current.since), "
-            "since_source = CASE WHEN excluded.since IS NULL THEN level_current.since_source "
-            "ELSE excluded.since_source END, "
-            "since_quantity = CASE WHEN excluded.since IS NULL "
-            "THEN level_current.since_quantity ELSE excluded.since_quantity END, "
-            "previous = CASE WHEN excluded.since IS NULL THEN level_current.previous "
-            "ELSE excluded.previous END "
-            "WHERE level_current.observed_at <= excluded.observed_at"
-        )
-        if placeholder is None:  # upserts as one JSON array, inserts through COPY
-            upsert_rows = select(_UPSERT, upsert_types)
-            self._history = self._new = ""
-        else:  # one row of parameters, for executemany
-            history_rows = f"VALUES ({', '.join([placeholder] * len(_HISTORY))})"
-            upsert_rows = f"VALUES ({', '.join([placeholder] * len(_UPSERT))})"
-            self._history = f"INSERT INTO level_history ({', '.join(_HISTORY)}) {history_rows}"
-            # SQLite: a new key's current row bound once, its observed_at, source and
-            # quantity named again as its change's (?NNN, numbered parameters)
-            numbered = [f"{placeholder}{i}" for i in range(1, len(_CURRENT) + 1)]
-            numbered += [numbered[i] for i in _CHANGE_AT]
-            self._new = (
-                f"INSERT INTO level_current ({', '.join(_NEW)}) VALUES ({', '.join(numbered)})"
-            )
-        self._upsert = (
-            f"INSERT INTO level_current ({', '.join(_UPSERT)}) {upsert_rows} {on_conflict}"
+            f"SELECT {', '.join(current_columns)} FROM {_as_keys(keys)} AS c "
+            "LEFT JOIN level_reads AS r ON r.system = c.system WHERE c.quantity IS NOT NULL"
         )
         # The stored change of keys about to change, into history before the upsert
         # replaces it (where the row holds one: history holds the change of a row
@@ -188,41 +144,146 @@ class LevelBulk:
         self._supersede = (
             f"INSERT INTO level_history ({', '.join(_HISTORY)}) "
             "SELECT c.system, c.sku, c.location, c.state, c.quantity, c.since, c.since_source "
-            f"FROM ({select(_KEY, text4)}) AS k "
-            f"JOIN level_current AS c ON {_join('c', 'k')} WHERE {HOLDS_CHANGE}"
+            f"FROM {_as_keys(keys)} AS c WHERE c.quantity IS NOT NULL AND {HOLDS_CHANGE}"
         )
+        current_types = (*text4, "integer", "timestamptz", "timestamptz", "text")
+        self._current_types = current_types
         # An observation that brings nothing new: same quantity and source, and either
         # no changed_at or the stored one; its row needs at most a later observed_at.
-        incoming = f"({select(_CURRENT, current_types)})"
-        unchanged = (
-            "c.quantity = k.quantity AND c.source = k.source "
-            f"AND (k.changed_at IS NULL OR c.changed_at {same} k.changed_at)"
-        )
+        incoming = select(_CURRENT, current_types)
         # (r: the system's last complete read, whose time stands for the keys it found)
-        reads = "LEFT JOIN level_reads AS r ON r.system = k.system"
-        self._refresh = (
-            "UPDATE level_current AS c SET absent = false, observed_at = CASE "
-            "WHEN c.observed_at < k.observed_at THEN k.observed_at ELSE c.observed_at END "
-            f"FROM {incoming} AS k {reads} "
-            f"WHERE {_join('c', 'k')} AND {unchanged} "
-            f"AND {EFFECTIVE_OBSERVED_AT} <= k.observed_at "
-            "AND (c.observed_at < k.observed_at OR c.absent)"
-        )
         self._differing = (
-            f"SELECT {', '.join(f'k.{c}' for c in _KEY)}, c.system, c.quantity, "
+            f"SELECT {', '.join(f'c.{c}' for c in _KEY)}, c.quantity, c.quantity, "
             f"{EFFECTIVE_OBSERVED_AT}, c.changed_at, c.source "
-            f"FROM {incoming} AS k LEFT JOIN level_current AS c ON {_join('c', 'k')} {reads} "
-            f"WHERE c.system IS NULL OR NOT ({unchanged} "
-            f"AND {EFFECTIVE_OBSERVED_AT} <= k.observed_at)"
+            f"FROM {_as_keys(incoming, _CURRENT[4:], outer=True)} AS c "
+            "LEFT JOIN level_reads AS r ON r.system = c.system "
+            f"WHERE c.quantity IS NULL OR NOT ({_unchanged(_INCOMING_AS, same)} "
+            f"AND {EFFECTIVE_OBSERVED_AT} <= c.k_observed_at)"
         )
 
-    @property
-    def new_keys_statement(self) -> str:
-        """The statement new keys' current rows go through on SQLite, one ``executemany``
-        of current rows (``_CURRENT`` order, times as text) a chunk: B1F writes with it."""
-        if not self._new:
-            raise ValueError("new keys go through COPY on this backend")
-        return self._new
+    # -- statements per state (a key's state picks the columns it writes) ---------------
+
+    @lru_cache(maxsize=64)  # noqa: B019  # two instances, eight states each
+    def _absent(self, state: str) -> str:
+        """Keys of ``state`` a complete read did not report: their observed_at stops at
+        the read before, and stays there (the state takes its own columns)."""
+        observed = value(state, "observed_at")
+        stops = (
+            f"CASE WHEN r.observed_at IS NOT NULL AND {observed} < r.observed_at "
+            f"THEN r.observed_at ELSE {observed} END"
+        )
+        return (
+            f"UPDATE levels AS l SET {_own_set(state, absent='true', observed_at=stops)} "
+            f"FROM ({self._select(_KEY, ('text',) * 4)}) AS k, level_reads AS r "
+            f"WHERE {_level_join('l', 'k')} AND r.system = l.system AND l.{state} IS NOT NULL"
+        )
+
+    @lru_cache(maxsize=64)  # noqa: B019
+    def _refresh(self, state: str) -> str:
+        """Keys of ``state`` observed bringing nothing new: a later observed_at at most."""
+        c = {name: value(state, name) for name in VIEW}
+        observed = c["observed_at"]
+        effective = _effective(c["absent"], observed)
+        later = f"CASE WHEN {observed} < k.observed_at THEN k.observed_at ELSE {observed} END"
+        return (
+            f"UPDATE levels AS l SET {_own_set(state, absent='false', observed_at=later)} "
+            f"FROM ({self._select(_CURRENT, self._current_types)}) AS k "
+            "LEFT JOIN level_reads AS r ON r.system = k.system "
+            f"WHERE {_level_join('l', 'k')} AND l.{state} IS NOT NULL "
+            f"AND {_unchanged(c, self._same)} AND {effective} <= k.observed_at "
+            f"AND ({observed} < k.observed_at OR {c['absent']})"
+        )
+
+    @lru_cache(maxsize=64)  # noqa: B019
+    def _upsert(self, state: str) -> str:
+        """Current rows of ``state`` inserted or updated, never replacing a newer
+        observed_at; the state keeps its change unless the row brings one (since)."""
+        names = [*_KEY[:3], *FIRST, *(own(state, name) for name in VIEW)]
+        types = (
+            *("text",) * 3,
+            "timestamptz",
+            "timestamptz",
+            "text",
+            "integer",
+            "timestamptz",
+            "timestamptz",
+            "text",
+            "boolean",
+            "timestamptz",
+            "text",
+            "integer",
+            "integer",
+        )
+        if self._placeholder is None:
+            rows = self._select(names, types)
+        else:
+            rows = f"VALUES ({', '.join([self._placeholder] * len(names))})"
+        since = own(state, "since")
+
+        def kept(name: str) -> str:  # the state's stored value unless the row brings a change
+            return (
+                f"CASE WHEN excluded.{since} IS NULL THEN {value(state, name, 'levels')} "
+                f"ELSE excluded.{own(state, name)} END"
+            )
+
+        updates = [
+            f"{own(state, name)} = excluded.{own(state, name)}"
+            for name in ("quantity", "observed_at", "changed_at", "source")
+        ]
+        updates += [f"{own(state, 'absent')} = false"]
+        updates += [f"{own(state, name)} = {kept(name)}" for name in VIEW[5:]]
+        return (
+            f"INSERT INTO levels ({', '.join(names)}) {rows} {_WHERE_TRUE[self._many]}"
+            f"ON CONFLICT (system, sku, location) DO UPDATE SET {', '.join(updates)} "
+            f"WHERE levels.{state} IS NULL "
+            f"OR {value(state, 'observed_at', 'levels')} <= excluded.{own(state, 'observed_at')}"
+        )
+
+    @lru_cache(maxsize=64)  # noqa: B019
+    def _merge(self, states: tuple[str, ...], staged: bool = False) -> str:
+        """New keys' levels, a quantity per state of ``states``: a new level's row, or
+        the states added to the level's row (each a new key: its own columns are this
+        observation)."""
+        names = [*_KEY[:3], *FIRST, *states]
+        types = (*("text",) * 3, "timestamptz", "timestamptz", "text", *("integer",) * len(states))
+        if staged:
+            rows = f"SELECT {', '.join(names)} FROM pg_temp.{_STAGED} WHERE true "
+        elif self._placeholder is None:
+            rows = f"{self._select(names, types)} WHERE true "
+        else:
+            rows = f"VALUES ({', '.join([self._placeholder] * len(names))}) "
+        added = {
+            "observed_at": "excluded.observed_at",
+            "changed_at": "excluded.changed_at",
+            "source": "excluded.source",
+            "absent": "false",
+            "since": "excluded.observed_at",
+            "since_source": "excluded.source",
+            "previous": "NULL",
+        }
+        updates: list[str] = []
+        for state in states:
+            added["since_quantity"] = f"excluded.{state}"
+            updates.append(f"{state} = COALESCE(excluded.{state}, levels.{state})")
+            updates += [
+                f"{own(state, name)} = CASE WHEN excluded.{state} IS NULL "
+                f"THEN levels.{own(state, name)} ELSE {added[name]} END"
+                for name in OWN
+            ]
+        return (
+            f"INSERT INTO levels ({', '.join(names)}) {rows}"
+            f"ON CONFLICT (system, sku, location) DO UPDATE SET {', '.join(updates)}"
+        )
+
+    def new_levels_statement(self, states: Sequence[str]) -> str:
+        """The statement a first read's levels go through on SQLite, one ``executemany``
+        of rows (system, sku, location, observed_at, changed_at, source, then a quantity
+        per state of ``states``; times as text) a chunk: B1F writes with it."""
+        if not self._many:
+            raise ValueError("new levels go through COPY on this backend")
+        return self._merge(tuple(states))
+
+    # -- reads and writes ------------------------------------------------------------------
 
     async def load_current(self, conn: AsyncConnection, keys: Sequence[Key]) -> list[CurrentRow]:
         """The stored current rows of ``keys`` (keys without one are left out)."""
@@ -244,14 +305,14 @@ class LevelBulk:
         A row brings nothing new when its key's stored row has the same quantity and
         source, the same ``changed_at`` (or the row has none) and an ``observed_at`` no
         later than the row's; such a stored row only gets the later ``observed_at``, in
-        one set-based UPDATE, without leaving the database. The rest (new keys,
-        changes, stale rows) come back to be applied one by one.
+        one set-based UPDATE per state, without leaving the database. The rest (new
+        keys, changes, stale rows) come back to be applied one by one.
         """
         if not rows:
             return []
         text = self._time_to_text
-        data = json.dumps([(*r[:5], text(r[5]), text(r[6]) if r[6] else None, r[7]) for r in rows])
-        result = await conn.exec_driver_sql(self._differing, (data,))
+        encoded = [(*r[:5], text(r[5]), text(r[6]) if r[6] else None, r[7]) for r in rows]
+        result = await conn.exec_driver_sql(self._differing, (json.dumps(encoded),))
         parse = self._time_from_db
         pending = [
             (
@@ -272,15 +333,16 @@ class LevelBulk:
             for r in result
         ]
         if len(pending) < len(rows):  # else there is nothing to refresh (a first poll)
-            await conn.exec_driver_sql(self._refresh, (data,))
+            for state, group in _by_state(encoded):
+                await conn.exec_driver_sql(self._refresh(state), (json.dumps(group),))
         return pending
 
     async def mark_absent(self, conn: AsyncConnection, keys: Sequence[Key]) -> None:
         """Mark ``keys`` as not reported by their system's complete read (done before
         ``level_reads`` takes that read's time): their ``observed_at`` becomes the
         previous complete read's, where that is later, and stays there."""
-        if keys:
-            await conn.exec_driver_sql(self._absent, (json.dumps(list(keys)),))
+        for state, group in _by_state(keys):
+            await conn.exec_driver_sql(self._absent(state), (json.dumps(group),))
 
     async def insert_skus(self, conn: AsyncConnection, skus: Sequence[str]) -> None:
         """Note ``skus`` in ``level_skus`` (those already there are left as they are), as
@@ -297,7 +359,10 @@ class LevelBulk:
         if self._copy:
             await copy_rows(conn, "level_history", _HISTORY, data)
         else:
-            await conn.exec_driver_sql(self._history, data)
+            marks = ", ".join([self._placeholder or "?"] * len(_HISTORY))
+            await conn.exec_driver_sql(
+                f"INSERT INTO level_history ({', '.join(_HISTORY)}) VALUES ({marks})", data
+            )
 
     async def supersede(self, conn: AsyncConnection, keys: Sequence[Key]) -> None:
         """Move the stored change of ``keys`` (each has a current row about to take a new
@@ -308,25 +373,27 @@ class LevelBulk:
 
     async def insert_new(self, conn: AsyncConnection, new: Sequence[LevelObservation]) -> None:
         """Record observations of keys that have no current row (the caller vouches; a
-        key that has one fails the transaction), each its key's only observation: its
-        current row, whose ``changed_at`` is the system's or else the observation's time,
-        and which is its key's first change (no history row).
-
-        Built column by column at C speed (a system's first read is millions of them),
-        each distinct time converted once.
+        key that has one is overwritten), each its key's only observation, as its key's
+        first change (no history row), whose ``changed_at`` is the system's or else the
+        observation's time. A level's new keys observed at one time from one source go
+        into its row together, the level's first observation where it has no row yet.
         """
         if not new:
             return
-        observed, changed = self._texts(list(map(_OBSERVED, new)), list(map(_CHANGED, new)))
-        key = [list(map(get, new)) for get in _KEY_FIELDS]
-        quantity, source = list(map(_QUANTITY, new)), list(map(_SOURCE, new))
         # text from outside, refused before anything is written (the system was
         # checked with its chunk)
-        for name, column in (*zip(_KEY[1:], key[1:], strict=True), ("source", source)):
-            require_storable(name, column, new)
-        await self._write_new(
-            conn, list(zip(*key, quantity, observed, changed, source, strict=True))
-        )
+        for name in ("sku", "location", "source"):
+            require_storable(name, list(map(attrgetter(name), new)), new)
+        require_known_states(list(map(_STATE, new)), new)
+        observed, changed = self._texts(list(map(_OBSERVED, new)), list(map(_CHANGED, new)))
+        #: per level and observation (time and source), its states' quantities
+        levels: dict[tuple[str, ...], dict[str, int]] = {}
+        for obs, at, changed_at in zip(new, observed, changed, strict=True):
+            key = (obs.system, obs.sku, obs.location, at, changed_at, obs.source)
+            levels.setdefault(key, {})[obs.state] = obs.quantity
+        states = tuple(s for s in STATES if any(s in q for q in levels.values()))
+        rows = [(*key, *map(q.get, states)) for key, q in levels.items()]
+        await self._write_levels(conn, states, rows)
 
     async def insert_levels(
         self,
@@ -338,58 +405,80 @@ class LevelBulk:
     ) -> None:
         """:meth:`insert_new` for levels as columns: ``columns`` are the levels' SKUs,
         locations, observed and changed times and sources, ``quantities`` their values
-        row by row, one row per state. Every key must be new and its text storable (the
-        caller vouches for both). No object is made per observation: on SQLite each row is
-        built at C speed from the columns; on PostgreSQL each level's k rows are one
-        %-format of COPY's text, unless some text needs COPY's escaping."""
+        level by level, a value per state of ``states``. Every key must be new and its
+        text storable (the caller vouches for both), and each level here once. A level's
+        row is built at C speed from the columns, no object made per observation."""
         skus, locations, observed, changed, sources = columns
         k, m = len(states), len(skus)
         if not k or not m:
             return
-        observed_text, changed_text = self._texts(observed, changed)
-
-        def each(column: Sequence[object]) -> list[object]:  # each value k times
-            return list(itertools.chain.from_iterable(map(itertools.repeat, column, repeat_k)))
-
-        repeat_k = itertools.repeat(k)
-
-        def rows() -> list[tuple[object, ...]]:
-            """The current rows."""
-            key = ([system] * (m * k), each(skus), each(locations), list(states) * m)
-            at, source = each(observed_text), each(sources)
-            return list(zip(*key, quantities, at, each(changed_text), source, strict=True))
-
-        if not self._copy:
-            await self._write_new(conn, rows())
-            return
-        # COPY's text: one %-format per level for its k rows (a format per row cost
-        # about twice the CPU; BENCHMARKS.md, issue 16), when no text needs escaping:
-        # the columns are checked, not the rows, which repeat them k times. The rows go
-        # as current rows into a table of this transaction's own, and from there into
-        # ``level_current`` by the server, which copies each row's observed_at and
-        # source and quantity into its change's columns (:func:`_copy_staged`): the text
-        # carries each value once.
         if len(quantities) != m * k:
             raise ValueError(f"{len(quantities)} quantities for {m} levels of {k} states")
-        plain = all(map(_copy_plain, ([system, *states], skus, locations, sources)))
-        data: bytes | None = None
-        if plain:
-            by_state = [quantities[i::k] for i in range(k)]
-            times = [observed_text, changed_text]
-            fields = ["%s"] * (4 + len(times))  # sku, location, quantity, times, source
-            line = "".join(
-                "\t".join([_percent(system), *fields[:2], _percent(state), *fields[2:]]) + "\n"
-                for state in states
-            )
-            per_level = zip(
-                *[c for i in range(k) for c in (skus, locations, by_state[i], *times, sources)],
+        require_known_states(list(states), list(states))
+        observed_text, changed_text = self._texts(observed, changed)
+        by_state = [quantities[i::k] for i in range(k)]
+        rows = list(
+            zip(
+                itertools.repeat(system, m),
+                skus,
+                locations,
+                observed_text,
+                changed_text,
+                sources,
+                *by_state,
                 strict=True,
             )
-            data = _encoded("".join(map(line.__mod__, per_level)))
-        if data is not None and await _copy_staged(conn, data):
-            return
-        del data
-        await _copy(conn, "level_current", _NEW, None, lambda: _with_since(rows()))
+        )
+        await self._write_levels(conn, tuple(states), rows)
+
+    async def _write_levels(
+        self, conn: AsyncConnection, states: tuple[str, ...], rows: Sequence[tuple[object, ...]]
+    ) -> None:
+        """Levels' rows (key, first observation, a quantity or None per state of
+        ``states``; times as text) merged into ``levels``: a level with no row gets
+        this one, a level with a row gets the states given here. A level twice among
+        ``rows`` (two observations of it) is merged in two rounds, in order."""
+        rounds: list[list[tuple[object, ...]]] = []
+        seen: dict[tuple[object, ...], int] = {}
+        for row in rows:
+            level = row[:3]
+            at = seen[level] = seen.get(level, -1) + 1
+            if at == len(rounds):
+                rounds.append([])
+            rounds[at].append(row)
+        for batch in rounds:
+            if self._many:
+                await conn.exec_driver_sql(self._merge(states), batch)
+            elif not await self._copy_merge(conn, states, batch):
+                await conn.exec_driver_sql(self._merge(states), (json.dumps(batch),))
+
+    async def _copy_merge(
+        self, conn: AsyncConnection, states: tuple[str, ...], rows: list[tuple[object, ...]]
+    ) -> bool:
+        """:meth:`_write_levels` through ``COPY`` into this transaction's staging table,
+        then one statement the server runs. False, with nothing written, where the rows
+        need COPY's escaping or the connection cannot stage them (:func:`_stage`)."""
+        width = 6 + len(states)
+        line = ("\t".join(["{}"] * width) + "\n").format
+        text = "".join(itertools.starmap(line, rows))
+        plain = (
+            text.count("\t") == (width - 1) * len(rows)
+            and text.count("\n") == len(rows)
+            and not any(c in text for c in _COPY_SPECIAL[2:])
+            and ("None" not in text or all(None not in row for row in rows))
+        )
+        data = _encoded(text) if plain else None
+        del text
+        if data is None or not await _stage(conn):
+            return False
+        raw, _ = await _psycopg(conn)
+        names = ", ".join([*_KEY[:3], *FIRST, *states])
+        async with raw.cursor() as cursor:
+            async with cursor.copy(f"COPY pg_temp.{_STAGED} ({names}) FROM STDIN") as copy:
+                await copy.write(data)
+            await cursor.execute(self._merge(states, staged=True))
+            await cursor.execute(f"TRUNCATE pg_temp.{_STAGED}")
+        return True
 
     def _texts(
         self, observed: list[datetime], changed: list[datetime | None]
@@ -401,41 +490,108 @@ class LevelBulk:
         observed_text = list(map(times.__getitem__, observed))
         return observed_text, list(map(times.get, changed, observed_text))
 
-    async def _write_new(self, conn: AsyncConnection, current: list[tuple[object, ...]]) -> None:
-        """New keys' ``current`` rows (times as text) into ``level_current``, each its
-        key's first change: its change's columns are its observed_at, source and
-        quantity. On SQLite each row is bound once (the statement names those three
-        parameters twice)."""
-        if self._copy:
-            await copy_rows(conn, "level_current", _NEW, _with_since(current))
-        else:
-            await conn.exec_driver_sql(self._new, current)
-
     async def upsert_current(
         self, conn: AsyncConnection, rows: Sequence[CurrentRow], since: Sequence[Since | None]
     ) -> None:
-        """Insert or update current rows, never replacing a newer ``observed_at``. Each
-        row's ``since`` is the change that set its value; None where its value did not
-        change, and the stored row keeps its own (a new key always has one)."""
-        if rows:
-            text = self._time_to_text
-            data = [
-                (
-                    *r[:5],
-                    text(r[5]),
-                    text(r[6]) if r[6] else None,
-                    r[7],
-                    *((text(c[0]), c[1], r[4], c[2]) if c else (None, None, None, None)),
-                )
-                for r, c in zip(rows, since, strict=True)
-            ]
-            await conn.exec_driver_sql(self._upsert, data if self._many else (json.dumps(data),))
+        """Insert or update current rows (at most one per key), never replacing a newer
+        ``observed_at``. Each row's ``since`` is the change that set its value; None
+        where its value did not change, and the stored row keeps its own (a new key
+        always has one)."""
+        if not rows:
+            return
+        text = self._time_to_text
+        data = [
+            (
+                *r[:3],
+                text(r[5]),
+                text(r[6]) if r[6] else None,
+                r[7],
+                r[3],  # the state: which columns (dropped below)
+                r[4],
+                text(r[5]),
+                text(r[6]) if r[6] else None,
+                r[7],
+                False,
+                *((text(c[0]), c[1], r[4], c[2]) if c else (None, None, None, None)),
+            )
+            for r, c in zip(rows, since, strict=True)
+        ]
+        require_known_states([r[6] for r in data], rows)
+        for state, group in _by_state(data, at=6):
+            statement = self._upsert(state)
+            await conn.exec_driver_sql(statement, group if self._many else (json.dumps(group),))
 
 
-def _with_since(rows: Sequence[tuple[object, ...]]) -> list[tuple[object, ...]]:
-    """New keys' current rows (in ``_CURRENT`` order) with their change (``_NEW``)."""
-    change = itemgetter(*_CHANGE_AT)
-    return [(*r, *change(r)) for r in rows]
+#: SQLite reads ON CONFLICT after ``INSERT ... SELECT ... FROM`` as a join's unless a
+#: WHERE comes between (``VALUES``, for executemany, needs none)
+_WHERE_TRUE = {True: "", False: "WHERE true "}
+#: the columns of an incoming current row, as :func:`_as_keys` names them
+_INCOMING_AS = {
+    "quantity": "c.quantity",
+    "source": "c.source",
+    "changed_at": "c.changed_at",
+    "k_quantity": "c.k_quantity",
+    "k_source": "c.k_source",
+    "k_changed_at": "c.k_changed_at",
+}
+
+
+def _as_keys(keys: str, carried: Sequence[str] = (), *, outer: bool = False) -> str:
+    """``keys`` (a select of rows with the key's four columns, and ``carried`` ones named
+    ``k_<name>``) with each key's stored row from ``levels``, as ``level_current`` shows
+    it: a row per key (its quantity NULL where the key has none; ``outer``: also where
+    its level has none)."""
+    extra = "".join(f", k.{name} AS k_{name}" for name in carried)
+    stored = ", ".join(f"{keyed(name, 'k.state')} AS {name}" for name in VIEW)
+    join = "LEFT JOIN" if outer else "JOIN"
+    return (
+        f"(SELECT k.system, k.sku, k.location, k.state{extra}, {stored} FROM ({keys}) AS k "
+        f"{join} levels AS l ON {_level_join('l', 'k')})"
+    )
+
+
+def _unchanged(c: Mapping[str, str], same: str) -> str:
+    """An incoming row (k) that brings nothing new against the stored state ``c``."""
+    k = {
+        "quantity": c.get("k_quantity", "k.quantity"),
+        "source": c.get("k_source", "k.source"),
+        "changed_at": c.get("k_changed_at", "k.changed_at"),
+    }
+    return (
+        f"{c['quantity']} = {k['quantity']} AND {c['source']} = {k['source']} "
+        f"AND ({k['changed_at']} IS NULL OR {c['changed_at']} {same} {k['changed_at']})"
+    )
+
+
+def _effective(absent: str, observed: str) -> str:
+    """A stored state's ``observed_at``, lifted to its system's last complete read (alias
+    ``r``, ``level_reads``) unless that read did not report it (``absent``)."""
+    return (
+        f"(CASE WHEN {absent} OR r.observed_at IS NULL OR r.observed_at <= {observed} "
+        f"THEN {observed} ELSE r.observed_at END)"
+    )
+
+
+def _own_set(state: str, **given: str) -> str:
+    """SET clauses giving ``state`` its own columns (alias ``l``): ``given`` ones as SQL,
+    the others as the state reads now (the right-hand sides read the row before)."""
+    return ", ".join(f"{own(state, name)} = {given.get(name, value(state, name))}" for name in OWN)
+
+
+def _by_state(rows: Sequence[Sequence[Any]], at: int = 3) -> Iterator[tuple[str, list[Any]]]:
+    """``rows`` by the state at ``at`` (dropped from each row when ``at`` is not 3, the
+    key's own place, which the statements read), in :data:`STATES` order."""
+    groups: dict[str, list[Any]] = {}
+    for row in rows:
+        kept = row if at == 3 else (*row[:at], *row[at + 1 :])
+        groups.setdefault(row[at], []).append(kept)
+    for state in STATES:
+        if state in groups:
+            yield state, groups[state]
+
+
+def _level_join(left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{c} = {right}.{c}" for c in _KEY[:3])
 
 
 async def copy_rows(
@@ -497,14 +653,7 @@ async def _copy(
                 await copy.write_row(row)
 
 
-_STAGED_TABLE = (
-    f"CREATE TEMPORARY TABLE {_STAGED} (LIKE level_current INCLUDING DEFAULTS) ON COMMIT DROP"
-)
-_FROM_STAGED = (
-    f"INSERT INTO level_current ({', '.join(_NEW)}) "
-    f"SELECT {', '.join(_CURRENT)}, {', '.join(_CHANGE_FROM)} FROM pg_temp.{_STAGED}; "
-    f"TRUNCATE pg_temp.{_STAGED}"
-)
+_STAGED_TABLE = f"CREATE TEMPORARY TABLE {_STAGED} (LIKE levels INCLUDING DEFAULTS) ON COMMIT DROP"
 _MAY_STAGE = "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
 #: per psycopg connection: whether its role may make temporary tables
 _may_stage: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
@@ -512,14 +661,12 @@ _may_stage: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary(
 _staged_in: weakref.WeakKeyDictionary[object, weakref.ref[object]] = weakref.WeakKeyDictionary()
 
 
-async def _copy_staged(conn: AsyncConnection, data: bytes) -> bool:
-    """New levels' current rows (``data``, COPY's text in ``_CURRENT`` order, UTF-8)
-    written to ``level_current``, each with its observed_at and source as its since and
-    since_source: one COPY into this transaction's staging table, then one statement the
-    server runs (so the text carries each value once). False, with nothing
-    written, where that cannot be done: the connection speaks another encoding than
-    UTF-8, is in no transaction, or its role may not make temporary tables (a database
-    whose TEMPORARY privilege was revoked)."""
+async def _stage(conn: AsyncConnection) -> bool:
+    """Whether this transaction's staging table (``levels``' columns, in ``pg_temp``)
+    is there for new levels' rows, made now if need be. False where it cannot be: the
+    connection speaks another encoding than UTF-8 (the COPY text is UTF-8), is in no
+    transaction, or its role may not make temporary tables (a database whose TEMPORARY
+    privilege was revoked)."""
     raw, utf8 = await _psycopg(conn)
     if not utf8:
         return False
@@ -538,12 +685,6 @@ async def _copy_staged(conn: AsyncConnection, data: bytes) -> bool:
         # made inside a savepoint: the level writes run in the batch's one transaction.)
         await conn.exec_driver_sql(_STAGED_TABLE)
         _staged_in[raw] = weakref.ref(transaction)
-    async with raw.cursor() as cursor:
-        async with cursor.copy(
-            f"COPY pg_temp.{_STAGED} ({', '.join(_CURRENT)}) FROM STDIN"
-        ) as copy:
-            await copy.write(data)
-        await cursor.execute(_FROM_STAGED)
     return True
 
 

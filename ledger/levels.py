@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import TextClause
 from ledger import timeline
 from ledger.bulk import CurrentRow, HistoryRow, Key, LevelBulk, Since, bulk_for
 from ledger.errors import InvalidArgument
+from ledger.level_columns import require_known_states
 from ledger.memory import release_free_heap
 from ledger.recall import LastRead, content_hashes
 from ledger.records import LevelBlock, LevelObservation, LevelRow, RecordResult
@@ -89,8 +90,8 @@ def distinct_by_seeks(
     )
 
 
-#: The systems ``level_current`` holds levels of (its key leads with ``system``).
-LEVEL_SYSTEMS = distinct_by_seeks("level_current", "system")
+#: The systems ``levels`` holds levels of (its key leads with ``system``).
+LEVEL_SYSTEMS = distinct_by_seeks("levels", "system")
 #: Every SKU ``level_history`` holds noted in ``level_skus`` (history's key-time index
 #: leads with ``sku``; a version older than 0012, the ones that do not note SKUs, writes
 #: a history row for a level's first observation).
@@ -633,6 +634,7 @@ class _Batch:
         # What is written: a key the watermark found unchanged was checked when written,
         # and insert_new checks the columns it builds for the new keys.
         _check_text(passed, ("sku", "location", "state", "source"))
+        require_known_states(list(map(attrgetter("state"), passed)), passed)
         await self.bulk.insert_new(conn, fresh)
         self.skus.update(map(attrgetter("sku"), fresh))
         self.changed += len(fresh)
@@ -1066,6 +1068,7 @@ def _storable(block: LevelBlock) -> bool:
         for name, column in (*text, ("state", block.states)):
             values = list(column)
             require_storable(name, values, values)
+        require_known_states(list(block.states), list(block.states))
     except InvalidArgument:
         return False
     return True

@@ -8,11 +8,25 @@ these classes.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Table, UniqueConstraint, false, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy import Column as SAColumn
 from sqlmodel import Field, SQLModel
 
+from ledger.level_columns import OWN, STATES, own
 from ledger.types import (
     ADJUSTMENT_STATUSES,
     INCIDENT_STATUSES,
@@ -68,48 +82,6 @@ class ItemSystemIdRow(SQLModel, table=True):
     )
     system: str = Field(primary_key=True)
     external_id: str
-
-
-class LevelCurrentRow(SQLModel, table=True):
-    """The latest known quantity of one state of one SKU at one location in one system.
-
-    The row is also its key's newest change (see :mod:`ledger.timeline`): the quantity
-    took this value (``since_quantity``) at ``since``, observed by ``since_source``,
-    after ``previous`` (None for a key's first observation). A row whose ``since`` is
-    None was written before migration 0013 (or by a version older than it), and one
-    whose quantity is no longer ``since_quantity`` was changed since by such a version
-    (which leaves those columns as they were): either way its value is history's newest
-    row.
-    """
-
-    __tablename__ = "level_current"
-    __table_args__ = (
-        # level_changes (the webhook-health monitor) reads one system's recent changes:
-        # only rows that replaced a value, so a first read adds nothing to this index
-        Index(
-            "ix_level_current_changes",
-            "system",
-            "since",
-            sqlite_where=text("previous IS NOT NULL"),
-            postgresql_where=text("previous IS NOT NULL"),
-        ),
-    )
-
-    system: str = Field(primary_key=True)
-    sku: str = Field(primary_key=True)
-    location: str = Field(primary_key=True)
-    state: str = Field(primary_key=True)
-    quantity: int
-    observed_at: datetime = Field(sa_type=UTCDateTime)
-    changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    source: str
-    #: the last complete read of the system did not report this key: its ``observed_at``
-    #: is its own, not lifted to that read's (see :class:`LevelReadRow`)
-    absent: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
-    since: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    since_source: str | None = None
-    since_quantity: int | None = None
-    previous: int | None = None
 
 
 class LevelSkuRow(SQLModel, table=True):
@@ -515,9 +487,84 @@ def _table(name: str) -> Table:
     return metadata.tables[name]
 
 
+def _state_columns(state: str) -> list[SAColumn[object]]:
+    types: dict[str, Any] = {
+        "observed_at": UTCDateTime,
+        "changed_at": UTCDateTime,
+        "source": String,
+        "absent": Boolean,
+        "since": UTCDateTime,
+        "since_source": String,
+        "since_quantity": Integer,
+        "previous": Integer,
+    }
+    return [
+        SAColumn(state, Integer, nullable=True),
+        *(SAColumn(own(state, name), types[name], nullable=True) for name in OWN),
+    ]
+
+
+#: One row per level: its key, its first observation, and a quantity and own columns per
+#: state (:mod:`ledger.level_columns`). ``WITHOUT ROWID`` on SQLite: the rows live in the
+#: key's B-tree, not in a second one beside it.
+LEVELS = Table(
+    "levels",
+    metadata,
+    SAColumn("system", String, primary_key=True),
+    SAColumn("sku", String, primary_key=True),
+    SAColumn("location", String, primary_key=True),
+    SAColumn("observed_at", UTCDateTime, nullable=False),
+    SAColumn("changed_at", UTCDateTime, nullable=True),
+    SAColumn("source", String, nullable=False),
+    *(column for state in STATES for column in _state_columns(state)),
+    # level_changes (the webhook-health monitor) reads one system's recent changes of a
+    # state: only states that replaced a value, so a first read adds nothing to these
+    *(
+        Index(
+            f"ix_levels_{state}_changes",
+            "system",
+            own(state, "since"),
+            sqlite_where=text(f"{own(state, 'previous')} IS NOT NULL"),
+            postgresql_where=text(f"{own(state, 'previous')} IS NOT NULL"),
+        )
+        for state in STATES
+    ),
+    sqlite_with_rowid=False,
+)
+
+#: ``level_current``, a view over ``levels`` (migration 0014): the latest known quantity
+#: of one state of one SKU at one location in one system, a row per key, as the table of
+#: that name held it before. The row is also its key's newest change (see
+#: :mod:`ledger.timeline`): the quantity took this value (``since_quantity``) at
+#: ``since``, observed by ``since_source``, after ``previous`` (None for a key's first
+#: observation). A row whose ``since`` is None was written before migration 0013, and one
+#: whose quantity is no longer ``since_quantity`` was changed since by a version before
+#: it: either way its value is history's newest row. ``absent``: the last complete read
+#: of the system did not report this key, so its ``observed_at`` is its own, not lifted
+#: to that read's (see :class:`LevelReadRow`). Read it; write ``levels``
+#: (:mod:`ledger.bulk`). Not in :data:`metadata`, which holds what the migrations create
+#: as tables.
+LEVEL_CURRENT = Table(
+    "level_current",
+    MetaData(),
+    SAColumn("system", String, primary_key=True),
+    SAColumn("sku", String, primary_key=True),
+    SAColumn("location", String, primary_key=True),
+    SAColumn("state", String, primary_key=True),
+    SAColumn("quantity", Integer, nullable=False),
+    SAColumn("observed_at", UTCDateTime, nullable=False),
+    SAColumn("changed_at", UTCDateTime, nullable=True),
+    SAColumn("source", String, nullable=False),
+    SAColumn("absent", Boolean, nullable=False),
+    SAColumn("since", UTCDateTime, nullable=True),
+    SAColumn("since_source", String, nullable=True),
+    SAColumn("since_quantity", Integer, nullable=True),
+    SAColumn("previous", Integer, nullable=True),
+)
+
+
 ITEMS = _table("items")
 ITEM_SYSTEM_IDS = _table("item_system_ids")
-LEVEL_CURRENT = _table("level_current")
 LEVEL_HISTORY = _table("level_history")
 LEVEL_READS = _table("level_reads")
 LEVEL_SKUS = _table("level_skus")
@@ -547,6 +594,7 @@ __all__ = [
     "JOB_LEASES",
     "JOB_STATE",
     "KPI_WEEKS",
+    "LEVELS",
     "LEVEL_CURRENT",
     "LEVEL_HISTORY",
     "LEVEL_READS",
@@ -568,7 +616,6 @@ __all__ = [
     "JobLeaseRow",
     "JobStateRow",
     "KpiWeekRow",
-    "LevelCurrentRow",
     "LevelHistoryRow",
     "LevelReadRow",
     "LevelSkuRow",

@@ -23,8 +23,18 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, CompoundSelect, func, literal_column, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    String,
+    func,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 
+from ledger.level_columns import own
 from ledger.tables import LEVEL_CURRENT, LEVEL_HISTORY
 
 #: a current row's ``id`` in a timeline: history's ids are positive 64-bit integers
@@ -59,6 +69,31 @@ CURRENT = Columns(
     _c.since_source,
 )
 NAMES = Columns._fields
+
+
+def replaced(levels: Any, state: str) -> tuple[Columns, tuple[ColumnElement[bool], ...]]:
+    """``state``'s changes held by ``levels`` (the table, or an alias of it) that replaced
+    a value, as :data:`CURRENT` gives them through the view, read from the state's own
+    columns, which such a change always has: the columns and the conditions. Through
+    ``ix_levels_<state>_changes`` (by system and ``since``, only levels whose state holds
+    a ``previous``), where the view's ``since`` is an expression no index serves."""
+    c = levels.c
+    columns = Columns(
+        literal_column(str(CURRENT_ID)),
+        c.system,
+        c.sku,
+        c.location,
+        literal(state, String),
+        c[state],
+        c[own(state, "since")],
+        c[own(state, "since_source")],
+    )
+    since, since_quantity = c[own(state, "since")], c[own(state, "since_quantity")]
+    return columns, (
+        c[own(state, "previous")].is_not(None),
+        since.is_not(None),
+        since_quantity == c[state],
+    )
 
 
 def holds_change(current: Any = LEVEL_CURRENT) -> tuple[ColumnElement[bool], ...]:

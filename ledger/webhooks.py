@@ -31,10 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import timeline
 from ledger.errors import DatabaseUnavailable, InvalidArgument, NotFound
+from ledger.level_columns import STATES
 from ledger.records import DeliveryStats, RefusalCount, WebhookDelivery
 from ledger.storable import refusal_reason, storable_json, storable_text
 from ledger.store import Store, dialect_insert
-from ledger.tables import LEVEL_CURRENT, LEVEL_HISTORY
+from ledger.tables import LEVEL_HISTORY, LEVELS
 from ledger.tables import WEBHOOK_DELIVERIES as WD
 from ledger.tables import WEBHOOK_REFUSALS as WR
 from ledger.types import (
@@ -734,15 +735,15 @@ class WebhookDeliveries(Store):
         """Changes of ``system``'s levels first observed in ``[since, until]``, oldest
         first: changes (:mod:`ledger.timeline`) that follow an earlier value of the same
         key (a level's first observation is not a change). History's through its index by
-        system and time, current's through ``ix_level_current_changes``, which holds only
-        rows that replaced a value."""
+        system and time, current's through each state's ``ix_levels_<state>_changes``,
+        which holds only levels whose state replaced a value."""
         if limit <= 0:
             raise InvalidArgument("limit must be positive")
         since = require_utc(since, "since")
         until = require_utc(until, "until")
         h = LEVEL_HISTORY.alias("h")
         p = LEVEL_HISTORY.alias("p")
-        c = LEVEL_CURRENT.c
+        levels = LEVELS.alias("l")
 
         def before_this(column: Any, row: timeline.Columns, table: Any) -> Any:
             """``column`` of the change before ``row``'s in its key's timeline (only
@@ -779,10 +780,14 @@ class WebhookDeliveries(Store):
             return query.where(row.state == state) if state is not None else query
 
         replaced = part(timeline.Columns(*(h.c[name] for name in timeline.NAMES)), h)
-        latest = part(
-            timeline.CURRENT, LEVEL_CURRENT, c.previous.is_not(None), *timeline.HOLDS_CHANGE
-        )
-        rows_q = union_all(replaced, latest).subquery()
+        # current's: a part per state (its own columns), each through its index
+        latest = [
+            part(columns, levels, *held)
+            for columns, held in (
+                timeline.replaced(levels, s) for s in STATES if state in (None, s)
+            )
+        ]
+        rows_q = union_all(replaced, *latest).subquery()
         query = (
             select(rows_q)
             .where(rows_q.c.previous.is_not(None))

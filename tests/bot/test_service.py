@@ -119,7 +119,7 @@ async def test_skus_an_older_version_recorded_are_known_once_the_service_starts(
             url = await stack.enter_async_context(pg_schema())
         demo = await stack.enter_async_context(demo_world())
         ledger = await stack.enter_async_context(Ledger.from_url(url))
-        await ledger.upgrade()
+        await ledger.upgrade("0013")  # (a version older than 0014 cannot write after it)
         sqlite = backend == "sqlite"
         async with ledger._engine.begin() as conn:
             for table, changed in (("level_current", ", changed_at"), ("level_history", "")):
@@ -129,6 +129,7 @@ async def test_skus_an_older_version_recorded_are_known_once_the_service_starts(
                     f"'on_hand', 3, '2026-12-01 09:00:00.000000{'' if sqlite else '+00'}'"
                     f"{', NULL' if changed else ''}, 'poll')"
                 )
+        await ledger.upgrade()
         assert not await ledger.is_known_sku("OLD-1")
         service = Service(demo.config, demo.environ, ledger)
         await service.start(host="127.0.0.1", port=0, schedule=False)

@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from alembic import command
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ledger import LevelObservation, normalize_url
+from ledger.migrate import alembic_config
 
 #: The time every test starts at; tests move time by passing later datetimes.
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -51,10 +54,11 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
 
 
 class Writes:
-    """Rows the database wrote to level_current and level_history, counted by row
-    triggers, so every way in counts: INSERT, UPDATE, upsert and COPY."""
+    """Rows the database wrote to levels (a row per level, its states' keys in it) and
+    level_history, counted by row triggers, so every way in counts: INSERT, UPDATE,
+    upsert and COPY."""
 
-    _TABLES = ("level_current", "level_history")
+    _TABLES = ("levels", "level_history")
 
     def __init__(self, raw: AsyncEngine) -> None:
         self._raw = raw
@@ -144,3 +148,17 @@ def plain_tables(tables: list[list[Any]]) -> list[list[tuple[object, ...]]]:
     """:func:`level_tables`' rows with :func:`plain_value` times (comparable across
     backends)."""
     return [[tuple(map(plain_value, row)) for row in rows] for rows in tables]
+
+
+def downgrade_sync(connection: Connection, revision: str) -> None:
+    """Migrate the database ``connection`` reaches down to ``revision``."""
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+async def downgrade(raw: AsyncEngine, revision: str) -> None:
+    """Migrate the database behind ``raw`` down to ``revision`` (as an operator would
+    roll back a release), in one transaction."""
+    async with raw.begin() as conn:
+        await conn.run_sync(downgrade_sync, revision)

@@ -20,14 +20,12 @@ from hypothesis import strategies as st
 from ledger_testing import at, obs, scalar
 from pg_testing import pg_schema
 from sql_testing import TIMELINE
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.cluster import libpq_url, pg_base_url
 from ledger import InvalidArgument, Ledger, LevelBlock, LevelObservation, RecordResult
-from ledger.bulk import sqlite_text
 from ledger.levels import SQLITE_ADVICE_ROWS
 
 HOSTILE = [
@@ -51,7 +49,7 @@ async def test_hostile_keys_round_trip_through_a_first_read_and_a_change(
 ) -> None:
     skus = HOSTILE + [f"PLAIN-{n}" for n in range(plain)]
     first = [
-        obs(n, 0, sku=sku, location=f"loc\t{n % 3}", state="on\nhand") for n, sku in enumerate(skus)
+        obs(n, 0, sku=sku, location=f"loc\t{n % 3}", state="on_hand") for n, sku in enumerate(skus)
     ]
     result = await ledger.record_levels(first, complete=["shopify"])
     assert result == RecordResult(observed=len(skus), changed=len(skus), stale=0)
@@ -65,7 +63,7 @@ async def test_hostile_keys_round_trip_through_a_first_read_and_a_change(
     assert set(rows) == set(skus)
     for n, sku in enumerate(skus):
         row = rows[sku]
-        assert (row.location, row.state) == (f"loc\t{n % 3}", "on\nhand")
+        assert (row.location, row.state) == (f"loc\t{n % 3}", "on_hand")
         assert row.quantity == n + (sku in HOSTILE)
         assert row.changed_at == (at(5) if sku in HOSTILE else at(0))
     series = await ledger.level_series("\\N", at(-1))
@@ -79,12 +77,12 @@ async def test_hostile_keys_round_trip_through_a_first_read_and_a_change(
     async with raw.connect() as conn:
         history = sorted(tuple(r) for r in await conn.exec_driver_sql(replaced))
     assert history == sorted(
-        (sku, f"loc\t{n % 3}", "on\nhand", n) for n, sku in enumerate(skus) if sku in HOSTILE
+        (sku, f"loc\t{n % 3}", "on_hand", n) for n, sku in enumerate(skus) if sku in HOSTILE
     )
 
 
 #: text a %-format or a str.format gives a meaning (the first read of a block is
-#: formatted for COPY one level at a time, its system and states in the format)
+#: formatted for COPY one level at a time)
 FORMATS = ["100%", "%s", "%d", "%(x)s", "%%", "{0}", "{}", "}{"]
 
 
@@ -95,19 +93,19 @@ PLAIN = [f"PLAIN-{n}" for n in range(40)]
     ("system", "states", "skus", "odd_location", "source"),
     [
         ("erp", ("on_hand", "available"), PLAIN + FORMATS, "loc %s {}", "bulk %s"),
-        ("erp%s{0}", ("on%hand", "%s", "{1}"), PLAIN, "loc", "bulk"),
+        ("erp%s{0}", ("on_hand", "available", "committed"), PLAIN, "loc", "bulk"),
         # one column that needs COPY's escaping, the others plain: each is checked
-        ("erp", ("on_hand", "on\thand"), PLAIN, "loc", "bulk"),
+        ("erp\t1", ("on_hand", "available"), PLAIN, "loc", "bulk"),
         ("erp", ("on_hand",), PLAIN, "loc\\1", "bulk"),
         ("erp", ("on_hand",), PLAIN, "loc", "bulk\n"),
         ("erp\\N", ("on_hand",), PLAIN, "loc", "bulk"),
         ("erp", ("on_hand",), [*PLAIN, "\\N"], "loc", "bulk"),
-        ("erp%s", ("on\thand", "%d"), HOSTILE + FORMATS, "loc\r%s", "bulk\t%s"),
+        ("erp%s\t", ("incoming", "on_hand"), HOSTILE + FORMATS, "loc\r%s", "bulk\t%s"),
     ],
     ids=[
         "formats-in-skus-locations-sources",
-        "formats-in-system-and-states",
-        "tab-in-a-state",
+        "formats-in-the-system",
+        "tab-in-the-system",
         "backslash-in-a-location",
         "newline-in-the-source",
         "backslash-in-the-system",
@@ -337,27 +335,58 @@ async def test_first_reads_of_many_chunks_write_each_key_once_as_its_first_chang
 async def test_a_first_read_that_fails_leaves_nothing_and_the_next_one_is_written(
     ledger: Ledger, raw: AsyncEngine
 ) -> None:
-    """A first read that fails after its rows went out (a key written behind the ledger's
-    back makes the insert fail) is rolled back whole, and the connection records the
-    next first read as if nothing happened (the rows staged for it on PostgreSQL went
-    with the failed transaction)."""
+    """A first read that fails after its rows went out (the database refuses one of them:
+    here a trigger, as a full disk or a killed connection would) is rolled back whole,
+    and the connection records the next first read as if nothing happened (the rows
+    staged for it on PostgreSQL went with the failed transaction)."""
     await ledger.record_levels(complete=["wms"])  # the ledger now holds wms as empty
     async with raw.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO level_current (system, sku, location, state, quantity, "
-                "observed_at, source) VALUES ('wms', 'SKU-00007', 'loc-1', 'on_hand', 1, "
-                ":t, 'poll')"
-            ),
-            {"t": sqlite_text(at(0)) if raw.dialect.name == "sqlite" else at(0)},
-        )
-    with pytest.raises((IntegrityError, psycopg.errors.UniqueViolation)):
+        if raw.dialect.name == "postgresql":
+            await conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_level() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+            )
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_level BEFORE INSERT ON levels FOR EACH ROW "
+                "WHEN (NEW.system = 'wms' AND NEW.sku = 'SKU-00007') "
+                "EXECUTE FUNCTION refuse_level()"
+            )
+        else:
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_level BEFORE INSERT ON levels "
+                "WHEN NEW.system = 'wms' AND NEW.sku = 'SKU-00007' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+    with pytest.raises((DBAPIError, psycopg.Error), match="refused"):
         await ledger.record_levels(blocks=[_block("wms", 10, ("on_hand",), 1)], complete=["wms"])
     assert await scalar(raw, "SELECT count(*) FROM level_history") == 0
-    assert await scalar(raw, "SELECT count(*) FROM level_current") == 1
+    assert await scalar(raw, "SELECT count(*) FROM levels") == 0
     await ledger.record_levels(blocks=[_block("erp", 10, ("on_hand",), 2)], complete=["erp"])
     assert await scalar(raw, "SELECT count(*) FROM level_current WHERE system = 'erp'") == 10
     assert await scalar(raw, _not_first_changes("system = 'erp'")) == 0
+
+
+@pytest.mark.parametrize("as_block", [False, True], ids=["observations", "block"])
+async def test_a_state_the_ledger_does_not_keep_is_refused_by_name_and_nothing_is_written(
+    ledger: Ledger, raw: AsyncEngine, as_block: bool
+) -> None:
+    """A level's row has a column per state the connectors know: a state from anywhere
+    else (a typo, another system's name, a hostile string) is refused with its name and
+    the states the ledger keeps, before anything of the batch is written."""
+    hostile = "on\nhand'; DROP TABLE levels; --"
+    fine = [obs(n, 0, sku=f"OK-{n}") for n in range(5)]
+    if as_block:
+        record = ledger.record_levels(
+            fine, blocks=[_block("erp", 3, ("on_hand", hostile), 0)], complete=["erp"]
+        )
+    else:
+        record = ledger.record_levels([*fine, obs(1, 0, state=hostile)], complete=["shopify"])
+    with pytest.raises(InvalidArgument, match="is not one the ledger keeps") as refused:
+        await record
+    assert repr(hostile) in str(refused.value)
+    assert "on_hand, available" in str(refused.value)
+    assert await scalar(raw, "SELECT count(*) FROM levels") == 0
+    assert await ledger.current_levels() == []
 
 
 @pytest.mark.postgres

@@ -12,8 +12,17 @@ from ledger_testing import T0, at, obs, scalar
 from sql_testing import TIMELINE, sent_statements
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger import InvalidArgument, Ledger, LevelBlock, LevelObservation, RecordResult
+import connectors
+from ledger import (
+    InvalidArgument,
+    Ledger,
+    LevelBlock,
+    LevelObservation,
+    RecordResult,
+    level_columns,
+)
 from ledger.levels import CHUNK, READ_CHUNK
+from ledger.tables import LEVELS
 
 
 async def history_count(raw: AsyncEngine, sku: str = "TEE-BLK-M") -> int:
@@ -353,9 +362,9 @@ async def test_a_skus_levels_are_read_through_the_key_not_a_scan(
     with sent_statements(ledger) as statements:
         rows = await ledger.current_levels("S-7")
     assert [(r.system, r.sku) for r in rows] == [("erp", "S-7"), ("shopify", "S-7"), ("wms", "S-7")]
-    reads = [(s, p) for s, p in statements if "level_current" in s]
+    reads = [(s, p) for s, p in statements if "level_current" in s or "levels" in s]
     assert len(reads) == 2, reads  # the systems, then the SKU's levels
-    await _assert_seeks(raw, reads, "level_current", _CURRENT_KEY, "system")
+    await _assert_seeks(raw, reads, "levels", _LEVELS_KEY, "system")
 
 
 async def test_known_skus_are_every_sku_of_levels_and_items_however_spelled(
@@ -482,14 +491,15 @@ async def _assert_seeks(
                 # steps are "SEARCH name ..." or "SCAN name ...", name the table or its
                 # alias in the recursive queries (t); d is those queries' own rows
                 steps = [p for p in plan if p.split(" ")[0] in ("SEARCH", "SCAN")]
-                on_table = [p for p in steps if p.split(" ")[1] in (table, "t")]
+                # (l: the levels of the view level_current, one branch per state)
+                on_table = [p for p in steps if p.split(" ")[1] in (table, "t", "l")]
                 assert on_table, plan
                 assert all(p.startswith("SEARCH") and index in p for p in on_table), plan
                 assert all(p.split(" ")[1] != "d" or p.startswith("SCAN") for p in steps)
 
 
-#: level_current's key, as each backend names its index
-_CURRENT_KEY = {"postgresql": "level_current_pkey", "sqlite": "sqlite_autoindex_level_current_1"}
+#: the key of levels (a WITHOUT ROWID table on SQLite), as each backend names its index
+_LEVELS_KEY = {"postgresql": "levels_pkey", "sqlite": "PRIMARY KEY"}
 
 
 def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -497,3 +507,10 @@ def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield node
     for child in node.get("Plans", []):
         yield from _plan_nodes(child)
+
+
+def test_a_level_row_has_a_column_for_every_state_the_connectors_read() -> None:
+    """``levels`` holds a quantity column per state (migration 0014): the ledger's states
+    are the connectors', in their order, or a connector's state would be refused."""
+    assert level_columns.STATES == connectors.STATES
+    assert [c.name for c in LEVELS.c if c.name in connectors.STATES] == list(connectors.STATES)

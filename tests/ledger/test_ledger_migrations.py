@@ -6,22 +6,22 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from ledger_testing import obs, scalar
+from ledger_testing import at as minutes
+from ledger_testing import downgrade, downgrade_sync, level_tables, obs, scalar
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import Ledger, head_revision, upgrade_sync
-from ledger.migrate import alembic_config
 from ledger.tables import metadata
 
 TABLES = {
     "items",
     "item_system_ids",
-    "level_current",
+    "levels",
     "level_history",
     "level_skus",
     "incidents",
@@ -50,7 +50,9 @@ async def test_upgrade_to_head_creates_the_tables(db_url: str, raw: AsyncEngine)
         assert await ledger.current_revision() == head_revision()
     async with raw.connect() as conn:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        views = await conn.run_sync(lambda c: set(inspect(c).get_view_names()))
     assert names >= TABLES | {"alembic_version"}
+    assert views == {"level_current"}
 
 
 async def test_the_migrations_match_the_models(ledger: Ledger, raw: AsyncEngine) -> None:
@@ -62,12 +64,6 @@ async def test_the_migrations_match_the_models(ledger: Ledger, raw: AsyncEngine)
         assert await conn.run_sync(diff) == []
 
 
-def _downgrade(connection: Connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.downgrade(config, revision)
-
-
 async def test_downgrade_then_upgrade_round_trips(db_url: str, raw: AsyncEngine) -> None:
     def names(c: Connection) -> set[str]:
         return set(inspect(c).get_table_names())
@@ -75,7 +71,7 @@ async def test_downgrade_then_upgrade_round_trips(db_url: str, raw: AsyncEngine)
     async with Ledger.from_url(db_url) as ledger:
         await ledger.upgrade()
         async with raw.begin() as conn:
-            await conn.run_sync(_downgrade, "0001")
+            await conn.run_sync(downgrade_sync, "0001")
         assert await ledger.current_revision() == "0001"
         async with raw.connect() as conn:
             assert "webhook_deliveries" not in await conn.run_sync(names)
@@ -186,7 +182,7 @@ async def test_0012_notes_every_sku_a_ledger_already_holds(db_url: str, raw: Asy
         await ledger.record_levels([obs(1, 0, sku="C-4"), obs(2, 0, sku="A-1")])
         assert await ledger.known_skus() == sorted({"A-1", "B'2", "C-4", "日本-3"})
         async with raw.begin() as conn:
-            await conn.run_sync(_downgrade, "0011")
+            await conn.run_sync(downgrade_sync, "0011")
         async with raw.connect() as conn:
             assert "level_skus" not in await conn.run_sync(
                 lambda c: set(inspect(c).get_table_names())
@@ -200,7 +196,9 @@ async def test_skus_an_older_replica_recorded_are_noted_at_start(
     their SKUs: /drift would call them unknown. ``note_unlisted_skus`` (each service
     runs it at start) notes them, and only them."""
     await ledger.record_levels([obs(1, 0, sku="NEW-1")])
+    await downgrade(raw, "0013")  # (a replica older than 0014 cannot write after it)
     await _write_levels_as_0011(raw, ["OLD-1", "OLD'2"])
+    await ledger.upgrade()
     assert not await ledger.is_known_sku("OLD-1")
     assert await ledger.note_unlisted_skus() == 2
     assert await ledger.known_skus() == ["NEW-1", "OLD'2", "OLD-1"]
@@ -236,7 +234,7 @@ async def test_0013_reads_the_changes_a_ledger_held_and_a_downgrade_keeps_every_
         series = await ledger.level_series("A-1", start)
         assert [(r.system, r.quantity) for r in series][-1] == ("erp", 5)
         async with raw.begin() as conn:
-            await conn.run_sync(_downgrade, "0012")
+            await conn.run_sync(downgrade_sync, "0012")
         async with raw.connect() as conn:
             history = [
                 tuple(r)
@@ -283,3 +281,123 @@ async def _write_levels_as_0011(raw: AsyncEngine, skus: list[str], quantity: int
                     ),
                     values,
                 )
+
+
+#: level_current rows as 0013 held them: (sku, state, quantity, observed minute, changed
+#: minute, source, absent, since minute, since_source, since_quantity, previous)
+ROWS_0013 = [
+    # a first read's rows: each its own first change
+    ("A-1", "on_hand", 5, 0, 0, "poll", False, 0, "poll", 5, None),
+    ("A-1", "available", 4, 0, None, "poll", False, 0, "poll", 4, None),
+    # a change: 7 replaced 3 at minute 5; then a webhook observed it again
+    ("B-2", "available", 7, 9, 5, "webhook", False, 5, "poll", 7, 3),
+    # a state the last complete read did not report
+    ("B-2", "committed", 1, 2, 0, "poll", True, 0, "poll", 1, None),
+    # written before 0013: its change is history's newest row
+    ("C-3", "incoming", 8, 3, 3, "bulk", False, None, None, None, None),
+]
+
+
+async def _write_as_0013(raw: AsyncEngine) -> None:
+    sqlite = raw.dialect.name == "sqlite"
+
+    def when(minute: int | None) -> object:
+        if minute is None:
+            return None
+        value = minutes(minute)
+        return value.replace(tzinfo=None) if sqlite else value
+
+    async with raw.begin() as conn:
+        for sku, state, q, seen, changed, source, absent, since, by, since_q, prev in ROWS_0013:
+            await conn.execute(
+                text(
+                    "INSERT INTO level_current (system, sku, location, state, quantity, "
+                    "observed_at, changed_at, source, absent, since, since_source, "
+                    "since_quantity, previous) VALUES ('shopify', :sku, 'east', :state, :q, "
+                    ":seen, :changed, :source, :absent, :since, :by, :since_q, :prev)"
+                ),
+                {
+                    "sku": sku,
+                    "state": state,
+                    "q": q,
+                    "seen": when(seen),
+                    "changed": when(changed),
+                    "source": source,
+                    "absent": absent,
+                    "since": when(since),
+                    "by": by,
+                    "since_q": since_q,
+                    "prev": prev,
+                },
+            )
+        await conn.execute(
+            text(
+                "INSERT INTO level_history (system, sku, location, state, quantity, "
+                "observed_at, source) VALUES ('shopify', 'B-2', 'east', 'available', 3, "
+                ":t0, 'poll'), ('shopify', 'C-3', 'east', 'incoming', 8, :t3, 'bulk')"
+            ),
+            {"t0": when(0), "t3": when(3)},
+        )
+        await conn.execute(text("INSERT INTO level_skus (sku) VALUES ('A-1'), ('B-2'), ('C-3')"))
+
+
+async def test_0014_keeps_every_row_as_it_read_and_a_downgrade_gives_them_back(
+    db_url: str, raw: AsyncEngine
+) -> None:
+    """A ledger at 0013 with every kind of row: a first read's, a change (with the value
+    it replaced), a state a complete read did not report, and a row written before 0013
+    (no change of its own). Upgraded to 0014 (a row per level) it reads the same, row for
+    row and through the timeline, and records as before; downgraded, the old table holds
+    the same rows again."""
+    async with Ledger.from_url(db_url) as ledger:
+        await ledger.upgrade("0013")
+    await _write_as_0013(raw)
+    before = await level_tables(db_url)
+    assert len(before[0]) == len(ROWS_0013)
+    async with Ledger.from_url(db_url) as ledger:
+        await ledger.upgrade()
+        assert await level_tables(db_url) == before
+        series = await ledger.level_series("B-2", minutes(-10))
+        assert [(r.state, r.quantity, r.observed_at) for r in series] == [
+            ("available", 3, minutes(0)),
+            ("committed", 1, minutes(0)),
+            ("available", 7, minutes(5)),
+        ]
+        [change] = await ledger.level_changes("shopify", minutes(-10), minutes(60))
+        assert (change.sku, change.previous, change.quantity) == ("B-2", 3, 7)
+        # a change after the upgrade: the old value moves into history as before
+        await ledger.record_levels([obs(9, 20, sku="C-3", state="incoming")])
+        await ledger.record_levels([obs(6, 21, sku="A-1", state="available")])
+        series = await ledger.level_series("C-3", minutes(-10))
+        assert [(r.quantity, r.observed_at) for r in series] == [(8, minutes(3)), (9, minutes(20))]
+        series = await ledger.level_series("A-1", minutes(-10))
+        assert [(r.state, r.quantity) for r in series] == [
+            ("available", 4),
+            ("on_hand", 5),
+            ("available", 6),
+        ]
+        after = await level_tables(db_url)
+    await downgrade(raw, "0013")
+    assert await level_tables(db_url) == after
+
+
+async def test_0014_stops_on_a_state_it_has_no_column_for_and_changes_nothing(
+    db_url: str, raw: AsyncEngine
+) -> None:
+    """Code before 0014 stored any state; 0014 has a column for each state the
+    connectors know. A row of another state stops the upgrade with its name, before
+    anything is changed: no row is dropped behind the operator's back."""
+    async with Ledger.from_url(db_url) as ledger:
+        await ledger.upgrade("0013")
+    await _write_as_0013(raw)
+    async with raw.begin() as conn:
+        await conn.execute(
+            text("UPDATE level_current SET state = :state WHERE sku = 'C-3'"),
+            {"state": "on\nhand"},
+        )
+    async with Ledger.from_url(db_url) as ledger:
+        with pytest.raises(Exception, match="states the ledger does not keep") as stopped:
+            await ledger.upgrade()
+        assert "'on\\nhand' (1 rows)" in str(stopped.value)
+        assert await ledger.current_revision() == "0013"
+    assert await scalar(raw, "SELECT count(*) FROM level_current") == len(ROWS_0013)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger_testing import at, obs, plain_value, scalar
+from ledger_testing import at, downgrade, obs, plain_value, scalar
 from sql_testing import TIMELINE
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -110,12 +110,15 @@ async def test_a_late_observation_moves_nothing(ledger: Ledger, raw: AsyncEngine
     assert await rows(raw, "SELECT quantity, since FROM level_current") == [(5, naive(10))]
 
 
-async def _write_as_0012(raw: AsyncEngine, quantity: int, minutes: float) -> None:
+async def _write_as_0012(ledger: Ledger, raw: AsyncEngine, quantity: int, minutes: float) -> None:
     """A level recorded as code before 0013 records it (a replica older than the
-    migration, still running): a history row for the change, the current row without
-    its change; the current row's value is history's newest row."""
+    migration, running until the upgrade to 0014, which it cannot write past): a
+    history row for the change, the current row without its change; the current row's
+    value is history's newest row. Written at 0013, then the ledger upgraded again
+    (0014 moves the row into ``levels``, as it was)."""
     sqlite = raw.dialect.name == "sqlite"
     when = f"'{plain_value(at(minutes))}{'' if sqlite else '+00'}'"
+    await downgrade(raw, "0013")
     async with raw.begin() as conn:
         await conn.exec_driver_sql(
             "INSERT INTO level_history (system, sku, location, state, quantity, observed_at, "
@@ -129,13 +132,14 @@ async def _write_as_0012(raw: AsyncEngine, quantity: int, minutes: float) -> Non
             "DO UPDATE SET quantity = excluded.quantity, observed_at = excluded.observed_at, "
             "changed_at = excluded.changed_at"
         )
+    await ledger.upgrade()
 
 
 async def test_rows_written_before_0013_read_the_same_and_are_not_copied_twice(
     ledger: Ledger, raw: AsyncEngine
 ) -> None:
-    await _write_as_0012(raw, 5, 0)
-    await _write_as_0012(raw, 6, 2)
+    await _write_as_0012(ledger, raw, 5, 0)
+    await _write_as_0012(ledger, raw, 6, 2)
     assert await ledger.record_levels([obs(6, 4)]) == RecordResult(1, 0, 0)
     assert await ledger.record_levels([obs(8, 5, source="webhook")]) == RecordResult(1, 1, 0)
     # history already held 6 (the old row's value): it is not copied again
@@ -159,7 +163,7 @@ async def test_an_older_replica_changing_a_row_a_newer_one_wrote_leaves_one_true
     by a new replica moves nothing stale into history."""
     await ledger.record_levels([obs(5, 0, source="bulk")])
     await ledger.record_levels([obs(6, 2)])  # a new replica's change: 5 → 6
-    await _write_as_0012(raw, 8, 4)  # an old replica's: 6 → 8, as it writes it
+    await _write_as_0012(ledger, raw, 8, 4)  # an old replica's: 6 → 8, as it writes it
     series = await ledger.level_series("TEE-BLK-M", at(-1))
     assert [(r.quantity, r.observed_at) for r in series] == [(5, at(0)), (8, at(4))]
     changes = await ledger.level_changes("shopify", at(-1), at(20))

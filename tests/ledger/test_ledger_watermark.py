@@ -106,7 +106,7 @@ async def test_a_stored_quantity_beyond_the_ledgers_range_is_never_vouched_for(
         await before.record_levels(read(dict.fromkeys(SKUS, 10), 0), complete=["shopify"])
     async with raw.begin() as conn:
         await conn.execute(
-            text("UPDATE level_current SET quantity = :q WHERE sku = 'SKU-0'"), {"q": 2**32 + 10}
+            text("UPDATE levels SET available = :q WHERE sku = 'SKU-0'"), {"q": 2**32 + 10}
         )
     async with Ledger.from_url(db_url) as after:  # its watermark is built from the rows
         result = await after.record_levels(read(dict.fromkeys(SKUS, 10), 5), complete=["shopify"])

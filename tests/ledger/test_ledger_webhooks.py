@@ -13,6 +13,7 @@ from ledger_testing import T0, at, obs, scalar
 from sql_testing import sent_statements
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors import STATES
 from ledger import WEBHOOK_OUTCOMES, InvalidArgument, Ledger, NotFound, WebhookDelivery
 
 ITEM_AT_EAST = "gid://shopify/InventoryItem/1@gid://shopify/Location/7"
@@ -619,9 +620,9 @@ async def test_level_changes_of_a_system_are_found_through_its_time_index(
 ) -> None:
     """The webhook-health monitor asks for one system's changes of the last hour: SQLite
     plans history's through ``ix_level_history_system_time``, not a scan of the system's
-    history through the key index (which leads with sku), and current's through
-    ``ix_level_current_changes``, which holds only rows that replaced a value (a first
-    read adds nothing to it), not a scan of the system's current rows."""
+    history through the key index (which leads with sku), and current's through each
+    state's ``ix_levels_<state>_changes``, which holds only levels whose state replaced
+    a value (a first read adds nothing to it), not a scan of the system's levels."""
     db = tmp_path / "plan.db"
     async with Ledger.from_url(f"sqlite:///{db}") as ledger:
         await ledger.upgrade()
@@ -634,9 +635,11 @@ async def test_level_changes_of_a_system_are_found_through_its_time_index(
     with sqlite3.connect(db) as conn:
         plan = " | ".join(r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params))
         indexed = conn.execute(
-            "SELECT count(*) FROM level_current INDEXED BY ix_level_current_changes "
-            "WHERE previous IS NOT NULL AND system = 'shopify'"
+            "SELECT count(*) FROM levels INDEXED BY ix_levels_available_changes "
+            "WHERE available_previous IS NOT NULL AND system = 'shopify'"
         ).fetchone()
     assert "ix_level_history_system_time" in plan, plan
-    assert "ix_level_current_changes" in plan, plan
+    for state in STATES:
+        assert f"USING INDEX ix_levels_{state}_changes" in plan, plan
+    assert "SCAN l" not in plan, plan
     assert indexed == (1,)

@@ -99,9 +99,9 @@ NOTE_HISTORY_SKUS = distinct_by_seeks("level_history", "sku", into=("level_skus"
 #: the PostgreSQL advisory lock (transaction-scoped) that serializes level recording
 #: across replicas; a fixed 64-bit key ("dw-level" in ASCII)
 LEVELS_LOCK = 0x64772D6C6576656C
-#: History rows one record writes on SQLite from which the ledger advises PostgreSQL
-#: (about 1,500 SKUs × 5 locations read for the first time from a Shopify store, a WMS
-#: and an ERP): SQLite's own writes are then most of a full diff's CPU
+#: Changes one record writes on SQLite from which the ledger advises PostgreSQL (about
+#: 1,500 SKUs × 5 locations read for the first time from a Shopify store, a WMS and an
+#: ERP): SQLite's writes then run in the process, beside the diff
 SQLITE_ADVICE_ROWS = 100_000
 
 
@@ -193,11 +193,12 @@ class Levels(Store):
         if self.dialect == "sqlite" and batch.changed >= SQLITE_ADVICE_ROWS and not self._advised:
             self._advised = True
             log.warning(
-                "%s level changes recorded in one batch on SQLite: at this size SQLite's own "
-                "writes are most of a full diff's CPU (a first full diff of 100,000 SKUs × 5 "
-                "locations takes about 40 s of CPU on SQLite, 20 s on PostgreSQL). Past a few "
-                "thousand SKUs, set DATABASE_URL to a PostgreSQL database and run "
-                "`driftwatch db upgrade` (README, 'Big catalogs'). Said once a process.",
+                "%s level changes recorded in one batch on SQLite: at this size SQLite's "
+                "writes run in this process, beside the diff (a first full diff of 100,000 "
+                "SKUs × 5 locations takes about 1.1 times the CPU it takes on PostgreSQL, "
+                "about 20 s). Past a few thousand SKUs, set DATABASE_URL to a PostgreSQL "
+                "database and run `driftwatch db upgrade` (README, 'Big catalogs'). Said "
+                "once a process.",
                 f"{batch.changed:,}",
             )
         return RecordResult(
@@ -527,6 +528,7 @@ class _Batch:
             )
             await self.bulk.insert_levels(conn, system, block.states, columns, texts)
             self.skus.update(columns[0])
+            first_row = changes.rows_written
             changes.write_levels(
                 marks,
                 combine(levels[picked + start][:, None], states[None, :]).ravel(),
@@ -538,7 +540,11 @@ class _Batch:
             self.total += len(quantity)
             self.changed += len(quantity)
             if part.note is not None:
-                part.note.written(part.block_rows(picked + start), levels[picked + start])
+                part.note.written(
+                    part.block_rows(picked + start),
+                    levels[picked + start],
+                    first_row + np.arange(len(picked), dtype=np.int64) * k,
+                )
         rows: list[int] = np.flatnonzero(~alone).tolist()
         return rows
 
@@ -715,6 +721,8 @@ class _Batch:
             if system in self.complete:
                 suspects[system] = changes.suspects(marks)
             self.marks[system] = changes.apply(marks, version + 1)
+            if system not in self.complete:  # no notes to make: nothing wants the rows
+                self.marks[system].rows_at = None
             del changes
             if rows >= TRIM_AFTER:
                 release_free_heap()
@@ -725,7 +733,7 @@ class _Batch:
             self.reads[system] = {states: last for states, last in made if last}
             # what the notes say holds until a value changes (Marks.apply notes which)
             marks.dirty = np.zeros(len(marks), np.bool_) if notes else None
-            marks.moved = None
+            marks.moved = marks.rows_at = None
 
 
 async def _record_chunk(
@@ -824,6 +832,9 @@ class _Note:
         self.at: I32 | None = None
         #: levels written as new keys: their positions are found once applied
         self.fresh: Bools | None = None
+        #: per level written as new keys: its first key's row among the rows the batch
+        #: wrote for its system (the rest follow, state by state)
+        self.first_row: I64 | None = None
 
     def share(self, levels: I64) -> None:
         """The whole block's level hashes, computed already."""
@@ -850,11 +861,16 @@ class _Note:
         self._positions()[rows] = at
         self.ok[rows] = True
 
-    def written(self, rows: I64, levels: I64) -> None:
-        """Levels written as new keys, each the only one of its key in the read."""
+    def written(self, rows: I64, levels: I64, first_row: I64) -> None:
+        """Levels written as new keys, each the only one of its key in the read, their
+        keys the rows from ``first_row`` on (``Changes.rows_written`` then), level by
+        level."""
         if self.fresh is None:
             self.fresh = np.zeros(len(self.ok), np.bool_)
+            self.first_row = np.zeros(len(self.ok), np.int64)
+        assert self.first_row is not None
         self._levels()[rows] = levels
+        self.first_row[rows] = first_row
         self.fresh[rows] = True
 
     def last_read(self, marks: Marks, suspects: I64) -> LastRead | None:
@@ -876,7 +892,18 @@ class _Note:
             flat += np.searchsorted(marks.moved, flat, side="right").astype(np.int32)
         elif marks.layout != self.layout:  # moved, who knows where: keep only the fresh
             ok[:] = False
-        if self.fresh is not None:
+        if self.fresh is not None and marks.rows_at is not None:
+            # the system's first read: where each row went is known (Changes.apply)
+            assert self.first_row is not None
+            rows = np.flatnonzero(self.fresh)
+            step = max(1, CHUNK // len(self.states))
+            offsets = np.arange(len(self.states), dtype=np.int64)
+            for start in range(0, len(rows), step):
+                chosen = rows[start : start + step]
+                at[chosen] = marks.rows_at[self.first_row[chosen][:, None] + offsets]
+                ok[chosen] = True
+            self.fresh = self.first_row = None
+        elif self.fresh is not None:
             # a round of levels at a time: a first read's keys are millions
             states = np.fromiter(map(hash, self.states), np.int64, len(self.states))
             rows = np.flatnonzero(self.fresh)
@@ -888,7 +915,7 @@ class _Note:
                 found_at, found = marks.find(keys)
                 at[chosen] = found_at.reshape(len(chosen), -1)
                 ok[chosen] = found.reshape(len(chosen), -1).all(axis=1)
-            self.fresh = None
+            self.fresh = self.first_row = None
         self.levels = None
         if len(suspects):
             found_at, found = marks.find(suspects)

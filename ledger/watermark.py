@@ -122,6 +122,9 @@ class Marks:
     #: the positions whose values changed since :mod:`ledger.recall` last noted a
     #: complete read (None: nothing noted, nothing tracked)
     dirty: Bools | None = None
+    #: after the system's first read was applied (:meth:`Changes.apply`), where each row
+    #: it wrote went, in the order written (None: not known); until its notes are made
+    rows_at: I32 | None = None
 
     def touch(self, at: npt.NDArray[np.integer[Any]] | Bools) -> None:
         """Note that the values at ``at`` (positions or a mask) changed."""
@@ -559,8 +562,9 @@ class Changes:
         del written
         last = np.ones(len(hashes), np.bool_)
         np.not_equal(hashes[1:], hashes[:-1], out=last[:-1])
+        order_kept: object = None
         if last.all():  # no key written twice (a full read): the sort is the pick
-            pick = order
+            pick = order_kept = order
         else:  # each run's latest row: the largest row number among its rows
             starts = np.flatnonzero(np.concatenate(([True], last[:-1])))
             pick, hashes = np.maximum.reduceat(order, starts), hashes[last]
@@ -576,6 +580,11 @@ class Changes:
             marks.absent = np.zeros(len(hashes), np.bool_)
             marks.usable = np.ones(len(hashes), np.bool_)  # unique: no collisions
             marks.layout, marks.dirty, marks.moved = marks.layout + 1, None, None
+            if pick is order_kept and len(pick) < 2**31:
+                # every row its own key: row i went to the place the sort gave it (the
+                # read's notes take their keys' places from here, not by a search)
+                marks.rows_at = np.empty(len(pick), np.int32)
+                marks.rows_at[pick] = np.arange(len(pick), dtype=np.int32)
             return marks
         at, found = marks.find(hashes, ordered=True)
         hit = at[found]

@@ -39,8 +39,8 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from operator import attrgetter
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, TypeVar
 
 from psycopg import AsyncConnection as PsycopgConnection
 from sqlalchemy import and_
@@ -61,17 +61,25 @@ Since = tuple[datetime, str, int | None]
 #: rows built only when asked for (the fallback of :func:`_copy`)
 RowsFrom = Callable[[], Sequence[Sequence[object]]]
 
+T = TypeVar("T")
 _KEY = ("system", "sku", "location", "state")
+
+
+def _effective(absent: str, observed: str) -> str:
+    """A stored state's ``observed_at``, lifted to its system's last complete read (alias
+    ``r``, ``level_reads``) unless that read did not report it (``absent``)."""
+    return (
+        f"(CASE WHEN {absent} OR r.observed_at IS NULL OR r.observed_at <= {observed} "
+        f"THEN {observed} ELSE r.observed_at END)"
+    )
+
+
 #: A current row's ``observed_at`` (alias ``c``), lifted to its system's last complete
 #: read (alias ``r``, ``level_reads``) unless that read did not report it.
-EFFECTIVE_OBSERVED_AT = (
-    "(CASE WHEN c.absent OR r.observed_at IS NULL OR r.observed_at <= c.observed_at "
-    "THEN c.observed_at ELSE r.observed_at END)"
-)
+EFFECTIVE_OBSERVED_AT = _effective("c.absent", "c.observed_at")
 _HISTORY = (*_KEY, "quantity", "observed_at", "source")
-#: new levels' current rows on PostgreSQL, on their way into ``level_current``
-#: (:func:`_copy_staged`: a table of the session's own in ``pg_temp``, dropped at commit
-#: or rollback)
+#: new levels' rows on PostgreSQL, on their way into ``levels`` (:func:`_stage`: a
+#: table of the session's own in ``pg_temp``, dropped at commit or rollback)
 _STAGED = "driftwatch_new_levels"
 _OBSERVED, _CHANGED = attrgetter("observed_at"), attrgetter("changed_at")
 _STATE = attrgetter("state")
@@ -333,7 +341,7 @@ class LevelBulk:
             for r in result
         ]
         if len(pending) < len(rows):  # else there is nothing to refresh (a first poll)
-            for state, group in _by_state(encoded):
+            for state, group in _by_state(encoded, _KEY_STATE):
                 await conn.exec_driver_sql(self._refresh(state), (json.dumps(group),))
         return pending
 
@@ -341,7 +349,7 @@ class LevelBulk:
         """Mark ``keys`` as not reported by their system's complete read (done before
         ``level_reads`` takes that read's time): their ``observed_at`` becomes the
         previous complete read's, where that is later, and stays there."""
-        for state, group in _by_state(keys):
+        for state, group in _by_state(keys, _KEY_STATE):
             await conn.exec_driver_sql(self._absent(state), (json.dumps(group),))
 
     async def insert_skus(self, conn: AsyncConnection, skus: Sequence[str]) -> None:
@@ -457,18 +465,9 @@ class LevelBulk:
     ) -> bool:
         """:meth:`_write_levels` through ``COPY`` into this transaction's staging table,
         then one statement the server runs. False, with nothing written, where the rows
-        need COPY's escaping or the connection cannot stage them (:func:`_stage`)."""
-        width = 6 + len(states)
-        line = ("\t".join(["{}"] * width) + "\n").format
-        text = "".join(itertools.starmap(line, rows))
-        plain = (
-            text.count("\t") == (width - 1) * len(rows)
-            and text.count("\n") == len(rows)
-            and not any(c in text for c in _COPY_SPECIAL[2:])
-            and ("None" not in text or all(None not in row for row in rows))
-        )
-        data = _encoded(text) if plain else None
-        del text
+        need COPY's escaping (or hold a None) or the connection cannot stage them
+        (:func:`_stage`)."""
+        data = _copy_text(rows, 6 + len(states))
         if data is None or not await _stage(conn):
             return False
         raw, _ = await _psycopg(conn)
@@ -499,27 +498,19 @@ class LevelBulk:
         always has one)."""
         if not rows:
             return
+        require_known_states([r[3] for r in rows], rows)
         text = self._time_to_text
-        data = [
-            (
-                *r[:3],
-                text(r[5]),
-                text(r[6]) if r[6] else None,
-                r[7],
-                r[3],  # the state: which columns (dropped below)
-                r[4],
-                text(r[5]),
-                text(r[6]) if r[6] else None,
-                r[7],
-                False,
-                *((text(c[0]), c[1], r[4], c[2]) if c else (None, None, None, None)),
-            )
-            for r, c in zip(rows, since, strict=True)
-        ]
-        require_known_states([r[6] for r in data], rows)
-        for state, group in _by_state(data, at=6):
+        for state, group in _by_state(list(zip(rows, since, strict=True)), _PAIR_STATE):
+            data = []
+            for r, c in group:
+                observed, changed = text(r[5]), text(r[6]) if r[6] else None
+                change = (text(c[0]), c[1], r[4], c[2]) if c else (None, None, None, None)
+                # a new level's first observation, then the state's quantity and own columns
+                data.append(
+                    (*r[:3], observed, changed, r[7], r[4], observed, changed, r[7], False, *change)
+                )
             statement = self._upsert(state)
-            await conn.exec_driver_sql(statement, group if self._many else (json.dumps(group),))
+            await conn.exec_driver_sql(statement, data if self._many else (json.dumps(data),))
 
 
 #: SQLite reads ON CONFLICT after ``INSERT ... SELECT ... FROM`` as a join's unless a
@@ -563,31 +554,26 @@ def _unchanged(c: Mapping[str, str], same: str) -> str:
     )
 
 
-def _effective(absent: str, observed: str) -> str:
-    """A stored state's ``observed_at``, lifted to its system's last complete read (alias
-    ``r``, ``level_reads``) unless that read did not report it (``absent``)."""
-    return (
-        f"(CASE WHEN {absent} OR r.observed_at IS NULL OR r.observed_at <= {observed} "
-        f"THEN {observed} ELSE r.observed_at END)"
-    )
-
-
 def _own_set(state: str, **given: str) -> str:
     """SET clauses giving ``state`` its own columns (alias ``l``): ``given`` ones as SQL,
     the others as the state reads now (the right-hand sides read the row before)."""
     return ", ".join(f"{own(state, name)} = {given.get(name, value(state, name))}" for name in OWN)
 
 
-def _by_state(rows: Sequence[Sequence[Any]], at: int = 3) -> Iterator[tuple[str, list[Any]]]:
-    """``rows`` by the state at ``at`` (dropped from each row when ``at`` is not 3, the
-    key's own place, which the statements read), in :data:`STATES` order."""
-    groups: dict[str, list[Any]] = {}
+def _by_state(rows: Sequence[T], state: Callable[[T], str]) -> Iterator[tuple[str, list[T]]]:
+    """``rows`` grouped by their ``state``, in :data:`STATES` order."""
+    groups: dict[str, list[T]] = {}
     for row in rows:
-        kept = row if at == 3 else (*row[:at], *row[at + 1 :])
-        groups.setdefault(row[at], []).append(kept)
-    for state in STATES:
-        if state in groups:
-            yield state, groups[state]
+        groups.setdefault(state(row), []).append(row)
+    for name in STATES:
+        if name in groups:
+            yield name, groups[name]
+
+
+#: the state of a key or a current row
+_KEY_STATE: Callable[[Sequence[Any]], str] = itemgetter(3)
+#: the state of a (current row, its change) pair
+_PAIR_STATE: Callable[[tuple[CurrentRow, Since | None]], str] = lambda pair: pair[0][3]  # noqa: E731
 
 
 def _level_join(left: str, right: str) -> str:
@@ -608,7 +594,14 @@ async def copy_rows(
     ``write_row``, which escapes them (and refuses what PostgreSQL cannot store, as the
     JSON form does).
     """
-    width = len(columns)
+    await _copy(conn, table, columns, _copy_text(rows, len(columns)), lambda: rows)
+
+
+def _copy_text(rows: Sequence[Sequence[object]], width: int) -> bytes | None:
+    """``rows`` (``width`` values each) as COPY's text format in UTF-8, formatted by one
+    join; None where that would not be correct: a value holds a tab, newline, carriage
+    return, backslash or NUL, or is None (``\\N``), which the text is checked for (its
+    tab and newline counts, and none of the others), or a lone surrogate."""
     line = ("\t".join(["{}"] * width) + "\n").format
     text = "".join(itertools.starmap(line, rows))
     plain = (
@@ -617,9 +610,7 @@ async def copy_rows(
         and not any(c in text for c in _COPY_SPECIAL[2:])
         and ("None" not in text or all(None not in row for row in rows))
     )
-    data = _encoded(text) if plain else None
-    del text
-    await _copy(conn, table, columns, data, lambda: rows)
+    return _encoded(text) if plain else None
 
 
 async def _psycopg(conn: AsyncConnection) -> tuple[PsycopgConnection, bool]:
@@ -692,30 +683,12 @@ async def _stage(conn: AsyncConnection) -> bool:
 _COPY_SPECIAL = ("\t", "\n", "\r", "\\", "\x00")
 
 
-def _copy_plain(values: Sequence[str]) -> bool:
-    """Whether every value is text COPY's text format takes as it is."""
-    try:
-        joined = "".join(values)
-    except TypeError:  # not all of them are text
-        return False
-    return not any(c in joined for c in _COPY_SPECIAL)
-
-
 def _encoded(text: str) -> bytes | None:
     """``text`` as UTF-8, or None where it holds a lone surrogate (``write_row`` names it)."""
     try:
         return text.encode()
     except UnicodeEncodeError:
         return None
-
-
-def _percent(text: str) -> str:
-    """``text`` as itself in a %-format."""
-    return text.replace("%", "%%")
-
-
-def _join(left: str, right: str) -> str:
-    return " AND ".join(f"{left}.{c} = {right}.{c}" for c in _KEY)
 
 
 def _pg_field(index: int, sql_type: str) -> str:

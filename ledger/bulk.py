@@ -161,18 +161,21 @@ class LevelBulk:
         incoming = select(_CURRENT, current_types)
         # (r: the system's last complete read, whose time stands for the keys it found)
         self._differing = (
-            f"SELECT {', '.join(f'c.{c}' for c in _KEY)}, c.quantity, c.quantity, "
+            f"SELECT {', '.join(f'c.{c}' for c in _KEY)}, c.quantity, "
             f"{EFFECTIVE_OBSERVED_AT}, c.changed_at, c.source "
             f"FROM {_as_keys(incoming, _CURRENT[4:], outer=True)} AS c "
             "LEFT JOIN level_reads AS r ON r.system = c.system "
             f"WHERE c.quantity IS NULL OR NOT ({_unchanged(_INCOMING_AS, same)} "
             f"AND {EFFECTIVE_OBSERVED_AT} <= c.k_observed_at)"
         )
+        # a statement per state: a key's state picks the columns it writes
+        self._absent = {state: self._absent_of(state) for state in STATES}
+        self._refresh = {state: self._refresh_of(state) for state in STATES}
+        self._upsert = {state: self._upsert_of(state) for state in STATES}
 
     # -- statements per state (a key's state picks the columns it writes) ---------------
 
-    @lru_cache(maxsize=64)  # noqa: B019  # two instances, eight states each
-    def _absent(self, state: str) -> str:
+    def _absent_of(self, state: str) -> str:
         """Keys of ``state`` a complete read did not report: their observed_at stops at
         the read before, and stays there (the state takes its own columns)."""
         observed = value(state, "observed_at")
@@ -186,8 +189,7 @@ class LevelBulk:
             f"WHERE {_level_join('l', 'k')} AND r.system = l.system AND l.{state} IS NOT NULL"
         )
 
-    @lru_cache(maxsize=64)  # noqa: B019
-    def _refresh(self, state: str) -> str:
+    def _refresh_of(self, state: str) -> str:
         """Keys of ``state`` observed bringing nothing new: a later observed_at at most."""
         c = {name: value(state, name) for name in VIEW}
         observed = c["observed_at"]
@@ -202,26 +204,11 @@ class LevelBulk:
             f"AND ({observed} < k.observed_at OR {c['absent']})"
         )
 
-    @lru_cache(maxsize=64)  # noqa: B019
-    def _upsert(self, state: str) -> str:
+    def _upsert_of(self, state: str) -> str:
         """Current rows of ``state`` inserted or updated, never replacing a newer
         observed_at; the state keeps its change unless the row brings one (since)."""
         names = [*_KEY[:3], *FIRST, *(own(state, name) for name in VIEW)]
-        types = (
-            *("text",) * 3,
-            "timestamptz",
-            "timestamptz",
-            "text",
-            "integer",
-            "timestamptz",
-            "timestamptz",
-            "text",
-            "boolean",
-            "timestamptz",
-            "text",
-            "integer",
-            "integer",
-        )
+        types = [*("text",) * 3, *(_SQL_TYPES[name] for name in (*FIRST, *VIEW))]
         if self._placeholder is None:
             rows = self._select(names, types)
         else:
@@ -332,17 +319,17 @@ class LevelBulk:
                     r[1],
                     r[2],
                     r[3],
-                    r[5],
-                    parse(r[6]),
-                    parse(r[7]) if r[7] else None,
-                    r[8],
+                    r[4],
+                    parse(r[5]),
+                    parse(r[6]) if r[6] else None,
+                    r[7],
                 ),
             )
             for r in result
         ]
         if len(pending) < len(rows):  # else there is nothing to refresh (a first poll)
             for state, group in _by_state(encoded, _KEY_STATE):
-                await conn.exec_driver_sql(self._refresh(state), (json.dumps(group),))
+                await conn.exec_driver_sql(self._refresh[state], (json.dumps(group),))
         return pending
 
     async def mark_absent(self, conn: AsyncConnection, keys: Sequence[Key]) -> None:
@@ -350,7 +337,7 @@ class LevelBulk:
         ``level_reads`` takes that read's time): their ``observed_at`` becomes the
         previous complete read's, where that is later, and stays there."""
         for state, group in _by_state(keys, _KEY_STATE):
-            await conn.exec_driver_sql(self._absent(state), (json.dumps(group),))
+            await conn.exec_driver_sql(self._absent[state], (json.dumps(group),))
 
     async def insert_skus(self, conn: AsyncConnection, skus: Sequence[str]) -> None:
         """Note ``skus`` in ``level_skus`` (those already there are left as they are), as
@@ -422,7 +409,6 @@ class LevelBulk:
             return
         if len(quantities) != m * k:
             raise ValueError(f"{len(quantities)} quantities for {m} levels of {k} states")
-        require_known_states(list(states), list(states))
         observed_text, changed_text = self._texts(observed, changed)
         by_state = [quantities[i::k] for i in range(k)]
         rows = list(
@@ -492,13 +478,12 @@ class LevelBulk:
     async def upsert_current(
         self, conn: AsyncConnection, rows: Sequence[CurrentRow], since: Sequence[Since | None]
     ) -> None:
-        """Insert or update current rows (at most one per key), never replacing a newer
-        ``observed_at``. Each row's ``since`` is the change that set its value; None
-        where its value did not change, and the stored row keeps its own (a new key
-        always has one)."""
+        """Insert or update current rows (at most one per key, each of a state the ledger
+        keeps: the caller vouches), never replacing a newer ``observed_at``. Each row's
+        ``since`` is the change that set its value; None where its value did not change,
+        and the stored row keeps its own (a new key always has one)."""
         if not rows:
             return
-        require_known_states([r[3] for r in rows], rows)
         text = self._time_to_text
         for state, group in _by_state(list(zip(rows, since, strict=True)), _PAIR_STATE):
             data = []
@@ -509,10 +494,22 @@ class LevelBulk:
                 data.append(
                     (*r[:3], observed, changed, r[7], r[4], observed, changed, r[7], False, *change)
                 )
-            statement = self._upsert(state)
+            statement = self._upsert[state]
             await conn.exec_driver_sql(statement, data if self._many else (json.dumps(data),))
 
 
+#: the SQL type of a level's and a state's columns, by name (for the JSON form's casts)
+_SQL_TYPES = {
+    "observed_at": "timestamptz",
+    "changed_at": "timestamptz",
+    "source": "text",
+    "quantity": "integer",
+    "absent": "boolean",
+    "since": "timestamptz",
+    "since_source": "text",
+    "since_quantity": "integer",
+    "previous": "integer",
+}
 #: SQLite reads ON CONFLICT after ``INSERT ... SELECT ... FROM`` as a join's unless a
 #: WHERE comes between (``VALUES``, for executemany, needs none)
 _WHERE_TRUE = {True: "", False: "WHERE true "}

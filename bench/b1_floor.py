@@ -7,9 +7,10 @@ locations. Since migration 0014 they are 1.5 million rows of ``levels``, one per
 (system, SKU, location) with a quantity per state (:mod:`ledger.level_columns`). Here
 the same levels, in the same key order and shape (catalog SKUs, location keys, the ISO
 text :class:`ledger.types.UTCDateTime` stores), go into a database made by the ledger's
-own migrations, with the standard library's ``sqlite3`` and the statement
-``ledger.bulk`` writes a first read's levels with
-(:meth:`ledger.bulk.LevelBulk.new_levels_statement`): one ``executemany`` per chunk of
+own migrations, with the standard library's ``sqlite3`` and the statements and
+parameters ``ledger.bulk`` writes a first read's levels with
+(:meth:`ledger.bulk.LevelBulk.new_levels_steps`, 64 levels a statement's step, cut
+inside the clock as the ledger cuts them): ``executemany`` per chunk of
 20,000 keys (the ledger's chunk), all in one transaction as
 :meth:`ledger.Ledger.record_levels` writes a batch, WAL and ``synchronous=NORMAL`` as
 :mod:`ledger.engine` sets them. The rows are built before the clock starts.
@@ -19,7 +20,8 @@ version's statement (a copy): the A/B of the row per level. ``chunk_commits_cpu_
 commits after every chunk instead, as B1F did until 2026-12-07 (the difference is what
 one transaction costs SQLite: its write-ahead log grows with it). ``page_16k_cpu_s``
 writes the same rows in one transaction into a database made with 16 KiB pages
-(SQLite's default, and the ledger's, is 4 KiB).
+(SQLite's default, and the ledger's, is 4 KiB). ``row_per_step_cpu_s`` writes the same
+rows a level a step, as the ledger did until 2026-12-07 (the A/B of the multi-row steps).
 
 If the floor is above B1's target, no change to Driftwatch's code can meet the target
 with this schema: that is the limit to name. Probes beside it ask what a different
@@ -146,9 +148,16 @@ PER_STATE = (
 )
 
 
-def write(path: Path, levels: dict[str, list[LevelRow]], *, commit_chunks: bool = False) -> float:
+def write(
+    path: Path,
+    levels: dict[str, list[LevelRow]],
+    *,
+    commit_chunks: bool = False,
+    row_per_step: bool = False,
+) -> float:
     """CPU seconds of writing the levels as ``ledger.bulk`` writes a first read's on
-    SQLite: one transaction, as a batch is recorded (or one per chunk, ``commit_chunks``)."""
+    SQLite: one transaction, as a batch is recorded (or one per chunk, ``commit_chunks``);
+    ``row_per_step``: a level a statement's step, as before 2026-12-07."""
     conn = _connect(path)
     bulk = bulk_for("sqlite")
     try:
@@ -156,10 +165,15 @@ def write(path: Path, levels: dict[str, list[LevelRow]], *, commit_chunks: bool 
         conn.execute("BEGIN")
         for system, rows_ in levels.items():
             states = STATES[system]
-            statement = bulk.new_levels_statement(states)
             step = max(1, CHUNK // len(states))  # the ledger's chunk of keys, in levels
             for start in range(0, len(rows_), step):
-                conn.executemany(statement, rows_[start : start + step])
+                chunk = rows_[start : start + step]
+                if row_per_step:
+                    steps = [(bulk.new_levels_steps(states, chunk[:1])[0][0], chunk)]
+                else:
+                    steps = bulk.new_levels_steps(states, chunk)
+                for statement, params in steps:
+                    conn.executemany(statement, params)
                 if commit_chunks:
                     conn.execute("COMMIT")
                     conn.execute("BEGIN")
@@ -344,6 +358,9 @@ async def run(size: Size) -> Outcome:
         await _ledger(paths[0])
         chunk_commits = write(paths[0], levels, commit_chunks=True)
         paths[0].unlink()
+        await _ledger(paths[0])
+        row_per_step = write(paths[0], levels, row_per_step=True)
+        paths[0].unlink()
         await _ledger(paths[0], page_size=BIG_PAGE)
         big_pages = write(paths[0], levels)
         paths[0].unlink()
@@ -366,6 +383,8 @@ async def run(size: Size) -> Outcome:
             "per_state_cpu_s": round(per_state_cpu, 2),
             "total_over_per_state": round(total / per_state_cpu, 3),
             "chunk_commits_cpu_s": round(chunk_commits, 2),
+            "row_per_step_cpu_s": round(row_per_step, 2),
+            "total_over_row_per_step": round(total / row_per_step, 3),
             "page_16k_cpu_s": round(big_pages, 2),
             "with_history_cpu_s": round(before, 2),
             "with_history_current_cpu_s": round(figures["current_cpu_s"], 2),

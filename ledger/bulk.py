@@ -63,6 +63,13 @@ RowsFrom = Callable[[], Sequence[Sequence[object]]]
 
 T = TypeVar("T")
 _KEY = ("system", "sku", "location", "state")
+#: SQLite: levels one statement of :meth:`LevelBulk._merge` takes at once, as one
+#: multi-row ``VALUES``. Each step of a statement opens ``levels`` and its eight partial
+#: indexes and evaluates the statement's setup once, so 64 rows a step take 0.58x the
+#: CPU of a row a step for B1's first read (7.16 -> 4.15 s, BENCHMARKS.md, issue 16).
+_ROWS_PER_STEP = 64
+#: the most parameters one statement binds on any SQLite (999 before 3.32)
+_MOST_PARAMETERS = 999
 
 
 def _effective(absent: str, observed: str) -> str:
@@ -235,10 +242,10 @@ class LevelBulk:
         )
 
     @lru_cache(maxsize=64)  # noqa: B019
-    def _merge(self, states: tuple[str, ...], staged: bool = False) -> str:
+    def _merge(self, states: tuple[str, ...], staged: bool = False, per_step: int = 1) -> str:
         """New keys' levels, a quantity per state of ``states``: a new level's row, or
         the states added to the level's row (each a new key: its own columns are this
-        observation)."""
+        observation); with a placeholder, ``per_step`` rows of parameters at once."""
         names = [*_KEY[:3], *FIRST, *states]
         types = (*("text",) * 3, "timestamptz", "timestamptz", "text", *("integer",) * len(states))
         if staged:
@@ -246,7 +253,8 @@ class LevelBulk:
         elif self._placeholder is None:
             rows = f"{self._select(names, types)} WHERE true "
         else:
-            rows = f"VALUES ({', '.join([self._placeholder] * len(names))}) "
+            one = f"({', '.join([self._placeholder] * len(names))})"
+            rows = f"VALUES {', '.join([one] * per_step)} "
         added = {
             "observed_at": "excluded.observed_at",
             "changed_at": "excluded.changed_at",
@@ -270,13 +278,33 @@ class LevelBulk:
             f"ON CONFLICT (system, sku, location) DO UPDATE SET {', '.join(updates)}"
         )
 
-    def new_levels_statement(self, states: Sequence[str]) -> str:
-        """The statement a first read's levels go through on SQLite, one ``executemany``
-        of rows (system, sku, location, observed_at, changed_at, source, then a quantity
-        per state of ``states``; times as text) a chunk: B1F writes with it."""
+    def new_levels_steps(
+        self, states: Sequence[str], rows: Sequence[tuple[object, ...]]
+    ) -> list[tuple[str, list[tuple[object, ...]]]]:
+        """How levels' rows (system, sku, location, observed_at, changed_at, source, then
+        a quantity or None per state of ``states``; times as text; each level once) go
+        into ``levels`` on SQLite: ``executemany`` of each statement with its parameters,
+        :data:`_ROWS_PER_STEP` rows a step and the rest a row a step. B1F writes a first
+        read's levels with it, as the ledger does."""
         if not self._many:
             raise ValueError("new levels go through COPY on this backend")
-        return self._merge(tuple(states))
+        states = tuple(states)
+        width = len(_KEY) - 1 + len(FIRST) + len(states)
+        if any(len(row) != width for row in rows):  # cut into steps, a row would shift
+            raise ValueError(f"a level's row has {width} values for states {list(states)}")
+        per_step = max(1, min(_ROWS_PER_STEP, _MOST_PARAMETERS // width))
+        whole = len(rows) - len(rows) % per_step
+        steps: list[tuple[str, list[tuple[object, ...]]]] = []
+        if whole and per_step > 1:
+            values = iter(itertools.chain.from_iterable(itertools.islice(rows, whole)))
+            # ``per_step`` rows' values a tuple, cut at C speed
+            params = list(zip(*[values] * (per_step * width), strict=False))
+            steps.append((self._merge(states, per_step=per_step), params))
+        else:
+            whole = 0
+        if whole < len(rows):
+            steps.append((self._merge(states), list(rows[whole:])))
+        return steps
 
     # -- reads and writes ------------------------------------------------------------------
 
@@ -442,7 +470,8 @@ class LevelBulk:
             rounds[at].append(row)
         for batch in rounds:
             if self._many:
-                await conn.exec_driver_sql(self._merge(states), batch)
+                for statement, params in self.new_levels_steps(states, batch):
+                    await conn.exec_driver_sql(statement, params)
             elif not await self._copy_merge(conn, states, batch):
                 await conn.exec_driver_sql(self._merge(states), (json.dumps(batch),))
 

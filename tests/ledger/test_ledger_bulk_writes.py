@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.cluster import libpq_url, pg_base_url
 from ledger import InvalidArgument, Ledger, LevelBlock, LevelObservation, RecordResult
+from ledger.bulk import bulk_for
 from ledger.levels import SQLITE_ADVICE_ROWS
 
 HOSTILE = [
@@ -87,6 +88,8 @@ FORMATS = ["100%", "%s", "%d", "%(x)s", "%%", "{0}", "{}", "}{"]
 
 
 PLAIN = [f"PLAIN-{n}" for n in range(40)]
+#: more levels than a SQLite statement's step takes (64) twice over, and a rest
+MANY = [f"MANY-{n}" for n in range(150)]
 
 
 @pytest.mark.parametrize(
@@ -101,6 +104,9 @@ PLAIN = [f"PLAIN-{n}" for n in range(40)]
         ("erp\\N", ("on_hand",), PLAIN, "loc", "bulk"),
         ("erp", ("on_hand",), [*PLAIN, "\\N"], "loc", "bulk"),
         ("erp%s\t", ("incoming", "on_hand"), HOSTILE + FORMATS, "loc\r%s", "bulk\t%s"),
+        # SQLite writes 64 levels a statement's step: two steps and a rest, hostile text
+        # at both ends of them
+        ("erp", ("on_hand", "available"), HOSTILE + MANY + FORMATS, "l\t%s", "b"),
     ],
     ids=[
         "formats-in-skus-locations-sources",
@@ -111,6 +117,7 @@ PLAIN = [f"PLAIN-{n}" for n in range(40)]
         "backslash-in-the-system",
         "null-marker-as-a-sku",
         "hostile-everywhere",
+        "more-levels-than-a-step",
     ],
 )
 async def test_a_first_read_as_columns_stores_every_string_as_it_came(
@@ -281,6 +288,44 @@ async def test_text_no_backend_can_store_is_refused_by_name_and_nothing_is_writt
     assert await scalar(raw, "SELECT count(*) FROM level_history") == 0
     # the same ledger goes on recording what it can store
     assert (await ledger.record_levels(good, complete=["shopify"])).changed == 30
+
+
+async def test_states_added_to_many_levels_rows_keep_what_each_state_had(
+    ledger: Ledger, raw: AsyncEngine
+) -> None:
+    """A poll brings a state the ledger has not seen for 150 levels, some of which have
+    a row (another state) and some not, interleaved: on SQLite 64 levels a statement's
+    step, each level's row inserted or given the state. Each state then reads as its own
+    observation, and the earlier state is as it was."""
+    skus = [f"SKU-{n:03}" for n in range(200)]
+    first = [obs(n, 0, sku=sku, system="wms", state="on_hand") for n, sku in enumerate(skus)]
+    await ledger.record_levels(first, complete=["wms"])
+    # every other level known, then 50 new ones
+    later = [
+        obs(1000 + n, 5, sku=sku, system="wms", state="available", source="webhook")
+        for n, sku in enumerate(skus[::2] + [f"NEW-{n:02}" for n in range(50)])
+    ]
+    result = await ledger.record_levels(later)
+    assert result == RecordResult(observed=150, changed=150, stale=0)
+    back = {(r.sku, r.state): r for r in await ledger.current_levels()}
+    assert len(back) == 200 + 150
+    for n, sku in enumerate(skus):
+        row = back[(sku, "on_hand")]
+        assert (row.quantity, row.observed_at, row.changed_at, row.source) == (
+            n,
+            at(0),
+            at(0),
+            "poll",
+        )
+    for n, o in enumerate(later):
+        row = back[(o.sku, "available")]
+        assert (row.quantity, row.observed_at, row.changed_at, row.source) == (
+            1000 + n,
+            at(5),
+            at(5),
+            "webhook",
+        )
+    assert await scalar(raw, _not_first_changes()) == 0
 
 
 def _block(system: str, n: int, states: tuple[str, ...], minutes: float) -> LevelBlock:
@@ -463,3 +508,15 @@ async def test_a_big_first_read_on_sqlite_advises_postgresql_once(
     assert f"{SQLITE_ADVICE_ROWS:,} level changes recorded in one batch on SQLite" in said
     assert "PostgreSQL" in said
     assert "driftwatch db upgrade" in said
+
+
+def test_levels_rows_of_the_wrong_width_are_refused_before_they_are_cut_into_steps() -> None:
+    """SQLite binds 64 levels' values a step: a row one value short would shift every
+    later level's values into its neighbour's columns, so it is refused whole."""
+    bulk = bulk_for("sqlite")
+    row = ("erp", "SKU-1", "loc", "2026-01-01 00:00:00.000000", None, "csv", 5)
+    steps = bulk.new_levels_steps(("on_hand",), [row] * 130)
+    assert [len(params) for _, params in steps] == [2, 2]  # two steps of 64, two rows
+    assert [len(params[0]) for _, params in steps] == [64 * 7, 7]
+    with pytest.raises(ValueError, match="7 values for states"):
+        bulk.new_levels_steps(("on_hand",), [row] * 100 + [row[:-1]] + [row] * 27)

@@ -451,24 +451,23 @@ class LevelBulk:
                 strict=True,
             )
         )
-        await self._write_levels(conn, tuple(states), rows)
+        await self._write_levels(conn, tuple(states), rows, once=True)
 
     async def _write_levels(
-        self, conn: AsyncConnection, states: tuple[str, ...], rows: Sequence[tuple[object, ...]]
+        self,
+        conn: AsyncConnection,
+        states: tuple[str, ...],
+        rows: Sequence[tuple[object, ...]],
+        *,
+        once: bool = False,
     ) -> None:
         """Levels' rows (key, first observation, a quantity or None per state of
         ``states``; times as text) merged into ``levels``: a level with no row gets
         this one, a level with a row gets the states given here. A level twice among
-        ``rows`` (two observations of it) is merged in two rounds, in order."""
-        rounds: list[list[tuple[object, ...]]] = []
-        seen: dict[tuple[object, ...], int] = {}
-        for row in rows:
-            level = row[:3]
-            at = seen[level] = seen.get(level, -1) + 1
-            if at == len(rounds):
-                rounds.append([])
-            rounds[at].append(row)
-        for batch in rounds:
+        ``rows`` (two observations of it) is merged in two rounds, in order; ``once``:
+        the caller vouches each level is there once (a first read's levels: 1.5 million
+        at B1's size, not each looked up)."""
+        for batch in [rows] if once else _rounds(rows):
             if self._many:
                 for statement, params in self.new_levels_steps(states, batch):
                     await conn.exec_driver_sql(statement, params)
@@ -476,7 +475,7 @@ class LevelBulk:
                 await conn.exec_driver_sql(self._merge(states), (json.dumps(batch),))
 
     async def _copy_merge(
-        self, conn: AsyncConnection, states: tuple[str, ...], rows: list[tuple[object, ...]]
+        self, conn: AsyncConnection, states: tuple[str, ...], rows: Sequence[tuple[object, ...]]
     ) -> bool:
         """:meth:`_write_levels` through ``COPY`` into this transaction's staging table,
         then one statement the server runs. False, with nothing written, where the rows
@@ -551,6 +550,20 @@ _INCOMING_AS = {
     "k_source": "c.k_source",
     "k_changed_at": "c.k_changed_at",
 }
+
+
+def _rounds(rows: Sequence[tuple[object, ...]]) -> list[list[tuple[object, ...]]]:
+    """Levels' rows in rounds, in order: a level's first row in the first, its second
+    (a second observation of it) in the second, and so on."""
+    rounds: list[list[tuple[object, ...]]] = []
+    seen: dict[tuple[object, ...], int] = {}
+    for row in rows:
+        level = row[:3]
+        at = seen[level] = seen.get(level, -1) + 1
+        if at == len(rounds):
+            rounds.append([])
+        rounds[at].append(row)
+    return rounds
 
 
 def _as_keys(keys: str, carried: Sequence[str] = (), *, outer: bool = False) -> str:

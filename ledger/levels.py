@@ -501,6 +501,7 @@ class _Batch:
         levels, n, k = plain.levels, len(block), len(block.states)
         states, alone = self._begin(system, block, plain, repeated)
         changes = self.changes[system]
+        changes.reserve(int(alone.sum()) * k)
         step = max(1, CHUNK // k)
         for start in range(0, n, step):
             end = min(start + step, n)

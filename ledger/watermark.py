@@ -407,11 +407,20 @@ class _Column:
             self.data = self.data.astype(np.result_type(self.data.dtype, values.dtype))
         end = self.size + len(values)
         if end > len(self.data):
-            grown = np.empty(max(end, 2 * len(self.data), 1024), self.data.dtype)
-            grown[: self.size] = self.data[: self.size]
-            self.data = grown
+            self._grow(max(end, 2 * len(self.data), 1024))
         self.data[self.size : end] = values
         self.size = end
+
+    def reserve(self, more: int) -> None:
+        """Make room for ``more`` values at once: a first read knows how many keys it
+        writes, so its columns are allocated once, not copied each time they double."""
+        if self.size + more > len(self.data):
+            self._grow(self.size + more)
+
+    def _grow(self, capacity: int) -> None:
+        grown = np.empty(capacity, self.data.dtype)
+        grown[: self.size] = self.data[: self.size]
+        self.data = grown
 
     def take(self) -> npt.NDArray[Any]:
         """What was added, leaving the column empty."""
@@ -496,6 +505,11 @@ class Changes:
         w["changed"].extend(np.where(changed == NO_TIME, observed, changed))
         source = np.fromiter(map(ids.__getitem__, map(_SOURCE, new)), np.int32, n)
         w["source"].extend(source_ids(source, len(marks.sources)))
+
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` more current rows (:meth:`_Column.reserve`)."""
+        for column in self.written.values():
+            column.reserve(rows)
 
     def write_levels(
         self,

@@ -13,7 +13,8 @@ write that names a state's columns), and the encoding is a single C-speed
 ``json.dumps`` rather than per-row parameter processing. Writes are the exception,
 because a first read of 100,000 SKUs writes 1.5 million levels. On SQLite every insert
 and upsert goes through ``executemany``, which binds the rows in C (the JSON form took
-about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16). On PostgreSQL, history rows
+about 45% more CPU at 30,000 SKUs, BENCHMARKS.md, issue 16); new levels 64 to a
+statement's step (:meth:`LevelBulk.new_levels_steps`). On PostgreSQL, history rows
 go through ``COPY ... FROM STDIN`` in its text format, built by hand (:func:`copy_rows`),
 and new keys' levels (a first read's: :meth:`LevelBulk.insert_levels`) through COPY
 into a table of the transaction's own, merged by the server into ``levels``; the

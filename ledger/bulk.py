@@ -296,13 +296,11 @@ class LevelBulk:
         per_step = max(1, min(_ROWS_PER_STEP, _MOST_PARAMETERS // width))
         whole = len(rows) - len(rows) % per_step
         steps: list[tuple[str, list[tuple[object, ...]]]] = []
-        if whole and per_step > 1:
+        if whole:
             values = iter(itertools.chain.from_iterable(itertools.islice(rows, whole)))
             # ``per_step`` rows' values a tuple, cut at C speed
             params = list(zip(*[values] * (per_step * width), strict=False))
             steps.append((self._merge(states, per_step=per_step), params))
-        else:
-            whole = 0
         if whole < len(rows):
             steps.append((self._merge(states), list(rows[whole:])))
         return steps

@@ -576,9 +576,9 @@ class Changes:
         del written
         last = np.ones(len(hashes), np.bool_)
         np.not_equal(hashes[1:], hashes[:-1], out=last[:-1])
-        order_kept: object = None
-        if last.all():  # no key written twice (a full read): the sort is the pick
-            pick = order_kept = order
+        each_once = bool(last.all())
+        if each_once:  # no key written twice (a full read): the sort is the pick
+            pick = order
         else:  # each run's latest row: the largest row number among its rows
             starts = np.flatnonzero(np.concatenate(([True], last[:-1])))
             pick, hashes = np.maximum.reduceat(order, starts), hashes[last]
@@ -594,7 +594,7 @@ class Changes:
             marks.absent = np.zeros(len(hashes), np.bool_)
             marks.usable = np.ones(len(hashes), np.bool_)  # unique: no collisions
             marks.layout, marks.dirty, marks.moved = marks.layout + 1, None, None
-            if pick is order_kept and len(pick) < 2**31:
+            if each_once and len(pick) < 2**31:
                 # every row its own key: row i went to the place the sort gave it (the
                 # read's notes take their keys' places from here, not by a search)
                 marks.rows_at = np.empty(len(pick), np.int32)

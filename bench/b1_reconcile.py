@@ -48,6 +48,9 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 class Size:
     skus: int
     locations: int = 5
+    #: SKUs created out of SKU order (bench.catalog.sku): Shopify's and the ERP's reads
+    #: then come out of SKU order
+    scrambled: bool = False
 
 
 FULL = Size(100_000)
@@ -56,7 +59,10 @@ QUICK = Size(6_000)
 
 def fakes_process(size: Size, erp_dir: Path) -> Child:
     """``bench.fakes`` in a child process, spoken to over its stdin and stdout."""
-    return Child("bench.fakes", str(size.skus), str(size.locations), str(erp_dir), greets=True)
+    scrambled = ("scrambled",) if size.scrambled else ()
+    return Child(
+        "bench.fakes", str(size.skus), str(size.locations), str(erp_dir), *scrambled, greets=True
+    )
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,16 @@ DRIFT_EVERY = 1000
 SETTLE_SECONDS = 0
 
 
-def sku(i: int) -> str:
-    return f"SKU-{i:06d}"
+#: multiplies a SKU's index modulo a million for a scrambled catalog: odd and not a
+#: multiple of 5, so coprime with 10**6 and the SKUs stay distinct
+_SCRAMBLE = 482_711
+
+
+def sku(i: int, *, scrambled: bool = False) -> str:
+    """The ``i``-th SKU: in order of ``i`` (the default), or ``scrambled``, as a shop's
+    SKUs come in the order its products were created rather than SKU order (a million
+    SKUs at most)."""
+    return f"SKU-{(i * _SCRAMBLE) % 1_000_000 if scrambled else i:06d}"
 
 
 def location_key(j: int) -> str:

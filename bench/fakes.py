@@ -1,4 +1,5 @@
-"""The fakes of B1 in a process of their own: ``python -m bench.fakes SKUS LOCATIONS DIR``.
+"""The fakes of B1 in a process of their own:
+``python -m bench.fakes SKUS LOCATIONS DIR [scrambled]``.
 
 It seeds the fake Shopify (bulk operations), the fake WMS (paged REST) and the fake ERP
 (a CSV export in DIR) with :mod:`bench.catalog`, prints one JSON line with their
@@ -7,6 +8,10 @@ addresses, then obeys JSON commands on stdin, one per line, answering each with 
 * ``{"cmd": "change", "fraction": 0.001}``: change that fraction of the levels (half in
   the WMS, half in Shopify); answers ``{"changed": n}``;
 * ``{"cmd": "stop"}``.
+
+``scrambled``: the SKUs are created in an order that is not theirs
+(:func:`bench.catalog.sku`): Shopify's bulk file and the ERP's export then list them out
+of SKU order, as a shop's do; the WMS pages in SKU order either way.
 
 Two knobs differ from the fakes' defaults, and both only remove the fake's own cost:
 the bulk operation completes as soon as it is polled (``complete_after = 0``), and the
@@ -62,8 +67,8 @@ class SortedWMS(FakeWMS):
 
 
 class Fakes:
-    def __init__(self, skus: int, locations: int, erp_dir: Path) -> None:
-        self.skus, self.locations = skus, locations
+    def __init__(self, skus: int, locations: int, erp_dir: Path, scrambled: bool = False) -> None:
+        self.skus, self.locations, self.scrambled = skus, locations, scrambled
         self.shopify = FakeShopify(bucket_size=2000, restore_rate=100)
         self.shopify.bulk.run_after = 0.0
         self.shopify.bulk.complete_after = 0.0
@@ -72,11 +77,14 @@ class Fakes:
         self.gids: list[str] = []
         self.items: list[str] = []
 
+    def sku(self, i: int) -> str:
+        return catalog.sku(i, scrambled=self.scrambled)
+
     def seed(self) -> None:
         for j in range(self.locations):
             self.gids.append(self.shopify.add_location(f"DC {j + 1}"))
         for i in range(self.skus):
-            sku = catalog.sku(i)
+            sku = self.sku(i)
             item = self.shopify.add_item(sku, title=f"Item {i}")
             self.items.append(item)
             for j in range(self.locations):
@@ -100,7 +108,7 @@ class Fakes:
                 break
             i, j = divmod(index, self.locations)
             if n % 2 == 0:
-                level = self.wms.level(catalog.sku(i), catalog.warehouse(j))
+                level = self.wms.level(self.sku(i), catalog.warehouse(j))
                 self.wms.set_level(
                     level.sku,
                     level.warehouse,
@@ -126,8 +134,8 @@ class Fakes:
         }
 
 
-async def main(skus: int, locations: int, erp_dir: Path) -> None:
-    fakes = Fakes(skus, locations, erp_dir)
+async def main(skus: int, locations: int, erp_dir: Path, scrambled: bool) -> None:
+    fakes = Fakes(skus, locations, erp_dir, scrambled)
     # Millions of long-lived objects: without this, each full collection walks them all
     # again and seeding 100,000 SKUs takes minutes instead of seconds.
     gc.disable()
@@ -150,4 +158,5 @@ async def main(skus: int, locations: int, erp_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])))
+    scrambled = sys.argv[4:] == ["scrambled"]
+    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), scrambled))

@@ -24,7 +24,8 @@ class InventorySystem(Protocol):
         ...
 
     async def read_levels(self, skus: Sequence[str] | None = None) -> list[Level]:
-        """Every level, or only those of the given normalized SKUs."""
+        """Every level, or only those of the given normalized SKUs, in the system's own
+        order, as a new list the caller owns (and may sort)."""
         ...
 
     async def write_levels(self, writes: Sequence[LevelWrite]) -> list[WriteOutcome]:

@@ -49,7 +49,17 @@ class DiffRun:
 async def read_all(
     systems: Sequence[InventorySystem], skus: Sequence[str] | None = None
 ) -> tuple[list[Level], dict[str, str]]:
-    """Every system's levels; failures by system name instead of an exception."""
+    """Every system's levels, each system's in SKU order; failures by system name
+    instead of an exception.
+
+    Systems list levels in their own order: Shopify's bulk file in the order products
+    were created, an ERP's export as its report runs. Taken in SKU order (a stable
+    sort: a SKU's levels keep the system's order), a first read goes into the ledger in
+    the order of its key, where SQLite appends to its tree instead of splitting pages
+    all over it (out of order, B1's first read took SQLite 5 times as long to write:
+    BENCHMARKS.md, issue 16); and a read compares with the last one position by position
+    (:class:`monitors.diffmemo.DiffMemo`) whatever order the system paged in. A read
+    already in SKU order costs one pass."""
     results = await asyncio.gather(*(s.read_levels(skus) for s in systems), return_exceptions=True)
     levels: list[Level] = []
     failures: dict[str, str] = {}
@@ -61,6 +71,7 @@ async def read_all(
                 raise result
             failures[system.name] = f"{type(result).__name__}: {result}"
         else:
+            result.sort(key=_SKU)
             levels.extend(result)
     if skus is None:
         # A full read leaves the heap with the free space of everything it decoded and

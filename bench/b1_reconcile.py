@@ -48,9 +48,9 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 class Size:
     skus: int
     locations: int = 5
-    #: SKUs created out of SKU order (bench.catalog.sku): Shopify's and the ERP's reads
-    #: then come out of SKU order
-    scrambled: bool = False
+    #: products created in a shuffled order of SKUs (bench.catalog.creation_order):
+    #: Shopify's and the ERP's reads then come out of SKU order
+    shuffled: bool = False
 
 
 FULL = Size(100_000)
@@ -59,9 +59,9 @@ QUICK = Size(6_000)
 
 def fakes_process(size: Size, erp_dir: Path) -> Child:
     """``bench.fakes`` in a child process, spoken to over its stdin and stdout."""
-    scrambled = ("scrambled",) if size.scrambled else ()
+    shuffled = ("shuffled",) if size.shuffled else ()
     return Child(
-        "bench.fakes", str(size.skus), str(size.locations), str(erp_dir), *scrambled, greets=True
+        "bench.fakes", str(size.skus), str(size.locations), str(erp_dir), *shuffled, greets=True
     )
 
 

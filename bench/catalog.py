@@ -6,21 +6,25 @@ for one level in every :data:`DRIFT_EVERY`), so the diff has real work to report
 
 from __future__ import annotations
 
+import random
+
 WMS_TOKEN = "wms-bench-token"
 DRIFT_EVERY = 1000
 SETTLE_SECONDS = 0
 
 
-#: multiplies a SKU's index modulo a million for a scrambled catalog: odd and not a
-#: multiple of 5, so coprime with 10**6 and the SKUs stay distinct
-_SCRAMBLE = 482_711
+def sku(i: int) -> str:
+    return f"SKU-{i:06d}"
 
 
-def sku(i: int, *, scrambled: bool = False) -> str:
-    """The ``i``-th SKU: in order of ``i`` (the default), or ``scrambled``, as a shop's
-    SKUs come in the order its products were created rather than SKU order (a million
-    SKUs at most)."""
-    return f"SKU-{(i * _SCRAMBLE) % 1_000_000 if scrambled else i:06d}"
+def creation_order(skus: int, *, shuffled: bool = False) -> list[int]:
+    """The SKU of each product in the order the fakes create them: by SKU (B1), or
+    ``shuffled`` (the same shuffle every run), as a shop creates products in an order of
+    its own, and Shopify's bulk file and an ERP's export list them in it."""
+    order = list(range(skus))
+    if shuffled:
+        random.Random(16).shuffle(order)
+    return order
 
 
 def location_key(j: int) -> str:

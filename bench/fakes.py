@@ -1,5 +1,5 @@
 """The fakes of B1 in a process of their own:
-``python -m bench.fakes SKUS LOCATIONS DIR [scrambled]``.
+``python -m bench.fakes SKUS LOCATIONS DIR [shuffled]``.
 
 It seeds the fake Shopify (bulk operations), the fake WMS (paged REST) and the fake ERP
 (a CSV export in DIR) with :mod:`bench.catalog`, prints one JSON line with their
@@ -9,9 +9,9 @@ addresses, then obeys JSON commands on stdin, one per line, answering each with 
   the WMS, half in Shopify); answers ``{"changed": n}``;
 * ``{"cmd": "stop"}``.
 
-``scrambled``: the SKUs are created in an order that is not theirs
-(:func:`bench.catalog.sku`): Shopify's bulk file and the ERP's export then list them out
-of SKU order, as a shop's do; the WMS pages in SKU order either way.
+``shuffled``: the products are created in a shuffled order of SKUs
+(:func:`bench.catalog.creation_order`): Shopify's bulk file and the ERP's export then
+list them out of SKU order, as a shop's do; the WMS pages in SKU order either way.
 
 Two knobs differ from the fakes' defaults, and both only remove the fake's own cost:
 the bulk operation completes as soon as it is polled (``complete_after = 0``), and the
@@ -67,8 +67,9 @@ class SortedWMS(FakeWMS):
 
 
 class Fakes:
-    def __init__(self, skus: int, locations: int, erp_dir: Path, scrambled: bool = False) -> None:
-        self.skus, self.locations, self.scrambled = skus, locations, scrambled
+    def __init__(self, skus: int, locations: int, erp_dir: Path, shuffled: bool = False) -> None:
+        self.skus, self.locations = skus, locations
+        self.order = catalog.creation_order(skus, shuffled=shuffled)
         self.shopify = FakeShopify(bucket_size=2000, restore_rate=100)
         self.shopify.bulk.run_after = 0.0
         self.shopify.bulk.complete_after = 0.0
@@ -78,7 +79,7 @@ class Fakes:
         self.items: list[str] = []
 
     def sku(self, i: int) -> str:
-        return catalog.sku(i, scrambled=self.scrambled)
+        return catalog.sku(self.order[i])
 
     def seed(self) -> None:
         for j in range(self.locations):
@@ -134,8 +135,8 @@ class Fakes:
         }
 
 
-async def main(skus: int, locations: int, erp_dir: Path, scrambled: bool) -> None:
-    fakes = Fakes(skus, locations, erp_dir, scrambled)
+async def main(skus: int, locations: int, erp_dir: Path, shuffled: bool) -> None:
+    fakes = Fakes(skus, locations, erp_dir, shuffled)
     # Millions of long-lived objects: without this, each full collection walks them all
     # again and seeding 100,000 SKUs takes minutes instead of seconds.
     gc.disable()
@@ -158,5 +159,5 @@ async def main(skus: int, locations: int, erp_dir: Path, scrambled: bool) -> Non
 
 
 if __name__ == "__main__":
-    scrambled = sys.argv[4:] == ["scrambled"]
-    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), scrambled))
+    shuffled = sys.argv[4:] == ["shuffled"]
+    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), shuffled))

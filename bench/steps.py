@@ -1,5 +1,5 @@
 """B1's steps at a size of your choosing, for comparing two commits quickly:
-``python -m bench.steps SKUS [sqlite|postgresql] [--reads N] [--floor] [--scrambled]``.
+``python -m bench.steps SKUS [sqlite|postgresql] [--reads N] [--floor] [--shuffled]``.
 
 Runs the fakes in their own process (as B1 does), then reads every level ``N`` times and
 prints the product CPU of each read, then records a first full read, changes 0.1% of
@@ -18,8 +18,8 @@ the WMS's pages with httpx and ``Response.json()``; the ERP's export through
 CSV connector parses an unchanged export once: the ERP's later reads here cost nothing,
 as they do in B1's second run.)
 
-``--scrambled``: the fakes' SKUs are created out of SKU order (:mod:`bench.fakes`), as a
-shop's are; B1's come in SKU order.
+``--shuffled``: the fakes create products in a shuffled order of SKUs (:mod:`bench.fakes`), as
+a shop does; B1's come in SKU order.
 """
 
 from __future__ import annotations
@@ -51,10 +51,10 @@ BULK_THRESHOLD = 5_000
 
 
 async def run(
-    skus: int, dialect: str, reads: int, floor: bool = False, scrambled: bool = False
+    skus: int, dialect: str, reads: int, floor: bool = False, shuffled: bool = False
 ) -> None:
     async with (
-        fakes_running(Size(skus, scrambled=scrambled), "bench-steps-") as running,
+        fakes_running(Size(skus, shuffled=shuffled), "bench-steps-") as running,
         Database(dialect, running.folder) as database,
     ):
         await _steps(running.address, database, running.erp_dir, running.fakes, reads, floor)
@@ -173,7 +173,7 @@ def main() -> None:
         "--floor", action="store_true", help="each system's read against decoding alone, first"
     )
     parser.add_argument(
-        "--scrambled", action="store_true", help="SKUs created out of SKU order, as a shop's are"
+        "--shuffled", action="store_true", help="SKUs created out of SKU order, as a shop's are"
     )
     args = parser.parse_args()
     if args.skus <= BULK_THRESHOLD:
@@ -181,7 +181,7 @@ def main() -> None:
             f"SKUS must be above {BULK_THRESHOLD:,}: below that Shopify is read page by page, "
             "paced by its rate limit in real time (B1 reads it in bulk)"
         )
-    asyncio.run(run(args.skus, args.dialect, args.reads, args.floor, args.scrambled))
+    asyncio.run(run(args.skus, args.dialect, args.reads, args.floor, args.shuffled))
 
 
 if __name__ == "__main__":

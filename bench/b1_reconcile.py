@@ -49,7 +49,7 @@ class Size:
     skus: int
     locations: int = 5
     #: products created in a shuffled order of SKUs (bench.catalog.creation_order):
-    #: Shopify's and the ERP's reads then come out of SKU order
+    #: Shopify's bulk file then lists them out of SKU order
     shuffled: bool = False
 
 

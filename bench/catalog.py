@@ -20,7 +20,7 @@ def sku(i: int) -> str:
 def creation_order(skus: int, *, shuffled: bool = False) -> list[int]:
     """The SKU of each product in the order the fakes create them: by SKU (B1), or
     ``shuffled`` (the same shuffle every run), as a shop creates products in an order of
-    its own, and Shopify's bulk file and an ERP's export list them in it."""
+    its own, and Shopify's bulk file lists them in it."""
     order = list(range(skus))
     if shuffled:
         random.Random(16).shuffle(order)

@@ -10,8 +10,8 @@ addresses, then obeys JSON commands on stdin, one per line, answering each with 
 * ``{"cmd": "stop"}``.
 
 ``shuffled``: the products are created in a shuffled order of SKUs
-(:func:`bench.catalog.creation_order`): Shopify's bulk file and the ERP's export then
-list them out of SKU order, as a shop's do; the WMS pages in SKU order either way.
+(:func:`bench.catalog.creation_order`): Shopify's bulk file then lists them out of SKU
+order, as a shop's does; the WMS pages and the ERP exports in SKU order either way.
 
 Two knobs differ from the fakes' defaults, and both only remove the fake's own cost:
 the bulk operation completes as soon as it is polled (``complete_after = 0``), and the

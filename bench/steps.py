@@ -173,7 +173,7 @@ def main() -> None:
         "--floor", action="store_true", help="each system's read against decoding alone, first"
     )
     parser.add_argument(
-        "--shuffled", action="store_true", help="SKUs created out of SKU order, as a shop's are"
+        "--shuffled", action="store_true", help="products created out of SKU order, as a shop's"
     )
     args = parser.parse_args()
     if args.skus <= BULK_THRESHOLD:

@@ -12,8 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
+
+import msgspec
 
 from connectors.levels import Level, map_type, tuple_map
 from connectors.normalize import Mapping as SkuMapping
@@ -85,6 +87,52 @@ def _flags(tracked: bool, policy: Any) -> Mapping[str, str | bool]:
     return flags
 
 
+class BulkLocation(msgspec.Struct, gc=False):
+    id: Any
+
+
+class BulkQuantity(msgspec.Struct, gc=False):
+    name: str
+    #: ``Int`` in Shopify's schema: msgspec refuses ``true``, ``2.5`` or ``"5"`` here
+    quantity: int | None = None
+
+
+class BulkVariant(msgspec.Struct, gc=False):
+    inventoryPolicy: Any = None  # Shopify's field names
+
+
+class BulkLine(msgspec.Struct, gc=False, rename={"parent_id": "__parentId"}):
+    """One line of the bulk inventory file (``bulk_inventory_items.graphql``) as msgspec
+    decodes it: an ``InventoryItem`` (no ``parent_id``) or one of its
+    ``InventoryLevel``s. Decoding a line into this costs about half of decoding it into
+    dicts (a level's eight quantities are eight dicts otherwise), and the reader takes
+    its fields as attributes (a first full read of 100,000 SKUs is 600,000 lines;
+    BENCHMARKS.md, issue 16). A line msgspec does not fit into it (a quantity that is not
+    an ``Int``, a variant that is not an object) is read as dicts, which names what is
+    wrong."""
+
+    id: Any
+    parent_id: Any = None
+    location: BulkLocation | None = None
+    quantities: list[BulkQuantity] | None = None
+    updatedAt: Any = None
+    sku: Any = None
+    tracked: Any = None
+    variant: BulkVariant | None = None
+
+
+def line_facts(line: BulkLine, *, system: str, mapping: SkuMapping) -> ItemFacts | None:
+    """:func:`item_facts` of an item's line decoded as a :class:`BulkLine`."""
+    raw_sku = line.sku
+    if not raw_sku:
+        return None
+    sku = mapping.normalize_sku(raw_sku)
+    variant = line.variant
+    policy = None if variant is None else variant.inventoryPolicy
+    flags = _flags(bool(line.tracked), policy)
+    return ItemFacts(line.id, sku, mapping.pack_size(system, sku), flags, raw_sku=str(raw_sku))
+
+
 class LevelReader:
     """Turns one read's ``InventoryLevel`` nodes (with ``location { id }`` and
     ``quantities``) into Levels: ``reader(facts, node, observed_at)``. Each location met
@@ -133,6 +181,40 @@ class LevelReader:
             )
         )
 
+    def line(self, facts: ItemFacts, line: BulkLine, observed_at: datetime) -> Level | None:
+        """The level of a level's line decoded as a :class:`BulkLine`, as ``__call__``
+        builds it from dicts; None for a line with no location or quantities, or a
+        quantity missing (read it as dicts: ``__call__`` says what is wrong or not
+        reported)."""
+        where, quantities = line.location, line.quantities
+        if where is None or quantities is None:
+            return None
+        gid = where.id
+        place = self._places.get(gid) if type(gid) is str else None
+        if place is None:
+            place = self._place(str(gid))
+        location_gid, location = place
+        counts = tuple(map(_COUNT, quantities))
+        if None in counts:
+            return None
+        pack = facts.pack
+        return _new_level(
+            (
+                self._system,
+                facts.sku,
+                location,
+                tuple_map(
+                    tuple(map(_STATE, quantities)),
+                    counts if pack == 1 else [to_units(c, pack) for c in counts],
+                ),
+                observed_at,
+                parse_time(line.updatedAt),
+                "poll",
+                _refs((facts.item_id, location_gid, facts.raw_sku or facts.sku)),
+                facts.flags,
+            )
+        )
+
     def _place(self, gid: str) -> tuple[str, str]:
         gid = sys.intern(gid)  # a few locations, many levels
         place = (gid, self._mapping.location_key(self._system, gid) or gid)
@@ -153,6 +235,7 @@ def _reported(
 
 
 _NAME, _QUANTITY = itemgetter("name"), itemgetter("quantity")
+_STATE, _COUNT = attrgetter("name"), attrgetter("quantity")
 _INT = frozenset({int})
 _new_level: Callable[[tuple[Any, ...]], Level] = partial(tuple.__new__, Level)
 

@@ -16,6 +16,7 @@ item (in memory, per item), taken from the memo or decoded.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -27,7 +28,15 @@ from connectors.levels import Level, observed_again
 from connectors.memo import I64, Memo, hashes
 from connectors.normalize import Mapping
 from connectors.shopify.catalog import Catalog
-from connectors.shopify.items import REFS_TUPLE, ItemFacts, LevelReader, item_facts, ref_values
+from connectors.shopify.items import (
+    REFS_TUPLE,
+    BulkLine,
+    ItemFacts,
+    LevelReader,
+    item_facts,
+    line_facts,
+    ref_values,
+)
 
 #: JSONL decoded by msgspec, many lines a call: ~1.7x faster than the json module on
 #: Shopify's lines one by one, and a whole network chunk of lines is one call (a full
@@ -35,6 +44,8 @@ from connectors.shopify.items import REFS_TUPLE, ItemFacts, LevelReader, item_fa
 _decoder = msgspec.json.Decoder()
 _decode = _decoder.decode
 _decode_lines = _decoder.decode_lines
+#: the same lines decoded as :class:`BulkLine`s, where they fit (most files: all lines)
+_decode_bulk_lines = msgspec.json.Decoder(BulkLine).decode_lines
 #: what ends a line, as httpx's line reader splits them (``str.splitlines`` would also
 #: split at U+2028 and others, which JSON strings may hold unescaped)
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -62,6 +73,19 @@ def objects(data: bytes, system: str, encoding: str) -> list[dict[str, Any]]:
     ):
         text = data.decode(encoding, "replace")
         return [_object(line, system) for line in _LINE_END.split(text) if line.strip()]
+    return found
+
+
+def lines(data: bytes, system: str, encoding: str) -> Sequence[BulkLine | dict[str, Any]]:
+    """The lines of ``data`` as :class:`BulkLine`s, all at once, where each line fits
+    one; else :func:`objects` (dicts), which reads what does not fit and names what is
+    wrong."""
+    try:
+        found = _decode_bulk_lines(data)
+    except ValueError:  # msgspec's DecodeError and ValidationError: read as dicts
+        return objects(data, system, encoding)
+    if len(found) != data.count(b"\n") + (not data.endswith(b"\n")):  # blank lines
+        return objects(data, system, encoding)
     return found
 
 
@@ -95,8 +119,8 @@ class BulkLines:
         #: item id -> its facts (None: an item without a SKU)
         self._items: dict[str, ItemFacts | None] = {}
         #: item id -> its levels met before it: (position in ``_made``, the level's
-        #: line, its object if decoded, else its level from the memo)
-        self._waiting: dict[str, list[tuple[int, bytes, dict[str, Any] | Level]]] = {}
+        #: line, the line decoded, else its level from the memo)
+        self._waiting: dict[str, list[tuple[int, bytes, _Decoded | Level]]] = {}
         #: what this read made of each line, in file order, with the lines' hashes
         self._keys: list[I64] = []
         self._made: list[Made | None] = []
@@ -105,17 +129,17 @@ class BulkLines:
 
     def chunk(self, data: bytes, encoding: str) -> list[Level]:
         self._encoding = encoding
-        lines = data.split(b"\n")
-        if not lines[-1]:
-            lines.pop()
-        keys = hashes(lines)
+        pieces = data.split(b"\n")
+        if not pieces[-1]:
+            pieces.pop()
+        keys = hashes(pieces)
         found = self._memo.take(keys)
         if found.count(None) == len(found):  # nothing known (a first read): no copy
-            missed: list[bytes] = lines
-            decoded = objects(data, self._system, encoding)
+            missed: list[bytes] = pieces
+            decoded: Sequence[_Decoded] = lines(data, self._system, encoding)
         else:
-            missed = [line for line, known in zip(lines, found, strict=True) if known is None]
-            decoded = objects(b"\n".join(missed), self._system, encoding) if missed else []
+            missed = [line for line, known in zip(pieces, found, strict=True) if known is None]
+            decoded = lines(b"\n".join(missed), self._system, encoding) if missed else []
         out: list[Level] = []
         if len(decoded) != len(missed):  # blank or odd lines: decoded whole, kept nowhere
             for obj in objects(data, self._system, encoding):
@@ -131,7 +155,7 @@ class BulkLines:
         # (Shopify's order since 2026-01): those are told and queued first, at C speed
         # where the level's references are a tuple of their values (_item takes them)
         refs_tuple = REFS_TUPLE
-        for at, (line, known) in enumerate(zip(lines, found, strict=True), start):
+        for at, (line, known) in enumerate(zip(pieces, found, strict=True), start):
             if type(known) is Level:  # a level, its line unchanged
                 refs = known.refs
                 if type(refs) is refs_tuple:
@@ -170,12 +194,17 @@ class BulkLines:
         self._keys, self._made = [], []
 
     # -- one line -----------------------------------------------------------------------
-    def _new(self, obj: dict[str, Any], line: bytes, at: int | None, out: list[Level]) -> None:
+    def _new(self, obj: _Decoded, line: bytes, at: int | None, out: list[Level]) -> None:
         """A decoded line (``at``: its position in ``_made``; None: not to be kept)."""
-        parent = obj.get("__parentId")
+        typed = type(obj) is BulkLine
+        parent = obj.parent_id if typed else obj.get("__parentId")  # type: ignore[union-attr]
         if parent is None:  # an item
-            item_id = str(obj["id"])
-            facts = item_facts(obj, system=self._system, mapping=self._mapping)
+            if typed:
+                item_id = str(obj.id)  # type: ignore[union-attr]
+                facts = line_facts(obj, system=self._system, mapping=self._mapping)  # type: ignore[arg-type]
+            else:
+                item_id = str(obj["id"])  # type: ignore[index]
+                facts = item_facts(obj, system=self._system, mapping=self._mapping)  # type: ignore[arg-type]
             if at is not None:
                 self._made[at] = (
                     item_id
@@ -190,14 +219,19 @@ class BulkLines:
         if facts_or_none is _UNSEEN:  # a level before its item
             self._waiting.setdefault(str(parent), []).append((-1 if at is None else at, line, obj))
             return
-        self._built(facts_or_none, obj, at, out)
+        self._built(facts_or_none, obj, line, at, out)
 
     def _built(
-        self, facts: ItemFacts | None, obj: dict[str, Any], at: int | None, out: list[Level]
+        self,
+        facts: ItemFacts | None,
+        obj: _Decoded,
+        line: bytes,
+        at: int | None,
+        out: list[Level],
     ) -> None:
         if facts is None:  # an item without a SKU: no level
             return
-        level = self._level_of(facts, obj, self._observed)
+        level = self._level(facts, obj, line)
         if at is not None and at >= 0:
             self._made[at] = level
         self._stocked(facts, level, out)
@@ -225,7 +259,7 @@ class BulkLines:
         self._made[at] = None
         if facts is not None:
             [obj] = objects(line, self._system, self._encoding)
-            self._built(facts, obj, at, out)
+            self._built(facts, obj, line, at, out)
 
     def _item(self, item_id: str, facts: ItemFacts | None, out: list[Level]) -> None:
         self._items[item_id] = facts
@@ -244,24 +278,38 @@ class BulkLines:
         )
         if facts is not None:
             waiting = self._kept(item_id, facts, waiting, out)
+        from_line = level_of.line
         for at, line, entry in waiting:
-            if type(entry) is not dict:  # from the memo: kept or built again
+            kind = type(entry)
+            if kind is Level:  # from the memo: kept or built again
                 self._settle(facts, entry, line, at, out)  # type: ignore[arg-type]
             elif facts is not None:
-                level = level_of(facts, entry, observed)
+                level = (
+                    from_line(facts, entry, observed) if kind is BulkLine else None  # type: ignore[arg-type]
+                ) or self._level(facts, entry, line)  # type: ignore[arg-type]
                 if at >= 0:
                     made[at] = level
                 if add_level is not None:
                     add_level(facts.item_id, level.refs["location_id"])
                 out.append(level)
 
+    def _level(self, facts: ItemFacts, obj: _Decoded, line: bytes) -> Level:
+        """The level of a level's decoded line: as a :class:`BulkLine` where it reads as
+        one, else from the line decoded as dicts (which says what is wrong with it)."""
+        if type(obj) is BulkLine:
+            level = self._level_of.line(facts, obj, self._observed)
+            if level is not None:
+                return level
+            [obj] = objects(line, self._system, self._encoding)
+        return self._level_of(facts, obj, self._observed)  # type: ignore[arg-type]
+
     def _kept(
         self,
         item_id: str,
         facts: ItemFacts,
-        waiting: list[tuple[int, bytes, dict[str, Any] | Level]],
+        waiting: list[tuple[int, bytes, _Decoded | Level]],
         out: list[Level],
-    ) -> list[tuple[int, bytes, dict[str, Any] | Level]]:
+    ) -> list[tuple[int, bytes, _Decoded | Level]]:
         """What :meth:`_settle` does for each level from the memo that its item keeps
         (the same SKU, spelling and flags; references a tuple of their values), for all
         of the item's waiting levels in one loop, without a call per level (a later read
@@ -304,5 +352,7 @@ class BulkLines:
 
 #: an item not met yet in this read
 _UNSEEN: Any = object()
+#: a line decoded: as a BulkLine where it fits one, else as dicts
+_Decoded = BulkLine | dict[str, Any]
 _tuple_getitem = tuple.__getitem__
 _new_tuple = tuple.__new__

@@ -58,10 +58,18 @@ def item_facts(node: Mapping[str, Any], *, system: str, mapping: SkuMapping) -> 
     raw_sku = node.get("sku")
     if not raw_sku:
         return None
-    sku = mapping.normalize_sku(raw_sku)
     variant = node.get("variant") or {}
-    flags = _flags(bool(node.get("tracked")), variant.get("inventoryPolicy"))
-    return ItemFacts(node["id"], sku, mapping.pack_size(system, sku), flags, raw_sku=str(raw_sku))
+    return _facts(
+        node["id"], raw_sku, node.get("tracked"), variant.get("inventoryPolicy"), system, mapping
+    )
+
+
+def _facts(
+    item_id: Any, raw_sku: Any, tracked: Any, policy: Any, system: str, mapping: SkuMapping
+) -> ItemFacts:
+    sku = mapping.normalize_sku(raw_sku)
+    flags = _flags(bool(tracked), policy)
+    return ItemFacts(item_id, sku, mapping.pack_size(system, sku), flags, raw_sku=str(raw_sku))
 
 
 #: an item's flags, one read-only map per distinct value (a handful: ``tracked`` and the
@@ -98,7 +106,7 @@ class BulkQuantity(msgspec.Struct, gc=False):
 
 
 class BulkVariant(msgspec.Struct, gc=False):
-    inventoryPolicy: Any = None  # Shopify's field names
+    inventoryPolicy: Any = None
 
 
 class BulkLine(msgspec.Struct, gc=False, rename={"parent_id": "__parentId"}):
@@ -109,7 +117,7 @@ class BulkLine(msgspec.Struct, gc=False, rename={"parent_id": "__parentId"}):
     its fields as attributes (a first full read of 100,000 SKUs is 600,000 lines;
     BENCHMARKS.md, issue 16). A line msgspec does not fit into it (a quantity that is not
     an ``Int``, a variant that is not an object) is read as dicts, which names what is
-    wrong."""
+    wrong. Fields are named as Shopify names them."""
 
     id: Any
     parent_id: Any = None
@@ -126,11 +134,9 @@ def line_facts(line: BulkLine, *, system: str, mapping: SkuMapping) -> ItemFacts
     raw_sku = line.sku
     if not raw_sku:
         return None
-    sku = mapping.normalize_sku(raw_sku)
     variant = line.variant
     policy = None if variant is None else variant.inventoryPolicy
-    flags = _flags(bool(line.tracked), policy)
-    return ItemFacts(line.id, sku, mapping.pack_size(system, sku), flags, raw_sku=str(raw_sku))
+    return _facts(line.id, raw_sku, line.tracked, policy, system, mapping)
 
 
 class LevelReader:

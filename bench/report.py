@@ -87,7 +87,9 @@ NOTES = """\
   the keys as before 0013, a history row beside each. No Driftwatch code runs while it
   is timed. Probes beside it: key and quantity alone, a row per key (`bare`); a row per
   level with a column per state and its `since` once (`wide`), and the history row per
-  level a first read would write without 0013 (`wide_history`).
+  level a first read would write without 0013 (`wide_history`); the ledger's own steps
+  into a 14-column `levels` with no own columns and no partial index (`lean`: what
+  moving a state's own columns to a table of their own could keep).
 - **B2** `monitors.drift.diff` on Level objects built before the clock starts. Baseline:
   a polars full outer join of the three systems' rows on (sku, location) computing each
   gap to the truth (loading included; polars uses every core, the engine one); a Python

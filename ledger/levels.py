@@ -195,8 +195,8 @@ class Levels(Store):
             log.warning(
                 "%s level changes recorded in one batch on SQLite: at this size SQLite's "
                 "writes run in this process, beside the diff (a first full diff of 100,000 "
-                "SKUs × 5 locations takes 1.1 to 1.3 times the CPU it takes on PostgreSQL: "
-                "SQLite's own writes, 2 to 5 s more). Past a few thousand SKUs, set "
+                "SKUs × 5 locations takes 1.1 to 1.4 times the CPU it takes on PostgreSQL: "
+                "SQLite's own writes, 2 to 8 s more). Past a few thousand SKUs, set "
                 "DATABASE_URL to a PostgreSQL database and run `driftwatch db upgrade` "
                 "(README, 'Big catalogs'). Said once a process.",
                 f"{batch.changed:,}",

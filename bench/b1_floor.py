@@ -191,13 +191,14 @@ def write(
 
 def lean(path: Path, levels: dict[str, list[LevelRow]]) -> float:
     """The ``lean`` probe (module docstring): :func:`write`'s levels, cut into the same
-    steps with the same parameters, into a 14-column table with no partial index."""
+    steps with the same parameters, into a 14-column ``levels`` (a database of its own)
+    with no partial index."""
     quantities = ", ".join(f"{state} INTEGER" for state in LEVEL_STATES)
     conn = _connect(path)
     bulk = bulk_for("sqlite")
     try:
         conn.executescript(
-            "CREATE TABLE level_lean (system TEXT NOT NULL, sku TEXT NOT NULL, "
+            "CREATE TABLE levels (system TEXT NOT NULL, sku TEXT NOT NULL, "
             "location TEXT NOT NULL, observed_at TEXT NOT NULL, changed_at TEXT, "
             f"source TEXT NOT NULL, {quantities}, "
             "PRIMARY KEY (system, sku, location)) WITHOUT ROWID"
@@ -209,11 +210,15 @@ def lean(path: Path, levels: dict[str, list[LevelRow]]) -> float:
             step = max(1, CHUNK // len(states))
             for start in range(0, len(rows_), step):
                 for statement, params in bulk.new_levels_steps(states, rows_[start : start + step]):
-                    # the ledger's multi-row INSERT, into the lean table, no upsert clause
-                    insert = statement.split(" ON CONFLICT ")[0]
-                    conn.executemany(insert.replace("INTO levels ", "INTO level_lean ", 1), params)
+                    # the ledger's multi-row INSERT without its upsert clause, which sets
+                    # own columns this table does not have
+                    conn.executemany(statement.split(" ON CONFLICT ")[0], params)
         conn.execute("COMMIT")
-        return cpu_seconds() - before
+        spent = cpu_seconds() - before
+        [(written,)] = conn.execute("SELECT count(*) FROM levels")
+        if written != sum(map(len, levels.values())):
+            raise RuntimeError(f"the lean probe wrote {written} levels")
+        return spent
     finally:
         conn.close()
 

@@ -59,6 +59,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 
 from bench import catalog
@@ -160,10 +161,12 @@ def write(
     *,
     commit_chunks: bool = False,
     row_per_step: bool = False,
+    upsert: bool = True,
 ) -> float:
     """CPU seconds of writing the levels as ``ledger.bulk`` writes a first read's on
     SQLite: one transaction, as a batch is recorded (or one per chunk, ``commit_chunks``);
-    ``row_per_step``: a level a statement's step, as before 2026-12-07."""
+    ``row_per_step``: a level a statement's step, as before 2026-12-07; ``upsert=False``:
+    the statements without their upsert clause (which sets a state's own columns)."""
     conn = _connect(path)
     bulk = bulk_for("sqlite")
     try:
@@ -179,7 +182,9 @@ def write(
                 else:
                     steps = bulk.new_levels_steps(states, chunk)
                 for statement, params in steps:
-                    conn.executemany(statement, params)
+                    conn.executemany(
+                        statement if upsert else statement.split(" ON CONFLICT ")[0], params
+                    )
                 if commit_chunks:
                     conn.execute("COMMIT")
                     conn.execute("BEGIN")
@@ -190,37 +195,23 @@ def write(
 
 
 def lean(path: Path, levels: dict[str, list[LevelRow]]) -> float:
-    """The ``lean`` probe (module docstring): :func:`write`'s levels, cut into the same
-    steps with the same parameters, into a 14-column ``levels`` (a database of its own)
-    with no partial index."""
+    """The ``lean`` probe (module docstring): :func:`write`'s levels, steps and
+    parameters, less the upsert clause, into a 14-column ``levels`` (a database of its
+    own) with no partial index."""
     quantities = ", ".join(f"{state} INTEGER" for state in LEVEL_STATES)
-    conn = _connect(path)
-    bulk = bulk_for("sqlite")
-    try:
+    with closing(sqlite3.connect(path)) as conn:
         conn.executescript(
             "CREATE TABLE levels (system TEXT NOT NULL, sku TEXT NOT NULL, "
             "location TEXT NOT NULL, observed_at TEXT NOT NULL, changed_at TEXT, "
             f"source TEXT NOT NULL, {quantities}, "
             "PRIMARY KEY (system, sku, location)) WITHOUT ROWID"
         )
-        before = cpu_seconds()
-        conn.execute("BEGIN")
-        for system, rows_ in levels.items():
-            states = STATES[system]
-            step = max(1, CHUNK // len(states))
-            for start in range(0, len(rows_), step):
-                for statement, params in bulk.new_levels_steps(states, rows_[start : start + step]):
-                    # the ledger's multi-row INSERT without its upsert clause, which sets
-                    # own columns this table does not have
-                    conn.executemany(statement.split(" ON CONFLICT ")[0], params)
-        conn.execute("COMMIT")
-        spent = cpu_seconds() - before
+    spent = write(path, levels, upsert=False)
+    with closing(sqlite3.connect(path)) as conn:
         [(written,)] = conn.execute("SELECT count(*) FROM levels")
-        if written != sum(map(len, levels.values())):
-            raise RuntimeError(f"the lean probe wrote {written} levels")
-        return spent
-    finally:
-        conn.close()
+    if written != sum(map(len, levels.values())):
+        raise RuntimeError(f"the lean probe wrote {written} levels")
+    return spent
 
 
 def per_state(path: Path, all_rows: list[Row]) -> float:
